@@ -1,0 +1,394 @@
+//! The collector: a worker thread that drains every thread's ring, counts calls exactly, and hands
+//! batches to the sinks, every `flush_interval` and whenever a batch fills. The application never
+//! waits for it; a full queue drops events and counts them.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::clock;
+use crate::error::ConfigError;
+use crate::event::Event;
+use crate::local::{self, Generation, ThreadState, ENABLED, GEN_SHIFT, RUNNING, STATE};
+use crate::ring::DropPolicy;
+use crate::sink::{Batch, CallCount, FanOut, Sink};
+use crate::site::{self, Site};
+
+/// The largest queue size accepted.
+pub const MAX_QUEUE_SIZE: usize = 1 << 24;
+
+/// Settings of the collector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorConfig {
+    /// Events each recording thread may have queued (default 2048). Memory is bounded by
+    /// `queue_size` events per thread that records; beyond it, events are dropped and counted.
+    pub queue_size: usize,
+    /// Most events in one batch handed to the sinks (default 128). A thread that has queued a
+    /// full batch wakes the collector early.
+    pub batch_max: usize,
+    /// How often the collector drains the queues and flushes (default 100 ms).
+    pub flush_interval: Duration,
+    /// Which event to drop when a queue is full (default: the new one).
+    pub drop_policy: DropPolicy,
+    /// How long dropping the [`Collector`] may wait for the last flush (default 5 s).
+    pub shutdown_timeout: Duration,
+    /// `Some(false)` starts with profiling switched off, `Some(true)` on; `None` reads
+    /// `PROFILIS_DISABLED` (`1`/`true` switches it off).
+    pub enabled: Option<bool>,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            queue_size: 2048,
+            batch_max: 128,
+            flush_interval: Duration::from_millis(100),
+            drop_policy: DropPolicy::Newest,
+            shutdown_timeout: Duration::from_secs(5),
+            enabled: None,
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// The first value that is out of range, named with what is allowed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.queue_size == 0 || self.queue_size > MAX_QUEUE_SIZE {
+            return Err(ConfigError::QueueSize {
+                value: self.queue_size,
+                max: MAX_QUEUE_SIZE,
+            });
+        }
+        if self.batch_max == 0 {
+            return Err(ConfigError::BatchMax {
+                value: self.batch_max,
+            });
+        }
+        if self.flush_interval.is_zero() {
+            return Err(ConfigError::FlushInterval {
+                value: self.flush_interval,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads `PROFILIS_DISABLED`: `Some(true)` to switch profiling off, `None` when unset.
+///
+/// # Errors
+/// [`ConfigError::Env`] for a value other than `1`, `true`, `yes`, `on`, `0`, `false`, `no`,
+/// `off` or empty.
+pub fn disabled_from_env() -> Result<Option<bool>, ConfigError> {
+    let Ok(value) = std::env::var("PROFILIS_DISABLED") else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(Some(true)),
+        "" | "0" | "false" | "no" | "off" => Ok(Some(false)),
+        _ => Err(ConfigError::Env {
+            name: "PROFILIS_DISABLED",
+            value,
+            expected: "one of 1, true, yes, on, 0, false, no, off",
+        }),
+    }
+}
+
+/// Switches profiling on or off for the whole process. Off, a profiled call costs one atomic
+/// load and records nothing.
+pub fn set_enabled(enabled: bool) {
+    if enabled {
+        STATE.fetch_or(ENABLED, Ordering::Relaxed);
+    } else {
+        STATE.fetch_and(!ENABLED, Ordering::Relaxed);
+    }
+}
+
+/// Whether profiling is switched on (it is by default).
+pub fn is_enabled() -> bool {
+    STATE.load(Ordering::Relaxed) & ENABLED != 0
+}
+
+/// The collector's counters. At any quiet moment
+/// `enqueued == processed + dropped + queue_depth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Events offered to the queues.
+    pub enqueued: u64,
+    /// Events handed to the sinks.
+    pub processed: u64,
+    /// Events dropped because a queue was full.
+    pub dropped: u64,
+    /// Sink calls that failed (returned an error or panicked).
+    pub sink_failures: u64,
+    /// Events queued or in the batch being written now.
+    pub queue_depth: u64,
+}
+
+static COLLECTOR_RUNNING: AtomicBool = AtomicBool::new(false);
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+static POPPED: AtomicU64 = AtomicU64::new(0);
+static PROCESSED: AtomicU64 = AtomicU64::new(0);
+static SINK_FAILURES: AtomicU64 = AtomicU64::new(0);
+static RETIRED_ENQUEUED: AtomicU64 = AtomicU64::new(0);
+static RETIRED_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// The collector's counters now (process-wide, over every collector run).
+pub fn stats() -> Stats {
+    stats_of(&local::thread_states())
+}
+
+fn stats_of(states: &[Arc<ThreadState>]) -> Stats {
+    let mut s = Stats {
+        enqueued: RETIRED_ENQUEUED.load(Ordering::Acquire),
+        dropped: RETIRED_DROPPED.load(Ordering::Acquire),
+        ..Stats::default()
+    };
+    let mut queued = 0;
+    for t in states {
+        let rejected = t.rejected.load(Ordering::Relaxed);
+        s.enqueued += t.ring.pushed() + rejected;
+        s.dropped += rejected + t.evicted.load(Ordering::Relaxed);
+        queued += t.ring.len();
+    }
+    let processed = PROCESSED.load(Ordering::Acquire);
+    s.processed = processed;
+    s.sink_failures = SINK_FAILURES.load(Ordering::Relaxed);
+    s.queue_depth = queued + POPPED.load(Ordering::Acquire).saturating_sub(processed);
+    s
+}
+
+/// A running collector. Only one runs per process. Dropping it (or [`Collector::shutdown`])
+/// stops recording, drains every queued event into the sinks, flushes them and stops the worker,
+/// waiting at most `shutdown_timeout`.
+#[must_use = "dropping the collector stops it"]
+pub struct Collector {
+    stop: Arc<AtomicBool>,
+    done: mpsc::Receiver<()>,
+    worker: Option<JoinHandle<()>>,
+    timeout: Duration,
+}
+
+impl Collector {
+    /// Starts the collector thread with `sinks`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for an invalid setting or a bad `PROFILIS_DISABLED`, or
+    /// [`ConfigError::AlreadyRunning`] if a collector is already running.
+    pub fn start(config: CollectorConfig, sinks: Vec<Box<dyn Sink>>) -> Result<Collector, ConfigError> {
+        config.validate()?;
+        let enabled = match config.enabled {
+            Some(enabled) => Some(enabled),
+            None => disabled_from_env()?.map(|disabled| !disabled),
+        };
+        if COLLECTOR_RUNNING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(ConfigError::AlreadyRunning);
+        }
+        clock::warm_up();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = mpsc::channel();
+        let mut worker = Worker {
+            sinks: FanOut::new(sinks),
+            batch_max: config.batch_max,
+            events: Vec::with_capacity(config.batch_max),
+            counts: Vec::new(),
+            totals: Vec::new(),
+        };
+        let worker_stop = stop.clone();
+        let flush_interval = config.flush_interval;
+        let spawned = thread::Builder::new()
+            .name("profilis-collector".into())
+            .spawn(move || worker.run(&worker_stop, flush_interval, done_tx));
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(e) => {
+                COLLECTOR_RUNNING.store(false, Ordering::Release);
+                eprintln!("profilis: could not start the collector thread: {e}");
+                return Err(ConfigError::AlreadyRunning);
+            }
+        };
+        let id = GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1;
+        local::set_generation(Some(Arc::new(Generation {
+            id,
+            queue_size: config.queue_size,
+            batch_max: config.batch_max as u64,
+            policy: config.drop_policy,
+            worker: handle.thread().clone(),
+        })));
+        let _ = STATE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+            let on = enabled.unwrap_or(s & ENABLED != 0);
+            Some((id << GEN_SHIFT) | RUNNING | if on { ENABLED } else { 0 })
+        });
+        Ok(Collector {
+            stop,
+            done,
+            worker: Some(handle),
+            timeout: config.shutdown_timeout,
+        })
+    }
+
+    /// Stops recording, drains every queued event into the sinks and flushes them. Returns
+    /// whether that finished within `shutdown_timeout`.
+    pub fn shutdown(mut self) -> bool {
+        self.stop_worker()
+    }
+
+    fn stop_worker(&mut self) -> bool {
+        let Some(worker) = self.worker.take() else {
+            return true;
+        };
+        STATE.fetch_and(!RUNNING, Ordering::AcqRel);
+        local::set_generation(None);
+        self.stop.store(true, Ordering::Release);
+        worker.thread().unpark();
+        let flushed = match self.done.recv_timeout(self.timeout) {
+            Ok(()) => worker.join().is_ok(),
+            Err(_) => {
+                eprintln!(
+                    "profilis: the collector did not finish flushing within {:?}; \
+                     events still queued may be lost",
+                    self.timeout
+                );
+                false
+            }
+        };
+        COLLECTOR_RUNNING.store(false, Ordering::Release);
+        flushed
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop_worker();
+    }
+}
+
+struct Worker {
+    sinks: FanOut,
+    batch_max: usize,
+    events: Vec<Event>,
+    counts: Vec<CallCount>,
+    /// Per site id: (calls, errors) counted in this cycle.
+    totals: Vec<(u64, u64)>,
+}
+
+impl Worker {
+    fn run(&mut self, stop: &AtomicBool, flush_interval: Duration, done: mpsc::Sender<()>) {
+        loop {
+            let stopping = stop.load(Ordering::Acquire);
+            self.cycle(stopping);
+            if stopping {
+                let failed = self.sinks.flush_all();
+                SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
+                let _ = done.send(());
+                return;
+            }
+            thread::park_timeout(flush_interval);
+        }
+    }
+
+    /// Reads every thread's counts and queue, hands the result to the sinks, and forgets the
+    /// states of threads that have exited.
+    fn cycle(&mut self, last: bool) {
+        let states = local::thread_states();
+        // Registry + our copy: no thread uses this state any more, so after the fence
+        // everything it recorded is visible and this cycle reads it all.
+        let finished: Vec<bool> = states.iter().map(|s| Arc::strong_count(s) == 2).collect();
+        fence(Ordering::Acquire);
+        self.gather_counts(&states);
+        for (state, &finished) in states.iter().zip(&finished) {
+            let mut budget = if finished || last {
+                u64::MAX
+            } else {
+                state.ring.len()
+            };
+            while budget > 0 {
+                let Some(event) = state.ring.pop() else { break };
+                budget -= 1;
+                POPPED.fetch_add(1, Ordering::Relaxed);
+                self.events.push(finish_event(event));
+                if self.events.len() >= self.batch_max {
+                    self.deliver(&states);
+                }
+            }
+        }
+        if !self.events.is_empty() || !self.counts.is_empty() {
+            self.deliver(&states);
+        }
+        let retire: Vec<&Arc<ThreadState>> = states
+            .iter()
+            .zip(&finished)
+            .filter(|(_, &f)| f)
+            .map(|(s, _)| s)
+            .collect();
+        if !retire.is_empty() {
+            for s in &retire {
+                let rejected = s.rejected.load(Ordering::Relaxed);
+                RETIRED_ENQUEUED.fetch_add(s.ring.pushed() + rejected, Ordering::AcqRel);
+                RETIRED_DROPPED.fetch_add(rejected + s.evicted.load(Ordering::Relaxed), Ordering::AcqRel);
+            }
+            local::retire(&retire);
+        }
+    }
+
+    fn gather_counts(&mut self, states: &[Arc<ThreadState>]) {
+        let sites = site::all();
+        self.totals.clear();
+        self.totals.resize(sites.len() + 1, (0, 0));
+        for state in states {
+            let mut reported = state.reported.lock().unwrap_or_else(|e| e.into_inner());
+            if reported.len() < sites.len() + 1 {
+                reported.resize(sites.len() + 1, (0, 0));
+            }
+            for id in 1..=sites.len() {
+                let now = state.counts(id as u32);
+                let before = reported[id];
+                if now != before {
+                    self.totals[id].0 += now.0 - before.0;
+                    self.totals[id].1 += now.1 - before.1;
+                    reported[id] = now;
+                }
+            }
+        }
+        for (id, (calls, errors)) in local::take_overflow_counts() {
+            if let Some(t) = self.totals.get_mut(id as usize) {
+                t.0 += calls;
+                t.1 += errors;
+            }
+        }
+        let counts = self.totals.iter().enumerate().skip(1).filter(|(_, t)| t.0 > 0);
+        self.counts
+            .extend(counts.map(|(id, &(calls, errors))| CallCount {
+                site: sites[id - 1] as &'static Site,
+                calls,
+                errors,
+            }));
+    }
+
+    fn deliver(&mut self, states: &[Arc<ThreadState>]) {
+        let counts = std::mem::take(&mut self.counts);
+        let batch = Batch {
+            events: &self.events,
+            counts: &counts,
+            stats: stats_of(states),
+        };
+        let failed = self.sinks.write_all(&batch);
+        SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
+        PROCESSED.fetch_add(self.events.len() as u64, Ordering::AcqRel);
+        self.events.clear();
+    }
+}
+
+/// Converts the raw clock ticks the hot path stores into wall-clock start and duration.
+fn finish_event(mut event: Event) -> Event {
+    let (start, end) = (event.ts_ns, event.dur_ns);
+    event.dur_ns = clock::ticks_to_ns(start, end);
+    event.ts_ns = clock::ticks_to_unix_ns(start);
+    event
+}

@@ -1,0 +1,98 @@
+//! Errors of the core: bad configuration and failed sinks.
+
+use std::fmt;
+
+/// A configuration value that is not allowed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A sample rate outside `0..=1` or not a number.
+    #[error("sample rate {value} is not allowed: expected a number in 0..=1")]
+    SampleRate {
+        /// The rejected value.
+        value: f64,
+    },
+    /// A queue size of zero or too large.
+    #[error("queue size {value} is not allowed: expected 1..={max}")]
+    QueueSize {
+        /// The rejected value.
+        value: usize,
+        /// The largest allowed value.
+        max: usize,
+    },
+    /// A batch size of zero.
+    #[error("batch size {value} is not allowed: expected at least 1")]
+    BatchMax {
+        /// The rejected value.
+        value: usize,
+    },
+    /// A flush interval of zero.
+    #[error("flush interval {value:?} is not allowed: expected more than zero")]
+    FlushInterval {
+        /// The rejected value.
+        value: std::time::Duration,
+    },
+    /// An environment variable with a value that cannot be used.
+    #[error("environment variable {name}={value:?} is not allowed: expected {expected}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
+    /// A collector is already running in this process.
+    #[error("a profilis collector is already running in this process; drop its guard first")]
+    AlreadyRunning,
+}
+
+/// Why a sink could not take a batch. Counted as a sink failure; the other sinks go on.
+#[derive(Debug)]
+pub struct SinkError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SinkError {
+    /// An error with a message.
+    pub fn new(message: impl Into<String>) -> SinkError {
+        SinkError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error with a message and the error that caused it.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> SinkError {
+        SinkError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<std::io::Error> for SinkError {
+    fn from(e: std::io::Error) -> SinkError {
+        SinkError::with_source("i/o error", e)
+    }
+}

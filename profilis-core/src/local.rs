@@ -1,0 +1,273 @@
+//! Per-thread state of the hot path: the thread's event ring, its call counters and its current
+//! span. Everything a profiled call touches lives here, so calls on different threads share
+//! nothing but one read-mostly atomic ([`STATE`]).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+
+use crate::event::Event;
+use crate::ids::{SpanId, TraceId};
+use crate::ring::{DropPolicy, Pushed, Ring};
+use crate::site::Site;
+
+/// Bit 0: a collector is running. Bit 1: profiling is enabled (not switched off).
+/// Bits 2..: the collector generation, so threads notice a restarted collector.
+pub(crate) static STATE: AtomicU64 = AtomicU64::new(ENABLED);
+pub(crate) const RUNNING: u64 = 1;
+pub(crate) const ENABLED: u64 = 2;
+pub(crate) const ACTIVE: u64 = RUNNING | ENABLED;
+pub(crate) const GEN_SHIFT: u32 = 2;
+
+/// Settings of one collector run, shared by the thread states made during it.
+pub(crate) struct Generation {
+    pub(crate) id: u64,
+    pub(crate) queue_size: usize,
+    pub(crate) batch_max: u64,
+    pub(crate) policy: DropPolicy,
+    pub(crate) worker: Thread,
+}
+
+static GENERATION: Mutex<Option<Arc<Generation>>> = Mutex::new(None);
+static THREADS: Mutex<Vec<Arc<ThreadState>>> = Mutex::new(Vec::new());
+
+pub(crate) fn set_generation(generation: Option<Arc<Generation>>) {
+    *GENERATION.lock().unwrap_or_else(|e| e.into_inner()) = generation;
+}
+
+/// Thread states whose events or counts the collector has yet to read.
+pub(crate) fn thread_states() -> Vec<Arc<ThreadState>> {
+    THREADS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Forgets thread states the collector has read for the last time.
+pub(crate) fn retire(done: &[&Arc<ThreadState>]) {
+    let mut threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    threads.retain(|t| !done.iter().any(|d| Arc::ptr_eq(t, d)));
+}
+
+const CHUNK: usize = 256;
+const CHUNKS: usize = 1024;
+
+struct CountChunk {
+    calls: [AtomicU64; CHUNK],
+    errors: [AtomicU64; CHUNK],
+}
+
+/// Counts of sites whose id is beyond the per-thread table (more than 262,144 sites).
+static OVERFLOW_COUNTS: Mutex<Option<HashMap<u32, (u64, u64)>>> = Mutex::new(None);
+
+/// One thread's ring, counters and drop counts. Written by its thread, read by the collector.
+pub(crate) struct ThreadState {
+    pub(crate) ring: Ring,
+    chunks: Box<[AtomicPtr<CountChunk>]>,
+    /// Events not queued because the ring was full (drop-newest) ...
+    pub(crate) rejected: AtomicU64,
+    /// ... or queued by evicting an older one (drop-oldest).
+    pub(crate) evicted: AtomicU64,
+    pub(crate) generation: Arc<Generation>,
+    generation_id: u64,
+    /// Collector-only: the counts it has already reported, per site id.
+    pub(crate) reported: Mutex<Vec<(u64, u64)>>,
+}
+
+impl ThreadState {
+    fn new(generation: Arc<Generation>) -> ThreadState {
+        ThreadState {
+            ring: Ring::new(generation.queue_size),
+            chunks: (0..CHUNKS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            rejected: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            generation_id: generation.id,
+            generation,
+            reported: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts one call of site `id`. Only the owning thread writes, so no read-modify-write.
+    #[inline]
+    fn count(&self, id: u32, error: bool) {
+        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
+        let Some(slot) = self.chunks.get(c) else {
+            return count_overflow(id, error);
+        };
+        let mut chunk = slot.load(Ordering::Acquire);
+        if chunk.is_null() {
+            chunk = new_chunk(slot);
+        }
+        // SAFETY: chunks are only freed when the ThreadState is dropped.
+        let chunk = unsafe { &*chunk };
+        bump(&chunk.calls[i]);
+        if error {
+            bump(&chunk.errors[i]);
+        }
+    }
+
+    /// (calls, errors) counted so far for site `id`.
+    pub(crate) fn counts(&self, id: u32) -> (u64, u64) {
+        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
+        match self.chunks.get(c).map(|s| s.load(Ordering::Acquire)) {
+            Some(p) if !p.is_null() => {
+                // SAFETY: as in `count`.
+                let chunk = unsafe { &*p };
+                (
+                    chunk.calls[i].load(Ordering::Relaxed),
+                    chunk.errors[i].load(Ordering::Relaxed),
+                )
+            }
+            _ => (0, 0),
+        }
+    }
+
+    #[inline]
+    fn push(&self, event: Event) {
+        match self.ring.push(event, self.generation.policy) {
+            Pushed::Yes => {}
+            Pushed::EvictedOldest => bump(&self.evicted),
+            Pushed::Rejected => {
+                bump(&self.rejected);
+                return;
+            }
+        }
+        if self.ring.pushed() % self.generation.batch_max == 0 {
+            // A full batch is waiting: wake the collector (one futex wake per batch at most).
+            self.generation.worker.unpark();
+        }
+    }
+}
+
+impl Drop for ThreadState {
+    fn drop(&mut self) {
+        for slot in self.chunks.iter() {
+            let p = slot.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: made by Box::into_raw in `new_chunk`, freed once here.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
+
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+#[cold]
+fn new_chunk(slot: &AtomicPtr<CountChunk>) -> *mut CountChunk {
+    let chunk = Box::into_raw(Box::new(CountChunk {
+        calls: [const { AtomicU64::new(0) }; CHUNK],
+        errors: [const { AtomicU64::new(0) }; CHUNK],
+    }));
+    slot.store(chunk, Ordering::Release);
+    chunk
+}
+
+#[cold]
+fn count_overflow(id: u32, error: bool) {
+    let mut map = OVERFLOW_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    let entry = map.get_or_insert_with(HashMap::new).entry(id).or_default();
+    entry.0 += 1;
+    entry.1 += u64::from(error);
+}
+
+/// Takes the counts of sites beyond the per-thread table (rare: very many sites).
+pub(crate) fn take_overflow_counts() -> HashMap<u32, (u64, u64)> {
+    OVERFLOW_COUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default()
+}
+
+/// The span a thread is inside: the parent of the next recorded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpanContext {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The current span.
+    pub span_id: SpanId,
+}
+
+struct Local {
+    state: RefCell<Option<Arc<ThreadState>>>,
+    /// `state`'s target, for reads without a RefCell borrow; null when there is none.
+    state_ptr: Cell<*const ThreadState>,
+    /// Current span; span id 0 means none.
+    ctx: Cell<SpanContext>,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            state: RefCell::new(None),
+            state_ptr: Cell::new(ptr::null()),
+            ctx: Cell::new(SpanContext { trace_id: TraceId(0), span_id: SpanId(0) }),
+        }
+    };
+}
+
+/// The current span context of this thread, if it is inside a recorded call.
+pub fn current() -> Option<SpanContext> {
+    LOCAL
+        .try_with(|l| l.ctx.get())
+        .ok()
+        .filter(|c| c.span_id.0 != 0)
+}
+
+/// This thread's span context (raw: span id 0 = none).
+#[inline]
+pub(crate) fn context() -> SpanContext {
+    LOCAL.try_with(|l| l.ctx.get()).unwrap_or_default()
+}
+
+/// Replaces this thread's span context, returning the previous one (raw: span id 0 = none).
+#[inline]
+pub(crate) fn swap_context(ctx: SpanContext) -> SpanContext {
+    LOCAL.try_with(|l| l.ctx.replace(ctx)).unwrap_or_default()
+}
+
+/// Counts one call and, if given, queues its event, on this thread's state for generation
+/// `state` (the value of [`STATE`] the call started under).
+#[inline]
+pub(crate) fn record(state: u64, site: &'static Site, error: bool, event: Option<Event>) {
+    let id = site.id();
+    let _ = LOCAL.try_with(|l| {
+        let mut ts = l.state_ptr.get();
+        // SAFETY: state_ptr points into the Arc held by l.state, which outlives this borrow.
+        if ts.is_null() || unsafe { (*ts).generation_id } != state >> GEN_SHIFT {
+            ts = refresh(l, state);
+            if ts.is_null() {
+                return;
+            }
+        }
+        // SAFETY: as above.
+        let ts = unsafe { &*ts };
+        ts.count(id, error);
+        if let Some(event) = event {
+            ts.push(event);
+        }
+    });
+}
+
+/// Makes (and registers) this thread's state for the running collector generation.
+#[cold]
+fn refresh(local: &Local, state: u64) -> *const ThreadState {
+    let generation = GENERATION.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(generation) = generation.filter(|g| g.id == state >> GEN_SHIFT) else {
+        return ptr::null();
+    };
+    let ts = Arc::new(ThreadState::new(generation));
+    THREADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(ts.clone());
+    let p = Arc::as_ptr(&ts);
+    // The old state (if any) stays registered until the collector has read it.
+    *local.state.borrow_mut() = Some(ts);
+    local.state_ptr.set(p);
+    p
+}

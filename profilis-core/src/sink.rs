@@ -1,0 +1,163 @@
+//! Where batches go: the [`Sink`] trait and [`FanOut`], which runs several sinks side by side and
+//! keeps each one's failures (errors and panics) its own.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::collector::Stats;
+use crate::error::SinkError;
+use crate::event::Event;
+use crate::site::Site;
+
+/// Exact call counts of one site since the previous batch, sampled-out calls included.
+#[derive(Debug, Clone, Copy)]
+pub struct CallCount {
+    /// The site.
+    pub site: &'static Site,
+    /// Calls since the previous batch.
+    pub calls: u64,
+    /// Failed calls (returned `Err` or panicked) since the previous batch.
+    pub errors: u64,
+}
+
+/// What the collector hands to sinks: recorded events, exact call counts, and its own health.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Events recorded since the previous batch (at most `batch_max`), oldest first per thread.
+    pub events: &'a [Event],
+    /// Call counts since the previous batch, one entry per site that was called.
+    pub counts: &'a [CallCount],
+    /// The collector's counters when the batch was made.
+    pub stats: Stats,
+}
+
+/// A destination for batches. Runs on the collector thread, never on the application's.
+///
+/// An `Err` or a panic is counted as a sink failure (`profilis_sink_failures_total`); the other
+/// sinks still get the batch and the application is never affected.
+pub trait Sink: Send + 'static {
+    /// Takes one batch.
+    ///
+    /// # Errors
+    /// Any [`SinkError`]: the batch is counted as failed for this sink.
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError>;
+
+    /// Called after the last batch, at shutdown.
+    ///
+    /// # Errors
+    /// Any [`SinkError`]: counted as a failure.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// A name for messages about this sink.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+}
+
+struct Member {
+    sink: Box<dyn Sink>,
+    failures: u64,
+}
+
+/// Several sinks side by side: each gets every batch; one failing or panicking sink does not stop
+/// the others.
+#[derive(Default)]
+pub struct FanOut {
+    members: Vec<Member>,
+}
+
+impl FanOut {
+    /// A fan-out over `sinks`.
+    pub fn new(sinks: Vec<Box<dyn Sink>>) -> FanOut {
+        FanOut {
+            members: sinks
+                .into_iter()
+                .map(|sink| Member { sink, failures: 0 })
+                .collect(),
+        }
+    }
+
+    /// Adds a sink.
+    pub fn push(&mut self, sink: Box<dyn Sink>) {
+        self.members.push(Member { sink, failures: 0 });
+    }
+
+    /// Number of sinks.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether there are no sinks.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Failures so far, per sink name.
+    pub fn failures(&self) -> Vec<(String, u64)> {
+        self.members
+            .iter()
+            .map(|m| (m.sink.name().to_owned(), m.failures))
+            .collect()
+    }
+
+    /// Writes `batch` to every sink; returns how many failed.
+    pub fn write_all(&mut self, batch: &Batch<'_>) -> u64 {
+        self.each(|sink| sink.write(batch))
+    }
+
+    /// Flushes every sink; returns how many failed.
+    pub fn flush_all(&mut self) -> u64 {
+        self.each(|sink| sink.flush())
+    }
+
+    fn each(&mut self, mut op: impl FnMut(&mut dyn Sink) -> Result<(), SinkError>) -> u64 {
+        let mut failed = 0;
+        for member in &mut self.members {
+            let result = catch_unwind(AssertUnwindSafe(|| op(member.sink.as_mut())));
+            let message = match result {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => panic_message(&*panic),
+            };
+            failed += 1;
+            member.failures += 1;
+            if member.failures == 1 {
+                eprintln!(
+                    "profilis: sink {} failed: {message} (further failures are only counted)",
+                    member.sink.name()
+                );
+            }
+        }
+        failed
+    }
+}
+
+impl Sink for FanOut {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+        match self.write_all(batch) {
+            0 => Ok(()),
+            n => Err(SinkError::new(format!("{n} sink(s) failed"))),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        match self.flush_all() {
+            0 => Ok(()),
+            n => Err(SinkError::new(format!("{n} sink(s) failed to flush"))),
+        }
+    }
+
+    fn name(&self) -> &str {
+        "fan-out"
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    format!("panicked: {text}")
+}
