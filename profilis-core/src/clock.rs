@@ -67,9 +67,15 @@ mod tests {
         let ns = ticks_to_ns(a, b);
         assert!(ns >= 2_000_000, "slept 2 ms, measured {ns} ns");
         assert_eq!(ticks_to_ns(b, a), 0);
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
         let converted = ticks_to_unix_ns(b);
         // Same clock twice, a few milliseconds apart at most.
-        assert!(converted.abs_diff(wall) < 1_000_000_000, "{converted} vs {wall}");
+        assert!(
+            converted.abs_diff(wall) < 1_000_000_000,
+            "{converted} vs {wall}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::clock;
 use crate::error::ConfigError;
 use crate::event::Event;
-use crate::local::{self, Generation, ThreadState, ENABLED, GEN_SHIFT, RUNNING, STATE};
+use crate::local::{self, Generation, Snapshot, ThreadState, ENABLED, GEN_SHIFT, RUNNING, STATE};
 use crate::ring::DropPolicy;
 use crate::sink::{Batch, CallCount, FanOut, Sink};
 use crate::site::{self, Site};
@@ -133,25 +133,22 @@ static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 static POPPED: AtomicU64 = AtomicU64::new(0);
 static PROCESSED: AtomicU64 = AtomicU64::new(0);
 static SINK_FAILURES: AtomicU64 = AtomicU64::new(0);
-static RETIRED_ENQUEUED: AtomicU64 = AtomicU64::new(0);
-static RETIRED_DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// The collector's counters now (process-wide, over every collector run).
 pub fn stats() -> Stats {
-    stats_of(&local::thread_states())
+    stats_of(&local::snapshot())
 }
 
-fn stats_of(states: &[Arc<ThreadState>]) -> Stats {
+fn stats_of(snapshot: &Snapshot) -> Stats {
     let mut s = Stats {
-        enqueued: RETIRED_ENQUEUED.load(Ordering::Acquire),
-        dropped: RETIRED_DROPPED.load(Ordering::Acquire),
+        enqueued: snapshot.retired_enqueued,
+        dropped: snapshot.retired_dropped,
         ..Stats::default()
     };
     let mut queued = 0;
-    for t in states {
-        let rejected = t.rejected.load(Ordering::Relaxed);
-        s.enqueued += t.ring.pushed() + rejected;
-        s.dropped += rejected + t.evicted.load(Ordering::Relaxed);
+    for t in &snapshot.states {
+        s.enqueued += t.enqueued();
+        s.dropped += t.dropped();
         queued += t.ring.len();
     }
     let processed = PROCESSED.load(Ordering::Acquire);
@@ -178,7 +175,10 @@ impl Collector {
     /// # Errors
     /// A [`ConfigError`] for an invalid setting or a bad `PROFILIS_DISABLED`, or
     /// [`ConfigError::AlreadyRunning`] if a collector is already running.
-    pub fn start(config: CollectorConfig, sinks: Vec<Box<dyn Sink>>) -> Result<Collector, ConfigError> {
+    pub fn start(
+        config: CollectorConfig,
+        sinks: Vec<Box<dyn Sink>>,
+    ) -> Result<Collector, ConfigError> {
         config.validate()?;
         let enabled = match config.enabled {
             Some(enabled) => Some(enabled),
@@ -296,12 +296,13 @@ impl Worker {
     /// Reads every thread's counts and queue, hands the result to the sinks, and forgets the
     /// states of threads that have exited.
     fn cycle(&mut self, last: bool) {
-        let states = local::thread_states();
+        let snapshot = local::snapshot();
+        let states = &snapshot.states;
         // Registry + our copy: no thread uses this state any more, so after the fence
         // everything it recorded is visible and this cycle reads it all.
         let finished: Vec<bool> = states.iter().map(|s| Arc::strong_count(s) == 2).collect();
         fence(Ordering::Acquire);
-        self.gather_counts(&states);
+        self.gather_counts(states);
         for (state, &finished) in states.iter().zip(&finished) {
             let mut budget = if finished || last {
                 u64::MAX
@@ -314,12 +315,12 @@ impl Worker {
                 POPPED.fetch_add(1, Ordering::Relaxed);
                 self.events.push(finish_event(event));
                 if self.events.len() >= self.batch_max {
-                    self.deliver(&states);
+                    self.deliver(&snapshot);
                 }
             }
         }
         if !self.events.is_empty() || !self.counts.is_empty() {
-            self.deliver(&states);
+            self.deliver(&snapshot);
         }
         let retire: Vec<&Arc<ThreadState>> = states
             .iter()
@@ -328,11 +329,6 @@ impl Worker {
             .map(|(s, _)| s)
             .collect();
         if !retire.is_empty() {
-            for s in &retire {
-                let rejected = s.rejected.load(Ordering::Relaxed);
-                RETIRED_ENQUEUED.fetch_add(s.ring.pushed() + rejected, Ordering::AcqRel);
-                RETIRED_DROPPED.fetch_add(rejected + s.evicted.load(Ordering::Relaxed), Ordering::AcqRel);
-            }
             local::retire(&retire);
         }
     }
@@ -362,7 +358,12 @@ impl Worker {
                 t.1 += errors;
             }
         }
-        let counts = self.totals.iter().enumerate().skip(1).filter(|(_, t)| t.0 > 0);
+        let counts = self
+            .totals
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, t)| t.0 > 0);
         self.counts
             .extend(counts.map(|(id, &(calls, errors))| CallCount {
                 site: sites[id - 1] as &'static Site,
@@ -371,12 +372,12 @@ impl Worker {
             }));
     }
 
-    fn deliver(&mut self, states: &[Arc<ThreadState>]) {
+    fn deliver(&mut self, snapshot: &Snapshot) {
         let counts = std::mem::take(&mut self.counts);
         let batch = Batch {
             events: &self.events,
             counts: &counts,
-            stats: stats_of(states),
+            stats: stats_of(snapshot),
         };
         let failed = self.sinks.write_all(&batch);
         SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);

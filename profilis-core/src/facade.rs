@@ -87,7 +87,10 @@ impl FacadeSink {
     }
 
     /// A sink that records into `recorder` instead of the global one (tests, embedding).
-    pub fn with_recorder(labels: GlobalLabels, recorder: Arc<dyn Recorder + Send + Sync>) -> FacadeSink {
+    pub fn with_recorder(
+        labels: GlobalLabels,
+        recorder: Arc<dyn Recorder + Send + Sync>,
+    ) -> FacadeSink {
         FacadeSink {
             recorder: Some(recorder),
             ..FacadeSink::new(labels)
@@ -112,14 +115,35 @@ impl FacadeSink {
 
     fn describe(&self) {
         self.with(|| {
-            metrics::describe_counter!(names::FUNCTION_CALLS_TOTAL, "Total function calls (profiled)");
-            metrics::describe_counter!(names::FUNCTION_ERRORS_TOTAL, "Profiled calls that returned Err or panicked");
-            metrics::describe_histogram!(names::FUNCTION_DURATION_SECONDS, Unit::Seconds, "Function call duration");
+            metrics::describe_counter!(
+                names::FUNCTION_CALLS_TOTAL,
+                "Total function calls (profiled)"
+            );
+            metrics::describe_counter!(
+                names::FUNCTION_ERRORS_TOTAL,
+                "Profiled calls that returned Err or panicked"
+            );
+            metrics::describe_histogram!(
+                names::FUNCTION_DURATION_SECONDS,
+                Unit::Seconds,
+                "Function call duration"
+            );
             metrics::describe_counter!(names::HTTP_REQUESTS_TOTAL, "Total HTTP requests");
-            metrics::describe_histogram!(names::HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request duration");
+            metrics::describe_histogram!(
+                names::HTTP_REQUEST_DURATION_SECONDS,
+                Unit::Seconds,
+                "HTTP request duration"
+            );
             metrics::describe_counter!(names::DB_QUERIES_TOTAL, "Total DB queries");
-            metrics::describe_histogram!(names::DB_QUERY_DURATION_SECONDS, Unit::Seconds, "DB query duration");
-            metrics::describe_counter!(names::EVENTS_DROPPED_TOTAL, "Events dropped because a queue was full");
+            metrics::describe_histogram!(
+                names::DB_QUERY_DURATION_SECONDS,
+                Unit::Seconds,
+                "DB query duration"
+            );
+            metrics::describe_counter!(
+                names::EVENTS_DROPPED_TOTAL,
+                "Events dropped because a queue was full"
+            );
             metrics::describe_gauge!(names::QUEUE_DEPTH, "Events queued in the collector");
             metrics::describe_counter!(names::SINK_FAILURES_TOTAL, "Sink writes that failed");
         });

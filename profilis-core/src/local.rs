@@ -32,21 +32,53 @@ pub(crate) struct Generation {
 }
 
 static GENERATION: Mutex<Option<Arc<Generation>>> = Mutex::new(None);
-static THREADS: Mutex<Vec<Arc<ThreadState>>> = Mutex::new(Vec::new());
+static THREADS: Mutex<Registry> = Mutex::new(Registry {
+    states: Vec::new(),
+    retired_enqueued: 0,
+    retired_dropped: 0,
+});
+
+/// Thread states, and the totals of the states already retired, kept under one lock so the
+/// collector's counters never count a retiring state twice or not at all.
+struct Registry {
+    states: Vec<Arc<ThreadState>>,
+    retired_enqueued: u64,
+    retired_dropped: u64,
+}
+
+/// A consistent view of the registry.
+pub(crate) struct Snapshot {
+    pub(crate) states: Vec<Arc<ThreadState>>,
+    /// Events offered by retired states.
+    pub(crate) retired_enqueued: u64,
+    /// Events dropped by retired states.
+    pub(crate) retired_dropped: u64,
+}
 
 pub(crate) fn set_generation(generation: Option<Arc<Generation>>) {
     *GENERATION.lock().unwrap_or_else(|e| e.into_inner()) = generation;
 }
 
-/// Thread states whose events or counts the collector has yet to read.
-pub(crate) fn thread_states() -> Vec<Arc<ThreadState>> {
-    THREADS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+/// The thread states the collector reads, with the totals of retired ones.
+pub(crate) fn snapshot() -> Snapshot {
+    let registry = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    Snapshot {
+        states: registry.states.clone(),
+        retired_enqueued: registry.retired_enqueued,
+        retired_dropped: registry.retired_dropped,
+    }
 }
 
-/// Forgets thread states the collector has read for the last time.
+/// Forgets thread states the collector has read for the last time, keeping their totals.
 pub(crate) fn retire(done: &[&Arc<ThreadState>]) {
-    let mut threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    threads.retain(|t| !done.iter().any(|d| Arc::ptr_eq(t, d)));
+    let mut registry = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    for state in done {
+        registry.retired_enqueued += state.enqueued();
+        registry.retired_dropped += state.dropped();
+    }
+    registry
+        .states
+        .retain(|t| !done.iter().any(|d| Arc::ptr_eq(t, d)));
 }
 
 const CHUNK: usize = 256;
@@ -65,9 +97,9 @@ pub(crate) struct ThreadState {
     pub(crate) ring: Ring,
     chunks: Box<[AtomicPtr<CountChunk>]>,
     /// Events not queued because the ring was full (drop-newest) ...
-    pub(crate) rejected: AtomicU64,
+    rejected: AtomicU64,
     /// ... or queued by evicting an older one (drop-oldest).
-    pub(crate) evicted: AtomicU64,
+    evicted: AtomicU64,
     pub(crate) generation: Arc<Generation>,
     generation_id: u64,
     /// Collector-only: the counts it has already reported, per site id.
@@ -78,7 +110,9 @@ impl ThreadState {
     fn new(generation: Arc<Generation>) -> ThreadState {
         ThreadState {
             ring: Ring::new(generation.queue_size),
-            chunks: (0..CHUNKS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            chunks: (0..CHUNKS)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
             rejected: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             generation_id: generation.id,
@@ -104,6 +138,16 @@ impl ThreadState {
         if error {
             bump(&chunk.errors[i]);
         }
+    }
+
+    /// Events this thread offered to its ring.
+    pub(crate) fn enqueued(&self) -> u64 {
+        self.ring.pushed() + self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Events this thread's ring dropped.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed) + self.evicted.load(Ordering::Relaxed)
     }
 
     /// (calls, errors) counted so far for site `id`.
@@ -264,6 +308,7 @@ fn refresh(local: &Local, state: u64) -> *const ThreadState {
     THREADS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
+        .states
         .push(ts.clone());
     let p = Arc::as_ptr(&ts);
     // The old state (if any) stays registered until the collector has read it.

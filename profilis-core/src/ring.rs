@@ -197,7 +197,14 @@ mod tests {
         let ring = Ring::new(3);
         for i in 0..10 {
             let r = ring.push(ev(i), DropPolicy::Oldest);
-            assert_eq!(r, if i < 3 { Pushed::Yes } else { Pushed::EvictedOldest });
+            assert_eq!(
+                r,
+                if i < 3 {
+                    Pushed::Yes
+                } else {
+                    Pushed::EvictedOldest
+                }
+            );
         }
         let rest: Vec<u64> = std::iter::from_fn(|| ring.pop()).map(|e| e.ts_ns).collect();
         assert_eq!(rest, vec![7, 8, 9]);

@@ -1,0 +1,429 @@
+//! The collector against real threads and sinks: the counting invariant under concurrent
+//! producers, drop policies, bounded memory behind a stuck sink, sink isolation, shutdown flush,
+//! the off switch and span nesting.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use profilis_core::__private::{current_ids, enter, Site};
+use profilis_core::{
+    stats, Batch, Collector, CollectorConfig, ConfigError, DropPolicy, Event, Outcome, Sink,
+    SinkError,
+};
+
+/// One collector per process: tests take turns.
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Default)]
+struct Seen {
+    events: Vec<Event>,
+    calls: u64,
+    errors: u64,
+}
+
+/// Keeps what it is given. `gate` closed: blocks (sleeping) until opened, like a stuck backend.
+#[derive(Clone, Default)]
+struct Capture {
+    seen: Arc<Mutex<Seen>>,
+    gate: Option<Arc<AtomicBool>>,
+}
+
+impl Sink for Capture {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+        if let Some(gate) = &self.gate {
+            while !gate.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let mut seen = self.seen.lock().unwrap();
+        seen.events.extend_from_slice(batch.events);
+        for c in batch.counts {
+            seen.calls += c.calls;
+            seen.errors += c.errors;
+        }
+        Ok(())
+    }
+}
+
+fn quick() -> CollectorConfig {
+    CollectorConfig {
+        flush_interval: Duration::from_millis(2),
+        enabled: Some(true),
+        ..CollectorConfig::default()
+    }
+}
+
+fn call(site: &'static Site, error: bool) {
+    enter(site).exit(error);
+}
+
+#[test]
+fn enqueued_equals_processed_plus_dropped_plus_queued_under_concurrent_producers() {
+    let _serial = serial();
+    static SITE: Site = Site::function("collector::concurrent", None);
+    let capture = Capture::default();
+    let before = stats();
+    let collector = Collector::start(
+        CollectorConfig {
+            queue_size: 256,
+            batch_max: 32,
+            ..quick()
+        },
+        vec![Box::new(capture.clone())],
+    )
+    .unwrap();
+    const THREADS: u64 = 4;
+    const CALLS: u64 = 50_000;
+    let producers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..CALLS {
+                    call(&SITE, (i + t) % 10 == 0);
+                }
+            })
+        })
+        .collect();
+    // While producers run, the counters never claim more than was offered.
+    for _ in 0..20 {
+        let s = stats();
+        assert!(s.processed + s.dropped <= s.enqueued + 1_000, "{s:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for p in producers {
+        p.join().unwrap();
+    }
+    let quiet = stats();
+    assert_eq!(quiet.enqueued - before.enqueued, THREADS * CALLS);
+    assert_eq!(
+        quiet.enqueued,
+        quiet.processed + quiet.dropped + quiet.queue_depth,
+        "{quiet:?}"
+    );
+    assert!(collector.shutdown());
+    let after = stats();
+    assert_eq!(after.queue_depth, 0);
+    assert_eq!(after.enqueued, after.processed + after.dropped);
+    let seen = capture.seen.lock().unwrap();
+    assert_eq!(seen.events.len() as u64, after.processed - before.processed);
+    // Counts are exact whatever was dropped.
+    assert_eq!(seen.calls, THREADS * CALLS);
+    assert_eq!(seen.errors, THREADS * CALLS / 10);
+}
+
+fn run_against_stuck_sink(policy: DropPolicy) -> (Vec<Event>, u64, profilis_core::Stats) {
+    static SITE: Site = Site::function("collector::stuck", None);
+    let gate = Arc::new(AtomicBool::new(false));
+    let capture = Capture {
+        gate: Some(gate.clone()),
+        ..Capture::default()
+    };
+    let before = stats();
+    let collector = Collector::start(
+        CollectorConfig {
+            queue_size: 100,
+            batch_max: 10,
+            drop_policy: policy,
+            ..quick()
+        },
+        vec![Box::new(capture.clone())],
+    )
+    .unwrap();
+    // The first batch gets stuck in the sink; everything after piles up behind it.
+    call(&SITE, false);
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..1_000 {
+        call(&SITE, false);
+    }
+    let last = {
+        let guard = enter(&SITE);
+        let ids = current_ids().unwrap();
+        guard.exit(false);
+        ids.1
+    };
+    let stuck = stats();
+    gate.store(true, Ordering::Release);
+    assert!(collector.shutdown());
+    let delta = profilis_core::Stats {
+        enqueued: stuck.enqueued - before.enqueued,
+        processed: stuck.processed - before.processed,
+        dropped: stuck.dropped - before.dropped,
+        ..stuck
+    };
+    let events = std::mem::take(&mut capture.seen.lock().unwrap().events);
+    let found = events.iter().filter(|e| e.span_id == last).count() as u64;
+    (events, found, delta)
+}
+
+#[test]
+fn drop_newest_keeps_the_queue_at_queue_size_behind_a_stuck_sink() {
+    let _serial = serial();
+    let (events, last_found, stuck) = run_against_stuck_sink(DropPolicy::Newest);
+    assert_eq!(stuck.enqueued, 1_002);
+    // One event is in the stuck sink's hands, 100 wait in the queue, the rest were dropped.
+    assert_eq!(stuck.queue_depth, 101, "{stuck:?}");
+    assert_eq!(stuck.dropped, 1_002 - 101);
+    assert_eq!(events.len(), 101);
+    assert_eq!(last_found, 0, "drop-newest drops the latest call");
+}
+
+#[test]
+fn drop_oldest_keeps_the_latest_events() {
+    let _serial = serial();
+    let (events, last_found, stuck) = run_against_stuck_sink(DropPolicy::Oldest);
+    assert_eq!(stuck.queue_depth, 101, "{stuck:?}");
+    assert_eq!(stuck.dropped, 1_002 - 101);
+    assert_eq!(events.len(), 101);
+    assert_eq!(last_found, 1, "drop-oldest keeps the latest call");
+}
+
+#[test]
+fn ten_million_calls_behind_a_stuck_sink_stay_bounded() {
+    let _serial = serial();
+    static SITE: Site = Site::function("collector::ten_million", None);
+    let gate = Arc::new(AtomicBool::new(false));
+    let capture = Capture {
+        gate: Some(gate.clone()),
+        ..Capture::default()
+    };
+    let before = stats();
+    let collector = Collector::start(
+        CollectorConfig {
+            queue_size: 1_000,
+            batch_max: 100,
+            ..quick()
+        },
+        vec![Box::new(capture.clone())],
+    )
+    .unwrap();
+    for _ in 0..10_000_000 {
+        call(&SITE, false);
+    }
+    let s = stats();
+    assert_eq!(s.enqueued - before.enqueued, 10_000_000);
+    // At most one batch in the sink's hands plus a full queue; everything else counted dropped.
+    assert!(s.queue_depth >= 1_000 && s.queue_depth <= 1_100, "{s:?}");
+    assert_eq!(
+        s.dropped - before.dropped,
+        10_000_000 - (s.processed - before.processed) - s.queue_depth
+    );
+    gate.store(true, Ordering::Release);
+    assert!(collector.shutdown());
+    assert_eq!(capture.seen.lock().unwrap().calls, 10_000_000);
+}
+
+struct Failing;
+impl Sink for Failing {
+    fn write(&mut self, _: &Batch<'_>) -> Result<(), SinkError> {
+        Err(SinkError::new("backend down"))
+    }
+}
+
+struct Panicking;
+impl Sink for Panicking {
+    fn write(&mut self, _: &Batch<'_>) -> Result<(), SinkError> {
+        panic!("sink bug")
+    }
+}
+
+#[test]
+fn failing_and_panicking_sinks_do_not_stop_the_others() {
+    let _serial = serial();
+    static SITE: Site = Site::function("collector::isolation", None);
+    let capture = Capture::default();
+    let before = stats();
+    let collector = Collector::start(
+        quick(),
+        vec![
+            Box::new(Failing),
+            Box::new(Panicking),
+            Box::new(capture.clone()),
+        ],
+    )
+    .unwrap();
+    for i in 0..1_000 {
+        call(&SITE, i % 4 == 0);
+    }
+    assert!(collector.shutdown());
+    let seen = capture.seen.lock().unwrap();
+    assert_eq!(seen.calls, 1_000);
+    assert_eq!(seen.errors, 250);
+    assert_eq!(seen.events.len(), 1_000);
+    let failures = stats().sink_failures - before.sink_failures;
+    assert!(
+        failures >= 2,
+        "each bad sink fails at least once: {failures}"
+    );
+    assert_eq!(
+        failures % 2,
+        0,
+        "both bad sinks fail on every batch: {failures}"
+    );
+}
+
+#[test]
+fn shutdown_delivers_every_event_made_before_it() {
+    let _serial = serial();
+    static SITE: Site = Site::function("collector::shutdown", None);
+    let capture = Capture::default();
+    // A long flush interval: only the shutdown flush can deliver these.
+    let collector = Collector::start(
+        CollectorConfig {
+            flush_interval: Duration::from_secs(3600),
+            batch_max: 1_000_000,
+            queue_size: 10_000,
+            ..quick()
+        },
+        vec![Box::new(capture.clone())],
+    )
+    .unwrap();
+    for _ in 0..5_000 {
+        call(&SITE, false);
+    }
+    drop(collector);
+    let seen = capture.seen.lock().unwrap();
+    assert_eq!(seen.events.len(), 5_000);
+    assert_eq!(seen.calls, 5_000);
+    assert!(seen
+        .events
+        .iter()
+        .all(|e| e.name() == "collector::shutdown"));
+}
+
+#[test]
+fn switched_off_records_nothing() {
+    let _serial = serial();
+    static SITE: Site = Site::function("collector::off", None);
+    let capture = Capture::default();
+    let collector = Collector::start(
+        CollectorConfig {
+            enabled: Some(false),
+            ..quick()
+        },
+        vec![Box::new(capture.clone())],
+    )
+    .unwrap();
+    assert!(!profilis_core::is_enabled());
+    for _ in 0..100 {
+        call(&SITE, false);
+    }
+    profilis_core::set_enabled(true);
+    call(&SITE, false);
+    assert!(collector.shutdown());
+    let seen = capture.seen.lock().unwrap();
+    assert_eq!(seen.calls, 1);
+    assert_eq!(seen.events.len(), 1);
+}
+
+#[test]
+fn profilis_disabled_variable_is_read_and_checked() {
+    let _serial = serial();
+    std::env::set_var("PROFILIS_DISABLED", "1");
+    let collector = Collector::start(
+        CollectorConfig {
+            enabled: None,
+            ..quick()
+        },
+        vec![],
+    )
+    .unwrap();
+    assert!(!profilis_core::is_enabled());
+    drop(collector);
+    std::env::set_var("PROFILIS_DISABLED", "maybe");
+    let err = Collector::start(
+        CollectorConfig {
+            enabled: None,
+            ..quick()
+        },
+        vec![],
+    )
+    .err()
+    .expect("a bad value is an error");
+    assert!(matches!(
+        err,
+        ConfigError::Env {
+            name: "PROFILIS_DISABLED",
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("maybe"), "{err}");
+    std::env::remove_var("PROFILIS_DISABLED");
+    profilis_core::set_enabled(true);
+}
+
+#[test]
+fn bad_settings_and_a_second_collector_are_errors() {
+    let _serial = serial();
+    let bad = [
+        CollectorConfig {
+            queue_size: 0,
+            ..quick()
+        },
+        CollectorConfig {
+            batch_max: 0,
+            ..quick()
+        },
+        CollectorConfig {
+            flush_interval: Duration::ZERO,
+            ..quick()
+        },
+    ];
+    for config in bad {
+        let err = Collector::start(config, vec![]).err().expect("rejected");
+        assert!(err.to_string().contains("not allowed"), "{err}");
+    }
+    let first = Collector::start(quick(), vec![]).unwrap();
+    let second = Collector::start(quick(), vec![])
+        .err()
+        .expect("only one collector");
+    assert_eq!(second, ConfigError::AlreadyRunning);
+    drop(first);
+    let again = Collector::start(quick(), vec![]).expect("free again after drop");
+    drop(again);
+}
+
+#[test]
+fn nested_calls_are_children_of_their_caller() {
+    let _serial = serial();
+    static OUTER: Site = Site::function("collector::outer", None);
+    static INNER: Site = Site::function("collector::inner", None);
+    static SKIPPED: Site = Site::function("collector::skipped", Some(0.0));
+    let capture = Capture::default();
+    let collector = Collector::start(quick(), vec![Box::new(capture.clone())]).unwrap();
+    let outer = enter(&OUTER);
+    let (trace, outer_span) = current_ids().unwrap();
+    let skipped = enter(&SKIPPED);
+    // A sampled-out call opens no span: the inner call hangs off the outer one.
+    assert_eq!(current_ids().unwrap().1, outer_span);
+    call(&INNER, false);
+    skipped.exit(false);
+    outer.exit(false);
+    assert!(current_ids().is_none());
+    call(&OUTER, false);
+    assert!(collector.shutdown());
+    let seen = capture.seen.lock().unwrap();
+    assert_eq!(seen.calls, 4);
+    let inner = seen
+        .events
+        .iter()
+        .find(|e| e.name() == "collector::inner")
+        .unwrap();
+    assert_eq!(inner.parent_span_id, Some(outer_span));
+    assert_eq!(inner.trace_id, trace);
+    let outers: Vec<_> = seen
+        .events
+        .iter()
+        .filter(|e| e.name() == "collector::outer")
+        .collect();
+    assert_eq!(outers.len(), 2);
+    assert_eq!(outers[0].parent_span_id, None);
+    assert_ne!(
+        outers[0].trace_id, outers[1].trace_id,
+        "each root call starts a trace"
+    );
+    assert!(seen.events.iter().all(|e| e.outcome == Outcome::Returned));
+}
