@@ -176,7 +176,7 @@ impl ThreadState {
                 return;
             }
         }
-        if self.ring.pushed() % self.generation.batch_max == 0 {
+        if self.ring.pushed().is_multiple_of(self.generation.batch_max) {
             // A full batch is waiting: wake the collector (one futex wake per batch at most).
             self.generation.worker.unpark();
         }
