@@ -1,10 +1,19 @@
 //! Outputs of profilis: the Prometheus exporter, the built-in `/metrics` listener and the
 //! event sinks (JSONL, console).
 //!
-//! The built-in listener lives in [`listener`]; the exporter and sinks land with their issues.
+//! [`install_exporter`] (and its builder [`Exporter`]) sets everything up; the built-in
+//! listener lives in [`listener`].
 #![deny(missing_docs)]
 
+mod error;
+mod exporter;
 pub mod listener;
+
+pub use error::Error;
+pub use exporter::{
+    install_exporter, parse_buckets, render, validate_buckets, Exporter, ExporterGuard,
+    DEFAULT_BUCKETS,
+};
 
 pub use listener::{
     parse_allow_list, parse_allowed_network, parse_listen_addr, start as start_listener, IpNet,

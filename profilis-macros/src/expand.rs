@@ -1,0 +1,295 @@
+//! Code generation: rewrites the body of each instrumented function so that every call is
+//! timed through `<crate>::__private` (see `profilis-core`'s `call` module). Signatures,
+//! attributes and visibility are never touched.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{Block, Expr, ImplItem, LitStr, ReturnType, Signature, Stmt, Type};
+
+use crate::attr::{Args, Target};
+
+/// Instruments a checked item.
+pub(crate) fn expand(args: &Args, target: Target) -> TokenStream {
+    match target {
+        Target::Fn(mut f) => {
+            if args.skip {
+                return f.into_token_stream();
+            }
+            let site = SiteSpec::new(args, None, &f.sig);
+            f.block = Box::new(instrument_body(&site, &f.sig, *f.block));
+            f.into_token_stream()
+        }
+        Target::Impl(mut imp, plan) => {
+            let type_name = self_type_name(&imp.self_ty);
+            for (item, args) in imp.items.iter_mut().zip(plan) {
+                if let (ImplItem::Fn(method), Some(args)) = (item, args) {
+                    let site = SiteSpec::new(&args, type_name.as_deref(), &method.sig);
+                    let block = std::mem::replace(&mut method.block, empty_block());
+                    method.block = instrument_body(&site, &method.sig, block);
+                }
+            }
+            imp.into_token_stream()
+        }
+    }
+}
+
+fn empty_block() -> Block {
+    Block {
+        brace_token: Default::default(),
+        stmts: Vec::new(),
+    }
+}
+
+/// What the `static` call site of one function is made of.
+struct SiteSpec {
+    /// A `&'static str` expression: the label.
+    name: TokenStream,
+    /// An `Option<f64>` expression: the site's own sample rate.
+    sample: TokenStream,
+    /// The path of the profilis crate.
+    krate: TokenStream,
+}
+
+impl SiteSpec {
+    fn new(args: &Args, type_name: Option<&str>, sig: &Signature) -> SiteSpec {
+        let name = match &args.name {
+            Some(name) => name.to_token_stream(),
+            None => {
+                let method = sig.ident.unraw().to_string();
+                let suffix = match type_name {
+                    Some(ty) => format!("::{ty}::{method}"),
+                    None => format!("::{method}"),
+                };
+                let suffix = LitStr::new(&suffix, Span::call_site());
+                quote!(::core::concat!(::core::module_path!(), #suffix))
+            }
+        };
+        let sample = match args.sample {
+            Some(rate) => {
+                let rate = proc_macro2::Literal::f64_suffixed(rate);
+                quote!(::core::option::Option::Some(#rate))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        SiteSpec {
+            name,
+            sample,
+            krate: args.crate_path(),
+        }
+    }
+
+    /// The `static` item every instrumented function gets.
+    fn static_item(&self) -> TokenStream {
+        let SiteSpec {
+            name,
+            sample,
+            krate,
+        } = self;
+        quote! {
+            static __PROFILIS_SITE: #krate::__private::Site =
+                #krate::__private::Site::function(#name, #sample);
+        }
+    }
+
+    /// The classifier handed to `instrument`: whether the future's output is an `Err`.
+    fn classify(&self) -> TokenStream {
+        let krate = &self.krate;
+        let out = local("__profilis_out");
+        quote! {
+            |#out| {
+                #[allow(unused_imports)]
+                use #krate::__private::{IsErrOther as _, IsErrResult as _};
+                (&#krate::__private::Probe(#out)).__profilis_is_err()
+            }
+        }
+    }
+}
+
+/// A generated local: hygienic, so it can neither capture nor shadow the user's names.
+fn local(name: &str) -> syn::Ident {
+    syn::Ident::new(name, Span::mixed_site())
+}
+
+/// The new body of an instrumented function.
+fn instrument_body(site: &SiteSpec, sig: &Signature, block: Block) -> Block {
+    let tokens = if sig.asyncness.is_some() {
+        async_body(site, &sig.output, block)
+    } else {
+        match boxed_async_body(site, block) {
+            Ok(tokens) => tokens,
+            Err(block) => sync_body(site, &sig.output, block),
+        }
+    };
+    syn::parse2(quote!({ #tokens })).expect("generated body parses")
+}
+
+fn sync_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream {
+    let krate = &site.krate;
+    let static_item = site.static_item();
+    let guard = local("__profilis_guard");
+    let ret = local("__profilis_ret");
+    let enter = quote! {
+        #static_item
+        let #guard = #krate::__private::enter(&__PROFILIS_SITE);
+    };
+    match output {
+        // Nothing to inspect: the call can only fail by panicking. The closure's `-> ()` keeps
+        // a diverging body from making the exit unreachable (never-type fallback).
+        ReturnType::Default => quote! {
+            #enter
+            #krate::__private::call_once(move || -> () #block);
+            #guard.exit(false);
+        },
+        // A call that never returns can only end by panicking, which the guard records as it
+        // drops; `!` cannot name a local's type on stable Rust, so the body stays inline.
+        ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => quote! {
+            #enter
+            #block
+        },
+        ReturnType::Type(_, ty) => {
+            // The closure's own return type is the function's, so the body's tail and its
+            // `return`s are coerced to it exactly as before (unsizing, `?` conversions).
+            let output = infer_impl_trait(ty).map(|ty| quote!(-> #ty));
+            quote! {
+                #enter
+                let #ret = #krate::__private::call_once(move || #output #block);
+                {
+                    #[allow(unused_imports)]
+                    use #krate::__private::{IsErrOther as _, IsErrResult as _};
+                    #guard.exit((&#krate::__private::Probe(&#ret)).__profilis_is_err());
+                }
+                #ret
+            }
+        }
+    }
+}
+
+fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream {
+    let krate = &site.krate;
+    let static_item = site.static_item();
+    let classify = site.classify();
+    // An async block has no return type to write down. A first, never-taken `return` of the
+    // function's return type fixes it before the body is checked, so the body's `return`s and
+    // `?` are coerced and converted to that type exactly as in the original `async fn`.
+    let fix_output = |ty: &Type| {
+        // Spanned at the return type, which type errors then point at.
+        let span = ty.span();
+        let ret = syn::Ident::new("__profilis_ret", span.resolved_at(Span::mixed_site()));
+        quote_spanned! {span=>
+            if let ::core::option::Option::Some(#ret) = ::core::option::Option::None::<#ty> {
+                return #ret;
+            }
+        }
+    };
+    let fix_output = match output {
+        ReturnType::Type(_, ty) => infer_impl_trait(ty).map(|ty| fix_output(&ty)),
+        ReturnType::Default => Some(fix_output(&syn::parse_quote!(()))),
+    };
+    quote! {
+        #static_item
+        #krate::__private::instrument(
+            &__PROFILIS_SITE,
+            async move {
+                #fix_output
+                #block
+            },
+            #classify,
+        )
+        .await
+    }
+}
+
+/// A body of the shape `async_trait` generates, `{ Box::pin(async move { .. }) }`: the
+/// async block is wrapped in place so the call is timed from its first poll to completion,
+/// not just the boxing. Any other body comes back unchanged as `Err`.
+fn boxed_async_body(site: &SiteSpec, mut block: Block) -> Result<TokenStream, Block> {
+    let Some(async_block) = boxed_async_block(&mut block) else {
+        return Err(block);
+    };
+    let krate = &site.krate;
+    let classify = site.classify();
+    let inner = std::mem::replace(async_block, Expr::Verbatim(TokenStream::new()));
+    *async_block = syn::parse_quote! {
+        #krate::__private::instrument(&__PROFILIS_SITE, #inner, #classify)
+    };
+    let static_item = site.static_item();
+    let stmts = &block.stmts;
+    Ok(quote! {
+        #static_item
+        #(#stmts)*
+    })
+}
+
+/// The `async` argument of a body that is exactly `Box::pin(async ..)`, as an expression slot
+/// to replace.
+fn boxed_async_block(block: &mut Block) -> Option<&mut Expr> {
+    let [Stmt::Expr(Expr::Call(call), None)] = block.stmts.as_mut_slice() else {
+        return None;
+    };
+    let Expr::Path(func) = &*call.func else {
+        return None;
+    };
+    let segments = &func.path.segments;
+    let is_box_pin = segments.len() >= 2
+        && segments[segments.len() - 1].ident == "pin"
+        && segments[segments.len() - 2].ident == "Box";
+    if !is_box_pin || call.args.len() != 1 {
+        return None;
+    }
+    let arg = call.args.first_mut()?;
+    matches!(arg, Expr::Async(_)).then_some(arg)
+}
+
+/// The return type `ty` with each `impl Trait` in it replaced by `_`, so it can be written
+/// inside the body; `None` when `ty` is an `impl Trait` itself (nothing left to say).
+fn infer_impl_trait(ty: &Type) -> Option<Type> {
+    if matches!(ty, Type::ImplTrait(_)) {
+        return None;
+    }
+    let mut ty = ty.clone();
+    ReplaceImplTrait.visit_type_mut(&mut ty);
+    Some(ty)
+}
+
+struct ReplaceImplTrait;
+
+impl VisitMut for ReplaceImplTrait {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(impl_trait) = ty {
+            let underscore = syn::Token![_](impl_trait.span());
+            *ty = Type::Infer(syn::TypeInfer {
+                underscore_token: underscore,
+            });
+        } else {
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
+}
+
+/// The name a method of an impl block is labelled with: the last segment of the self type
+/// (`impl<T> Cache<T>` and `impl Display for Cache` are both `Cache`).
+fn self_type_name(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .map(|segment| segment.ident.unraw().to_string()),
+        Type::Reference(r) => self_type_name(&r.elem),
+        Type::Ptr(p) => self_type_name(&p.elem),
+        Type::Paren(p) => self_type_name(&p.elem),
+        Type::Group(g) => self_type_name(&g.elem),
+        Type::TraitObject(object) => object.bounds.iter().find_map(|bound| match bound {
+            syn::TypeParamBound::Trait(t) => t
+                .path
+                .segments
+                .last()
+                .map(|segment| segment.ident.unraw().to_string()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}

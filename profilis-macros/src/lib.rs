@@ -1,0 +1,211 @@
+//! The `#[profiled]` attribute of [profilis](https://docs.rs/profilis): times every call of a
+//! function (or of every method of an impl block) and records whether it failed.
+//!
+//! Use it through the `profilis` crate (`use profilis::profiled;`), which re-exports it; the
+//! code it generates refers to `::profilis::__private`, which is not a stable API.
+//!
+//! ```
+//! use profilis::profiled;
+//!
+//! #[profiled]
+//! fn price(qty: u32) -> Result<u32, String> {
+//!     qty.checked_mul(250).ok_or_else(|| "overflow".to_string())
+//! }
+//!
+//! #[profiled(name = "load_user", sample = 0.25)]
+//! async fn load_user(id: u64) -> Option<String> {
+//!     (id == 1).then(|| "ada".to_string())
+//! }
+//! # fn main() { assert_eq!(price(2), Ok(500)); }
+//! ```
+//!
+//! # Arguments
+//!
+//! All optional, comma-separated, each at most once:
+//!
+//! | argument | meaning |
+//! |---|---|
+//! | `name = "label"` | The label of the function (the `function` label of the metrics, the `fn` key of events), used verbatim instead of the default path. Must be a non-empty string literal. Not allowed on an impl block (every method would share it); put it on a method. |
+//! | `sample = 0.25` | This function's own sample rate, a number literal in `0..=1` (`0`, `1`, `0.5`, `1.0`). Overrides the global rate (`PROFILIS_SAMPLE_RATE`) for this function. |
+//! | `crate = path` | Where the profilis crate is, for a renamed dependency (`crate = my_profilis`). Default `::profilis`. |
+//! | `skip` | Leave the item alone. Meant for a method inside a `#[profiled]` impl block; on a free function it returns the function unchanged, on an impl block it leaves every method alone. |
+//!
+//! Faults are compile errors pointing at the argument at fault, all reported at once: an
+//! unknown argument (`sampel`), one given twice, a `sample` that is not a number literal or
+//! is outside `0..=1`, a `name` that is not a string literal, `#[profiled]` on a `const fn`
+//! or on anything other than a function or an impl block. The item is then emitted
+//! unchanged, so no errors follow from the attribute. An item that does not parse is passed
+//! through untouched so that rustc reports your own syntax error.
+//!
+//! # Naming
+//!
+//! Without `name`, a function is labelled with its Rust path, built with `module_path!()`:
+//!
+//! - a free function `price` in module `shop::orders`: `shop::orders::price`;
+//! - a method of an impl block carrying `#[profiled]`: `shop::orders::Order::total`, where
+//!   `Order` is the last path segment of the implemented type (`impl<T> Order<T>` and
+//!   `impl Display for Order` both give `Order`);
+//! - a method carrying `#[profiled]` itself, in an impl block that does not: the macro cannot
+//!   see the type, so it is `shop::orders::total`. Put the attribute on the impl block (and
+//!   `#[profiled(skip)]` on the methods to leave out) to get the type in the name, or give a
+//!   `name`.
+//!
+//! # Impl blocks
+//!
+//! On an impl block (inherent or trait impl) every method is instrumented, sync or async. A
+//! method may carry its own `#[profiled(...)]`: its `name` and `sample` win over the block's,
+//! its `crate` or else the block's is used, and `#[profiled(skip)]` leaves it alone. The
+//! method attributes are removed. `const fn` methods and other items (constants, types,
+//! macros) are left alone.
+//!
+//! # Sampling
+//!
+//! Every call is counted, exactly; sampling only decides whether a call is timed and emits
+//! an event. With `sample = 0.0` a function is still counted in `profilis_function_calls_total`
+//! but never produces an event or a span.
+//!
+//! # Errors
+//!
+//! A call is an error when the function returns a [`Result`] that is `Err` (found at compile
+//! time with autoref specialization: any `Result<T, E>`, including through a type alias;
+//! other return types, including a generic `T` that happens to be a `Result`, never are), or
+//! when it panics. A panic is recorded as an error with outcome `Panicked` and then goes on
+//! unwinding unchanged: the macro does not catch it.
+//!
+//! # Sync functions
+//!
+//! The body runs inside a closure called once, right away, so that `return` and `?` in it
+//! end the body, not the instrumentation, and its result can be inspected. Parameters are
+//! moved into the closure, which can hand back borrows of them (`&mut self.field`). The
+//! signature, visibility and attributes (`#[must_use]`, `#[inline]`, doc comments, ...) are
+//! kept as written, so the function's API and documentation do not change. One `static`
+//! call site is made per function, shared by all its instances (generic functions
+//! included). A function returning `!` is timed until it panics (a call that loops forever
+//! or exits the process is never recorded).
+//!
+//! Because the body is a closure, `Location::caller()` inside a `#[track_caller]` function
+//! body sees the body, not the caller.
+//!
+//! # Async functions
+//!
+//! An `async fn` keeps its signature; its body becomes a future wrapped with
+//! `instrument(...)`. The call is timed from the first poll of that future to its completion,
+//! so time spent between creating the future and awaiting it is not counted, while time
+//! spent waiting inside it (I/O, timers, other tasks) is. While polled, the call is the
+//! current span, so profiled calls it makes, across `.await` and on any runtime or thread,
+//! are its children (same trace id, parent span id = its span id).
+//!
+//! A future dropped after its first poll but before it completes (cancelled by `select!`, a
+//! timeout, an aborted task) is recorded once with outcome `Cancelled`; it is not an error. An
+//! `async fn` future dropped without ever being polled never started its body and records
+//! nothing. A future that panics while polled is recorded as an error with outcome
+//! `Panicked`. The instrumented future is `Send` whenever the original one is.
+//!
+//! # `async_trait`
+//!
+//! Both orders work with `#[async_trait]` (the `async-trait` crate):
+//!
+//! - `#[async_trait]` above `#[profiled]` (on the impl block or on a method): `async_trait`
+//!   runs first and turns each `async fn` into a function whose body is
+//!   `Box::pin(async move { .. })`. A body of exactly that shape is recognised and the async
+//!   block is instrumented, so the real async work is timed, not the boxing. (A hand-written
+//!   function whose whole body is `Box::pin(async ..)` is timed the same way.)
+//! - `#[profiled]` above `#[async_trait]`: the `async fn`s are instrumented as above, then
+//!   `async_trait` boxes them.
+//!
+//! # Generated code and lints
+//!
+//! Generated locals are named `__profilis_*` and are hygienic, so they neither see nor shadow
+//! yours. The body is kept token for token, so type errors and lints point at your code as
+//! they would without the attribute; the only lint attribute added is an
+//! `#[allow(unused_imports)]` on the macro's own `use` of the error-detection traits.
+//!
+//! # The `enabled` feature
+//!
+//! On by default (through `profilis`'s own `enabled` feature). Off, `#[profiled]` still parses
+//! and checks its arguments and the item, reporting the same errors, removes `#[profiled]`
+//! attributes from the methods of an impl block, and otherwise leaves the item exactly as
+//! written: the instrumentation compiles out entirely.
+#![deny(missing_docs)]
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+
+mod attr;
+#[cfg(feature = "enabled")]
+mod expand;
+
+/// Times every call of a function, or of every method of an impl block; see the
+/// [crate documentation](crate) for the arguments and semantics.
+///
+/// ```
+/// # use profilis::profiled;
+/// struct Cart {
+///     items: Vec<u32>,
+/// }
+///
+/// #[profiled(sample = 0.5)]
+/// impl Cart {
+///     fn total(&self) -> u32 {
+///         self.items.iter().sum()
+///     }
+///
+///     #[profiled(name = "cart_add", sample = 1.0)]
+///     fn add(&mut self, price: u32) -> &mut Self {
+///         self.items.push(price);
+///         self
+///     }
+///
+///     #[profiled(skip)]
+///     fn len(&self) -> usize {
+///         self.items.len()
+///     }
+/// }
+/// # fn main() {
+/// # let mut cart = Cart { items: vec![] };
+/// # assert_eq!(cart.add(2).add(3).total(), 5);
+/// # assert_eq!(cart.len(), 2);
+/// # }
+/// ```
+#[proc_macro_attribute]
+pub fn profiled(args: TokenStream, item: TokenStream) -> TokenStream {
+    profiled2(args.into(), item.into()).into()
+}
+
+fn profiled2(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let args = attr::parse_args(args);
+    let Ok(parsed) = syn::parse2::<syn::Item>(item.clone()) else {
+        // Not an item we can read: hand it back untouched so rustc reports the user's own
+        // syntax error, with ours (if any) beside it.
+        return match args {
+            Ok(_) => item,
+            Err(errors) => with_errors(errors, item),
+        };
+    };
+    let outer = args.as_ref().cloned().unwrap_or_default();
+    let (plain, target) = attr::check_item(parsed, &outer);
+    match (args, target) {
+        (Ok(args), Ok(target)) => expand_checked(&args, target),
+        (Err(mut errors), Err(more)) => {
+            errors.combine(more);
+            with_errors(errors, plain)
+        }
+        (Err(errors), _) | (_, Err(errors)) => with_errors(errors, plain),
+    }
+}
+
+#[cfg(feature = "enabled")]
+fn expand_checked(args: &attr::Args, target: attr::Target) -> TokenStream2 {
+    expand::expand(args, target)
+}
+
+#[cfg(not(feature = "enabled"))]
+fn expand_checked(_args: &attr::Args, target: attr::Target) -> TokenStream2 {
+    target.into_plain()
+}
+
+/// The item as written, after the errors: the errors are all the user sees.
+fn with_errors(errors: syn::Error, item: TokenStream2) -> TokenStream2 {
+    let errors = errors.to_compile_error();
+    quote::quote!(#errors #item)
+}

@@ -1,0 +1,228 @@
+//! `#[profiled]` on `async fn`: timing from first poll to completion, errors, cancellation,
+//! panics and parent links across `.await` on both tokio runtimes.
+#![cfg(feature = "enabled")]
+
+mod common;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use common::{capture_async, capture_multi_thread, ms};
+use futures::FutureExt;
+use profilis::{profiled, Outcome};
+
+#[profiled]
+async fn fetch(id: u64) -> Result<String, String> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    if id == 0 {
+        return Err("no such id".into());
+    }
+    Ok(format!("user {id}"))
+}
+
+#[profiled]
+async fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
+    let value: u32 = text.trim().parse()?;
+    Ok(value * 2)
+}
+
+#[profiled]
+async fn quick() -> u8 {
+    3
+}
+
+#[profiled]
+async fn no_return_type(counter: &mut u32) {
+    *counter += 1;
+}
+
+#[profiled]
+async fn parent() -> u32 {
+    let a = child().await;
+    tokio::task::yield_now().await;
+    let b = child().await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    a + b + sync_child()
+}
+
+#[profiled]
+async fn child() -> u32 {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    1
+}
+
+#[profiled]
+fn sync_child() -> u32 {
+    1
+}
+
+#[profiled]
+async fn forever() {
+    std::future::pending::<()>().await;
+}
+
+#[profiled]
+async fn explode() -> u32 {
+    tokio::task::yield_now().await;
+    panic!("async kaboom");
+}
+
+#[profiled(sample = 0)]
+async fn unsampled() -> Result<(), ()> {
+    Err(())
+}
+
+#[profiled]
+async fn early_return(flag: bool) -> u32 {
+    if flag {
+        return 1;
+    }
+    2
+}
+
+#[profiled]
+async fn borrowing<'a>(items: &'a [String], prefix: &str) -> Option<&'a String> {
+    items.iter().find(|item| item.starts_with(prefix))
+}
+
+#[profiled]
+async fn returns_impl(n: u32) -> impl Iterator<Item = u32> {
+    0..n
+}
+
+/// Must be `Send` to be spawned: the instrumentation must not take that away.
+fn assert_send<F: Future + Send>(future: F) -> F {
+    future
+}
+
+#[test]
+fn duration_starts_at_the_first_poll() {
+    let (value, captured) = capture_async(async {
+        let future = fetch(7);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        future.await
+    });
+    assert_eq!(value.as_deref(), Ok("user 7"));
+    let event = captured.one("macro_async::fetch");
+    assert!(event.dur_ns >= ms(10), "dur_ns = {}", event.dur_ns);
+    assert!(
+        event.dur_ns < ms(50),
+        "dur_ns = {} includes the wait before the first poll",
+        event.dur_ns
+    );
+    assert!(!event.error);
+    assert_eq!(event.outcome, Outcome::Returned);
+}
+
+#[test]
+fn err_outputs_are_errors() {
+    let ((), captured) = capture_async(async {
+        assert!(fetch(0).await.is_err());
+        assert!(parse("x").await.is_err());
+        assert_eq!(parse(" 4 ").await, Ok(8));
+        assert_eq!(quick().await, 3);
+        let mut counter = 0;
+        no_return_type(&mut counter).await;
+        assert_eq!(counter, 1);
+        assert_eq!(early_return(true).await, 1);
+        assert_eq!(early_return(false).await, 2);
+        let items = vec!["apple".to_string(), "banana".to_string()];
+        assert_eq!(borrowing(&items, "ba").await, Some(&items[1]));
+        assert_eq!(returns_impl(3).await.sum::<u32>(), 3);
+    });
+    assert!(captured.one("macro_async::fetch").error);
+    let parse: Vec<bool> = captured
+        .named("macro_async::parse")
+        .iter()
+        .map(|e| e.error)
+        .collect();
+    assert_eq!(parse, [true, false]);
+    assert!(!captured.one("macro_async::quick").error);
+    captured.one("macro_async::no_return_type");
+    assert_eq!(captured.named("macro_async::early_return").len(), 2);
+    captured.one("macro_async::borrowing");
+    captured.one("macro_async::returns_impl");
+}
+
+#[test]
+fn a_dropped_future_is_recorded_once_as_cancelled() {
+    let ((), captured) = capture_async(async {
+        let timed_out = tokio::time::timeout(Duration::from_millis(5), forever()).await;
+        assert!(timed_out.is_err());
+        drop(fetch(1));
+    });
+    let event = captured.one("macro_async::forever");
+    assert_eq!(event.outcome, Outcome::Cancelled);
+    assert!(!event.error);
+    assert!(event.dur_ns >= ms(5), "dur_ns = {}", event.dur_ns);
+    // The body of an `async fn` never polled never started: there was no call.
+    assert!(captured.named("macro_async::fetch").is_empty());
+}
+
+#[test]
+fn a_panicking_future_is_recorded_and_the_panic_propagates() {
+    let (payload, captured) = capture_async(async {
+        AssertUnwindSafe(explode())
+            .catch_unwind()
+            .await
+            .expect_err("explode panics")
+    });
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"async kaboom"),
+        "the panic payload is unchanged"
+    );
+    let event = captured.one("macro_async::explode");
+    assert!(event.error);
+    assert_eq!(event.outcome, Outcome::Panicked);
+}
+
+fn check_family(captured: &common::Captured) {
+    let parent = captured.one("macro_async::parent");
+    let children = captured.named("macro_async::child");
+    assert_eq!(children.len(), 2);
+    for child in children {
+        assert_eq!(child.trace_id, parent.trace_id);
+        assert_eq!(child.parent_span_id, Some(parent.span_id));
+    }
+    let sync_child = captured.one("macro_async::sync_child");
+    assert_eq!(sync_child.trace_id, parent.trace_id);
+    assert_eq!(sync_child.parent_span_id, Some(parent.span_id));
+    assert_eq!(parent.parent_span_id, None);
+}
+
+#[test]
+fn nested_calls_link_across_await_on_current_thread() {
+    let (value, captured) = capture_async(parent());
+    assert_eq!(value, 3);
+    check_family(&captured);
+}
+
+#[test]
+fn nested_calls_link_across_await_on_multi_thread() {
+    let (value, captured) = capture_multi_thread(async {
+        let handle = tokio::spawn(assert_send(parent()));
+        // Interleave with other work so the task can hop between threads.
+        let other = tokio::spawn(async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        other.await.unwrap();
+        handle.await.unwrap()
+    });
+    assert_eq!(value, 3);
+    check_family(&captured);
+}
+
+#[test]
+fn sample_zero_counts_without_events() {
+    let ((), captured) = capture_async(async {
+        for _ in 0..4 {
+            assert!(unsampled().await.is_err());
+        }
+    });
+    assert!(captured.named("macro_async::unsampled").is_empty());
+    assert_eq!(captured.count("macro_async::unsampled"), (4, 4));
+}

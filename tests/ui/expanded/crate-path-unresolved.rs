@@ -1,0 +1,8 @@
+use profilis::profiled;
+
+#[profiled(crate = not_profilis)]
+fn unresolved() {}
+
+fn main() {
+    unresolved();
+}
