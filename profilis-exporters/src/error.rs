@@ -12,7 +12,9 @@ use crate::listener::ListenerError;
 #[non_exhaustive]
 pub enum Error {
     /// The listen address is taken by another socket.
-    #[error("address {addr} is already in use: choose another with PROFILIS_LISTEN or Exporter::listen")]
+    #[error(
+        "address {addr} is already in use: choose another with PROFILIS_LISTEN or Exporter::listen"
+    )]
     AddrInUse {
         /// The address.
         addr: SocketAddr,

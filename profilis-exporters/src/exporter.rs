@@ -20,7 +20,9 @@ use crate::error::Error;
 use crate::listener::{self, IpNet, Listener, ListenerConfig, DEFAULT_LISTEN};
 
 /// Default histogram buckets, in seconds (the same as Python profilis).
-pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0];
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
 
 /// Run the recorder's upkeep (which folds recorded histogram samples into buckets and frees
 /// them) after this many samples, so memory stays bounded when nothing scrapes.
@@ -419,10 +421,7 @@ impl Exporter {
             db: self.db_buckets.unwrap_or(all),
         };
         let labels = GlobalLabels {
-            service: self
-                .service
-                .or(env.service)
-                .unwrap_or_else(default_service),
+            service: self.service.or(env.service).unwrap_or_else(default_service),
             instance: self
                 .instance
                 .or(env.instance)
@@ -456,7 +455,10 @@ impl Exporter {
                 ..ListenerConfig::default()
             };
             // On error the collector is dropped here, which stops it.
-            Some(listener::start(config, Arc::new(move || render_handle.render()))?)
+            Some(listener::start(
+                config,
+                Arc::new(move || render_handle.render()),
+            )?)
         } else {
             None
         };
