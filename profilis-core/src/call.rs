@@ -8,75 +8,88 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use crate::clock;
-use crate::event::{Detail, Event, Outcome};
-use crate::ids::{self, SpanId, TraceId};
-use crate::local::{self, SpanContext, ACTIVE, STATE};
+use crate::event::{Detail, Outcome, RawEvent};
+use crate::ids::{SpanId, TraceId};
+use crate::local::{self, Hot, SpanContext, ACTIVE, STATE};
 use crate::sampler;
 use crate::site::Site;
 
-/// A call being timed: what is known at its start.
+/// A call being recorded: what is known at its start.
 #[derive(Clone, Copy)]
-struct Started {
+struct Call {
     site: &'static Site,
     /// The `STATE` the call started under (names the collector generation).
     state: u64,
-    /// `None` when sampled out: counted, not timed.
-    timed: Option<Timed>,
-}
-
-#[derive(Clone, Copy)]
-struct Timed {
+    /// Clock ticks at the start (timed calls only).
     start: u64,
+    /// The call's own span; span id 0 when sampled out (counted, not timed).
     own: SpanContext,
-    parent: SpanContext,
+    /// Its parent's span id (0: none).
+    parent: SpanId,
 }
 
-impl Started {
-    /// `None` when profiling is off or no collector runs: one atomic load.
+impl Call {
+    /// Starts a call under the thread's current span. `None` when profiling is off or no
+    /// collector runs: then the call cost one atomic load.
     #[inline]
-    fn begin(site: &'static Site) -> Option<Started> {
+    fn begin(site: &'static Site) -> Option<Call> {
         let state = STATE.load(Ordering::Relaxed);
         if state & ACTIVE != ACTIVE {
             return None;
         }
-        let timed = sampler::sample(site.threshold()).then(|| {
-            let parent = local::context();
-            let trace_id = if parent.trace_id.0 == 0 {
-                ids::new_trace_id()
-            } else {
-                parent.trace_id
-            };
-            let own = SpanContext {
-                trace_id,
-                span_id: ids::new_span_id(),
-            };
-            Timed {
-                start: clock::now_ticks(),
-                own,
-                parent,
-            }
-        });
-        Some(Started { site, state, timed })
+        Some(Call::begin_in(site, state, local::hot()))
     }
 
-    #[inline]
-    fn finish(self, error: bool, outcome: Outcome, detail: Detail) {
-        let event = self.timed.map(|t| {
-            let end = clock::now_ticks();
-            Event {
-                site: self.site,
-                // Raw clock ticks until the collector converts them (see collector::finish_event).
-                ts_ns: t.start,
-                dur_ns: end,
-                error,
-                outcome,
-                trace_id: t.own.trace_id,
-                span_id: t.own.span_id,
-                parent_span_id: (t.parent.span_id.0 != 0).then_some(t.parent.span_id),
-                detail,
-            }
+    #[inline(always)]
+    fn begin_in(site: &'static Site, state: u64, hot: &Hot) -> Call {
+        let parent = hot.context();
+        if !sampler::sample(site.threshold(), hot) {
+            return Call {
+                site,
+                state,
+                start: 0,
+                own: SpanContext::default(),
+                parent: parent.span_id,
+            };
+        }
+        let trace_id = if parent.trace_id.0 == 0 {
+            TraceId(((hot.random() as u128) << 64) | (hot.random() | 1) as u128)
+        } else {
+            parent.trace_id
+        };
+        let own = SpanContext {
+            trace_id,
+            span_id: SpanId(hot.random() | 1),
+        };
+        Call {
+            site,
+            state,
+            start: clock::now_ticks(),
+            own,
+            parent: parent.span_id,
+        }
+    }
+
+    #[inline(always)]
+    fn timed(&self) -> bool {
+        self.own.span_id.0 != 0
+    }
+
+    /// Records the call as ended now.
+    #[inline(always)]
+    fn end(&self, hot: &Hot, error: bool, outcome: Outcome, detail: Option<Box<Detail>>) {
+        let event = self.timed().then(|| RawEvent {
+            site: self.site,
+            start: self.start,
+            end: clock::now_ticks(),
+            trace_id: self.own.trace_id,
+            span_id: self.own.span_id,
+            parent: self.parent,
+            error,
+            outcome,
+            detail,
         });
-        local::record(self.state, self.site, error, event);
+        hot.record(self.state, self.site, error, event);
     }
 }
 
@@ -84,22 +97,32 @@ impl Started {
 /// without `exit` (the call panicked) records the call as a panicked error.
 #[must_use = "the call is recorded when the guard exits or drops"]
 pub struct CallGuard {
-    started: Option<Started>,
+    call: Option<Call>,
     /// The span the thread was in before this call, restored on exit.
     saved: SpanContext,
     _not_send: PhantomData<*const ()>,
 }
 
 /// Starts timing a call of `site` on this thread and makes it the current span.
-#[inline]
+#[inline(always)]
 pub fn enter(site: &'static Site) -> CallGuard {
-    let started = Started::begin(site);
-    let saved = match started.and_then(|s| s.timed) {
-        Some(t) => local::swap_context(t.own),
-        None => SpanContext::default(),
+    let state = STATE.load(Ordering::Relaxed);
+    if state & ACTIVE != ACTIVE {
+        return CallGuard {
+            call: None,
+            saved: SpanContext::default(),
+            _not_send: PhantomData,
+        };
+    }
+    let hot = local::hot();
+    let call = Call::begin_in(site, state, hot);
+    let saved = if call.timed() {
+        hot.set_context(call.own)
+    } else {
+        SpanContext::default()
     };
     CallGuard {
-        started,
+        call: Some(call),
         saved,
         _not_send: PhantomData,
     }
@@ -107,37 +130,49 @@ pub fn enter(site: &'static Site) -> CallGuard {
 
 impl CallGuard {
     /// Ends the call; `error` says whether it failed.
-    #[inline]
+    #[inline(always)]
     pub fn exit(mut self, error: bool) {
-        self.end(error, Outcome::Returned, Detail::Fn);
+        if let Some(call) = self.call.take() {
+            self.end(call, error, Outcome::Returned, None);
+        }
     }
 
     /// Ends the call with kind-specific detail (HTTP/DB adapters).
     pub fn exit_with(mut self, error: bool, detail: Detail) {
-        self.end(error, Outcome::Returned, detail);
+        if let Some(call) = self.call.take() {
+            self.end(call, error, Outcome::Returned, Some(Box::new(detail)));
+        }
     }
 
-    #[inline]
-    fn end(&mut self, error: bool, outcome: Outcome, detail: Detail) {
-        if let Some(started) = self.started.take() {
-            if started.timed.is_some() {
-                local::swap_context(self.saved);
-            }
-            started.finish(error, outcome, detail);
+    #[inline(always)]
+    fn end(&self, call: Call, error: bool, outcome: Outcome, detail: Option<Box<Detail>>) {
+        let hot = local::hot();
+        if call.timed() {
+            hot.set_context(self.saved);
         }
+        call.end(hot, error, outcome, detail);
     }
 }
 
 impl Drop for CallGuard {
+    #[inline]
     fn drop(&mut self) {
-        if self.started.is_some() {
-            let outcome = if std::thread::panicking() {
-                Outcome::Panicked
-            } else {
-                Outcome::Cancelled
-            };
-            self.end(true, outcome, Detail::Fn);
+        if let Some(call) = self.call.take() {
+            self.dropped(call);
         }
+    }
+}
+
+impl CallGuard {
+    #[cold]
+    #[inline(never)]
+    fn dropped(&self, call: Call) {
+        let outcome = if std::thread::panicking() {
+            Outcome::Panicked
+        } else {
+            Outcome::Cancelled
+        };
+        self.end(call, true, outcome, None);
     }
 }
 
@@ -187,7 +222,7 @@ pin_project_lite::pin_project! {
         future: F,
         classify: Option<C>,
         site: &'static Site,
-        started: Option<Started>,
+        call: Option<Call>,
         state: PollState,
     }
 
@@ -202,9 +237,8 @@ pin_project_lite::pin_project! {
             } else {
                 Outcome::Cancelled
             };
-            let started = this.started.take().or_else(|| Started::begin(this.site));
-            if let Some(started) = started {
-                started.finish(outcome == Outcome::Panicked, outcome, Detail::Fn);
+            if let Some(call) = this.call.take().or_else(|| Call::begin(this.site)) {
+                call.end(local::hot(), outcome == Outcome::Panicked, outcome, None);
             }
         }
     }
@@ -228,7 +262,7 @@ where
         future,
         classify: Some(classify),
         site,
-        started: None,
+        call: None,
         state: PollState::NotStarted,
     }
 }
@@ -239,7 +273,7 @@ struct Restore(Option<SpanContext>);
 impl Drop for Restore {
     fn drop(&mut self) {
         if let Some(saved) = self.0 {
-            local::swap_context(saved);
+            local::hot().set_context(saved);
         }
     }
 }
@@ -254,10 +288,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         if *this.state == PollState::NotStarted {
-            *this.started = Started::begin(this.site);
+            *this.call = Call::begin(this.site);
         }
-        let timed = this.started.and_then(|s| s.timed);
-        let restore = Restore(timed.map(|t| local::swap_context(t.own)));
+        let own = this.call.filter(Call::timed).map(|c| c.own);
+        let restore = Restore(own.map(|own| local::hot().set_context(own)));
         *this.state = PollState::Polling;
         let poll = this.future.poll(cx);
         drop(restore);
@@ -268,9 +302,9 @@ where
             }
             Poll::Ready(output) => {
                 *this.state = PollState::Done;
-                if let Some(started) = this.started.take() {
+                if let Some(call) = this.call.take() {
                     let error = this.classify.take().is_some_and(|c| c(&output));
-                    started.finish(error, Outcome::Returned, Detail::Fn);
+                    call.end(local::hot(), error, Outcome::Returned, None);
                 }
                 Poll::Ready(output)
             }

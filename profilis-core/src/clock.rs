@@ -27,7 +27,7 @@ static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| {
 /// Reads the fastest monotonic counter of the machine (the TSC where it is invariant).
 ///
 /// The value is in ticks, not nanoseconds: convert with [`ticks_to_ns`] / [`ticks_to_unix_ns`].
-#[inline]
+#[inline(always)]
 pub fn now_ticks() -> u64 {
     ANCHOR.clock.raw()
 }

@@ -15,7 +15,7 @@ use crate::ring::DropPolicy;
 use crate::sink::{Batch, CallCount, FanOut, Sink};
 use crate::site::{self, Site};
 
-/// The largest queue size accepted.
+/// The largest queue size (and batch size) accepted.
 pub const MAX_QUEUE_SIZE: usize = 1 << 24;
 
 /// Settings of the collector.
@@ -63,9 +63,10 @@ impl CollectorConfig {
                 max: MAX_QUEUE_SIZE,
             });
         }
-        if self.batch_max == 0 {
+        if self.batch_max == 0 || self.batch_max > MAX_QUEUE_SIZE {
             return Err(ConfigError::BatchMax {
                 value: self.batch_max,
+                max: MAX_QUEUE_SIZE,
             });
         }
         if self.flush_interval.is_zero() {
@@ -196,7 +197,7 @@ impl Collector {
         let mut worker = Worker {
             sinks: FanOut::new(sinks),
             batch_max: config.batch_max,
-            events: Vec::with_capacity(config.batch_max),
+            events: Vec::with_capacity(config.batch_max.min(4096)),
             counts: Vec::new(),
             totals: Vec::new(),
         };
@@ -313,7 +314,7 @@ impl Worker {
                 let Some(event) = state.ring.pop() else { break };
                 budget -= 1;
                 POPPED.fetch_add(1, Ordering::Relaxed);
-                self.events.push(finish_event(event));
+                self.events.push(event.finish());
                 if self.events.len() >= self.batch_max {
                     self.deliver(&snapshot);
                 }
@@ -384,12 +385,4 @@ impl Worker {
         PROCESSED.fetch_add(self.events.len() as u64, Ordering::AcqRel);
         self.events.clear();
     }
-}
-
-/// Converts the raw clock ticks the hot path stores into wall-clock start and duration.
-fn finish_event(mut event: Event) -> Event {
-    let (start, end) = (event.ts_ns, event.dur_ns);
-    event.dur_ns = clock::ticks_to_ns(start, end);
-    event.ts_ns = clock::ticks_to_unix_ns(start);
-    event
 }

@@ -20,11 +20,13 @@ pub enum ConfigError {
         /// The largest allowed value.
         max: usize,
     },
-    /// A batch size of zero.
-    #[error("batch size {value} is not allowed: expected at least 1")]
+    /// A batch size of zero or too large.
+    #[error("batch size {value} is not allowed: expected 1..={max}")]
     BatchMax {
         /// The rejected value.
         value: usize,
+        /// The largest allowed value.
+        max: usize,
     },
     /// A flush interval of zero.
     #[error("flush interval {value:?} is not allowed: expected more than zero")]

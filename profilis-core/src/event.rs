@@ -122,3 +122,35 @@ impl From<SiteKind> for EventKind {
         }
     }
 }
+
+/// An event as the hot path queues it: raw clock ticks, converted on the collector thread.
+pub(crate) struct RawEvent {
+    pub(crate) site: &'static Site,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    /// Span id 0: none.
+    pub(crate) parent: SpanId,
+    pub(crate) error: bool,
+    pub(crate) outcome: Outcome,
+    /// `None` for FN events, so a function call never allocates.
+    pub(crate) detail: Option<Box<Detail>>,
+}
+
+impl RawEvent {
+    /// Converts ticks to wall-clock start and duration.
+    pub(crate) fn finish(self) -> Event {
+        Event {
+            site: self.site,
+            ts_ns: crate::clock::ticks_to_unix_ns(self.start),
+            dur_ns: crate::clock::ticks_to_ns(self.start, self.end),
+            error: self.error,
+            outcome: self.outcome,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: (self.parent.0 != 0).then_some(self.parent),
+            detail: self.detail.map_or(Detail::Fn, |d| *d),
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! W3C trace-context identifiers (16-byte trace id, 8-byte span id) and the per-thread random
 //! source that makes them without a syscall.
 
-use std::cell::Cell;
 use std::fmt;
 
 /// A 16-byte W3C trace id. Never all zeros once made by profilis.
@@ -50,29 +49,15 @@ impl fmt::Debug for SpanId {
     }
 }
 
-thread_local! {
-    static RNG: Cell<u64> = const { Cell::new(0) };
-}
-
 /// A fast per-thread pseudo-random `u64` (wyrand), seeded once per thread from the clock, the
 /// thread's stack address and a global counter. Not cryptographic: ids only need to be unique.
 #[inline]
 pub fn next_u64() -> u64 {
-    RNG.try_with(|cell| {
-        let mut s = cell.get();
-        if s == 0 {
-            s = seed();
-        }
-        s = s.wrapping_add(0xa076_1d64_78bd_642f);
-        cell.set(s);
-        let t = (s as u128).wrapping_mul((s ^ 0xe703_7ed1_a0b4_28db) as u128);
-        ((t >> 64) as u64) ^ (t as u64)
-    })
-    .unwrap_or_else(|_| seed())
+    crate::local::hot().random()
 }
 
 #[cold]
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
     let local = 0u8;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 
-use crate::event::Event;
+use crate::event::RawEvent;
 use crate::ids::{SpanId, TraceId};
 use crate::ring::{DropPolicy, Pushed, Ring};
 use crate::site::Site;
@@ -94,7 +94,9 @@ static OVERFLOW_COUNTS: Mutex<Option<HashMap<u32, (u64, u64)>>> = Mutex::new(Non
 
 /// One thread's ring, counters and drop counts. Written by its thread, read by the collector.
 pub(crate) struct ThreadState {
-    pub(crate) ring: Ring,
+    pub(crate) ring: Ring<RawEvent>,
+    /// Pushes left until the collector is woken (owner-only).
+    until_wake: AtomicU64,
     chunks: Box<[AtomicPtr<CountChunk>]>,
     /// Events not queued because the ring was full (drop-newest) ...
     rejected: AtomicU64,
@@ -109,7 +111,8 @@ pub(crate) struct ThreadState {
 impl ThreadState {
     fn new(generation: Arc<Generation>) -> ThreadState {
         ThreadState {
-            ring: Ring::new(generation.queue_size),
+            ring: Ring::new(generation.queue_size, generation.policy),
+            until_wake: AtomicU64::new(generation.batch_max),
             chunks: (0..CHUNKS)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
@@ -122,7 +125,7 @@ impl ThreadState {
     }
 
     /// Counts one call of site `id`. Only the owning thread writes, so no read-modify-write.
-    #[inline]
+    #[inline(always)]
     fn count(&self, id: u32, error: bool) {
         let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
         let Some(slot) = self.chunks.get(c) else {
@@ -166,9 +169,9 @@ impl ThreadState {
         }
     }
 
-    #[inline]
-    fn push(&self, event: Event) {
-        match self.ring.push(event, self.generation.policy) {
+    #[inline(always)]
+    fn push(&self, event: RawEvent) {
+        match self.ring.push(event) {
             Pushed::Yes => {}
             Pushed::EvictedOldest => bump(&self.evicted),
             Pushed::Rejected => {
@@ -176,10 +179,20 @@ impl ThreadState {
                 return;
             }
         }
-        if self.ring.pushed().is_multiple_of(self.generation.batch_max) {
-            // A full batch is waiting: wake the collector (one futex wake per batch at most).
-            self.generation.worker.unpark();
+        let left = self.until_wake.load(Ordering::Relaxed) - 1;
+        if left == 0 {
+            self.wake();
+        } else {
+            self.until_wake.store(left, Ordering::Relaxed);
         }
+    }
+
+    /// A full batch is waiting: wake the collector (one futex wake per batch at most).
+    #[cold]
+    fn wake(&self) {
+        self.until_wake
+            .store(self.generation.batch_max, Ordering::Relaxed);
+        self.generation.worker.unpark();
     }
 }
 
@@ -236,54 +249,88 @@ pub struct SpanContext {
     pub span_id: SpanId,
 }
 
-struct Local {
-    state: RefCell<Option<Arc<ThreadState>>>,
-    /// `state`'s target, for reads without a RefCell borrow; null when there is none.
-    state_ptr: Cell<*const ThreadState>,
-    /// Current span; span id 0 means none.
+/// What the hot path touches per call. No destructor, so access is a plain thread-local read.
+pub(crate) struct Hot {
+    /// Current span; span id 0 means none (trace id 0: no trace).
     ctx: Cell<SpanContext>,
+    /// State of the id generator (wyrand); 0 until seeded.
+    rng: Cell<u64>,
+    /// This thread's state, owned by [`OWNER`]; null when there is none (yet, or any more).
+    state: Cell<*const ThreadState>,
+}
+
+/// Owns this thread's state; on thread exit, drops it and clears [`Hot::state`].
+struct Owner(RefCell<Option<Arc<ThreadState>>>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = HOT.try_with(|hot| hot.state.set(ptr::null()));
+    }
 }
 
 thread_local! {
-    static LOCAL: Local = const {
-        Local {
-            state: RefCell::new(None),
-            state_ptr: Cell::new(ptr::null()),
+    static HOT: Hot = const {
+        Hot {
             ctx: Cell::new(SpanContext { trace_id: TraceId(0), span_id: SpanId(0) }),
+            rng: Cell::new(0),
+            state: Cell::new(ptr::null()),
         }
     };
+    static OWNER: Owner = const { Owner(RefCell::new(None)) };
 }
 
-/// The current span context of this thread, if it is inside a recorded call.
-pub fn current() -> Option<SpanContext> {
-    LOCAL
-        .try_with(|l| l.ctx.get())
-        .ok()
-        .filter(|c| c.span_id.0 != 0)
+/// This thread's hot state.
+///
+/// `Hot` has no destructor, so its storage lives as long as the thread; and `&Hot` is not
+/// `Send` (`Hot` is not `Sync`), so the reference cannot leave the thread.
+#[inline(always)]
+pub(crate) fn hot() -> &'static Hot {
+    // SAFETY: see above.
+    HOT.with(|hot| unsafe { &*(hot as *const Hot) })
 }
 
-/// This thread's span context (raw: span id 0 = none).
-#[inline]
-pub(crate) fn context() -> SpanContext {
-    LOCAL.try_with(|l| l.ctx.get()).unwrap_or_default()
-}
+impl Hot {
+    /// The current span context (span id 0: none).
+    #[inline]
+    pub(crate) fn context(&self) -> SpanContext {
+        self.ctx.get()
+    }
 
-/// Replaces this thread's span context, returning the previous one (raw: span id 0 = none).
-#[inline]
-pub(crate) fn swap_context(ctx: SpanContext) -> SpanContext {
-    LOCAL.try_with(|l| l.ctx.replace(ctx)).unwrap_or_default()
-}
+    /// Replaces the current span context, returning the previous one.
+    #[inline]
+    pub(crate) fn set_context(&self, ctx: SpanContext) -> SpanContext {
+        self.ctx.replace(ctx)
+    }
 
-/// Counts one call and, if given, queues its event, on this thread's state for generation
-/// `state` (the value of [`STATE`] the call started under).
-#[inline]
-pub(crate) fn record(state: u64, site: &'static Site, error: bool, event: Option<Event>) {
-    let id = site.id();
-    let _ = LOCAL.try_with(|l| {
-        let mut ts = l.state_ptr.get();
-        // SAFETY: state_ptr points into the Arc held by l.state, which outlives this borrow.
+    /// A pseudo-random `u64` (wyrand). Not cryptographic: ids only need to be unique.
+    #[inline]
+    pub(crate) fn random(&self) -> u64 {
+        let mut s = self.rng.get();
+        if s == 0 {
+            s = crate::ids::seed();
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        self.rng.set(s);
+        let t = (s as u128).wrapping_mul((s ^ 0xe703_7ed1_a0b4_28db) as u128);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+
+    /// Counts a call and, if it was timed, queues its event, on this thread's state for the
+    /// collector generation in `state` (the value of [`STATE`] the call started under).
+    #[inline(always)]
+    pub(crate) fn record(
+        &self,
+        state: u64,
+        site: &'static Site,
+        error: bool,
+        event: Option<RawEvent>,
+    ) {
+        let id = site.id();
+        let mut ts = self.state.get();
+        // SAFETY: a non-null pointer targets the Arc held by OWNER, which clears it before
+        // dropping that Arc.
         if ts.is_null() || unsafe { (*ts).generation_id } != state >> GEN_SHIFT {
-            ts = refresh(l, state);
+            ts = refresh(self, state);
             if ts.is_null() {
                 return;
             }
@@ -294,12 +341,19 @@ pub(crate) fn record(state: u64, site: &'static Site, error: bool, event: Option
         if let Some(event) = event {
             ts.push(event);
         }
-    });
+    }
+}
+
+/// The current span context of this thread, if it is inside a recorded call.
+pub fn current() -> Option<SpanContext> {
+    let ctx = hot().ctx.get();
+    (ctx.span_id.0 != 0).then_some(ctx)
 }
 
 /// Makes (and registers) this thread's state for the running collector generation.
 #[cold]
-fn refresh(local: &Local, state: u64) -> *const ThreadState {
+#[inline(never)]
+fn refresh(hot: &Hot, state: u64) -> *const ThreadState {
     let generation = GENERATION.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let Some(generation) = generation.filter(|g| g.id == state >> GEN_SHIFT) else {
         return ptr::null();
@@ -311,8 +365,14 @@ fn refresh(local: &Local, state: u64) -> *const ThreadState {
         .states
         .push(ts.clone());
     let p = Arc::as_ptr(&ts);
-    // The old state (if any) stays registered until the collector has read it.
-    *local.state.borrow_mut() = Some(ts);
-    local.state_ptr.set(p);
+    // The old state (if any) stays registered until the collector has read it. During thread
+    // teardown OWNER may be gone: record nothing then.
+    let owned = OWNER
+        .try_with(|owner| *owner.0.borrow_mut() = Some(ts))
+        .is_ok();
+    if !owned {
+        return ptr::null();
+    }
+    hot.state.set(p);
     p
 }

@@ -1,15 +1,19 @@
 //! A bounded ring of events written by one thread and read by the collector.
 //!
 //! Each producing thread owns one ring, so producers never contend with each other. Slots carry
-//! sequence numbers (Vyukov's bounded queue) so a reader can claim a slot with one CAS on `head`;
-//! the producer itself becomes a reader only to evict the oldest event when the ring is full and
-//! the drop policy says so. Nothing here blocks or allocates after construction.
+//! sequence numbers (after Vyukov's bounded queue) so a reader can claim a slot with one CAS on
+//! `head`. The producer itself becomes a reader only to evict the oldest event when the ring is
+//! full and the drop policy says so. Nothing here blocks or allocates after construction.
+//!
+//! The push never reads a slot's line, so a write to a line the collector has read costs a store
+//! miss (absorbed by the store buffer), not a load miss. That is safe because the ring has two
+//! more slots than it may hold: with the collector as the only reader, the slot a push writes is
+//! never the one being read. Only with drop-oldest (the producer reads too) does a push check the
+//! slot's sequence number, and readers mark slots free after reading.
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::event::Event;
 
 /// What to do with a new event when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,9 +26,9 @@ pub enum DropPolicy {
     Oldest,
 }
 
-struct Slot {
+struct Slot<T> {
     seq: AtomicU64,
-    value: UnsafeCell<MaybeUninit<Event>>,
+    value: UnsafeCell<MaybeUninit<T>>,
 }
 
 #[repr(align(128))]
@@ -41,25 +45,26 @@ pub(crate) enum Pushed {
     Rejected,
 }
 
-pub(crate) struct Ring {
-    slots: Box<[Slot]>,
+pub(crate) struct Ring<T> {
+    slots: Box<[Slot<T>]>,
     mask: u64,
     limit: u64,
     head: Padded,
     tail: Padded,
     /// Producer's last view of `head`, so a push reads the shared `head` only when it looks full.
     head_seen: AtomicU64,
+    policy: DropPolicy,
 }
 
 // SAFETY: slot values are handed from one thread to another through the sequence protocol
-// below; an `Event` is `Send`, and no slot is ever accessed by two threads at once.
-unsafe impl Sync for Ring {}
-unsafe impl Send for Ring {}
+// below (so `T: Send` suffices), and no slot is ever accessed by two threads at once.
+unsafe impl<T: Send> Sync for Ring<T> {}
+unsafe impl<T: Send> Send for Ring<T> {}
 
-impl Ring {
+impl<T> Ring<T> {
     /// A ring that holds at most `limit` events (`limit >= 1`).
-    pub(crate) fn new(limit: usize) -> Ring {
-        let cap = limit.max(1).next_power_of_two();
+    pub(crate) fn new(limit: usize, policy: DropPolicy) -> Ring<T> {
+        let cap = (limit.max(1) + 2).next_power_of_two();
         let slots = (0..cap as u64)
             .map(|i| Slot {
                 seq: AtomicU64::new(i),
@@ -73,18 +78,19 @@ impl Ring {
             head: Padded(AtomicU64::new(0)),
             tail: Padded(AtomicU64::new(0)),
             head_seen: AtomicU64::new(0),
+            policy,
         }
     }
 
     /// Queues an event. Must only be called by the ring's owning thread.
-    #[inline]
-    pub(crate) fn push(&self, event: Event, policy: DropPolicy) -> Pushed {
+    #[inline(always)]
+    pub(crate) fn push(&self, event: T) -> Pushed {
         let pos = self.tail.0.load(Ordering::Relaxed);
         let mut result = Pushed::Yes;
         if pos - self.head_seen.load(Ordering::Relaxed) >= self.limit {
             let mut head = self.head.0.load(Ordering::Acquire);
             if pos - head >= self.limit {
-                if policy == DropPolicy::Newest || self.pop().is_none() {
+                if self.policy == DropPolicy::Newest || self.pop().is_none() {
                     return Pushed::Rejected;
                 }
                 result = Pushed::EvictedOldest;
@@ -96,11 +102,13 @@ impl Ring {
             self.head_seen.store(head, Ordering::Relaxed);
         }
         let slot = &self.slots[(pos & self.mask) as usize];
-        if slot.seq.load(Ordering::Acquire) != pos {
+        if self.policy == DropPolicy::Oldest && slot.seq.load(Ordering::Acquire) != pos {
             // The collector has claimed this slot and is still reading it.
             return Pushed::Rejected;
         }
-        // SAFETY: seq == pos means the slot is empty and only this (owning) thread writes it.
+        // SAFETY: only this (owning) thread writes slots, and no reader is reading this one: with
+        // drop-oldest the sequence number says so; otherwise the only reader works at `head`,
+        // which is at least two slots past this slot's previous occupant (see the module docs).
         unsafe { (*slot.value.get()).write(event) };
         slot.seq.store(pos + 1, Ordering::Release);
         self.tail.0.store(pos + 1, Ordering::Release);
@@ -108,7 +116,7 @@ impl Ring {
     }
 
     /// Takes the oldest event, if any. Safe to call from any thread.
-    pub(crate) fn pop(&self) -> Option<Event> {
+    pub(crate) fn pop(&self) -> Option<T> {
         let mut pos = self.head.0.load(Ordering::Relaxed);
         loop {
             let slot = &self.slots[(pos & self.mask) as usize];
@@ -123,15 +131,20 @@ impl Ring {
                     Ok(_) => {
                         // SAFETY: the CAS gave this thread the slot; seq == pos + 1 says it is full.
                         let event = unsafe { (*slot.value.get()).assume_init_read() };
-                        slot.seq.store(pos + self.mask + 1, Ordering::Release);
+                        if self.policy == DropPolicy::Oldest {
+                            slot.seq.store(pos + self.mask + 1, Ordering::Release);
+                        }
                         return Some(event);
                     }
                     Err(current) => pos = current,
                 }
-            } else if seq <= pos {
-                return None;
             } else {
-                pos = self.head.0.load(Ordering::Relaxed);
+                // Not filled for this lap: empty, unless another reader moved `head` meanwhile.
+                let current = self.head.0.load(Ordering::Relaxed);
+                if current == pos {
+                    return None;
+                }
+                pos = current;
             }
         }
     }
@@ -148,7 +161,7 @@ impl Ring {
     }
 }
 
-impl Drop for Ring {
+impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         while self.pop().is_some() {}
     }
@@ -157,7 +170,7 @@ impl Drop for Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Detail, Outcome};
+    use crate::event::{Detail, Event, Outcome};
     use crate::ids::{SpanId, TraceId};
     use crate::site::Site;
 
@@ -179,14 +192,14 @@ mod tests {
 
     #[test]
     fn fifo_and_bounded_at_limit_not_capacity() {
-        let ring = Ring::new(5); // capacity 8, limit 5
+        let ring = Ring::new(5, DropPolicy::Newest); // capacity 8, limit 5
         for i in 0..5 {
-            assert_eq!(ring.push(ev(i), DropPolicy::Newest), Pushed::Yes);
+            assert_eq!(ring.push(ev(i)), Pushed::Yes);
         }
-        assert_eq!(ring.push(ev(99), DropPolicy::Newest), Pushed::Rejected);
+        assert_eq!(ring.push(ev(99)), Pushed::Rejected);
         assert_eq!(ring.len(), 5);
         assert_eq!(ring.pop().unwrap().ts_ns, 0);
-        assert_eq!(ring.push(ev(5), DropPolicy::Newest), Pushed::Yes);
+        assert_eq!(ring.push(ev(5)), Pushed::Yes);
         let rest: Vec<u64> = std::iter::from_fn(|| ring.pop()).map(|e| e.ts_ns).collect();
         assert_eq!(rest, vec![1, 2, 3, 4, 5]);
         assert!(ring.pop().is_none());
@@ -194,9 +207,9 @@ mod tests {
 
     #[test]
     fn drop_oldest_keeps_the_newest() {
-        let ring = Ring::new(3);
+        let ring = Ring::new(3, DropPolicy::Oldest);
         for i in 0..10 {
-            let r = ring.push(ev(i), DropPolicy::Oldest);
+            let r = ring.push(ev(i));
             assert_eq!(
                 r,
                 if i < 3 {
@@ -212,7 +225,7 @@ mod tests {
 
     #[test]
     fn concurrent_reader_sees_every_event_once_in_order() {
-        let ring = std::sync::Arc::new(Ring::new(64));
+        let ring = std::sync::Arc::new(Ring::<Event>::new(64, DropPolicy::Newest));
         let reader = {
             let ring = ring.clone();
             std::thread::spawn(move || {
@@ -228,11 +241,45 @@ mod tests {
         };
         let mut i = 0;
         while i < 100_000 {
-            if ring.push(ev(i), DropPolicy::Newest) == Pushed::Yes {
+            if ring.push(ev(i)) == Pushed::Yes {
                 i += 1;
             }
         }
         let seen = reader.join().unwrap();
         assert!(seen.iter().copied().eq(0..100_000));
+    }
+
+    #[test]
+    fn evicting_producer_and_concurrent_reader_never_share_an_event() {
+        let ring = std::sync::Arc::new(Ring::<Event>::new(8, DropPolicy::Oldest));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (ring, done) = (ring.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    match ring.pop() {
+                        Some(e) => seen.push(e.ts_ns),
+                        None if finished => return seen,
+                        None => std::hint::spin_loop(),
+                    }
+                }
+            })
+        };
+        let mut dropped = 0;
+        for i in 0..200_000 {
+            match ring.push(ev(i)) {
+                Pushed::Yes => {}
+                Pushed::EvictedOldest | Pushed::Rejected => dropped += 1,
+            }
+        }
+        done.store(true, Ordering::Release);
+        let seen = reader.join().unwrap();
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "each event once, in order"
+        );
+        assert_eq!(seen.len() as u64 + dropped, 200_000);
     }
 }

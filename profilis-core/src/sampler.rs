@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::ConfigError;
-use crate::ids;
+use crate::local::Hot;
 
 /// Threshold meaning "always": a rate of 1.0.
 pub(crate) const ALWAYS: u64 = u64::MAX;
@@ -67,13 +67,13 @@ pub fn global_rate() -> f64 {
 
 /// Decides whether one call of a site with this threshold is sampled in.
 #[inline]
-pub(crate) fn sample(site_threshold: u64) -> bool {
+pub(crate) fn sample(site_threshold: u64, hot: &Hot) -> bool {
     let t = if site_threshold == INHERIT {
         GLOBAL.load(Ordering::Relaxed)
     } else {
         site_threshold
     };
-    t == ALWAYS || (t != 0 && ids::next_u64() < t)
+    t == ALWAYS || (t != 0 && hot.random() < t)
 }
 
 #[cfg(test)]
@@ -85,9 +85,12 @@ mod tests {
         assert_eq!(threshold(1.0), ALWAYS);
         assert_eq!(threshold(0.0), 0);
         assert!((rate_of(threshold(0.25)) - 0.25).abs() < 1e-12);
-        assert!(sample(ALWAYS));
-        assert!(!sample(0));
-        let hits = (0..100_000).filter(|_| sample(threshold(0.25))).count();
+        let hot = crate::local::hot();
+        assert!(sample(ALWAYS, hot));
+        assert!(!sample(0, hot));
+        let hits = (0..100_000)
+            .filter(|_| sample(threshold(0.25), hot))
+            .count();
         assert!((20_000..30_000).contains(&hits), "{hits} of 100000 at 0.25");
     }
 
