@@ -78,10 +78,13 @@ impl Call {
     /// Records the call as ended now.
     #[inline(always)]
     fn end(&self, hot: &Hot, error: bool, outcome: Outcome, detail: Option<Box<Detail>>) {
-        let event = self.timed().then(|| RawEvent {
+        let end = if self.timed() { clock::now_ticks() } else { 0 };
+        let ticks = self.timed().then(|| end.saturating_sub(self.start));
+        let detailed = detail.is_some();
+        hot.record(self.state, self.site, error, ticks, detailed, || RawEvent {
             site: self.site,
             start: self.start,
-            end: clock::now_ticks(),
+            end,
             trace_id: self.own.trace_id,
             span_id: self.own.span_id,
             parent: self.parent,
@@ -89,7 +92,6 @@ impl Call {
             outcome,
             detail,
         });
-        hot.record(self.state, self.site, error, event);
     }
 }
 

@@ -50,6 +50,14 @@ pub fn ticks_to_unix_ns(ticks: u64) -> u64 {
     }
 }
 
+/// Clock ticks in `seconds` (rounded down), for comparing durations in ticks.
+pub fn seconds_to_ticks(seconds: f64) -> u64 {
+    let anchor = &*ANCHOR;
+    // Nanoseconds per tick, measured over a span long enough for full precision.
+    let ns_per_tick = anchor.clock.delta_as_nanos(0, 1 << 40) as f64 / (1u64 << 40) as f64;
+    (seconds * 1e9 / ns_per_tick) as u64
+}
+
 /// Forces the clock calibration now, so the first profiled call does not pay for it.
 pub fn warm_up() {
     LazyLock::force(&ANCHOR);

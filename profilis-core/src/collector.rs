@@ -12,7 +12,7 @@ use crate::error::ConfigError;
 use crate::event::Event;
 use crate::local::{self, Generation, Snapshot, ThreadState, ENABLED, GEN_SHIFT, RUNNING, STATE};
 use crate::ring::DropPolicy;
-use crate::sink::{Batch, CallCount, FanOut, Sink};
+use crate::sink::{Batch, BucketTotal, CallCount, FanOut, Sink};
 use crate::site::{self, Site};
 
 /// The largest queue size (and batch size) accepted.
@@ -36,6 +36,38 @@ pub struct CollectorConfig {
     /// `Some(false)` starts with profiling switched off, `Some(true)` on; `None` reads
     /// `PROFILIS_DISABLED` (`1`/`true` switches it off).
     pub enabled: Option<bool>,
+    /// Upper bounds (seconds) of the buckets that function durations are filed in on the
+    /// calling thread (default [`DEFAULT_BUCKETS`]). Sinks get them in [`CallCount::durations`].
+    pub duration_buckets: Vec<f64>,
+}
+
+/// Default histogram buckets, in seconds (the same as Python profilis).
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// Checks histogram buckets: at least one, all finite and positive, strictly increasing.
+///
+/// # Errors
+/// [`ConfigError::Buckets`] naming the buckets and what is wrong.
+pub fn validate_buckets(values: &[f64]) -> Result<Vec<f64>, ConfigError> {
+    let bad = |reason| ConfigError::Buckets {
+        value: format!("{values:?}"),
+        reason,
+    };
+    if values.is_empty() {
+        return Err(bad("there are none"));
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(bad("one is not a finite number"));
+    }
+    if values.iter().any(|&v| v <= 0.0) {
+        return Err(bad("one is not positive"));
+    }
+    if values.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(bad("they are not in increasing order"));
+    }
+    Ok(values.to_vec())
 }
 
 impl Default for CollectorConfig {
@@ -47,6 +79,7 @@ impl Default for CollectorConfig {
             drop_policy: DropPolicy::Newest,
             shutdown_timeout: Duration::from_secs(5),
             enabled: None,
+            duration_buckets: DEFAULT_BUCKETS.to_vec(),
         }
     }
 }
@@ -69,6 +102,7 @@ impl CollectorConfig {
                 max: MAX_QUEUE_SIZE,
             });
         }
+        validate_buckets(&self.duration_buckets)?;
         if self.flush_interval.is_zero() {
             return Err(ConfigError::FlushInterval {
                 value: self.flush_interval,
@@ -194,12 +228,16 @@ impl Collector {
         clock::warm_up();
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done) = mpsc::channel();
+        let sinks = FanOut::new(sinks);
+        let wants_events = sinks.wants_events();
         let mut worker = Worker {
-            sinks: FanOut::new(sinks),
+            sinks,
             batch_max: config.batch_max,
+            buckets: config.duration_buckets.clone(),
             events: Vec::with_capacity(config.batch_max.min(4096)),
             counts: Vec::new(),
             totals: Vec::new(),
+            scratch: Vec::new(),
         };
         let worker_stop = stop.clone();
         let flush_interval = config.flush_interval;
@@ -221,6 +259,12 @@ impl Collector {
             batch_max: config.batch_max as u64,
             policy: config.drop_policy,
             worker: handle.thread().clone(),
+            events: wants_events,
+            bounds: config
+                .duration_buckets
+                .iter()
+                .map(|&s| clock::seconds_to_ticks(s))
+                .collect(),
         })));
         let _ = STATE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
             let on = enabled.unwrap_or(s & ENABLED != 0);
@@ -273,10 +317,13 @@ impl Drop for Collector {
 struct Worker {
     sinks: FanOut,
     batch_max: usize,
+    /// Bucket bounds in seconds, as configured.
+    buckets: Vec<f64>,
     events: Vec<Event>,
     counts: Vec<CallCount>,
-    /// Per site id: (calls, errors) counted in this cycle.
-    totals: Vec<(u64, u64)>,
+    /// Per site id, `stride` values (see `Generation::stride`) counted in this cycle.
+    totals: Vec<u64>,
+    scratch: Vec<u64>,
 }
 
 impl Worker {
@@ -334,43 +381,65 @@ impl Worker {
         }
     }
 
+    /// Adds up what every thread counted and timed since the last cycle, per site.
     fn gather_counts(&mut self, states: &[Arc<ThreadState>]) {
         let sites = site::all();
+        let stride = 2 + 2 * (self.buckets.len() + 1);
         self.totals.clear();
-        self.totals.resize(sites.len() + 1, (0, 0));
+        self.totals.resize((sites.len() + 1) * stride, 0);
         for state in states {
-            let mut reported = state.reported.lock().unwrap_or_else(|e| e.into_inner());
-            if reported.len() < sites.len() + 1 {
-                reported.resize(sites.len() + 1, (0, 0));
+            if state.stride() != stride {
+                continue; // made by a collector with other buckets, and read by it
             }
+            let mut reported = state.reported.lock().unwrap_or_else(|e| e.into_inner());
+            reported.resize((sites.len() + 1) * stride, 0);
+            self.scratch.resize(stride, 0);
             for id in 1..=sites.len() {
-                let now = state.counts(id as u32);
-                let before = reported[id];
-                if now != before {
-                    self.totals[id].0 += now.0 - before.0;
-                    self.totals[id].1 += now.1 - before.1;
-                    reported[id] = now;
+                state.read_site(id as u32, &mut self.scratch);
+                let range = id * stride..(id + 1) * stride;
+                if reported[range.clone()] == self.scratch[..] {
+                    continue;
                 }
+                for ((total, before), now) in self.totals[range.clone()]
+                    .iter_mut()
+                    .zip(&reported[range.clone()])
+                    .zip(&self.scratch)
+                {
+                    *total += now.wrapping_sub(*before);
+                }
+                reported[range].copy_from_slice(&self.scratch);
             }
         }
         for (id, (calls, errors)) in local::take_overflow_counts() {
-            if let Some(t) = self.totals.get_mut(id as usize) {
-                t.0 += calls;
-                t.1 += errors;
+            if let Some(t) = self
+                .totals
+                .get_mut(id as usize * stride..id as usize * stride + 2)
+            {
+                t[0] += calls;
+                t[1] += errors;
             }
         }
-        let counts = self
-            .totals
-            .iter()
-            .enumerate()
-            .skip(1)
-            .filter(|(_, t)| t.0 > 0);
-        self.counts
-            .extend(counts.map(|(id, &(calls, errors))| CallCount {
-                site: sites[id - 1] as &'static Site,
-                calls,
-                errors,
-            }));
+        for (id, site) in sites.iter().enumerate().map(|(i, s)| (i + 1, *s)) {
+            let t = &self.totals[id * stride..(id + 1) * stride];
+            if t[0] == 0 {
+                continue;
+            }
+            let durations = t[2..]
+                .chunks(2)
+                .enumerate()
+                .map(|(i, pair)| BucketTotal {
+                    le: self.buckets.get(i).copied().unwrap_or(f64::INFINITY),
+                    count: pair[0],
+                    sum_ns: clock::ticks_to_ns(0, pair[1]),
+                })
+                .collect();
+            self.counts.push(CallCount {
+                site: site as &'static Site,
+                calls: t[0],
+                errors: t[1],
+                durations,
+            });
+        }
     }
 
     fn deliver(&mut self, snapshot: &Snapshot) {

@@ -44,6 +44,14 @@ pub enum ConfigError {
         /// What is allowed.
         expected: &'static str,
     },
+    /// Histogram buckets that cannot be used.
+    #[error("buckets {value} are not allowed: {reason}; expected finite, positive seconds in increasing order")]
+    Buckets {
+        /// The rejected buckets, as given.
+        value: String,
+        /// What is wrong with them.
+        reason: &'static str,
+    },
     /// A collector is already running in this process.
     #[error("a profilis collector is already running in this process; drop its guard first")]
     AlreadyRunning,

@@ -62,10 +62,15 @@ struct Pair {
 /// Records batches as `metrics` counters, histograms and gauges.
 ///
 /// Function calls are counted from the batch's exact counts (sampled-out calls included) and
-/// timed from its events. The collector's health is recorded as `profilis_events_dropped_total`,
+/// timed from its bucket totals: the calls of each bucket are recorded at their mean duration,
+/// which keeps every bucket count and the sum exact for histograms with the same buckets as
+/// the collector's `duration_buckets`. It needs no individual FN events. The collector's health is recorded as `profilis_events_dropped_total`,
 /// `profilis_queue_depth` and `profilis_sink_failures_total`.
 pub struct FacadeSink {
     labels: GlobalLabels,
+    /// Called after every `upkeep_every` histogram samples (see [`FacadeSink::with_upkeep`]).
+    upkeep: Option<(u64, Box<dyn FnMut() + Send>)>,
+    since_upkeep: u64,
     recorder: Option<Arc<dyn Recorder + Send + Sync>>,
     functions: Vec<Option<FnHandles>>,
     http: HashMap<(Arc<str>, u16), Pair>,
@@ -78,6 +83,8 @@ impl FacadeSink {
     pub fn new(labels: GlobalLabels) -> FacadeSink {
         FacadeSink {
             labels,
+            upkeep: None,
+            since_upkeep: 0,
             recorder: None,
             functions: Vec::new(),
             http: HashMap::new(),
@@ -94,6 +101,32 @@ impl FacadeSink {
         FacadeSink {
             recorder: Some(recorder),
             ..FacadeSink::new(labels)
+        }
+    }
+
+    /// Calls `upkeep` after every `every` histogram samples recorded, so a recorder that keeps
+    /// raw samples until its upkeep (like `metrics-exporter-prometheus`) stays bounded.
+    pub fn with_upkeep(mut self, every: u64, upkeep: impl FnMut() + Send + 'static) -> FacadeSink {
+        self.upkeep = Some((every.max(1), Box::new(upkeep)));
+        self
+    }
+
+    /// Records `count` samples of `seconds`, running the upkeep whenever it is due.
+    fn record_many(&mut self, histogram: &Histogram, seconds: f64, mut count: u64) {
+        while count > 0 {
+            let room = match &self.upkeep {
+                Some((every, _)) => (every - self.since_upkeep.min(every - 1)).min(count),
+                None => count,
+            };
+            histogram.record_many(seconds, room as usize);
+            count -= room;
+            self.since_upkeep += room;
+            if let Some((every, upkeep)) = &mut self.upkeep {
+                if self.since_upkeep >= *every {
+                    upkeep();
+                    self.since_upkeep = 0;
+                }
+            }
         }
     }
 
@@ -170,7 +203,8 @@ impl FacadeSink {
     fn record_event(&mut self, event: &Event) {
         let seconds = event.dur_ns as f64 / 1e9;
         match &event.detail {
-            Detail::Fn => self.function(event.site).duration.record(seconds),
+            // Timed from the batch's bucket totals, which include every timed call.
+            Detail::Fn => {}
             Detail::Http(http) => {
                 let key = (http.route.clone(), http.status);
                 if !self.http.contains_key(&key) {
@@ -218,10 +252,18 @@ impl Sink for FacadeSink {
             }));
         }
         for count in batch.counts {
-            if count.site.kind() == SiteKind::Function {
-                let handles = self.function(count.site);
-                handles.calls.increment(count.calls);
-                handles.errors.increment(count.errors);
+            if count.site.kind() != SiteKind::Function {
+                continue;
+            }
+            let handles = self.function(count.site);
+            handles.calls.increment(count.calls);
+            handles.errors.increment(count.errors);
+            let histogram = handles.duration.clone();
+            // Each bucket's calls at their mean duration: the same buckets and the same sum
+            // as recording every call.
+            for bucket in count.durations.iter().filter(|b| b.count > 0) {
+                let mean = bucket.sum_ns as f64 / bucket.count as f64 / 1e9;
+                self.record_many(&histogram, mean, bucket.count);
             }
         }
         for event in batch.events {
@@ -237,5 +279,9 @@ impl Sink for FacadeSink {
 
     fn name(&self) -> &str {
         "facade"
+    }
+
+    fn wants_events(&self) -> bool {
+        false
     }
 }

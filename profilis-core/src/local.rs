@@ -29,6 +29,17 @@ pub(crate) struct Generation {
     pub(crate) batch_max: u64,
     pub(crate) policy: DropPolicy,
     pub(crate) worker: Thread,
+    /// Whether any sink wants individual events; if none does, calls are only aggregated.
+    pub(crate) events: bool,
+    /// Upper bounds of the duration buckets, in clock ticks, increasing (`+Inf` is implied).
+    pub(crate) bounds: Box<[u64]>,
+}
+
+impl Generation {
+    /// Values kept per site: calls, errors, then (count, sum of ticks) per bucket and `+Inf`.
+    pub(crate) fn stride(&self) -> usize {
+        2 + 2 * (self.bounds.len() + 1)
+    }
 }
 
 static GENERATION: Mutex<Option<Arc<Generation>>> = Mutex::new(None);
@@ -84,20 +95,22 @@ pub(crate) fn retire(done: &[&Arc<ThreadState>]) {
 const CHUNK: usize = 256;
 const CHUNKS: usize = 1024;
 
-struct CountChunk {
-    calls: [AtomicU64; CHUNK],
-    errors: [AtomicU64; CHUNK],
-}
-
 /// Counts of sites whose id is beyond the per-thread table (more than 262,144 sites).
 static OVERFLOW_COUNTS: Mutex<Option<HashMap<u32, (u64, u64)>>> = Mutex::new(None);
 
-/// One thread's ring, counters and drop counts. Written by its thread, read by the collector.
+/// One thread's ring, per-site statistics and drop counts. Written by its thread, read by the
+/// collector.
 pub(crate) struct ThreadState {
     pub(crate) ring: Ring<RawEvent>,
     /// Pushes left until the collector is woken (owner-only).
     until_wake: AtomicU64,
-    chunks: Box<[AtomicPtr<CountChunk>]>,
+    /// Whether calls queue events (some sink wants them) or are only aggregated.
+    events: bool,
+    /// Bucket bounds in ticks (a copy of the generation's, one pointer away).
+    bounds: Box<[u64]>,
+    stride: usize,
+    /// Per-site statistics, `CHUNK` sites of `stride` values per chunk, made on first use.
+    chunks: Box<[AtomicPtr<AtomicU64>]>,
     /// Events not queued because the ring was full (drop-newest) ...
     rejected: AtomicU64,
     /// ... or queued by evicting an older one (drop-oldest).
@@ -105,7 +118,7 @@ pub(crate) struct ThreadState {
     pub(crate) generation: Arc<Generation>,
     generation_id: u64,
     /// Collector-only: the counts it has already reported, per site id.
-    pub(crate) reported: Mutex<Vec<(u64, u64)>>,
+    pub(crate) reported: Mutex<Vec<u64>>,
 }
 
 impl ThreadState {
@@ -113,6 +126,9 @@ impl ThreadState {
         ThreadState {
             ring: Ring::new(generation.queue_size, generation.policy),
             until_wake: AtomicU64::new(generation.batch_max),
+            events: generation.events,
+            bounds: generation.bounds.clone(),
+            stride: generation.stride(),
             chunks: (0..CHUNKS)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
@@ -124,22 +140,57 @@ impl ThreadState {
         }
     }
 
-    /// Counts one call of site `id`. Only the owning thread writes, so no read-modify-write.
+    /// Counts one call of site `id` and, if timed, files its duration (in ticks) in its bucket.
+    /// Only the owning thread writes, so no read-modify-write.
     #[inline(always)]
-    fn count(&self, id: u32, error: bool) {
+    fn observe(&self, id: u32, error: bool, ticks: Option<u64>) {
         let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
         let Some(slot) = self.chunks.get(c) else {
             return count_overflow(id, error);
         };
         let mut chunk = slot.load(Ordering::Acquire);
         if chunk.is_null() {
-            chunk = new_chunk(slot);
+            chunk = new_chunk(slot, self.stride);
         }
-        // SAFETY: chunks are only freed when the ThreadState is dropped.
-        let chunk = unsafe { &*chunk };
-        bump(&chunk.calls[i]);
+        // SAFETY: a chunk holds CHUNK * stride values and is only freed with the ThreadState.
+        let site = unsafe { std::slice::from_raw_parts(chunk.add(i * self.stride), self.stride) };
+        bump(&site[0]);
         if error {
-            bump(&chunk.errors[i]);
+            bump(&site[1]);
+        }
+        if let Some(ticks) = ticks {
+            let bucket = self
+                .bounds
+                .iter()
+                .position(|&bound| ticks <= bound)
+                .unwrap_or(self.bounds.len());
+            bump(&site[2 + 2 * bucket]);
+            let sum = &site[3 + 2 * bucket];
+            sum.store(
+                sum.load(Ordering::Relaxed).wrapping_add(ticks),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Values per site: calls, errors, then (count, sum of ticks) per bucket.
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Copies the statistics of site `id` into `out` (`stride` values; zeros if none).
+    pub(crate) fn read_site(&self, id: u32, out: &mut [u64]) {
+        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
+        match self.chunks.get(c).map(|s| s.load(Ordering::Acquire)) {
+            Some(p) if !p.is_null() => {
+                // SAFETY: as in `observe`.
+                let site =
+                    unsafe { std::slice::from_raw_parts(p.add(i * self.stride), self.stride) };
+                for (o, v) in out.iter_mut().zip(site) {
+                    *o = v.load(Ordering::Relaxed);
+                }
+            }
+            _ => out.fill(0),
         }
     }
 
@@ -151,22 +202,6 @@ impl ThreadState {
     /// Events this thread's ring dropped.
     pub(crate) fn dropped(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed) + self.evicted.load(Ordering::Relaxed)
-    }
-
-    /// (calls, errors) counted so far for site `id`.
-    pub(crate) fn counts(&self, id: u32) -> (u64, u64) {
-        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
-        match self.chunks.get(c).map(|s| s.load(Ordering::Acquire)) {
-            Some(p) if !p.is_null() => {
-                // SAFETY: as in `count`.
-                let chunk = unsafe { &*p };
-                (
-                    chunk.calls[i].load(Ordering::Relaxed),
-                    chunk.errors[i].load(Ordering::Relaxed),
-                )
-            }
-            _ => (0, 0),
-        }
     }
 
     #[inline(always)]
@@ -201,8 +236,10 @@ impl Drop for ThreadState {
         for slot in self.chunks.iter() {
             let p = slot.load(Ordering::Acquire);
             if !p.is_null() {
-                // SAFETY: made by Box::into_raw in `new_chunk`, freed once here.
-                drop(unsafe { Box::from_raw(p) });
+                // SAFETY: made by Box::into_raw in `new_chunk` with this length, freed once here.
+                drop(unsafe {
+                    Box::from_raw(ptr::slice_from_raw_parts_mut(p, CHUNK * self.stride))
+                });
             }
         }
     }
@@ -214,11 +251,9 @@ fn bump(counter: &AtomicU64) {
 }
 
 #[cold]
-fn new_chunk(slot: &AtomicPtr<CountChunk>) -> *mut CountChunk {
-    let chunk = Box::into_raw(Box::new(CountChunk {
-        calls: [const { AtomicU64::new(0) }; CHUNK],
-        errors: [const { AtomicU64::new(0) }; CHUNK],
-    }));
+fn new_chunk(slot: &AtomicPtr<AtomicU64>, stride: usize) -> *mut AtomicU64 {
+    let chunk: Box<[AtomicU64]> = (0..CHUNK * stride).map(|_| AtomicU64::new(0)).collect();
+    let chunk = Box::into_raw(chunk) as *mut AtomicU64;
     slot.store(chunk, Ordering::Release);
     chunk
 }
@@ -315,15 +350,19 @@ impl Hot {
         ((t >> 64) as u64) ^ (t as u64)
     }
 
-    /// Counts a call and, if it was timed, queues its event, on this thread's state for the
-    /// collector generation in `state` (the value of [`STATE`] the call started under).
+    /// Records a call on this thread's state for the collector generation in `state` (the
+    /// value of [`STATE`] the call started under): counts it, files its duration `ticks` (if
+    /// timed) and, if a sink wants events or the event carries detail (HTTP, DB: they are
+    /// always queued), queues the event `event` makes.
     #[inline(always)]
     pub(crate) fn record(
         &self,
         state: u64,
         site: &'static Site,
         error: bool,
-        event: Option<RawEvent>,
+        ticks: Option<u64>,
+        detailed: bool,
+        event: impl FnOnce() -> RawEvent,
     ) {
         let id = site.id();
         let mut ts = self.state.get();
@@ -337,9 +376,9 @@ impl Hot {
         }
         // SAFETY: as above.
         let ts = unsafe { &*ts };
-        ts.count(id, error);
-        if let Some(event) = event {
-            ts.push(event);
+        ts.observe(id, error, ticks);
+        if ticks.is_some() && (ts.events || detailed) {
+            ts.push(event());
         }
     }
 }

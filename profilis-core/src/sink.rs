@@ -8,8 +8,9 @@ use crate::error::SinkError;
 use crate::event::Event;
 use crate::site::Site;
 
-/// Exact call counts of one site since the previous batch, sampled-out calls included.
-#[derive(Debug, Clone, Copy)]
+/// Exact call counts of one site since the previous batch, sampled-out calls included, and the
+/// durations of its timed calls filed in buckets on the calling threads.
+#[derive(Debug, Clone)]
 pub struct CallCount {
     /// The site.
     pub site: &'static Site,
@@ -17,6 +18,19 @@ pub struct CallCount {
     pub calls: u64,
     /// Failed calls (returned `Err` or panicked) since the previous batch.
     pub errors: u64,
+    /// Timed (sampled-in) calls per duration bucket, the last one `+Inf`.
+    pub durations: Vec<BucketTotal>,
+}
+
+/// Timed calls whose duration fell in one bucket: above the previous bound, at most `le`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketTotal {
+    /// Upper bound of the bucket, in seconds (`f64::INFINITY` for the last).
+    pub le: f64,
+    /// Calls in the bucket.
+    pub count: u64,
+    /// Sum of their durations, in nanoseconds.
+    pub sum_ns: u64,
 }
 
 /// What the collector hands to sinks: recorded events, exact call counts, and its own health.
@@ -52,6 +66,13 @@ pub trait Sink: Send + 'static {
     /// A name for messages about this sink.
     fn name(&self) -> &str {
         std::any::type_name::<Self>()
+    }
+
+    /// Whether this sink uses [`Batch::events`]. When no sink does, profiled calls are only
+    /// counted and filed in duration buckets on their thread, never queued one by one (the
+    /// cheapest path). Default `true`.
+    fn wants_events(&self) -> bool {
+        true
     }
 }
 
@@ -91,6 +112,11 @@ impl FanOut {
     /// Whether there are no sinks.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Whether any of the sinks wants events.
+    pub fn wants_events(&self) -> bool {
+        self.members.iter().any(|m| m.sink.wants_events())
     }
 
     /// Failures so far, per sink name.
@@ -150,6 +176,10 @@ impl Sink for FanOut {
 
     fn name(&self) -> &str {
         "fan-out"
+    }
+
+    fn wants_events(&self) -> bool {
+        FanOut::wants_events(self)
     }
 }
 

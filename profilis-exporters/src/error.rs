@@ -76,6 +76,7 @@ impl From<ConfigError> for Error {
                 value,
                 expected,
             },
+            ConfigError::Buckets { value, reason } => Error::InvalidBuckets { value, reason },
             other => Error::Config(other),
         }
     }

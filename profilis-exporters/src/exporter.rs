@@ -13,16 +13,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use profilis_core::metric_names as names;
 use profilis_core::{
     sampler, Batch, Collector, CollectorConfig, DropPolicy, FacadeSink, GlobalLabels, Sink,
-    SinkError,
+    SinkError, DEFAULT_BUCKETS,
 };
 
 use crate::error::Error;
 use crate::listener::{self, IpNet, Listener, ListenerConfig, DEFAULT_LISTEN};
-
-/// Default histogram buckets, in seconds (the same as Python profilis).
-pub const DEFAULT_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
-];
 
 /// Run the recorder's upkeep (which folds recorded histogram samples into buckets and frees
 /// them) after this many samples, so memory stays bounded when nothing scrapes.
@@ -35,23 +30,7 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// # Errors
 /// [`Error::InvalidBuckets`] naming the buckets and what is wrong.
 pub fn validate_buckets(values: &[f64]) -> Result<Vec<f64>, Error> {
-    let bad = |reason| Error::InvalidBuckets {
-        value: format!("{values:?}"),
-        reason,
-    };
-    if values.is_empty() {
-        return Err(bad("there are none"));
-    }
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(bad("one is not a finite number"));
-    }
-    if values.iter().any(|&v| v <= 0.0) {
-        return Err(bad("one is not positive"));
-    }
-    if values.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(bad("they are not in increasing order"));
-    }
-    Ok(values.to_vec())
+    Ok(profilis_core::validate_buckets(values)?)
 }
 
 /// Parses comma-separated seconds (`"0.01,0.1,1"`), as in `PROFILIS_BUCKETS`.
@@ -189,24 +168,38 @@ pub fn render() -> Option<String> {
     installed.as_ref().map(|(handle, _)| handle.render())
 }
 
-/// The facade sink plus the recorder's upkeep, so histogram samples never pile up.
+/// The facade sink plus the recorder's upkeep (every `UPKEEP_SAMPLES` samples and every
+/// `UPKEEP_INTERVAL`), so histogram samples never pile up.
 struct PrometheusSink {
     facade: FacadeSink,
     handle: PrometheusHandle,
-    since_upkeep: u64,
     last_upkeep: Instant,
+}
+
+impl PrometheusSink {
+    fn new(labels: GlobalLabels, handle: PrometheusHandle) -> PrometheusSink {
+        let upkeep = handle.clone();
+        PrometheusSink {
+            facade: FacadeSink::new(labels)
+                .with_upkeep(UPKEEP_SAMPLES, move || upkeep.run_upkeep()),
+            handle,
+            last_upkeep: Instant::now(),
+        }
+    }
 }
 
 impl Sink for PrometheusSink {
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
         let result = self.facade.write(batch);
-        self.since_upkeep += batch.events.len() as u64;
-        if self.since_upkeep >= UPKEEP_SAMPLES || self.last_upkeep.elapsed() >= UPKEEP_INTERVAL {
+        if self.last_upkeep.elapsed() >= UPKEEP_INTERVAL {
             self.handle.run_upkeep();
-            self.since_upkeep = 0;
             self.last_upkeep = Instant::now();
         }
         result
+    }
+
+    fn wants_events(&self) -> bool {
+        self.facade.wants_events()
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -438,14 +431,15 @@ impl Exporter {
         if let Some(rate) = self.sample_rate.or(env.sample_rate) {
             sampler::set_global_rate(rate)?;
         }
-        let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(PrometheusSink {
-            facade: FacadeSink::new(labels.clone()),
-            handle: handle.clone(),
-            since_upkeep: 0,
-            last_upkeep: Instant::now(),
-        })];
+        let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(PrometheusSink::new(
+            labels.clone(),
+            handle.clone(),
+        ))];
         sinks.extend(self.sinks);
-        let collector = Collector::start(self.collector, sinks)?;
+        let mut collector = self.collector;
+        // Durations are filed on the calling thread in the function histogram's own buckets.
+        collector.duration_buckets = buckets.function.clone();
+        let collector = Collector::start(collector, sinks)?;
         let listener = if self.listener && !self.no_listener {
             let render_handle = handle.clone();
             let config = ListenerConfig {

@@ -12,8 +12,8 @@ pub mod listener;
 pub use error::Error;
 pub use exporter::{
     install_exporter, parse_buckets, render, validate_buckets, Exporter, ExporterGuard,
-    DEFAULT_BUCKETS,
 };
+pub use profilis_core::DEFAULT_BUCKETS;
 
 pub use listener::{
     parse_allow_list, parse_allowed_network, parse_listen_addr, start as start_listener, IpNet,

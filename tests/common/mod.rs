@@ -59,7 +59,7 @@ impl Sink for CaptureSink {
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
         let mut captured = self.0.lock().unwrap();
         captured.events.extend(batch.events.iter().cloned());
-        captured.counts.extend(batch.counts.iter().copied());
+        captured.counts.extend(batch.counts.iter().cloned());
         Ok(())
     }
 }
