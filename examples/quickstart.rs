@@ -1,18 +1,19 @@
-//! Profiled sync and async functions under a steady workload, one failing now and then.
+//! Profiled sync and async functions under a steady workload, one failing now and then, served
+//! on `/metrics` by the built-in listener.
 //!
-//! `cargo run --example quickstart`; stop with Ctrl-C. Every second it prints what the
-//! collector saw: calls, errors and mean duration per function.
+//! `cargo run --example quickstart`, then open the printed URL (or `curl` it). Ctrl-C stops it;
+//! dropping the guard flushes every queued call first. `PROFILIS_LISTEN=127.0.0.1:9999` moves it.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use profilis::{profiled, Batch, Collector, CollectorConfig, Sink, SinkError};
+use profilis::profiled;
 
+/// Prices an order; every eleventh size has no price (an `Err`, counted as an error).
 #[profiled]
 fn price_order(items: u32) -> Result<u64, String> {
-    std::thread::sleep(Duration::from_micros(200 + u64::from(items) * 20));
+    std::thread::sleep(Duration::from_micros(300 + u64::from(items) * 50));
     if items.is_multiple_of(11) {
         Err(format!("no price for {items} items"))
     } else {
@@ -20,83 +21,61 @@ fn price_order(items: u32) -> Result<u64, String> {
     }
 }
 
+/// A cheap, hot function: only a quarter of its calls are timed, all are counted.
 #[profiled(sample = 0.25)]
 fn checksum(data: &[u8]) -> u32 {
     data.iter()
         .fold(0u32, |acc, b| acc.rotate_left(5) ^ u32::from(*b))
 }
 
+/// An async call: timed from its first poll to completion, across its `.await`s.
 #[profiled]
 async fn load_user(id: u64) -> Option<String> {
-    tokio::time::sleep(Duration::from_millis(1 + id % 3)).await;
+    tokio::time::sleep(Duration::from_millis(2 + id % 5)).await;
     Some(format!("user-{id}"))
 }
 
-/// Prints a line per function every second.
-#[derive(Default)]
-struct Summary {
-    per_fn: BTreeMap<&'static str, (u64, u64, u64, u64)>, // calls, errors, timed, total ns
-    last_print: Option<std::time::Instant>,
-}
-
-impl Sink for Summary {
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
-        for c in batch.counts {
-            let e = self.per_fn.entry(c.site.name()).or_default();
-            e.0 += c.calls;
-            e.1 += c.errors;
-        }
-        for ev in batch.events {
-            let e = self.per_fn.entry(ev.name()).or_default();
-            e.2 += 1;
-            e.3 += ev.dur_ns;
-        }
-        let now = std::time::Instant::now();
-        if self
-            .last_print
-            .is_none_or(|t| now - t >= Duration::from_secs(1))
-        {
-            self.last_print = Some(now);
-            for (name, (calls, errors, timed, ns)) in &self.per_fn {
-                let mean_us = if *timed > 0 {
-                    *ns as f64 / *timed as f64 / 1e3
-                } else {
-                    0.0
-                };
-                println!("{name:<28} calls {calls:>7}  errors {errors:>5}  mean {mean_us:>8.1} µs");
-            }
-            println!("{:?}", batch.stats);
-        }
-        Ok(())
-    }
-}
-
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), profilis::ConfigError> {
-    let collector = Collector::start(
-        CollectorConfig::default(),
-        vec![Box::new(Summary::default())],
-    )?;
-    println!("profiling; Ctrl-C to stop");
+async fn main() {
+    let profilis = match profilis::install_exporter() {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("profilis could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    let addr = profilis.listen_addr().expect("the built-in listener runs");
+    println!("serving metrics on http://{addr}/metrics (Ctrl-C to stop)");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
+    let sync_work = {
         let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut i = 0u64;
+        std::thread::spawn(move || {
+            let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let _ = price_order((i % 40) as u32);
-                checksum(&i.to_le_bytes());
-                load_user(i).await;
+                i = i.wrapping_add(1);
+                let _ = price_order(i % 40);
+                for _ in 0..100 {
+                    std::hint::black_box(checksum(&i.to_le_bytes()));
+                }
             }
         })
     };
+    let async_work = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut id = 0;
+            while !stop.load(Ordering::Relaxed) {
+                id += 1;
+                load_user(id).await;
+            }
+        })
+    };
+
     let _ = tokio::signal::ctrl_c().await;
     stop.store(true, Ordering::Relaxed);
-    let _ = worker.await;
-    // Dropping the collector flushes every queued event.
-    drop(collector);
-    println!("flushed, bye");
-    Ok(())
+    let _ = sync_work.join();
+    let _ = async_work.await;
+    let flushed = profilis.shutdown();
+    println!("stopped; every queued call flushed: {flushed}");
 }

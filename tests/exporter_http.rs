@@ -59,6 +59,7 @@ fn profiled_calls_are_served_on_metrics_and_pass_promtool() {
     for _ in 0..3 {
         slow();
     }
+    metrics::describe_counter!("app_orders_total", "Orders taken by the application");
     metrics::counter!("app_orders_total").increment(5);
 
     let labels = [("service", "shop"), ("instance", "host-1"), ("worker", "7")];

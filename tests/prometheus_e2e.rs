@@ -1,0 +1,125 @@
+//! End to end against a real Prometheus server: it scrapes the built-in listener every second,
+//! and its query API returns the calls made and a median from the bucketed histogram.
+//! Needs the `prometheus` binary (Debian package `prometheus`, which .ci/run installs).
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use profilis::{profiled, Exporter};
+use support::{encode, tool, try_get, wait_for};
+
+#[profiled]
+fn counted() -> u32 {
+    7
+}
+
+#[profiled]
+fn steady() {
+    std::thread::sleep(Duration::from_millis(15));
+}
+
+/// The Prometheus server, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of an instant query's single sample, if it has one.
+fn query(prometheus: std::net::SocketAddr, promql: &str) -> Option<f64> {
+    let response =
+        try_get(prometheus, &format!("/api/v1/query?query={}", encode(promql)), &[]).ok()?;
+    if response.status != 200 {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    let result = body["data"]["result"].as_array()?;
+    let value = result.first()?["value"][1].as_str()?;
+    value.parse().ok().filter(|v: &f64| v.is_finite())
+}
+
+#[test]
+fn prometheus_scrapes_the_listener_and_answers_queries() {
+    let Some(prometheus_bin) = tool("prometheus") else {
+        return;
+    };
+    let guard = Exporter::new()
+        .service("e2e")
+        .listen("127.0.0.1:0")
+        .unwrap()
+        .flush_interval(Duration::from_millis(20))
+        .install()
+        .unwrap();
+    let target = guard.listen_addr().unwrap();
+
+    let dir = std::env::temp_dir().join(format!("profilis-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: profilis\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let web: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let _server = Server(
+        Command::new(prometheus_bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus starts"),
+    );
+
+    for _ in 0..250 {
+        assert_eq!(counted(), 7);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                steady();
+            }
+        })
+    };
+
+    let calls = wait_for(Duration::from_secs(90), || {
+        query(web, r#"profilis_function_calls_total{function="prometheus_e2e::counted",service="e2e"}"#)
+            .filter(|&v| v == 250.0)
+    });
+    let median = wait_for(Duration::from_secs(90), || {
+        query(
+            web,
+            r#"histogram_quantile(0.5, rate(profilis_function_duration_seconds_bucket{function="prometheus_e2e::steady"}[1m]))"#,
+        )
+    });
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+    assert_eq!(calls, Some(250.0), "Prometheus never saw the 250 calls; its log:\n{log}");
+    // 15 ms calls fall in the (0.01, 0.025] bucket; the quantile interpolates inside it.
+    let median = median.unwrap_or_else(|| panic!("no median from Prometheus; its log:\n{log}"));
+    assert!(median > 0.01 && median <= 0.025, "median {median}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
