@@ -1,4 +1,6 @@
-//! What one profiled call costs, against a bare call and against reading the clock twice.
+//! What one profiled call costs, against a bare call and against reading the clock twice, with
+//! the Prometheus exporter installed (its listener off: nothing scrapes). Also the cost when a
+//! sink asks for every call as an event.
 //!
 //! `cargo bench --bench overhead`. Figures go to BENCHMARKS.md.
 
@@ -7,7 +9,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use profilis::{profiled, Collector, CollectorConfig, FacadeSink, GlobalLabels};
+use profilis::{profiled, Batch, Collector, CollectorConfig, Exporter, Sink, SinkError};
 
 #[inline(never)]
 fn bare() {
@@ -50,19 +52,22 @@ fn on_threads(threads: usize, iters: u64, f: fn()) -> Duration {
     })
 }
 
+/// A sink that wants every event and does nothing with it.
+struct Discard;
+
+impl Sink for Discard {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+        black_box(batch.events.len());
+        Ok(())
+    }
+}
+
 fn overhead(c: &mut Criterion) {
-    let _collector = Collector::start(
-        CollectorConfig {
-            enabled: Some(true),
-            ..CollectorConfig::default()
-        },
-        vec![Box::new(FacadeSink::new(GlobalLabels {
-            service: "bench".into(),
-            instance: "localhost".into(),
-            worker: "0".into(),
-        }))],
-    )
-    .expect("collector starts");
+    let exporter = Exporter::new()
+        .without_listener()
+        .enabled(true)
+        .install()
+        .expect("exporter installs");
 
     let mut g = c.benchmark_group("overhead");
     g.bench_function("bare", |b| b.iter(bare));
@@ -84,6 +89,19 @@ fn overhead(c: &mut Criterion) {
     g.bench_function("profiled_2_threads", |b| {
         b.iter_custom(|iters| on_threads(2, iters, profiled_empty))
     });
+    drop(exporter);
+
+    // Every call also queued as an event for a sink that wants events.
+    let collector = Collector::start(
+        CollectorConfig {
+            enabled: Some(true),
+            ..CollectorConfig::default()
+        },
+        vec![Box::new(Discard)],
+    )
+    .expect("collector starts");
+    g.bench_function("profiled_with_event_sink", |b| b.iter(profiled_empty));
+    drop(collector);
     g.finish();
 }
 

@@ -32,3 +32,8 @@ pub use profilis_macros::profiled;
 pub mod __private {
     pub use profilis_core::__private::*;
 }
+
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

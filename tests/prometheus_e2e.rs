@@ -42,8 +42,12 @@ fn free_port() -> u16 {
 
 /// The value of an instant query's single sample, if it has one.
 fn query(prometheus: std::net::SocketAddr, promql: &str) -> Option<f64> {
-    let response =
-        try_get(prometheus, &format!("/api/v1/query?query={}", encode(promql)), &[]).ok()?;
+    let response = try_get(
+        prometheus,
+        &format!("/api/v1/query?query={}", encode(promql)),
+        &[],
+    )
+    .ok()?;
     if response.status != 200 {
         return None;
     }
@@ -83,7 +87,10 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
     let _server = Server(
         Command::new(prometheus_bin)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={web}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -105,8 +112,11 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
     };
 
     let calls = wait_for(Duration::from_secs(90), || {
-        query(web, r#"profilis_function_calls_total{function="prometheus_e2e::counted",service="e2e"}"#)
-            .filter(|&v| v == 250.0)
+        query(
+            web,
+            r#"profilis_function_calls_total{function="prometheus_e2e::counted",service="e2e"}"#,
+        )
+        .filter(|&v| v == 250.0)
     });
     let median = wait_for(Duration::from_secs(90), || {
         query(
@@ -117,7 +127,11 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
-    assert_eq!(calls, Some(250.0), "Prometheus never saw the 250 calls; its log:\n{log}");
+    assert_eq!(
+        calls,
+        Some(250.0),
+        "Prometheus never saw the 250 calls; its log:\n{log}"
+    );
     // 15 ms calls fall in the (0.01, 0.025] bucket; the quantile interpolates inside it.
     let median = median.unwrap_or_else(|| panic!("no median from Prometheus; its log:\n{log}"));
     assert!(median > 0.01 && median <= 0.025, "median {median}");

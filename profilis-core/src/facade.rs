@@ -51,7 +51,8 @@ pub struct GlobalLabels {
 struct FnHandles {
     calls: Counter,
     errors: Counter,
-    duration: Histogram,
+    /// `None` without function histograms (never registered, so never rendered empty).
+    duration: Option<Histogram>,
 }
 
 struct Pair {
@@ -68,9 +69,8 @@ struct Pair {
 /// `profilis_queue_depth` and `profilis_sink_failures_total`.
 pub struct FacadeSink {
     labels: GlobalLabels,
-    /// Called after every `upkeep_every` histogram samples (see [`FacadeSink::with_upkeep`]).
-    upkeep: Option<(u64, Box<dyn FnMut() + Send>)>,
-    since_upkeep: u64,
+    /// Whether function durations go to `profilis_function_duration_seconds` through `metrics`.
+    function_histograms: bool,
     recorder: Option<Arc<dyn Recorder + Send + Sync>>,
     functions: Vec<Option<FnHandles>>,
     http: HashMap<(Arc<str>, u16), Pair>,
@@ -83,8 +83,7 @@ impl FacadeSink {
     pub fn new(labels: GlobalLabels) -> FacadeSink {
         FacadeSink {
             labels,
-            upkeep: None,
-            since_upkeep: 0,
+            function_histograms: true,
             recorder: None,
             functions: Vec::new(),
             http: HashMap::new(),
@@ -104,30 +103,12 @@ impl FacadeSink {
         }
     }
 
-    /// Calls `upkeep` after every `every` histogram samples recorded, so a recorder that keeps
-    /// raw samples until its upkeep (like `metrics-exporter-prometheus`) stays bounded.
-    pub fn with_upkeep(mut self, every: u64, upkeep: impl FnMut() + Send + 'static) -> FacadeSink {
-        self.upkeep = Some((every.max(1), Box::new(upkeep)));
+    /// Leaves `profilis_function_duration_seconds` to the caller, who reads the bucket totals
+    /// of [`crate::CallCount::durations`] itself (the Prometheus exporter does: it keeps them
+    /// as bucket counts rather than one sample per call). Counters are still recorded.
+    pub fn without_function_histograms(mut self) -> FacadeSink {
+        self.function_histograms = false;
         self
-    }
-
-    /// Records `count` samples of `seconds`, running the upkeep whenever it is due.
-    fn record_many(&mut self, histogram: &Histogram, seconds: f64, mut count: u64) {
-        while count > 0 {
-            let room = match &self.upkeep {
-                Some((every, _)) => (every - self.since_upkeep.min(every - 1)).min(count),
-                None => count,
-            };
-            histogram.record_many(seconds, room as usize);
-            count -= room;
-            self.since_upkeep += room;
-            if let Some((every, upkeep)) = &mut self.upkeep {
-                if self.since_upkeep >= *every {
-                    upkeep();
-                    self.since_upkeep = 0;
-                }
-            }
-        }
     }
 
     /// Runs `f` with this sink's recorder as the current one.
@@ -190,10 +171,12 @@ impl FacadeSink {
         if self.functions[id].is_none() {
             let mut labels = self.base();
             labels.push(Label::new("function", site.name()));
+            let with_histogram = self.function_histograms;
             let handles = self.with(|| FnHandles {
                 calls: metrics::counter!(names::FUNCTION_CALLS_TOTAL, labels.clone()),
                 errors: metrics::counter!(names::FUNCTION_ERRORS_TOTAL, labels.clone()),
-                duration: metrics::histogram!(names::FUNCTION_DURATION_SECONDS, labels),
+                duration: with_histogram
+                    .then(|| metrics::histogram!(names::FUNCTION_DURATION_SECONDS, labels)),
             });
             self.functions[id] = Some(handles);
         }
@@ -258,12 +241,14 @@ impl Sink for FacadeSink {
             let handles = self.function(count.site);
             handles.calls.increment(count.calls);
             handles.errors.increment(count.errors);
-            let histogram = handles.duration.clone();
+            let Some(duration) = &handles.duration else {
+                continue;
+            };
             // Each bucket's calls at their mean duration: the same buckets and the same sum
             // as recording every call.
             for bucket in count.durations.iter().filter(|b| b.count > 0) {
                 let mean = bucket.sum_ns as f64 / bucket.count as f64 / 1e9;
-                self.record_many(&histogram, mean, bucket.count);
+                duration.record_many(mean, bucket.count as usize);
             }
         }
         for event in batch.events {

@@ -24,6 +24,8 @@ struct Seen {
     events: Vec<Event>,
     calls: u64,
     errors: u64,
+    /// Per bucket bound: (timed calls, sum of their durations in ns), over every site.
+    buckets: Vec<(f64, u64, u64)>,
 }
 
 /// Keeps what it is given. `gate` closed: blocks (sleeping) until opened, like a stuck backend.
@@ -45,6 +47,13 @@ impl Sink for Capture {
         for c in batch.counts {
             seen.calls += c.calls;
             seen.errors += c.errors;
+            if seen.buckets.is_empty() {
+                seen.buckets = c.durations.iter().map(|b| (b.le, 0, 0)).collect();
+            }
+            for (total, bucket) in seen.buckets.iter_mut().zip(&c.durations) {
+                total.1 += bucket.count;
+                total.2 += bucket.sum_ns;
+            }
         }
         Ok(())
     }
@@ -426,4 +435,50 @@ fn nested_calls_are_children_of_their_caller() {
         "each root call starts a trace"
     );
     assert!(seen.events.iter().all(|e| e.outcome == Outcome::Returned));
+}
+
+#[test]
+fn durations_are_filed_in_their_buckets_on_the_calling_thread() {
+    let _serial = serial();
+    static TIMED: Site = Site::function("collector::timed", None);
+    static UNTIMED: Site = Site::function("collector::untimed", Some(0.0));
+    let capture = Capture::default();
+    let collector = Collector::start(
+        CollectorConfig {
+            duration_buckets: vec![0.001, 0.01, 0.1],
+            ..quick()
+        },
+        vec![Box::new(capture.clone())],
+    )
+    .unwrap();
+    let mut slept = Duration::ZERO;
+    for (pause, times) in [
+        (Duration::from_micros(2_500), 4),
+        (Duration::from_millis(20), 2),
+    ] {
+        for _ in 0..times {
+            let guard = enter(&TIMED);
+            let start = std::time::Instant::now();
+            std::thread::sleep(pause);
+            slept += start.elapsed();
+            guard.exit(false);
+        }
+    }
+    for _ in 0..50 {
+        enter(&UNTIMED).exit(true);
+    }
+    assert!(collector.shutdown());
+    let seen = capture.seen.lock().unwrap();
+    assert_eq!((seen.calls, seen.errors), (56, 50));
+    let bounds: Vec<f64> = seen.buckets.iter().map(|b| b.0).collect();
+    assert_eq!(bounds, vec![0.001, 0.01, 0.1, f64::INFINITY]);
+    let counts: Vec<u64> = seen.buckets.iter().map(|b| b.1).collect();
+    // 2.5 ms calls in (0.001, 0.01], 20 ms calls in (0.01, 0.1]; sampled-out calls untimed.
+    assert_eq!(counts, vec![0, 4, 2, 0]);
+    let sum_ns: u64 = seen.buckets.iter().map(|b| b.2).sum();
+    let slept_ns = slept.as_nanos() as u64;
+    assert!(
+        sum_ns >= slept_ns && sum_ns < slept_ns + 5_000_000,
+        "sum {sum_ns} ns, slept {slept_ns} ns"
+    );
 }

@@ -17,11 +17,12 @@ use profilis_core::{
 };
 
 use crate::error::Error;
+use crate::histograms::FunctionHistograms;
 use crate::listener::{self, IpNet, Listener, ListenerConfig, DEFAULT_LISTEN};
 
 /// Run the recorder's upkeep (which folds recorded histogram samples into buckets and frees
-/// them) after this many samples, so memory stays bounded when nothing scrapes.
-const UPKEEP_SAMPLES: u64 = 16_384;
+/// them) after this many HTTP/DB events, so memory stays bounded when nothing scrapes ...
+const UPKEEP_EVENTS: u64 = 16_384;
 /// ... and at least this often.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -128,13 +129,29 @@ struct Buckets {
 }
 
 /// profilis's recorder, once installed: it stays the global recorder for the process.
-static RECORDER: Mutex<Option<(PrometheusHandle, Buckets)>> = Mutex::new(None);
+#[derive(Clone)]
+struct Installed {
+    handle: PrometheusHandle,
+    buckets: Buckets,
+    functions: Arc<FunctionHistograms>,
+}
 
-fn install_recorder(buckets: &Buckets) -> Result<PrometheusHandle, Error> {
+impl Installed {
+    /// The recorder's exposition text followed by the function histograms.
+    fn render(&self) -> String {
+        let mut text = self.handle.render();
+        self.functions.render_into(&mut text);
+        text
+    }
+}
+
+static RECORDER: Mutex<Option<Installed>> = Mutex::new(None);
+
+fn install_recorder(buckets: &Buckets) -> Result<Installed, Error> {
     let mut installed = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((handle, existing)) = installed.as_ref() {
-        return if existing == buckets {
-            Ok(handle.clone())
+    if let Some(existing) = installed.as_ref() {
+        return if &existing.buckets == buckets {
+            Ok(existing.clone())
         } else {
             Err(Error::BucketsFixed)
         };
@@ -157,32 +174,39 @@ fn install_recorder(buckets: &Buckets) -> Result<PrometheusHandle, Error> {
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderInstalled)?;
-    *installed = Some((handle.clone(), buckets.clone()));
-    Ok(handle)
+    let new = Installed {
+        handle,
+        buckets: buckets.clone(),
+        functions: Arc::new(FunctionHistograms::new(buckets.function.clone())),
+    };
+    *installed = Some(new.clone());
+    Ok(new)
 }
 
 /// The Prometheus exposition text of profilis's recorder, or `None` before
 /// [`install_exporter`] has run. For applications that serve `/metrics` from their own router.
 pub fn render() -> Option<String> {
-    let installed = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
-    installed.as_ref().map(|(handle, _)| handle.render())
+    let installed = RECORDER.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    installed.map(|i| i.render())
 }
 
-/// The facade sink plus the recorder's upkeep (every `UPKEEP_SAMPLES` samples and every
-/// `UPKEEP_INTERVAL`), so histogram samples never pile up.
+/// The facade sink (counters, HTTP and DB histograms), the function histograms, and the
+/// recorder's upkeep (every `UPKEEP_EVENTS` events and every `UPKEEP_INTERVAL`).
 struct PrometheusSink {
     facade: FacadeSink,
-    handle: PrometheusHandle,
+    labels: GlobalLabels,
+    installed: Installed,
+    since_upkeep: u64,
     last_upkeep: Instant,
 }
 
 impl PrometheusSink {
-    fn new(labels: GlobalLabels, handle: PrometheusHandle) -> PrometheusSink {
-        let upkeep = handle.clone();
+    fn new(labels: GlobalLabels, installed: Installed) -> PrometheusSink {
         PrometheusSink {
-            facade: FacadeSink::new(labels)
-                .with_upkeep(UPKEEP_SAMPLES, move || upkeep.run_upkeep()),
-            handle,
+            facade: FacadeSink::new(labels.clone()).without_function_histograms(),
+            labels,
+            installed,
+            since_upkeep: 0,
             last_upkeep: Instant::now(),
         }
     }
@@ -191,8 +215,11 @@ impl PrometheusSink {
 impl Sink for PrometheusSink {
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
         let result = self.facade.write(batch);
-        if self.last_upkeep.elapsed() >= UPKEEP_INTERVAL {
-            self.handle.run_upkeep();
+        self.installed.functions.add(&self.labels, batch.counts);
+        self.since_upkeep += batch.events.len() as u64;
+        if self.since_upkeep >= UPKEEP_EVENTS || self.last_upkeep.elapsed() >= UPKEEP_INTERVAL {
+            self.installed.handle.run_upkeep();
+            self.since_upkeep = 0;
             self.last_upkeep = Instant::now();
         }
         result
@@ -203,7 +230,7 @@ impl Sink for PrometheusSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.handle.run_upkeep();
+        self.installed.handle.run_upkeep();
         Ok(())
     }
 
@@ -424,7 +451,7 @@ impl Exporter {
                 .or(env.worker)
                 .unwrap_or_else(|| std::process::id().to_string()),
         };
-        let handle = install_recorder(&buckets)?;
+        let installed = install_recorder(&buckets)?;
         // Health metrics exist from the start, not only after the first batch.
         metrics::counter!(names::EVENTS_DROPPED_TOTAL).absolute(0);
         metrics::gauge!(names::QUEUE_DEPTH).set(0.0);
@@ -433,7 +460,7 @@ impl Exporter {
         }
         let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(PrometheusSink::new(
             labels.clone(),
-            handle.clone(),
+            installed.clone(),
         ))];
         sinks.extend(self.sinks);
         let mut collector = self.collector;
@@ -441,7 +468,7 @@ impl Exporter {
         collector.duration_buckets = buckets.function.clone();
         let collector = Collector::start(collector, sinks)?;
         let listener = if self.listener && !self.no_listener {
-            let render_handle = handle.clone();
+            let render_from = installed.clone();
             let config = ListenerConfig {
                 addr: self.listen.or(env.listen).unwrap_or(DEFAULT_LISTEN),
                 allow: self.allow,
@@ -451,7 +478,7 @@ impl Exporter {
             // On error the collector is dropped here, which stops it.
             Some(listener::start(
                 config,
-                Arc::new(move || render_handle.render()),
+                Arc::new(move || render_from.render()),
             )?)
         } else {
             None
@@ -459,7 +486,7 @@ impl Exporter {
         Ok(ExporterGuard {
             collector: Some(collector),
             listener,
-            handle,
+            installed,
             labels,
         })
     }
@@ -505,14 +532,14 @@ pub fn install_exporter() -> Result<ExporterGuard, Error> {
 pub struct ExporterGuard {
     collector: Option<Collector>,
     listener: Option<Listener>,
-    handle: PrometheusHandle,
+    installed: Installed,
     labels: GlobalLabels,
 }
 
 impl ExporterGuard {
     /// The Prometheus exposition text now.
     pub fn render(&self) -> String {
-        self.handle.render()
+        self.installed.render()
     }
 
     /// Where the built-in listener listens (`None` without one).

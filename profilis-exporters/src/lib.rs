@@ -7,6 +7,7 @@
 
 mod error;
 mod exporter;
+mod histograms;
 pub mod listener;
 
 pub use error::Error;
