@@ -37,7 +37,10 @@ fn ten_million_calls_without_a_scrape_stay_under_32_mib() {
     // Shutting down drains every count into the recorder.
     assert!(guard.shutdown());
     let grown = resident_bytes().saturating_sub(before);
-    eprintln!("resident memory grew by {} KiB over 10 million calls", grown / 1024);
+    eprintln!(
+        "resident memory grew by {} KiB over 10 million calls",
+        grown / 1024
+    );
     assert!(
         grown < 32 * 1024 * 1024,
         "resident memory grew by {} MiB",

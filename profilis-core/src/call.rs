@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use crate::clock;
 use crate::event::{Detail, Outcome, RawEvent};
-use crate::ids::{SpanId, TraceId};
+use crate::ids::{self, SpanId, TraceId};
 use crate::local::{self, Hot, SpanContext, ACTIVE, STATE};
 use crate::sampler;
 use crate::site::Site;
@@ -53,13 +53,13 @@ impl Call {
             };
         }
         let trace_id = if parent.trace_id.0 == 0 {
-            TraceId(((hot.random() as u128) << 64) | (hot.random() | 1) as u128)
+            ids::new_trace_id()
         } else {
             parent.trace_id
         };
         let own = SpanContext {
             trace_id,
-            span_id: SpanId(hot.random() | 1),
+            span_id: ids::new_span_id(),
         };
         Call {
             site,

@@ -7,8 +7,14 @@
 //! # What a profiled call costs
 //!
 //! A call reads one atomic ([`is_enabled`] and "a collector runs"), asks the [`sampler`], reads
-//! the TSC twice, and writes its event into a ring owned by the calling thread. No lock, no
-//! syscall, no allocation (after a thread's first call). The collector thread drains the rings.
+//! the TSC twice, and on its own thread's state counts the call and files its duration in the
+//! bucket of [`CollectorConfig::duration_buckets`]. No lock, no syscall, no allocation (after a
+//! thread's first call), nothing shared with other threads. The collector thread adds up every
+//! thread's totals each `flush_interval` and hands them to the sinks as [`CallCount`]s.
+//!
+//! Only if a sink wants individual events ([`Sink::wants_events`]; the facade sink does not)
+//! does each call also queue an [`Event`] into a bounded per-thread ring, which the collector
+//! drains; a full ring drops events (counted in [`Stats::dropped`]), never counts.
 //!
 //! # Sampling
 //!
