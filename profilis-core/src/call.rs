@@ -319,3 +319,78 @@ where
 pub fn current_ids() -> Option<(TraceId, SpanId)> {
     local::current().map(|c| (c.trace_id, c.span_id))
 }
+
+/// A request or query timed by an adapter (HTTP layer, DB hook) whose site is known only when
+/// it ends (the route and status of a response, say). Its span starts with the timer; make it
+/// the current span while the work runs ([`crate::context::scope`] or
+/// [`crate::context::Scoped`]) so profiled calls inside become its children.
+#[derive(Debug, Clone, Copy)]
+pub struct Timer {
+    state: u64,
+    start: u64,
+    own: SpanContext,
+    parent: SpanId,
+}
+
+impl Timer {
+    /// Starts timing now, as a child of `parent` (an incoming W3C `traceparent`, say), else of
+    /// this thread's current span, else as the root of a new trace. `None` when profiling is
+    /// off or no collector runs.
+    pub fn start(parent: Option<SpanContext>) -> Option<Timer> {
+        let state = STATE.load(Ordering::Relaxed);
+        if state & ACTIVE != ACTIVE {
+            return None;
+        }
+        let parent = parent.unwrap_or_else(|| local::hot().context());
+        let trace_id = if parent.trace_id.0 == 0 {
+            ids::new_trace_id()
+        } else {
+            parent.trace_id
+        };
+        Some(Timer {
+            state,
+            start: clock::now_ticks(),
+            own: SpanContext {
+                trace_id,
+                span_id: ids::new_span_id(),
+            },
+            parent: parent.span_id,
+        })
+    }
+
+    /// The span this timer stands for.
+    pub fn context(&self) -> SpanContext {
+        self.own
+    }
+
+    /// Nanoseconds since the start.
+    pub fn elapsed_ns(&self) -> u64 {
+        clock::ticks_to_ns(self.start, clock::now_ticks())
+    }
+
+    /// Ends now, recording one call of `site`: counted always, its duration only if `timed`
+    /// (the adapter's sampling decision). `detail` is called for the event's detail only if a
+    /// sink wants events.
+    pub fn finish(
+        self,
+        site: &'static Site,
+        timed: bool,
+        error: bool,
+        outcome: Outcome,
+        detail: impl FnOnce() -> Detail,
+    ) {
+        let end = clock::now_ticks();
+        let ticks = timed.then(|| end.saturating_sub(self.start));
+        local::hot().record(self.state, site, error, ticks, false, || RawEvent {
+            site,
+            start: self.start,
+            end,
+            trace_id: self.own.trace_id,
+            span_id: self.own.span_id,
+            parent: self.parent,
+            error,
+            outcome,
+            detail: Some(Box::new(detail())),
+        });
+    }
+}

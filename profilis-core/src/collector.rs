@@ -38,7 +38,11 @@ pub struct CollectorConfig {
     pub enabled: Option<bool>,
     /// Upper bounds (seconds) of the buckets that function durations are filed in on the
     /// calling thread (default [`DEFAULT_BUCKETS`]). Sinks get them in [`CallCount::durations`].
-    pub duration_buckets: Vec<f64>,
+    pub function_buckets: Vec<f64>,
+    /// The same for HTTP requests.
+    pub http_buckets: Vec<f64>,
+    /// The same for database queries.
+    pub db_buckets: Vec<f64>,
 }
 
 /// Default histogram buckets, in seconds (the same as Python profilis).
@@ -79,7 +83,9 @@ impl Default for CollectorConfig {
             drop_policy: DropPolicy::Newest,
             shutdown_timeout: Duration::from_secs(5),
             enabled: None,
-            duration_buckets: DEFAULT_BUCKETS.to_vec(),
+            function_buckets: DEFAULT_BUCKETS.to_vec(),
+            http_buckets: DEFAULT_BUCKETS.to_vec(),
+            db_buckets: DEFAULT_BUCKETS.to_vec(),
         }
     }
 }
@@ -102,7 +108,9 @@ impl CollectorConfig {
                 max: MAX_QUEUE_SIZE,
             });
         }
-        validate_buckets(&self.duration_buckets)?;
+        validate_buckets(&self.function_buckets)?;
+        validate_buckets(&self.http_buckets)?;
+        validate_buckets(&self.db_buckets)?;
         if self.flush_interval.is_zero() {
             return Err(ConfigError::FlushInterval {
                 value: self.flush_interval,
@@ -233,7 +241,11 @@ impl Collector {
         let mut worker = Worker {
             sinks,
             batch_max: config.batch_max,
-            buckets: config.duration_buckets.clone(),
+            buckets: [
+                config.function_buckets.clone(),
+                config.http_buckets.clone(),
+                config.db_buckets.clone(),
+            ],
             events: Vec::with_capacity(config.batch_max.min(4096)),
             counts: Vec::new(),
             totals: Vec::new(),
@@ -260,11 +272,12 @@ impl Collector {
             policy: config.drop_policy,
             worker: handle.thread().clone(),
             events: wants_events,
-            bounds: config
-                .duration_buckets
-                .iter()
-                .map(|&s| clock::seconds_to_ticks(s))
-                .collect(),
+            bounds: [
+                &config.function_buckets,
+                &config.http_buckets,
+                &config.db_buckets,
+            ]
+            .map(|b| b.iter().map(|&s| clock::seconds_to_ticks(s)).collect()),
         })));
         let _ = STATE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
             let on = enabled.unwrap_or(s & ENABLED != 0);
@@ -317,8 +330,8 @@ impl Drop for Collector {
 struct Worker {
     sinks: FanOut,
     batch_max: usize,
-    /// Bucket bounds in seconds, as configured.
-    buckets: Vec<f64>,
+    /// Bucket bounds in seconds, as configured, per site kind (see `local::kind_index`).
+    buckets: [Vec<f64>; 3],
     events: Vec<Event>,
     counts: Vec<CallCount>,
     /// Per site id, `stride` values (see `Generation::stride`) counted in this cycle.
@@ -384,7 +397,7 @@ impl Worker {
     /// Adds up what every thread counted and timed since the last cycle, per site.
     fn gather_counts(&mut self, states: &[Arc<ThreadState>]) {
         let sites = site::all();
-        let stride = 2 + 2 * (self.buckets.len() + 1);
+        let stride = 2 + 2 * (self.buckets.iter().map(Vec::len).max().unwrap_or(0) + 1);
         self.totals.clear();
         self.totals.resize((sites.len() + 1) * stride, 0);
         for state in states {
@@ -424,11 +437,13 @@ impl Worker {
             if t[0] == 0 {
                 continue;
             }
+            let bounds = &self.buckets[local::kind_index(site.kind())];
             let durations = t[2..]
                 .chunks(2)
+                .take(bounds.len() + 1)
                 .enumerate()
                 .map(|(i, pair)| BucketTotal {
-                    le: self.buckets.get(i).copied().unwrap_or(f64::INFINITY),
+                    le: bounds.get(i).copied().unwrap_or(f64::INFINITY),
                     count: pair[0],
                     sum_ns: clock::ticks_to_ns(0, pair[1]),
                 })

@@ -1,13 +1,11 @@
 //! The facade sink: turns batches into the metrics of the profilis contract through the
 //! `metrics` crate, with handles cached per site (no registry lookup per event).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use metrics::{Counter, Gauge, Histogram, Label, Recorder, Unit};
 
 use crate::error::SinkError;
-use crate::event::{Detail, Event};
 use crate::sink::{Batch, Sink};
 use crate::site::{Site, SiteKind};
 
@@ -23,8 +21,12 @@ pub mod metric_names {
     pub const FUNCTION_ERRORS_TOTAL: &str = "profilis_function_errors_total";
     /// Histogram {service, instance, worker, function}.
     pub const FUNCTION_DURATION_SECONDS: &str = "profilis_function_duration_seconds";
+    /// Gauge {service, instance, worker}: HTTP requests being served.
+    pub const HTTP_REQUESTS_IN_FLIGHT: &str = "profilis_http_requests_in_flight";
     /// Counter {service, instance, worker, db_vendor}.
     pub const DB_QUERIES_TOTAL: &str = "profilis_db_queries_total";
+    /// Counter {service, instance, worker, db_vendor}: queries that failed.
+    pub const DB_QUERY_ERRORS_TOTAL: &str = "profilis_db_query_errors_total";
     /// Histogram {service, instance, worker, db_vendor}.
     pub const DB_QUERY_DURATION_SECONDS: &str = "profilis_db_query_duration_seconds";
     /// Counter, no labels.
@@ -37,6 +39,46 @@ pub mod metric_names {
 
 use metric_names as names;
 
+/// The metric names of one kind of site: the call counter, the error counter (none for HTTP:
+/// failures show in the `status` label), the duration histogram and its help text.
+#[derive(Debug, Clone, Copy)]
+pub struct KindNames {
+    /// Counter of calls, requests or queries.
+    pub total: &'static str,
+    /// Counter of failures, if the kind has one.
+    pub errors: Option<&'static str>,
+    /// Histogram of durations in seconds.
+    pub duration: &'static str,
+    /// Help text of the histogram.
+    pub duration_help: &'static str,
+}
+
+impl KindNames {
+    /// The names for sites of `kind`.
+    pub fn of(kind: SiteKind) -> KindNames {
+        match kind {
+            SiteKind::Function => KindNames {
+                total: names::FUNCTION_CALLS_TOTAL,
+                errors: Some(names::FUNCTION_ERRORS_TOTAL),
+                duration: names::FUNCTION_DURATION_SECONDS,
+                duration_help: "Function call duration",
+            },
+            SiteKind::Http => KindNames {
+                total: names::HTTP_REQUESTS_TOTAL,
+                errors: None,
+                duration: names::HTTP_REQUEST_DURATION_SECONDS,
+                duration_help: "HTTP request duration",
+            },
+            SiteKind::Db => KindNames {
+                total: names::DB_QUERIES_TOTAL,
+                errors: Some(names::DB_QUERY_ERRORS_TOTAL),
+                duration: names::DB_QUERY_DURATION_SECONDS,
+                duration_help: "DB query duration",
+            },
+        }
+    }
+}
+
 /// The labels every profilis series carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalLabels {
@@ -48,34 +90,62 @@ pub struct GlobalLabels {
     pub worker: String,
 }
 
-struct FnHandles {
-    calls: Counter,
-    errors: Counter,
-    /// `None` without function histograms (never registered, so never rendered empty).
-    duration: Option<Histogram>,
+impl GlobalLabels {
+    /// The full label set of a site's series, in contract order: service, instance, worker,
+    /// then `function`, or `route` and `status` (and `method` if on), or `db_vendor`.
+    pub fn for_site(&self, site: &Site) -> Vec<(&'static str, String)> {
+        let mut labels = vec![
+            ("service", self.service.clone()),
+            ("instance", self.instance.clone()),
+            ("worker", self.worker.clone()),
+        ];
+        match site.kind() {
+            SiteKind::Function => labels.push(("function", site.name().to_owned())),
+            SiteKind::Http => {
+                labels.push(("route", site.name().to_owned()));
+                labels.push(("status", site.status().to_string()));
+                if let Some(method) = site.method() {
+                    labels.push(("method", method.to_owned()));
+                }
+            }
+            SiteKind::Db => labels.push(("db_vendor", site.name().to_owned())),
+        }
+        labels
+    }
 }
 
-struct Pair {
-    total: Counter,
-    duration: Histogram,
+/// The handles of one site, made on its first count.
+struct SiteHandles {
+    calls: Counter,
+    /// Functions and DB vendors: failed calls. HTTP failures show in the `status` label.
+    errors: Option<Counter>,
+    /// `None` without histograms (never registered, so never rendered empty).
+    duration: Option<Histogram>,
 }
 
 /// Records batches as `metrics` counters, histograms and gauges.
 ///
-/// Function calls are counted from the batch's exact counts (sampled-out calls included) and
-/// timed from its bucket totals: the calls of each bucket are recorded at their mean duration,
-/// which keeps every bucket count and the sum exact for histograms with the same buckets as
-/// the collector's `duration_buckets`. It needs no individual FN events. The collector's health is recorded as `profilis_events_dropped_total`,
-/// `profilis_queue_depth` and `profilis_sink_failures_total`.
+/// Calls, requests and queries are counted from the batch's exact counts (sampled-out ones
+/// included) and timed from its bucket totals: the calls of each bucket are recorded at their
+/// mean duration, which keeps every bucket count and the sum exact for histograms with the same
+/// buckets as the collector's. It needs no individual events. The collector's health is
+/// recorded as `profilis_events_dropped_total`, `profilis_queue_depth` and
+/// `profilis_sink_failures_total`, and HTTP requests being served as
+/// `profilis_http_requests_in_flight`.
 pub struct FacadeSink {
     labels: GlobalLabels,
-    /// Whether function durations go to `profilis_function_duration_seconds` through `metrics`.
-    function_histograms: bool,
+    /// Whether durations go to the `*_duration_seconds` histograms through `metrics`.
+    histograms: bool,
     recorder: Option<Arc<dyn Recorder + Send + Sync>>,
-    functions: Vec<Option<FnHandles>>,
-    http: HashMap<(Arc<str>, u16), Pair>,
-    db: HashMap<Arc<str>, Pair>,
-    health: Option<(Counter, Gauge, Counter)>,
+    sites: Vec<Option<SiteHandles>>,
+    health: Option<Health>,
+}
+
+struct Health {
+    dropped: Counter,
+    depth: Gauge,
+    failures: Counter,
+    in_flight: Gauge,
 }
 
 impl FacadeSink {
@@ -83,11 +153,9 @@ impl FacadeSink {
     pub fn new(labels: GlobalLabels) -> FacadeSink {
         FacadeSink {
             labels,
-            function_histograms: true,
+            histograms: true,
             recorder: None,
-            functions: Vec::new(),
-            http: HashMap::new(),
-            db: HashMap::new(),
+            sites: Vec::new(),
             health: None,
         }
     }
@@ -103,11 +171,11 @@ impl FacadeSink {
         }
     }
 
-    /// Leaves `profilis_function_duration_seconds` to the caller, who reads the bucket totals
-    /// of [`crate::CallCount::durations`] itself (the Prometheus exporter does: it keeps them
-    /// as bucket counts rather than one sample per call). Counters are still recorded.
-    pub fn without_function_histograms(mut self) -> FacadeSink {
-        self.function_histograms = false;
+    /// Leaves the `*_duration_seconds` histograms to the caller, who reads the bucket totals of
+    /// [`crate::CallCount::durations`] itself (the Prometheus exporter does: it keeps them as
+    /// bucket counts rather than one sample per call). Counters are still recorded.
+    pub fn without_histograms(mut self) -> FacadeSink {
+        self.histograms = false;
         self
     }
 
@@ -117,14 +185,6 @@ impl FacadeSink {
             Some(recorder) => metrics::with_local_recorder(recorder.as_ref(), f),
             None => f(),
         }
-    }
-
-    fn base(&self) -> Vec<Label> {
-        vec![
-            Label::new("service", self.labels.service.clone()),
-            Label::new("instance", self.labels.instance.clone()),
-            Label::new("worker", self.labels.worker.clone()),
-        ]
     }
 
     fn describe(&self) {
@@ -148,7 +208,9 @@ impl FacadeSink {
                 Unit::Seconds,
                 "HTTP request duration"
             );
+            metrics::describe_gauge!(names::HTTP_REQUESTS_IN_FLIGHT, "HTTP requests being served");
             metrics::describe_counter!(names::DB_QUERIES_TOTAL, "Total DB queries");
+            metrics::describe_counter!(names::DB_QUERY_ERRORS_TOTAL, "DB queries that failed");
             metrics::describe_histogram!(
                 names::DB_QUERY_DURATION_SECONDS,
                 Unit::Seconds,
@@ -163,62 +225,31 @@ impl FacadeSink {
         });
     }
 
-    fn function(&mut self, site: &'static Site) -> &FnHandles {
+    /// The handles of `site`, made (with its kind's metric names and labels) on first use.
+    fn site(&mut self, site: &'static Site) -> &SiteHandles {
         let id = site.id() as usize;
-        if self.functions.len() <= id {
-            self.functions.resize_with(id + 1, || None);
+        if self.sites.len() <= id {
+            self.sites.resize_with(id + 1, || None);
         }
-        if self.functions[id].is_none() {
-            let mut labels = self.base();
-            labels.push(Label::new("function", site.name()));
-            let with_histogram = self.function_histograms;
-            let handles = self.with(|| FnHandles {
-                calls: metrics::counter!(names::FUNCTION_CALLS_TOTAL, labels.clone()),
-                errors: metrics::counter!(names::FUNCTION_ERRORS_TOTAL, labels.clone()),
-                duration: with_histogram
-                    .then(|| metrics::histogram!(names::FUNCTION_DURATION_SECONDS, labels)),
+        if self.sites[id].is_none() {
+            let labels: Vec<Label> = self
+                .labels
+                .for_site(site)
+                .into_iter()
+                .map(|(k, v)| Label::new(k, v))
+                .collect();
+            let names = KindNames::of(site.kind());
+            let histograms = self.histograms;
+            let handles = self.with(|| SiteHandles {
+                calls: metrics::counter!(names.total, labels.clone()),
+                errors: names
+                    .errors
+                    .map(|name| metrics::counter!(name, labels.clone())),
+                duration: histograms.then(|| metrics::histogram!(names.duration, labels)),
             });
-            self.functions[id] = Some(handles);
+            self.sites[id] = Some(handles);
         }
-        self.functions[id].as_ref().expect("just filled")
-    }
-
-    fn record_event(&mut self, event: &Event) {
-        let seconds = event.dur_ns as f64 / 1e9;
-        match &event.detail {
-            // Timed from the batch's bucket totals, which include every timed call.
-            Detail::Fn => {}
-            Detail::Http(http) => {
-                let key = (http.route.clone(), http.status);
-                if !self.http.contains_key(&key) {
-                    let mut labels = self.base();
-                    labels.push(Label::new("route", http.route.to_string()));
-                    labels.push(Label::new("status", http.status.to_string()));
-                    let pair = self.with(|| Pair {
-                        total: metrics::counter!(names::HTTP_REQUESTS_TOTAL, labels.clone()),
-                        duration: metrics::histogram!(names::HTTP_REQUEST_DURATION_SECONDS, labels),
-                    });
-                    self.http.insert(key.clone(), pair);
-                }
-                let pair = &self.http[&key];
-                pair.total.increment(1);
-                pair.duration.record(seconds);
-            }
-            Detail::Db(db) => {
-                if !self.db.contains_key(&db.vendor) {
-                    let mut labels = self.base();
-                    labels.push(Label::new("db_vendor", db.vendor.to_string()));
-                    let pair = self.with(|| Pair {
-                        total: metrics::counter!(names::DB_QUERIES_TOTAL, labels.clone()),
-                        duration: metrics::histogram!(names::DB_QUERY_DURATION_SECONDS, labels),
-                    });
-                    self.db.insert(db.vendor.clone(), pair);
-                }
-                let pair = &self.db[&db.vendor];
-                pair.total.increment(1);
-                pair.duration.record(seconds);
-            }
-        }
+        self.sites[id].as_ref().expect("just filled")
     }
 }
 
@@ -226,21 +257,24 @@ impl Sink for FacadeSink {
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
         if self.health.is_none() {
             self.describe();
-            self.health = Some(self.with(|| {
-                (
-                    metrics::counter!(names::EVENTS_DROPPED_TOTAL),
-                    metrics::gauge!(names::QUEUE_DEPTH),
-                    metrics::counter!(names::SINK_FAILURES_TOTAL),
-                )
+            self.health = Some(self.with(|| Health {
+                dropped: metrics::counter!(names::EVENTS_DROPPED_TOTAL),
+                depth: metrics::gauge!(names::QUEUE_DEPTH),
+                failures: metrics::counter!(names::SINK_FAILURES_TOTAL),
+                in_flight: metrics::gauge!(
+                    names::HTTP_REQUESTS_IN_FLIGHT,
+                    "service" => self.labels.service.clone(),
+                    "instance" => self.labels.instance.clone(),
+                    "worker" => self.labels.worker.clone()
+                ),
             }));
         }
         for count in batch.counts {
-            if count.site.kind() != SiteKind::Function {
-                continue;
-            }
-            let handles = self.function(count.site);
+            let handles = self.site(count.site);
             handles.calls.increment(count.calls);
-            handles.errors.increment(count.errors);
+            if let Some(errors) = &handles.errors {
+                errors.increment(count.errors);
+            }
             let Some(duration) = &handles.duration else {
                 continue;
             };
@@ -251,13 +285,11 @@ impl Sink for FacadeSink {
                 duration.record_many(mean, bucket.count as usize);
             }
         }
-        for event in batch.events {
-            self.record_event(event);
-        }
-        if let Some((dropped, depth, failures)) = &self.health {
-            dropped.absolute(batch.stats.dropped);
-            depth.set(batch.stats.queue_depth as f64);
-            failures.absolute(batch.stats.sink_failures);
+        if let Some(health) = &self.health {
+            health.dropped.absolute(batch.stats.dropped);
+            health.depth.set(batch.stats.queue_depth as f64);
+            health.failures.absolute(batch.stats.sink_failures);
+            health.in_flight.set(crate::in_flight::http() as f64);
         }
         Ok(())
     }

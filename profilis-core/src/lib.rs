@@ -8,7 +8,7 @@
 //!
 //! A call reads one atomic ([`is_enabled`] and "a collector runs"), asks the [`sampler`], reads
 //! the TSC twice, and on its own thread's state counts the call and files its duration in the
-//! bucket of [`CollectorConfig::duration_buckets`]. No lock, no syscall, no allocation (after a
+//! bucket of [`CollectorConfig::function_buckets`]. No lock, no syscall, no allocation (after a
 //! thread's first call), nothing shared with other threads. The collector thread adds up every
 //! thread's totals each `flush_interval` and hands them to the sinks as [`CallCount`]s.
 //!
@@ -26,23 +26,26 @@
 mod call;
 pub mod clock;
 mod collector;
+pub mod context;
 mod error;
 pub mod event;
 mod facade;
 pub mod ids;
+pub mod in_flight;
 mod local;
 mod ring;
 pub mod sampler;
 mod sink;
 mod site;
 
+pub use call::Timer;
 pub use collector::{
     disabled_from_env, is_enabled, set_enabled, stats, validate_buckets, Collector,
     CollectorConfig, Stats, DEFAULT_BUCKETS, MAX_QUEUE_SIZE,
 };
 pub use error::{ConfigError, SinkError};
 pub use event::{Detail, Event, EventKind, Outcome};
-pub use facade::{metric_names, FacadeSink, GlobalLabels};
+pub use facade::{metric_names, FacadeSink, GlobalLabels, KindNames};
 pub use local::{current as current_span, SpanContext};
 pub use ring::DropPolicy;
 pub use sink::{Batch, BucketTotal, CallCount, FanOut, Sink};

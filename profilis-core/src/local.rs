@@ -12,7 +12,7 @@ use std::thread::Thread;
 use crate::event::RawEvent;
 use crate::ids::{SpanId, TraceId};
 use crate::ring::{DropPolicy, Pushed, Ring};
-use crate::site::Site;
+use crate::site::{Site, SiteKind};
 
 /// Bit 0: a collector is running. Bit 1: profiling is enabled (not switched off).
 /// Bits 2..: the collector generation, so threads notice a restarted collector.
@@ -31,14 +31,25 @@ pub(crate) struct Generation {
     pub(crate) worker: Thread,
     /// Whether any sink wants individual events; if none does, calls are only aggregated.
     pub(crate) events: bool,
-    /// Upper bounds of the duration buckets, in clock ticks, increasing (`+Inf` is implied).
-    pub(crate) bounds: Box<[u64]>,
+    /// Upper bounds of the duration buckets in clock ticks, increasing (`+Inf` is implied), for
+    /// function, HTTP and DB sites (see [`kind_index`]).
+    pub(crate) bounds: [Box<[u64]>; 3],
 }
 
 impl Generation {
     /// Values kept per site: calls, errors, then (count, sum of ticks) per bucket and `+Inf`.
     pub(crate) fn stride(&self) -> usize {
-        2 + 2 * (self.bounds.len() + 1)
+        2 + 2 * (self.bounds.iter().map(|b| b.len()).max().unwrap_or(0) + 1)
+    }
+}
+
+/// Which of the three bucket sets a site uses.
+#[inline(always)]
+pub(crate) fn kind_index(kind: SiteKind) -> usize {
+    match kind {
+        SiteKind::Function => 0,
+        SiteKind::Http => 1,
+        SiteKind::Db => 2,
     }
 }
 
@@ -106,8 +117,8 @@ pub(crate) struct ThreadState {
     until_wake: AtomicU64,
     /// Whether calls queue events (some sink wants them) or are only aggregated.
     events: bool,
-    /// Bucket bounds in ticks (a copy of the generation's, one pointer away).
-    bounds: Box<[u64]>,
+    /// Bucket bounds in ticks per site kind (a copy of the generation's, one pointer away).
+    bounds: [Box<[u64]>; 3],
     stride: usize,
     /// Per-site statistics, `CHUNK` sites of `stride` values per chunk, made on first use.
     chunks: Box<[AtomicPtr<AtomicU64>]>,
@@ -143,7 +154,7 @@ impl ThreadState {
     /// Counts one call of site `id` and, if timed, files its duration (in ticks) in its bucket.
     /// Only the owning thread writes, so no read-modify-write.
     #[inline(always)]
-    fn observe(&self, id: u32, error: bool, ticks: Option<u64>) {
+    fn observe(&self, id: u32, kind: usize, error: bool, ticks: Option<u64>) {
         let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
         let Some(slot) = self.chunks.get(c) else {
             return count_overflow(id, error);
@@ -159,11 +170,11 @@ impl ThreadState {
             bump(&site[1]);
         }
         if let Some(ticks) = ticks {
-            let bucket = self
-                .bounds
+            let bounds = &self.bounds[kind];
+            let bucket = bounds
                 .iter()
                 .position(|&bound| ticks <= bound)
-                .unwrap_or(self.bounds.len());
+                .unwrap_or(bounds.len());
             bump(&site[2 + 2 * bucket]);
             let sum = &site[3 + 2 * bucket];
             sum.store(
@@ -376,7 +387,7 @@ impl Hot {
         }
         // SAFETY: as above.
         let ts = unsafe { &*ts };
-        ts.observe(id, error, ticks);
+        ts.observe(id, kind_index(site.kind()), error, ticks);
         if ticks.is_some() && (ts.events || detailed) {
             ts.push(event());
         }

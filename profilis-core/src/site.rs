@@ -1,6 +1,10 @@
 //! Call sites: one `static` per instrumented function, made by `#[profiled]`, that carries the
-//! function's name and sample rate and gets a dense id on its first recorded call.
+//! function's name and sample rate and gets a dense id on its first recorded call. HTTP routes
+//! (per status) and database vendors get sites too, made once on first use and kept: their
+//! calls are counted and timed on the calling thread exactly like a function's.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
@@ -17,11 +21,16 @@ pub enum SiteKind {
     Db,
 }
 
-/// A static call site. Made once per instrumented function; never freed.
+/// A static call site. Made once per instrumented function, route and status, or database
+/// vendor; never freed.
 #[derive(Debug)]
 pub struct Site {
     name: &'static str,
     kind: SiteKind,
+    /// HTTP sites: the response status.
+    status: u16,
+    /// HTTP sites: the request method, when the `method` label is on.
+    method: Option<&'static str>,
     /// `sampler::INHERIT` means "use the global rate".
     threshold: u64,
     id: AtomicU32,
@@ -43,9 +52,48 @@ impl Site {
         Site {
             name,
             kind,
+            status: 0,
+            method: None,
             threshold,
             id: AtomicU32::new(0),
         }
+    }
+
+    /// The site of an HTTP route template answered with `status` (and `method`, if the
+    /// `method` label is wanted), made on first use and kept for the process.
+    pub fn http(route: &str, status: u16, method: Option<&str>) -> &'static Site {
+        thread_local! {
+            static CACHE: RefCell<HashMap<Box<str>, Vec<&'static Site>>> = RefCell::new(HashMap::new());
+        }
+        let cached = CACHE.try_with(|c| {
+            let cache = c.borrow();
+            let sites = cache.get(route)?;
+            sites
+                .iter()
+                .copied()
+                .find(|s| s.status == status && s.method == method)
+        });
+        if let Ok(Some(site)) = cached {
+            return site;
+        }
+        let site = intern(SiteKind::Http, route, status, method);
+        let _ = CACHE.try_with(|c| c.borrow_mut().entry(route.into()).or_default().push(site));
+        site
+    }
+
+    /// The site of a database vendor (`sqlite`, `postgres`, ...), made on first use and kept.
+    pub fn db(vendor: &str) -> &'static Site {
+        intern(SiteKind::Db, vendor, 0, None)
+    }
+
+    /// HTTP sites: the response status (0 for other kinds).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// HTTP sites: the request method, when the `method` label is on.
+    pub fn method(&self) -> Option<&'static str> {
+        self.method
     }
 
     /// The name, as it appears in the `function` label and the `fn` key of events.
@@ -95,6 +143,31 @@ impl Site {
 
 static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
 
+/// Sites made at run time, by kind, name, status and method.
+type Interned = HashMap<(SiteKind, Box<str>, u16, Option<Box<str>>), &'static Site>;
+static INTERNED: Mutex<Option<Interned>> = Mutex::new(None);
+
+/// The one site with these labels, leaked on first use. The label values come from route
+/// templates, statuses and vendors, so there are finitely many.
+fn intern(kind: SiteKind, name: &str, status: u16, method: Option<&str>) -> &'static Site {
+    let mut interned = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+    let key = (kind, Box::from(name), status, method.map(Box::from));
+    interned
+        .get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_insert_with(|| {
+            let leak = |s: &str| -> &'static str { Box::leak(s.into()) };
+            Box::leak(Box::new(Site {
+                name: leak(name),
+                kind,
+                status,
+                method: method.map(leak),
+                threshold: sampler::INHERIT,
+                id: AtomicU32::new(0),
+            }))
+        })
+}
+
 /// A copy of the registered sites, in id order.
 pub(crate) fn all() -> Vec<&'static Site> {
     SITES.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -116,5 +189,27 @@ mod tests {
         assert_eq!(sites[a as usize - 1].name(), "a");
         assert_eq!(sites[b as usize - 1].sample_rate(), Some(0.5));
         assert_eq!(A.sample_rate(), None);
+    }
+
+    #[test]
+    fn http_and_db_sites_are_made_once_per_label_set() {
+        let a = Site::http("/users/{id}", 200, None);
+        assert!(std::ptr::eq(a, Site::http("/users/{id}", 200, None)));
+        let from_other_thread =
+            std::thread::spawn(|| Site::http("/users/{id}", 200, None) as *const Site as usize)
+                .join()
+                .unwrap();
+        assert_eq!(from_other_thread, a as *const Site as usize);
+        assert!(!std::ptr::eq(a, Site::http("/users/{id}", 404, None)));
+        assert!(!std::ptr::eq(
+            a,
+            Site::http("/users/{id}", 200, Some("GET"))
+        ));
+        assert_eq!(
+            (a.name(), a.status(), a.kind()),
+            ("/users/{id}", 200, SiteKind::Http)
+        );
+        assert!(std::ptr::eq(Site::db("sqlite"), Site::db("sqlite")));
+        assert_eq!(Site::db("sqlite").kind(), SiteKind::Db);
     }
 }

@@ -445,7 +445,7 @@ fn durations_are_filed_in_their_buckets_on_the_calling_thread() {
     let capture = Capture::default();
     let collector = Collector::start(
         CollectorConfig {
-            duration_buckets: vec![0.001, 0.01, 0.1],
+            function_buckets: vec![0.001, 0.01, 0.1],
             ..quick()
         },
         vec![Box::new(capture.clone())],

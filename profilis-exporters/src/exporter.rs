@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use profilis_core::metric_names as names;
 use profilis_core::{
     sampler, Batch, Collector, CollectorConfig, DropPolicy, FacadeSink, GlobalLabels, Sink,
@@ -17,7 +17,7 @@ use profilis_core::{
 };
 
 use crate::error::Error;
-use crate::histograms::FunctionHistograms;
+use crate::histograms::Histograms;
 use crate::listener::{self, IpNet, Listener, ListenerConfig, DEFAULT_LISTEN};
 
 /// Run the recorder's upkeep (which folds recorded histogram samples into buckets and frees
@@ -133,14 +133,14 @@ struct Buckets {
 struct Installed {
     handle: PrometheusHandle,
     buckets: Buckets,
-    functions: Arc<FunctionHistograms>,
+    histograms: Arc<Histograms>,
 }
 
 impl Installed {
     /// The recorder's exposition text followed by the function histograms.
     fn render(&self) -> String {
         let mut text = self.handle.render();
-        self.functions.render_into(&mut text);
+        self.histograms.render_into(&mut text);
         text
     }
 }
@@ -156,28 +156,17 @@ fn install_recorder(buckets: &Buckets) -> Result<Installed, Error> {
             Err(Error::BucketsFixed)
         };
     }
-    // Exact-name matchers: the exporter picks the first matching prefix, not the longest.
-    let families = [
-        (names::FUNCTION_DURATION_SECONDS, &buckets.function),
-        (names::HTTP_REQUEST_DURATION_SECONDS, &buckets.http),
-        (names::DB_QUERY_DURATION_SECONDS, &buckets.db),
-    ];
-    let mut builder = PrometheusBuilder::new();
-    for (name, values) in families {
-        builder = builder
-            .set_buckets_for_metric(Matcher::Full(name.to_owned()), values)
-            .map_err(|_| Error::InvalidBuckets {
-                value: format!("{values:?}"),
-                reason: "there are none",
-            })?;
-    }
+    // profilis's own histograms are rendered from bucket counts (see `histograms`), so the
+    // recorder needs no bucket matchers for them; the application's histograms keep its
+    // defaults.
+    let builder = PrometheusBuilder::new();
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderInstalled)?;
     let new = Installed {
         handle,
         buckets: buckets.clone(),
-        functions: Arc::new(FunctionHistograms::new(buckets.function.clone())),
+        histograms: Arc::new(Histograms::default()),
     };
     *installed = Some(new.clone());
     Ok(new)
@@ -190,8 +179,9 @@ pub fn render() -> Option<String> {
     installed.map(|i| i.render())
 }
 
-/// The facade sink (counters, HTTP and DB histograms), the function histograms, and the
-/// recorder's upkeep (every `UPKEEP_EVENTS` events and every `UPKEEP_INTERVAL`).
+/// The facade sink (counters and gauges), the duration histograms as bucket counts, and the
+/// recorder's upkeep (every `UPKEEP_EVENTS` events and every `UPKEEP_INTERVAL`), which keeps
+/// the application's own histograms bounded.
 struct PrometheusSink {
     facade: FacadeSink,
     labels: GlobalLabels,
@@ -203,7 +193,7 @@ struct PrometheusSink {
 impl PrometheusSink {
     fn new(labels: GlobalLabels, installed: Installed) -> PrometheusSink {
         PrometheusSink {
-            facade: FacadeSink::new(labels.clone()).without_function_histograms(),
+            facade: FacadeSink::new(labels.clone()).without_histograms(),
             labels,
             installed,
             since_upkeep: 0,
@@ -215,7 +205,7 @@ impl PrometheusSink {
 impl Sink for PrometheusSink {
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
         let result = self.facade.write(batch);
-        self.installed.functions.add(&self.labels, batch.counts);
+        self.installed.histograms.add(&self.labels, batch.counts);
         self.since_upkeep += batch.events.len() as u64;
         if self.since_upkeep >= UPKEEP_EVENTS || self.last_upkeep.elapsed() >= UPKEEP_INTERVAL {
             self.installed.handle.run_upkeep();
@@ -464,8 +454,10 @@ impl Exporter {
         ))];
         sinks.extend(self.sinks);
         let mut collector = self.collector;
-        // Durations are filed on the calling thread in the function histogram's own buckets.
-        collector.duration_buckets = buckets.function.clone();
+        // Durations are filed on the calling thread in each histogram's own buckets.
+        collector.function_buckets = buckets.function.clone();
+        collector.http_buckets = buckets.http.clone();
+        collector.db_buckets = buckets.db.clone();
         let collector = Collector::start(collector, sinks)?;
         let listener = if self.listener && !self.no_listener {
             let render_from = installed.clone();

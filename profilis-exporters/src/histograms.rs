@@ -1,10 +1,10 @@
-//! Function-duration histograms kept as bucket counts and rendered beside the recorder's output.
+//! Duration histograms kept as bucket counts and rendered beside the recorder's output.
 //!
 //! `metrics-exporter-prometheus` takes histogram samples one at a time and keeps each until its
 //! upkeep, so feeding it one sample per call would cost the collector work (and memory) in
-//! proportion to the calls made. Profiled calls already arrive filed in the histogram's own
-//! buckets (`CallCount::durations`), so the exporter adds the bucket totals up here, at a cost
-//! per flush that depends on the number of functions, not of calls, and exact.
+//! proportion to the calls made. Calls, requests and queries already arrive filed in the
+//! histogram's own buckets (`CallCount::durations`), so the exporter adds the bucket totals up
+//! here, at a cost per flush that depends on the number of series, not of calls, and exact.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -13,46 +13,40 @@ use std::sync::Mutex;
 use metrics_exporter_prometheus::formatting::{
     sanitize_label_key, sanitize_label_value, write_help_line, write_type_line,
 };
-use profilis_core::metric_names::FUNCTION_DURATION_SECONDS;
-use profilis_core::{CallCount, GlobalLabels, SiteKind};
+use profilis_core::{CallCount, GlobalLabels, KindNames};
 
 #[derive(Default)]
 struct Series {
-    /// Calls per bucket (not cumulative), the last one `+Inf`.
-    counts: Vec<u64>,
+    /// Calls per bucket (not cumulative), the last one `+Inf`, with their bounds.
+    counts: Vec<(f64, u64)>,
     sum_ns: u128,
 }
 
-/// `profilis_function_duration_seconds`, one series per label set.
+/// The three `*_duration_seconds` families, one series per label set.
 #[derive(Default)]
-pub(crate) struct FunctionHistograms {
-    /// Bucket bounds in seconds (without `+Inf`).
-    bounds: Vec<f64>,
-    /// Keyed by the rendered label set, so output order is stable.
-    series: Mutex<BTreeMap<String, Series>>,
+pub(crate) struct Histograms {
+    /// Family name -> (help, rendered label set -> series); sorted, so output order is stable.
+    families: Mutex<BTreeMap<&'static str, (&'static str, BTreeMap<String, Series>)>>,
 }
 
-impl FunctionHistograms {
-    pub(crate) fn new(bounds: Vec<f64>) -> FunctionHistograms {
-        FunctionHistograms {
-            bounds,
-            series: Mutex::new(BTreeMap::new()),
-        }
-    }
-
+impl Histograms {
     /// Adds the timed calls of a batch's counts.
     pub(crate) fn add(&self, labels: &GlobalLabels, counts: &[CallCount]) {
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
         for count in counts {
-            let timed = count.durations.iter().any(|b| b.count > 0);
-            if count.site.kind() != SiteKind::Function || !timed {
+            if count.durations.iter().all(|b| b.count == 0) {
                 continue;
             }
-            let key = label_set(labels, count.site.name());
-            let entry = series.entry(key).or_default();
-            entry.counts.resize(self.bounds.len() + 1, 0);
+            let names = KindNames::of(count.site.kind());
+            let (_, series) = families
+                .entry(names.duration)
+                .or_insert_with(|| (names.duration_help, BTreeMap::new()));
+            let entry = series.entry(label_set(labels, count)).or_default();
+            if entry.counts.is_empty() {
+                entry.counts = count.durations.iter().map(|b| (b.le, 0)).collect();
+            }
             for (total, bucket) in entry.counts.iter_mut().zip(&count.durations) {
-                *total += bucket.count;
+                total.1 += bucket.count;
             }
             entry.sum_ns += count
                 .durations
@@ -62,42 +56,39 @@ impl FunctionHistograms {
         }
     }
 
-    /// Appends the family in the Prometheus text format (nothing if no call was timed yet).
+    /// Appends the families in the Prometheus text format (those with a timed call).
     pub(crate) fn render_into(&self, out: &mut String) {
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        if series.is_empty() {
-            return;
-        }
-        let name = FUNCTION_DURATION_SECONDS;
-        write_help_line(out, name, None, None, "Function call duration");
-        write_type_line(out, name, None, None, "histogram");
-        for (labels, s) in series.iter() {
-            let mut cumulative = 0;
-            for (i, count) in s.counts.iter().enumerate() {
-                cumulative += count;
-                match self.bounds.get(i) {
-                    Some(le) => writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}"),
-                    None => writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}"),
+        let families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, (help, series)) in families.iter() {
+            write_help_line(out, name, None, None, help);
+            write_type_line(out, name, None, None, "histogram");
+            for (labels, s) in series {
+                let mut cumulative = 0;
+                for (le, count) in &s.counts {
+                    cumulative += count;
+                    let le = if le.is_finite() {
+                        le.to_string()
+                    } else {
+                        "+Inf".to_owned()
+                    };
+                    writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}")
+                        .expect("writing to a String");
                 }
-                .expect("writing to a String");
+                let sum = s.sum_ns as f64 / 1e9;
+                writeln!(out, "{name}_sum{{{labels}}} {sum}").expect("writing to a String");
+                writeln!(out, "{name}_count{{{labels}}} {cumulative}")
+                    .expect("writing to a String");
             }
-            let sum = s.sum_ns as f64 / 1e9;
-            writeln!(out, "{name}_sum{{{labels}}} {sum}").expect("writing to a String");
-            writeln!(out, "{name}_count{{{labels}}} {cumulative}").expect("writing to a String");
+            out.push('\n');
         }
-        out.push('\n');
     }
 }
 
-fn label_set(labels: &GlobalLabels, function: &str) -> String {
-    [
-        ("service", labels.service.as_str()),
-        ("instance", labels.instance.as_str()),
-        ("worker", labels.worker.as_str()),
-        ("function", function),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{}=\"{}\"", sanitize_label_key(k), sanitize_label_value(v)))
-    .collect::<Vec<_>>()
-    .join(",")
+fn label_set(labels: &GlobalLabels, count: &CallCount) -> String {
+    labels
+        .for_site(count.site)
+        .iter()
+        .map(|(k, v)| format!("{}=\"{}\"", sanitize_label_key(k), sanitize_label_value(v)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
