@@ -22,11 +22,14 @@ struct Series {
     sum_ns: u128,
 }
 
+/// One family: its help text, and its series by rendered label set.
+type Family = (&'static str, BTreeMap<String, Series>);
+
 /// The three `*_duration_seconds` families, one series per label set.
 #[derive(Default)]
 pub(crate) struct Histograms {
-    /// Family name -> (help, rendered label set -> series); sorted, so output order is stable.
-    families: Mutex<BTreeMap<&'static str, (&'static str, BTreeMap<String, Series>)>>,
+    /// By family name; sorted, so the output order is stable.
+    families: Mutex<BTreeMap<&'static str, Family>>,
 }
 
 impl Histograms {
