@@ -11,6 +11,7 @@ pub fn http() -> i64 {
 }
 
 /// Counts one HTTP request in flight until the guard drops.
+#[derive(Debug)]
 #[must_use = "the request counts as in flight until the guard drops"]
 pub struct HttpInFlight(());
 

@@ -17,6 +17,7 @@ pub use exporter::{
 pub use profilis_core::DEFAULT_BUCKETS;
 
 pub use listener::{
-    parse_allow_list, parse_allowed_network, parse_listen_addr, start as start_listener, IpNet,
-    Listener, ListenerConfig, ListenerError, RenderFn, DEFAULT_LISTEN,
+    metrics_page, parse_allow_list, parse_allowed_network, parse_listen_addr,
+    start as start_listener, IpNet, Listener, ListenerConfig, ListenerError, MetricsPage, RenderFn,
+    DEFAULT_LISTEN,
 };

@@ -599,18 +599,16 @@ impl Server {
                 "rendering the metrics failed\n",
             );
         };
-        let gzipped = if accepts_gzip(headers) {
-            gzip(page.as_bytes()).ok()
-        } else {
-            None
-        };
-        let compressed = gzipped.is_some();
-        let body = gzipped.map_or_else(|| Bytes::from(page), Bytes::from);
-        let mut response = Response::new(Full::new(body));
+        let accept = headers
+            .get_all(ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        let page = metrics_page(page, accept);
+        let mut response = Response::new(Full::new(Bytes::from(page.body)));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
         headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-        if compressed {
+        if page.gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         response
@@ -639,16 +637,40 @@ fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
+/// A `/metrics` response body, ready to send with [`METRICS_CONTENT_TYPE`] and, if `gzip`,
+/// `Content-Encoding: gzip` (and `Vary: Accept-Encoding`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsPage {
+    /// The body.
+    pub body: Vec<u8>,
+    /// Whether the body is gzip-compressed.
+    pub gzip: bool,
+}
+
+/// The `/metrics` response for exposition text `page` and a request's `Accept-Encoding`
+/// values: gzip-compressed when the client accepts gzip. The built-in listener and the
+/// framework handlers (`profilis::http`) answer alike through this.
+pub fn metrics_page<'a>(
+    page: String,
+    accept_encoding: impl IntoIterator<Item = &'a str>,
+) -> MetricsPage {
+    if accepts_gzip(accept_encoding) {
+        if let Ok(body) = gzip(page.as_bytes()) {
+            return MetricsPage { body, gzip: true };
+        }
+    }
+    MetricsPage {
+        body: page.into_bytes(),
+        gzip: false,
+    }
+}
+
 /// Whether `Accept-Encoding` accepts gzip: `gzip` or `x-gzip` with a non-zero weight, or else
 /// `*` with a non-zero weight. No header means identity only.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+fn accepts_gzip<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
     let mut gzip = None;
     let mut any = None;
-    let values = headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|value| value.to_str().ok());
-    for item in values.flat_map(|value| value.split(',')) {
+    for item in values.into_iter().flat_map(|value| value.split(',')) {
         let mut parts = item.split(';');
         let coding = parts.next().unwrap_or_default().trim();
         let weight = parts
@@ -683,27 +705,25 @@ fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn accept_encoding(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
-        headers
+    fn accept_encoding(value: &str) -> [&str; 1] {
+        [value]
     }
 
     #[test]
     fn gzip_is_accepted_when_listed_with_a_positive_weight() {
-        assert!(accepts_gzip(&accept_encoding("gzip")));
-        assert!(accepts_gzip(&accept_encoding("deflate, GZIP;q=0.5")));
-        assert!(accepts_gzip(&accept_encoding("x-gzip")));
-        assert!(accepts_gzip(&accept_encoding("*")));
+        assert!(accepts_gzip(accept_encoding("gzip")));
+        assert!(accepts_gzip(accept_encoding("deflate, GZIP;q=0.5")));
+        assert!(accepts_gzip(accept_encoding("x-gzip")));
+        assert!(accepts_gzip(accept_encoding("*")));
     }
 
     #[test]
     fn gzip_is_refused_when_absent_or_weighted_zero() {
-        assert!(!accepts_gzip(&HeaderMap::new()));
-        assert!(!accepts_gzip(&accept_encoding("identity")));
-        assert!(!accepts_gzip(&accept_encoding("gzip;q=0")));
-        assert!(!accepts_gzip(&accept_encoding("*, gzip;q=0")));
-        assert!(!accepts_gzip(&accept_encoding("br, *;q=0")));
+        assert!(!accepts_gzip([]));
+        assert!(!accepts_gzip(accept_encoding("identity")));
+        assert!(!accepts_gzip(accept_encoding("gzip;q=0")));
+        assert!(!accepts_gzip(accept_encoding("*, gzip;q=0")));
+        assert!(!accepts_gzip(accept_encoding("br, *;q=0")));
     }
 
     #[test]
