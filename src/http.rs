@@ -3,3 +3,150 @@
 //! the application's own router.
 
 pub use profilis_integrations::http::*;
+
+/// The tower layer ([`tower::ProfilisLayer`]) for any tower/hyper service.
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use profilis_integrations::tower;
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum {
+    //! axum 0.8: profile every request with [`ProfilisLayer`] (route labels from axum's
+    //! `MatchedPath`), and serve `/metrics` from the application's own router with
+    //! [`metrics_router`] instead of (or beside) the built-in listener.
+    //!
+    //! ```no_run
+    //! use axum::{extract::Path, routing::get, Router};
+    //! use profilis::http::axum::{metrics_router, ProfilisLayer};
+    //! use profilis::http::HttpConfig;
+    //!
+    //! async fn user(Path(id): Path<u64>) -> String {
+    //!     format!("user {id}")
+    //! }
+    //!
+    //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    //! let _profilis = profilis::Exporter::new().without_listener().install()?;
+    //! let app: Router = Router::new()
+    //!     .route("/users/{id}", get(user))
+    //!     .layer(ProfilisLayer::new(HttpConfig::new().build()))
+    //!     // Merged after the layer: scrapes are not profiled themselves.
+    //!     .merge(metrics_router());
+    //! // axum::serve(listener, app).await?;
+    //! # let _ = app;
+    //! # Ok(()) }
+    //! ```
+
+    use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use axum::Router;
+
+    pub use profilis_integrations::tower::{ProfilisLayer, ProfilisService};
+
+    /// A router that answers `GET` (and `HEAD`) `/metrics` with [`metrics_handler`]. Merge it
+    /// into the application's router (`app.merge(metrics_router())`).
+    pub fn metrics_router<S>() -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        Router::new().route("/metrics", get(metrics_handler))
+    }
+
+    /// The `/metrics` page of profilis's recorder ([`crate::render`]), answered as the
+    /// built-in listener does: [`METRICS_CONTENT_TYPE`](crate::listener::METRICS_CONTENT_TYPE),
+    /// gzip-compressed when the request's `Accept-Encoding` accepts gzip, and
+    /// `Vary: Accept-Encoding`. `503 Service Unavailable` before the exporter is installed.
+    pub async fn metrics_handler(headers: HeaderMap) -> Response {
+        let Some(page) = crate::render() else {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the profilis exporter is not installed\n",
+            )
+                .into_response();
+        };
+        let accept = headers
+            .get_all(ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        let page = crate::listener::metrics_page(page, accept);
+        let mut response = page.body.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(crate::listener::METRICS_CONTENT_TYPE),
+        );
+        headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+        if page.gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    }
+}
+
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix {
+    //! actix-web 4: profile every request with the [`Profilis`] middleware (route labels from
+    //! the matched resource's pattern), and serve `/metrics` from the application itself with
+    //! [`metrics_service`] instead of (or beside) the built-in listener.
+    //!
+    //! ```no_run
+    //! use actix_web::{web, App, HttpServer};
+    //! use profilis::http::actix::{metrics_service, Profilis};
+    //! use profilis::http::HttpConfig;
+    //!
+    //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    //! let _profilis = profilis::Exporter::new().without_listener().install()?;
+    //! let rules = HttpConfig::new().exclude_routes(&["/metrics"])?.build();
+    //! let server = HttpServer::new(move || {
+    //!     App::new()
+    //!         .wrap(Profilis::new(rules.clone()))
+    //!         .route("/users/{id}", web::get().to(|| async { "a user" }))
+    //!         .service(metrics_service())
+    //! })
+    //! .bind(("127.0.0.1", 8080))?;
+    //! // actix_web::rt::System::new().block_on(server.run())?;
+    //! # let _ = server;
+    //! # Ok(()) }
+    //! ```
+
+    use actix_web::dev::HttpServiceFactory;
+    use actix_web::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+    use actix_web::{web, HttpRequest, HttpResponse};
+
+    pub use profilis_integrations::actix::*;
+
+    /// The resource `GET` (and `HEAD`) `/metrics`, answered by [`metrics`]. Register it with
+    /// `App::service(metrics_service())`.
+    pub fn metrics_service() -> impl HttpServiceFactory {
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .route(web::head().to(metrics))
+    }
+
+    /// The `/metrics` page of profilis's recorder ([`crate::render`]), answered as the
+    /// built-in listener does: [`METRICS_CONTENT_TYPE`](crate::listener::METRICS_CONTENT_TYPE),
+    /// gzip-compressed when the request's `Accept-Encoding` accepts gzip, and
+    /// `Vary: Accept-Encoding`. `503 Service Unavailable` before the exporter is installed.
+    pub async fn metrics(req: HttpRequest) -> HttpResponse {
+        let Some(page) = crate::render() else {
+            return HttpResponse::ServiceUnavailable()
+                .body("the profilis exporter is not installed\n");
+        };
+        let accept = req
+            .headers()
+            .get_all(ACCEPT_ENCODING)
+            .filter_map(|value| value.to_str().ok());
+        let page = crate::listener::metrics_page(page, accept);
+        let mut response = HttpResponse::Ok();
+        response
+            .insert_header((CONTENT_TYPE, crate::listener::METRICS_CONTENT_TYPE))
+            .insert_header((VARY, "Accept-Encoding"));
+        if page.gzip {
+            response.insert_header((CONTENT_ENCODING, "gzip"));
+        }
+        response.body(page.body)
+    }
+}

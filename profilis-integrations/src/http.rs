@@ -26,6 +26,10 @@ use regex::Regex;
 /// The `route` label of requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "<unmatched>";
 
+/// The status recorded for a request whose client went away before there was a response
+/// (nginx's "client closed request"); such requests are marked [`End::Cancelled`].
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 /// A configuration value the HTTP adapters cannot use.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

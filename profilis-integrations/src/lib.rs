@@ -6,3 +6,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod http;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;

@@ -13,8 +13,12 @@ fn wrong_return(flag: bool) -> Result<u32, String> {
     Ok(1)
 }
 
+/// An error type with no `From` impls, so the message does not list other crates' impls.
+#[derive(Debug)]
+struct PriceError;
+
 #[profiled]
-fn wrong_question_mark() -> Result<u32, String> {
+fn wrong_question_mark() -> Result<u32, PriceError> {
     let value: u32 = "1".parse()?;
     Ok(value)
 }

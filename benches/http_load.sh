@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# What ProfilisLayer costs an axum app under load, over loopback: examples/axum_app is started
+# without the layer (--no-layer) and with it, in alternating rounds, and wrk drives GET
+# /users/42 against each. Prints requests/sec per round, the medians and the overhead.
+#
+#   bash benches/http_load.sh            # 3 rounds of 5 s each
+#   ROUNDS=5 DURATION=10 CONNECTIONS=64 bash benches/http_load.sh
+#
+# Installs wrk (Debian package) if missing. Both servers run with the exporter installed, so
+# the difference is the layer alone. On a 2-core machine wrk and the server share the CPUs:
+# compare the figures of one run with each other.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-5}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-1}"
+PORT="${PORT:-3917}"
+PATH_UNDER_TEST="${PATH_UNDER_TEST:-/users/42}"
+
+if ! command -v wrk >/dev/null; then
+  echo "== installing wrk (Debian package)"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+fi
+
+echo "== building examples/axum_app (release)"
+cargo build --release --quiet --features axum --example axum_app
+APP=target/release/examples/axum_app
+
+SERVER=""
+stop_server() {
+  if [ -n "$SERVER" ]; then
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    SERVER=""
+  fi
+}
+trap stop_server EXIT
+
+# Starts the app ("$@": extra arguments), waits until it accepts connections.
+start_server() {
+  PROFILIS_LISTEN=127.0.0.1:0 "$APP" --addr "127.0.0.1:$PORT" "$@" >/dev/null &
+  SERVER=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "the app did not start on port $PORT" >&2
+  exit 1
+}
+
+# Requests/sec of one wrk run against the app started with "$@".
+measure() {
+  start_server "$@"
+  # Warm up: connections, allocator, the profiler's first sites.
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$PORT$PATH_UNDER_TEST" >/dev/null
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$PORT$PATH_UNDER_TEST")
+  stop_server
+  if grep -q "Non-2xx" <<<"$out"; then
+    echo "unexpected non-2xx responses:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
+}
+
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo "== wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s http://127.0.0.1:$PORT$PATH_UNDER_TEST, $ROUNDS rounds"
+without=()
+with=()
+for round in $(seq 1 "$ROUNDS"); do
+  a=$(measure --no-layer)
+  b=$(measure)
+  without+=("$a")
+  with+=("$b")
+  printf 'round %d: without layer %10.0f req/s   with layer %10.0f req/s\n' "$round" "$a" "$b"
+done
+
+a=$(printf '%s\n' "${without[@]}" | median)
+b=$(printf '%s\n' "${with[@]}" | median)
+awk -v a="$a" -v b="$b" 'BEGIN {
+  printf "median:  without layer %10.0f req/s   with layer %10.0f req/s\n", a, b
+  printf "overhead of ProfilisLayer: %.2f%% fewer requests/sec (%.2f us -> %.2f us per request)\n",
+    (a - b) / a * 100, 1e6 / a, 1e6 / b
+}'

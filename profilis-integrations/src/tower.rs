@@ -1,0 +1,474 @@
+//! HTTP request profiling for tower services: [`ProfilisLayer`] turns every request a service
+//! handles into an HTTP event, following the shared [`rules`](crate::http). With the `axum`
+//! feature the route label is axum's `MatchedPath` template; for
+//! other services a route function you give maps a request to its template.
+
+#![cfg_attr(
+    feature = "axum",
+    doc = r#"
+```
+use axum::{extract::Path, routing::get, Router};
+use profilis_integrations::http::HttpConfig;
+use profilis_integrations::tower::ProfilisLayer;
+
+async fn user(Path(id): Path<u64>) -> String {
+    format!("user {id}")
+}
+
+# fn main() -> Result<(), profilis_integrations::http::HttpConfigError> {
+let rules = HttpConfig::new().exclude_routes(&["/healthz", "re:^/static/"])?.build();
+let app: Router = Router::new()
+    .route("/users/{id}", get(user))
+    // After the routes: `Router::layer` wraps each route, where `MatchedPath` is known.
+    .layer(ProfilisLayer::new(rules));
+# let _ = app;
+# Ok(()) }
+```
+"#
+)]
+//!
+//! # What is recorded
+//!
+//! - **Route**: the template from the route function (with the `axum` feature, by default
+//!   axum's `MatchedPath`, which includes the prefixes of nested routers), else
+//!   [`UNMATCHED_ROUTE`](crate::http::UNMATCHED_ROUTE). Install the layer with axum's
+//!   `Router::layer` *after* adding the routes (and fallback): a layer wrapped around the
+//!   whole router runs before routing and sees no `MatchedPath`.
+//! - **Status**: the response status. A handler that panics is recorded as 500 and
+//!   [`End::Panicked`]; the panic then goes on unchanged, so the framework's own handling (such
+//!   as `tower_http::catch_panic`) still sees it. A service that returns an error instead of a
+//!   response is recorded as 500.
+//! - **Duration**: from the request reaching the layer until the response body has been
+//!   sent: its last frame handed to the server (or the response head, for a body that is empty
+//!   or not sent, as for `HEAD`, 204 and 304). Not just until the handler returned, so a
+//!   streamed or slow-to-produce body counts in full; the time the client takes to read the
+//!   last bytes from the socket does not.
+//! - **How it ended**, once per request: [`End::Complete`]; [`End::BodyFailed`] when the body
+//!   returns an error (or panics); [`End::Cancelled`] when the body is dropped before its end
+//!   (with the response status), or the response future before there was a response (the
+//!   client went away; status [`CLIENT_CLOSED_REQUEST`]).
+//! - **Trace context**: the request is a span, a child of the incoming W3C `traceparent`
+//!   header if there is one; the inner service is called and polled with it as the current
+//!   span, so `#[profiled]` calls made while handling the request are its children.
+
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ::http::{Method, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use profilis_core::context;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use crate::http::CLIENT_CLOSED_REQUEST;
+use crate::http::{End, HttpRules, Request};
+
+/// A request's route template (`/users/{id}`), as a [`RouteFn`] gives it. Made from a
+/// `&'static str`, a `String`, or (with the `axum` feature) axum's `MatchedPath` without
+/// copying it.
+#[derive(Debug, Clone)]
+pub struct RouteTemplate(Template);
+
+#[derive(Debug, Clone)]
+enum Template {
+    Static(&'static str),
+    Owned(String),
+    #[cfg(feature = "axum")]
+    Matched(axum::extract::MatchedPath),
+}
+
+impl RouteTemplate {
+    /// The template.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Template::Static(s) => s,
+            Template::Owned(s) => s,
+            #[cfg(feature = "axum")]
+            Template::Matched(m) => m.as_str(),
+        }
+    }
+}
+
+impl From<&'static str> for RouteTemplate {
+    fn from(template: &'static str) -> Self {
+        RouteTemplate(Template::Static(template))
+    }
+}
+
+impl From<String> for RouteTemplate {
+    fn from(template: String) -> Self {
+        RouteTemplate(Template::Owned(template))
+    }
+}
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl From<axum::extract::MatchedPath> for RouteTemplate {
+    fn from(template: axum::extract::MatchedPath) -> Self {
+        RouteTemplate(Template::Matched(template))
+    }
+}
+
+/// Maps a request to its route template; `None` when it matched no route (it is then labelled
+/// [`UNMATCHED_ROUTE`](crate::http::UNMATCHED_ROUTE)). Implemented by [`DefaultRoute`] and by
+/// every `Fn(&http::Request<B>) -> Option<T>` where `T: Into<RouteTemplate>`
+/// (`&'static str`, `String`, ...).
+///
+/// Never return the raw path: every distinct value becomes new series.
+pub trait RouteFn<B> {
+    /// The route template of `request`.
+    fn route(&self, request: &::http::Request<B>) -> Option<RouteTemplate>;
+}
+
+impl<B, F, T> RouteFn<B> for F
+where
+    F: Fn(&::http::Request<B>) -> Option<T>,
+    T: Into<RouteTemplate>,
+{
+    fn route(&self, request: &::http::Request<B>) -> Option<RouteTemplate> {
+        self(request).map(Into::into)
+    }
+}
+
+/// The route function of [`ProfilisLayer::new`]: with the `axum` feature, the `MatchedPath`
+/// axum's router put in the request's extensions; without it (or without a match), none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRoute;
+
+impl<B> RouteFn<B> for DefaultRoute {
+    #[cfg(feature = "axum")]
+    fn route(&self, request: &::http::Request<B>) -> Option<RouteTemplate> {
+        request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .cloned()
+            .map(RouteTemplate::from)
+    }
+
+    #[cfg(not(feature = "axum"))]
+    fn route(&self, _request: &::http::Request<B>) -> Option<RouteTemplate> {
+        None
+    }
+}
+
+/// A tower [`Layer`] that profiles every request of the service it wraps: see the
+/// [module docs](self) for what is recorded.
+pub struct ProfilisLayer<R = DefaultRoute> {
+    rules: HttpRules,
+    route: Arc<R>,
+}
+
+impl ProfilisLayer {
+    /// Profiles requests by `rules`, with route templates from [`DefaultRoute`] (axum's
+    /// `MatchedPath` with the `axum` feature).
+    pub fn new(rules: HttpRules) -> ProfilisLayer {
+        ProfilisLayer {
+            rules,
+            route: Arc::new(DefaultRoute),
+        }
+    }
+}
+
+impl Default for ProfilisLayer {
+    /// [`ProfilisLayer::new`] with the default rules.
+    fn default() -> Self {
+        ProfilisLayer::new(HttpRules::default())
+    }
+}
+
+impl<R> ProfilisLayer<R> {
+    /// Takes route templates from `route` instead, for services that are not an axum router:
+    ///
+    /// ```
+    /// use profilis_integrations::tower::ProfilisLayer;
+    ///
+    /// let layer = ProfilisLayer::default().with_route_fn(|request: &http::Request<String>| {
+    ///     let path = request.uri().path();
+    ///     if path.starts_with("/users/") {
+    ///         Some("/users/{id}")
+    ///     } else {
+    ///         None
+    ///     }
+    /// });
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn with_route_fn<G>(self, route: G) -> ProfilisLayer<G> {
+        ProfilisLayer {
+            rules: self.rules,
+            route: Arc::new(route),
+        }
+    }
+}
+
+impl<R> Clone for ProfilisLayer<R> {
+    fn clone(&self) -> Self {
+        ProfilisLayer {
+            rules: self.rules.clone(),
+            route: Arc::clone(&self.route),
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for ProfilisLayer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfilisLayer")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R> Layer<S> for ProfilisLayer<R> {
+    type Service = ProfilisService<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ProfilisService {
+            inner,
+            rules: self.rules.clone(),
+            route: Arc::clone(&self.route),
+        }
+    }
+}
+
+/// The service [`ProfilisLayer`] makes: the inner service, profiled.
+pub struct ProfilisService<S, R = DefaultRoute> {
+    inner: S,
+    rules: HttpRules,
+    route: Arc<R>,
+}
+
+impl<S: Clone, R> Clone for ProfilisService<S, R> {
+    fn clone(&self) -> Self {
+        ProfilisService {
+            inner: self.inner.clone(),
+            rules: self.rules.clone(),
+            route: Arc::clone(&self.route),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, R> std::fmt::Debug for ProfilisService<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfilisService")
+            .field("inner", &self.inner)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<::http::Request<ReqBody>> for ProfilisService<S, R>
+where
+    S: Service<::http::Request<ReqBody>, Response = ::http::Response<ResBody>>,
+    R: RouteFn<ReqBody>,
+    ResBody: Body,
+{
+    type Response = ::http::Response<ProfiledBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: ::http::Request<ReqBody>) -> Self::Future {
+        let traceparent = request
+            .headers()
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok());
+        let Some(started) = self.rules.start(request.uri().path(), traceparent) else {
+            return ResponseFuture {
+                inner: self.inner.call(request),
+                recording: None,
+            };
+        };
+        let mut recording = Recording {
+            route: self.route.route(&request),
+            method: request.method().clone(),
+            status: CLIENT_CLOSED_REQUEST,
+            request: Some(started),
+        };
+        // Services may do real work in `call` (not only in the future): same span, same panics.
+        let called = {
+            let _in_span = recording.span().map(context::enter);
+            catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+        };
+        match called {
+            Ok(inner) => ResponseFuture {
+                inner,
+                recording: Some(recording),
+            },
+            Err(panic) => {
+                recording.finish(500, End::Panicked);
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+/// A request being profiled, until it is recorded: once, by the first of finishing, failing or
+/// being dropped (then [`End::Cancelled`]).
+struct Recording {
+    request: Option<Request>,
+    method: Method,
+    route: Option<RouteTemplate>,
+    /// The response status once there is a response; [`CLIENT_CLOSED_REQUEST`] before.
+    status: u16,
+}
+
+impl Recording {
+    fn span(&self) -> Option<profilis_core::SpanContext> {
+        self.request.as_ref().map(Request::context)
+    }
+
+    fn finish(&mut self, status: u16, end: End) {
+        if let Some(request) = self.request.take() {
+            let route = self.route.as_ref().map(RouteTemplate::as_str);
+            request.finish(self.method.as_str(), route, status, end);
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.finish(self.status, End::Cancelled);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ProfilisService`]: the inner service's, polled under the
+    /// request's span.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        // `None` when the request is not profiled (excluded, or profiling off).
+        recording: Option<Recording>,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<::http::Response<ResBody>, E>>,
+    ResBody: Body,
+{
+    type Output = Result<::http::Response<ProfiledBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(span) = this.recording.as_ref().and_then(Recording::span) else {
+            return this.inner.poll(cx).map_ok(|response| {
+                response.map(|body| ProfiledBody {
+                    inner: body,
+                    recording: None,
+                })
+            });
+        };
+        let polled = {
+            let _in_span = context::enter(span);
+            catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)))
+        };
+        let result = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => result,
+            Err(panic) => {
+                if let Some(mut recording) = this.recording.take() {
+                    recording.finish(500, End::Panicked);
+                }
+                resume_unwind(panic)
+            }
+        };
+        let mut recording = this.recording.take();
+        Poll::Ready(match result {
+            Ok(response) => {
+                if let Some(recording) = &mut recording {
+                    recording.status = response.status().as_u16();
+                    if !sends_body(&recording.method, response.status())
+                        || response.body().is_end_stream()
+                    {
+                        recording.finish(recording.status, End::Complete);
+                    }
+                }
+                Ok(response.map(|body| ProfiledBody {
+                    inner: body,
+                    recording,
+                }))
+            }
+            Err(error) => {
+                if let Some(recording) = &mut recording {
+                    recording.finish(500, End::Complete);
+                }
+                Err(error)
+            }
+        })
+    }
+}
+
+/// Whether the server sends a body for this response: not for `HEAD`, 1xx, 204 and 304
+/// (hyper drops such bodies without reading them).
+fn sends_body(method: &Method, status: StatusCode) -> bool {
+    method != Method::HEAD
+        && !status.is_informational()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records its request when it has been sent, failed or dropped.
+    pub struct ProfiledBody<B> {
+        #[pin]
+        inner: B,
+        recording: Option<Recording>,
+    }
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for ProfiledBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfiledBody")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for ProfiledBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let Some(recording) = this.recording.as_mut() else {
+            return this.inner.poll_frame(cx);
+        };
+        let polled = match catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll_frame(cx))) {
+            Ok(polled) => polled,
+            Err(panic) => {
+                recording.finish(recording.status, End::BodyFailed);
+                resume_unwind(panic)
+            }
+        };
+        match &polled {
+            Poll::Pending => {}
+            Poll::Ready(None) => recording.finish(recording.status, End::Complete),
+            Poll::Ready(Some(Ok(_))) => {
+                if this.inner.is_end_stream() {
+                    recording.finish(recording.status, End::Complete);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => recording.finish(recording.status, End::BodyFailed),
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
