@@ -7,8 +7,10 @@
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 bash benches/http_load.sh
 #
 # Installs wrk (Debian package) if missing. Both servers run with the exporter installed, so
-# the difference is the layer alone. On a 2-core machine wrk and the server share the CPUs:
-# compare the figures of one run with each other.
+# the difference is the layer alone. With PIN=1 (the default when taskset exists and there are
+# at least 2 CPUs) the server runs one tokio worker on CPU 0 and wrk runs on CPU 1, so the
+# server is CPU-bound and requests/sec measure its cost per request; otherwise they share the
+# CPUs and the figures are noisier. Compare the figures of one run with each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,16 @@ CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-1}"
 PORT="${PORT:-3917}"
 PATH_UNDER_TEST="${PATH_UNDER_TEST:-/users/42}"
+PIN_DEFAULT=0
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN_DEFAULT=1; fi
+PIN="${PIN:-$PIN_DEFAULT}"
+SERVER_PIN=()
+WRK_PIN=()
+if [ "$PIN" = 1 ]; then
+  SERVER_PIN=(taskset -c 0)
+  WRK_PIN=(taskset -c 1)
+  export TOKIO_WORKER_THREADS=1
+fi
 
 if ! command -v wrk >/dev/null; then
   echo "== installing wrk (Debian package)"
@@ -43,7 +55,7 @@ trap stop_server EXIT
 
 # Starts the app ("$@": extra arguments), waits until it accepts connections.
 start_server() {
-  PROFILIS_LISTEN=127.0.0.1:0 "$APP" --addr "127.0.0.1:$PORT" "$@" >/dev/null &
+  PROFILIS_LISTEN=127.0.0.1:0 "${SERVER_PIN[@]}" "$APP" --addr "127.0.0.1:$PORT" "$@" >/dev/null &
   SERVER=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
@@ -59,9 +71,9 @@ start_server() {
 measure() {
   start_server "$@"
   # Warm up: connections, allocator, the profiler's first sites.
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$PORT$PATH_UNDER_TEST" >/dev/null
+  "${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$PORT$PATH_UNDER_TEST" >/dev/null
   local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$PORT$PATH_UNDER_TEST")
+  out=$("${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$PORT$PATH_UNDER_TEST")
   stop_server
   if grep -q "Non-2xx" <<<"$out"; then
     echo "unexpected non-2xx responses:" >&2
@@ -75,6 +87,7 @@ median() {
   sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+echo "== pinned: $PIN"
 echo "== wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s http://127.0.0.1:$PORT$PATH_UNDER_TEST, $ROUNDS rounds"
 without=()
 with=()
