@@ -17,9 +17,9 @@
 
 pub use profilis_core as core;
 pub use profilis_core::{
-    current_span, is_enabled, set_enabled, Batch, CallCount, Collector, CollectorConfig,
-    ConfigError, Detail, DropPolicy, Event, EventKind, FacadeSink, FanOut, GlobalLabels, Outcome,
-    Sink, SinkError, SpanContext, Stats,
+    context, current_span, is_enabled, set_enabled, sink_fn, Batch, CallCount, Collector,
+    CollectorConfig, ConfigError, Detail, DropPolicy, Event, EventFilter, EventKind, FacadeSink,
+    FanOut, GlobalLabels, Outcome, Sink, SinkError, SpanContext, Stats,
 };
 pub use profilis_exporters::{
     install_exporter, listener, parse_buckets, render, validate_buckets, Error, Exporter,

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::collector::Stats;
 use crate::error::SinkError;
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::site::Site;
 
 /// Exact call counts of one site since the previous batch, sampled-out calls included, and the
@@ -74,11 +74,80 @@ pub trait Sink: Send + 'static {
     fn wants_events(&self) -> bool {
         true
     }
+
+    /// Only these events, if set: the collector hands this sink a batch with the events the
+    /// filter accepts (the other sinks still get every event, and pay nothing for it).
+    fn event_filter(&self) -> Option<&EventFilter> {
+        None
+    }
+}
+
+/// Which events a sink wants (see [`Sink::event_filter`]).
+pub enum EventFilter {
+    /// Events of these kinds.
+    Kinds(Vec<EventKind>),
+    /// Events the function accepts.
+    Matching(Box<dyn Fn(&Event) -> bool + Send + Sync>),
+}
+
+impl EventFilter {
+    /// Events of these kinds only.
+    pub fn kinds(kinds: impl IntoIterator<Item = EventKind>) -> EventFilter {
+        EventFilter::Kinds(kinds.into_iter().collect())
+    }
+
+    /// Events `accept` returns `true` for.
+    pub fn matching(accept: impl Fn(&Event) -> bool + Send + Sync + 'static) -> EventFilter {
+        EventFilter::Matching(Box::new(accept))
+    }
+
+    /// Whether `event` passes.
+    pub fn accepts(&self, event: &Event) -> bool {
+        match self {
+            EventFilter::Kinds(kinds) => kinds.contains(&event.kind()),
+            EventFilter::Matching(accept) => accept(event),
+        }
+    }
+}
+
+impl std::fmt::Debug for EventFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventFilter::Kinds(kinds) => f.debug_tuple("Kinds").field(kinds).finish(),
+            EventFilter::Matching(_) => f.write_str("Matching(..)"),
+        }
+    }
+}
+
+/// A sink made of a closure over each batch: `sink_fn(|batch| { ...; Ok(()) })`.
+pub fn sink_fn<F>(write: F) -> FnSink<F>
+where
+    F: FnMut(&Batch<'_>) -> Result<(), SinkError> + Send + 'static,
+{
+    FnSink(write)
+}
+
+/// The sink [`sink_fn`] makes. It wants every event.
+pub struct FnSink<F>(F);
+
+impl<F> Sink for FnSink<F>
+where
+    F: FnMut(&Batch<'_>) -> Result<(), SinkError> + Send + 'static,
+{
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+        (self.0)(batch)
+    }
+
+    fn name(&self) -> &str {
+        "closure"
+    }
 }
 
 struct Member {
     sink: Box<dyn Sink>,
     failures: u64,
+    /// This sink's events, for a sink with an event filter (reused between batches).
+    filtered: Vec<Event>,
 }
 
 /// Several sinks side by side: each gets every batch; one failing or panicking sink does not stop
@@ -94,14 +163,22 @@ impl FanOut {
         FanOut {
             members: sinks
                 .into_iter()
-                .map(|sink| Member { sink, failures: 0 })
+                .map(|sink| Member {
+                    sink,
+                    failures: 0,
+                    filtered: Vec::new(),
+                })
                 .collect(),
         }
     }
 
     /// Adds a sink.
     pub fn push(&mut self, sink: Box<dyn Sink>) {
-        self.members.push(Member { sink, failures: 0 });
+        self.members.push(Member {
+            sink,
+            failures: 0,
+            filtered: Vec::new(),
+        });
     }
 
     /// Number of sinks.
@@ -127,20 +204,36 @@ impl FanOut {
             .collect()
     }
 
-    /// Writes `batch` to every sink; returns how many failed.
+    /// Writes `batch` to every sink (filtered for sinks with an event filter); returns how
+    /// many failed.
     pub fn write_all(&mut self, batch: &Batch<'_>) -> u64 {
-        self.each(|sink| sink.write(batch))
+        self.each(|sink, filtered| {
+            let Some(filter) = sink.event_filter() else {
+                return sink.write(batch);
+            };
+            filtered.clear();
+            filtered.extend(batch.events.iter().filter(|e| filter.accepts(e)).cloned());
+            sink.write(&Batch {
+                events: filtered,
+                ..*batch
+            })
+        })
     }
 
     /// Flushes every sink; returns how many failed.
     pub fn flush_all(&mut self) -> u64 {
-        self.each(|sink| sink.flush())
+        self.each(|sink, _| sink.flush())
     }
 
-    fn each(&mut self, mut op: impl FnMut(&mut dyn Sink) -> Result<(), SinkError>) -> u64 {
+    fn each(
+        &mut self,
+        mut op: impl FnMut(&mut dyn Sink, &mut Vec<Event>) -> Result<(), SinkError>,
+    ) -> u64 {
         let mut failed = 0;
         for member in &mut self.members {
-            let result = catch_unwind(AssertUnwindSafe(|| op(member.sink.as_mut())));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                op(member.sink.as_mut(), &mut member.filtered)
+            }));
             let message = match result {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e.to_string(),

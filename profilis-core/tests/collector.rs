@@ -482,3 +482,61 @@ fn durations_are_filed_in_their_buckets_on_the_calling_thread() {
         "sum {sum_ns} ns, slept {slept_ns} ns"
     );
 }
+
+#[test]
+fn filtered_and_closure_sinks_get_what_they_asked_for() {
+    use profilis_core::{sink_fn, EventFilter, EventKind};
+    let _serial = serial();
+    static KEEP: Site = Site::function("collector::keep", None);
+    static SKIP: Site = Site::function("collector::skip", None);
+
+    /// Wants only the events of `collector::keep`.
+    struct Picky {
+        filter: EventFilter,
+        seen: Arc<Mutex<Vec<&'static str>>>,
+    }
+    impl Sink for Picky {
+        fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+            let mut seen = self.seen.lock().unwrap();
+            seen.extend(batch.events.iter().map(Event::name));
+            Ok(())
+        }
+        fn event_filter(&self) -> Option<&EventFilter> {
+            Some(&self.filter)
+        }
+    }
+
+    let picky_seen = Arc::new(Mutex::new(Vec::new()));
+    let kinds_seen = Arc::new(Mutex::new(Vec::new()));
+    let all = Arc::new(Mutex::new(0usize));
+    let all_in_closure = all.clone();
+    let collector = Collector::start(
+        quick(),
+        vec![
+            Box::new(Picky {
+                filter: EventFilter::matching(|e| e.name() == "collector::keep"),
+                seen: picky_seen.clone(),
+            }),
+            Box::new(Picky {
+                filter: EventFilter::kinds([EventKind::Http]),
+                seen: kinds_seen.clone(),
+            }),
+            Box::new(sink_fn(move |batch| {
+                *all_in_closure.lock().unwrap() += batch.events.len();
+                Ok(())
+            })),
+        ],
+    )
+    .unwrap();
+    for _ in 0..3 {
+        call(&KEEP, false);
+        call(&SKIP, false);
+    }
+    assert!(collector.shutdown());
+    assert_eq!(*picky_seen.lock().unwrap(), vec!["collector::keep"; 3]);
+    assert!(
+        kinds_seen.lock().unwrap().is_empty(),
+        "no HTTP events were made"
+    );
+    assert_eq!(*all.lock().unwrap(), 6, "the closure sink got every event");
+}

@@ -8,6 +8,7 @@
 mod error;
 mod exporter;
 mod histograms;
+pub mod json;
 pub mod listener;
 
 pub use error::Error;
