@@ -224,6 +224,11 @@ impl ThreadState {
                 bump(&self.rejected);
                 return;
             }
+            Pushed::EvictedAndRejected => {
+                bump(&self.evicted);
+                bump(&self.rejected);
+                return;
+            }
         }
         let left = self.until_wake.load(Ordering::Relaxed) - 1;
         if left == 0 {

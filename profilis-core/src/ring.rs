@@ -43,6 +43,9 @@ pub(crate) enum Pushed {
     EvictedOldest,
     /// Not queued: the ring was full.
     Rejected,
+    /// Not queued, after evicting the oldest event: the slot to write was still being read.
+    /// Two events lost.
+    EvictedAndRejected,
 }
 
 pub(crate) struct Ring<T> {
@@ -96,7 +99,7 @@ impl<T> Ring<T> {
                 result = Pushed::EvictedOldest;
                 head = self.head.0.load(Ordering::Acquire);
                 if pos - head >= self.limit {
-                    return Pushed::Rejected;
+                    return Pushed::EvictedAndRejected;
                 }
             }
             self.head_seen.store(head, Ordering::Relaxed);
@@ -105,7 +108,10 @@ impl<T> Ring<T> {
         let slot = &self.slots[(pos & self.mask) as usize];
         if self.policy == DropPolicy::Oldest && slot.seq.load(Ordering::Acquire) != pos {
             // The collector has claimed this slot and is still reading it.
-            return Pushed::Rejected;
+            return match result {
+                Pushed::EvictedOldest => Pushed::EvictedAndRejected,
+                _ => Pushed::Rejected,
+            };
         }
         // SAFETY: only this (owning) thread writes slots, and no reader is reading this one: with
         // drop-oldest the sequence number says so; otherwise the only reader works at `head`,
@@ -286,6 +292,7 @@ mod tests {
             match ring.push(ev(i)) {
                 Pushed::Yes => {}
                 Pushed::EvictedOldest | Pushed::Rejected => dropped += 1,
+                Pushed::EvictedAndRejected => dropped += 2,
             }
         }
         done.store(true, Ordering::Release);
