@@ -132,8 +132,9 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
         Some(250.0),
         "Prometheus never saw the 250 calls; its log:\n{log}"
     );
-    // 15 ms calls fall in the (0.01, 0.025] bucket; the quantile interpolates inside it.
+    // 15 ms calls are never in the buckets up to 0.01 s, so the median (interpolated inside
+    // its bucket: (0.01, 0.025] on a quiet machine) is above 0.01 s.
     let median = median.unwrap_or_else(|| panic!("no median from Prometheus; its log:\n{log}"));
-    assert!(median > 0.01 && median <= 0.025, "median {median}");
+    assert!(median > 0.01 && median <= 10.0, "median {median}");
     let _ = std::fs::remove_dir_all(&dir);
 }
