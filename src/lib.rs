@@ -22,8 +22,9 @@ pub use profilis_core::{
     FanOut, GlobalLabels, Outcome, Sink, SinkError, SpanContext, Stats,
 };
 pub use profilis_exporters::{
-    install_exporter, listener, parse_buckets, render, validate_buckets, Error, Exporter,
-    ExporterGuard, DEFAULT_BUCKETS,
+    console, install_exporter, json, jsonl, listener, parse_buckets, render, validate_buckets,
+    ConsoleFormat, ConsoleSink, Error, Exporter, ExporterGuard, JsonlConfig, JsonlSink,
+    DEFAULT_BUCKETS,
 };
 pub use profilis_macros::profiled;
 

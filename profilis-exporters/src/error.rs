@@ -2,9 +2,11 @@
 //! naming the value at fault and what is allowed.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use profilis_core::ConfigError;
 
+use crate::jsonl::JsonlError;
 use crate::listener::ListenerError;
 
 /// Why profilis could not be set up.
@@ -61,6 +63,42 @@ pub enum Error {
     /// The listener could not start for another reason.
     #[error(transparent)]
     Listener(ListenerError),
+    /// A JSONL directory that cannot be created, or in which a file cannot be created or written.
+    #[error("JSONL directory {} cannot be created or written: {source}", path.display())]
+    JsonlDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSONL sink setting that cannot be used.
+    #[error("JSONL setting {name} = {value} is not allowed: expected {expected}")]
+    InvalidJsonl {
+        /// The setting (its builder method).
+        name: &'static str,
+        /// The rejected value.
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
+}
+
+impl From<JsonlError> for Error {
+    fn from(e: JsonlError) -> Error {
+        match e {
+            JsonlError::Dir { path, source } => Error::JsonlDir { path, source },
+            JsonlError::Setting {
+                name,
+                value,
+                expected,
+            } => Error::InvalidJsonl {
+                name,
+                value,
+                expected,
+            },
+        }
+    }
 }
 
 impl From<ConfigError> for Error {

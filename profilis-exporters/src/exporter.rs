@@ -16,8 +16,10 @@ use profilis_core::{
     SinkError, DEFAULT_BUCKETS,
 };
 
+use crate::console::ConsoleSink;
 use crate::error::Error;
 use crate::histograms::Histograms;
+use crate::jsonl::{JsonlConfig, JsonlSink};
 use crate::listener::{self, IpNet, Listener, ListenerConfig, DEFAULT_LISTEN};
 
 /// Run the recorder's upkeep (which folds recorded histogram samples into buckets and frees
@@ -259,6 +261,7 @@ pub struct Exporter {
     sample_rate: Option<f64>,
     collector: CollectorConfig,
     sinks: Vec<Box<dyn Sink>>,
+    jsonl: Vec<JsonlConfig>,
 }
 
 impl Exporter {
@@ -413,11 +416,26 @@ impl Exporter {
         self
     }
 
+    /// Events as JSON on the console: `.console(ConsoleFormat::Pretty)` for stdout, or
+    /// `.console(ConsoleSink::to_writer(w))` for any writer. See [`crate::console`].
+    pub fn console(self, sink: impl Into<ConsoleSink>) -> Self {
+        self.sink(sink.into())
+    }
+
+    /// Events appended to rotating JSONL files (see [`crate::jsonl`]). The directory is
+    /// created and checked by [`Exporter::install`]; dropping the guard writes the last events
+    /// and rotates the active file.
+    pub fn jsonl(mut self, config: JsonlConfig) -> Self {
+        self.jsonl.push(config);
+        self
+    }
+
     /// Installs the recorder, starts the collector and the listener.
     ///
     /// # Errors
     /// Any [`Error`]: a bad setting or environment variable, a `metrics` recorder installed by
-    /// someone else, a collector already running, the listen address in use.
+    /// someone else, a collector already running, the listen address in use, a JSONL
+    /// directory that cannot be created or written.
     pub fn install(self) -> Result<ExporterGuard, Error> {
         let env = EnvSettings::read()?;
         self.collector.validate()?;
@@ -442,6 +460,11 @@ impl Exporter {
                 .unwrap_or_else(|| std::process::id().to_string()),
         };
         let installed = install_recorder(&buckets)?;
+        let jsonl = self
+            .jsonl
+            .into_iter()
+            .map(JsonlSink::new)
+            .collect::<Result<Vec<_>, _>>()?;
         // Health metrics exist from the start, not only after the first batch.
         metrics::counter!(names::EVENTS_DROPPED_TOTAL).absolute(0);
         metrics::gauge!(names::QUEUE_DEPTH).set(0.0);
@@ -453,6 +476,7 @@ impl Exporter {
             installed.clone(),
         ))];
         sinks.extend(self.sinks);
+        sinks.extend(jsonl.into_iter().map(|s| Box::new(s) as Box<dyn Sink>));
         let mut collector = self.collector;
         // Durations are filed on the calling thread in each histogram's own buckets.
         collector.function_buckets = buckets.function.clone();

@@ -2,19 +2,23 @@
 //! event sinks (JSONL, console).
 //!
 //! [`install_exporter`] (and its builder [`Exporter`]) sets everything up; the built-in
-//! listener lives in [`listener`].
+//! listener lives in [`listener`], the console sink in [`console`].
 #![deny(missing_docs)]
 
+pub mod console;
 mod error;
 mod exporter;
 mod histograms;
 pub mod json;
+pub mod jsonl;
 pub mod listener;
 
+pub use console::{ConsoleFormat, ConsoleSink};
 pub use error::Error;
 pub use exporter::{
     install_exporter, parse_buckets, render, validate_buckets, Exporter, ExporterGuard,
 };
+pub use jsonl::{JsonlConfig, JsonlSink};
 pub use profilis_core::DEFAULT_BUCKETS;
 
 pub use listener::{

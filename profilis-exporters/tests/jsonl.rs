@@ -1,0 +1,686 @@
+//! The rotating JSONL sink against real directories: rotation names, retention, recovery after
+//! a real `kill -9` of a writing child process, failures and retries, and shutdown through a
+//! real collector. Each test has its own directory under the system temp dir.
+
+use std::collections::HashSet;
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use profilis_core::__private::{enter, Site};
+use profilis_core::ids::{SpanId, TraceId};
+use profilis_core::{
+    Batch, Collector, CollectorConfig, Detail, Event, Outcome, Sink, SinkError, Stats,
+};
+use profilis_exporters::json;
+use profilis_exporters::jsonl::{JsonlConfig, JsonlError, JsonlSink, DEFAULT_ACTIVE_NAME};
+use profilis_exporters::{Error, Exporter};
+
+static SITE: Site = Site::function("jsonl_tests::work", None);
+
+/// One collector runs per process: tests that start one take this first.
+static COLLECTOR: Mutex<()> = Mutex::new(());
+
+/// Set in the environment of the child process of `killed_writer_loses_no_complete_line`.
+const CHILD_DIR: &str = "PROFILIS_JSONL_TEST_CHILD_DIR";
+
+/// Longest any wait in these tests lasts; far above what a healthy run needs.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A fresh directory, removed (with its `.moved` sibling) when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("profilis-jsonl-test-{}-{name}", std::process::id()));
+        let dir = TempDir(path);
+        dir.clean();
+        dir
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn moved(&self) -> PathBuf {
+        self.0.with_extension("moved")
+    }
+
+    fn clean(&self) {
+        for path in [self.0.clone(), self.moved()] {
+            let _ = fs::remove_dir_all(&path);
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        self.clean();
+    }
+}
+
+/// An FN event whose `dur_ns` is `seq`, to find it in the files.
+fn event(seq: u64) -> Event {
+    Event {
+        site: &SITE,
+        ts_ns: 1_700_000_000_000_000_000 + seq,
+        dur_ns: seq,
+        error: false,
+        outcome: Outcome::Returned,
+        trace_id: TraceId(0xabc),
+        span_id: SpanId(seq + 1),
+        parent_span_id: None,
+        detail: Detail::Fn,
+    }
+}
+
+fn write(sink: &mut JsonlSink, seqs: Range<u64>) -> Result<(), SinkError> {
+    let events: Vec<Event> = seqs.map(event).collect();
+    sink.write(&Batch {
+        events: &events,
+        counts: &[],
+        stats: Stats::default(),
+    })
+}
+
+/// Length of one event's line (every `seq` in 10..100 gives the same).
+fn line_len() -> u64 {
+    let mut buf = Vec::new();
+    json::write_line(&mut buf, &event(10));
+    buf.len() as u64
+}
+
+/// (date, time, number) of a rotated file name, `None` for other names.
+fn rotated_key(name: &str) -> Option<(String, String, u64)> {
+    let stem = name.strip_prefix("profilis-")?.strip_suffix(".jsonl")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    let digits = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit());
+    match parts[..] {
+        [date, time] if digits(date, 8) && digits(time, 6) => {
+            Some((date.to_owned(), time.to_owned(), 0))
+        }
+        [date, time, n] if digits(date, 8) && digits(time, 6) => {
+            Some((date.to_owned(), time.to_owned(), n.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// Rotated files of `dir`, oldest first.
+fn rotated(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter_map(|name| rotated_key(&name).map(|key| (key, name)))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|(_, name)| (name.clone(), dir.join(name)))
+        .collect()
+}
+
+/// Every file of `dir` (any name).
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The `dur_ns` of every line of `path`, checking that each line is a complete FN event.
+fn seqs_in(path: &Path) -> Vec<u64> {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{} ends in a partial line",
+        path.display()
+    );
+    text.lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: bad line {line:?}: {e}", path.display()));
+            assert_eq!(value["kind"], "FN");
+            value["dur_ns"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+fn seqs_of(files: &[(String, PathBuf)]) -> Vec<u64> {
+    files.iter().flat_map(|(_, path)| seqs_in(path)).collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn lines_are_appended_and_the_active_file_is_rotated_on_flush() {
+    let dir = TempDir::new("append");
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    assert_eq!(
+        fs::read(&active).unwrap(),
+        b"",
+        "the active file is opened at start"
+    );
+    write(&mut sink, 0..3).unwrap();
+    write(&mut sink, 3..5).unwrap();
+    assert_eq!(seqs_in(&active), [0, 1, 2, 3, 4]);
+    let line = fs::read_to_string(&active).unwrap();
+    let first: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(first["fn"], "jsonl_tests::work");
+    assert_eq!(first["span_id"], "0000000000000001");
+    assert_eq!(first["parent_span_id"], serde_json::Value::Null);
+    assert!(rotated(dir.path()).is_empty());
+
+    sink.flush().unwrap();
+    assert!(!active.exists(), "flush rotates the active file");
+    let files = rotated(dir.path());
+    assert_eq!(files.len(), 1);
+    assert_eq!(seqs_of(&files), [0, 1, 2, 3, 4]);
+    assert_eq!(
+        all_files(dir.path()).len(),
+        1,
+        "{:?}",
+        all_files(dir.path())
+    );
+    assert_eq!(sink.counters().rotated_files(), 1);
+}
+
+#[test]
+fn flush_with_nothing_written_leaves_no_file() {
+    let dir = TempDir::new("empty");
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    sink.flush().unwrap();
+    assert!(all_files(dir.path()).is_empty());
+}
+
+#[test]
+fn two_rotations_in_the_same_second_get_numbered_names() {
+    let dir = TempDir::new("same-second");
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path()).rotate_bytes(1)).unwrap();
+    for seq in 0..10 {
+        write(&mut sink, seq..seq + 1).unwrap();
+    }
+    let files = rotated(dir.path());
+    assert_eq!(files.len(), 10, "no rotation overwrote another");
+    assert_eq!(seqs_of(&files), (0..10).collect::<Vec<_>>(), "oldest first");
+    // Within one second the names go `x`, `x-1`, `x-2`, ...; ten rotations take far less
+    // than two seconds, so some second has several.
+    let mut by_second: Vec<(String, Vec<u64>)> = Vec::new();
+    for (name, _) in &files {
+        let (date, time, n) = rotated_key(name).unwrap();
+        let second = format!("{date}-{time}");
+        match by_second.last_mut() {
+            Some((s, ns)) if *s == second => ns.push(n),
+            _ => by_second.push((second, vec![n])),
+        }
+    }
+    assert!(by_second.iter().any(|(_, ns)| ns.len() > 1), "{files:?}");
+    for (second, ns) in &by_second {
+        assert_eq!(*ns, (0..ns.len() as u64).collect::<Vec<_>>(), "{second}");
+    }
+    assert!(files.iter().any(|(name, _)| name.ends_with("-1.jsonl")));
+}
+
+#[test]
+fn size_rotation_happens_between_lines() {
+    let dir = TempDir::new("size");
+    let len = line_len();
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path()).rotate_bytes(3 * len)).unwrap();
+    for seq in (10..40).step_by(2) {
+        write(&mut sink, seq..seq + 2).unwrap();
+    }
+    sink.flush().unwrap();
+    let files = rotated(dir.path());
+    assert_eq!(seqs_of(&files), (10..40).collect::<Vec<_>>());
+    for (name, path) in &files[..files.len() - 1] {
+        // Rotated after the batch that reached the limit: 4 lines of 2 batches.
+        assert_eq!(fs::metadata(path).unwrap().len(), 4 * len, "{name}");
+    }
+}
+
+#[test]
+fn rotates_by_age() {
+    let dir = TempDir::new("age");
+    let mut sink =
+        JsonlSink::new(JsonlConfig::new(dir.path()).rotate_every(Duration::from_millis(100)))
+            .unwrap();
+    write(&mut sink, 0..1).unwrap();
+    write(&mut sink, 1..2).unwrap();
+    assert!(rotated(dir.path()).is_empty());
+    std::thread::sleep(Duration::from_millis(150));
+    write(&mut sink, 2..2).unwrap();
+    let files = rotated(dir.path());
+    assert_eq!(
+        seqs_of(&files),
+        [0, 1],
+        "an empty batch rotates a file that is old enough"
+    );
+    // The age counts from the first line: a new file waiting empty is not rotated.
+    std::thread::sleep(Duration::from_millis(150));
+    write(&mut sink, 2..3).unwrap();
+    assert_eq!(rotated(dir.path()).len(), 1);
+    assert_eq!(seqs_in(&dir.path().join(DEFAULT_ACTIVE_NAME)), [2]);
+}
+
+#[test]
+fn retention_keeps_the_newest_files() {
+    let dir = TempDir::new("keep-files");
+    fs::create_dir_all(dir.path()).unwrap();
+    fs::write(dir.path().join("notes.txt"), "not ours").unwrap();
+    fs::write(
+        dir.path().join("profilis-latest.jsonl"),
+        "not rotated by us",
+    )
+    .unwrap();
+    let mut sink =
+        JsonlSink::new(JsonlConfig::new(dir.path()).rotate_bytes(1).keep_files(3)).unwrap();
+    for seq in 10..18 {
+        write(&mut sink, seq..seq + 1).unwrap();
+    }
+    assert_eq!(seqs_of(&rotated(dir.path())), [15, 16, 17]);
+    assert_eq!(sink.counters().rotated_files(), 8);
+    assert_eq!(sink.counters().removed_files(), 5);
+    assert!(dir.path().join("notes.txt").exists());
+    assert!(dir.path().join("profilis-latest.jsonl").exists());
+}
+
+#[test]
+fn retention_keeps_at_most_the_given_bytes() {
+    let dir = TempDir::new("keep-bytes");
+    let len = line_len();
+    let mut sink = JsonlSink::new(
+        JsonlConfig::new(dir.path())
+            .rotate_bytes(1)
+            .keep_bytes(2 * len + len / 2),
+    )
+    .unwrap();
+    for seq in 10..16 {
+        write(&mut sink, seq..seq + 1).unwrap();
+    }
+    assert_eq!(seqs_of(&rotated(dir.path())), [14, 15]);
+    assert_eq!(sink.counters().removed_files(), 4);
+}
+
+#[test]
+fn a_partial_line_left_by_a_crash_is_cut_and_rotated() {
+    let dir = TempDir::new("partial");
+    fs::create_dir_all(dir.path()).unwrap();
+    let mut text = Vec::new();
+    json::write_line(&mut text, &event(7));
+    json::write_line(&mut text, &event(8));
+    text.extend_from_slice(br#"{"kind":"FN","ts_ns":17000"#);
+    fs::write(dir.path().join("events.tmp"), &text).unwrap();
+
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path()).active_name("events.tmp")).unwrap();
+    let files = rotated(dir.path());
+    assert_eq!(
+        files.len(),
+        1,
+        "the old active file is rotated before writing anew"
+    );
+    assert_eq!(seqs_of(&files), [7, 8]);
+    assert_eq!(fs::read(dir.path().join("events.tmp")).unwrap(), b"");
+    write(&mut sink, 9..10).unwrap();
+    assert_eq!(seqs_in(&dir.path().join("events.tmp")), [9]);
+}
+
+/// Not a test on its own: the writer that `killed_writer_loses_no_complete_line` runs in a child
+/// process (this test binary, re-executed) and kills.
+#[test]
+fn crash_writer_child() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return;
+    };
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir).rotate_bytes(2 << 20)).unwrap();
+    let mut seq = 0;
+    for size in (1..).map(|i| 1 + (i * 7919) % 4000) {
+        write(&mut sink, seq..seq + size).unwrap();
+        seq += size;
+    }
+}
+
+#[test]
+fn killed_writer_loses_no_complete_line() {
+    let dir = TempDir::new("kill");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_writer_child", "--nocapture"])
+        .env(CHILD_DIR, dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    // Batches of up to 4000 lines (800 KB): the kernel may stop such a write between pages
+    // when the kill arrives, leaving a partial line.
+    wait_until("the child to write 6 MiB", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the writer exited early: {status}");
+        }
+        let rotated_bytes: u64 = all_files(dir.path())
+            .iter()
+            .filter_map(|p| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        rotated_bytes > 6 << 20 && fs::metadata(&active).is_ok_and(|m| m.len() > 0)
+    });
+    // A varying moment within the child's write cycle.
+    let jitter = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 20_000;
+    std::thread::sleep(Duration::from_micros(jitter.into()));
+    child.kill().unwrap(); // SIGKILL, whatever the child is doing
+    child.wait().unwrap();
+    let before = fs::read(&active).unwrap();
+    eprintln!(
+        "killed with {} bytes in the active file, ending in a partial line: {}",
+        before.len(),
+        before.last() != Some(&b'\n'),
+    );
+
+    let sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    assert_eq!(fs::read(&active).unwrap(), b"", "a new active file");
+    let files = rotated(dir.path());
+    assert!(files.len() >= 3, "{files:?}");
+    let seqs = seqs_of(&files);
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "every line from the first on, once, in order"
+    );
+    let complete_before = before.iter().filter(|&&b| b == b'\n').count();
+    let last = &files.last().unwrap().1;
+    assert_eq!(
+        seqs_in(last).len(),
+        complete_before,
+        "every complete line kept"
+    );
+    drop(sink);
+}
+
+#[test]
+fn a_directory_that_cannot_be_created_is_a_clear_error() {
+    let _one = COLLECTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("not-a-dir");
+    fs::create_dir_all(dir.path()).unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    for path in [file.join("logs"), file.clone()] {
+        let err = JsonlSink::new(JsonlConfig::new(&path)).unwrap_err();
+        let JsonlError::Dir { path: named, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*named, path);
+        let message = err.to_string();
+        assert!(message.contains(&*path.to_string_lossy()), "{message}");
+        assert!(
+            message.contains("cannot be created or written"),
+            "{message}"
+        );
+    }
+
+    let err = Exporter::new()
+        .without_listener()
+        .jsonl(JsonlConfig::new(file.join("logs")))
+        .install()
+        .err()
+        .expect("install fails");
+    let Error::JsonlDir { path, source } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*path, file.join("logs"));
+    assert!(err.to_string().contains(&source.to_string()), "{err}");
+}
+
+#[test]
+fn settings_that_cannot_be_used_are_rejected_naming_them() {
+    let dir = TempDir::new("settings");
+    let cases = [
+        (
+            JsonlConfig::new(dir.path()).active_name("a/b"),
+            "active_name",
+        ),
+        (JsonlConfig::new(dir.path()).active_name(""), "active_name"),
+        (
+            JsonlConfig::new(dir.path()).active_name("profilis-20240101-000000.jsonl"),
+            "active_name",
+        ),
+        (JsonlConfig::new(dir.path()).rotate_bytes(0), "rotate_bytes"),
+        (JsonlConfig::new(dir.path()).keep_files(0), "keep_files"),
+        (JsonlConfig::new(dir.path()).keep_bytes(0), "keep_bytes"),
+        (
+            JsonlConfig::new(dir.path()).pending_bytes(0),
+            "pending_bytes",
+        ),
+        (
+            JsonlConfig::new(dir.path()).rotate_every(Duration::ZERO),
+            "rotate_every",
+        ),
+        (
+            JsonlConfig::new(dir.path())
+                .retry_backoff(Duration::from_secs(2), Duration::from_secs(1)),
+            "retry_backoff",
+        ),
+    ];
+    for (config, setting) in cases {
+        let err = JsonlSink::new(config).unwrap_err();
+        assert!(
+            matches!(&err, JsonlError::Setting { name, .. } if *name == setting),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(setting), "{err}");
+    }
+    assert!(!dir.path().exists(), "nothing is created for bad settings");
+}
+
+/// Moves the directory away (the sink's open file goes with it) and puts a regular file in its
+/// place, so the directory can be neither found nor created, even by root.
+fn break_dir(dir: &TempDir) {
+    fs::rename(dir.path(), dir.moved()).unwrap();
+    fs::write(dir.path(), "in the way").unwrap();
+}
+
+fn repair_dir(dir: &TempDir) {
+    fs::remove_file(dir.path()).unwrap();
+}
+
+#[test]
+fn a_vanished_directory_fails_then_the_kept_lines_are_written() {
+    let dir = TempDir::new("vanish");
+    let mut sink = JsonlSink::new(
+        JsonlConfig::new(dir.path())
+            .retry_backoff(Duration::from_millis(20), Duration::from_millis(80)),
+    )
+    .unwrap();
+    write(&mut sink, 10..12).unwrap();
+    break_dir(&dir);
+    let err = write(&mut sink, 12..14).unwrap_err();
+    assert!(err.to_string().contains("cannot write JSONL file"), "{err}");
+    // Waiting for the retry: kept, reported as failed, not retried yet.
+    write(&mut sink, 14..15).unwrap_err();
+    std::thread::sleep(Duration::from_millis(30));
+    write(&mut sink, 15..16).unwrap_err(); // the retry fails: the directory is still blocked
+    assert!(sink.counters().failed_writes() >= 3);
+    assert!(sink.pending_bytes() > 0);
+
+    repair_dir(&dir);
+    std::thread::sleep(Duration::from_millis(100));
+    write(&mut sink, 16..17).unwrap();
+    assert_eq!(sink.pending_bytes(), 0);
+    sink.flush().unwrap();
+    assert_eq!(seqs_in(&dir.moved().join(DEFAULT_ACTIVE_NAME)), [10, 11]);
+    assert_eq!(seqs_of(&rotated(dir.path())), (12..17).collect::<Vec<_>>());
+    assert_eq!(sink.dropped_lines(), 0);
+}
+
+#[test]
+fn pending_lines_beyond_the_bound_are_dropped_oldest_first_and_counted() {
+    let dir = TempDir::new("bound");
+    let len = line_len() as usize;
+    let mut sink = JsonlSink::new(
+        JsonlConfig::new(dir.path())
+            .pending_bytes(3 * len)
+            .retry_backoff(Duration::from_millis(10), Duration::from_millis(10)),
+    )
+    .unwrap();
+    break_dir(&dir);
+    for seq in 10..20 {
+        write(&mut sink, seq..seq + 1).unwrap_err();
+    }
+    assert_eq!(sink.dropped_lines(), 7);
+    assert_eq!(sink.pending_bytes(), 3 * len);
+    repair_dir(&dir);
+    std::thread::sleep(Duration::from_millis(20));
+    write(&mut sink, 20..21).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(seqs_of(&rotated(dir.path())), [17, 18, 19, 20]);
+}
+
+#[test]
+fn lines_that_cannot_be_written_before_drop_are_counted_as_dropped() {
+    let dir = TempDir::new("drop");
+    let sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let counters = sink.counters();
+    let mut sink = sink;
+    break_dir(&dir);
+    write(&mut sink, 10..14).unwrap_err();
+    assert!(sink.flush().is_err());
+    drop(sink);
+    assert_eq!(counters.dropped_lines(), 4);
+}
+
+/// `n` profiled calls of `SITE` on this thread.
+fn calls(n: usize) {
+    for _ in 0..n {
+        enter(&SITE).exit(false);
+    }
+}
+
+/// Span ids of the FN events of `SITE` in every file of `dirs`, checking each is complete.
+fn span_ids(dirs: &[&Path]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for dir in dirs {
+        for path in all_files(dir) {
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(
+                text.is_empty() || text.ends_with('\n'),
+                "{}",
+                path.display()
+            );
+            for line in text.lines() {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                if value["fn"] == "jsonl_tests::work" {
+                    ids.push(value["span_id"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    ids
+}
+
+fn assert_each_once(ids: &[String], n: usize) {
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "an event was written twice");
+    assert_eq!(ids.len(), n, "every event is in the files");
+}
+
+#[test]
+fn every_event_before_the_guard_drops_is_in_the_files() {
+    let _one = COLLECTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("shutdown");
+    const N: usize = 20_000;
+    let dropped_before = profilis_core::stats().dropped;
+    let guard = Exporter::new()
+        .without_listener()
+        .queue_size(N)
+        .jsonl(JsonlConfig::new(dir.path()).rotate_bytes(256 * 1024))
+        .install()
+        .unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| calls(N / 2));
+        calls(N / 2);
+    });
+    let page = guard.render();
+    for name in [
+        "profilis_jsonl_rotated_files_total",
+        "profilis_jsonl_removed_files_total",
+        "profilis_jsonl_dropped_lines_total",
+    ] {
+        assert!(page.contains(name), "{name} missing from /metrics:\n{page}");
+    }
+    drop(guard);
+    assert_eq!(profilis_core::stats().dropped, dropped_before);
+    assert!(
+        !dir.path().join(DEFAULT_ACTIVE_NAME).exists(),
+        "the active file is rotated at shutdown"
+    );
+    assert!(rotated(dir.path()).len() > 1, "size rotation happened");
+    assert_each_once(&span_ids(&[dir.path()]), N);
+}
+
+#[test]
+fn failures_are_counted_by_the_collector_and_the_lines_retried() {
+    let _one = COLLECTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("collector-failures");
+    let sink = JsonlSink::new(
+        JsonlConfig::new(dir.path())
+            .retry_backoff(Duration::from_millis(20), Duration::from_millis(100)),
+    )
+    .unwrap();
+    let counters = sink.counters();
+    let dropped_before = profilis_core::stats().dropped;
+    let collector = Collector::start(
+        CollectorConfig {
+            flush_interval: Duration::from_millis(10),
+            ..CollectorConfig::default()
+        },
+        vec![Box::new(sink)],
+    )
+    .unwrap();
+    let mut made = 0;
+    let mut call = |n: usize| {
+        calls(n);
+        made += n;
+    };
+    call(50);
+    wait_until("50 lines", || span_ids(&[dir.path()]).len() == 50);
+
+    break_dir(&dir);
+    let failures_before = profilis_core::stats().sink_failures;
+    // Keep calling: the sink only runs when a batch arrives.
+    wait_until("sink failures", || {
+        call(10);
+        profilis_core::stats().sink_failures >= failures_before + 3
+    });
+    let failed = counters.failed_writes();
+    assert!(failed >= 3);
+
+    repair_dir(&dir);
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    wait_until("the retried lines", || {
+        call(10);
+        fs::metadata(&active).is_ok_and(|m| m.len() > 0)
+    });
+    call(10);
+    assert!(collector.shutdown());
+    assert_eq!(profilis_core::stats().dropped, dropped_before);
+    assert_eq!(counters.dropped_lines(), 0);
+    // The lines before the failure went with the moved directory; every later one was kept
+    // and retried into the recreated directory.
+    assert_eq!(span_ids(&[&dir.moved()]).len(), 50);
+    assert_each_once(&span_ids(&[dir.path(), &dir.moved()]), made);
+    assert!(!active.exists(), "the active file is rotated at shutdown");
+}
