@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use profilis::{profiled, Error, Exporter};
-use support::{get, tool, wait_for};
+use support::{get, sample, tool, wait_for};
 
 #[profiled]
 fn quick(i: u64) -> Result<u64, String> {
@@ -23,21 +23,6 @@ fn quick(i: u64) -> Result<u64, String> {
 #[profiled(name = "slow_call")]
 fn slow() {
     std::thread::sleep(Duration::from_millis(30));
-}
-
-/// The value of the sample line `name{labels...}` whose label set contains every `want`.
-fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, labels) = series.split_once('{').unwrap_or((series, "}"));
-        if metric != name {
-            return None;
-        }
-        let all = want
-            .iter()
-            .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")));
-        all.then(|| value.parse().ok()).flatten()
-    })
 }
 
 #[test]

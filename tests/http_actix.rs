@@ -18,7 +18,7 @@ use profilis::http::actix::{metrics_service, Profilis};
 use profilis::http::{HttpConfig, HttpRules};
 use profilis::listener::METRICS_CONTENT_TYPE;
 use profilis::{profiled, Batch, Detail, Event, EventKind, Exporter, Outcome, Sink, SinkError};
-use support::{get, wait_for};
+use support::{get, sample, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
 const REQUESTS: &str = "profilis_http_requests_total";
@@ -85,21 +85,6 @@ fn serve(rules: HttpRules, routes: fn(&mut web::ServiceConfig)) -> SocketAddr {
         });
     });
     rx.recv_timeout(WAIT).expect("server starts")
-}
-
-/// The value of the sample `name{...}` whose labels include every `want`.
-fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, labels) = series.split_once('{').unwrap_or((series, "}"));
-        if metric != name {
-            return None;
-        }
-        let all = want
-            .iter()
-            .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")));
-        all.then(|| value.parse().ok()).flatten()
-    })
 }
 
 fn metrics(listener: SocketAddr) -> String {

@@ -5,6 +5,8 @@
 //!
 //! One exporter per process, so the tests take turns (`SERIAL`) and each uses its own routes.
 
+mod support;
+
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use profilis::http::axum::{metrics_router, ProfilisLayer};
 use profilis::http::{HttpConfig, UNMATCHED_ROUTE};
 use profilis::{profiled, Batch, Detail, Event, EventKind, Exporter, Outcome, Sink, SinkError};
+use support::sample;
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// The tests share one collector: one runs at a time.
@@ -162,21 +165,6 @@ async fn request(
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     (parts.status, parts.headers, body)
-}
-
-/// The value of the sample `name{...}` whose labels include every `want`.
-fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, labels) = series.split_once('{').unwrap_or((series, "}"));
-        if metric != name {
-            return None;
-        }
-        let all = want
-            .iter()
-            .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")));
-        all.then(|| value.parse().ok()).flatten()
-    })
 }
 
 fn requests(text: &str, route: &str, status: &str) -> Option<f64> {

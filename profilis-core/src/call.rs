@@ -78,9 +78,27 @@ impl Call {
     /// Records the call as ended now.
     #[inline(always)]
     fn end(&self, hot: &Hot, error: bool, outcome: Outcome, detail: Option<Box<Detail>>) {
-        let end = if self.timed() { clock::now_ticks() } else { 0 };
-        let ticks = self.timed().then(|| end.saturating_sub(self.start));
+        let timed = self.timed();
+        let end = if timed { clock::now_ticks() } else { 0 };
         let detailed = detail.is_some();
+        self.record(hot, end, timed, error, outcome, detailed, || detail);
+    }
+
+    /// Records the call as ended at `end` (ticks): counted, its duration filed if `timed`, and
+    /// its event queued if a sink wants events (or `detailed`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        hot: &Hot,
+        end: u64,
+        timed: bool,
+        error: bool,
+        outcome: Outcome,
+        detailed: bool,
+        detail: impl FnOnce() -> Option<Box<Detail>>,
+    ) {
+        let ticks = timed.then(|| end.saturating_sub(self.start));
         hot.record(self.state, self.site, error, ticks, detailed, || RawEvent {
             site: self.site,
             start: self.start,
@@ -90,7 +108,7 @@ impl Call {
             parent: self.parent,
             error,
             outcome,
-            detail,
+            detail: detail(),
         });
     }
 }
@@ -379,18 +397,16 @@ impl Timer {
         outcome: Outcome,
         detail: impl FnOnce() -> Detail,
     ) {
-        let end = clock::now_ticks();
-        let ticks = timed.then(|| end.saturating_sub(self.start));
-        local::hot().record(self.state, site, error, ticks, false, || RawEvent {
+        let call = Call {
             site,
+            state: self.state,
             start: self.start,
-            end,
-            trace_id: self.own.trace_id,
-            span_id: self.own.span_id,
+            own: self.own,
             parent: self.parent,
-            error,
-            outcome,
-            detail: Some(Box::new(detail())),
+        };
+        let end = clock::now_ticks();
+        call.record(local::hot(), end, timed, error, outcome, false, || {
+            Some(Box::new(detail()))
         });
     }
 }
