@@ -233,6 +233,8 @@ fn generic_impl_trait_unsafe_and_by_value_fns_work() {
 
 #[test]
 fn calls_without_a_collector_still_work() {
+    // Hold the collector lock, so no other test's collector is running meanwhile.
+    let _no_collector = common::serial();
     assert_eq!(price(4), Ok(1000));
     let caught = catch_unwind(AssertUnwindSafe(|| boom("alone")));
     assert!(caught.is_err());

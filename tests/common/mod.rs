@@ -64,7 +64,8 @@ impl Sink for CaptureSink {
     }
 }
 
-fn serial() -> MutexGuard<'static, ()> {
+/// Takes the lock that tests holding a collector take, so calls made while holding it see none.
+pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
