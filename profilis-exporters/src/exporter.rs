@@ -250,7 +250,7 @@ pub struct Exporter {
     instance: Option<String>,
     worker: Option<String>,
     listen: Option<SocketAddr>,
-    listener: bool,
+    /// Set by [`Exporter::without_listener`]; the listener runs by default.
     no_listener: bool,
     allow: Vec<IpNet>,
     bearer_token: Option<String>,
@@ -267,10 +267,7 @@ pub struct Exporter {
 impl Exporter {
     /// An exporter with every setting at its default (or its `PROFILIS_*` variable).
     pub fn new() -> Exporter {
-        Exporter {
-            listener: true,
-            ..Exporter::default()
-        }
+        Exporter::default()
     }
 
     /// The `service` label (default `PROFILIS_SERVICE`, else the executable's name).
@@ -483,7 +480,7 @@ impl Exporter {
         collector.http_buckets = buckets.http.clone();
         collector.db_buckets = buckets.db.clone();
         let collector = Collector::start(collector, sinks)?;
-        let listener = if self.listener && !self.no_listener {
+        let listener = if !self.no_listener {
             let render_from = installed.clone();
             let config = ListenerConfig {
                 addr: self.listen.or(env.listen).unwrap_or(DEFAULT_LISTEN),
