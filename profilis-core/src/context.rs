@@ -140,6 +140,10 @@ mod tests {
             with_trace(TraceId(9), Some(SpanId(2)), || {
                 assert_eq!(current().unwrap().trace_id, TraceId(9));
             });
+            with_trace(TraceId(10), None, || {
+                assert_eq!(current().unwrap().trace_id, TraceId(10));
+                assert_eq!(current().unwrap().span_id, SpanId(0));
+            });
             assert_eq!(current(), Some(outer));
         });
         assert!(current().is_none());

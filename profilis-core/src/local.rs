@@ -399,10 +399,11 @@ impl Hot {
     }
 }
 
-/// The current span context of this thread, if it is inside a recorded call.
+/// The current span context of this thread, if it is inside a recorded call or runs under a
+/// trace (`context::with_trace` with no parent span gives a span id of 0).
 pub fn current() -> Option<SpanContext> {
     let ctx = hot().ctx.get();
-    (ctx.span_id.0 != 0).then_some(ctx)
+    (ctx.trace_id.0 != 0 || ctx.span_id.0 != 0).then_some(ctx)
 }
 
 /// Makes (and registers) this thread's state for the running collector generation.
