@@ -127,6 +127,8 @@ pub(crate) struct ThreadState {
     /// ... or queued by evicting an older one (drop-oldest).
     evicted: AtomicU64,
     pub(crate) generation: Arc<Generation>,
+    /// `generation.id`, kept inline: the hot path compares it on every call without following
+    /// the `Arc`.
     generation_id: u64,
     /// Collector-only: the counts it has already reported, per site id.
     pub(crate) reported: Mutex<Vec<u64>>,
