@@ -67,6 +67,20 @@ fn quick() -> CollectorConfig {
     }
 }
 
+/// The collector's counters once they stop changing (at most ~10 s of waiting).
+fn quiet_stats() -> profilis_core::Stats {
+    let mut last = stats();
+    for _ in 0..1_000 {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = stats();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the collector never went quiet: {last:?}")
+}
+
 fn call(site: &'static Site, error: bool) {
     enter(site).exit(error);
 }
@@ -106,7 +120,9 @@ fn enqueued_equals_processed_plus_dropped_plus_queued_under_concurrent_producers
     for p in producers {
         p.join().unwrap();
     }
-    let quiet = stats();
+    // Quiet: the producers are done and the collector has stopped moving events (its
+    // counters are read one by one, so they only add up exactly when nothing moves).
+    let quiet = quiet_stats();
     assert_eq!(quiet.enqueued - before.enqueued, THREADS * CALLS);
     assert_eq!(
         quiet.enqueued,
@@ -154,7 +170,7 @@ fn run_against_stuck_sink(policy: DropPolicy) -> (Vec<Event>, u64, profilis_core
         guard.exit(false);
         ids.1
     };
-    let stuck = stats();
+    let stuck = quiet_stats();
     gate.store(true, Ordering::Release);
     assert!(collector.shutdown());
     let delta = profilis_core::Stats {
@@ -212,7 +228,7 @@ fn ten_million_calls_behind_a_stuck_sink_stay_bounded() {
     for _ in 0..10_000_000 {
         call(&SITE, false);
     }
-    let s = stats();
+    let s = quiet_stats();
     assert_eq!(s.enqueued - before.enqueued, 10_000_000);
     // At most one batch in the sink's hands plus a full queue; everything else counted dropped.
     assert!(s.queue_depth >= 1_000 && s.queue_depth <= 1_100, "{s:?}");
