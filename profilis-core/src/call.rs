@@ -31,7 +31,7 @@ struct Call {
 impl Call {
     /// Starts a call under the thread's current span. `None` when profiling is off or no
     /// collector runs: then the call cost one atomic load.
-    #[inline]
+    #[inline(always)]
     fn begin(site: &'static Site) -> Option<Call> {
         let state = STATE.load(Ordering::Relaxed);
         if state & ACTIVE != ACTIVE {
@@ -77,11 +77,10 @@ impl Call {
 
     /// Records the call as ended now.
     #[inline(always)]
-    fn end(&self, hot: &Hot, error: bool, outcome: Outcome, detail: Option<Box<Detail>>) {
+    fn end(&self, hot: &Hot, error: bool, outcome: Outcome) {
         let timed = self.timed();
         let end = if timed { clock::now_ticks() } else { 0 };
-        let detailed = detail.is_some();
-        self.record(hot, end, timed, error, outcome, detailed, || detail);
+        self.record(hot, end, timed, error, outcome, false, || None);
     }
 
     /// Records the call as ended at `end` (ticks): counted, its duration filed if `timed`, and
@@ -126,23 +125,13 @@ pub struct CallGuard {
 /// Starts timing a call of `site` on this thread and makes it the current span.
 #[inline(always)]
 pub fn enter(site: &'static Site) -> CallGuard {
-    let state = STATE.load(Ordering::Relaxed);
-    if state & ACTIVE != ACTIVE {
-        return CallGuard {
-            call: None,
-            saved: SpanContext::default(),
-            _not_send: PhantomData,
-        };
-    }
-    let hot = local::hot();
-    let call = Call::begin_in(site, state, hot);
-    let saved = if call.timed() {
-        hot.set_context(call.own)
-    } else {
-        SpanContext::default()
+    let call = Call::begin(site);
+    let saved = match call {
+        Some(call) if call.timed() => local::hot().set_context(call.own),
+        _ => SpanContext::default(),
     };
     CallGuard {
-        call: Some(call),
+        call,
         saved,
         _not_send: PhantomData,
     }
@@ -153,24 +142,17 @@ impl CallGuard {
     #[inline(always)]
     pub fn exit(mut self, error: bool) {
         if let Some(call) = self.call.take() {
-            self.end(call, error, Outcome::Returned, None);
-        }
-    }
-
-    /// Ends the call with kind-specific detail (HTTP/DB adapters).
-    pub fn exit_with(mut self, error: bool, detail: Detail) {
-        if let Some(call) = self.call.take() {
-            self.end(call, error, Outcome::Returned, Some(Box::new(detail)));
+            self.end(call, error, Outcome::Returned);
         }
     }
 
     #[inline(always)]
-    fn end(&self, call: Call, error: bool, outcome: Outcome, detail: Option<Box<Detail>>) {
+    fn end(&self, call: Call, error: bool, outcome: Outcome) {
         let hot = local::hot();
         if call.timed() {
             hot.set_context(self.saved);
         }
-        call.end(hot, error, outcome, detail);
+        call.end(hot, error, outcome);
     }
 }
 
@@ -192,7 +174,7 @@ impl CallGuard {
         } else {
             Outcome::Cancelled
         };
-        self.end(call, true, outcome, None);
+        self.end(call, true, outcome);
     }
 }
 
@@ -258,7 +240,7 @@ pin_project_lite::pin_project! {
                 Outcome::Cancelled
             };
             if let Some(call) = this.call.take().or_else(|| Call::begin(this.site)) {
-                call.end(local::hot(), outcome == Outcome::Panicked, outcome, None);
+                call.end(local::hot(), outcome == Outcome::Panicked, outcome);
             }
         }
     }
@@ -324,7 +306,7 @@ where
                 *this.state = PollState::Done;
                 if let Some(call) = this.call.take() {
                     let error = this.classify.take().is_some_and(|c| c(&output));
-                    call.end(local::hot(), error, Outcome::Returned, None);
+                    call.end(local::hot(), error, Outcome::Returned);
                 }
                 Poll::Ready(output)
             }
