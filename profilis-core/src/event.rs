@@ -74,6 +74,21 @@ pub enum Detail {
     Db(DbDetail),
 }
 
+impl Detail {
+    /// The detail of a call that brought none: a function call, or a call of a
+    /// `#[profiled(db = "...")]` function (its vendor, no statement).
+    fn of_site(site: &Site) -> Detail {
+        match (site.kind(), site.db_vendor()) {
+            (SiteKind::Db, Some(vendor)) => Detail::Db(DbDetail {
+                vendor: vendor.into(),
+                query: None,
+                rows: None,
+            }),
+            _ => Detail::Fn,
+        }
+    }
+}
+
 /// One recorded call, request or query.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -150,7 +165,10 @@ impl RawEvent {
             trace_id: self.trace_id,
             span_id: self.span_id,
             parent_span_id: (self.parent.0 != 0).then_some(self.parent),
-            detail: self.detail.map_or(Detail::Fn, |d| *d),
+            detail: match self.detail {
+                Some(detail) => *detail,
+                None => Detail::of_site(self.site),
+            },
         }
     }
 }

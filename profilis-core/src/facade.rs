@@ -108,7 +108,10 @@ impl GlobalLabels {
                     labels.push(("method", method.to_owned()));
                 }
             }
-            SiteKind::Db => labels.push(("db_vendor", site.name().to_owned())),
+            SiteKind::Db => labels.push((
+                "db_vendor",
+                site.db_vendor().unwrap_or(site.name()).to_owned(),
+            )),
         }
         labels
     }

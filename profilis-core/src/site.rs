@@ -31,6 +31,8 @@ pub struct Site {
     status: u16,
     /// HTTP sites: the request method, when the `method` label is on.
     method: Option<&'static str>,
+    /// DB sites: the database vendor (the `db_vendor` label).
+    vendor: Option<&'static str>,
     /// `sampler::INHERIT` means "use the global rate".
     threshold: u64,
     id: AtomicU32,
@@ -43,7 +45,8 @@ impl Site {
         Site::new(name, SiteKind::Function, sample)
     }
 
-    /// A site of any kind.
+    /// A site of any kind. A [`SiteKind::Db`] site made here counts under the vendor `name`;
+    /// [`Site::db_function`] names a function and a vendor apart.
     pub const fn new(name: &'static str, kind: SiteKind, sample: Option<f64>) -> Site {
         let threshold = match sample {
             Some(rate) => sampler::threshold(rate),
@@ -54,9 +57,26 @@ impl Site {
             kind,
             status: 0,
             method: None,
+            vendor: match kind {
+                SiteKind::Db => Some(name),
+                _ => None,
+            },
             threshold,
             id: AtomicU32::new(0),
         }
+    }
+
+    /// A function whose calls are database queries of `vendor` (`#[profiled(db = "...")]`):
+    /// counted and timed under `db_vendor = vendor` with every other query of that vendor, and
+    /// recorded as DB events that also carry the function's `name`.
+    pub const fn db_function(
+        name: &'static str,
+        vendor: &'static str,
+        sample: Option<f64>,
+    ) -> Site {
+        let mut site = Site::new(name, SiteKind::Db, sample);
+        site.vendor = Some(vendor);
+        site
     }
 
     /// The site of an HTTP route template answered with `status` (and `method`, if the
@@ -82,8 +102,23 @@ impl Site {
     }
 
     /// The site of a database vendor (`sqlite`, `postgres`, ...), made on first use and kept.
+    /// Found again through a per-thread cache, without a lock.
     pub fn db(vendor: &str) -> &'static Site {
-        intern(SiteKind::Db, vendor, 0, None)
+        thread_local! {
+            static CACHE: RefCell<Vec<&'static Site>> = const { RefCell::new(Vec::new()) };
+        }
+        let cached = CACHE.try_with(|c| c.borrow().iter().copied().find(|s| s.name == vendor));
+        if let Ok(Some(site)) = cached {
+            return site;
+        }
+        let site = intern(SiteKind::Db, vendor, 0, None);
+        let _ = CACHE.try_with(|c| c.borrow_mut().push(site));
+        site
+    }
+
+    /// DB sites: the database vendor, the value of the `db_vendor` label.
+    pub fn db_vendor(&self) -> Option<&'static str> {
+        self.vendor
     }
 
     /// HTTP sites: the response status (0 for other kinds).
@@ -157,11 +192,13 @@ fn intern(kind: SiteKind, name: &str, status: u16, method: Option<&str>) -> &'st
         .entry(key)
         .or_insert_with(|| {
             let leak = |s: &str| -> &'static str { Box::leak(s.into()) };
+            let name = leak(name);
             Box::leak(Box::new(Site {
-                name: leak(name),
+                name,
                 kind,
                 status,
                 method: method.map(leak),
+                vendor: (kind == SiteKind::Db).then_some(name),
                 threshold: sampler::INHERIT,
                 id: AtomicU32::new(0),
             }))
@@ -211,5 +248,16 @@ mod tests {
         );
         assert!(std::ptr::eq(Site::db("sqlite"), Site::db("sqlite")));
         assert_eq!(Site::db("sqlite").kind(), SiteKind::Db);
+        assert_eq!(Site::db("sqlite").db_vendor(), Some("sqlite"));
+        assert!(!std::ptr::eq(Site::db("sqlite"), Site::db("postgres")));
+    }
+
+    #[test]
+    fn db_functions_name_the_function_and_count_under_the_vendor() {
+        static LOAD: Site = Site::db_function("app::load_user", "postgres", None);
+        assert_eq!(LOAD.kind(), SiteKind::Db);
+        assert_eq!(LOAD.name(), "app::load_user");
+        assert_eq!(LOAD.db_vendor(), Some("postgres"));
+        assert_eq!(Site::function("f", None).db_vendor(), None);
     }
 }

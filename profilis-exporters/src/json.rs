@@ -4,7 +4,8 @@
 //!
 //! `{"kind":"FN","ts_ns":…,"dur_ns":…,"fn":"shop::orders::price_order","error":false,
 //! "trace_id":"<32 hex>","span_id":"<16 hex>","parent_span_id":"<16 hex>"|null}`; HTTP events
-//! add `method`, `route` and `status`, DB events `db_vendor`, `query` and `rows`, and every
+//! add `method`, `route` and `status`, DB events `db_vendor`, `query` and `rows` (and `fn`
+//! when they come from a `#[profiled(db = "...")]` function), and every
 //! event not ended by returning has `outcome` (`"panicked"` or `"cancelled"`).
 
 use std::fmt;
@@ -39,6 +40,10 @@ impl Serialize for JsonEvent<'_> {
                 map.serialize_entry("status", &http.status)?;
             }
             Detail::Db(db) => {
+                // A `#[profiled(db = "...")]` function: its name too.
+                if e.name() != &*db.vendor {
+                    map.serialize_entry("fn", e.name())?;
+                }
                 map.serialize_entry("db_vendor", &*db.vendor)?;
                 map.serialize_entry("query", &db.query.as_deref())?;
                 map.serialize_entry("rows", &db.rows)?;
@@ -128,6 +133,18 @@ mod tests {
         assert_eq!(parsed["db_vendor"], "sqlite");
         assert_eq!(parsed["query"], "SELECT \"a\" FROM t WHERE id = ?");
         assert_eq!(parsed["rows"], 3);
+        // The event's site is a function, as for `#[profiled(db = "sqlite")]`: it names it.
+        assert_eq!(parsed["fn"], "shop::orders::price");
+        let mut from_hook = event(Detail::Fn, None, Outcome::Returned);
+        from_hook.detail = Detail::Db(DbDetail {
+            vendor: "sqlite".into(),
+            query: None,
+            rows: None,
+        });
+        from_hook.site = Site::db("sqlite");
+        let parsed: serde_json::Value = serde_json::from_str(&line(&from_hook)).unwrap();
+        assert_eq!(parsed.get("fn"), None, "{parsed}");
+        assert_eq!(parsed["query"], serde_json::Value::Null);
         let mut pretty = Vec::new();
         write_pretty(&mut pretty, &event(Detail::Fn, None, Outcome::Returned));
         assert!(String::from_utf8(pretty).unwrap().lines().count() > 5);

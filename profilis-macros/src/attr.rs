@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, ExprUnary, Ident, ImplItem, Item, Lit, LitStr, Path, UnOp};
 
 /// The keys `#[profiled]` accepts, in the order error messages list them.
-const KEYS: &str = "name, sample, crate, skip";
+const KEYS: &str = "name, sample, db, crate, skip";
 
 /// The validated arguments of one `#[profiled(...)]` attribute.
 #[derive(Default, Clone)]
@@ -18,6 +18,8 @@ pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
     /// `sample = 0.25`: the site's own sample rate, in `0..=1`.
     pub(crate) sample: Option<f64>,
+    /// `db = "postgres"`: record calls as queries of this database vendor.
+    pub(crate) db: Option<LitStr>,
     /// `crate = path`: where the profilis crate is.
     pub(crate) krate: Option<Path>,
     /// `skip`: leave the item alone.
@@ -31,6 +33,7 @@ impl Args {
         Args {
             name: self.name,
             sample: self.sample.or(outer.sample),
+            db: self.db.or_else(|| outer.db.clone()),
             krate: self.krate.or_else(|| outer.krate.clone()),
             skip: self.skip,
         }
@@ -69,7 +72,7 @@ pub(crate) fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
     let mut seen: Vec<String> = Vec::new();
     for arg in raw {
         let key = arg.key.unraw().to_string();
-        if !matches!(key.as_str(), "name" | "sample" | "crate" | "skip") {
+        if !matches!(key.as_str(), "name" | "sample" | "db" | "crate" | "skip") {
             push(
                 &mut errors,
                 syn::Error::new(
@@ -107,12 +110,14 @@ pub(crate) fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
                     match key.as_str() {
                         "name" => "expected `name = \"...\"`",
                         "sample" => "expected `sample = <rate in 0..=1>`, e.g. `sample = 0.25`",
+                        "db" => "expected `db = \"<vendor>\"`, e.g. `db = \"postgres\"`",
                         _ => "expected `crate = <path>`, e.g. `crate = ::profilis`",
                     },
                 )),
                 Some((_, value)) => match key.as_str() {
                     "name" => parse_name(value).map(|name| args.name = Some(name)),
                     "sample" => parse_sample(value).map(|rate| args.sample = Some(rate)),
+                    "db" => parse_db(value).map(|vendor| args.db = Some(vendor)),
                     _ => parse_crate(value).map(|path| args.krate = Some(path)),
                 },
             },
@@ -185,6 +190,29 @@ fn parse_name(value: TokenStream) -> syn::Result<LitStr> {
         return Err(syn::Error::new(name.span(), "`name` must not be empty"));
     }
     Ok(name)
+}
+
+/// A database vendor: the `db_vendor` label value, so short and plain (`postgres`, `sqlite`).
+fn parse_db(value: TokenStream) -> syn::Result<LitStr> {
+    let message =
+        "`db` must be a string literal naming the database vendor, e.g. `db = \"postgres\"`";
+    let vendor: LitStr =
+        syn::parse2(value.clone()).map_err(|_| syn::Error::new_spanned(&value, message))?;
+    let text = vendor.value();
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if text.is_empty() || !plain {
+        return Err(syn::Error::new(
+            vendor.span(),
+            format!(
+                "`db` must be a vendor name of lowercase letters, digits, `_` and `-` \
+                 (like \"postgres\"), found {:?}",
+                text
+            ),
+        ));
+    }
+    Ok(vendor)
 }
 
 fn parse_sample(value: TokenStream) -> syn::Result<f64> {

@@ -51,6 +51,8 @@ struct SiteSpec {
     sample: TokenStream,
     /// The path of the profilis crate.
     krate: TokenStream,
+    /// `db = "..."`: the vendor whose queries the calls are.
+    db: Option<LitStr>,
 }
 
 impl SiteSpec {
@@ -78,6 +80,7 @@ impl SiteSpec {
             name,
             sample,
             krate: args.crate_path(),
+            db: args.db.clone(),
         }
     }
 
@@ -87,10 +90,17 @@ impl SiteSpec {
             name,
             sample,
             krate,
+            db,
         } = self;
-        quote! {
-            static __PROFILIS_SITE: #krate::__private::Site =
-                #krate::__private::Site::function(#name, #sample);
+        match db {
+            Some(vendor) => quote! {
+                static __PROFILIS_SITE: #krate::__private::Site =
+                    #krate::__private::Site::db_function(#name, #vendor, #sample);
+            },
+            None => quote! {
+                static __PROFILIS_SITE: #krate::__private::Site =
+                    #krate::__private::Site::function(#name, #sample);
+            },
         }
     }
 

@@ -27,6 +27,7 @@
 //! |---|---|
 //! | `name = "label"` | The label of the function (the `function` label of the metrics, the `fn` key of events), used verbatim instead of the default path. Must be a non-empty string literal. Not allowed on an impl block (every method would share it); put it on a method. |
 //! | `sample = 0.25` | This function's own sample rate, a number literal in `0..=1` (`0`, `1`, `0.5`, `1.0`). Overrides the global rate (`PROFILIS_SAMPLE_RATE`) for this function. |
+//! | `db = "postgres"` | The calls are database queries of this vendor: they are counted and timed in `profilis_db_queries_total` / `profilis_db_query_duration_seconds` (and failures in `profilis_db_query_errors_total`) under `db_vendor = "postgres"`, with every other query of that vendor, instead of as function calls, and they become DB events that also carry the function's name (`fn`). For clients that profilis has no hook for. A vendor name is lowercase letters, digits, `_` and `-`. On an impl block it applies to every method. |
 //! | `crate = path` | Where the profilis crate is, for a renamed dependency (`crate = my_profilis`). Default `::profilis`. |
 //! | `skip` | Leave the item alone. Meant for a method inside a `#[profiled]` impl block; on a free function it returns the function unchanged, on an impl block it leaves every method alone. |
 //!
