@@ -1,0 +1,355 @@
+//! Statement masking: the rule every DB adapter uses before a statement goes into an event.
+//! Literals become `?`, comments go, whitespace shrinks to single spaces, `IN (?, ?, ?)` lists
+//! shrink to `IN (?)`, and the result is cut to the statement limit. Identifiers, keywords,
+//! operators and placeholders (`?`, `$1`, `:name`, `@p1`) stay as written.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// The default statement limit, in bytes.
+pub const DEFAULT_STATEMENT_LIMIT: usize = 1024;
+
+static LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_STATEMENT_LIMIT);
+
+/// Sets the longest masked statement kept in DB events, in bytes (cut at a character
+/// boundary and ended with `…`); `0` keeps no statement at all (`query` is `null`). Default
+/// [`DEFAULT_STATEMENT_LIMIT`]. Applies to every adapter, from the next query on.
+pub fn set_statement_limit(bytes: usize) {
+    LIMIT.store(bytes, Ordering::Relaxed);
+}
+
+/// The current statement limit (see [`set_statement_limit`]).
+pub fn statement_limit() -> usize {
+    LIMIT.load(Ordering::Relaxed)
+}
+
+/// The statement as DB events keep it: [`mask`]ed for `vendor`'s dialect and cut to the
+/// statement limit. `None` when the limit is 0.
+pub fn for_event(vendor: &str, sql: &str) -> Option<String> {
+    let limit = statement_limit();
+    if limit == 0 {
+        return None;
+    }
+    let mut masked = mask(vendor, sql);
+    truncate(&mut masked, limit);
+    Some(masked)
+}
+
+/// Cuts `s` to at most `limit` bytes at a character boundary, ending it with `…` when cut
+/// (the mark included in the limit where it fits).
+fn truncate(s: &mut String, limit: usize) {
+    if s.len() <= limit {
+        return;
+    }
+    const MARK: &str = "…";
+    let keep = limit.saturating_sub(MARK.len());
+    let mut cut = keep;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    if limit >= MARK.len() {
+        s.push_str(MARK);
+    }
+}
+
+/// Replaces the literals of `sql` with `?` so that no user data is kept.
+///
+/// - strings `'...'` (with `''` and `\'` escapes, and prefixes `E'..'`, `N'..'`, `X'..'`,
+///   `B'..'`), dollar-quoted strings `$$...$$` / `$tag$...$tag$`, and numbers (`42`, `-1.5e3`
+///   keeps its sign, `0x1F`) become `?`;
+/// - `"..."` is an identifier and is kept, except for `mysql` and `mariadb`, where it is a
+///   string; `` `...` `` and `[...]` are identifiers;
+/// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed;
+/// - runs of whitespace become one space; `IN (?, ?, ?)` becomes `IN (?)`.
+///
+/// An unterminated string or comment masks everything after its start.
+///
+/// ```
+/// use profilis_integrations::db::mask;
+///
+/// assert_eq!(
+///     mask("postgres", "SELECT * FROM users WHERE name = 'ada' AND id IN (1, 2, 3) -- hi"),
+///     "SELECT * FROM users WHERE name = ? AND id IN (?)"
+/// );
+/// ```
+pub fn mask(vendor: &str, sql: &str) -> String {
+    let mysql = matches!(vendor, "mysql" | "mariadb");
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut space = false;
+    let mut i = 0;
+    // Emits a token, with one space before it if whitespace or a comment came first.
+    let emit = |out: &mut String, space: &mut bool, token: &str| {
+        if *space && !out.is_empty() {
+            out.push(' ');
+        }
+        *space = false;
+        out.push_str(token);
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        let next = bytes.get(i + 1).copied();
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
+                space = true;
+                i += 1;
+            }
+            b'-' if next == Some(b'-') => {
+                i = line_end(bytes, i);
+                space = true;
+            }
+            b'#' if mysql => {
+                i = line_end(bytes, i);
+                space = true;
+            }
+            b'/' if next == Some(b'*') => {
+                i = match sql[i + 2..].find("*/") {
+                    Some(end) => i + 2 + end + 2,
+                    None => bytes.len(),
+                };
+                space = true;
+            }
+            b'\'' => {
+                i = quoted_end(bytes, i, b'\'', true);
+                emit(&mut out, &mut space, "?");
+            }
+            b'"' if mysql => {
+                i = quoted_end(bytes, i, b'"', true);
+                emit(&mut out, &mut space, "?");
+            }
+            b'"' | b'`' => {
+                let end = quoted_end(bytes, i, b, false);
+                emit(&mut out, &mut space, &sql[i..end]);
+                i = end;
+            }
+            b'[' => {
+                let end = sql[i..].find(']').map_or(bytes.len(), |e| i + e + 1);
+                emit(&mut out, &mut space, &sql[i..end]);
+                i = end;
+            }
+            b'$' => {
+                if let Some(end) = dollar_quoted_end(sql, i) {
+                    emit(&mut out, &mut space, "?");
+                    i = end;
+                } else {
+                    // `$1` placeholders (and a lone `$`) stay.
+                    let end = word_end(bytes, i + 1);
+                    emit(&mut out, &mut space, &sql[i..end]);
+                    i = end;
+                }
+            }
+            b'0'..=b'9' => {
+                i = number_end(bytes, i);
+                emit(&mut out, &mut space, "?");
+            }
+            b'.' if next.is_some_and(|n| n.is_ascii_digit()) => {
+                i = number_end(bytes, i);
+                emit(&mut out, &mut space, "?");
+            }
+            _ if is_word_byte(b) => {
+                let end = word_end(bytes, i);
+                let word = &sql[i..end];
+                let prefixed_string = bytes.get(end) == Some(&b'\'')
+                    && matches!(word, "E" | "e" | "N" | "n" | "X" | "x" | "B" | "b");
+                if prefixed_string {
+                    i = quoted_end(bytes, end, b'\'', true);
+                    emit(&mut out, &mut space, "?");
+                } else {
+                    emit(&mut out, &mut space, word);
+                    i = end;
+                }
+            }
+            _ => {
+                // Punctuation and operators, one character at a time (multi-byte characters
+                // whole).
+                let len = sql[i..].chars().next().map_or(1, char::len_utf8);
+                emit(&mut out, &mut space, &sql[i..i + len]);
+                i += len;
+            }
+        }
+    }
+    collapse_in_lists(out)
+}
+
+/// `IN (?, ?, ?)` → `IN (?)`, so statements that differ only in list length read the same.
+fn collapse_in_lists(masked: String) -> String {
+    static IN_LIST: OnceLock<Regex> = OnceLock::new();
+    let re = IN_LIST.get_or_init(|| {
+        Regex::new(r"(?i)\b(IN) ?\( ?\?(?: ?, ?\?)* ?\)").expect("the IN-list pattern is valid")
+    });
+    if !re.is_match(&masked) {
+        return masked;
+    }
+    re.replace_all(&masked, "$1 (?)").into_owned()
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// The end of the identifier, keyword or placeholder name starting at `i`.
+fn word_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && (is_word_byte(bytes[i]) || bytes[i] == b'$') {
+        i += 1;
+    }
+    i
+}
+
+/// The index after the end of the line starting a comment at `i`.
+fn line_end(bytes: &[u8], i: usize) -> usize {
+    bytes[i..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |p| i + p + 1)
+}
+
+/// The index after the closing `quote` of the quoted text opening at `start`: a doubled
+/// quote is an escaped one, and so is a backslashed one when `backslash` (masking too much
+/// is safe, too little is not).
+fn quoted_end(bytes: &[u8], start: usize, quote: u8, backslash: bool) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if backslash && b == b'\\' {
+            i += 2;
+        } else if b == quote {
+            if bytes.get(i + 1) == Some(&quote) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    bytes.len()
+}
+
+/// For a PostgreSQL dollar-quoted string (`$$...$$`, `$tag$...$tag$`) opening at `start`,
+/// the index after its end (the end of `sql` if unterminated); `None` if `$` opens no such
+/// string (a `$1` placeholder, say).
+fn dollar_quoted_end(sql: &str, start: usize) -> Option<usize> {
+    let bytes = sql.as_bytes();
+    let mut i = start + 1;
+    if bytes.get(i).is_some_and(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+        i += 1;
+    }
+    if bytes.get(i) != Some(&b'$') {
+        return None;
+    }
+    let tag = &sql[start..=i];
+    Some(
+        sql[i + 1..]
+            .find(tag)
+            .map_or(bytes.len(), |p| i + 1 + p + tag.len()),
+    )
+}
+
+/// The end of the number starting at `i`: digits, a fraction, an exponent with its sign,
+/// hex digits after `0x`.
+fn number_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' {
+            if (b == b'e' || b == b'E')
+                && matches!(bytes.get(i + 1), Some(b'+') | Some(b'-'))
+                && bytes.get(i + 2).is_some_and(|d| d.is_ascii_digit())
+            {
+                i += 2;
+            }
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_comments_and_lists_are_masked() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "postgres",
+                "SELECT * FROM users WHERE id = 42",
+                "SELECT * FROM users WHERE id = ?",
+            ),
+            (
+                "postgres",
+                "SELECT name FROM users WHERE email = 'ada@example.com' AND age > 30.5",
+                "SELECT name FROM users WHERE email = ? AND age > ?",
+            ),
+            (
+                "postgres",
+                "UPDATE t SET note = 'it''s mine', n = -1.5e-3 WHERE k = 0x1F",
+                "UPDATE t SET note = ?, n = -? WHERE k = ?",
+            ),
+            (
+                "postgres",
+                "SELECT * FROM t WHERE id IN (1, 2, 3) AND tag IN ('a','b')",
+                "SELECT * FROM t WHERE id IN (?) AND tag IN (?)",
+            ),
+            (
+                "sqlite",
+                "SELECT a -- the secret is 'x'\nFROM t /* card 4111 1111 */ WHERE b = ?",
+                "SELECT a FROM t WHERE b = ?",
+            ),
+            (
+                "postgres",
+                "SELECT \"user\".\"id\", col2 FROM \"user\" WHERE t3.x = $1 AND y = :name",
+                "SELECT \"user\".\"id\", col2 FROM \"user\" WHERE t3.x = $1 AND y = :name",
+            ),
+            (
+                "postgres",
+                "SELECT $$secret body$$, $fn$ more 'x' $fn$, E'esc\\'aped' FROM t",
+                "SELECT ?, ?, ? FROM t",
+            ),
+            (
+                "mysql",
+                "SELECT * FROM `t` WHERE a = \"secret\" AND b = 'it\\'s' # tail 123",
+                "SELECT * FROM `t` WHERE a = ? AND b = ?",
+            ),
+            (
+                "sqlite",
+                "INSERT INTO t (a, b)\n\tVALUES (1, 'x'), (2, 'y')",
+                "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)",
+            ),
+            (
+                "sqlite",
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT count(*) FROM c",
+                "WITH RECURSIVE c(x) AS (SELECT ? UNION ALL SELECT x + ? FROM c WHERE x < ?) SELECT count(*) FROM c",
+            ),
+            (
+                "postgres",
+                "SELECT * FROM t WHERE name = 'never closed",
+                "SELECT * FROM t WHERE name = ?",
+            ),
+            ("postgres", "SELECT 'é', N'ü' FROM [dbo].[t]", "SELECT ?, ? FROM [dbo].[t]"),
+            ("postgres", "   ", ""),
+        ];
+        for (vendor, sql, masked) in cases {
+            assert_eq!(mask(vendor, sql), *masked, "{vendor}: {sql}");
+        }
+    }
+
+    #[test]
+    fn statements_are_cut_at_the_limit_on_a_character_boundary() {
+        let mut s = "SELECT ééé".to_string();
+        truncate(&mut s, 10);
+        assert!(s.len() <= 10, "{s}");
+        assert!(s.ends_with('…'), "{s}");
+        assert!(s.starts_with("SELECT"), "{s}");
+        let mut short = "SELECT 1".to_string();
+        truncate(&mut short, 100);
+        assert_eq!(short, "SELECT 1");
+    }
+}

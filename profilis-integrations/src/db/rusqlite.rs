@@ -1,0 +1,109 @@
+//! rusqlite: [`instrument`] a `Connection` once and every statement it runs is a query of
+//! vendor `sqlite`, through SQLite's statement tracing hook (`Connection::trace_v2`).
+//!
+//! ```
+//! let conn = rusqlite::Connection::open_in_memory()?;
+//! profilis_integrations::db::rusqlite::instrument(&conn);
+//! conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2);")?;
+//! let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?;
+//! assert_eq!(n, 2);
+//! # Ok::<(), rusqlite::Error>(())
+//! ```
+//!
+//! What the hook sees, and what it does not:
+//!
+//! - A statement is timed from when SQLite starts running it to when it is done (stepped to
+//!   the end, reset or finalized), on profilis's clock: SQLite's own profile times have only
+//!   millisecond resolution. Each statement of an `execute_batch` counts once.
+//! - `rows` in events is the number of rows the statement returned, when it returned any;
+//!   SQLite does not tell the hook how many rows a write changed.
+//! - **Failures are not visible to the hook**: SQLite calls it before it sets the error code,
+//!   and a statement that fails to compile never runs. A statement that failed while running
+//!   counts as a query without the error flag. Where failures matter, wrap the call in
+//!   [`crate::db::query`]`("sqlite", sql, || ...)` on a connection that is not instrumented.
+//! - A connection has one trace hook: calling `trace_v2` on it afterwards replaces this one.
+
+use std::cell::RefCell;
+
+use rusqlite::trace::{TraceEvent, TraceEventCodes};
+use rusqlite::Connection;
+
+use super::Query;
+
+/// The vendor of every query recorded here.
+pub const VENDOR: &str = "sqlite";
+
+/// Statements started and not yet done at once, per thread, beyond which the oldest is
+/// forgotten (SQLite ends every statement it starts, so this only bounds memory).
+const MAX_RUNNING: usize = 256;
+
+/// A statement SQLite is running on this thread.
+struct Running {
+    /// Identifies the statement: the address of its SQL text, which SQLite keeps for the
+    /// statement's life.
+    key: usize,
+    query: Query,
+    rows: u64,
+}
+
+thread_local! {
+    static RUNNING: RefCell<Vec<Running>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records every statement `conn` runs from now on as a query of vendor `sqlite`. Replaces any
+/// trace hook set on the connection before.
+pub fn instrument(conn: &Connection) {
+    let events = TraceEventCodes::SQLITE_TRACE_STMT
+        | TraceEventCodes::SQLITE_TRACE_ROW
+        | TraceEventCodes::SQLITE_TRACE_PROFILE;
+    conn.trace_v2(events, Some(on_trace));
+}
+
+/// The key of a statement: the address of its SQL text.
+fn key_of(sql: &str) -> usize {
+    sql.as_ptr() as usize
+}
+
+fn on_trace(event: TraceEvent<'_>) {
+    // The hook runs inside SQLite; a thread being torn down has no state to use.
+    let _ = RUNNING.try_with(|running| match event {
+        TraceEvent::Stmt(stmt, _) => {
+            let key = key_of(&stmt.sql());
+            let mut running = running.borrow_mut();
+            // Triggers report their statement again; it started once.
+            if running.iter().any(|r| r.key == key) {
+                return;
+            }
+            if let Some(query) = Query::start(VENDOR) {
+                if running.len() >= MAX_RUNNING {
+                    running.remove(0).query.discard();
+                }
+                running.push(Running {
+                    key,
+                    query,
+                    rows: 0,
+                });
+            }
+        }
+        TraceEvent::Row(stmt) => {
+            let key = key_of(&stmt.sql());
+            if let Some(r) = running.borrow_mut().iter_mut().find(|r| r.key == key) {
+                r.rows += 1;
+            }
+        }
+        TraceEvent::Profile(stmt, _) => {
+            let sql = stmt.sql();
+            let key = key_of(&sql);
+            let done = {
+                let mut running = running.borrow_mut();
+                let at = running.iter().position(|r| r.key == key);
+                at.map(|at| running.remove(at))
+            };
+            if let Some(done) = done {
+                let rows = (done.rows > 0).then_some(done.rows);
+                done.query.finish(Some(&sql), false, rows);
+            }
+        }
+        _ => {}
+    });
+}
