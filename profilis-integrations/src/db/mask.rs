@@ -63,7 +63,7 @@ fn truncate(s: &mut String, limit: usize) {
 /// - `"..."` is an identifier and is kept, except for `mysql` and `mariadb`, where it is a
 ///   string; `` `...` `` and `[...]` are identifiers;
 /// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed;
-/// - runs of whitespace become one space; `IN (?, ?, ?)` becomes `IN (?)`.
+/// - runs of whitespace become one space; `IN (?, ?, ?)` becomes `IN (?)`; a final `;` goes.
 ///
 /// An unterminated string or comment masks everything after its start.
 ///
@@ -140,6 +140,19 @@ pub fn mask(vendor: &str, sql: &str) -> String {
                     emit(&mut out, &mut space, &sql[i..end]);
                     i = end;
                 }
+            }
+            b'?' => {
+                // `?`, and numbered `?1` placeholders, stay.
+                let mut end = i + 1;
+                while end < bytes.len() && bytes[end].is_ascii_digit() {
+                    end += 1;
+                }
+                emit(&mut out, &mut space, &sql[i..end]);
+                i = end;
+            }
+            b';' if sql[i + 1..].trim().is_empty() => {
+                // A final statement terminator says nothing.
+                i = bytes.len();
             }
             b'0'..=b'9' => {
                 i = number_end(bytes, i);
@@ -335,6 +348,12 @@ mod tests {
             ),
             ("postgres", "SELECT 'é', N'ü' FROM [dbo].[t]", "SELECT ?, ? FROM [dbo].[t]"),
             ("postgres", "   ", ""),
+            (
+                "sqlite",
+                "INSERT INTO t VALUES (?1, ?2, :a, @b, $c) ; ",
+                "INSERT INTO t VALUES (?1, ?2, :a, @b, $c)",
+            ),
+            ("sqlite", "SELECT 1; SELECT 2;", "SELECT ?; SELECT ?"),
         ];
         for (vendor, sql, masked) in cases {
             assert_eq!(mask(vendor, sql), *masked, "{vendor}: {sql}");

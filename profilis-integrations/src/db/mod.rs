@@ -6,8 +6,8 @@
 //! - For any client: [`query`] times a closure and [`query_async`] a future, as one query of a
 //!   vendor; `#[profiled(db = "postgres")]` turns a function's calls into queries; [`Query`] is
 //!   the building block adapters use.
-//! - Hooks for particular clients, each behind a feature: [`rusqlite`](crate::db::rusqlite)
-//!   (`rusqlite`), [`sqlx`](crate::db::sqlx) (`sqlx`), [`diesel`](crate::db::diesel) (`diesel`).
+//! - Hooks for particular clients, each behind a feature: `rusqlite`
+//!   (`rusqlite`), `sqlx` (`sqlx`), `diesel` (`diesel`).
 //!
 //! Like function calls, every query is counted; sampling (the global rate) decides only which
 //! are timed and become events. A query's span is current while it runs, so profiled calls
@@ -23,9 +23,15 @@ use profilis_core::{context, sampler, Detail, Outcome, Site, SpanContext, Timer}
 mod mask;
 pub use mask::{for_event, mask, set_statement_limit, statement_limit, DEFAULT_STATEMENT_LIMIT};
 
+#[cfg(feature = "diesel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diesel")))]
+pub mod diesel;
 #[cfg(feature = "rusqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rusqlite")))]
 pub mod rusqlite;
+#[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
+pub mod sqlx;
 
 /// One query being timed, for adapters: started with [`Query::start`], recorded once by
 /// [`Query::finish`]. Dropped unfinished (the query panicked, or its future was dropped), it is
@@ -68,7 +74,28 @@ impl Query {
         self.end(statement, error, rows, Outcome::Returned);
     }
 
+    /// Like [`Query::finish`], for drivers whose statement text costs something to get (it
+    /// is formatted, say): `statement` is called only if a sink wants the event.
+    pub fn finish_with<S: AsRef<str>>(
+        mut self,
+        statement: impl FnOnce() -> Option<S>,
+        error: bool,
+        rows: Option<u64>,
+    ) {
+        self.end_with(statement, error, rows, Outcome::Returned);
+    }
+
     fn end(&mut self, statement: Option<&str>, error: bool, rows: Option<u64>, outcome: Outcome) {
+        self.end_with(|| statement, error, rows, outcome);
+    }
+
+    fn end_with<S: AsRef<str>>(
+        &mut self,
+        statement: impl FnOnce() -> Option<S>,
+        error: bool,
+        rows: Option<u64>,
+        outcome: Outcome,
+    ) {
         let Some(timer) = self.timer.take() else {
             return;
         };
@@ -78,8 +105,8 @@ impl Query {
             let vendor = site.name();
             Detail::Db(DbDetail {
                 vendor: vendor.into(),
-                query: statement
-                    .and_then(|sql| for_event(vendor, sql))
+                query: statement()
+                    .and_then(|sql| for_event(vendor, sql.as_ref()))
                     .map(Into::into),
                 rows,
             })
