@@ -119,24 +119,32 @@ pub fn encode(s: &str) -> String {
         .collect()
 }
 
-/// Finds an external tool. Missing: under `CI=true` the test fails loudly (CI installs it);
-/// elsewhere it says the test was skipped and returns `None`.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
+/// The path of `name` in a `PATH` directory, if any.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
-    });
+    })
+}
+
+/// Reports a missing external requirement: under `CI=true` the test fails loudly (CI installs
+/// it); elsewhere it says the test was skipped.
+pub fn missing(what: &str, install: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "{what} is not installed; .ci/run installs it ({install})"
+    );
+    eprintln!("SKIPPED: {what} is not installed ({install}); this test is required under CI=true");
+}
+
+/// Finds an external tool from Debian's `prometheus` package; see [`missing`] for when it is
+/// not there.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = find_on_path(name);
     if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(
-            !ci,
-            "`{name}` is not installed; .ci/run installs it (Debian package `prometheus`)"
-        );
-        eprintln!(
-            "SKIPPED: `{name}` is not installed (apt-get install prometheus); \
-             this test is required under CI=true"
-        );
+        missing(&format!("`{name}`"), "apt-get install prometheus");
     }
     found
 }
