@@ -43,7 +43,7 @@ async fn sqlx_round(pool: &sqlx::SqlitePool, round: u64) -> Result<(), sqlx::Err
     let (_count,): (i64,) = sqlx::query_as("SELECT count(*) FROM orders WHERE total > 1000")
         .fetch_one(profiled(pool))
         .await?;
-    if round % 7 == 0 {
+    if round.is_multiple_of(7) {
         let failed = sqlx::query("SELECT * FROM no_such_table")
             .fetch_all(profiled(pool))
             .await;
