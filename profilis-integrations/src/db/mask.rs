@@ -361,6 +361,23 @@ mod tests {
     }
 
     #[test]
+    fn events_keep_the_masked_statement_up_to_the_limit() {
+        let sql = "SELECT * FROM users WHERE email = 'ada@example.com'";
+        assert_eq!(
+            for_event("postgres", sql).as_deref(),
+            Some("SELECT * FROM users WHERE email = ?")
+        );
+        set_statement_limit(12);
+        let cut = for_event("postgres", sql).unwrap();
+        set_statement_limit(0);
+        let none = for_event("postgres", sql);
+        set_statement_limit(DEFAULT_STATEMENT_LIMIT);
+        assert_eq!(cut, "SELECT * …");
+        assert!(cut.len() <= 12);
+        assert_eq!(none, None);
+    }
+
+    #[test]
     fn statements_are_cut_at_the_limit_on_a_character_boundary() {
         let mut s = "SELECT ééé".to_string();
         truncate(&mut s, 10);
