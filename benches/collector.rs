@@ -96,6 +96,9 @@ fn run(producers: usize, exporter: Exporter) -> Run {
     }
 }
 
+/// Makes the exporter of one row, afresh for each run.
+type MakeExporter<'a> = Box<dyn Fn() -> Exporter + 'a>;
+
 fn millions(per_s: f64) -> String {
     format!("{:.2} M/s", per_s / 1e6)
 }
@@ -103,7 +106,7 @@ fn millions(per_s: f64) -> String {
 fn main() {
     let dir = std::env::temp_dir().join(format!("profilis-bench-collector-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let rows: Vec<(&str, Box<dyn Fn() -> Exporter>)> = vec![
+    let rows: Vec<(&str, MakeExporter)> = vec![
         (
             "Prometheus exporter (facade sink) alone: counts, no events",
             Box::new(Exporter::new),

@@ -248,6 +248,30 @@ fn bench(c: &mut Criterion, id: &str, run: fn(u64)) {
     group.finish();
 }
 
+/// How a child measures each case: with criterion, or by running `PEERS_CALLS` calls of the
+/// case `PEERS_ONLY` once on this thread, for `benches/peers_callgrind.sh` to count the
+/// instructions of `measured`.
+enum Measure {
+    Criterion(Box<Criterion>),
+    Calls { calls: u64, only: String },
+}
+
+impl Measure {
+    fn case(&mut self, id: &str, run: fn(u64)) {
+        match self {
+            Measure::Criterion(c) => bench(c, id, run),
+            Measure::Calls { calls, only } if only == id => measured(run, *calls),
+            Measure::Calls { .. } => {}
+        }
+    }
+}
+
+/// The calls callgrind counts (`--toggle-collect`).
+#[inline(never)]
+fn measured(run: fn(u64), calls: u64) {
+    run(calls);
+}
+
 /// A thread that renders the exposition text every `SCRAPE_EVERY`, as Prometheus would (every
 /// 15 s, typically). The `metrics-exporter-prometheus` recorder keeps every histogram sample
 /// until a render (or its upkeep) folds them into buckets; without this, a run of hand-written
@@ -266,38 +290,38 @@ fn start_scraper(render: impl Fn() -> usize + Send + 'static) {
 // ---------------------------------------------------------------------------------------------
 // The peers' set-ups, one per process.
 
-fn baseline(c: &mut Criterion) {
-    bench(c, "bare", run_bare);
-    bench(c, "two_instant_now", run_two_instant_now);
+fn baseline(m: &mut Measure) {
+    m.case("bare", run_bare);
+    m.case("two_instant_now", run_two_instant_now);
 }
 
-fn profilis(c: &mut Criterion) {
+fn profilis(m: &mut Measure) {
     let exporter = profilis::Exporter::new()
         .without_listener()
         .enabled(true)
         .install()
         .expect("the profilis exporter installs");
     start_scraper(|| profilis::render().map_or(0, |t| t.len()));
-    bench(c, "profiled", run_profiled);
-    bench(c, "profiled_sampled_out", run_profiled_sampled_out);
+    m.case("profiled", run_profiled);
+    m.case("profiled_sampled_out", run_profiled_sampled_out);
     profilis::set_enabled(false);
-    bench(c, "profiled_disabled", run_profiled);
+    m.case("profiled_disabled", run_profiled);
     profilis::set_enabled(true);
     assert!(exporter.shutdown(), "the collector flushed");
     print_counts("profilis", &profilis::render().unwrap_or_default());
 }
 
-fn autometrics(c: &mut Criterion) {
+fn autometrics(m: &mut Measure) {
     // Its own Prometheus exporter: metrics-exporter-prometheus 0.17 with autometrics' buckets,
     // installed as the global `metrics` recorder.
     autometrics::prometheus_exporter::try_init().expect("autometrics' exporter installs");
     start_scraper(|| autometrics::prometheus_exporter::encode_to_string().map_or(0, |t| t.len()));
-    bench(c, "autometrics", run_autometrics);
+    m.case("autometrics", run_autometrics);
     let text = autometrics::prometheus_exporter::encode_to_string().unwrap_or_default();
     print_counts("autometrics", &text);
 }
 
-fn metrics(c: &mut Criterion) {
+fn metrics(m: &mut Measure) {
     // What a user of the `metrics` facade installs: metrics-exporter-prometheus, here with
     // profilis's default buckets so that the histogram is a bucketed one as profilis's is.
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -307,8 +331,8 @@ fn metrics(c: &mut Criterion) {
         .expect("the Prometheus recorder installs");
     let scraped = handle.clone();
     start_scraper(move || scraped.render().len());
-    bench(c, "metrics_lookup", run_metrics_lookup);
-    bench(c, "metrics_cached", run_metrics_cached);
+    m.case("metrics_lookup", run_metrics_lookup);
+    m.case("metrics_cached", run_metrics_cached);
     print_counts("metrics", &handle.render());
 }
 
@@ -354,11 +378,11 @@ where
     }
 }
 
-fn tracing(c: &mut Criterion) {
+fn tracing(m: &mut Measure) {
     use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::registry().with(SpanDurations);
     tracing::subscriber::set_global_default(subscriber).expect("the subscriber installs");
-    bench(c, "tracing_instrument", run_tracing);
+    m.case("tracing_instrument", run_tracing);
     eprintln!(
         "tracing: the layer timed {} spans",
         TRACING_SPANS.load(Ordering::Relaxed)
@@ -376,9 +400,9 @@ impl fastrace::collector::Reporter for CountingReporter {
     }
 }
 
-fn fastrace(c: &mut Criterion) {
+fn fastrace(m: &mut Measure) {
     fastrace::set_reporter(CountingReporter, fastrace::collector::Config::default());
-    bench(c, "fastrace_trace", run_fastrace);
+    m.case("fastrace_trace", run_fastrace);
     fastrace::flush();
     eprintln!(
         "fastrace: the reporter got {} spans",
@@ -397,17 +421,25 @@ fn main() {
 }
 
 fn run_child(process: &str) {
-    let mut c = Criterion::default().configure_from_args();
+    let mut m = match std::env::var("PEERS_CALLS") {
+        Ok(calls) => Measure::Calls {
+            calls: calls.parse().expect("PEERS_CALLS is a number of calls"),
+            only: std::env::var("PEERS_ONLY").expect("PEERS_ONLY names the case"),
+        },
+        Err(_) => Measure::Criterion(Box::new(Criterion::default().configure_from_args())),
+    };
     match process {
-        "baseline" => baseline(&mut c),
-        "profilis" => profilis(&mut c),
-        "autometrics" => autometrics(&mut c),
-        "metrics" => metrics(&mut c),
-        "tracing" => tracing(&mut c),
-        "fastrace" => fastrace(&mut c),
+        "baseline" => baseline(&mut m),
+        "profilis" => profilis(&mut m),
+        "autometrics" => autometrics(&mut m),
+        "metrics" => metrics(&mut m),
+        "tracing" => tracing(&mut m),
+        "fastrace" => fastrace(&mut m),
         other => panic!("{PROCESS_VAR}={other}: not a peer of this bench"),
     }
-    c.final_summary();
+    if let Measure::Criterion(c) = m {
+        c.final_summary();
+    }
 }
 
 /// Where criterion saves its estimates: `CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
