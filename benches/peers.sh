@@ -2,7 +2,7 @@
 # The whole comparison with the peers in one command (BENCHMARKS.md, "Against the peers"):
 # per-call overhead, memory, scrape, collector throughput, and Python profilis.
 #
-#   bash benches/peers.sh                 # about 4 minutes on 2 cores, once built
+#   bash benches/peers.sh                 # about 3 minutes on 2 cores, once built
 #   QUICK=1 bash benches/peers.sh         # shorter criterion runs, for a smoke test
 #   NO_PYTHON=1 bash benches/peers.sh     # skip Python profilis (needs python3 and PyPI)
 set -euo pipefail
