@@ -57,6 +57,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use ::http::header::HeaderName;
 use ::http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use profilis_core::context;
@@ -65,6 +66,10 @@ use tower_service::Service;
 
 pub use crate::http::CLIENT_CLOSED_REQUEST;
 use crate::http::{End, HttpRules, Request};
+
+/// The W3C trace context header. A `HeaderName` made once: looking a header up by `&str`
+/// parses (and lowercases) the name on every request.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// A request's route template (`/users/{id}`), as a [`RouteFn`] gives it. Made from a
 /// `&'static str`, a `String`, or (with the `axum` feature) axum's `MatchedPath` without
@@ -276,7 +281,7 @@ where
     fn call(&mut self, request: ::http::Request<ReqBody>) -> Self::Future {
         let traceparent = request
             .headers()
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|value| value.to_str().ok());
         let Some(started) = self.rules.start(request.uri().path(), traceparent) else {
             return ResponseFuture {
