@@ -189,7 +189,9 @@ struct Rules {
 }
 
 /// The shared rules (cheap to clone). Adapters call [`HttpRules::start`] when a request comes
-/// in and [`Request::finish`] when its response has been sent.
+/// in and [`Request::finish`] when its response has been sent; an adapter that knows the
+/// route when the request comes in can decide its sampling then ([`HttpRules::sampling`]) and
+/// end it with [`Request::finish_sampled`], without keeping the rules per request.
 #[derive(Debug, Clone)]
 pub struct HttpRules(Arc<Rules>);
 
