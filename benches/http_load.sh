@@ -93,6 +93,10 @@ echo "== wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s http://127.0.0.1:$PORT$PAT
 without=()
 pass=()
 with=()
+# Per round, how much slower than the no-layer run of the same round (in %): the machine's
+# load drifts between rounds, less within one.
+pass_pct=()
+with_pct=()
 for round in $(seq 1 "$ROUNDS"); do
   a=$(measure --no-layer)
   p=$(measure --pass-through-layer)
@@ -100,6 +104,8 @@ for round in $(seq 1 "$ROUNDS"); do
   without+=("$a")
   pass+=("$p")
   with+=("$b")
+  pass_pct+=("$(awk -v a="$a" -v b="$p" 'BEGIN { print (a - b) / a * 100 }')")
+  with_pct+=("$(awk -v a="$a" -v b="$b" 'BEGIN { print (a - b) / a * 100 }')")
   printf 'round %d: no layer %10.0f req/s   pass-through layer %10.0f req/s   ProfilisLayer %10.0f req/s\n' \
     "$round" "$a" "$p" "$b"
 done
@@ -107,10 +113,13 @@ done
 a=$(printf '%s\n' "${without[@]}" | median)
 p=$(printf '%s\n' "${pass[@]}" | median)
 b=$(printf '%s\n' "${with[@]}" | median)
-awk -v a="$a" -v p="$p" -v b="$b" 'BEGIN {
+pp=$(printf '%s\n' "${pass_pct[@]}" | median)
+wp=$(printf '%s\n' "${with_pct[@]}" | median)
+awk -v a="$a" -v p="$p" -v b="$b" -v pp="$pp" -v wp="$wp" 'BEGIN {
   printf "median:  no layer %10.0f req/s   pass-through layer %10.0f req/s   ProfilisLayer %10.0f req/s\n", a, p, b
   printf "a layer that does nothing: %.2f%% fewer requests/sec (%.2f us -> %.2f us per request)\n",
     (a - p) / a * 100, 1e6 / a, 1e6 / p
   printf "ProfilisLayer: %.2f%% fewer requests/sec (%.2f us -> %.2f us per request)\n",
     (a - b) / a * 100, 1e6 / a, 1e6 / b
+  printf "median of the rounds\047 own differences: pass-through layer %.2f%%, ProfilisLayer %.2f%%\n", pp, wp
 }'
