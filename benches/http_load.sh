@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What ProfilisLayer costs an axum app under load, over loopback: examples/axum_app is started
-# without the layer (--no-layer) and with it, in alternating rounds, and wrk drives GET
-# /users/42 against each. Prints requests/sec per round, the medians and the overhead.
+# without a layer (--no-layer), with a layer that does nothing (--pass-through-layer: what any
+# axum layer costs) and with ProfilisLayer, in turn in every round, and wrk drives GET
+# /users/42 against each. Prints requests/sec per round, the medians and the overheads.
 #
 #   bash benches/http_load.sh            # 3 rounds of 5 s each
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 bash benches/http_load.sh
@@ -90,19 +91,35 @@ median() {
 echo "== pinned: $PIN"
 echo "== wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s http://127.0.0.1:$PORT$PATH_UNDER_TEST, $ROUNDS rounds"
 without=()
+pass=()
 with=()
+# Per round, how much slower than the no-layer run of the same round (in %): the machine's
+# load drifts between rounds, less within one.
+pass_pct=()
+with_pct=()
 for round in $(seq 1 "$ROUNDS"); do
   a=$(measure --no-layer)
+  p=$(measure --pass-through-layer)
   b=$(measure)
   without+=("$a")
+  pass+=("$p")
   with+=("$b")
-  printf 'round %d: without layer %10.0f req/s   with layer %10.0f req/s\n' "$round" "$a" "$b"
+  pass_pct+=("$(awk -v a="$a" -v b="$p" 'BEGIN { print (a - b) / a * 100 }')")
+  with_pct+=("$(awk -v a="$a" -v b="$b" 'BEGIN { print (a - b) / a * 100 }')")
+  printf 'round %d: no layer %10.0f req/s   pass-through layer %10.0f req/s   ProfilisLayer %10.0f req/s\n' \
+    "$round" "$a" "$p" "$b"
 done
 
 a=$(printf '%s\n' "${without[@]}" | median)
+p=$(printf '%s\n' "${pass[@]}" | median)
 b=$(printf '%s\n' "${with[@]}" | median)
-awk -v a="$a" -v b="$b" 'BEGIN {
-  printf "median:  without layer %10.0f req/s   with layer %10.0f req/s\n", a, b
-  printf "overhead of ProfilisLayer: %.2f%% fewer requests/sec (%.2f us -> %.2f us per request)\n",
+pp=$(printf '%s\n' "${pass_pct[@]}" | median)
+wp=$(printf '%s\n' "${with_pct[@]}" | median)
+awk -v a="$a" -v p="$p" -v b="$b" -v pp="$pp" -v wp="$wp" 'BEGIN {
+  printf "median:  no layer %10.0f req/s   pass-through layer %10.0f req/s   ProfilisLayer %10.0f req/s\n", a, p, b
+  printf "a layer that does nothing: %.2f%% fewer requests/sec (%.2f us -> %.2f us per request)\n",
+    (a - p) / a * 100, 1e6 / a, 1e6 / p
+  printf "ProfilisLayer: %.2f%% fewer requests/sec (%.2f us -> %.2f us per request)\n",
     (a - b) / a * 100, 1e6 / a, 1e6 / b
+  printf "median of the rounds\047 own differences: pass-through layer %.2f%%, ProfilisLayer %.2f%%\n", pp, wp
 }'

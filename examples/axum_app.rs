@@ -8,8 +8,10 @@
 //! ```
 //!
 //! Options: `--addr HOST:PORT` (default `127.0.0.1:3000`); `--no-layer` leaves requests
-//! unprofiled (the baseline of `benches/http_load.sh`). The built-in listener's address comes
-//! from `PROFILIS_LISTEN` (default `127.0.0.1:9464`). Runs until Ctrl-C.
+//! unprofiled, `--pass-through-layer` wraps the routes in a layer that does nothing instead
+//! (the baselines of `benches/http_load.sh`: the app is otherwise the same, exporter
+//! included). The built-in listener's address comes from `PROFILIS_LISTEN` (default
+//! `127.0.0.1:9464`). Runs until Ctrl-C.
 
 use std::time::Duration;
 
@@ -49,18 +51,29 @@ async fn hello() -> &'static str {
     "hello\n"
 }
 
+/// What wraps the routes.
+#[derive(Clone, Copy)]
+enum Layer {
+    Profilis,
+    /// A layer that does nothing: what any layer costs in axum.
+    PassThrough,
+    None,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = "127.0.0.1:3000".to_owned();
-    let mut profile = true;
+    let mut layer = Layer::Profilis;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--no-layer" => profile = false,
+            "--no-layer" => layer = Layer::None,
+            "--pass-through-layer" => layer = Layer::PassThrough,
             "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?,
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}: expected --addr HOST:PORT or --no-layer"
+                    "unknown argument {other:?}: expected --addr HOST:PORT, --no-layer or \
+                     --pass-through-layer"
                 )
                 .into())
             }
@@ -74,9 +87,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/users/{id}", get(user))
         .route("/fail", get(fail))
         .route("/slow", get(slow));
-    if profile {
-        let rules = HttpConfig::new().exclude_routes(&["/favicon.ico"])?.build();
-        app = app.layer(ProfilisLayer::new(rules));
+    match layer {
+        Layer::Profilis => {
+            let rules = HttpConfig::new().exclude_routes(&["/favicon.ico"])?.build();
+            app = app.layer(ProfilisLayer::new(rules));
+        }
+        Layer::PassThrough => app = app.layer(tower::layer::layer_fn(|inner| inner)),
+        Layer::None => {}
     }
     // Merged after the layer, so scrapes are not profiled themselves.
     let app = app.merge(metrics_router());
@@ -84,8 +101,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let local = listener.local_addr()?;
     println!(
-        "axum app on http://{local} (profiling {})",
-        if profile { "on" } else { "off" }
+        "axum app on http://{local} ({})",
+        match layer {
+            Layer::Profilis => "profiling on",
+            Layer::PassThrough => "profiling off, a pass-through layer",
+            Layer::None => "profiling off",
+        }
     );
     for path in ["/", "/users/42", "/fail", "/slow", "/metrics"] {
         println!("  http://{local}{path}");

@@ -712,3 +712,73 @@ fn plain_tower_services_take_templates_from_a_route_function() {
     });
     assert_eq!(requests(&text, "/plain/{name}", "200"), Some(2.0));
 }
+
+/// A body that panics when polled.
+struct PanickingBody;
+
+impl http_body::Body for PanickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        panic!("body panicked on purpose")
+    }
+}
+
+#[test]
+fn panics_in_call_and_in_the_body_are_recorded_once() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use tower::{Layer, Service, ServiceExt};
+
+    let (t, _serial) = setup();
+    let layer = ProfilisLayer::new(HttpConfig::new().build())
+        .with_route_fn(|request: &Request<Body>| Some(request.uri().path().to_owned()));
+
+    // The inner service panics in `call` itself, before there is a future.
+    let mut service = layer.layer(tower::service_fn(
+        |_: Request<Body>| -> std::future::Ready<Result<axum::http::Response<Body>, Infallible>> {
+            panic!("call panicked on purpose")
+        },
+    ));
+    let request = Request::get("/tower/panic-in-call")
+        .body(Body::empty())
+        .unwrap();
+    let panicked = catch_unwind(AssertUnwindSafe(|| service.call(request)));
+    assert!(panicked.is_err(), "the panic goes on");
+
+    // The body panics while the server sends it: the response (200) was there, the body failed.
+    let service = layer.layer(tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(axum::http::Response::new(PanickingBody))
+    }));
+    let request = Request::get("/tower/panic-in-body")
+        .body(Body::empty())
+        .unwrap();
+    let response = t
+        .runtime
+        .block_on(service.oneshot(request))
+        .expect("a response");
+    let mut body = response.into_body();
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        futures::executor::block_on(body.frame())
+    }));
+    assert!(panicked.is_err(), "the panic goes on");
+    drop(body);
+
+    let event = t.event("the panic in call", |e| is_http(e, "/tower/panic-in-call"));
+    assert_eq!(http_detail(&event).unwrap().status, 500);
+    assert_eq!((event.error, event.outcome), (true, Outcome::Panicked));
+    let event = t.event("the panic in the body", |e| {
+        is_http(e, "/tower/panic-in-body")
+    });
+    assert_eq!(http_detail(&event).unwrap().status, 200);
+    assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
+    let text = t.metrics_when("both panics", |text| {
+        requests(text, "/tower/panic-in-call", "500") == Some(1.0)
+            && requests(text, "/tower/panic-in-body", "200") == Some(1.0)
+    });
+    assert_eq!(requests(&text, "/tower/panic-in-call", "500"), Some(1.0));
+    assert_eq!(requests(&text, "/tower/panic-in-body", "200"), Some(1.0));
+}

@@ -3,7 +3,7 @@
 //! (per status) and database vendors get sites too, made once on first use and kept: their
 //! calls are counted and timed on the calling thread exactly like a function's.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -81,9 +81,32 @@ impl Site {
 
     /// The site of an HTTP route template answered with `status` (and `method`, if the
     /// `method` label is wanted), made on first use and kept for the process.
+    ///
+    /// Called once per request, so it is cached per thread twice over: a small table indexed
+    /// by the address of `route` (a route template is usually one string that lives as long
+    /// as the router, so the same address comes back request after request), checked against
+    /// the site's own labels; behind it, a map from the labels, then the process-wide one.
+    #[inline]
     pub fn http(route: &str, status: u16, method: Option<&str>) -> &'static Site {
+        let slot = recent_slot(route, status);
+        let recent = RECENT.try_with(|recent| recent[slot].get());
+        if let Ok(Some(site)) = recent {
+            if site.status == status && site.method == method && site.name == route {
+                return site;
+            }
+        }
+        let site = Site::http_slow(route, status, method);
+        let _ = RECENT.try_with(|recent| recent[slot].set(Some(site)));
+        site
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn http_slow(route: &str, status: u16, method: Option<&str>) -> &'static Site {
         thread_local! {
-            static CACHE: RefCell<HashMap<Box<str>, Vec<&'static Site>>> = RefCell::new(HashMap::new());
+            // FxHash: route templates are not chosen by clients, so no need for SipHash's defence.
+            static CACHE: RefCell<HashMap<Box<str>, Vec<&'static Site>, rustc_hash::FxBuildHasher>> =
+                RefCell::new(HashMap::default());
         }
         let cached = CACHE.try_with(|c| {
             let cache = c.borrow();
@@ -176,6 +199,21 @@ impl Site {
     }
 }
 
+/// Slots of the per-thread table of recently used HTTP sites (a power of two).
+const RECENT_SLOTS: usize = 64;
+
+thread_local! {
+    static RECENT: [Cell<Option<&'static Site>>; RECENT_SLOTS] =
+        const { [const { Cell::new(None) }; RECENT_SLOTS] };
+}
+
+/// The slot of `route` (by its address) and `status` in [`RECENT`].
+#[inline]
+fn recent_slot(route: &str, status: u16) -> usize {
+    let key = (route.as_ptr() as u64 ^ u64::from(status)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (key >> (64 - RECENT_SLOTS.trailing_zeros())) as usize
+}
+
 static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
 
 /// Sites made at run time, by kind, name, status and method.
@@ -246,6 +284,18 @@ mod tests {
             (a.name(), a.status(), a.kind()),
             ("/users/{id}", 200, SiteKind::Http)
         );
+        // The per-thread table is indexed by the string's address: another route at the same
+        // address (a reused buffer) is another site, the same route elsewhere the same one.
+        let mut buffer = String::from("/reused/{a}");
+        let first = Site::http(&buffer, 200, None);
+        buffer.replace_range(9..10, "b");
+        let second = Site::http(&buffer, 200, None);
+        assert_eq!(
+            (first.name(), second.name()),
+            ("/reused/{a}", "/reused/{b}")
+        );
+        let copy = String::from("/reused/{b}");
+        assert!(std::ptr::eq(second, Site::http(&copy, 200, None)));
         assert!(std::ptr::eq(Site::db("sqlite"), Site::db("sqlite")));
         assert_eq!(Site::db("sqlite").kind(), SiteKind::Db);
         assert_eq!(Site::db("sqlite").db_vendor(), Some("sqlite"));

@@ -134,6 +134,7 @@ where
             };
         };
         let mut recording = Recording {
+            rules: self.rules.clone(),
             method: req.method().clone(),
             request: Some(request),
             // Known before the call, so that panics and errors get their route too.
@@ -164,6 +165,7 @@ where
 /// response future, the body, or the drop of either).
 #[derive(Debug)]
 struct Recording {
+    rules: HttpRules,
     method: Method,
     /// `None` once finished.
     request: Option<Request>,
@@ -186,6 +188,7 @@ impl Recording {
     fn finish(&mut self, end: End) {
         if let Some(request) = self.request.take() {
             request.finish(
+                &self.rules,
                 self.method.as_str(),
                 self.route.as_deref(),
                 self.status,

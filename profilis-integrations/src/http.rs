@@ -189,7 +189,9 @@ struct Rules {
 }
 
 /// The shared rules (cheap to clone). Adapters call [`HttpRules::start`] when a request comes
-/// in and [`Request::finish`] when its response has been sent.
+/// in and [`Request::finish`] when its response has been sent; an adapter that knows the
+/// route when the request comes in can decide its sampling then ([`HttpRules::sampling`]) and
+/// end it with [`Request::finish_sampled`], without keeping the rules per request.
 #[derive(Debug, Clone)]
 pub struct HttpRules(Arc<Rules>);
 
@@ -222,17 +224,19 @@ impl HttpRules {
         let parent = traceparent.and_then(parse_traceparent);
         let timer = Timer::start(parent)?;
         Some(Request {
-            rules: self.clone(),
             timer,
             _in_flight: HttpInFlight::start(),
         })
     }
 
-    fn sampled(&self, route: &str, status: u16, end: End) -> bool {
+    /// Decides whether a request of `route` (its template; `None`: it matched no route) has
+    /// its duration recorded, as far as its route can tell: at the route's rate, else the
+    /// configured one, else the global one. An error can still force timing when it ends (see
+    /// [`Sampling`]). Adapters that know the route when the request comes in decide then, and
+    /// keep only the small [`Sampling`] instead of the rules.
+    pub fn sampling(&self, route: Option<&str>) -> Sampling {
+        let route = route.unwrap_or(UNMATCHED_ROUTE);
         let config = &self.0.config;
-        if config.always_sample_errors && (status >= 500 || end == End::Panicked) {
-            return true;
-        }
         let rate = config
             .route_rates
             .iter()
@@ -240,14 +244,19 @@ impl HttpRules {
             .map(|(_, rate)| *rate)
             .or(config.sample_rate)
             .unwrap_or_else(sampler::global_rate);
-        if rate >= 1.0 {
-            return true;
+        let drawn = if rate >= 1.0 {
+            true
+        } else if rate <= 0.0 {
+            false
+        } else {
+            let unit = (self.next_random() >> 11) as f64 / (1u64 << 53) as f64;
+            unit < rate
+        };
+        Sampling {
+            drawn,
+            always_sample_errors: config.always_sample_errors,
+            method_label: config.method_label,
         }
-        if rate <= 0.0 {
-            return false;
-        }
-        let unit = (self.next_random() >> 11) as f64 / (1u64 << 53) as f64;
-        unit < rate
     }
 
     fn next_random(&self) -> u64 {
@@ -262,13 +271,30 @@ impl HttpRules {
     }
 }
 
+/// The sampling decision of one request, made by [`HttpRules::sampling`] once its route is
+/// known, with what else of the rules its end needs (a few bytes, copied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampling {
+    /// The route's rate said yes.
+    drawn: bool,
+    always_sample_errors: bool,
+    method_label: bool,
+}
+
+impl Sampling {
+    /// Whether a request that ended with `status` and `end` has its duration recorded: the
+    /// route's draw, or always for errors (status >= 500, panics) with `always_sample_errors`.
+    pub fn timed(&self, status: u16, end: End) -> bool {
+        self.drawn || (self.always_sample_errors && (status >= 500 || end == End::Panicked))
+    }
+}
+
 /// A request being profiled: a span (make it current while the handler runs, with
 /// [`profilis_core::context::Scoped`] or [`profilis_core::context::enter`]) and a timer.
 /// Counted as in flight until it is finished or dropped.
 #[derive(Debug)]
 #[must_use = "a request is recorded when finished"]
 pub struct Request {
-    rules: HttpRules,
     timer: Timer,
     _in_flight: HttpInFlight,
 }
@@ -279,15 +305,36 @@ impl Request {
         self.timer.context()
     }
 
-    /// Records the request once: `route` is its template (`None`: it matched no route),
-    /// `status` the response status (500 for a panic). Failed bodies, panics and cancellations
-    /// are marked as errors in the event.
-    pub fn finish(self, method: &str, route: Option<&str>, status: u16, end: End) {
+    /// Records the request once, deciding by `rules` now whether its duration is recorded:
+    /// `route` is its template (`None`: it matched no route), `status` the response status
+    /// (500 for a panic). Failed bodies, panics and cancellations are marked as errors in the
+    /// event.
+    pub fn finish(
+        self,
+        rules: &HttpRules,
+        method: &str,
+        route: Option<&str>,
+        status: u16,
+        end: End,
+    ) {
+        let sampling = rules.sampling(route);
+        self.finish_sampled(sampling, method, route, status, end);
+    }
+
+    /// As [`Request::finish`], with the sampling decision made earlier by
+    /// [`HttpRules::sampling`] for the same `route`.
+    pub fn finish_sampled(
+        self,
+        sampling: Sampling,
+        method: &str,
+        route: Option<&str>,
+        status: u16,
+        end: End,
+    ) {
         let route = route.unwrap_or(UNMATCHED_ROUTE);
         let status = if end == End::Panicked { 500 } else { status };
-        let timed = self.rules.sampled(route, status, end);
-        let config = &self.rules.0.config;
-        let site = Site::http(route, status, config.method_label.then_some(method));
+        let timed = sampling.timed(status, end);
+        let site = Site::http(route, status, sampling.method_label.then_some(method));
         let outcome = match end {
             End::Complete | End::BodyFailed => Outcome::Returned,
             End::Panicked => Outcome::Panicked,
@@ -327,6 +374,12 @@ mod tests {
         ));
         assert!(HttpConfig::new().sample_rate(1.5).is_err());
         assert!(HttpConfig::new().route_sample_rate("/x", -1.0).is_err());
+    }
+
+    impl HttpRules {
+        fn sampled(&self, route: &str, status: u16, end: End) -> bool {
+            self.sampling(Some(route)).timed(status, end)
+        }
     }
 
     #[test]

@@ -52,11 +52,11 @@ let app: Router = Router::new()
 //!   span, so `#[profiled]` calls made while handling the request are its children.
 
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use ::http::header::HeaderName;
 use ::http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use profilis_core::context;
@@ -64,7 +64,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use crate::http::CLIENT_CLOSED_REQUEST;
-use crate::http::{End, HttpRules, Request};
+use crate::http::{End, HttpRules, Request, Sampling};
+
+/// The W3C trace context header. A `HeaderName` made once: looking a header up by `&str`
+/// parses (and lowercases) the name on every request.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// A request's route template (`/users/{id}`), as a [`RouteFn`] gives it. Made from a
 /// `&'static str`, a `String`, or (with the `axum` feature) axum's `MatchedPath` without
@@ -157,8 +161,14 @@ impl<B> RouteFn<B> for DefaultRoute {
 /// A tower [`Layer`] that profiles every request of the service it wraps: see the
 /// [module docs](self) for what is recorded.
 pub struct ProfilisLayer<R = DefaultRoute> {
+    shared: Arc<Shared<R>>,
+}
+
+/// What every copy of the service shares. One `Arc`, because axum clones the route's service
+/// for every request.
+struct Shared<R> {
     rules: HttpRules,
-    route: Arc<R>,
+    route: R,
 }
 
 impl ProfilisLayer {
@@ -166,8 +176,10 @@ impl ProfilisLayer {
     /// `MatchedPath` with the `axum` feature).
     pub fn new(rules: HttpRules) -> ProfilisLayer {
         ProfilisLayer {
-            rules,
-            route: Arc::new(DefaultRoute),
+            shared: Arc::new(Shared {
+                rules,
+                route: DefaultRoute,
+            }),
         }
     }
 }
@@ -198,8 +210,10 @@ impl<R> ProfilisLayer<R> {
     #[must_use]
     pub fn with_route_fn<G>(self, route: G) -> ProfilisLayer<G> {
         ProfilisLayer {
-            rules: self.rules,
-            route: Arc::new(route),
+            shared: Arc::new(Shared {
+                rules: self.shared.rules.clone(),
+                route,
+            }),
         }
     }
 }
@@ -207,8 +221,7 @@ impl<R> ProfilisLayer<R> {
 impl<R> Clone for ProfilisLayer<R> {
     fn clone(&self) -> Self {
         ProfilisLayer {
-            rules: self.rules.clone(),
-            route: Arc::clone(&self.route),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -216,7 +229,7 @@ impl<R> Clone for ProfilisLayer<R> {
 impl<R> std::fmt::Debug for ProfilisLayer<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProfilisLayer")
-            .field("rules", &self.rules)
+            .field("rules", &self.shared.rules)
             .finish_non_exhaustive()
     }
 }
@@ -227,8 +240,7 @@ impl<S, R> Layer<S> for ProfilisLayer<R> {
     fn layer(&self, inner: S) -> Self::Service {
         ProfilisService {
             inner,
-            rules: self.rules.clone(),
-            route: Arc::clone(&self.route),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -236,16 +248,14 @@ impl<S, R> Layer<S> for ProfilisLayer<R> {
 /// The service [`ProfilisLayer`] makes: the inner service, profiled.
 pub struct ProfilisService<S, R = DefaultRoute> {
     inner: S,
-    rules: HttpRules,
-    route: Arc<R>,
+    shared: Arc<Shared<R>>,
 }
 
 impl<S: Clone, R> Clone for ProfilisService<S, R> {
     fn clone(&self) -> Self {
         ProfilisService {
             inner: self.inner.clone(),
-            rules: self.rules.clone(),
-            route: Arc::clone(&self.route),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -254,7 +264,7 @@ impl<S: std::fmt::Debug, R> std::fmt::Debug for ProfilisService<S, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProfilisService")
             .field("inner", &self.inner)
-            .field("rules", &self.rules)
+            .field("rules", &self.shared.rules)
             .finish_non_exhaustive()
     }
 }
@@ -274,48 +284,66 @@ where
     }
 
     fn call(&mut self, request: ::http::Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
         let traceparent = request
             .headers()
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|value| value.to_str().ok());
-        let Some(started) = self.rules.start(request.uri().path(), traceparent) else {
+        let Some(started) = shared.rules.start(request.uri().path(), traceparent) else {
             return ResponseFuture {
                 inner: self.inner.call(request),
                 recording: None,
             };
         };
+        let route = shared.route.route(&request);
+        let span = started.context();
         let mut recording = Recording {
-            route: self.route.route(&request),
+            sampling: shared
+                .rules
+                .sampling(route.as_ref().map(RouteTemplate::as_str)),
+            route,
             method: request.method().clone(),
             status: CLIENT_CLOSED_REQUEST,
+            // Services may do real work in `call` (not only in the future): same span, and a
+            // panic in it drops `recording` while it says so.
+            running: Running::Handler,
             request: Some(started),
         };
-        // Services may do real work in `call` (not only in the future): same span, same panics.
-        let called = {
-            let _in_span = recording.span().map(context::enter);
-            catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+        let inner = {
+            let _in_span = context::enter(span);
+            self.inner.call(request)
         };
-        match called {
-            Ok(inner) => ResponseFuture {
-                inner,
-                recording: Some(recording),
-            },
-            Err(panic) => {
-                recording.finish(500, End::Panicked);
-                resume_unwind(panic)
-            }
+        recording.running = Running::Nothing;
+        ResponseFuture {
+            inner,
+            recording: Some(recording),
         }
     }
 }
 
+/// What of the request the layer is running when a [`Recording`] is dropped unfinished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Running {
+    /// Nothing: the response future or body was dropped between polls (the client went away).
+    Nothing,
+    /// The inner service's `call` or its future: dropped now, it panicked.
+    Handler,
+    /// The response body: dropped now, it panicked.
+    Body,
+}
+
 /// A request being profiled, until it is recorded: once, by the first of finishing, failing or
-/// being dropped (then [`End::Cancelled`]).
+/// being dropped. Panics are seen without `catch_unwind`: a panic unwinds through the layer's
+/// `call` or `poll` and drops the recording (then or later) while [`Recording::running`]
+/// still says what was running.
 struct Recording {
     request: Option<Request>,
+    sampling: Sampling,
     method: Method,
     route: Option<RouteTemplate>,
     /// The response status once there is a response; [`CLIENT_CLOSED_REQUEST`] before.
     status: u16,
+    running: Running,
 }
 
 impl Recording {
@@ -326,14 +354,19 @@ impl Recording {
     fn finish(&mut self, status: u16, end: End) {
         if let Some(request) = self.request.take() {
             let route = self.route.as_ref().map(RouteTemplate::as_str);
-            request.finish(self.method.as_str(), route, status, end);
+            request.finish_sampled(self.sampling, self.method.as_str(), route, status, end);
         }
     }
 }
 
 impl Drop for Recording {
     fn drop(&mut self) {
-        self.finish(self.status, End::Cancelled);
+        let end = match self.running {
+            Running::Nothing => End::Cancelled,
+            Running::Handler => End::Panicked,
+            Running::Body => End::BodyFailed,
+        };
+        self.finish(self.status, end);
     }
 }
 
@@ -357,8 +390,12 @@ where
     type Output = Result<::http::Response<ProfiledBody<ResBody>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let Some(span) = this.recording.as_ref().and_then(Recording::span) else {
+        let this = self.project();
+        let Some((recording, span)) = this
+            .recording
+            .as_mut()
+            .and_then(|r| r.span().map(|span| (r, span)))
+        else {
             return this.inner.poll(cx).map_ok(|response| {
                 response.map(|body| ProfiledBody {
                     inner: body,
@@ -366,19 +403,14 @@ where
                 })
             });
         };
+        recording.running = Running::Handler;
         let polled = {
             let _in_span = context::enter(span);
-            catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)))
+            this.inner.poll(cx)
         };
-        let result = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => result,
-            Err(panic) => {
-                if let Some(mut recording) = this.recording.take() {
-                    recording.finish(500, End::Panicked);
-                }
-                resume_unwind(panic)
-            }
+        recording.running = Running::Nothing;
+        let Poll::Ready(result) = polled else {
+            return Poll::Pending;
         };
         let mut recording = this.recording.take();
         Poll::Ready(match result {
@@ -444,23 +476,18 @@ impl<B: Body> Body for ProfiledBody<B> {
         let Some(recording) = this.recording.as_mut() else {
             return this.inner.poll_frame(cx);
         };
-        let polled = match catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll_frame(cx))) {
-            Ok(polled) => polled,
-            Err(panic) => {
-                recording.finish(recording.status, End::BodyFailed);
-                resume_unwind(panic)
-            }
+        recording.running = Running::Body;
+        let polled = this.inner.as_mut().poll_frame(cx);
+        recording.running = Running::Nothing;
+        let end = match &polled {
+            Poll::Pending => return polled,
+            Poll::Ready(None) => End::Complete,
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => End::Complete,
+            Poll::Ready(Some(Ok(_))) => return polled,
+            Poll::Ready(Some(Err(_))) => End::BodyFailed,
         };
-        match &polled {
-            Poll::Pending => {}
-            Poll::Ready(None) => recording.finish(recording.status, End::Complete),
-            Poll::Ready(Some(Ok(_))) => {
-                if this.inner.is_end_stream() {
-                    recording.finish(recording.status, End::Complete);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => recording.finish(recording.status, End::BodyFailed),
-        }
+        recording.finish(recording.status, end);
+        *this.recording = None;
         polled
     }
 
