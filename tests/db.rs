@@ -298,19 +298,31 @@ fn query_closures_futures_and_db_functions_count_errors() {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     assert!(pending.as_mut().poll(&mut cx).is_pending());
     drop(pending);
-    let after = setup.counts_after("testdb", before, 4.0);
+    // A query future whose poll panics, dropped only after the panic was caught (as a panic
+    // handler does): a panicked query, not a cancelled one.
+    let mut panicking = Box::pin(profilis::db::query_async("testdb", "SELECT 2", async {
+        panic!("driver bug");
+        #[allow(unreachable_code)]
+        Ok::<(), ()>(())
+    }));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = panicking.as_mut().poll(&mut cx);
+    }));
+    assert!(caught.is_err());
+    drop(panicking);
+    let after = setup.counts_after("testdb", before, 5.0);
     assert_eq!(
         after.queries - before.queries,
-        4.0,
+        5.0,
         "{before:?} → {after:?}"
     );
-    assert_eq!(after.errors - before.errors, 3.0, "{before:?} → {after:?}");
-    let events = setup.events(9);
+    assert_eq!(after.errors - before.errors, 4.0, "{before:?} → {after:?}");
+    let events = setup.events(10);
     let testdb: Vec<_> = events
         .iter()
         .filter(|e| &*db(e).vendor == "testdb")
         .collect();
-    assert_eq!(testdb.len(), 4);
+    assert_eq!(testdb.len(), 5);
     let from_fn: Vec<_> = testdb
         .iter()
         .filter(|e| e.name().ends_with("::load"))
@@ -322,6 +334,13 @@ fn query_closures_futures_and_db_functions_count_errors() {
     assert!(testdb
         .iter()
         .any(|e| e.outcome == profilis::Outcome::Cancelled && e.error));
+    let panicked: Vec<_> = testdb
+        .iter()
+        .filter(|e| e.outcome == profilis::Outcome::Panicked)
+        .collect();
+    assert_eq!(panicked.len(), 1, "{testdb:#?}");
+    assert!(panicked[0].error);
+    assert_eq!(db(panicked[0]).query.as_deref(), Some("SELECT ?"));
 }
 
 #[test]

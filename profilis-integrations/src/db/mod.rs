@@ -35,14 +35,16 @@ pub mod sqlx;
 
 /// One query being timed, for adapters: started with [`Query::start`], recorded once by
 /// [`Query::finish`]. Dropped unfinished (the query panicked, or its future was dropped), it is
-/// recorded as failed, with outcome `Panicked` if the thread is panicking and `Cancelled`
-/// otherwise.
+/// recorded as failed, with outcome `Panicked` if the thread is panicking or the query's
+/// future was being polled ([`Query::poll_with`]), and `Cancelled` otherwise.
 #[derive(Debug)]
 #[must_use = "a query is recorded when finished"]
 pub struct Query {
     site: &'static Site,
     /// `None` once recorded.
     timer: Option<Timer>,
+    /// Inside [`Query::poll_with`]: dropped now, the poll panicked.
+    polling: bool,
 }
 
 impl Query {
@@ -53,6 +55,7 @@ impl Query {
         Some(Query {
             site: Site::db(vendor),
             timer: Some(timer),
+            polling: false,
         })
     }
 
@@ -114,14 +117,24 @@ impl Query {
     }
 
     /// Forgets the query without recording it.
-    #[allow(dead_code)] // used by some adapters only
+    #[cfg(feature = "rusqlite")]
     pub(crate) fn discard(mut self) {
         self.timer = None;
     }
 
+    /// Runs `poll` (a poll of the query's future) as part of the query: if it panics, the
+    /// query is recorded as panicked when dropped, even after the panic was caught (a panic
+    /// handler that drops the future later, say).
+    pub fn poll_with<T>(&mut self, poll: impl FnOnce() -> T) -> T {
+        self.polling = true;
+        let polled = poll();
+        self.polling = false;
+        polled
+    }
+
     /// Records an unfinished query as failed, keeping its statement.
     fn abandon(&mut self, statement: Option<&str>) {
-        let outcome = if std::thread::panicking() {
+        let outcome = if self.polling || std::thread::panicking() {
             Outcome::Panicked
         } else {
             Outcome::Cancelled
@@ -228,10 +241,10 @@ where
                 statement: this.statement,
             });
         }
-        let poll = match this.query.as_ref() {
+        let poll = match this.query.as_mut() {
             Some(guard) => {
                 let _current = context::enter(guard.query.context());
-                this.future.poll(cx)
+                guard.query.poll_with(|| this.future.poll(cx))
             }
             None => this.future.poll(cx),
         };

@@ -173,7 +173,11 @@ impl<DB: Database> Stream for Recorded<'_, DB> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let poll = this.inner.as_mut().poll_next(cx);
+        let inner = &mut this.inner;
+        let poll = match this.query.as_mut() {
+            Some(query) => query.poll_with(|| inner.as_mut().poll_next(cx)),
+            None => inner.as_mut().poll_next(cx),
+        };
         match &poll {
             Poll::Ready(Some(Ok(Either::Left(result)))) => this.affected += rows_affected(result),
             Poll::Ready(Some(Ok(Either::Right(_)))) => this.returned += 1,
@@ -190,7 +194,12 @@ impl<DB: Database> Stream for Recorded<'_, DB> {
 
 impl<DB: Database> Drop for Recorded<'_, DB> {
     fn drop(&mut self) {
-        self.record();
+        match self.query.as_mut() {
+            // Dropped by a panic in its poll: a panicked query.
+            Some(query) if query.polling => query.abandon(statement_of(&self.sql)),
+            // Dropped between polls, by the end of the stream or a caller done with it.
+            _ => self.record(),
+        }
     }
 }
 
@@ -287,7 +296,11 @@ impl<R> Future for RecordedOne<'_, R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let poll = this.inner.as_mut().poll(cx);
+        let inner = &mut this.inner;
+        let poll = match this.query.as_mut() {
+            Some(query) => query.poll_with(|| inner.as_mut().poll(cx)),
+            None => inner.as_mut().poll(cx),
+        };
         if let Poll::Ready(result) = &poll {
             if let Some(query) = this.query.take() {
                 let rows = match result {
