@@ -14,9 +14,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use profilis::core::event::DbDetail;
-use profilis::{profiled, Batch, Detail, Event, Exporter, Sink, SinkError};
-use support::sample;
+use profilis::{profiled, Event, Exporter};
+use support::{db_detail, sample};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -32,19 +31,6 @@ struct Setup {
     events: Arc<Mutex<Vec<Event>>>,
 }
 
-struct Capture(Arc<Mutex<Vec<Event>>>);
-
-impl Sink for Capture {
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
-        let db = batch
-            .events
-            .iter()
-            .filter(|e| matches!(e.detail, Detail::Db(_)));
-        self.0.lock().unwrap().extend(db.cloned());
-        Ok(())
-    }
-}
-
 fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -55,7 +41,7 @@ fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
             .listen("127.0.0.1:0")
             .unwrap()
             .flush_interval(Duration::from_millis(10))
-            .sink(Capture(Arc::clone(&events)))
+            .sink(support::DbEvents(Arc::clone(&events)))
             .install()
             .expect("exporter installs");
         let metrics = guard.listen_addr().expect("listener runs");
@@ -129,18 +115,11 @@ impl Setup {
     }
 }
 
-fn db(e: &Event) -> &DbDetail {
-    match &e.detail {
-        Detail::Db(db) => db,
-        other => panic!("not a DB event: {other:?}"),
-    }
-}
-
 /// The events whose masked statement is `query`.
 fn with_query<'a>(events: &'a [Event], query: &str) -> Vec<&'a Event> {
     events
         .iter()
-        .filter(|e| db(e).query.as_deref() == Some(query))
+        .filter(|e| db_detail(e).query.as_deref() == Some(query))
         .collect()
 }
 
@@ -148,7 +127,7 @@ fn with_query<'a>(events: &'a [Event], query: &str) -> Vec<&'a Event> {
 /// kept a literal.
 fn check_events(events: &[Event], vendor: &str, slow_masked: &str) {
     for e in events {
-        let detail = db(e);
+        let detail = db_detail(e);
         assert_eq!(&*detail.vendor, vendor, "{e:?}");
         assert!(e.dur_ns > 0, "{e:?}");
         if let Some(q) = &detail.query {
@@ -226,7 +205,7 @@ fn rusqlite_hook_counts_every_statement() {
     check_events(&events, "sqlite", SLOW_MASKED);
     let listed = with_query(&events, "SELECT name FROM users ORDER BY id");
     assert_eq!(listed.len(), 1);
-    assert_eq!(db(listed[0]).rows, Some(5), "rows returned");
+    assert_eq!(db_detail(listed[0]).rows, Some(5), "rows returned");
     let inserts = with_query(&events, "INSERT INTO users (name) VALUES (?)");
     assert_eq!(inserts.len(), 2, "the batch's literal inserts, masked");
     assert_eq!(
@@ -320,7 +299,7 @@ fn query_closures_futures_and_db_functions_count_errors() {
     let events = setup.events(10);
     let testdb: Vec<_> = events
         .iter()
-        .filter(|e| &*db(e).vendor == "testdb")
+        .filter(|e| &*db_detail(e).vendor == "testdb")
         .collect();
     assert_eq!(testdb.len(), 5);
     let from_fn: Vec<_> = testdb
@@ -330,7 +309,7 @@ fn query_closures_futures_and_db_functions_count_errors() {
     assert_eq!(from_fn.len(), 2, "DB events of the function keep its name");
     assert!(testdb
         .iter()
-        .any(|e| db(e).query.as_deref() == Some("SELECT * FROM t WHERE k = ?")));
+        .any(|e| db_detail(e).query.as_deref() == Some("SELECT * FROM t WHERE k = ?")));
     assert!(testdb
         .iter()
         .any(|e| e.outcome == profilis::Outcome::Cancelled && e.error));
@@ -340,7 +319,7 @@ fn query_closures_futures_and_db_functions_count_errors() {
         .collect();
     assert_eq!(panicked.len(), 1, "{testdb:#?}");
     assert!(panicked[0].error);
-    assert_eq!(db(panicked[0]).query.as_deref(), Some("SELECT ?"));
+    assert_eq!(db_detail(panicked[0]).query.as_deref(), Some("SELECT ?"));
 }
 
 #[test]
@@ -408,11 +387,11 @@ fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
     check_events(&events, "sqlite", SLOW_MASKED);
     let insert = with_query(&events, "INSERT INTO items (label) VALUES (?), (?), ($1)");
     assert_eq!(insert.len(), 1, "{events:#?}");
-    assert_eq!(db(insert[0]).rows, Some(3), "rows affected");
+    assert_eq!(db_detail(insert[0]).rows, Some(3), "rows affected");
     let listed = with_query(&events, "SELECT label FROM items ORDER BY id");
-    assert_eq!(db(listed[0]).rows, Some(3), "rows returned");
+    assert_eq!(db_detail(listed[0]).rows, Some(3), "rows returned");
     let none = with_query(&events, "SELECT id FROM items WHERE id = ?");
-    assert_eq!(db(none[0]).rows, Some(0));
+    assert_eq!(db_detail(none[0]).rows, Some(0));
     let bad = with_query(&events, "SELEC nonsense");
     assert!(bad[0].error);
 }

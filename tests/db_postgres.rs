@@ -9,12 +9,12 @@ mod support;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use profilis::db::sqlx::profiled;
-use profilis::{Batch, Detail, Event, Exporter, Sink, SinkError};
-use std::sync::{Arc, Mutex};
-use support::sample;
+use profilis::Exporter;
+use support::{db_detail, sample};
 
 /// A PostgreSQL cluster of its own, stopped and removed when dropped.
 struct Cluster {
@@ -159,33 +159,6 @@ impl Drop for Cluster {
     }
 }
 
-struct Capture(Arc<Mutex<Vec<Event>>>);
-
-impl Sink for Capture {
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
-        let db = batch
-            .events
-            .iter()
-            .filter(|e| matches!(e.detail, Detail::Db(_)));
-        self.0.lock().unwrap().extend(db.cloned());
-        Ok(())
-    }
-}
-
-fn query_of(e: &Event) -> Option<&str> {
-    match &e.detail {
-        Detail::Db(db) => db.query.as_deref(),
-        _ => None,
-    }
-}
-
-fn rows_of(e: &Event) -> Option<u64> {
-    match &e.detail {
-        Detail::Db(db) => db.rows,
-        _ => None,
-    }
-}
-
 #[test]
 fn sqlx_queries_on_a_real_postgres_server() {
     let Some(cluster) = Cluster::start() else {
@@ -197,7 +170,7 @@ fn sqlx_queries_on_a_real_postgres_server() {
         .listen("127.0.0.1:0")
         .unwrap()
         .flush_interval(Duration::from_millis(10))
-        .sink(Capture(Arc::clone(&events)))
+        .sink(support::DbEvents(Arc::clone(&events)))
         .install()
         .expect("exporter installs");
     let metrics = guard.listen_addr().unwrap();
@@ -260,18 +233,25 @@ fn sqlx_queries_on_a_real_postgres_server() {
     let events = events.lock().unwrap().clone();
     assert_eq!(events.len(), 6, "{events:#?}");
     for e in &events {
-        assert!(!query_of(e).unwrap_or("").contains("secret"), "{e:?}");
+        assert!(
+            !db_detail(e)
+                .query
+                .as_deref()
+                .unwrap_or("")
+                .contains("secret"),
+            "{e:?}"
+        );
     }
     let find = |q: &str| {
         events
             .iter()
-            .find(|e| query_of(e) == Some(q))
+            .find(|e| db_detail(e).query.as_deref() == Some(q))
             .unwrap_or_else(|| panic!("no event for {q}: {events:#?}"))
     };
     let insert = find("INSERT INTO accounts (owner) VALUES (?), (?), ($1)");
-    assert_eq!(rows_of(insert), Some(3), "rows affected");
+    assert_eq!(db_detail(insert).rows, Some(3), "rows affected");
     assert_eq!(
-        rows_of(find("SELECT owner FROM accounts ORDER BY id")),
+        db_detail(find("SELECT owner FROM accounts ORDER BY id")).rows,
         Some(3)
     );
     assert!(find("SELECT * FROM missing_table").error);

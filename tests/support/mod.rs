@@ -1,11 +1,12 @@
-//! Test support for the exporter tests: a minimal HTTP/1.1 client over a real loopback socket,
-//! and finding external tools (promtool, prometheus) that CI installs.
+//! Test support: a minimal HTTP/1.1 client over a real loopback socket, a sink that keeps DB
+//! events, and finding external tools (promtool, prometheus, PostgreSQL) that CI installs.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A response: status, headers (lowercase names), body.
@@ -176,4 +177,26 @@ pub fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
             .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")));
         all.then(|| value.parse().ok()).flatten()
     })
+}
+
+/// A sink that keeps the DB events it is given, for the database tests.
+pub struct DbEvents(pub Arc<Mutex<Vec<profilis::Event>>>);
+
+impl profilis::Sink for DbEvents {
+    fn write(&mut self, batch: &profilis::Batch<'_>) -> Result<(), profilis::SinkError> {
+        let db = batch
+            .events
+            .iter()
+            .filter(|e| matches!(e.detail, profilis::Detail::Db(_)));
+        self.0.lock().unwrap().extend(db.cloned());
+        Ok(())
+    }
+}
+
+/// The DB part of an event; panics for other kinds.
+pub fn db_detail(e: &profilis::Event) -> &profilis::core::event::DbDetail {
+    match &e.detail {
+        profilis::Detail::Db(db) => db,
+        other => panic!("not a DB event: {other:?}"),
+    }
 }
