@@ -336,6 +336,41 @@ fn a_partial_line_left_by_a_crash_is_cut_and_rotated() {
     assert_eq!(seqs_in(&dir.path().join("events.tmp")), [9]);
 }
 
+#[test]
+fn a_crash_right_after_a_rotation_keeps_the_rotated_files_as_they_are() {
+    let dir = TempDir::new("after-rotation");
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path()).rotate_bytes(1)).unwrap();
+    write(&mut sink, 0..1).unwrap();
+    write(&mut sink, 1..3).unwrap();
+    write(&mut sink, 3..4).unwrap();
+    // The state a kill between a rotation and the next write leaves: no active file.
+    std::mem::forget(sink);
+    if active.exists() {
+        fs::remove_file(&active).unwrap();
+    }
+    let before: Vec<(String, Vec<u8>)> = rotated(dir.path())
+        .into_iter()
+        .map(|(name, path)| (name, fs::read(path).unwrap()))
+        .collect();
+    assert_eq!(before.len(), 3);
+
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path()).rotate_bytes(1)).unwrap();
+    assert_eq!(fs::read(&active).unwrap(), b"", "a new, empty active file");
+    let after: Vec<(String, Vec<u8>)> = rotated(dir.path())
+        .into_iter()
+        .map(|(name, path)| (name, fs::read(path).unwrap()))
+        .collect();
+    assert_eq!(after, before, "rotated files untouched and none added");
+    write(&mut sink, 4..5).unwrap();
+    let files = rotated(dir.path());
+    assert_eq!(
+        seqs_of(&files),
+        [0, 1, 2, 3, 4],
+        "numbering continues after the newest"
+    );
+}
+
 /// Not a test on its own: the writer that `killed_writer_loses_no_complete_line` runs in a child
 /// process (this test binary, re-executed) and kills.
 #[test]
@@ -384,12 +419,22 @@ fn killed_writer_loses_no_complete_line() {
     std::thread::sleep(Duration::from_micros(jitter.into()));
     child.kill().unwrap(); // SIGKILL, whatever the child is doing
     child.wait().unwrap();
-    let before = fs::read(&active).unwrap();
+    // Between a rotation and the next write there is no active file: a kill at that moment
+    // leaves only rotated files, which recovery must keep as they are.
+    let before = match fs::read(&active) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("reading {}: {e}", active.display()),
+    };
     eprintln!(
         "killed with {} bytes in the active file, ending in a partial line: {}",
         before.len(),
-        before.last() != Some(&b'\n'),
+        before.last().is_some_and(|&b| b != b'\n'),
     );
+    let lines_on_disk: usize = all_files(dir.path())
+        .iter()
+        .map(|p| fs::read(p).unwrap().iter().filter(|&&b| b == b'\n').count())
+        .sum();
 
     let sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
     assert_eq!(fs::read(&active).unwrap(), b"", "a new active file");
@@ -401,13 +446,16 @@ fn killed_writer_loses_no_complete_line() {
         (0..seqs.len() as u64).collect::<Vec<_>>(),
         "every line from the first on, once, in order"
     );
+    assert_eq!(seqs.len(), lines_on_disk, "every complete line kept");
     let complete_before = before.iter().filter(|&&b| b == b'\n').count();
-    let last = &files.last().unwrap().1;
-    assert_eq!(
-        seqs_in(last).len(),
-        complete_before,
-        "every complete line kept"
-    );
+    if complete_before > 0 {
+        let last = &files.last().unwrap().1;
+        assert_eq!(
+            seqs_in(last).len(),
+            complete_before,
+            "the active file's complete lines are rotated as the newest file"
+        );
+    }
     drop(sink);
 }
 
