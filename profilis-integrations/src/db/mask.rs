@@ -57,9 +57,11 @@ fn truncate(s: &mut String, limit: usize) {
 
 /// Replaces the literals of `sql` with `?` so that no user data is kept.
 ///
-/// - strings `'...'` (with `''` and `\'` escapes, and prefixes `E'..'`, `N'..'`, `X'..'`,
-///   `B'..'`), dollar-quoted strings `$$...$$` / `$tag$...$tag$`, and numbers (`42`, `-1.5e3`
-///   keeps its sign, `0x1F`) become `?`;
+/// - strings `'...'` (with `''` escapes, and prefixes `E'..'`, `N'..'`, `X'..'`, `B'..'`),
+///   dollar-quoted strings `$$...$$` / `$tag$...$tag$`, and numbers (`42`, `-1.5e3`
+///   keeps its sign, `0x1F`) become `?`. A backslash escapes a quote only where the dialect
+///   says so: in `mysql` and `mariadb` strings and in PostgreSQL's `E'..'` strings; elsewhere
+///   (standard SQL, PostgreSQL, SQLite) `'C:\'` is a whole string;
 /// - `"..."` is an identifier and is kept, except for `mysql` and `mariadb`, where it is a
 ///   string; `` `...` `` and `[...]` are identifiers;
 /// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed;
@@ -113,7 +115,7 @@ pub fn mask(vendor: &str, sql: &str) -> String {
                 space = true;
             }
             b'\'' => {
-                i = quoted_end(bytes, i, b'\'', true);
+                i = quoted_end(bytes, i, b'\'', mysql);
                 emit(&mut out, &mut space, "?");
             }
             b'"' if mysql => {
@@ -168,7 +170,8 @@ pub fn mask(vendor: &str, sql: &str) -> String {
                 let prefixed_string = bytes.get(end) == Some(&b'\'')
                     && matches!(word, "E" | "e" | "N" | "n" | "X" | "x" | "B" | "b");
                 if prefixed_string {
-                    i = quoted_end(bytes, end, b'\'', true);
+                    let backslash = mysql || matches!(word, "E" | "e");
+                    i = quoted_end(bytes, end, b'\'', backslash);
                     emit(&mut out, &mut space, "?");
                 } else {
                     emit(&mut out, &mut space, word);
@@ -220,8 +223,9 @@ fn line_end(bytes: &[u8], i: usize) -> usize {
 }
 
 /// The index after the closing `quote` of the quoted text opening at `start`: a doubled
-/// quote is an escaped one, and so is a backslashed one when `backslash` (masking too much
-/// is safe, too little is not).
+/// quote is an escaped one, and so is a backslashed one when `backslash`. Which it is must
+/// follow the dialect: either mistake ends the string in the wrong place and turns the rest of
+/// the statement inside out, leaving the next literal unmasked.
 fn quoted_end(bytes: &[u8], start: usize, quote: u8, backslash: bool) -> usize {
     let mut i = start + 1;
     while i < bytes.len() {
@@ -354,6 +358,22 @@ mod tests {
                 "INSERT INTO t VALUES (?1, ?2, :a, @b, $c)",
             ),
             ("sqlite", "SELECT 1; SELECT 2;", "SELECT ?; SELECT ?"),
+            // A backslash ends a string where it is no escape, and escapes where it is one.
+            (
+                "postgres",
+                "INSERT INTO t VALUES ('C:\\', 'secret', E'a\\'b', 'x')",
+                "INSERT INTO t VALUES (?, ?, ?, ?)",
+            ),
+            (
+                "sqlite",
+                "INSERT INTO t VALUES ('C:\\', 'secret')",
+                "INSERT INTO t VALUES (?, ?)",
+            ),
+            (
+                "mariadb",
+                "INSERT INTO t VALUES ('it\\'s', 'secret', \"C:\\\\\", 'x')",
+                "INSERT INTO t VALUES (?, ?, ?, ?)",
+            ),
         ];
         for (vendor, sql, masked) in cases {
             assert_eq!(mask(vendor, sql), *masked, "{vendor}: {sql}");
