@@ -85,6 +85,8 @@ fn on_trace(event: TraceEvent<'_>) {
                 });
             }
         }
+        // Nothing being timed (profiling off, say): no need to look at the statement.
+        TraceEvent::Row(_) | TraceEvent::Profile(..) if running.borrow().is_empty() => {}
         TraceEvent::Row(stmt) => {
             let key = key_of(&stmt.sql());
             if let Some(r) = running.borrow_mut().iter_mut().find(|r| r.key == key) {
