@@ -322,6 +322,11 @@ fn query_closures_futures_and_db_functions_count_errors() {
     assert_eq!(db_detail(panicked[0]).query.as_deref(), Some("SELECT ?"));
 }
 
+/// A write with a common table expression that changes nothing (and has no literal, so it
+/// reads the same masked).
+const WITH_DELETE: &str =
+    "WITH gone AS (SELECT id FROM items WHERE label IS NULL) DELETE FROM items WHERE id IN (SELECT id FROM gone)";
+
 #[test]
 fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
     use profilis::db::sqlx::profiled;
@@ -359,6 +364,10 @@ fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
             .await
             .unwrap();
         assert!(missing.is_none());
+        sqlx::query(WITH_DELETE)
+            .execute(profiled(&pool))
+            .await
+            .unwrap();
         let bad = sqlx::query("SELEC nonsense").execute(profiled(&pool)).await;
         assert!(bad.is_err());
         for _ in 0..2 {
@@ -376,14 +385,14 @@ fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
         // Not through the wrapper: not seen.
         sqlx::query("SELECT 2").execute(&pool).await.unwrap();
     });
-    let after = setup.counts_after("sqlite", before, 9.0);
+    let after = setup.counts_after("sqlite", before, 10.0);
     assert_eq!(
         after.queries - before.queries,
-        9.0,
+        10.0,
         "{before:?} → {after:?}"
     );
     assert_eq!(after.errors - before.errors, 1.0, "{before:?} → {after:?}");
-    let events = setup.events(9);
+    let events = setup.events(10);
     check_events(&events, "sqlite", SLOW_MASKED);
     let insert = with_query(&events, "INSERT INTO items (label) VALUES (?), (?), ($1)");
     assert_eq!(insert.len(), 1, "{events:#?}");
@@ -392,6 +401,10 @@ fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
     assert_eq!(db_detail(listed[0]).rows, Some(3), "rows returned");
     let none = with_query(&events, "SELECT id FROM items WHERE id = ?");
     assert_eq!(db_detail(none[0]).rows, Some(0));
+    // A `WITH` statement may read or write: returning nothing, its count is unknown (SQLite
+    // would report the last write's for a read).
+    let with = with_query(&events, WITH_DELETE);
+    assert_eq!(db_detail(with[0]).rows, None, "{events:#?}");
     let bad = with_query(&events, "SELEC nonsense");
     assert!(bad[0].error);
 }

@@ -24,8 +24,9 @@
 //! itself, such as `BEGIN`/`COMMIT` of a `Transaction` or migrations); a query is timed from
 //! the call to its last row, pool acquisition included; a stream dropped before its end is
 //! recorded then, as it stands. `rows` in events is the rows returned; for a statement that
-//! returned none and is not a read (`SELECT`, ...), the rows affected, which needs the
-//! `sqlx-sqlite`, `sqlx-postgres` or `sqlx-mysql` feature for its driver (else 0).
+//! returned none: 0 for a read (`SELECT`, ...), the rows affected for a write, which needs the
+//! `sqlx-sqlite`, `sqlx-postgres` or `sqlx-mysql` feature for its driver (else `null`), and
+//! `null` for a `WITH` statement, which may be either.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,22 +76,23 @@ pub fn vendor_of<DB: Database>() -> &'static str {
     }
 }
 
-/// Rows a query result says were affected, for the drivers enabled by feature.
-fn rows_affected(result: &dyn std::any::Any) -> u64 {
+/// Rows a query result says were affected, for the drivers enabled by feature; `None` for
+/// the others (their count is unknown, not 0).
+fn rows_affected(result: &dyn std::any::Any) -> Option<u64> {
     #[cfg(feature = "sqlx-sqlite")]
     if let Some(r) = result.downcast_ref::<sqlx_sqlite::SqliteQueryResult>() {
-        return r.rows_affected();
+        return Some(r.rows_affected());
     }
     #[cfg(feature = "sqlx-postgres")]
     if let Some(r) = result.downcast_ref::<sqlx_postgres::PgQueryResult>() {
-        return r.rows_affected();
+        return Some(r.rows_affected());
     }
     #[cfg(feature = "sqlx-mysql")]
     if let Some(r) = result.downcast_ref::<sqlx_mysql::MySqlQueryResult>() {
-        return r.rows_affected();
+        return Some(r.rows_affected());
     }
     let _ = result;
-    0
+    None
 }
 
 /// A query handed to sqlx, keeping a copy of its SQL (a cheap clone) for the event.
@@ -134,8 +136,8 @@ struct Recorded<'e, DB: Database> {
     sql: Arc<OnceLock<SqlStr>>,
     /// Rows the query returned.
     returned: u64,
-    /// Rows its results said it affected.
-    affected: u64,
+    /// Rows its results said it affected; `None` once one result could not say.
+    affected: Option<u64>,
     failed: bool,
 }
 
@@ -143,29 +145,46 @@ impl<DB: Database> Recorded<'_, DB> {
     fn record(&mut self) {
         if let Some(query) = self.query.take() {
             let statement = statement_of(&self.sql);
-            // Rows returned if there were any. Else rows affected, but not for reads: SQLite
-            // reports the last write's count for them.
-            let rows = if self.returned > 0 || statement.is_some_and(is_read) {
-                self.returned
+            // Rows returned if there were any. Else rows affected, but not for reads (SQLite
+            // reports the last write's count for them), and not for a `WITH` statement, which
+            // may read or write.
+            let rows = if self.returned > 0 {
+                Some(self.returned)
             } else {
-                self.affected
+                match statement.map(kind_of) {
+                    Some(Kind::Read) => Some(0),
+                    Some(Kind::Write) => self.affected,
+                    Some(Kind::Either) | None => None,
+                }
             };
-            query.finish(statement, self.failed, Some(rows));
+            query.finish(statement, self.failed, rows);
         }
     }
 }
 
-/// Whether a statement only reads, by its first word.
-fn is_read(sql: &str) -> bool {
+/// What a statement does, as far as its first word tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+    /// `WITH ...`: a read, or a write with common table expressions.
+    Either,
+}
+
+fn kind_of(sql: &str) -> Kind {
     let first = sql
         .trim_start()
         .split(|c: char| !c.is_ascii_alphabetic())
-        .next();
-    first.is_some_and(|word| {
-        ["SELECT", "VALUES", "PRAGMA", "EXPLAIN", "SHOW", "DESCRIBE"]
-            .iter()
-            .any(|read| word.eq_ignore_ascii_case(read))
-    })
+        .next()
+        .unwrap_or_default();
+    let is = |words: &[&str]| words.iter().any(|w| first.eq_ignore_ascii_case(w));
+    if is(&["SELECT", "VALUES", "PRAGMA", "EXPLAIN", "SHOW", "DESCRIBE"]) {
+        Kind::Read
+    } else if is(&["WITH"]) {
+        Kind::Either
+    } else {
+        Kind::Write
+    }
 }
 
 impl<DB: Database> Stream for Recorded<'_, DB> {
@@ -179,7 +198,9 @@ impl<DB: Database> Stream for Recorded<'_, DB> {
             None => inner.as_mut().poll_next(cx),
         };
         match &poll {
-            Poll::Ready(Some(Ok(Either::Left(result)))) => this.affected += rows_affected(result),
+            Poll::Ready(Some(Ok(Either::Left(result)))) => {
+                this.affected = this.affected.zip(rows_affected(result)).map(|(a, b)| a + b);
+            }
             Poll::Ready(Some(Ok(Either::Right(_)))) => this.returned += 1,
             Poll::Ready(Some(Err(_))) => {
                 this.failed = true;
@@ -236,7 +257,7 @@ where
             query: Some(started),
             sql,
             returned: 0,
-            affected: 0,
+            affected: Some(0),
             failed: false,
         })
     }
@@ -319,5 +340,30 @@ impl<R> Drop for RecordedOne<'_, R> {
         if let Some(mut query) = self.query.take() {
             query.abandon(statement_of(&self.sql));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_reads_writes_or_either_by_their_first_word() {
+        assert_eq!(kind_of("  select 1"), Kind::Read);
+        assert_eq!(kind_of("PRAGMA user_version"), Kind::Read);
+        assert_eq!(kind_of("UPDATE t SET a = 1"), Kind::Write);
+        assert_eq!(kind_of("with c as (select 1) delete from t"), Kind::Either);
+        assert_eq!(kind_of(""), Kind::Write);
+    }
+
+    #[test]
+    fn results_of_drivers_without_their_feature_have_no_count() {
+        // Not a driver's result type: its count is unknown, not 0.
+        assert_eq!(rows_affected(&()), None);
+        #[cfg(feature = "sqlx-sqlite")]
+        assert_eq!(
+            rows_affected(&sqlx_sqlite::SqliteQueryResult::default()),
+            Some(0)
+        );
     }
 }
