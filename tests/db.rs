@@ -322,6 +322,48 @@ fn query_closures_futures_and_db_functions_count_errors() {
     assert_eq!(db_detail(panicked[0]).query.as_deref(), Some("SELECT ?"));
 }
 
+#[test]
+fn queries_are_sampled_when_they_start_and_sampled_out_ones_take_no_span() {
+    use profilis::core::ids::{SpanId, TraceId};
+    use profilis::core::{context, sampler};
+
+    let (setup, _serial) = setup();
+    let caller = (TraceId(0x5eed), SpanId(0x77));
+    let span_inside = |sql: &str| {
+        context::with_trace(caller.0, Some(caller.1), || {
+            profilis::db::query("sqlite", sql, || {
+                let inside = context::current().expect("a span is current");
+                Ok::<_, ()>((inside.trace_id, inside.span_id))
+            })
+            .unwrap()
+        })
+    };
+    let before = setup.counts("sqlite");
+    let rate = sampler::global_rate();
+    sampler::set_global_rate(0.0).unwrap();
+    let sampled_out = span_inside("SELECT 'sampled out'");
+    sampler::set_global_rate(1.0).unwrap();
+    let sampled_in = span_inside("SELECT 'sampled in'");
+    sampler::set_global_rate(rate).unwrap();
+
+    // Sampled out: counted, not timed, and calls inside stay the caller's children.
+    assert_eq!(sampled_out, caller);
+    // Sampled in: a span of its own in the caller's trace.
+    assert_eq!(sampled_in.0, caller.0);
+    assert_ne!(sampled_in.1, caller.1);
+    let after = setup.counts_after("sqlite", before, 2.0);
+    assert_eq!(
+        after.queries - before.queries,
+        2.0,
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(after.timed - before.timed, 1.0, "{before:?} → {after:?}");
+    let events = setup.events(1);
+    assert_eq!(events.len(), 1, "only the sampled-in query: {events:#?}");
+    assert_eq!(events[0].span_id, sampled_in.1);
+    assert_eq!(events[0].parent_span_id, Some(caller.1));
+}
+
 /// A write with a common table expression that changes nothing (and has no literal, so it
 /// reads the same masked).
 const WITH_DELETE: &str =

@@ -320,9 +320,11 @@ pub fn current_ids() -> Option<(TraceId, SpanId)> {
     local::current().map(|c| (c.trace_id, c.span_id))
 }
 
-/// A request or query timed by an adapter (HTTP layer, DB hook) whose site is known only when
-/// it ends (the route and status of a response, say). Its span starts with the timer; make it
-/// the current span while the work runs ([`crate::context::scope`] or
+/// A request or query timed by an adapter (HTTP layer, DB hook). [`Timer::start`] is for work
+/// whose site is known only when it ends (the route and status of a response, say), sampled
+/// then; [`Timer::start_sampled`] for work whose site is known at the start (a database
+/// vendor's), sampled at once. Its span starts with the timer; make it the current span while
+/// the work runs ([`crate::context::scope`] or
 /// [`crate::context::Scoped`]) so profiled calls inside become its children.
 #[derive(Debug, Clone, Copy)]
 pub struct Timer {
@@ -330,6 +332,9 @@ pub struct Timer {
     start: u64,
     own: SpanContext,
     parent: SpanId,
+    /// `false` when sampled out at the start ([`Timer::start_sampled`]): no clock was read and
+    /// no span taken, so the call can only be counted.
+    sampled_in: bool,
 }
 
 impl Timer {
@@ -355,22 +360,54 @@ impl Timer {
                 span_id: ids::new_span_id(),
             },
             parent: parent.span_id,
+            sampled_in: true,
         })
     }
 
-    /// The span this timer stands for.
+    /// Starts one call of `site`, a site known from the start (a database vendor's, say),
+    /// sampled now at the site's rate, else the global one, as a `#[profiled]` call is. Sampled
+    /// out, it reads no clock and takes no span: its [`Timer::context`] is the thread's current
+    /// one, so calls inside stay children of the caller, and [`Timer::finish`] only counts it.
+    /// `None` when profiling is off or no collector runs.
+    pub fn start_sampled(site: &'static Site) -> Option<Timer> {
+        let call = Call::begin(site)?;
+        let (own, sampled_in) = if call.timed() {
+            (call.own, true)
+        } else {
+            (local::hot().context(), false)
+        };
+        Some(Timer {
+            state: call.state,
+            start: call.start,
+            own,
+            parent: call.parent,
+            sampled_in,
+        })
+    }
+
+    /// The span this timer stands for (for a timer sampled out at the start, the span that
+    /// was current then).
     pub fn context(&self) -> SpanContext {
         self.own
     }
 
-    /// Nanoseconds since the start.
+    /// Whether the call can be timed: `false` only for a timer sampled out by
+    /// [`Timer::start_sampled`].
+    pub fn sampled_in(&self) -> bool {
+        self.sampled_in
+    }
+
+    /// Nanoseconds since the start (0 for a timer sampled out at the start).
     pub fn elapsed_ns(&self) -> u64 {
+        if !self.sampled_in {
+            return 0;
+        }
         clock::ticks_to_ns(self.start, clock::now_ticks())
     }
 
     /// Ends now, recording one call of `site`: counted always, its duration only if `timed`
-    /// (the adapter's sampling decision). `detail` is called for the event's detail only if a
-    /// sink wants events.
+    /// (the adapter's sampling decision) and the timer was not sampled out at the start.
+    /// `detail` is called for the event's detail only if a sink wants events.
     pub fn finish(
         self,
         site: &'static Site,
@@ -386,7 +423,8 @@ impl Timer {
             own: self.own,
             parent: self.parent,
         };
-        let end = clock::now_ticks();
+        let timed = timed && self.sampled_in;
+        let end = if timed { clock::now_ticks() } else { 0 };
         call.record(local::hot(), end, timed, error, outcome, false, || {
             Some(Box::new(detail()))
         });

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::ConfigError;
 use crate::local::Hot;
-use crate::site::Site;
 
 /// Threshold meaning "always": a rate of 1.0.
 pub(crate) const ALWAYS: u64 = u64::MAX;
@@ -64,13 +63,6 @@ pub fn set_global_rate(rate: f64) -> Result<(), ConfigError> {
 /// The global sample rate.
 pub fn global_rate() -> f64 {
     rate_of(GLOBAL.load(Ordering::Relaxed))
-}
-
-/// Decides whether one call of `site` is timed (sampled in): at the site's own rate, else at
-/// the global rate, with this thread's random source. For adapters that record through
-/// [`crate::Timer`], such as database hooks; every call is counted either way.
-pub fn sample_site(site: &Site) -> bool {
-    sample(site.threshold(), crate::local::hot())
 }
 
 /// Decides whether one call of a site with this threshold is sampled in.

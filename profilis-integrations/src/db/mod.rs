@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use profilis_core::event::DbDetail;
-use profilis_core::{context, sampler, Detail, Outcome, Site, SpanContext, Timer};
+use profilis_core::{context, Detail, Outcome, Site, SpanContext, Timer};
 
 mod mask;
 pub use mask::{for_event, mask, set_statement_limit, statement_limit, DEFAULT_STATEMENT_LIMIT};
@@ -51,16 +51,18 @@ impl Query {
     /// Starts timing a query of `vendor` (`sqlite`, `postgres`, `mysql`, ...) now. `None` when
     /// profiling is off or no collector runs.
     pub fn start(vendor: &str) -> Option<Query> {
-        let timer = Timer::start(None)?;
+        let site = Site::db(vendor);
+        let timer = Timer::start_sampled(site)?;
         Some(Query {
-            site: Site::db(vendor),
+            site,
             timer: Some(timer),
             polling: false,
         })
     }
 
     /// The query's span; make it current while the query runs so that profiled calls inside
-    /// are its children.
+    /// are its children. For a query not sampled in, the span that was current when it
+    /// started.
     pub fn context(&self) -> SpanContext {
         self.timer.map(|t| t.context()).unwrap_or_default()
     }
@@ -103,8 +105,7 @@ impl Query {
             return;
         };
         let site = self.site;
-        let timed = sampler::sample_site(site);
-        timer.finish(site, timed, error, outcome, || {
+        timer.finish(site, true, error, outcome, || {
             let vendor = site.name();
             Detail::Db(DbDetail {
                 vendor: vendor.into(),
