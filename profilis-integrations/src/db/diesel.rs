@@ -66,9 +66,10 @@ impl Instrumentation for ProfilisInstrumentation {
     }
 }
 
-/// diesel's display of a query ends in ` -- binds: [...]`, the values: cut them off.
+/// diesel's display of a query ends in ` -- binds: [...]`, the values: cut them off, at the
+/// first such mark (a value could contain the mark; cutting more is the safe side).
 fn without_binds(mut sql: String) -> String {
-    if let Some(at) = sql.rfind(" -- binds: ") {
+    if let Some(at) = sql.find(" -- binds: ") {
         sql.truncate(at);
     }
     sql
@@ -126,5 +127,10 @@ mod tests {
             "SELECT `t`.`x` FROM `t` WHERE (`t`.`x` = ?)"
         );
         assert_eq!(without_binds("SELECT 1".into()), "SELECT 1");
+        assert_eq!(
+            without_binds("SELECT ? -- binds: [\"x -- binds: \nsecret\"]".into()),
+            "SELECT ?",
+            "a value holding the mark is cut off too"
+        );
     }
 }

@@ -38,6 +38,8 @@ use futures_core::stream::{BoxStream, Stream};
 use sqlx::error::{BoxDynError, Error};
 use sqlx::{Database, Describe, Either, Execute, Executor, SqlStr};
 
+use profilis_core::Site;
+
 use super::Query;
 
 /// An executor whose queries are recorded as DB events. Made by [`profiled`].
@@ -53,26 +55,12 @@ pub fn profiled<E>(executor: E) -> Profiled<E> {
 /// The `db_vendor` of a sqlx database: `sqlite`, `postgres`, `mysql`, else its name in lower
 /// case.
 pub fn vendor_of<DB: Database>() -> &'static str {
-    static OTHERS: OnceLock<std::sync::Mutex<Vec<&'static str>>> = OnceLock::new();
     match DB::NAME {
         "SQLite" => "sqlite",
         "PostgreSQL" => "postgres",
         "MySQL" => "mysql",
-        name => {
-            let lower = name.to_ascii_lowercase();
-            let mut others = OTHERS
-                .get_or_init(Default::default)
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match others.iter().find(|v| **v == lower) {
-                Some(v) => v,
-                None => {
-                    let v: &'static str = Box::leak(lower.into_boxed_str());
-                    others.push(v);
-                    v
-                }
-            }
-        }
+        // Made once per name and kept, like every vendor's site.
+        name => Site::db(&name.to_ascii_lowercase()).name(),
     }
 }
 
