@@ -3,6 +3,7 @@
 //! shrink to `IN (?)`, and the result is cut to the statement limit. Identifiers, keywords,
 //! operators and placeholders (`?`, `$1`, `:name`, `@p1`) stay as written.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -15,7 +16,9 @@ static LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_STATEMENT_LIMIT);
 
 /// Sets the longest masked statement kept in DB events, in bytes (cut at a character
 /// boundary and ended with `…`); `0` keeps no statement at all (`query` is `null`). Default
-/// [`DEFAULT_STATEMENT_LIMIT`]. Applies to every adapter, from the next query on.
+/// [`DEFAULT_STATEMENT_LIMIT`]. Applies to every adapter, from the next query on. Only the
+/// first 64 times this many bytes of a statement are masked (and the result marked as cut),
+/// which bounds the work done on the querying thread.
 pub fn set_statement_limit(bytes: usize) {
     LIMIT.store(bytes, Ordering::Relaxed);
 }
@@ -32,24 +35,41 @@ pub fn for_event(vendor: &str, sql: &str) -> Option<String> {
     if limit == 0 {
         return None;
     }
+    // Runs on the caller's thread: of a statement of megabytes (a bulk insert) only the start
+    // is masked, enough for `IN` lists of thousands to shrink to `IN (?)` within the limit.
+    let budget = limit.saturating_mul(INPUT_PER_OUTPUT);
+    let whole = sql.len() <= budget;
+    let sql = if whole {
+        sql
+    } else {
+        let mut cut = budget;
+        while !sql.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        &sql[..cut]
+    };
     let mut masked = mask(vendor, sql);
-    truncate(&mut masked, limit);
+    truncate(&mut masked, limit, !whole);
     Some(masked)
 }
 
-/// Cuts `s` to at most `limit` bytes at a character boundary, ending it with `…` when cut
-/// (the mark included in the limit where it fits).
-fn truncate(s: &mut String, limit: usize) {
-    if s.len() <= limit {
+/// Bytes of a statement masked for each byte of the statement limit.
+const INPUT_PER_OUTPUT: usize = 64;
+
+/// Cuts `s` to at most `limit` bytes at a character boundary, ending it with `…` when cut or
+/// when it was `cut_already` (the mark included in the limit where it fits).
+fn truncate(s: &mut String, limit: usize, cut_already: bool) {
+    const MARK: &str = "…";
+    if s.len() <= limit && !cut_already {
         return;
     }
-    const MARK: &str = "…";
-    let keep = limit.saturating_sub(MARK.len());
-    let mut cut = keep;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
+    if s.len() + MARK.len() > limit {
+        let mut cut = limit.saturating_sub(MARK.len()).min(s.len());
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
     }
-    s.truncate(cut);
     if limit >= MARK.len() {
         s.push_str(MARK);
     }
@@ -196,10 +216,10 @@ fn collapse_in_lists(masked: String) -> String {
     let re = IN_LIST.get_or_init(|| {
         Regex::new(r"(?i)\b(IN) ?\( ?\?(?: ?, ?\?)* ?\)").expect("the IN-list pattern is valid")
     });
-    if !re.is_match(&masked) {
-        return masked;
+    match re.replace_all(&masked, "$1 (?)") {
+        Cow::Borrowed(_) => masked,
+        Cow::Owned(collapsed) => collapsed,
     }
-    re.replace_all(&masked, "$1 (?)").into_owned()
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -400,12 +420,54 @@ mod tests {
     #[test]
     fn statements_are_cut_at_the_limit_on_a_character_boundary() {
         let mut s = "SELECT ééé".to_string();
-        truncate(&mut s, 10);
+        truncate(&mut s, 10, false);
         assert!(s.len() <= 10, "{s}");
         assert!(s.ends_with('…'), "{s}");
         assert!(s.starts_with("SELECT"), "{s}");
         let mut short = "SELECT 1".to_string();
-        truncate(&mut short, 100);
+        truncate(&mut short, 100, false);
         assert_eq!(short, "SELECT 1");
+        let mut cut_short = "SELECT 1".to_string();
+        truncate(&mut cut_short, 100, true);
+        assert_eq!(cut_short, "SELECT 1…");
+    }
+
+    #[test]
+    fn long_statements_are_masked_only_in_part_and_marked_as_cut() {
+        let row = "('secret', 12345), ";
+        let bulk = format!(
+            "INSERT INTO t (a, b) VALUES {}('secret', 1)",
+            row.repeat(50_000)
+        );
+        let list = format!(
+            "SELECT a FROM t WHERE id IN ({}1) AND b = 2",
+            "1, ".repeat(10_000)
+        );
+        set_statement_limit(64);
+        // 4 KiB of the bulk insert are masked; its start is kept, marked as cut.
+        let event = for_event("postgres", &bulk).unwrap();
+        // A long IN list shrinks below the limit, but the statement was cut: still marked.
+        let shrunk = for_event("postgres", &list).unwrap();
+        set_statement_limit(DEFAULT_STATEMENT_LIMIT);
+        assert!(event.starts_with("INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"));
+        assert!(event.len() <= 64 && event.ends_with('…'), "{event}");
+        assert!(
+            !event.contains("secret") && !event.contains("123"),
+            "{event}"
+        );
+        assert!(
+            shrunk.starts_with("SELECT a FROM t WHERE id IN ("),
+            "{shrunk}"
+        );
+        assert!(shrunk.len() <= 64 && shrunk.ends_with('…'), "{shrunk}");
+        // The list (30 KB) is within what the default limit masks: it shrinks, nothing is cut.
+        assert_eq!(
+            for_event("postgres", &list).unwrap(),
+            "SELECT a FROM t WHERE id IN (?) AND b = ?"
+        );
+        // Cut inside a string, the rest of it is still masked.
+        let open = format!("SELECT '{}'", "secret ".repeat(20_000));
+        let masked = for_event("postgres", &open).unwrap();
+        assert_eq!(masked, "SELECT ?…");
     }
 }
