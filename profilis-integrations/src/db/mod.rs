@@ -10,8 +10,9 @@
 //!   (`rusqlite`), `sqlx` (`sqlx`), `diesel` (`diesel`).
 //!
 //! Like function calls, every query is counted; sampling (the global rate) decides only which
-//! are timed and become events. A query's span is current while it runs, so profiled calls
-//! inside it are its children, and it is a child of the calling thread's current span.
+//! are timed and become events, decided when the query starts. A timed query's span is current
+//! while it runs, so profiled calls inside it are its children, and it is a child of the
+//! calling thread's current span; calls inside a query not timed stay the caller's children.
 
 use std::future::Future;
 use std::pin::Pin;
