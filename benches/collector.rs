@@ -21,7 +21,12 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use profilis::core::stats;
-use profilis::{profiled, Batch, Exporter, JsonlConfig, Sink, SinkError};
+use profilis::{profiled, Exporter, JsonlConfig};
+
+mod common {
+    pub mod discard;
+}
+use common::discard::Discard;
 
 /// How long the producers call.
 const RUN: Duration = Duration::from_secs(2);
@@ -30,17 +35,6 @@ const RUN: Duration = Duration::from_secs(2);
 #[inline(never)]
 fn work() {
     black_box(());
-}
-
-/// A sink that wants every event and does nothing with it: what the collector drains when
-/// only its own work counts.
-struct Discard;
-
-impl Sink for Discard {
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
-        black_box(batch.events.len());
-        Ok(())
-    }
 }
 
 /// What one run measured.

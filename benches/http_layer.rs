@@ -5,53 +5,30 @@
 //! `cargo bench --features axum --bench http_layer`. The load test over loopback is
 //! `benches/http_load.sh`.
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::Request;
-use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
-use http_body_util::BodyExt;
-use profilis::http::axum::ProfilisLayer;
-use profilis::http::HttpConfig;
 use profilis::Exporter;
-use tower::ServiceExt;
 
-async fn hello() -> &'static str {
-    "hello"
-}
-
-#[derive(Clone, Copy)]
-enum Layered {
-    No,
-    /// A layer that does nothing: what axum's `Router::layer` itself costs per request.
-    PassThrough,
-    Profilis,
-}
-
-fn app(layered: Layered) -> Router {
-    let app = Router::new().route("/users/{id}", get(hello));
-    match layered {
-        Layered::No => app,
-        Layered::PassThrough => app.layer(tower::layer::layer_fn(|inner| inner)),
-        Layered::Profilis => app.layer(ProfilisLayer::new(HttpConfig::new().build())),
-    }
-}
+// `app`, `Layered` and `send!`: shared with `benches/http_layer_instructions.rs`.
+include!("common/http.rs");
 
 /// Sends `iters` requests through `app`; the time it took.
 fn drive(runtime: &tokio::runtime::Runtime, app: &Router, iters: u64) -> Duration {
     runtime.block_on(async {
         let start = Instant::now();
-        for _ in 0..iters {
-            let request = Request::get("/users/42").body(Body::empty()).unwrap();
-            let response = app.clone().oneshot(request).await.unwrap();
-            let body = response.into_body().collect().await.unwrap();
-            black_box(body);
-        }
+        send!(app, iters);
         start.elapsed()
     })
+}
+
+/// Whether criterion only tests the cases (`--test`, or no `--bench`: `cargo test --benches`)
+/// or lists them (`--list`), rather than measuring them.
+fn not_measuring() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    has("--test") || has("--list") || !has("--bench")
 }
 
 fn http_layer(c: &mut Criterion) {
@@ -69,15 +46,22 @@ fn http_layer(c: &mut Criterion) {
         ("with a pass-through layer", app(Layered::PassThrough)),
         ("with ProfilisLayer", app(Layered::Profilis)),
     ];
-    for (name, app) in &cases {
+    // Which cases criterion ran: a filter may leave some out.
+    let mut ran = [false; 3];
+    for ((name, app), ran) in cases.iter().zip(&mut ran) {
         group.bench_function(*name, |b| {
+            *ran = true;
             b.iter_custom(|iters| drive(&runtime, app, iters))
         });
     }
     group.finish();
+    if ran.contains(&false) || not_measuring() {
+        return;
+    }
     // On a shared machine other processes slow some samples down, and criterion measures the
     // cases one after the other. For the comparison, the cases take turns in short rounds,
-    // and each keeps its fastest round: the one least disturbed.
+    // and each keeps its fastest round: the one least disturbed. Only after criterion measured
+    // all three cases.
     let (rounds, requests) = (30, 20_000);
     let mut best = [f64::INFINITY; 3];
     for _ in 0..rounds {

@@ -12,29 +12,14 @@
 //! only the requests after a warm-up are counted (the `measured` function). Divide the `Ir`
 //! total by the number of requests.
 
-use std::hint::black_box;
-
-use axum::body::Body;
-use axum::http::Request;
-use axum::routing::get;
 use axum::Router;
-use http_body_util::BodyExt;
-use profilis::http::axum::ProfilisLayer;
-use profilis::http::HttpConfig;
 use profilis::Exporter;
-use tower::ServiceExt;
 
-async fn hello() -> &'static str {
-    "hello"
-}
+// `app`, `Layered` and `send!`: shared with `benches/http_layer.rs`.
+include!("common/http.rs");
 
 async fn drive(app: &Router, requests: u64) {
-    for _ in 0..requests {
-        let request = Request::get("/users/42").body(Body::empty()).unwrap();
-        let response = app.clone().oneshot(request).await.unwrap();
-        let body = response.into_body().collect().await.unwrap();
-        black_box(body);
-    }
+    send!(app, requests);
 }
 
 #[inline(never)]
@@ -50,13 +35,12 @@ fn main() {
         .without_listener()
         .install()
         .expect("exporter installs");
-    let app = Router::new().route("/users/{id}", get(hello));
-    let app = match case.as_str() {
-        "none" => app,
-        "pass-through" => app.layer(tower::layer::layer_fn(|inner| inner)),
-        "profilis" => app.layer(ProfilisLayer::new(HttpConfig::new().build())),
+    let app = app(match case.as_str() {
+        "none" => Layered::No,
+        "pass-through" => Layered::PassThrough,
+        "profilis" => Layered::Profilis,
         other => panic!("unknown case {other:?}: expected none, pass-through or profilis"),
-    };
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -7,11 +7,12 @@
 #   bash benches/http_load.sh            # 3 rounds of 5 s each
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 bash benches/http_load.sh
 #
-# Installs wrk (Debian package) if missing. Both servers run with the exporter installed, so
-# the difference is the layer alone. With PIN=1 (the default when taskset exists and there are
-# at least 2 CPUs) the server runs one tokio worker on CPU 0 and wrk runs on CPU 1, so the
-# server is CPU-bound and requests/sec measure its cost per request; otherwise they share the
-# CPUs and the figures are noisier. Compare the figures of one run with each other.
+# Installs wrk (Debian package) if missing. The app runs with the exporter installed in all
+# three modes, so the differences are the layers alone. With PIN=1 (the default when taskset
+# exists and there are at least 2 CPUs) the server runs one tokio worker on CPU 0 and wrk runs
+# on CPU 1, so the server is CPU-bound and requests/sec measure its cost per request; otherwise
+# they share the CPUs and the figures are noisier. Compare the figures of one run with each
+# other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +38,7 @@ if ! command -v wrk >/dev/null; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
 echo "== building examples/axum_app (release)"

@@ -9,7 +9,12 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use profilis::{profiled, Batch, Collector, CollectorConfig, Exporter, Sink, SinkError};
+use profilis::{profiled, Collector, CollectorConfig, Exporter};
+
+mod common {
+    pub mod discard;
+}
+use common::discard::Discard;
 
 #[inline(never)]
 fn bare() {
@@ -50,16 +55,6 @@ fn on_threads(threads: usize, iters: u64, f: fn()) -> Duration {
             .max()
             .unwrap()
     })
-}
-
-/// A sink that wants every event and does nothing with it.
-struct Discard;
-
-impl Sink for Discard {
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
-        black_box(batch.events.len());
-        Ok(())
-    }
 }
 
 fn overhead(c: &mut Criterion) {

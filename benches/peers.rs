@@ -16,13 +16,14 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Barrier, OnceLock};
+use std::sync::Barrier;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::Criterion;
 
-/// Names the peer a child process measures.
-const PROCESS_VAR: &str = "PROFILIS_PEERS_PROCESS";
+// `PROCESS_VAR`, `work`, `profiled_work`, `autometrics_work`, `metrics_cached_work`: shared with
+// `benches/peers_memory.rs`.
+include!("common/peer_work.rs");
 
 /// The rows of the table, in order: (process, bench id, what is measured).
 const CASES: &[(&str, &str, &str)] = &[
@@ -74,28 +75,11 @@ const REFERENCE: &str = "profiled";
 const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 
 // ---------------------------------------------------------------------------------------------
-// The function every peer instruments: empty, never inlined.
-
-#[inline(never)]
-fn work() {
-    black_box(());
-}
-
-#[profilis::profiled]
-#[inline(never)]
-fn profiled_work() {
-    black_box(());
-}
+// The functions only this bench measures (the shared ones are in `common/peer_work.rs`).
 
 #[profilis::profiled(sample = 0.0)]
 #[inline(never)]
 fn profiled_sampled_out_work() {
-    black_box(());
-}
-
-#[autometrics::autometrics]
-#[inline(never)]
-fn autometrics_work() {
     black_box(());
 }
 
@@ -121,78 +105,16 @@ fn metrics_lookup_work() {
     metrics::histogram!("work_duration_seconds", "function" => "peers::work").record(seconds);
 }
 
-/// The handles of `metrics_cached_work`, registered once.
-struct Handles {
-    calls: metrics::Counter,
-    duration: metrics::Histogram,
-}
-
-static HANDLES: OnceLock<Handles> = OnceLock::new();
-
-/// Hand-written `metrics` calls through handles registered once (after the recorder).
-#[inline(never)]
-fn metrics_cached_work() {
-    let handles = HANDLES.get_or_init(|| Handles {
-        calls: metrics::counter!("work_calls_total", "function" => "peers::work"),
-        duration: metrics::histogram!("work_duration_seconds", "function" => "peers::work"),
-    });
-    let start = Instant::now();
-    work();
-    let seconds = start.elapsed().as_secs_f64();
-    handles.calls.increment(1);
-    handles.duration.record(seconds);
-}
-
 // ---------------------------------------------------------------------------------------------
-// Runners: `n` calls on the current thread.
+// Runners: `n` calls on the current thread. Most are closures `|n| repeat(n, some_work)` given to
+// `Measure::case` in the set-ups below; fastrace needs root spans around its calls.
 
-fn run_bare(n: u64) {
+/// `n` calls of `f`. Always inlined into the runner that calls it, where `f` is a function item
+/// or a closure: each call is a direct call, as in a hand-written loop.
+#[inline(always)]
+fn repeat(n: u64, f: impl Fn()) {
     for _ in 0..n {
-        work();
-    }
-}
-
-fn run_two_instant_now(n: u64) {
-    for _ in 0..n {
-        let start = Instant::now();
-        work();
-        black_box(start.elapsed());
-    }
-}
-
-fn run_profiled(n: u64) {
-    for _ in 0..n {
-        profiled_work();
-    }
-}
-
-fn run_profiled_sampled_out(n: u64) {
-    for _ in 0..n {
-        profiled_sampled_out_work();
-    }
-}
-
-fn run_autometrics(n: u64) {
-    for _ in 0..n {
-        autometrics_work();
-    }
-}
-
-fn run_metrics_lookup(n: u64) {
-    for _ in 0..n {
-        metrics_lookup_work();
-    }
-}
-
-fn run_metrics_cached(n: u64) {
-    for _ in 0..n {
-        metrics_cached_work();
-    }
-}
-
-fn run_tracing(n: u64) {
-    for _ in 0..n {
-        tracing_work();
+        f();
     }
 }
 
@@ -207,9 +129,7 @@ fn run_fastrace(n: u64) {
         let calls = left.min(FASTRACE_CALLS_PER_ROOT);
         let root = fastrace::Span::root("request", fastrace::collector::SpanContext::random());
         let _parent = root.set_local_parent();
-        for _ in 0..calls {
-            fastrace_work();
-        }
+        repeat(calls, fastrace_work);
         left -= calls;
     }
 }
@@ -291,8 +211,14 @@ fn start_scraper(render: impl Fn() -> usize + Send + 'static) {
 // The peers' set-ups, one per process.
 
 fn baseline(m: &mut Measure) {
-    m.case("bare", run_bare);
-    m.case("two_instant_now", run_two_instant_now);
+    m.case("bare", |n| repeat(n, work));
+    m.case("two_instant_now", |n| {
+        repeat(n, || {
+            let start = Instant::now();
+            work();
+            black_box(start.elapsed());
+        })
+    });
 }
 
 fn profilis(m: &mut Measure) {
@@ -302,8 +228,11 @@ fn profilis(m: &mut Measure) {
         .install()
         .expect("the profilis exporter installs");
     start_scraper(|| profilis::render().map_or(0, |t| t.len()));
+    let run_profiled: fn(u64) = |n| repeat(n, profiled_work);
     m.case("profiled", run_profiled);
-    m.case("profiled_sampled_out", run_profiled_sampled_out);
+    m.case("profiled_sampled_out", |n| {
+        repeat(n, profiled_sampled_out_work)
+    });
     profilis::set_enabled(false);
     m.case("profiled_disabled", run_profiled);
     profilis::set_enabled(true);
@@ -316,7 +245,7 @@ fn autometrics(m: &mut Measure) {
     // installed as the global `metrics` recorder.
     autometrics::prometheus_exporter::try_init().expect("autometrics' exporter installs");
     start_scraper(|| autometrics::prometheus_exporter::encode_to_string().map_or(0, |t| t.len()));
-    m.case("autometrics", run_autometrics);
+    m.case("autometrics", |n| repeat(n, autometrics_work));
     let text = autometrics::prometheus_exporter::encode_to_string().unwrap_or_default();
     print_counts("autometrics", &text);
 }
@@ -331,8 +260,8 @@ fn metrics(m: &mut Measure) {
         .expect("the Prometheus recorder installs");
     let scraped = handle.clone();
     start_scraper(move || scraped.render().len());
-    m.case("metrics_lookup", run_metrics_lookup);
-    m.case("metrics_cached", run_metrics_cached);
+    m.case("metrics_lookup", |n| repeat(n, metrics_lookup_work));
+    m.case("metrics_cached", |n| repeat(n, metrics_cached_work));
     print_counts("metrics", &handle.render());
 }
 
@@ -382,7 +311,7 @@ fn tracing(m: &mut Measure) {
     use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::registry().with(SpanDurations);
     tracing::subscriber::set_global_default(subscriber).expect("the subscriber installs");
-    m.case("tracing_instrument", run_tracing);
+    m.case("tracing_instrument", |n| repeat(n, tracing_work));
     eprintln!(
         "tracing: the layer timed {} spans",
         TRACING_SPANS.load(Ordering::Relaxed)

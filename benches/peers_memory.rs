@@ -12,13 +12,13 @@
 //! is only comparable in a fresh process. The parent prints one table. The assertion on
 //! profilis's figure lives in `tests/exporter_memory.rs`; this bench only measures.
 
-use std::hint::black_box;
 use std::process::Command;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Names the peer a child process measures.
-const PROCESS_VAR: &str = "PROFILIS_PEERS_PROCESS";
+// `PROCESS_VAR`, `work`, `profiled_work`, `autometrics_work`, `metrics_cached_work`: the very
+// functions `benches/peers.rs` times (the call of the empty `work` in `metrics_cached_work` keeps
+// nothing in memory).
+include!("common/peer_work.rs");
 
 /// Calls measured, after a warm-up of `WARM_UP` calls.
 const CALLS: u64 = 10_000_000;
@@ -39,37 +39,6 @@ const PEERS: &[(&str, &str)] = &[
         "`metrics` cached handles, metrics-exporter-prometheus 0.18 `install_recorder`",
     ),
 ];
-
-#[profilis::profiled]
-#[inline(never)]
-fn profiled_work() {
-    black_box(());
-}
-
-#[autometrics::autometrics]
-#[inline(never)]
-fn autometrics_work() {
-    black_box(());
-}
-
-struct Handles {
-    calls: metrics::Counter,
-    duration: metrics::Histogram,
-}
-
-static HANDLES: OnceLock<Handles> = OnceLock::new();
-
-#[inline(never)]
-fn metrics_cached_work() {
-    let handles = HANDLES.get_or_init(|| Handles {
-        calls: metrics::counter!("work_calls_total", "function" => "peers::work"),
-        duration: metrics::histogram!("work_duration_seconds", "function" => "peers::work"),
-    });
-    let start = Instant::now();
-    black_box(());
-    handles.calls.increment(1);
-    handles.duration.record(start.elapsed().as_secs_f64());
-}
 
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
