@@ -37,7 +37,7 @@ pub mod axum {
     //! # Ok(()) }
     //! ```
 
-    use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+    use axum::http::header::ACCEPT_ENCODING;
     use axum::http::{HeaderMap, HeaderValue, StatusCode};
     use axum::response::{IntoResponse, Response};
     use axum::routing::get;
@@ -55,7 +55,7 @@ pub mod axum {
     }
 
     /// The `/metrics` page of profilis's recorder ([`crate::render`]), answered as the
-    /// built-in listener does: [`METRICS_CONTENT_TYPE`](crate::listener::METRICS_CONTENT_TYPE),
+    /// built-in listener does: [`METRICS_CONTENT_TYPE`](crate::exposition::METRICS_CONTENT_TYPE),
     /// gzip-compressed when the request's `Accept-Encoding` accepts gzip, and
     /// `Vary: Accept-Encoding`. `503 Service Unavailable` before the exporter is installed.
     pub async fn metrics_handler(headers: HeaderMap) -> Response {
@@ -70,16 +70,13 @@ pub mod axum {
             .get_all(ACCEPT_ENCODING)
             .iter()
             .filter_map(|value| value.to_str().ok());
-        let page = crate::listener::metrics_page(page, accept);
+        let page = crate::exposition::metrics_page(page, accept);
+        let headers: Vec<_> = page.headers().collect();
         let mut response = page.body.into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(crate::listener::METRICS_CONTENT_TYPE),
-        );
-        headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-        if page.gzip {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        for (name, value) in headers {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
         }
         response
     }
@@ -113,7 +110,7 @@ pub mod actix {
     //! ```
 
     use actix_web::dev::HttpServiceFactory;
-    use actix_web::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+    use actix_web::http::header::ACCEPT_ENCODING;
     use actix_web::{web, HttpRequest, HttpResponse};
 
     pub use profilis_integrations::actix::*;
@@ -127,7 +124,7 @@ pub mod actix {
     }
 
     /// The `/metrics` page of profilis's recorder ([`crate::render`]), answered as the
-    /// built-in listener does: [`METRICS_CONTENT_TYPE`](crate::listener::METRICS_CONTENT_TYPE),
+    /// built-in listener does: [`METRICS_CONTENT_TYPE`](crate::exposition::METRICS_CONTENT_TYPE),
     /// gzip-compressed when the request's `Accept-Encoding` accepts gzip, and
     /// `Vary: Accept-Encoding`. `503 Service Unavailable` before the exporter is installed.
     pub async fn metrics(req: HttpRequest) -> HttpResponse {
@@ -139,13 +136,10 @@ pub mod actix {
             .headers()
             .get_all(ACCEPT_ENCODING)
             .filter_map(|value| value.to_str().ok());
-        let page = crate::listener::metrics_page(page, accept);
+        let page = crate::exposition::metrics_page(page, accept);
         let mut response = HttpResponse::Ok();
-        response
-            .insert_header((CONTENT_TYPE, crate::listener::METRICS_CONTENT_TYPE))
-            .insert_header((VARY, "Accept-Encoding"));
-        if page.gzip {
-            response.insert_header((CONTENT_ENCODING, "gzip"));
+        for header in page.headers() {
+            response.insert_header(header);
         }
         response.body(page.body)
     }

@@ -1,39 +1,135 @@
-//! profilis: see which functions, HTTP routes and database queries are slow or failing, with one
-//! attribute and one call at start-up.
+//! profilis shows which functions, HTTP routes and database queries of a Rust service are slow
+//! or failing: put [`#[profiled]`](profiled) on a function, call [`install_exporter`] once, and
+//! Prometheus scrapes call counts, errors and latency histograms from `/metrics`, at a cost per
+//! call below that of reading the clock twice.
 //!
-//! ```
+//! ```no_run
 //! use profilis::profiled;
 //!
 //! #[profiled]
-//! fn price(qty: u32) -> Result<u32, String> {
-//!     qty.checked_mul(250).ok_or_else(|| "overflow".to_string())
+//! fn price_order(items: u32) -> Result<u64, String> {
+//!     Ok(u64::from(items) * 250)
 //! }
 //!
-//! # fn main() {
-//! assert_eq!(price(2), Ok(500));
-//! # }
+//! #[profiled(name = "load_user", sample = 0.25)]
+//! async fn load_user(id: u64) -> Option<String> {
+//!     Some(format!("user-{id}"))
+//! }
+//!
+//! fn main() -> Result<(), profilis::Error> {
+//!     let _profilis = profilis::install_exporter()?; // serves /metrics; flushes when dropped
+//!     price_order(3).ok(); // counted, timed, exported
+//!     Ok(())
+//! }
 //! ```
+//!
+//! It is a Rust port of the Python library profilis: the same metric names, labels, default
+//! buckets and event keys, so dashboards built for one work with the other.
+//!
+//! # What there is
+//!
+//! - **Functions**: [`#[profiled]`](profiled) on a function, method, `impl` block or `async fn`
+//!   records each call: counted (`profilis_function_calls_total`), failed
+//!   (`profilis_function_errors_total`: an `Err` or a panic), timed
+//!   (`profilis_function_duration_seconds`), and a span of the trace it runs in.
+//! - **HTTP requests** ([`http`], features `axum`, `tower`, `actix`): a layer or middleware
+//!   records every request by route template and status.
+//! - **Database queries** ([`db`], features `db`, `rusqlite`, `sqlx`, `diesel`): every query
+//!   by vendor, with its statement masked in events.
+//! - **Outputs**: the Prometheus exporter ([`install_exporter`], [`Exporter`]) with its built-in
+//!   listener ([`listener`]), or [`render`] for a `/metrics` route of your own; the event sinks
+//!   [`JsonlSink`] (rotating JSONL files) and [`ConsoleSink`]; any [`Sink`] of your own.
+//! - **Trace context** ([`context`]): the current span, W3C `traceparent`, spans across
+//!   `.await`.
+//!
+//! How a call travels from `#[profiled]` to `/metrics`: the call counts itself and files its
+//! duration on its own thread (no lock, no allocation); the [`Collector`] thread adds up every
+//! thread's counts each flush interval and hands [`Batch`]es to the sinks; the exporter's sink
+//! turns them into Prometheus series. Kinds of call ([`Kind`]: [`FUNCTION`], [`HTTP`], [`DB`])
+//! are data that every part reads: their metric names, labels and event fields.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `enabled` | yes | instrumentation; without it `#[profiled]` checks its arguments and leaves the item unchanged |
+//! | `exporter` | yes | the Prometheus exporter: [`install_exporter`], [`Exporter`], [`render`], [`FacadeSink`] |
+//! | `listener` | yes | the exporter's built-in `/metrics` listener ([`listener`]) |
+//! | `jsonl` | | the rotating JSONL event sink ([`JsonlSink`]) |
+//! | `console` | | the console event sink ([`ConsoleSink`]) |
+//! | `http`, `tower`, `axum`, `actix` | | HTTP request profiling ([`http`]) |
+//! | `db`, `rusqlite`, `sqlx`, `sqlx-sqlite`, `sqlx-postgres`, `sqlx-mysql`, `diesel` | | database query profiling ([`db`]) |
+//!
+//! A library that only wants to mark its functions takes
+//! `profilis = { version = "...", default-features = false, features = ["enabled"] }`:
+//! `#[profiled]` and the core, nothing else; the application decides where the calls go.
+//!
+//! # Configuration
+//!
+//! Builder methods in code ([`Exporter`]), with the `PROFILIS_*` environment variables as
+//! defaults that code overrides (`PROFILIS_LISTEN`, `PROFILIS_SERVICE`, `PROFILIS_INSTANCE`,
+//! `PROFILIS_WORKER`, `PROFILIS_SAMPLE_RATE`, `PROFILIS_BUCKETS`, `PROFILIS_DISABLED`). A bad
+//! value is an [`Error`] naming the setting, the value and what is allowed; nothing panics.
+//!
+//! # Other entry points
+//!
+//! - [`set_enabled`]: switch profiling off and on at run time (off, a call costs one atomic
+//!   load); [`set_global_rate`]: the share of calls that are timed.
+//! - [`testing`]: capture what your code records, in its tests.
+//! - [`adapter`]: what adapters record calls with, to instrument a framework of your own.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use profilis_core as core;
+pub use profilis_core::{adapter, context, testing};
 pub use profilis_core::{
-    context, current_span, is_enabled, set_enabled, sink_fn, Batch, CallCount, Collector,
-    CollectorConfig, ConfigError, Detail, DropPolicy, Event, EventFilter, EventKind, FacadeSink,
-    FanOut, GlobalLabels, Outcome, Sink, SinkError, SpanContext, Stats,
-};
-pub use profilis_exporters::{
-    console, install_exporter, json, jsonl, listener, parse_buckets, render, validate_buckets,
-    ConsoleFormat, ConsoleSink, Error, Exporter, ExporterGuard, JsonlConfig, JsonlSink,
-    DEFAULT_BUCKETS,
+    global_rate, in_flight, is_enabled, kinds, set_enabled, set_global_rate, sink_fn, stats,
+    validate_buckets, validate_rate, Batch, BucketTotal, Buckets, CallCount, Collector,
+    CollectorConfig, ConfigError, Detail, DropPolicy, Event, EventFilter, FanOut, FnSink, Kind,
+    Metric, Outcome, Sink, SinkError, Site, StartError, Stats, Value, DB, DEFAULT_BUCKETS,
+    FUNCTION, HTTP,
 };
 pub use profilis_macros::profiled;
 
+#[cfg(feature = "exporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
+pub use profilis_exporters::{
+    install_exporter, metric_names, parse_buckets, render, Error, Exporter, ExporterGuard,
+    FacadeSink, GlobalLabels,
+};
+
+#[cfg(feature = "listener")]
+#[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
+pub use profilis_exporters::listener;
+
+#[cfg(any(feature = "axum", feature = "actix", feature = "listener"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "axum", feature = "actix", feature = "listener")))
+)]
+pub use profilis_exporters::exposition;
+
+#[cfg(feature = "jsonl")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
+pub use profilis_exporters::{JsonlConfig, JsonlCounters, JsonlError, JsonlSink};
+
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub use profilis_exporters::{ConsoleFormat, ConsoleSink};
+
+#[cfg(any(feature = "jsonl", feature = "console"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "jsonl", feature = "console"))))]
+pub use profilis_exporters::JsonEvent;
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 
-/// Database query profiling: [`db::query`] and [`db::query_async`] for any client,
-/// `#[profiled(db = "...")]` on functions, statement masking, and hooks for rusqlite, sqlx and
-/// diesel behind their features.
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub mod db {
+    //! Database query profiling: [`query`] and [`query_async`] for any client,
+    //! `#[profiled(db = "...")]` on functions, statement masking, and hooks for rusqlite, sqlx
+    //! and diesel behind their features.
     pub use profilis_integrations::db::*;
 }
 
@@ -45,5 +141,5 @@ pub mod __private {
 
 /// The README's examples, compiled as doc tests.
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "exporter", feature = "listener"))]
 pub struct ReadmeDoctests;

@@ -1,22 +1,28 @@
-//! Timing one call: the guard of a sync call and the wrapper of an async one. Both record
-//! through [`crate::local::record`]; this is the code `#[profiled]` expands to.
+//! Timing one call: [`Call`] (what is known at its start), the guard of a sync call
+//! ([`CallGuard`]), the wrapper of an async one ([`Instrumented`]) and the [`Timer`] adapters
+//! use. All of them keep their call in a [`RecordOnce`]; this is the code `#[profiled]` expands
+//! to.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::clock;
 use crate::event::{Detail, Outcome, RawEvent};
-use crate::ids::{self, SpanId, TraceId};
-use crate::local::{self, Hot, SpanContext, ACTIVE, STATE};
+use crate::local::{self, Hot};
+use crate::once::{Abandon, RecordOnce};
+use crate::random;
 use crate::sampler;
 use crate::site::Site;
+use crate::switch::{ACTIVE, STATE};
+use crate::trace::{SpanContext, SpanId};
 
 /// A call being recorded: what is known at its start.
-#[derive(Clone, Copy)]
-struct Call {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call {
     site: &'static Site,
     /// The `STATE` the call started under (names the collector generation).
     state: u64,
@@ -43,7 +49,7 @@ impl Call {
     #[inline(always)]
     fn begin_in(site: &'static Site, state: u64, hot: &Hot) -> Call {
         let parent = hot.context();
-        if !sampler::sample(site.threshold(), hot) {
+        if !sampler::sample(site.threshold(), random::next_u64) {
             return Call {
                 site,
                 state,
@@ -52,15 +58,7 @@ impl Call {
                 parent: parent.span_id,
             };
         }
-        let trace_id = if parent.trace_id.0 == 0 {
-            ids::new_trace_id()
-        } else {
-            parent.trace_id
-        };
-        let own = SpanContext {
-            trace_id,
-            span_id: ids::new_span_id(),
-        };
+        let own = SpanContext::child_of(parent);
         Call {
             site,
             state,
@@ -80,13 +78,12 @@ impl Call {
     fn end(&self, hot: &Hot, error: bool, outcome: Outcome) {
         let timed = self.timed();
         let end = if timed { clock::now_ticks() } else { 0 };
-        self.record(hot, end, timed, error, outcome, false, || None);
+        self.record(hot, end, timed, error, outcome, || None);
     }
 
     /// Records the call as ended at `end` (ticks): counted, its duration filed if `timed`, and
-    /// its event queued if a sink wants events (or `detailed`).
+    /// its event queued if a sink wants events.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         hot: &Hot,
@@ -94,11 +91,10 @@ impl Call {
         timed: bool,
         error: bool,
         outcome: Outcome,
-        detailed: bool,
-        detail: impl FnOnce() -> Option<Box<Detail>>,
+        detail: impl FnOnce() -> Option<Arc<dyn Detail>>,
     ) {
         let ticks = timed.then(|| end.saturating_sub(self.start));
-        hot.record(self.state, self.site, error, ticks, detailed, || RawEvent {
+        hot.record(self.state, self.site, error, ticks, || RawEvent {
             site: self.site,
             start: self.start,
             end,
@@ -112,27 +108,60 @@ impl Call {
     }
 }
 
+impl Abandon for Call {
+    /// A call dropped before it ended: failed if it panicked, not if it was cancelled.
+    fn abandon(self, outcome: Outcome) {
+        self.end(local::hot(), outcome == Outcome::Panicked, outcome);
+    }
+}
+
 /// Times one sync call. Made by [`enter`]; [`CallGuard::exit`] records the call. A guard dropped
 /// without `exit` (the call panicked) records the call as a panicked error.
 #[must_use = "the call is recorded when the guard exits or drops"]
 pub struct CallGuard {
-    call: Option<Call>,
-    /// The span the thread was in before this call, restored on exit.
-    saved: SpanContext,
+    call: RecordOnce<SyncCall>,
     _not_send: PhantomData<*const ()>,
 }
 
-/// Starts timing a call of `site` on this thread and makes it the current span.
+/// A sync call, and the span the thread was in before it, current again when it ends.
+struct SyncCall {
+    call: Call,
+    saved: SpanContext,
+}
+
+impl SyncCall {
+    /// The span before the call is current again; returns the thread's hot state.
+    #[inline(always)]
+    fn restore(&self) -> &'static Hot {
+        let hot = local::hot();
+        if self.call.timed() {
+            hot.set_context(self.saved);
+        }
+        hot
+    }
+}
+
+impl Abandon for SyncCall {
+    fn abandon(self, outcome: Outcome) {
+        self.restore();
+        self.call.abandon(outcome);
+    }
+}
+
+/// Starts timing a call of `site` on this thread and makes it the current span; the
+/// [`CallGuard`] records it when it ends.
 #[inline(always)]
 pub fn enter(site: &'static Site) -> CallGuard {
-    let call = Call::begin(site);
-    let saved = match call {
-        Some(call) if call.timed() => local::hot().set_context(call.own),
-        _ => SpanContext::default(),
-    };
-    CallGuard {
+    let call = Call::begin(site).map(|call| SyncCall {
         call,
-        saved,
+        saved: if call.timed() {
+            local::hot().set_context(call.own)
+        } else {
+            SpanContext::default()
+        },
+    });
+    CallGuard {
+        call: RecordOnce::maybe(call),
         _not_send: PhantomData,
     }
 }
@@ -141,40 +170,10 @@ impl CallGuard {
     /// Ends the call; `error` says whether it failed.
     #[inline(always)]
     pub fn exit(mut self, error: bool) {
-        if let Some(call) = self.call.take() {
-            self.end(call, error, Outcome::Returned);
+        if let Some(ended) = self.call.take() {
+            let hot = ended.restore();
+            ended.call.end(hot, error, Outcome::Returned);
         }
-    }
-
-    #[inline(always)]
-    fn end(&self, call: Call, error: bool, outcome: Outcome) {
-        let hot = local::hot();
-        if call.timed() {
-            hot.set_context(self.saved);
-        }
-        call.end(hot, error, outcome);
-    }
-}
-
-impl Drop for CallGuard {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(call) = self.call.take() {
-            self.dropped(call);
-        }
-    }
-}
-
-impl CallGuard {
-    #[cold]
-    #[inline(never)]
-    fn dropped(&self, call: Call) {
-        let outcome = if std::thread::panicking() {
-            Outcome::Panicked
-        } else {
-            Outcome::Cancelled
-        };
-        self.end(call, true, outcome);
     }
 }
 
@@ -224,34 +223,20 @@ pin_project_lite::pin_project! {
         future: F,
         classify: Option<C>,
         site: &'static Site,
-        call: Option<Call>,
-        state: PollState,
+        // `None` until the first poll.
+        call: Option<RecordOnce<Call>>,
     }
 
     impl<F, C> PinnedDrop for Instrumented<F, C> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if *this.state == PollState::Done {
-                return;
-            }
-            let outcome = if *this.state == PollState::Polling || std::thread::panicking() {
-                Outcome::Panicked
-            } else {
-                Outcome::Cancelled
-            };
-            if let Some(call) = this.call.take().or_else(|| Call::begin(this.site)) {
-                call.end(local::hot(), outcome == Outcome::Panicked, outcome);
+            // Dropped before its first poll: a call that started and was cancelled at once.
+            if this.call.is_none() {
+                if let Some(call) = Call::begin(this.site) {
+                    call.abandon(Outcome::Cancelled);
+                }
             }
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PollState {
-    NotStarted,
-    Idle,
-    Polling,
-    Done,
 }
 
 /// Times `future` as a call of `site`; `classify` says whether its output is an error.
@@ -265,7 +250,6 @@ where
         classify: Some(classify),
         site,
         call: None,
-        state: PollState::NotStarted,
     }
 }
 
@@ -289,43 +273,31 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if *this.state == PollState::NotStarted {
-            *this.call = Call::begin(this.site);
-        }
-        let own = this.call.filter(Call::timed).map(|c| c.own);
+        let site = *this.site;
+        let call = this
+            .call
+            .get_or_insert_with(|| RecordOnce::maybe(Call::begin(site)));
+        let own = call.get().filter(|c| c.timed()).map(|c| c.own);
         let restore = Restore(own.map(|own| local::hot().set_context(own)));
-        *this.state = PollState::Polling;
-        let poll = this.future.poll(cx);
+        let future = this.future;
+        let poll = call.run(|| future.poll(cx));
         drop(restore);
-        match poll {
-            Poll::Pending => {
-                *this.state = PollState::Idle;
-                Poll::Pending
-            }
-            Poll::Ready(output) => {
-                *this.state = PollState::Done;
-                if let Some(call) = this.call.take() {
-                    let error = this.classify.take().is_some_and(|c| c(&output));
-                    call.end(local::hot(), error, Outcome::Returned);
-                }
-                Poll::Ready(output)
+        if let Poll::Ready(output) = &poll {
+            if let Some(ended) = call.take() {
+                let error = this.classify.take().is_some_and(|c| c(output));
+                ended.end(local::hot(), error, Outcome::Returned);
             }
         }
+        poll
     }
-}
-
-/// The ids of a call, for tests of the context plumbing.
-#[doc(hidden)]
-pub fn current_ids() -> Option<(TraceId, SpanId)> {
-    local::current().map(|c| (c.trace_id, c.span_id))
 }
 
 /// A request or query timed by an adapter (HTTP layer, DB hook). [`Timer::start`] is for work
 /// whose site is known only when it ends (the route and status of a response, say), sampled
 /// then; [`Timer::start_sampled`] for work whose site is known at the start (a database
 /// vendor's), sampled at once. Its span starts with the timer; make it the current span while
-/// the work runs ([`crate::context::scope`] or
-/// [`crate::context::Scoped`]) so profiled calls inside become its children.
+/// the work runs ([`crate::context::scope`] or [`crate::context::Scoped`]) so profiled calls
+/// inside become its children.
 #[derive(Debug, Clone, Copy)]
 pub struct Timer {
     state: u64,
@@ -347,18 +319,10 @@ impl Timer {
             return None;
         }
         let parent = parent.unwrap_or_else(|| local::hot().context());
-        let trace_id = if parent.trace_id.0 == 0 {
-            ids::new_trace_id()
-        } else {
-            parent.trace_id
-        };
         Some(Timer {
             state,
             start: clock::now_ticks(),
-            own: SpanContext {
-                trace_id,
-                span_id: ids::new_span_id(),
-            },
+            own: SpanContext::child_of(parent),
             parent: parent.span_id,
             sampled_in: true,
         })
@@ -408,13 +372,13 @@ impl Timer {
     /// Ends now, recording one call of `site`: counted always, its duration only if `timed`
     /// (the adapter's sampling decision) and the timer was not sampled out at the start.
     /// `detail` is called for the event's detail only if a sink wants events.
-    pub fn finish(
+    pub fn finish<D: Detail>(
         self,
         site: &'static Site,
         timed: bool,
         error: bool,
         outcome: Outcome,
-        detail: impl FnOnce() -> Detail,
+        detail: impl FnOnce() -> D,
     ) {
         let call = Call {
             site,
@@ -425,8 +389,8 @@ impl Timer {
         };
         let timed = timed && self.sampled_in;
         let end = if timed { clock::now_ticks() } else { 0 };
-        call.record(local::hot(), end, timed, error, outcome, false, || {
-            Some(Box::new(detail()))
+        call.record(local::hot(), end, timed, error, outcome, || {
+            Some(Arc::new(detail()) as Arc<dyn Detail>)
         });
     }
 }

@@ -28,18 +28,18 @@ static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| {
 ///
 /// The value is in ticks, not nanoseconds: convert with [`ticks_to_ns`] / [`ticks_to_unix_ns`].
 #[inline(always)]
-pub fn now_ticks() -> u64 {
+pub(crate) fn now_ticks() -> u64 {
     ANCHOR.clock.raw()
 }
 
 /// Nanoseconds between two readings of [`now_ticks`] (0 if `end` is not after `start`).
 #[inline]
-pub fn ticks_to_ns(start: u64, end: u64) -> u64 {
+pub(crate) fn ticks_to_ns(start: u64, end: u64) -> u64 {
     ANCHOR.clock.delta_as_nanos(start, end)
 }
 
 /// Converts a reading of [`now_ticks`] to nanoseconds since the Unix epoch.
-pub fn ticks_to_unix_ns(ticks: u64) -> u64 {
+pub(crate) fn ticks_to_unix_ns(ticks: u64) -> u64 {
     let anchor = &*ANCHOR;
     if ticks >= anchor.raw {
         anchor.unix_ns + anchor.clock.delta_as_nanos(anchor.raw, ticks)
@@ -51,7 +51,7 @@ pub fn ticks_to_unix_ns(ticks: u64) -> u64 {
 }
 
 /// Clock ticks in `seconds` (rounded down), for comparing durations in ticks.
-pub fn seconds_to_ticks(seconds: f64) -> u64 {
+pub(crate) fn seconds_to_ticks(seconds: f64) -> u64 {
     let anchor = &*ANCHOR;
     // Nanoseconds per tick, measured over a span long enough for full precision.
     let ns_per_tick = anchor.clock.delta_as_nanos(0, 1 << 40) as f64 / (1u64 << 40) as f64;
@@ -59,7 +59,7 @@ pub fn seconds_to_ticks(seconds: f64) -> u64 {
 }
 
 /// Forces the clock calibration now, so the first profiled call does not pay for it.
-pub fn warm_up() {
+pub(crate) fn warm_up() {
     LazyLock::force(&ANCHOR);
 }
 

@@ -1,14 +1,14 @@
 //! Trace context: the span a thread (or a future) is in, which profiled calls take as their
-//! parent. Read it, or run code under a given span, for sync code and across `.await`.
+//! parent. Read it, or run code under a given span, for sync code and across `.await`; parse
+//! the W3C `traceparent` header that carries it from another service.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::ids::{SpanId, TraceId};
 use crate::local;
-pub use crate::local::SpanContext;
+pub use crate::trace::{parse_traceparent, SpanContext, SpanId, TraceId};
 
 /// The current span of this thread, if it is inside a recorded call or a [`scope`].
 pub fn current() -> Option<SpanContext> {
@@ -81,52 +81,9 @@ impl<F: Future> Future for Scoped<F> {
     }
 }
 
-/// Parses a W3C `traceparent` header (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`).
-/// `None` if it is malformed or names the all-zero trace or span.
-pub fn parse_traceparent(header: &str) -> Option<SpanContext> {
-    let mut parts = header.trim().split('-');
-    let version = parts.next()?;
-    let trace = parts.next()?;
-    let span = parts.next()?;
-    let flags = parts.next()?;
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
-        return None;
-    }
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
-    let trace_id = u128::from_str_radix(trace, 16).ok()?;
-    let span_id = u64::from_str_radix(span, 16).ok()?;
-    (trace_id != 0 && span_id != 0).then_some(SpanContext {
-        trace_id: TraceId(trace_id),
-        span_id: SpanId(span_id),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn traceparent_parses_or_is_refused() {
-        let ctx =
-            parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
-        assert_eq!(ctx.trace_id.to_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(ctx.span_id.to_hex(), "00f067aa0ba902b7");
-        for bad in [
-            "",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "00-xyz92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ] {
-            assert!(parse_traceparent(bad).is_none(), "{bad}");
-        }
-    }
 
     #[test]
     fn scopes_nest_and_restore() {

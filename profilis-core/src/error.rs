@@ -1,4 +1,4 @@
-//! Errors of the core: bad configuration and failed sinks.
+//! Errors of the core: bad configuration, a collector that cannot start, and failed sinks.
 
 use std::fmt;
 
@@ -52,9 +52,21 @@ pub enum ConfigError {
         /// What is wrong with them.
         reason: &'static str,
     },
+}
+
+/// Why [`Collector::start`](crate::Collector::start) could not start a collector.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting that is not allowed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A collector is already running in this process.
     #[error("a profilis collector is already running in this process; drop its guard first")]
     AlreadyRunning,
+    /// The collector's thread could not be started.
+    #[error("could not start the profilis collector thread: {0}")]
+    Spawn(#[source] std::io::Error),
 }
 
 /// Why a sink could not take a batch. Counted as a sink failure; the other sinks go on.

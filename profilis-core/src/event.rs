@@ -1,32 +1,15 @@
-//! The event model: one [`Event`] per recorded call, request or query (FN, HTTP, DB), with the
-//! keys of Python profilis's JSONL schema.
+//! The event model: one [`Event`] per recorded call (a function call, a request, a query), with
+//! the keys of Python profilis's JSONL schema. What an adapter adds beyond the common fields
+//! (an HTTP method, a masked statement) is a [`Detail`] that the event carries; sinks read it
+//! by key ([`Event::field`]) whatever the kind.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 
-use crate::ids::{SpanId, TraceId};
-use crate::site::{Site, SiteKind};
-
-/// The kind of an event, as in the `kind` key of JSONL (`FN`, `HTTP`, `DB`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// A function call.
-    Fn,
-    /// An HTTP request.
-    Http,
-    /// A database query.
-    Db,
-}
-
-impl EventKind {
-    /// The JSONL spelling: `FN`, `HTTP` or `DB`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Fn => "FN",
-            EventKind::Http => "HTTP",
-            EventKind::Db => "DB",
-        }
-    }
-}
+use crate::kind::Kind;
+use crate::site::Site;
+use crate::trace::{SpanId, TraceId};
 
 /// How a recorded call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -36,69 +19,40 @@ pub enum Outcome {
     Returned,
     /// It panicked; the panic went on to the caller unchanged.
     Panicked,
-    /// An async call whose future was dropped before it completed.
+    /// It was abandoned before it ended: an async call whose future was dropped, a request
+    /// whose client went away.
     Cancelled,
 }
 
-/// What HTTP events carry beyond the common fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpDetail {
-    /// Request method (`GET`, ...).
-    pub method: Arc<str>,
-    /// Route template (`/users/{id}`), never a raw path.
-    pub route: Arc<str>,
-    /// Response status.
-    pub status: u16,
+/// The value of one field of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// Text.
+    Str(&'a str),
+    /// A number.
+    U64(u64),
 }
 
-/// What DB events carry beyond the common fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbDetail {
-    /// Database vendor (`sqlite`, `postgres`, ...).
-    pub vendor: Arc<str>,
-    /// The statement with literals masked, if kept.
-    pub query: Option<Arc<str>>,
-    /// Rows affected or returned, when the driver reports them.
-    pub rows: Option<u64>,
-}
-
-/// The kind-specific part of an event.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Detail {
-    /// A function call: nothing more than the site's name.
-    #[default]
-    Fn,
-    /// An HTTP request.
-    Http(HttpDetail),
-    /// A database query.
-    Db(DbDetail),
-}
-
-impl Detail {
-    /// The detail of a call that brought none: a function call, or a call of a
-    /// `#[profiled(db = "...")]` function (its vendor, no statement).
-    fn of_site(site: &Site) -> Detail {
-        match (site.kind(), site.db_vendor()) {
-            (SiteKind::Db, Some(vendor)) => Detail::Db(DbDetail {
-                vendor: vendor.into(),
-                query: None,
-                rows: None,
-            }),
-            _ => Detail::Fn,
-        }
-    }
+/// What an adapter's events carry beyond the common fields: the values of (some of) the keys
+/// of their kind's [`Kind::event_fields`]. Keys it has no value for fall back to the site's
+/// labels, then to `null`.
+///
+/// Read a detail back as its own type with [`Event::detail`].
+pub trait Detail: Any + fmt::Debug + Send + Sync {
+    /// The value of the field `key`, if this detail has one.
+    fn field(&self, key: &str) -> Option<Value<'_>>;
 }
 
 /// One recorded call, request or query.
 #[derive(Debug, Clone)]
 pub struct Event {
-    /// The call site (its name is the `fn` key and the `function` label).
+    /// The call site: its kind, name and labels.
     pub site: &'static Site,
     /// Start time, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
     /// Duration in nanoseconds.
     pub dur_ns: u64,
-    /// The call failed: it returned `Err(_)` or panicked.
+    /// The call failed: it returned `Err(_)`, panicked, or its adapter says so.
     pub error: bool,
     /// How the call ended.
     pub outcome: Outcome,
@@ -108,33 +62,34 @@ pub struct Event {
     pub span_id: SpanId,
     /// The span of the profiled call (or request) it ran inside, if any.
     pub parent_span_id: Option<SpanId>,
-    /// Kind-specific fields.
-    pub detail: Detail,
+    /// The adapter's part, if it gave one (function calls have none).
+    pub detail: Option<Arc<dyn Detail>>,
 }
 
 impl Event {
     /// The event's kind.
-    pub fn kind(&self) -> EventKind {
-        match self.detail {
-            Detail::Fn => EventKind::Fn,
-            Detail::Http(_) => EventKind::Http,
-            Detail::Db(_) => EventKind::Db,
-        }
+    pub fn kind(&self) -> &'static Kind {
+        self.site.kind()
     }
 
-    /// The site's name: the `fn` key of FN events.
+    /// The site's name: the `fn` key of a function's events.
     pub fn name(&self) -> &'static str {
         self.site.name()
     }
-}
 
-impl From<SiteKind> for EventKind {
-    fn from(kind: SiteKind) -> EventKind {
-        match kind {
-            SiteKind::Function => EventKind::Fn,
-            SiteKind::Http => EventKind::Http,
-            SiteKind::Db => EventKind::Db,
-        }
+    /// The adapter's part of the event as its own type, if it is a `T`.
+    pub fn detail<T: Detail>(&self) -> Option<&T> {
+        let detail: &dyn Any = self.detail.as_deref()?;
+        detail.downcast_ref()
+    }
+
+    /// The value of the event field `key` (one of its kind's [`Kind::event_fields`]): from
+    /// its [`Detail`], else from its site's labels; `None` when it has none (`null` in JSON).
+    pub fn field(&self, key: &str) -> Option<Value<'_>> {
+        self.detail
+            .as_ref()
+            .and_then(|d| d.field(key))
+            .or_else(|| self.site.label_value(key).map(Value::Str))
     }
 }
 
@@ -149,8 +104,8 @@ pub(crate) struct RawEvent {
     pub(crate) parent: SpanId,
     pub(crate) error: bool,
     pub(crate) outcome: Outcome,
-    /// `None` for FN events, so a function call never allocates.
-    pub(crate) detail: Option<Box<Detail>>,
+    /// `None` for function calls, so that they never allocate.
+    pub(crate) detail: Option<Arc<dyn Detail>>,
 }
 
 impl RawEvent {
@@ -165,10 +120,45 @@ impl RawEvent {
             trace_id: self.trace_id,
             span_id: self.span_id,
             parent_span_id: (self.parent.0 != 0).then_some(self.parent),
-            detail: match self.detail {
-                Some(detail) => *detail,
-                None => Detail::of_site(self.site),
-            },
+            detail: self.detail,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kind::DB;
+
+    #[derive(Debug)]
+    struct Query(&'static str);
+
+    impl Detail for Query {
+        fn field(&self, key: &str) -> Option<Value<'_>> {
+            (key == "query").then_some(Value::Str(self.0))
+        }
+    }
+
+    #[test]
+    fn fields_come_from_the_detail_then_the_site_labels() {
+        static LOAD: Site = Site::db_function("app::load", "postgres", None);
+        let mut event = Event {
+            site: &LOAD,
+            ts_ns: 0,
+            dur_ns: 0,
+            error: false,
+            outcome: Outcome::Returned,
+            trace_id: TraceId(1),
+            span_id: SpanId(1),
+            parent_span_id: None,
+            detail: None,
+        };
+        assert_eq!(event.kind(), &DB);
+        assert_eq!(event.field("db_vendor"), Some(Value::Str("postgres")));
+        assert_eq!(event.field("query"), None);
+        assert!(event.detail::<Query>().is_none());
+        event.detail = Some(Arc::new(Query("SELECT ?")));
+        assert_eq!(event.field("query"), Some(Value::Str("SELECT ?")));
+        assert_eq!(event.detail::<Query>().map(|q| q.0), Some("SELECT ?"));
     }
 }

@@ -1,7 +1,8 @@
-//! Requests being served right now, kept by the HTTP adapters and reported by the facade sink as
-//! `profilis_http_requests_in_flight`.
+//! Calls under way, per kind (HTTP requests being served, say), for the kinds that have an
+//! in-flight gauge ([`Kind::in_flight`]): kept by adapters with [`InFlight`], read by outputs
+//! with [`in_flight`].
 //!
-//! Counted per thread and summed when read: a request adds one to the counter of the thread it
+//! Counted per thread and summed when read: a call adds one to the counter of the thread it
 //! starts on and takes one from the counter of the thread it ends on (with work-stealing
 //! runtimes, not always the same). Each counter is written by its own thread only, so counting
 //! is a plain load and store on a cache line no other thread writes: no atomic
@@ -10,32 +11,48 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// One thread's counter, on a cache line of its own.
-#[repr(align(128))]
-struct Slot(AtomicI64);
+use crate::kind::Kind;
 
-/// The counters of live threads and what exited threads left behind, under one lock so a
-/// reader never counts an exiting thread twice or not at all.
+/// Kinds with a counter of their own on every thread; the others are counted under a lock.
+const PER_THREAD: usize = 8;
+
+/// One thread's counters, one per kind id, on cache lines no other thread writes.
+#[repr(align(128))]
+struct Slot([AtomicI64; PER_THREAD]);
+
+/// The counters of live threads, and what exited threads (and kinds without a per-thread
+/// counter) left behind, under one lock so a reader never counts an exiting thread twice or not
+/// at all.
 struct Registry {
     slots: Vec<Arc<Slot>>,
-    retired: i64,
+    /// Per kind id.
+    retired: Vec<i64>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     slots: Vec::new(),
-    retired: 0,
+    retired: Vec::new(),
 });
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// This thread's counter; registered on first use, retired when the thread exits.
+impl Registry {
+    fn retire(&mut self, kind: usize, delta: i64) {
+        if self.retired.len() <= kind {
+            self.retired.resize(kind + 1, 0);
+        }
+        self.retired[kind] += delta;
+    }
+}
+
+/// This thread's counters; registered on first use, retired when the thread exits.
 struct Local(Arc<Slot>);
 
 impl Local {
     fn register() -> Local {
-        let slot = Arc::new(Slot(AtomicI64::new(0)));
+        let slot = Arc::new(Slot(std::array::from_fn(|_| AtomicI64::new(0))));
         registry().slots.push(Arc::clone(&slot));
         Local(slot)
     }
@@ -44,7 +61,9 @@ impl Local {
 impl Drop for Local {
     fn drop(&mut self) {
         let mut registry = registry();
-        registry.retired += self.0 .0.load(Ordering::Relaxed);
+        for (kind, count) in self.0 .0.iter().enumerate() {
+            registry.retire(kind, count.load(Ordering::Relaxed));
+        }
         registry.slots.retain(|slot| !Arc::ptr_eq(slot, &self.0));
     }
 }
@@ -54,73 +73,109 @@ thread_local! {
 }
 
 #[inline]
-fn add(delta: i64) {
-    let counted = LOCAL.try_with(|local| {
-        let count = &local.0 .0;
-        // Only this thread writes its counter.
-        count.store(count.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
-    });
-    if counted.is_err() {
-        add_retired(delta);
+fn add(kind: usize, delta: i64) {
+    let counted = kind < PER_THREAD
+        && LOCAL
+            .try_with(|local| {
+                let count = &local.0 .0[kind];
+                // Only this thread writes its counter.
+                count.store(count.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+            })
+            .is_ok();
+    if !counted {
+        add_shared(kind, delta);
     }
 }
 
-/// A request started or ended while its thread is being torn down.
+/// A call of a kind without a per-thread counter, or on a thread being torn down.
 #[cold]
-fn add_retired(delta: i64) {
-    registry().retired += delta;
+fn add_shared(kind: usize, delta: i64) {
+    registry().retire(kind, delta);
 }
 
-/// HTTP requests being served now. Summed over threads one by one while requests go on, so a
-/// request that starts on one thread and ends on another during the sum can be missed or
-/// counted; never below zero.
-pub fn http() -> i64 {
+/// Calls of `kind` under way now. Summed over threads one by one while calls go on, so a call
+/// that starts on one thread and ends on another during the sum can be missed or counted;
+/// never below zero.
+pub fn in_flight(kind: &'static Kind) -> i64 {
+    let kind = kind.id() as usize;
     let registry = registry();
     let live: i64 = registry
         .slots
         .iter()
-        .map(|slot| slot.0.load(Ordering::Relaxed))
+        .filter_map(|slot| slot.0.get(kind))
+        .map(|count| count.load(Ordering::Relaxed))
         .sum();
-    (registry.retired + live).max(0)
+    (registry.retired.get(kind).copied().unwrap_or(0) + live).max(0)
 }
 
-/// Counts one HTTP request in flight until the guard drops.
+/// Counts one call of a kind as under way until the guard drops.
 #[derive(Debug)]
-#[must_use = "the request counts as in flight until the guard drops"]
-pub struct HttpInFlight(());
+#[must_use = "the call counts as under way until the guard drops"]
+pub struct InFlight {
+    kind: usize,
+}
 
-impl HttpInFlight {
-    /// A request starts being served.
+impl InFlight {
+    /// A call of `kind` starts.
     #[inline]
-    pub fn start() -> HttpInFlight {
-        add(1);
-        HttpInFlight(())
+    pub fn start(kind: &'static Kind) -> InFlight {
+        let kind = kind.id() as usize;
+        add(kind, 1);
+        InFlight { kind }
     }
 }
 
-impl Drop for HttpInFlight {
+impl Drop for InFlight {
     #[inline]
     fn drop(&mut self) {
-        add(-1);
+        add(self.kind, -1);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::{Metric, HTTP};
 
     #[test]
-    fn requests_that_end_on_other_threads_and_exited_threads_add_up() {
-        let before = http();
-        let started: Vec<HttpInFlight> = (0..3).map(|_| HttpInFlight::start()).collect();
-        assert_eq!(http(), before + 3);
+    fn calls_that_end_on_other_threads_and_exited_threads_add_up() {
+        let before = in_flight(&HTTP);
+        let started: Vec<InFlight> = (0..3).map(|_| InFlight::start(&HTTP)).collect();
+        assert_eq!(in_flight(&HTTP), before + 3);
         // Ended on another thread, which then exits: its -3 stays in the total.
         std::thread::spawn(move || drop(started)).join().unwrap();
-        assert_eq!(http(), before);
-        // Started on a thread that exits with the request still in flight.
-        let open = std::thread::spawn(HttpInFlight::start).join().unwrap();
-        assert_eq!(http(), before + 1);
+        assert_eq!(in_flight(&HTTP), before);
+        // Started on a thread that exits with the call still under way.
+        let open = std::thread::spawn(|| InFlight::start(&HTTP))
+            .join()
+            .unwrap();
+        assert_eq!(in_flight(&HTTP), before + 1);
         drop(open);
-        assert_eq!(http(), before);
+        assert_eq!(in_flight(&HTTP), before);
+    }
+
+    #[test]
+    fn kinds_beyond_the_per_thread_counters_are_counted_too() {
+        const fn metric(name: &'static str) -> Metric {
+            Metric { name, help: "test" }
+        }
+        static MANY: [Kind; PER_THREAD] = [const {
+            Kind::new(
+                "many",
+                "MANY",
+                "many",
+                metric("many_total"),
+                metric("many_seconds"),
+            )
+        }; PER_THREAD];
+        let last = MANY.last().unwrap();
+        for kind in &MANY {
+            kind.id();
+        }
+        assert!(last.id() as usize >= PER_THREAD);
+        let guard = InFlight::start(last);
+        assert_eq!(in_flight(last), 1);
+        drop(guard);
+        assert_eq!(in_flight(last), 0);
     }
 }

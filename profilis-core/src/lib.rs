@@ -1,62 +1,95 @@
-//! The core of profilis: the event model, call sites, the clock, sampling, trace context, the
-//! collector that batches events off the hot path, the [`Sink`] trait and the facade sink that
-//! turns events into `metrics` calls.
+//! The core of profilis, its vocabulary and its hot path: [`Kind`]s of call and their
+//! [`Site`]s, sampling, trace context, the per-thread counters a profiled call updates, the
+//! [`Collector`] that reads them off the hot path, and the [`Sink`] trait its batches go to.
+//! It knows nothing of HTTP frameworks, database clients or Prometheus: adapters
+//! (`profilis-integrations`) record calls through the [`adapter`] API, outputs
+//! (`profilis-exporters`) implement [`Sink`].
 //!
-//! Applications use this crate through `profilis`; integrations and exporters build on it.
+//! Applications use this crate through `profilis`.
 //!
 //! # What a profiled call costs
 //!
-//! A call reads one atomic ([`is_enabled`] and "a collector runs"), asks the [`sampler`], reads
-//! the TSC twice, and on its own thread's state counts the call and files its duration in the
-//! bucket of [`CollectorConfig::function_buckets`]. No lock, no syscall, no allocation (after a
-//! thread's first call), nothing shared with other threads. The collector thread adds up every
-//! thread's totals each `flush_interval` and hands them to the sinks as [`CallCount`]s.
+//! A call reads one atomic ([`is_enabled`] and "a collector runs"), decides whether it is
+//! sampled, reads the TSC twice, and on its own thread's state counts the call and files its
+//! duration in the bucket of its kind ([`CollectorConfig::buckets`]). No lock, no syscall, no
+//! allocation (after a thread's first call), nothing shared with other threads. The collector
+//! thread adds up every thread's totals each `flush_interval` and hands them to the sinks as
+//! [`CallCount`]s.
 //!
-//! Only if a sink wants individual events ([`Sink::wants_events`]; the facade sink does not)
-//! does each call also queue an [`Event`] into a bounded per-thread ring, which the collector
-//! drains; a full ring drops events (counted in [`Stats::dropped`]), never counts.
+//! Only if a sink wants individual events ([`Sink::wants_events`]) does each call also queue an
+//! [`Event`] into a bounded per-thread ring, which the collector drains; a full ring drops
+//! events (counted in [`Stats::dropped`]), never counts.
 //!
 //! # Sampling
 //!
-//! A sampled-out call is still counted exactly (`profilis_function_calls_total` and
-//! `profilis_function_errors_total` stay exact); only its duration and event are skipped, and it
+//! A sampled-out call is still counted exactly; only its duration and event are skipped, and it
 //! opens no span, so calls inside it attach to the nearest recorded caller.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod call;
-pub mod clock;
+mod clock;
 mod collector;
 pub mod context;
 mod error;
-pub mod event;
-mod facade;
-pub mod ids;
-pub mod in_flight;
+mod event;
+mod in_flight;
+mod kind;
 mod local;
+mod once;
+mod random;
 mod ring;
-pub mod sampler;
+mod sampler;
 mod sink;
 mod site;
+mod switch;
+pub mod testing;
+mod trace;
 
-pub use call::Timer;
 pub use collector::{
-    disabled_from_env, is_enabled, set_enabled, stats, validate_buckets, Collector,
-    CollectorConfig, Stats, DEFAULT_BUCKETS, MAX_QUEUE_SIZE,
+    stats, validate_buckets, Buckets, Collector, CollectorConfig, DEFAULT_BUCKETS,
 };
-pub use error::{ConfigError, SinkError};
-pub use event::{Detail, Event, EventKind, Outcome};
-pub use facade::{metric_names, FacadeSink, GlobalLabels, KindNames};
-pub use local::{current as current_span, SpanContext};
+pub use error::{ConfigError, SinkError, StartError};
+pub use event::{Detail, Event, Outcome, Value};
+pub use in_flight::in_flight;
+pub use kind::{kinds, Kind, Metric, DB, FUNCTION, HTTP};
 pub use ring::DropPolicy;
-pub use sink::{sink_fn, Batch, BucketTotal, CallCount, EventFilter, FanOut, FnSink, Sink};
-pub use site::{Site, SiteKind};
+pub use sampler::{global_rate, set_global_rate, validate_rate};
+pub use sink::{sink_fn, Batch, BucketTotal, CallCount, EventFilter, FanOut, FnSink, Sink, Stats};
+pub use site::Site;
+pub use switch::{is_enabled, set_enabled};
+
+/// What adapters (HTTP layers, database hooks, hand-written instrumentation) record calls
+/// with. Applications rarely need it: `#[profiled]` and the adapters use it for them.
+///
+/// Stability: this is the API `profilis-integrations` is written against. It follows the
+/// crate's version like the rest, but it is where changes to how calls are recorded land first;
+/// expect it to grow, and read the changelog before upgrading an adapter of your own.
+///
+/// - A call of a site known when it starts: [`enter`] (sync, a static [`Site`](crate::Site))
+///   or [`Timer::start_sampled`]. A call whose site is known only at its end (an HTTP
+///   response's route and status): [`Timer::start`], then [`Timer::finish`] with the site from
+///   [`Site::interned`](crate::Site::interned).
+/// - Keep the call in a [`RecordOnce`], so it is recorded exactly once, as panicked or
+///   cancelled if it is dropped before it ends.
+/// - Count calls under way with [`InFlight`], for kinds with an in-flight gauge.
+pub mod adapter {
+    pub use crate::call::{enter, CallGuard, Timer};
+    pub use crate::in_flight::InFlight;
+    pub use crate::once::{Abandon, RecordOnce};
+
+    /// A pseudo-random `u64` from this thread's generator (not cryptographic), for an adapter
+    /// that seeds sampling decisions of its own.
+    pub fn random_u64() -> u64 {
+        crate::random::next_u64()
+    }
+}
 
 /// Support for code generated by `#[profiled]`. Not a stable API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        call_once, current_ids, enter, instrument, CallGuard, Instrumented, IsErrOther,
-        IsErrResult, Probe,
+        call_once, enter, instrument, CallGuard, Instrumented, IsErrOther, IsErrResult, Probe,
     };
     pub use crate::site::Site;
 }

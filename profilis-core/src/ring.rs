@@ -190,9 +190,9 @@ impl<T> Drop for Ring<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Detail, Event, Outcome};
-    use crate::ids::{SpanId, TraceId};
+    use crate::event::{Event, Outcome};
     use crate::site::Site;
+    use crate::trace::{SpanId, TraceId};
 
     static SITE: Site = Site::function("ring::test", None);
 
@@ -206,7 +206,7 @@ mod tests {
             trace_id: TraceId(1),
             span_id: SpanId(n),
             parent_span_id: None,
-            detail: Detail::Fn,
+            detail: None,
         }
     }
 

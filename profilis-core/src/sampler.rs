@@ -1,10 +1,11 @@
 //! Sampling: whether a call's duration is recorded. A site's own rate wins over the global rate.
 //! Sampled-out calls are still counted exactly; only their duration (and event) is skipped.
+//!
+//! A rate is kept as a threshold on a random `u64`: a call is sampled in if its draw is below.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::ConfigError;
-use crate::local::Hot;
 
 /// Threshold meaning "always": a rate of 1.0.
 pub(crate) const ALWAYS: u64 = u64::MAX;
@@ -13,7 +14,7 @@ pub(crate) const INHERIT: u64 = u64::MAX - 1;
 
 static GLOBAL: AtomicU64 = AtomicU64::new(ALWAYS);
 
-/// A rate in `0..=1` as a threshold on a random `u64` (a call is sampled if `rand < threshold`).
+/// A rate in `0..=1` as a threshold (a call is sampled in if its draw is below it).
 pub(crate) const fn threshold(rate: f64) -> u64 {
     if rate.is_nan() || rate <= 0.0 {
         0
@@ -30,6 +31,7 @@ pub(crate) const fn threshold(rate: f64) -> u64 {
     }
 }
 
+/// The rate a threshold stands for.
 pub(crate) fn rate_of(threshold: u64) -> f64 {
     if threshold == ALWAYS {
         1.0
@@ -65,15 +67,16 @@ pub fn global_rate() -> f64 {
     rate_of(GLOBAL.load(Ordering::Relaxed))
 }
 
-/// Decides whether one call of a site with this threshold is sampled in.
+/// Decides whether one call of a site with threshold `site_threshold` is sampled in; `draw`
+/// gives a random number, asked for only when the rate is strictly between 0 and 1.
 #[inline]
-pub(crate) fn sample(site_threshold: u64, hot: &Hot) -> bool {
+pub(crate) fn sample(site_threshold: u64, draw: impl FnOnce() -> u64) -> bool {
     let t = if site_threshold == INHERIT {
         GLOBAL.load(Ordering::Relaxed)
     } else {
         site_threshold
     };
-    t == ALWAYS || (t != 0 && hot.random() < t)
+    t == ALWAYS || (t != 0 && draw() < t)
 }
 
 #[cfg(test)]
@@ -85,11 +88,13 @@ mod tests {
         assert_eq!(threshold(1.0), ALWAYS);
         assert_eq!(threshold(0.0), 0);
         assert!((rate_of(threshold(0.25)) - 0.25).abs() < 1e-12);
-        let hot = crate::local::hot();
-        assert!(sample(ALWAYS, hot));
-        assert!(!sample(0, hot));
+        assert!(sample(ALWAYS, || unreachable!("no draw needed")));
+        assert!(!sample(0, || unreachable!("no draw needed")));
+        let quarter = threshold(0.25);
+        assert!(sample(quarter, || quarter - 1));
+        assert!(!sample(quarter, || quarter));
         let hits = (0..100_000)
-            .filter(|_| sample(threshold(0.25), hot))
+            .filter(|_| sample(quarter, crate::random::next_u64))
             .count();
         assert!((20_000..30_000).contains(&hits), "{hits} of 100000 at 0.25");
     }

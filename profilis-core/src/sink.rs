@@ -3,10 +3,26 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::collector::Stats;
 use crate::error::SinkError;
-use crate::event::{Event, EventKind};
+use crate::event::Event;
+use crate::kind::Kind;
 use crate::site::Site;
+
+/// The collector's counters. At any quiet moment
+/// `enqueued == processed + dropped + queue_depth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Events offered to the queues.
+    pub enqueued: u64,
+    /// Events handed to the sinks.
+    pub processed: u64,
+    /// Events dropped because a queue was full.
+    pub dropped: u64,
+    /// Sink calls that failed (returned an error or panicked).
+    pub sink_failures: u64,
+    /// Events queued or in the batch being written now.
+    pub queue_depth: u64,
+}
 
 /// Exact call counts of one site since the previous batch, sampled-out calls included, and the
 /// durations of its timed calls filed in buckets on the calling threads.
@@ -85,14 +101,14 @@ pub trait Sink: Send + 'static {
 /// Which events a sink wants (see [`Sink::event_filter`]).
 pub enum EventFilter {
     /// Events of these kinds.
-    Kinds(Vec<EventKind>),
+    Kinds(Vec<&'static Kind>),
     /// Events the function accepts.
     Matching(Box<dyn Fn(&Event) -> bool + Send + Sync>),
 }
 
 impl EventFilter {
     /// Events of these kinds only.
-    pub fn kinds(kinds: impl IntoIterator<Item = EventKind>) -> EventFilter {
+    pub fn kinds(kinds: impl IntoIterator<Item = &'static Kind>) -> EventFilter {
         EventFilter::Kinds(kinds.into_iter().collect())
     }
 

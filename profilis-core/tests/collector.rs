@@ -3,21 +3,18 @@
 //! the off switch and span nesting.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use profilis_core::__private::{current_ids, enter, Site};
+use profilis_core::adapter::enter;
+use profilis_core::context;
 use profilis_core::{
-    stats, Batch, Collector, CollectorConfig, ConfigError, DropPolicy, Event, Outcome, Sink,
-    SinkError,
+    stats, Batch, Buckets, Collector, CollectorConfig, ConfigError, DropPolicy, Event, Outcome,
+    Sink, SinkError, Site, StartError,
 };
 
 /// One collector per process: tests take turns.
-static LOCK: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+use profilis_core::testing::lock as serial;
 
 #[derive(Default)]
 struct Seen {
@@ -166,9 +163,9 @@ fn run_against_stuck_sink(policy: DropPolicy) -> (Vec<Event>, u64, profilis_core
     }
     let last = {
         let guard = enter(&SITE);
-        let ids = current_ids().unwrap();
+        let ids = context::current().unwrap();
         guard.exit(false);
-        ids.1
+        ids.span_id
     };
     let stuck = quiet_stats();
     gate.store(true, Ordering::Release);
@@ -370,10 +367,10 @@ fn profilis_disabled_variable_is_read_and_checked() {
     .expect("a bad value is an error");
     assert!(matches!(
         err,
-        ConfigError::Env {
+        StartError::Config(ConfigError::Env {
             name: "PROFILIS_DISABLED",
             ..
-        }
+        })
     ));
     assert!(err.to_string().contains("maybe"), "{err}");
     std::env::remove_var("PROFILIS_DISABLED");
@@ -405,7 +402,7 @@ fn bad_settings_and_a_second_collector_are_errors() {
     let second = Collector::start(quick(), vec![])
         .err()
         .expect("only one collector");
-    assert_eq!(second, ConfigError::AlreadyRunning);
+    assert!(matches!(second, StartError::AlreadyRunning), "{second:?}");
     drop(first);
     let again = Collector::start(quick(), vec![]).expect("free again after drop");
     drop(again);
@@ -420,14 +417,15 @@ fn nested_calls_are_children_of_their_caller() {
     let capture = Capture::default();
     let collector = Collector::start(quick(), vec![Box::new(capture.clone())]).unwrap();
     let outer = enter(&OUTER);
-    let (trace, outer_span) = current_ids().unwrap();
+    let outer_ctx = context::current().unwrap();
+    let (trace, outer_span) = (outer_ctx.trace_id, outer_ctx.span_id);
     let skipped = enter(&SKIPPED);
     // A sampled-out call opens no span: the inner call hangs off the outer one.
-    assert_eq!(current_ids().unwrap().1, outer_span);
+    assert_eq!(context::current().unwrap().span_id, outer_span);
     call(&INNER, false);
     skipped.exit(false);
     outer.exit(false);
-    assert!(current_ids().is_none());
+    assert!(context::current().is_none());
     call(&OUTER, false);
     assert!(collector.shutdown());
     let seen = capture.seen.lock().unwrap();
@@ -461,7 +459,9 @@ fn durations_are_filed_in_their_buckets_on_the_calling_thread() {
     let capture = Capture::default();
     let collector = Collector::start(
         CollectorConfig {
-            function_buckets: vec![0.001, 0.01, 0.1],
+            buckets: Buckets::default()
+                .with_kind(&profilis_core::FUNCTION, &[0.001, 0.01, 0.1])
+                .unwrap(),
             ..quick()
         },
         vec![Box::new(capture.clone())],
@@ -523,7 +523,7 @@ fn durations_are_filed_in_their_buckets_on_the_calling_thread() {
 
 #[test]
 fn filtered_and_closure_sinks_get_what_they_asked_for() {
-    use profilis_core::{sink_fn, EventFilter, EventKind};
+    use profilis_core::{sink_fn, EventFilter, HTTP};
     let _serial = serial();
     static KEEP: Site = Site::function("collector::keep", None);
     static SKIP: Site = Site::function("collector::skip", None);
@@ -556,7 +556,7 @@ fn filtered_and_closure_sinks_get_what_they_asked_for() {
                 seen: picky_seen.clone(),
             }),
             Box::new(Picky {
-                filter: EventFilter::kinds([EventKind::Http]),
+                filter: EventFilter::kinds([&HTTP]),
                 seen: kinds_seen.clone(),
             }),
             Box::new(sink_fn(move |batch| {

@@ -1,22 +1,4 @@
-//! The console sink: every event as JSON (the JSONL keys of Python profilis), one compact line
-//! each or indented over several lines, written to stdout or any [`io::Write`].
-//!
-//! ```no_run
-//! use profilis_exporters::console::{ConsoleFormat, ConsoleSink};
-//! use profilis_exporters::Exporter;
-//!
-//! # fn main() -> Result<(), profilis_exporters::Error> {
-//! // Compact lines on stdout, beside the Prometheus exporter.
-//! let _profilis = Exporter::new().console(ConsoleFormat::Compact).install()?;
-//! # Ok(()) }
-//! # fn other() -> Result<(), profilis_exporters::Error> {
-//! // Or indented JSON into a file of your own.
-//! let file = std::fs::File::create("events.json").expect("created");
-//! let _profilis = Exporter::new()
-//!     .console(ConsoleSink::to_writer(file).format(ConsoleFormat::Pretty))
-//!     .install()?;
-//! # Ok(()) }
-//! ```
+//! The console sink: every event as JSON, to stdout or any writer.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -35,7 +17,25 @@ pub enum ConsoleFormat {
     Pretty,
 }
 
-/// Writes every event as JSON to stdout (the default) or any writer.
+/// Writes every event as JSON (the JSONL keys of Python profilis), one compact line
+/// each or indented over several lines, written to stdout or any [`io::Write`].
+///
+/// ```no_run
+/// use profilis_exporters::{ConsoleFormat, ConsoleSink};
+/// use profilis_exporters::Exporter;
+///
+/// # fn main() -> Result<(), profilis_exporters::Error> {
+/// // Compact lines on stdout, beside the Prometheus exporter.
+/// let _profilis = Exporter::new().console(ConsoleFormat::Compact).install()?;
+/// # Ok(()) }
+/// # fn other() -> Result<(), profilis_exporters::Error> {
+/// // Or indented JSON into a file of your own.
+/// let file = std::fs::File::create("events.json").expect("created");
+/// let _profilis = Exporter::new()
+///     .console(ConsoleSink::to_writer(file).format(ConsoleFormat::Pretty))
+///     .install()?;
+/// # Ok(()) }
+/// ```
 ///
 /// Each batch is serialized into one reused buffer and handed to the writer in a single write,
 /// then flushed, so lines of different batches never interleave and nothing waits in a buffer.

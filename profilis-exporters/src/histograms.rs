@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use metrics_exporter_prometheus::formatting::{
     sanitize_label_key, sanitize_label_value, write_help_line, write_type_line,
 };
-use profilis_core::{CallCount, GlobalLabels, KindNames};
+use profilis_core::CallCount;
+
+use crate::labels::GlobalLabels;
 
 #[derive(Default)]
 struct Series {
@@ -25,7 +27,7 @@ struct Series {
 /// One family: its help text, and its series by rendered label set.
 type Family = (&'static str, BTreeMap<String, Series>);
 
-/// The three `*_duration_seconds` families, one series per label set.
+/// The duration families of the kinds, one series per label set.
 #[derive(Default)]
 pub(crate) struct Histograms {
     /// By family name; sorted, so the output order is stable.
@@ -40,10 +42,10 @@ impl Histograms {
             if count.durations.iter().all(|b| b.count == 0) {
                 continue;
             }
-            let names = KindNames::of(count.site.kind());
+            let duration = count.site.kind().duration();
             let (_, series) = families
-                .entry(names.duration)
-                .or_insert_with(|| (names.duration_help, BTreeMap::new()));
+                .entry(duration.name)
+                .or_insert_with(|| (duration.help, BTreeMap::new()));
             let entry = series.entry(label_set(labels, count)).or_default();
             if entry.counts.is_empty() {
                 entry.counts = count.durations.iter().map(|b| (b.le, 0)).collect();
@@ -90,7 +92,6 @@ impl Histograms {
 fn label_set(labels: &GlobalLabels, count: &CallCount) -> String {
     labels
         .for_site(count.site)
-        .iter()
         .map(|(k, v)| format!("{}=\"{}\"", sanitize_label_key(k), sanitize_label_value(v)))
         .collect::<Vec<_>>()
         .join(",")

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use profilis_core::{Detail, Event, Outcome};
+use profilis_core::{Event, Outcome, Value};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// Formats a value with `Display` straight into the JSON string (no intermediate `String`).
@@ -22,32 +22,37 @@ impl<T: fmt::Display> Serialize for Hex<T> {
     }
 }
 
-/// An event in its JSON form.
+/// A field's value in JSON: a string, a number, or `null` when the event has none.
+struct Field<'a>(Option<Value<'a>>);
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(Value::Str(s)) => serializer.serialize_str(s),
+            Some(Value::U64(n)) => serializer.serialize_u64(n),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// An event in its JSON form: `kind` (its kind's JSON name), `ts_ns`, `dur_ns`, `fn` for a
+/// function's event, the fields of its kind ([`Kind::event_fields`](profilis_core::Kind)),
+/// `error`, `outcome` unless it returned, and the trace ids.
 pub struct JsonEvent<'a>(pub &'a Event);
 
 impl Serialize for JsonEvent<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
+        let kind = e.kind();
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("kind", e.kind().as_str())?;
+        map.serialize_entry("kind", kind.event_kind())?;
         map.serialize_entry("ts_ns", &e.ts_ns)?;
         map.serialize_entry("dur_ns", &e.dur_ns)?;
-        match &e.detail {
-            Detail::Fn => map.serialize_entry("fn", e.name())?,
-            Detail::Http(http) => {
-                map.serialize_entry("method", &*http.method)?;
-                map.serialize_entry("route", &*http.route)?;
-                map.serialize_entry("status", &http.status)?;
-            }
-            Detail::Db(db) => {
-                // A `#[profiled(db = "...")]` function: its name too.
-                if e.name() != &*db.vendor {
-                    map.serialize_entry("fn", e.name())?;
-                }
-                map.serialize_entry("db_vendor", &*db.vendor)?;
-                map.serialize_entry("query", &db.query.as_deref())?;
-                map.serialize_entry("rows", &db.rows)?;
-            }
+        if e.site.is_function() {
+            map.serialize_entry("fn", e.name())?;
+        }
+        for &key in kind.event_fields() {
+            map.serialize_entry(key, &Field(e.field(key)))?;
         }
         map.serialize_entry("error", &e.error)?;
         match e.outcome {
@@ -63,14 +68,15 @@ impl Serialize for JsonEvent<'_> {
 }
 
 /// Appends `event` as one compact JSON line (ending in `\n`) to `buf`.
-pub fn write_line(buf: &mut Vec<u8>, event: &Event) {
+pub(crate) fn write_line(buf: &mut Vec<u8>, event: &Event) {
     // Writing to a Vec cannot fail, and every value here serializes.
     let _ = serde_json::to_writer(&mut *buf, &JsonEvent(event));
     buf.push(b'\n');
 }
 
 /// Appends `event` as indented, multi-line JSON (ending in `\n`) to `buf`.
-pub fn write_pretty(buf: &mut Vec<u8>, event: &Event) {
+#[cfg(feature = "console")]
+pub(crate) fn write_pretty(buf: &mut Vec<u8>, event: &Event) {
     let _ = serde_json::to_writer_pretty(&mut *buf, &JsonEvent(event));
     buf.push(b'\n');
 }
@@ -78,15 +84,30 @@ pub fn write_pretty(buf: &mut Vec<u8>, event: &Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use profilis_core::event::{DbDetail, HttpDetail};
-    use profilis_core::ids::{SpanId, TraceId};
-    use profilis_core::Site;
+    use profilis_core::context::{SpanId, TraceId};
+    use profilis_core::{Detail, Site, HTTP};
+    use std::sync::Arc;
 
     static PRICE: Site = Site::function("shop::orders::price", None);
+    static LOAD: Site = Site::db_function("shop::orders::load", "sqlite", None);
 
-    fn event(detail: Detail, parent: Option<SpanId>, outcome: Outcome) -> Event {
+    #[derive(Debug)]
+    struct Request;
+
+    impl Detail for Request {
+        fn field(&self, key: &str) -> Option<Value<'_>> {
+            match key {
+                "method" => Some(Value::Str("GET")),
+                "route" => Some(Value::Str("/users/{id}")),
+                "status" => Some(Value::U64(200)),
+                _ => None,
+            }
+        }
+    }
+
+    fn event(site: &'static Site, parent: Option<SpanId>, outcome: Outcome) -> Event {
         Event {
-            site: &PRICE,
+            site,
             ts_ns: 1_700_000_000_000_000_000,
             dur_ns: 1234,
             error: false,
@@ -94,7 +115,7 @@ mod tests {
             trace_id: TraceId(0xabc),
             span_id: SpanId(0x1f),
             parent_span_id: parent,
-            detail,
+            detail: None,
         }
     }
 
@@ -107,46 +128,41 @@ mod tests {
     #[test]
     fn events_have_the_python_profilis_keys() {
         assert_eq!(
-            line(&event(Detail::Fn, None, Outcome::Returned)),
+            line(&event(&PRICE, None, Outcome::Returned)),
             "{\"kind\":\"FN\",\"ts_ns\":1700000000000000000,\"dur_ns\":1234,\
              \"fn\":\"shop::orders::price\",\"error\":false,\
              \"trace_id\":\"00000000000000000000000000000abc\",\"span_id\":\"000000000000001f\",\
              \"parent_span_id\":null}\n"
         );
-        let http = Detail::Http(HttpDetail {
-            method: "GET".into(),
-            route: "/users/{id}".into(),
-            status: 200,
-        });
-        let text = line(&event(http, Some(SpanId(2)), Outcome::Cancelled));
-        assert!(text.contains("\"kind\":\"HTTP\""), "{text}");
-        assert!(text.contains("\"method\":\"GET\",\"route\":\"/users/{id}\",\"status\":200"));
+        let mut http = event(
+            Site::interned(&HTTP, "/users/{id}", &[("status", "200")]),
+            Some(SpanId(2)),
+            Outcome::Cancelled,
+        );
+        http.detail = Some(Arc::new(Request));
+        let text = line(&http);
+        assert!(text.starts_with("{\"kind\":\"HTTP\",\"ts_ns\""), "{text}");
+        assert!(
+            text.contains(
+                "\"dur_ns\":1234,\"method\":\"GET\",\"route\":\"/users/{id}\",\"status\":200,"
+            ),
+            "{text}"
+        );
         assert!(text.contains("\"outcome\":\"cancelled\""));
         assert!(text.contains("\"parent_span_id\":\"0000000000000002\""));
-        let db = Detail::Db(DbDetail {
-            vendor: "sqlite".into(),
-            query: Some("SELECT \"a\" FROM t WHERE id = ?".into()),
-            rows: Some(3),
-        });
-        let text = line(&event(db, None, Outcome::Returned));
-        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // A `#[profiled(db = "...")]` function: its name, its vendor, no statement.
+        let parsed: serde_json::Value =
+            serde_json::from_str(&line(&event(&LOAD, None, Outcome::Returned))).unwrap();
+        assert_eq!(parsed["kind"], "DB");
+        assert_eq!(parsed["fn"], "shop::orders::load");
         assert_eq!(parsed["db_vendor"], "sqlite");
-        assert_eq!(parsed["query"], "SELECT \"a\" FROM t WHERE id = ?");
-        assert_eq!(parsed["rows"], 3);
-        // The event's site is a function, as for `#[profiled(db = "sqlite")]`: it names it.
-        assert_eq!(parsed["fn"], "shop::orders::price");
-        let mut from_hook = event(Detail::Fn, None, Outcome::Returned);
-        from_hook.detail = Detail::Db(DbDetail {
-            vendor: "sqlite".into(),
-            query: None,
-            rows: None,
-        });
-        from_hook.site = Site::db("sqlite");
-        let parsed: serde_json::Value = serde_json::from_str(&line(&from_hook)).unwrap();
-        assert_eq!(parsed.get("fn"), None, "{parsed}");
         assert_eq!(parsed["query"], serde_json::Value::Null);
-        let mut pretty = Vec::new();
-        write_pretty(&mut pretty, &event(Detail::Fn, None, Outcome::Returned));
-        assert!(String::from_utf8(pretty).unwrap().lines().count() > 5);
+        assert_eq!(parsed["rows"], serde_json::Value::Null);
+        #[cfg(feature = "console")]
+        {
+            let mut pretty = Vec::new();
+            write_pretty(&mut pretty, &event(&PRICE, None, Outcome::Returned));
+            assert!(String::from_utf8(pretty).unwrap().lines().count() > 5);
+        }
     }
 }

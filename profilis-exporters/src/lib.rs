@@ -1,28 +1,48 @@
-//! Outputs of profilis: the Prometheus exporter, the built-in `/metrics` listener and the
-//! event sinks (JSONL, console).
+//! The outputs of profilis: the Prometheus contract (the recorder, the `/metrics` page, the
+//! facade sink into any `metrics` recorder), the built-in listener, and the event sinks (JSONL
+//! files, the console).
 //!
-//! [`install_exporter`] (and its builder [`Exporter`]) sets everything up; the built-in
-//! listener lives in [`listener`], the console sink in [`console`].
+//! [`install_exporter`] (and its builder [`Exporter`]) sets everything up. Each transport is a
+//! feature, as in `metrics-exporter-prometheus`:
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `listener` | the built-in HTTP listener ([`listener`]), on by default in `profilis` |
+//! | `gzip` | gzip for `/metrics` pages ([`exposition`]), needed by the listener and the framework handlers |
+//! | `jsonl` | the rotating JSONL sink ([`JsonlSink`]) |
+//! | `console` | the console sink ([`ConsoleSink`]) |
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod console;
+#[cfg(feature = "console")]
+mod console;
 mod error;
 mod exporter;
+#[cfg(feature = "gzip")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gzip")))]
+pub mod exposition;
+mod facade;
 mod histograms;
-pub mod json;
-pub mod jsonl;
+#[cfg(any(feature = "jsonl", feature = "console"))]
+mod json;
+#[cfg(feature = "jsonl")]
+mod jsonl;
+mod labels;
+#[cfg(feature = "listener")]
+#[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub mod listener;
+pub mod metric_names;
 
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
 pub use console::{ConsoleFormat, ConsoleSink};
 pub use error::Error;
-pub use exporter::{
-    install_exporter, parse_buckets, render, validate_buckets, Exporter, ExporterGuard,
-};
-pub use jsonl::{JsonlConfig, JsonlSink};
-pub use profilis_core::DEFAULT_BUCKETS;
-
-pub use listener::{
-    metrics_page, parse_allow_list, parse_allowed_network, parse_listen_addr,
-    start as start_listener, IpNet, Listener, ListenerConfig, ListenerError, MetricsPage, RenderFn,
-    DEFAULT_LISTEN,
-};
+pub use exporter::{install_exporter, parse_buckets, render, Exporter, ExporterGuard};
+pub use facade::FacadeSink;
+#[cfg(any(feature = "jsonl", feature = "console"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "jsonl", feature = "console"))))]
+pub use json::JsonEvent;
+#[cfg(feature = "jsonl")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
+pub use jsonl::{JsonlConfig, JsonlCounters, JsonlError, JsonlSink};
+pub use labels::GlobalLabels;

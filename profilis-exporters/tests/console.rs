@@ -6,11 +6,9 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use profilis_core::__private::{enter, Site};
-use profilis_core::{
-    sink_fn, stats, Collector, CollectorConfig, Event, EventFilter, EventKind, Sink,
-};
-use profilis_exporters::console::{ConsoleFormat, ConsoleSink};
+use profilis_core::adapter::enter;
+use profilis_core::{sink_fn, stats, Collector, CollectorConfig, Event, EventFilter, Sink, Site};
+use profilis_exporters::{ConsoleFormat, ConsoleSink};
 use serde_json::Value;
 
 /// One collector per process: tests take turns.
@@ -153,7 +151,7 @@ fn a_filter_keeps_only_the_events_it_accepts() {
     let errors_only =
         ConsoleSink::to_writer(out.clone()).filter(EventFilter::matching(|e| e.error));
     let http_only =
-        ConsoleSink::to_writer(out.clone()).filter(EventFilter::kinds([EventKind::Http]));
+        ConsoleSink::to_writer(out.clone()).filter(EventFilter::kinds([&profilis_core::HTTP]));
     run(12, vec![Box::new(errors_only), Box::new(http_only)]);
     let text = out.text();
     assert_eq!(text.lines().count(), 4, "{text}");

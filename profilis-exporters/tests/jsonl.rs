@@ -10,16 +10,24 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use profilis_core::__private::{enter, Site};
-use profilis_core::ids::{SpanId, TraceId};
+use profilis_core::adapter::enter;
+use profilis_core::context::{SpanId, TraceId};
 use profilis_core::{
-    Batch, Collector, CollectorConfig, Detail, Event, Outcome, Sink, SinkError, Stats,
+    Batch, Collector, CollectorConfig, Event, Outcome, Sink, SinkError, Site, Stats,
 };
-use profilis_exporters::json;
-use profilis_exporters::jsonl::{JsonlConfig, JsonlError, JsonlSink, DEFAULT_ACTIVE_NAME};
+use profilis_exporters::JsonEvent;
+use profilis_exporters::{JsonlConfig, JsonlError, JsonlSink};
+
+const DEFAULT_ACTIVE_NAME: &str = JsonlConfig::DEFAULT_ACTIVE_NAME;
 use profilis_exporters::{Error, Exporter};
 
 static SITE: Site = Site::function("jsonl_tests::work", None);
+
+/// `event` as the sink writes it: one line of JSON.
+fn write_line(buf: &mut Vec<u8>, event: &Event) {
+    serde_json::to_writer(&mut *buf, &JsonEvent(event)).unwrap();
+    buf.push(b'\n');
+}
 
 /// One collector runs per process: tests that start one take this first.
 static COLLECTOR: Mutex<()> = Mutex::new(());
@@ -75,7 +83,7 @@ fn event(seq: u64) -> Event {
         trace_id: TraceId(0xabc),
         span_id: SpanId(seq + 1),
         parent_span_id: None,
-        detail: Detail::Fn,
+        detail: None,
     }
 }
 
@@ -91,7 +99,7 @@ fn write(sink: &mut JsonlSink, seqs: Range<u64>) -> Result<(), SinkError> {
 /// Length of one event's line (every `seq` in 10..100 gives the same).
 fn line_len() -> u64 {
     let mut buf = Vec::new();
-    json::write_line(&mut buf, &event(10));
+    write_line(&mut buf, &event(10));
     buf.len() as u64
 }
 
@@ -318,8 +326,8 @@ fn a_partial_line_left_by_a_crash_is_cut_and_rotated() {
     let dir = TempDir::new("partial");
     fs::create_dir_all(dir.path()).unwrap();
     let mut text = Vec::new();
-    json::write_line(&mut text, &event(7));
-    json::write_line(&mut text, &event(8));
+    write_line(&mut text, &event(7));
+    write_line(&mut text, &event(8));
     text.extend_from_slice(br#"{"kind":"FN","ts_ns":17000"#);
     fs::write(dir.path().join("events.tmp"), &text).unwrap();
 
@@ -488,7 +496,7 @@ fn a_directory_that_cannot_be_created_is_a_clear_error() {
         .install()
         .err()
         .expect("install fails");
-    let Error::JsonlDir { path, source } = &err else {
+    let Error::Jsonl(JsonlError::Dir { path, source }) = &err else {
         panic!("{err:?}");
     };
     assert_eq!(*path, file.join("logs"));

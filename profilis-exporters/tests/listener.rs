@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use profilis_exporters::exposition::METRICS_CONTENT_TYPE;
 use profilis_exporters::listener::{
     self, parse_allow_list, parse_allowed_network, parse_listen_addr, Listener, ListenerConfig,
-    ListenerError, RenderFn, DEFAULT_LISTEN, METRICS_CONTENT_TYPE,
+    ListenerError, RenderFn, DEFAULT_LISTEN,
 };
 
 /// Longest a client waits for any single read; far above what a healthy listener needs.

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind};
-use profilis_core::__private::{enter, Site};
-use profilis_core::{Collector, CollectorConfig, FacadeSink, GlobalLabels};
+use profilis_core::adapter::enter;
+use profilis_core::{Collector, CollectorConfig, Site};
+use profilis_exporters::{FacadeSink, GlobalLabels};
 
 fn labels_of(key: &CompositeKey) -> Vec<(String, String)> {
     let mut labels: Vec<_> = key

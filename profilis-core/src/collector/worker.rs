@@ -1,0 +1,186 @@
+//! The collector's thread: each cycle it adds up every thread's call counts, drains the event
+//! rings, hands batches to the sinks, and forgets the states of threads that have exited.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use crate::clock;
+use crate::event::Event;
+use crate::local::{self, Snapshot, ThreadState};
+use crate::sink::{Batch, BucketTotal, CallCount, FanOut, Stats};
+use crate::site::{self, Site};
+
+pub(super) static POPPED: AtomicU64 = AtomicU64::new(0);
+pub(super) static PROCESSED: AtomicU64 = AtomicU64::new(0);
+pub(super) static SINK_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// The collector's counters as of `snapshot`.
+pub(super) fn stats_of(snapshot: &Snapshot) -> Stats {
+    let mut s = Stats {
+        enqueued: snapshot.retired_enqueued,
+        dropped: snapshot.retired_dropped,
+        ..Stats::default()
+    };
+    let mut queued = 0;
+    for t in &snapshot.states {
+        s.enqueued += t.enqueued();
+        s.dropped += t.dropped();
+        queued += t.ring.len();
+    }
+    let processed = PROCESSED.load(Ordering::Acquire);
+    s.processed = processed;
+    s.sink_failures = SINK_FAILURES.load(Ordering::Relaxed);
+    s.queue_depth = queued + POPPED.load(Ordering::Acquire).saturating_sub(processed);
+    s
+}
+
+pub(super) struct Worker {
+    pub(super) sinks: FanOut,
+    pub(super) batch_max: usize,
+    /// Bucket bounds in seconds, per kind id, as the calling threads file them.
+    pub(super) buckets: local::Bounds<f64>,
+    pub(super) events: Vec<Event>,
+    pub(super) counts: Vec<CallCount>,
+    /// Per site id, `stride` values counted in this cycle.
+    pub(super) totals: Vec<u64>,
+    pub(super) scratch: Vec<u64>,
+}
+
+impl Worker {
+    pub(super) fn run(
+        &mut self,
+        stop: &AtomicBool,
+        flush_interval: Duration,
+        done: mpsc::Sender<()>,
+    ) {
+        loop {
+            let stopping = stop.load(Ordering::Acquire);
+            self.cycle(stopping);
+            if stopping {
+                let failed = self.sinks.flush_all();
+                SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
+                let _ = done.send(());
+                return;
+            }
+            thread::park_timeout(flush_interval);
+        }
+    }
+
+    /// Reads every thread's counts and queue, hands the result to the sinks, and forgets the
+    /// states of threads that have exited.
+    fn cycle(&mut self, last: bool) {
+        let snapshot = local::snapshot();
+        let states = &snapshot.states;
+        // Registry + our copy: no thread uses this state any more, so after the fence
+        // everything it recorded is visible and this cycle reads it all.
+        let finished: Vec<bool> = states.iter().map(|s| Arc::strong_count(s) == 2).collect();
+        fence(Ordering::Acquire);
+        self.gather_counts(states);
+        for (state, &finished) in states.iter().zip(&finished) {
+            let mut budget = if finished || last {
+                u64::MAX
+            } else {
+                state.ring.len()
+            };
+            while budget > 0 {
+                let Some(event) = state.ring.pop() else { break };
+                budget -= 1;
+                POPPED.fetch_add(1, Ordering::Relaxed);
+                self.events.push(event.finish());
+                if self.events.len() >= self.batch_max {
+                    self.deliver(&snapshot);
+                }
+            }
+        }
+        if !self.events.is_empty() || !self.counts.is_empty() {
+            self.deliver(&snapshot);
+        }
+        let retire: Vec<&Arc<ThreadState>> = states
+            .iter()
+            .zip(&finished)
+            .filter(|(_, &f)| f)
+            .map(|(s, _)| s)
+            .collect();
+        if !retire.is_empty() {
+            local::retire(&retire);
+        }
+    }
+
+    /// Adds up what every thread counted and timed since the last cycle, per site.
+    fn gather_counts(&mut self, states: &[Arc<ThreadState>]) {
+        let sites = site::all();
+        let stride = self.buckets.stride();
+        self.totals.clear();
+        self.totals.resize((sites.len() + 1) * stride, 0);
+        for state in states {
+            if state.stride() != stride {
+                continue; // made by a collector with other buckets, and read by it
+            }
+            let mut reported = state.reported.lock().unwrap_or_else(|e| e.into_inner());
+            reported.resize((sites.len() + 1) * stride, 0);
+            self.scratch.resize(stride, 0);
+            for id in 1..=sites.len() {
+                state.read_site(id as u32, &mut self.scratch);
+                let range = id * stride..(id + 1) * stride;
+                if reported[range.clone()] == self.scratch[..] {
+                    continue;
+                }
+                for ((total, before), now) in self.totals[range.clone()]
+                    .iter_mut()
+                    .zip(&reported[range.clone()])
+                    .zip(&self.scratch)
+                {
+                    *total += now.wrapping_sub(*before);
+                }
+                reported[range].copy_from_slice(&self.scratch);
+            }
+        }
+        for (id, (calls, errors)) in local::take_overflow_counts() {
+            if let Some(t) = self
+                .totals
+                .get_mut(id as usize * stride..id as usize * stride + 2)
+            {
+                t[0] += calls;
+                t[1] += errors;
+            }
+        }
+        for (id, site) in sites.iter().enumerate().map(|(i, s)| (i + 1, *s)) {
+            let t = &self.totals[id * stride..(id + 1) * stride];
+            if t[0] == 0 {
+                continue;
+            }
+            let bounds = self.buckets.of(site.ids().1);
+            let durations = t[2..]
+                .chunks(2)
+                .take(bounds.len() + 1)
+                .enumerate()
+                .map(|(i, pair)| BucketTotal {
+                    le: bounds.get(i).copied().unwrap_or(f64::INFINITY),
+                    count: pair[0],
+                    sum_ns: clock::ticks_to_ns(0, pair[1]),
+                })
+                .collect();
+            self.counts.push(CallCount {
+                site: site as &'static Site,
+                calls: t[0],
+                errors: t[1],
+                durations,
+            });
+        }
+    }
+
+    fn deliver(&mut self, snapshot: &Snapshot) {
+        let counts = std::mem::take(&mut self.counts);
+        let batch = Batch {
+            events: &self.events,
+            counts: &counts,
+            stats: stats_of(snapshot),
+        };
+        let failed = self.sinks.write_all(&batch);
+        SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
+        PROCESSED.fetch_add(self.events.len() as u64, Ordering::AcqRel);
+        self.events.clear();
+    }
+}

@@ -1,0 +1,133 @@
+//! Per-thread state of the hot path: the thread's current span and its [`ThreadState`] (event
+//! ring and call counters). Everything a profiled call touches lives here, so calls on
+//! different threads share nothing but one read-mostly atomic (`switch::STATE`).
+//!
+//! - `registry`: the collector run threads record for, and the thread states it reads;
+//! - `table`: one thread's ring and per-site counters.
+
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::sync::Arc;
+
+mod registry;
+mod table;
+
+pub(crate) use registry::{
+    generation, retire, set_generation, snapshot, Bounds, Generation, Snapshot,
+};
+pub(crate) use table::{take_overflow_counts, ThreadState};
+
+use crate::event::RawEvent;
+use crate::site::Site;
+use crate::switch::generation_of;
+use crate::trace::{SpanContext, SpanId, TraceId};
+
+/// What the hot path touches per call. No destructor, so access is a plain thread-local read.
+pub(crate) struct Hot {
+    /// Current span; span id 0 means none (trace id 0: no trace).
+    ctx: Cell<SpanContext>,
+    /// This thread's state, owned by [`OWNER`]; null when there is none (yet, or any more).
+    state: Cell<*const ThreadState>,
+}
+
+/// Owns this thread's state; on thread exit, drops it and clears [`Hot::state`].
+struct Owner(RefCell<Option<Arc<ThreadState>>>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = HOT.try_with(|hot| hot.state.set(ptr::null()));
+    }
+}
+
+thread_local! {
+    static HOT: Hot = const {
+        Hot {
+            ctx: Cell::new(SpanContext { trace_id: TraceId(0), span_id: SpanId(0) }),
+            state: Cell::new(ptr::null()),
+        }
+    };
+    static OWNER: Owner = const { Owner(RefCell::new(None)) };
+}
+
+/// This thread's hot state.
+///
+/// `Hot` has no destructor, so its storage lives as long as the thread; and `&Hot` is not
+/// `Send` (`Hot` is not `Sync`), so the reference cannot leave the thread.
+#[inline(always)]
+pub(crate) fn hot() -> &'static Hot {
+    // SAFETY: see above.
+    HOT.with(|hot| unsafe { &*(hot as *const Hot) })
+}
+
+impl Hot {
+    /// The current span context (span id 0: none).
+    #[inline]
+    pub(crate) fn context(&self) -> SpanContext {
+        self.ctx.get()
+    }
+
+    /// Replaces the current span context, returning the previous one.
+    #[inline]
+    pub(crate) fn set_context(&self, ctx: SpanContext) -> SpanContext {
+        self.ctx.replace(ctx)
+    }
+
+    /// Records a call on this thread's state for the collector generation in `state` (the
+    /// value of `switch::STATE` the call started under): counts it, files its duration `ticks`
+    /// (if timed) and, if a sink wants events, queues the event `event` makes.
+    #[inline(always)]
+    pub(crate) fn record(
+        &self,
+        state: u64,
+        site: &'static Site,
+        error: bool,
+        ticks: Option<u64>,
+        event: impl FnOnce() -> RawEvent,
+    ) {
+        let (id, kind) = site.ids();
+        let mut ts = self.state.get();
+        // SAFETY: a non-null pointer targets the Arc held by OWNER, which clears it before
+        // dropping that Arc.
+        if ts.is_null() || unsafe { (*ts).generation_id } != generation_of(state) {
+            ts = refresh(self, state);
+            if ts.is_null() {
+                return;
+            }
+        }
+        // SAFETY: as above.
+        let ts = unsafe { &*ts };
+        ts.observe(id, kind, error, ticks);
+        if ticks.is_some() && ts.events {
+            ts.push(event());
+        }
+    }
+}
+
+/// The current span context of this thread, if it is inside a recorded call or runs under a
+/// trace (`context::with_trace` with no parent span gives a span id of 0).
+pub(crate) fn current() -> Option<SpanContext> {
+    let ctx = hot().ctx.get();
+    (!ctx.is_empty()).then_some(ctx)
+}
+
+/// Makes (and registers) this thread's state for the running collector generation.
+#[cold]
+#[inline(never)]
+fn refresh(hot: &Hot, state: u64) -> *const ThreadState {
+    let Some(generation) = generation(generation_of(state)) else {
+        return ptr::null();
+    };
+    let ts = Arc::new(ThreadState::new(generation));
+    registry::register(ts.clone());
+    let p = Arc::as_ptr(&ts);
+    // The old state (if any) stays registered until the collector has read it. During thread
+    // teardown OWNER may be gone: record nothing then.
+    let owned = OWNER
+        .try_with(|owner| *owner.0.borrow_mut() = Some(ts))
+        .is_ok();
+    if !owned {
+        return ptr::null();
+    }
+    hot.state.set(p);
+    p
+}

@@ -1,0 +1,300 @@
+//! [`Exporter`], the builder of everything `install_exporter()` does: every setting has a
+//! method, the `PROFILIS_*` variables are defaults that code overrides.
+
+#[cfg(feature = "listener")]
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use profilis_core::{
+    set_global_rate, validate_rate, Buckets, Collector, CollectorConfig, DropPolicy, Kind, Sink,
+};
+
+use super::env::{default_instance, default_service, EnvSettings};
+use super::prometheus::{install_recorder, PrometheusSink};
+use super::ExporterGuard;
+use crate::error::Error;
+use crate::labels::GlobalLabels;
+#[cfg(feature = "listener")]
+use crate::listener::{self, IpNet, ListenerConfig, DEFAULT_LISTEN};
+use crate::metric_names;
+
+/// Builder of the exporter: everything `install_exporter()` does, set in code.
+///
+/// ```no_run
+/// # fn main() -> Result<(), profilis_exporters::Error> {
+/// let _profilis = profilis_exporters::Exporter::new()
+///     .service("shop")
+///     .buckets(&[0.001, 0.01, 0.1, 1.0])?
+///     .sample_rate(0.5)?
+///     .install()?;
+/// # Ok(()) }
+/// ```
+#[derive(Default)]
+#[must_use = "the exporter does nothing until installed"]
+pub struct Exporter {
+    service: Option<String>,
+    instance: Option<String>,
+    worker: Option<String>,
+    #[cfg(feature = "listener")]
+    listen: Option<SocketAddr>,
+    /// Set by [`Exporter::without_listener`]; the listener runs by default.
+    #[cfg(feature = "listener")]
+    no_listener: bool,
+    #[cfg(feature = "listener")]
+    allow: Vec<IpNet>,
+    #[cfg(feature = "listener")]
+    bearer_token: Option<String>,
+    buckets: Option<Vec<f64>>,
+    kind_buckets: Vec<(&'static Kind, Vec<f64>)>,
+    sample_rate: Option<f64>,
+    collector: CollectorConfig,
+    sinks: Vec<Box<dyn Sink>>,
+    #[cfg(feature = "jsonl")]
+    jsonl: Vec<crate::jsonl::JsonlConfig>,
+}
+
+impl Exporter {
+    /// An exporter with every setting at its default (or its `PROFILIS_*` variable).
+    pub fn new() -> Exporter {
+        Exporter::default()
+    }
+
+    /// The `service` label (default `PROFILIS_SERVICE`, else the executable's name).
+    pub fn service(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+
+    /// The `instance` label (default `PROFILIS_INSTANCE`, else the host name).
+    pub fn instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// The `worker` label (default `PROFILIS_WORKER`, else the process id).
+    pub fn worker(mut self, worker: impl Into<String>) -> Self {
+        self.worker = Some(worker.into());
+        self
+    }
+
+    /// Where the built-in listener binds (default `PROFILIS_LISTEN`, else `127.0.0.1:9464`).
+    ///
+    /// # Errors
+    /// [`Error::Listener`] ([`ListenerError::InvalidAddr`](crate::listener::ListenerError))
+    /// if `addr` is not `host:port`.
+    #[cfg(feature = "listener")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
+    pub fn listen(mut self, addr: &str) -> Result<Self, Error> {
+        self.listen = Some(listener::parse_listen_addr(addr)?);
+        Ok(self)
+    }
+
+    /// Where the built-in listener binds, as an address (port 0 picks a free port).
+    #[cfg(feature = "listener")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
+    pub fn listen_addr(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// No built-in listener: serve [`render`](crate::render) from your own router instead.
+    #[cfg(feature = "listener")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
+    pub fn without_listener(mut self) -> Self {
+        self.no_listener = true;
+        self
+    }
+
+    /// Only clients in these networks (`"10.0.0.0/8,127.0.0.1"`) may use the listener; others
+    /// get 403.
+    ///
+    /// # Errors
+    /// [`Error::Listener`] naming an entry that is not an address or network.
+    #[cfg(feature = "listener")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
+    pub fn allow(mut self, networks: &str) -> Result<Self, Error> {
+        self.allow = listener::parse_allow_list(networks)?;
+        Ok(self)
+    }
+
+    /// Requests must carry `Authorization: Bearer <token>`; others get 401.
+    #[cfg(feature = "listener")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Buckets (seconds) of the duration histogram of every kind without buckets of its own
+    /// (default `PROFILIS_BUCKETS`, else [`DEFAULT_BUCKETS`](profilis_core::DEFAULT_BUCKETS)).
+    ///
+    /// # Errors
+    /// [`Error::Config`] ([`ConfigError::Buckets`](profilis_core::ConfigError)) if empty, not
+    /// finite, not positive or not increasing.
+    pub fn buckets(mut self, values: &[f64]) -> Result<Self, Error> {
+        self.buckets = Some(profilis_core::validate_buckets(values)?);
+        Ok(self)
+    }
+
+    /// Buckets of the duration histogram of `kind` only (`&profilis::HTTP` for
+    /// `profilis_http_request_duration_seconds`, say).
+    ///
+    /// # Errors
+    /// As [`Exporter::buckets`].
+    pub fn kind_buckets(mut self, kind: &'static Kind, values: &[f64]) -> Result<Self, Error> {
+        let values = profilis_core::validate_buckets(values)?;
+        self.kind_buckets.retain(|(k, _)| *k != kind);
+        self.kind_buckets.push((kind, values));
+        Ok(self)
+    }
+
+    /// The global sample rate (default `PROFILIS_SAMPLE_RATE`, else 1.0).
+    ///
+    /// # Errors
+    /// [`Error::Config`] ([`ConfigError::SampleRate`](profilis_core::ConfigError)) if not a
+    /// number in `0..=1`.
+    pub fn sample_rate(mut self, rate: f64) -> Result<Self, Error> {
+        self.sample_rate = Some(validate_rate(rate)?);
+        Ok(self)
+    }
+
+    /// Events each recording thread may have queued (default 2048).
+    pub fn queue_size(mut self, events: usize) -> Self {
+        self.collector.queue_size = events;
+        self
+    }
+
+    /// Most events per batch (default 128).
+    pub fn batch_max(mut self, events: usize) -> Self {
+        self.collector.batch_max = events;
+        self
+    }
+
+    /// How often the collector flushes (default 100 ms).
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.collector.flush_interval = interval;
+        self
+    }
+
+    /// Which event a full queue drops (default the new one).
+    pub fn drop_policy(mut self, policy: DropPolicy) -> Self {
+        self.collector.drop_policy = policy;
+        self
+    }
+
+    /// How long dropping the guard waits for the last flush (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.collector.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Start with profiling on or off (default: on unless `PROFILIS_DISABLED=1`).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.collector.enabled = Some(enabled);
+        self
+    }
+
+    /// Another sink that gets every batch, beside the Prometheus one.
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Events as JSON on the console: `.console(ConsoleFormat::Pretty)` for stdout, or
+    /// `.console(ConsoleSink::to_writer(w))` for any writer. See
+    /// [`ConsoleSink`](crate::ConsoleSink).
+    #[cfg(feature = "console")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+    pub fn console(self, sink: impl Into<crate::console::ConsoleSink>) -> Self {
+        self.sink(sink.into())
+    }
+
+    /// Events appended to rotating JSONL files (see [`JsonlSink`](crate::JsonlSink)). The
+    /// directory is created and checked by [`Exporter::install`]; dropping the guard writes
+    /// the last events and rotates the active file.
+    #[cfg(feature = "jsonl")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
+    pub fn jsonl(mut self, config: crate::jsonl::JsonlConfig) -> Self {
+        self.jsonl.push(config);
+        self
+    }
+
+    /// Installs the recorder, starts the collector and the listener.
+    ///
+    /// # Errors
+    /// Any [`Error`]: a bad setting or environment variable, a `metrics` recorder installed by
+    /// someone else, a collector already running, the listen address in use, a JSONL
+    /// directory that cannot be created or written.
+    pub fn install(self) -> Result<ExporterGuard, Error> {
+        let env = EnvSettings::read()?;
+        self.collector.validate()?;
+        let all = self.buckets.or(env.buckets);
+        let mut buckets = Buckets::new(all.as_deref().unwrap_or(&profilis_core::DEFAULT_BUCKETS))?;
+        for (kind, values) in &self.kind_buckets {
+            buckets = buckets.with_kind(kind, values)?;
+        }
+        let labels = GlobalLabels {
+            service: self.service.or(env.service).unwrap_or_else(default_service),
+            instance: self
+                .instance
+                .or(env.instance)
+                .unwrap_or_else(default_instance),
+            worker: self
+                .worker
+                .or(env.worker)
+                .unwrap_or_else(|| std::process::id().to_string()),
+        };
+        let installed = install_recorder(&buckets)?;
+        #[cfg(feature = "jsonl")]
+        let jsonl = self
+            .jsonl
+            .into_iter()
+            .map(crate::jsonl::JsonlSink::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Health metrics exist from the start, not only after the first batch.
+        metrics::counter!(metric_names::EVENTS_DROPPED_TOTAL).absolute(0);
+        metrics::gauge!(metric_names::QUEUE_DEPTH).set(0.0);
+        if let Some(rate) = self.sample_rate.or(env.sample_rate) {
+            set_global_rate(rate)?;
+        }
+        let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(PrometheusSink::new(
+            labels.clone(),
+            installed.clone(),
+        ))];
+        sinks.extend(self.sinks);
+        #[cfg(feature = "jsonl")]
+        sinks.extend(jsonl.into_iter().map(|s| Box::new(s) as Box<dyn Sink>));
+        let collector = Collector::start(
+            CollectorConfig {
+                // Durations are filed on the calling thread in each histogram's own buckets.
+                buckets,
+                ..self.collector
+            },
+            sinks,
+        )?;
+        #[cfg(feature = "listener")]
+        let listener = if !self.no_listener {
+            let render_from = installed.clone();
+            let config = ListenerConfig {
+                addr: self.listen.or(env.listen).unwrap_or(DEFAULT_LISTEN),
+                allow: self.allow,
+                bearer_token: self.bearer_token,
+                ..ListenerConfig::default()
+            };
+            // On error the collector is dropped here, which stops it.
+            Some(listener::start(
+                config,
+                std::sync::Arc::new(move || render_from.render()),
+            )?)
+        } else {
+            None
+        };
+        Ok(ExporterGuard {
+            collector: Some(collector),
+            #[cfg(feature = "listener")]
+            listener,
+            installed,
+            labels,
+        })
+    }
+}

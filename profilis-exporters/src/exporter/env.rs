@@ -1,0 +1,109 @@
+//! The `PROFILIS_*` environment variables, read and checked, and the defaults of the labels.
+
+#[cfg(feature = "listener")]
+use std::net::SocketAddr;
+
+use profilis_core::{validate_buckets, validate_rate, ConfigError};
+
+/// Parses comma-separated seconds (`"0.01,0.1,1"`), as in `PROFILIS_BUCKETS`.
+///
+/// # Errors
+/// [`ConfigError::Buckets`] if a value is not a number or the buckets are not valid.
+pub fn parse_buckets(s: &str) -> Result<Vec<f64>, ConfigError> {
+    let values: Result<Vec<f64>, _> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::parse::<f64>)
+        .collect();
+    let values = values.map_err(|_| ConfigError::Buckets {
+        value: format!("{s:?}"),
+        reason: "one is not a number",
+    })?;
+    validate_buckets(&values)
+}
+
+/// The `PROFILIS_*` variables, read and checked.
+#[derive(Default)]
+pub(super) struct EnvSettings {
+    #[cfg(feature = "listener")]
+    pub(super) listen: Option<SocketAddr>,
+    pub(super) service: Option<String>,
+    pub(super) instance: Option<String>,
+    pub(super) worker: Option<String>,
+    pub(super) sample_rate: Option<f64>,
+    pub(super) buckets: Option<Vec<f64>>,
+}
+
+fn env_var(name: &'static str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A variable's value checked by `parse`, or an error naming the variable, its value and
+/// `expected`.
+fn parse_env<T>(
+    name: &'static str,
+    expected: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(value) = env_var(name) else {
+        return Ok(None);
+    };
+    match parse(&value) {
+        Some(parsed) => Ok(Some(parsed)),
+        None => Err(ConfigError::Env {
+            name,
+            value,
+            expected,
+        }),
+    }
+}
+
+fn env_label(name: &'static str) -> Result<Option<String>, ConfigError> {
+    parse_env(name, "a non-empty label value", |v| {
+        (!v.trim().is_empty()).then(|| v.to_owned())
+    })
+}
+
+impl EnvSettings {
+    pub(super) fn read() -> Result<EnvSettings, ConfigError> {
+        Ok(EnvSettings {
+            #[cfg(feature = "listener")]
+            listen: parse_env(
+                "PROFILIS_LISTEN",
+                "host:port, such as 127.0.0.1:9464 or 0.0.0.0:9464",
+                |v| crate::listener::parse_listen_addr(v).ok(),
+            )?,
+            service: env_label("PROFILIS_SERVICE")?,
+            instance: env_label("PROFILIS_INSTANCE")?,
+            worker: env_label("PROFILIS_WORKER")?,
+            sample_rate: parse_env("PROFILIS_SAMPLE_RATE", "a number in 0..=1", |v| {
+                v.trim().parse().ok().and_then(|r| validate_rate(r).ok())
+            })?,
+            buckets: parse_env(
+                "PROFILIS_BUCKETS",
+                "comma-separated finite, positive seconds in increasing order",
+                |v| parse_buckets(v).ok(),
+            )?,
+        })
+    }
+}
+
+/// The `service` label without a setting: the executable's name.
+pub(super) fn default_service() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The `instance` label without a setting: the host name.
+pub(super) fn default_instance() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    if host.is_empty() {
+        "localhost".to_owned()
+    } else {
+        host
+    }
+}

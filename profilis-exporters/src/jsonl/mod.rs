@@ -1,0 +1,275 @@
+//! The rotating JSONL event sink ([`JsonlSink`], documented there) and its parts:
+//! `config` (settings and their checks), `writer` (appending lines, retries, the bounded
+//! pending buffer), `rotation` (rotation, retention, shutdown), `recovery` (a crash's active
+//! file) and `naming` (rotated file names and their UTC stamps).
+
+use std::fs::{self, File};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use profilis_core::{Batch, Sink, SinkError};
+
+mod config;
+mod naming;
+mod recovery;
+mod rotation;
+mod writer;
+
+pub use config::{JsonlConfig, JsonlError};
+
+use crate::json;
+use crate::metric_names::{
+    JSONL_DROPPED_LINES_TOTAL, JSONL_REMOVED_FILES_TOTAL, JSONL_ROTATED_FILES_TOTAL,
+};
+use naming::RotatedKey;
+use writer::probe;
+
+#[derive(Debug, Default)]
+struct Counters {
+    dropped_lines: AtomicU64,
+    rotated_files: AtomicU64,
+    removed_files: AtomicU64,
+    failed_writes: AtomicU64,
+}
+
+/// The counters of one [`JsonlSink`], readable from any thread while the sink runs on the
+/// collector's (from [`JsonlSink::counters`]).
+#[derive(Debug, Clone)]
+pub struct JsonlCounters(Arc<Counters>);
+
+impl JsonlCounters {
+    /// Lines dropped: the oldest pending lines when the pending buffer was full, and lines that
+    /// could not be written before the sink was dropped.
+    pub fn dropped_lines(&self) -> u64 {
+        self.0.dropped_lines.load(Ordering::Relaxed)
+    }
+
+    /// Active files rotated.
+    pub fn rotated_files(&self) -> u64 {
+        self.0.rotated_files.load(Ordering::Relaxed)
+    }
+
+    /// Rotated files deleted by retention.
+    pub fn removed_files(&self) -> u64 {
+        self.0.removed_files.load(Ordering::Relaxed)
+    }
+
+    /// Writes and flushes that returned an error.
+    pub fn failed_writes(&self) -> u64 {
+        self.0.failed_writes.load(Ordering::Relaxed)
+    }
+}
+
+/// The rotating JSONL event sink: every event as one line of JSON (the keys of Python profilis,
+/// see [`JsonEvent`](crate::JsonEvent)) appended to a file in a directory, rotated by size and age, with
+/// retention, crash recovery and retries.
+///
+/// # Files
+///
+/// Events are appended to the *active file*, `profilis-active.jsonl.tmp` by default
+/// ([`JsonlConfig::active_name`]). Rotation renames it (an atomic `rename` in the same
+/// directory) to `profilis-YYYYmmdd-HHMMSS.jsonl`, the time being UTC; if that name is taken
+/// (two rotations in the same second) the file becomes `profilis-YYYYmmdd-HHMMSS-1.jsonl`, then
+/// `-2`, ..., so no rotation overwrites another (the number only grows within a second, even
+/// after retention deleted a file of that second). A rotated file is complete and never written
+/// again; files sort oldest first by (time, number).
+///
+/// # Rotation
+///
+/// - By size: once the active file holds [`JsonlConfig::rotate_bytes`] bytes (64 MiB by default)
+///   it is rotated after the batch that reached the limit. Lines are never split between files.
+/// - By age ([`JsonlConfig::rotate_every`], off by default): an active file whose first line is
+///   that old is rotated. Both checks run when a batch arrives (the collector sends one each
+///   `flush_interval` while anything is recorded), and an empty file is never rotated.
+/// - At shutdown ([`Sink::flush`], run when the exporter's guard or the collector is dropped)
+///   everything pending is written and the active file is rotated, so the directory only holds
+///   complete `.jsonl` files afterwards.
+///
+/// # Retention
+///
+/// [`JsonlConfig::keep_files`] (at most N rotated files) and [`JsonlConfig::keep_bytes`] (at most
+/// M bytes in rotated files), both optional: after each rotation the oldest rotated files are
+/// deleted until both limits hold, so the disk cannot fill. Only names of the rotated form are
+/// counted or deleted. `keep_bytes` counts every rotated file, the newest included, so set it
+/// well above `rotate_bytes`.
+///
+/// # Durability
+///
+/// Each line is complete or absent. A batch is serialized into one buffer and written with one
+/// `write_all` to a file opened in append mode. When the sink starts and finds an active file
+/// (the process was killed, say with `kill -9`, while writing), it cuts a trailing partial line
+/// (truncates after the last `\n`) and rotates the file before writing anew, so every complete
+/// line written before the crash is kept. Lines reach the operating system on each batch; the
+/// file is synced to disk only at shutdown, so a machine crash (not a process crash) can still
+/// lose the last lines the kernel had not written out.
+///
+/// # Failures
+///
+/// A full disk, a permission error or a vanished directory make [`Sink::write`] return an `Err`,
+/// which the collector counts as a sink failure (`profilis_sink_failures_total`); the sink never
+/// panics and never blocks the application (it runs on the collector thread). The lines that
+/// could not be written stay in a pending buffer and are retried with the next batches after a
+/// backoff that doubles from 100 ms up to 10 s ([`JsonlConfig::retry_backoff`]); batches that
+/// arrive while waiting are added to the buffer and reported as failed too. A directory that
+/// vanished is created again on retry; an active file that was deleted or moved is reopened. The
+/// buffer is bounded ([`JsonlConfig::pending_bytes`], 16 MiB by default): beyond it the oldest
+/// pending lines are dropped and counted ([`JsonlCounters::dropped_lines`] and
+/// `profilis_jsonl_dropped_lines_total`). Rotated and deleted files are counted too
+/// (`profilis_jsonl_rotated_files_total`, `profilis_jsonl_removed_files_total`).
+///
+/// One sink writes to a directory at a time.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use profilis_exporters::{JsonlConfig, JsonlSink};
+///
+/// # fn main() -> Result<(), profilis_exporters::Error> {
+/// let config = JsonlConfig::new("/var/log/shop/profilis")
+///     .rotate_bytes(16 * 1024 * 1024)
+///     .rotate_every(Duration::from_secs(3600))
+///     .keep_files(48)
+///     .keep_bytes(1024 * 1024 * 1024);
+/// // With the exporter: the directory is checked by `install`, and dropping the guard
+/// // writes the last events and rotates the active file.
+/// let _profilis = profilis_exporters::Exporter::new().jsonl(config.clone()).install()?;
+/// // Or as a sink of your own collector.
+/// let sink = JsonlSink::new(config)?;
+/// # drop(sink);
+/// # Ok(()) }
+/// ```
+pub struct JsonlSink {
+    config: JsonlConfig,
+    active: PathBuf,
+    /// The active file, opened in append mode; `None` until needed again after a failure or a
+    /// rotation.
+    file: Option<File>,
+    /// Bytes in the active file (all complete lines).
+    active_bytes: u64,
+    /// When the first line of the active file was written (for age rotation).
+    first_line_at: Option<Instant>,
+    /// Serialized lines not yet written: the current batch, plus lines kept for a retry.
+    pending: Vec<u8>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// The newest rotated name: a later rotation in the same second takes a greater number,
+    /// even if retention has freed a smaller one.
+    newest: Option<RotatedKey>,
+    counters: JsonlCounters,
+}
+
+impl JsonlSink {
+    /// Creates the directory, checks that a file can be created and written in it, recovers an
+    /// active file left by a crash (cutting a partial last line and rotating it), applies
+    /// retention and opens a new active file.
+    ///
+    /// # Errors
+    /// [`JsonlError::Setting`] for a setting that cannot be used; [`JsonlError::Dir`] naming the
+    /// directory if it cannot be created or written (for instance a path under a regular file).
+    pub fn new(config: JsonlConfig) -> Result<JsonlSink, JsonlError> {
+        config.validate()?;
+        let dir = config.dir.clone();
+        let dir_error = |source| JsonlError::Dir {
+            path: dir.clone(),
+            source,
+        };
+        fs::create_dir_all(&config.dir).map_err(dir_error)?;
+        probe(&config.dir).map_err(dir_error)?;
+        for name in [
+            JSONL_ROTATED_FILES_TOTAL,
+            JSONL_REMOVED_FILES_TOTAL,
+            JSONL_DROPPED_LINES_TOTAL,
+        ] {
+            metrics::counter!(name).increment(0);
+        }
+        let mut sink = JsonlSink {
+            active: config.active_path(),
+            backoff: config.retry_initial,
+            config,
+            file: None,
+            active_bytes: 0,
+            first_line_at: None,
+            pending: Vec::with_capacity(64 * 1024),
+            retry_at: None,
+            newest: None,
+            counters: JsonlCounters(Arc::default()),
+        };
+        sink.recover().map_err(dir_error)?;
+        Ok(sink)
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &JsonlConfig {
+        &self.config
+    }
+
+    /// A handle on this sink's counters that stays readable after the sink is handed to a
+    /// collector.
+    pub fn counters(&self) -> JsonlCounters {
+        self.counters.clone()
+    }
+
+    /// Lines dropped so far (see [`JsonlCounters::dropped_lines`]).
+    pub fn dropped_lines(&self) -> u64 {
+        self.counters.dropped_lines()
+    }
+
+    /// Bytes of lines waiting for a retry.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+impl Sink for JsonlSink {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+        for event in batch.events {
+            json::write_line(&mut self.pending, event);
+        }
+        self.push(Instant::now())
+    }
+
+    /// Writes every pending line (whatever the backoff) and rotates the active file.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let now = Instant::now();
+        match self.write_pending().and_then(|()| self.finish_active()) {
+            Ok(()) => {
+                self.retry_at = None;
+                self.backoff = self.config.retry_initial;
+                Ok(())
+            }
+            Err(e) => Err(self.failed(now, e)),
+        }
+    }
+
+    fn name(&self) -> &str {
+        "jsonl"
+    }
+}
+
+impl Drop for JsonlSink {
+    /// One last try for lines still pending (the next start rotates the active file); lines
+    /// that still cannot be written are counted as dropped.
+    fn drop(&mut self) {
+        if !self.pending.is_empty() && self.write_pending().is_err() {
+            self.count_dropped(count_lines(&self.pending));
+        }
+    }
+}
+
+impl std::fmt::Debug for JsonlSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonlSink")
+            .field("active", &self.active)
+            .field("active_bytes", &self.active_bytes)
+            .field("pending_bytes", &self.pending.len())
+            .field("retry_at", &self.retry_at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}

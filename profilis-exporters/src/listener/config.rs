@@ -1,0 +1,247 @@
+//! Settings of the built-in listener, their defaults and checks, and why it could not start.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+pub use ipnet::IpNet;
+
+/// Port of [`DEFAULT_LISTEN`].
+pub const DEFAULT_PORT: u16 = 9464;
+
+/// Default listen address: `127.0.0.1:9464`, loopback only.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, DEFAULT_PORT));
+
+/// Default [`ListenerConfig::read_timeout`]: 5 seconds.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default [`ListenerConfig::connection_timeout`]: 30 seconds.
+pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default [`ListenerConfig::max_header_bytes`]: 8 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Default [`ListenerConfig::max_connections`]: 16.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// Settings of the built-in listener. [`Default`] gives the values listed in the
+/// [module docs](super#defaults).
+#[derive(Clone)]
+pub struct ListenerConfig {
+    /// Address to listen on. Port `0` picks a free port; see [`Listener::local_addr`](super::Listener::local_addr).
+    pub addr: SocketAddr,
+    /// Networks whose clients may use the listener; empty lets in everyone who can reach
+    /// [`addr`](Self::addr). Build entries with [`parse_allowed_network`] or [`parse_allow_list`].
+    pub allow: Vec<IpNet>,
+    /// When set, every request must carry `Authorization: Bearer <token>`.
+    pub bearer_token: Option<String>,
+    /// Time a client has to send the request line and headers of each request, counted from
+    /// when the listener starts waiting for them (also bounds idle keep-alive connections).
+    pub read_timeout: Duration,
+    /// Longest time a connection may stay open, from accept to close, whatever it is doing.
+    pub connection_timeout: Duration,
+    /// Largest request line plus headers accepted, in bytes; larger ones get `431`.
+    pub max_header_bytes: usize,
+    /// Most connections open at once; further ones are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            addr: DEFAULT_LISTEN,
+            allow: Vec::new(),
+            bearer_token: None,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl fmt::Debug for ListenerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a secret: show only whether one is set.
+        f.debug_struct("ListenerConfig")
+            .field("addr", &self.addr)
+            .field("allow", &self.allow)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("read_timeout", &self.read_timeout)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Why the listener could not be configured or started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenerError {
+    /// A listen address string could not be parsed.
+    #[error(
+        "listen address {value:?} is not allowed: expected `ip:port` such as `127.0.0.1:9464`, \
+         `[::1]:9464`, `0.0.0.0:9464` or `localhost:9464`"
+    )]
+    InvalidAddr {
+        /// The string given.
+        value: String,
+    },
+    /// An allow-list entry could not be parsed.
+    #[error(
+        "allowed network {value:?} is not allowed: expected an IP address or a CIDR network \
+         such as `10.0.0.0/8`, `127.0.0.1` or `::1`"
+    )]
+    InvalidNetwork {
+        /// The string given.
+        value: String,
+    },
+    /// A numeric or duration setting is out of range.
+    #[error("listener setting {name} = {value} is not allowed: expected {expected}")]
+    InvalidSetting {
+        /// The [`ListenerConfig`] field at fault.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
+    /// The bearer token is empty or holds characters that cannot appear in a header.
+    #[error(
+        "the bearer token is not allowed: expected at least one visible ASCII character and no \
+         spaces (the token itself is not shown)"
+    )]
+    InvalidBearerToken,
+    /// Another socket already listens on the address.
+    #[error(
+        "listen address {addr} is already in use: stop the other process or choose another port"
+    )]
+    AddrInUse {
+        /// The address that was asked for.
+        addr: SocketAddr,
+    },
+    /// Binding the address failed for another reason (permissions, no such interface, ...).
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// The error from the operating system.
+        source: io::Error,
+    },
+    /// The listener thread or its runtime could not be started.
+    #[error("could not start the listener thread for {addr}: {source}")]
+    Start {
+        /// The address the listener was bound to.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// Parses a listen address: `ip:port` (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`), or
+/// `localhost:port` meaning `127.0.0.1:port`. Surrounding whitespace is ignored.
+///
+/// # Errors
+///
+/// [`ListenerError::InvalidAddr`] naming the string when it is neither.
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, ListenerError> {
+    let trimmed = s.trim();
+    if let Ok(addr) = trimmed.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    trimmed
+        .strip_prefix("localhost:")
+        .and_then(|port| port.parse::<u16>().ok())
+        .map(|port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)))
+        .ok_or_else(|| ListenerError::InvalidAddr {
+            value: s.to_owned(),
+        })
+}
+
+/// Parses one allow-list entry: a CIDR network (`10.0.0.0/8`, `fd00::/8`) or a single address
+/// (`127.0.0.1`, `::1`), which allows just that address. Surrounding whitespace is ignored.
+///
+/// # Errors
+///
+/// [`ListenerError::InvalidNetwork`] naming the string when it is neither.
+pub fn parse_allowed_network(s: &str) -> Result<IpNet, ListenerError> {
+    let trimmed = s.trim();
+    let parsed = if trimmed.contains('/') {
+        trimmed.parse::<IpNet>().ok().map(|net| net.trunc())
+    } else {
+        trimmed.parse::<IpAddr>().ok().map(IpNet::from)
+    };
+    parsed.ok_or_else(|| ListenerError::InvalidNetwork {
+        value: s.to_owned(),
+    })
+}
+
+/// Parses a comma-separated allow-list (`"10.0.0.0/8, 127.0.0.1, ::1"`) with
+/// [`parse_allowed_network`]; empty entries are skipped, so `""` gives an empty list.
+///
+/// # Errors
+///
+/// [`ListenerError::InvalidNetwork`] naming the first entry that does not parse.
+pub fn parse_allow_list(s: &str) -> Result<Vec<IpNet>, ListenerError> {
+    s.split(',')
+        .filter(|entry| !entry.trim().is_empty())
+        .map(parse_allowed_network)
+        .collect()
+}
+
+pub(super) fn validate(config: &ListenerConfig) -> Result<(), ListenerError> {
+    let nonzero_duration = |name, value: Duration| {
+        if value.is_zero() {
+            Err(ListenerError::InvalidSetting {
+                name,
+                value: format!("{value:?}"),
+                expected: "a duration greater than zero",
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let nonzero_count = |name, value: usize| {
+        if value == 0 {
+            Err(ListenerError::InvalidSetting {
+                name,
+                value: value.to_string(),
+                expected: "at least 1",
+            })
+        } else {
+            Ok(())
+        }
+    };
+    nonzero_duration("read_timeout", config.read_timeout)?;
+    nonzero_duration("connection_timeout", config.connection_timeout)?;
+    nonzero_count("max_header_bytes", config.max_header_bytes)?;
+    nonzero_count("max_connections", config.max_connections)?;
+    if let Some(token) = &config.bearer_token {
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ListenerError::InvalidBearerToken);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_config_hides_the_token() {
+        let config = ListenerConfig {
+            bearer_token: Some("hunter2".to_owned()),
+            ..ListenerConfig::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
+}

@@ -1,0 +1,274 @@
+//! The built-in HTTP listener: a small, hardened server that answers Prometheus scrapes on
+//! `/metrics` and health checks on `/healthz`, on its own thread with its own tokio runtime, so
+//! it runs the same whether or not the application uses tokio.
+//!
+//! # Routes
+//!
+//! | request | response |
+//! |---|---|
+//! | `GET /metrics`, `HEAD /metrics` | `200`, `Content-Type: text/plain; version=0.0.4; charset=utf-8`, the text returned by the render function; gzip-compressed (`Content-Encoding: gzip`) when `Accept-Encoding` accepts gzip. `HEAD` sends the headers only. |
+//! | `GET /healthz`, `HEAD /healthz` | `200`, body `ok` |
+//! | any other method on those paths | `405` with `Allow: GET, HEAD` |
+//! | any other path | `404` |
+//! | render function panicked | `500` for that request; the listener keeps serving |
+//!
+//! The query string is ignored when matching paths. Request bodies are never read.
+//!
+//! # Defaults
+//!
+//! | setting | default |
+//! |---|---|
+//! | [`addr`](ListenerConfig::addr) | [`DEFAULT_LISTEN`], `127.0.0.1:9464`: loopback only |
+//! | [`allow`](ListenerConfig::allow) | empty: everyone who can reach the address |
+//! | [`bearer_token`](ListenerConfig::bearer_token) | none |
+//! | [`read_timeout`](ListenerConfig::read_timeout) | [`DEFAULT_READ_TIMEOUT`], 5 s to send the request headers |
+//! | [`connection_timeout`](ListenerConfig::connection_timeout) | [`DEFAULT_CONNECTION_TIMEOUT`], 30 s for the whole connection |
+//! | [`max_header_bytes`](ListenerConfig::max_header_bytes) | [`DEFAULT_MAX_HEADER_BYTES`], 8 KiB of request line and headers |
+//! | [`max_connections`](ListenerConfig::max_connections) | [`DEFAULT_MAX_CONNECTIONS`], 16 open connections |
+//!
+//! # Security
+//!
+//! - **Address.** The default address is loopback, reachable only from the same host. Bind to
+//!   `0.0.0.0:<port>` or `[::]:<port>` only when a scraper on another host needs it, and then
+//!   narrow it down with the two options below.
+//! - **Allow-list.** With [`allow`](ListenerConfig::allow) non-empty, a client whose IP address
+//!   is in none of the networks gets `403` with an empty body for every request, whatever the
+//!   path, method or credentials, so it learns nothing about the routes. IPv4 clients of a
+//!   dual-stack socket (`::ffff:a.b.c.d`) are matched against IPv4 networks too.
+//! - **Bearer token.** With [`bearer_token`](ListenerConfig::bearer_token) set, every request
+//!   (`/healthz` included, so an unauthenticated client cannot even tell which paths exist) must
+//!   carry `Authorization: Bearer <token>`; otherwise it gets `401` with
+//!   `WWW-Authenticate: Bearer`. The token is compared in constant time and never printed
+//!   (`Debug` of [`ListenerConfig`] redacts it). It travels in clear text: use it on trusted
+//!   networks or behind a TLS-terminating proxy.
+//! - **Limits.** A client that does not finish its request headers within the read timeout is
+//!   disconnected, no connection lives longer than the connection timeout, oversized headers are
+//!   refused with `431` and the connection closed, and once `max_connections` connections are
+//!   open further ones are closed as soon as they are accepted instead of queueing.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use profilis_exporters::listener::{self, ListenerConfig};
+//!
+//! let config = ListenerConfig {
+//!     addr: "127.0.0.1:0".parse().unwrap(), // any free port
+//!     ..ListenerConfig::default()
+//! };
+//! let listener = listener::start(config, Arc::new(|| "# no metrics yet\n".to_owned()))?;
+//! println!("scrape http://{}/metrics", listener.local_addr());
+//! listener.shutdown(); // dropping it does the same
+//! # Ok::<(), profilis_exporters::listener::ListenerError>(())
+//! ```
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+mod config;
+mod server;
+
+use config::validate;
+pub use config::{
+    parse_allow_list, parse_allowed_network, parse_listen_addr, IpNet, ListenerConfig,
+    ListenerError, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_PORT, DEFAULT_READ_TIMEOUT,
+};
+use server::{empty, Server};
+
+/// The function the listener calls on every scrape to produce the `/metrics` body.
+pub type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Pause after a failed `accept` (such as running out of file descriptors), so the loop does not
+/// spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A running listener. It stops when [`shutdown`](Self::shutdown) is called or when it is
+/// dropped; either way open connections are closed and its thread is joined before returning.
+#[derive(Debug)]
+pub struct Listener {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// The address actually bound, with the real port when port `0` was asked for.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, closes every open connection and joins the listener thread.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // An error means the thread is already gone; joining below still applies.
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // A panic on the listener thread has already been reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Binds `config.addr` and starts serving on a thread of its own, calling `render` for every
+/// `/metrics` request. Works from plain threads and from inside a tokio runtime alike.
+///
+/// The address is bound before this returns, so scrapes succeed as soon as it does.
+///
+/// # Errors
+///
+/// - [`ListenerError::InvalidSetting`] when a limit or timeout is zero;
+/// - [`ListenerError::InvalidBearerToken`] when the token is empty or not visible ASCII;
+/// - [`ListenerError::AddrInUse`] when another socket holds the address;
+/// - [`ListenerError::Bind`] when binding fails otherwise;
+/// - [`ListenerError::Start`] when the thread or its runtime cannot be created.
+pub fn start(config: ListenerConfig, render: RenderFn) -> Result<Listener, ListenerError> {
+    validate(&config)?;
+    let addr = config.addr;
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|source| {
+        if source.kind() == io::ErrorKind::AddrInUse {
+            ListenerError::AddrInUse { addr }
+        } else {
+            ListenerError::Bind { addr, source }
+        }
+    })?;
+    let local_addr = std_listener
+        .local_addr()
+        .and_then(|local| std_listener.set_nonblocking(true).map(|()| local))
+        .map_err(|source| ListenerError::Bind { addr, source })?;
+
+    let server = Arc::new(Server::new(config, render));
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<io::Result<()>>(1);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("profilis-listener".to_owned())
+        .spawn(move || run(std_listener, server, &ready_tx, stop_rx))
+        .map_err(|source| ListenerError::Start {
+            addr: local_addr,
+            source,
+        })?;
+
+    let started = ready_rx.recv().unwrap_or_else(|_| {
+        Err(io::Error::other(
+            "the listener thread exited during start-up",
+        ))
+    });
+    match started {
+        Ok(()) => Ok(Listener {
+            local_addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+        Err(source) => {
+            let _ = thread.join();
+            Err(ListenerError::Start {
+                addr: local_addr,
+                source,
+            })
+        }
+    }
+}
+
+/// Body of the listener thread: builds the runtime, reports start-up, serves until told to stop.
+fn run(
+    std_listener: std::net::TcpListener,
+    server: Arc<Server>,
+    ready: &mpsc::SyncSender<io::Result<()>>,
+    stop: oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    let listener = {
+        let _context = runtime.enter();
+        match TcpListener::from_std(std_listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        }
+    };
+    let _ = ready.send(Ok(()));
+    runtime.block_on(async move {
+        let accepting = tokio::spawn(accept_loop(listener, server));
+        // Either a stop message or the `Listener` being dropped without one ends the wait.
+        let _ = stop.await;
+        accepting.abort();
+    });
+    // Dropping the runtime here drops every connection task, closing their sockets.
+}
+
+async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            continue;
+        };
+        // Full: close at once rather than queue, so a flood cannot pile up connections.
+        let Ok(permit) = Arc::clone(&server.slots).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let allowed = server.allows(peer.ip());
+        tokio::spawn(serve_connection(
+            Arc::clone(&server),
+            stream,
+            allowed,
+            permit,
+        ));
+    }
+}
+
+async fn serve_connection(
+    server: Arc<Server>,
+    stream: TcpStream,
+    allowed: bool,
+    _permit: OwnedSemaphorePermit,
+) {
+    // Best effort: responses are written in one go, so delaying small segments only adds latency.
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(stream);
+    // Timing out, a protocol error or the client going away all end in the same place: the
+    // connection is dropped and its slot freed.
+    if allowed {
+        let handler = Arc::clone(&server);
+        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+            std::future::ready(Ok::<_, Infallible>(handler.respond(&request)))
+        });
+        let connection = server.http.serve_connection(io, service);
+        let _ = tokio::time::timeout(server.connection_timeout, connection).await;
+    } else {
+        let service = service_fn(|_request: Request<hyper::body::Incoming>| {
+            std::future::ready(Ok::<_, Infallible>(empty(StatusCode::FORBIDDEN)))
+        });
+        let connection = server.http_refused.serve_connection(io, service);
+        let _ = tokio::time::timeout(server.connection_timeout, connection).await;
+    }
+}

@@ -1,0 +1,191 @@
+//! Answering one request: the allow-list, the bearer token, the routes (`/metrics`,
+//! `/healthz`) and their responses.
+
+use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
+use hyper::server::conn::http1;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioTimer;
+use tokio::sync::Semaphore;
+
+use super::config::{IpNet, ListenerConfig};
+use super::RenderFn;
+use crate::exposition::metrics_page;
+
+/// hyper refuses a read buffer smaller than this.
+const MIN_READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// Everything a connection needs, shared by all of them.
+pub(super) struct Server {
+    pub(super) render: RenderFn,
+    pub(super) allow: Vec<IpNet>,
+    pub(super) bearer_token: Option<String>,
+    pub(super) connection_timeout: Duration,
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) http: http1::Builder,
+    /// Like `http`, without keep-alive: a refused client gets one answer and is disconnected.
+    pub(super) http_refused: http1::Builder,
+}
+
+impl Server {
+    pub(super) fn new(config: ListenerConfig, render: RenderFn) -> Self {
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(config.read_timeout)
+            .max_header_size(config.max_header_bytes)
+            .max_buf_size(config.max_header_bytes.max(MIN_READ_BUFFER_BYTES));
+        let mut http_refused = http.clone();
+        http_refused.keep_alive(false);
+        Self {
+            render,
+            allow: config.allow,
+            bearer_token: config.bearer_token,
+            connection_timeout: config.connection_timeout,
+            slots: Arc::new(Semaphore::new(
+                config.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            http,
+            http_refused,
+        }
+    }
+
+    pub(super) fn allows(&self, ip: IpAddr) -> bool {
+        if self.allow.is_empty() {
+            return true;
+        }
+        // An IPv4 client of a dual-stack socket shows up as `::ffff:a.b.c.d`.
+        let canonical = ip.to_canonical();
+        self.allow
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&canonical))
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = &self.bearer_token else {
+            return true;
+        };
+        let Some(value) = headers.get(AUTHORIZATION) else {
+            return false;
+        };
+        let value = value.as_bytes();
+        let (Some(scheme), Some(token)) = (value.get(..7), value.get(7..)) else {
+            return false;
+        };
+        // The scheme name is case-insensitive (RFC 7235); the token is compared exactly.
+        scheme.eq_ignore_ascii_case(b"bearer ")
+            && constant_time_eq(token.trim_ascii(), expected.as_bytes())
+    }
+
+    pub(super) fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        // Authenticate before routing, so an unauthenticated client cannot probe for paths.
+        if !self.authorized(request.headers()) {
+            let mut response = empty(StatusCode::UNAUTHORIZED);
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+        let method = request.method();
+        let readable = method == Method::GET || method == Method::HEAD;
+        match request.uri().path() {
+            "/metrics" if readable => self.metrics(request.headers()),
+            "/healthz" if readable => text(StatusCode::OK, "ok"),
+            "/metrics" | "/healthz" => {
+                let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+                response
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    /// Renders the metrics page. `HEAD` renders too, so its `Content-Length` and
+    /// `Content-Encoding` match what `GET` would send; hyper leaves the body out.
+    fn metrics(&self, headers: &HeaderMap) -> Response<Full<Bytes>> {
+        let Ok(page) = catch_unwind(AssertUnwindSafe(|| (self.render)())) else {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rendering the metrics failed\n",
+            );
+        };
+        let accept = headers
+            .get_all(ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        let page = metrics_page(page, accept);
+        let mut response = Response::new(Full::new(Bytes::new()));
+        for (name, value) in page.headers() {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        *response.body_mut() = Full::new(Bytes::from(page.body));
+        response
+    }
+}
+
+pub(super) fn empty(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Compares in time that depends only on the length of `expected`, so response timing does not
+/// reveal how much of a guessed token was right.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = u8::from(given.len() != expected.len());
+    for (index, &byte) in expected.iter().enumerate() {
+        difference |= byte ^ given.get(index).copied().unwrap_or(!byte);
+    }
+    std::hint::black_box(difference) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener::config::parse_allowed_network;
+
+    #[test]
+    fn constant_time_eq_matches_only_equal_bytes() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
+        assert!(!constant_time_eq(b"secret!", b"secret"));
+        assert!(!constant_time_eq(b"secre", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+    }
+
+    #[test]
+    fn ipv4_clients_of_dual_stack_sockets_match_ipv4_networks() {
+        let server = Server::new(
+            ListenerConfig {
+                allow: vec![parse_allowed_network("10.0.0.0/8").unwrap()],
+                ..ListenerConfig::default()
+            },
+            Arc::new(String::new),
+        );
+        assert!(server.allows("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(server.allows("10.1.2.3".parse().unwrap()));
+        assert!(!server.allows("::ffff:11.1.2.3".parse().unwrap()));
+        assert!(!server.allows("::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,17 @@
+//! Names of the metrics the exporter adds to those of the kinds (whose names are part of each
+//! [`Kind`](profilis_core::Kind): `profilis_function_calls_total` is
+//! `profilis_core::FUNCTION.calls().name`).
+
+/// Counter, no labels: events dropped because a queue was full.
+pub const EVENTS_DROPPED_TOTAL: &str = "profilis_events_dropped_total";
+/// Gauge, no labels: events queued in the collector.
+pub const QUEUE_DEPTH: &str = "profilis_queue_depth";
+/// Counter, no labels: sink writes that failed.
+pub const SINK_FAILURES_TOTAL: &str = "profilis_sink_failures_total";
+/// Counter, no labels: active JSONL files rotated.
+pub const JSONL_ROTATED_FILES_TOTAL: &str = "profilis_jsonl_rotated_files_total";
+/// Counter, no labels: rotated JSONL files deleted by retention.
+pub const JSONL_REMOVED_FILES_TOTAL: &str = "profilis_jsonl_removed_files_total";
+/// Counter, no labels: JSONL lines dropped because the pending buffer was full (or could not
+/// be written at shutdown).
+pub const JSONL_DROPPED_LINES_TOTAL: &str = "profilis_jsonl_dropped_lines_total";
