@@ -14,7 +14,6 @@ use crate::clock;
 use crate::event::{Detail, Outcome, RawEvent};
 use crate::local::{self, Hot};
 use crate::once::{Abandon, RecordOnce};
-use crate::random;
 use crate::sampler;
 use crate::site::Site;
 use crate::switch::{ACTIVE, STATE};
@@ -49,7 +48,7 @@ impl Call {
     #[inline(always)]
     fn begin_in(site: &'static Site, state: u64, hot: &Hot) -> Call {
         let parent = hot.context();
-        if !sampler::sample(site.threshold(), random::next_u64) {
+        if !sampler::sample(site.threshold(), || hot.random()) {
             return Call {
                 site,
                 state,
@@ -58,7 +57,7 @@ impl Call {
                 parent: parent.span_id,
             };
         }
-        let own = SpanContext::child_of(parent);
+        let own = SpanContext::child_of(parent, || hot.random());
         Call {
             site,
             state,
@@ -322,7 +321,7 @@ impl Timer {
         Some(Timer {
             state,
             start: clock::now_ticks(),
-            own: SpanContext::child_of(parent),
+            own: SpanContext::child_of(parent, || local::hot().random()),
             parent: parent.span_id,
             sampled_in: true,
         })

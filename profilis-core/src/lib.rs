@@ -81,7 +81,7 @@ pub mod adapter {
     /// A pseudo-random `u64` from this thread's generator (not cryptographic), for an adapter
     /// that seeds sampling decisions of its own.
     pub fn random_u64() -> u64 {
-        crate::random::next_u64()
+        crate::local::hot().random()
     }
 }
 

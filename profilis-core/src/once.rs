@@ -3,11 +3,12 @@
 //!
 //! A call ends in one of three ways. It completes: the adapter [takes](RecordOnce::take) the
 //! call and records it with what it knows (its result, its status, its rows). It panics: the
-//! panic unwinds through the code that was running the call's work, or a framework catches the
-//! panic and drops the call later; either way the guard is dropped while it still says the
-//! work was [running](RecordOnce::run), and records the call as [`Outcome::Panicked`]. Or it is
+//! panic unwinds through a piece of the call's work [run](RecordOnce::run) by the guard, which
+//! records the call as [`Outcome::Panicked`] right then, whether or not someone catches the
+//! panic later; or the guard itself is dropped by the unwinding (a sync call's guard). Or it is
 //! abandoned: dropped between two pieces of work (a future dropped between polls, a client gone
-//! away), and recorded as [`Outcome::Cancelled`]. No `catch_unwind` is needed for any of this.
+//! away), and recorded as [`Outcome::Cancelled`]. No `catch_unwind` is needed for any of this,
+//! and the guard is no bigger than `Option<T>`.
 
 use crate::event::Outcome;
 
@@ -24,27 +25,19 @@ pub trait Abandon {
 #[must_use = "the call is recorded as cancelled when the guard drops"]
 pub struct RecordOnce<T: Abandon> {
     call: Option<T>,
-    /// Inside [`RecordOnce::run`]: dropped now, the work panicked.
-    running: bool,
 }
 
 impl<T: Abandon> RecordOnce<T> {
     /// Holds `call`, not yet running.
     #[inline]
     pub fn new(call: T) -> RecordOnce<T> {
-        RecordOnce {
-            call: Some(call),
-            running: false,
-        }
+        RecordOnce { call: Some(call) }
     }
 
     /// Holds `call` if there is one (profiling may be off); with `None` it records nothing.
     #[inline]
     pub fn maybe(call: Option<T>) -> RecordOnce<T> {
-        RecordOnce {
-            call,
-            running: false,
-        }
+        RecordOnce { call }
     }
 
     /// The call, until it is taken or recorded.
@@ -60,13 +53,13 @@ impl<T: Abandon> RecordOnce<T> {
     }
 
     /// Runs `work` as part of the call (a poll of its future, a piece of its body): if `work`
-    /// panics, the call is recorded as panicked when the guard is dropped, even if the panic
-    /// is caught and the guard dropped later.
+    /// panics, the call is recorded as panicked as the panic unwinds out of it, whether or not
+    /// the panic is caught later.
     #[inline]
     pub fn run<R>(&mut self, work: impl FnOnce() -> R) -> R {
-        self.running = true;
+        let unwinding = Unwinding(&mut self.call);
         let result = work();
-        self.running = false;
+        std::mem::forget(unwinding);
         result
     }
 
@@ -78,23 +71,41 @@ impl<T: Abandon> RecordOnce<T> {
 }
 
 impl<T: Abandon> Drop for RecordOnce<T> {
+    /// Not taken: abandoned, or dropped by a panic unwinding past the guard.
     #[inline]
     fn drop(&mut self) {
         if let Some(call) = self.call.take() {
-            abandon(call, self.running);
+            dropped(call);
         }
+    }
+}
+
+/// Lives while [`RecordOnce::run`] runs its work; dropped only if the work panics.
+struct Unwinding<'a, T: Abandon>(&'a mut Option<T>);
+
+impl<T: Abandon> Drop for Unwinding<'_, T> {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            panicked(call);
+        }
+    }
+}
+
+/// A call dropped before it ended: by an unwinding panic, or abandoned.
+#[cold]
+#[inline(never)]
+fn dropped<T: Abandon>(call: T) {
+    if std::thread::panicking() {
+        call.abandon(Outcome::Panicked);
+    } else {
+        call.abandon(Outcome::Cancelled);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn abandon<T: Abandon>(call: T, running: bool) {
-    let outcome = if running || std::thread::panicking() {
-        Outcome::Panicked
-    } else {
-        Outcome::Cancelled
-    };
-    call.abandon(outcome);
+fn panicked<T: Abandon>(call: T) {
+    call.abandon(Outcome::Panicked);
 }
 
 #[cfg(test)]
@@ -147,9 +158,22 @@ mod tests {
         let (mut once, seen) = guard();
         let caught = catch_unwind(AssertUnwindSafe(|| once.run(|| panic!("caught"))));
         assert!(caught.is_err());
-        assert!(seen.borrow().is_empty(), "not recorded before the drop");
+        assert_eq!(
+            *seen.borrow(),
+            [Outcome::Panicked],
+            "recorded as it unwound"
+        );
+        assert!(once.get().is_none());
         drop(once);
-        assert_eq!(*seen.borrow(), [Outcome::Panicked]);
+        assert_eq!(seen.borrow().len(), 1, "once");
+    }
+
+    #[test]
+    fn the_guard_is_no_bigger_than_an_option() {
+        assert_eq!(
+            std::mem::size_of::<RecordOnce<Recorded>>(),
+            std::mem::size_of::<Option<Recorded>>()
+        );
     }
 
     #[test]

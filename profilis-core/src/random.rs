@@ -1,36 +1,33 @@
 //! The per-thread pseudo-random source of span ids and sampling decisions: wyrand, seeded once
 //! per thread from the clock, the thread's stack address and a global counter. Not
 //! cryptographic: ids only need to be unique, draws only evenly spread. No syscall, no lock.
+//! Each thread's generator lives in its hot state (`local::Hot`), beside the current span.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-thread_local! {
-    /// The generator's state; 0 until seeded. No destructor: access is a plain TLS read.
-    static STATE: Cell<u64> = const { Cell::new(0) };
-}
+/// One thread's generator. `const`-constructible and without a destructor, so it can live in
+/// a thread-local that costs a plain TLS read.
+pub(crate) struct Rng(Cell<u64>);
 
-/// The next pseudo-random `u64` of this thread.
-#[inline]
-pub(crate) fn next_u64() -> u64 {
-    // A thread being torn down still gets numbers, from a fresh seed each time.
-    STATE
-        .try_with(|state| {
-            let mut s = state.get();
-            if s == 0 {
-                s = seed();
-            }
-            s = s.wrapping_add(0xa076_1d64_78bd_642f);
-            state.set(s);
-            mix(s)
-        })
-        .unwrap_or_else(|_| mix(seed()))
-}
+impl Rng {
+    /// A generator seeded on its first draw.
+    pub(crate) const fn new() -> Rng {
+        Rng(Cell::new(0))
+    }
 
-#[inline]
-fn mix(s: u64) -> u64 {
-    let t = u128::from(s).wrapping_mul(u128::from(s ^ 0xe703_7ed1_a0b4_28db));
-    ((t >> 64) as u64) ^ (t as u64)
+    /// The next pseudo-random `u64`.
+    #[inline]
+    pub(crate) fn next_u64(&self) -> u64 {
+        let mut s = self.0.get();
+        if s == 0 {
+            s = seed();
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        self.0.set(s);
+        let t = u128::from(s).wrapping_mul(u128::from(s ^ 0xe703_7ed1_a0b4_28db));
+        ((t >> 64) as u64) ^ (t as u64)
+    }
 }
 
 #[cold]
@@ -51,10 +48,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn threads_get_different_streams() {
-        let a = std::thread::spawn(next_u64).join().unwrap();
-        let b = std::thread::spawn(next_u64).join().unwrap();
-        assert_ne!(a, b);
-        assert_ne!(next_u64(), next_u64());
+    fn generators_give_different_streams() {
+        let (a, b) = (Rng::new(), Rng::new());
+        assert_ne!(a.next_u64(), b.next_u64());
+        assert_ne!(a.next_u64(), a.next_u64());
     }
 }

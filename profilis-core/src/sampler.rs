@@ -93,8 +93,9 @@ mod tests {
         let quarter = threshold(0.25);
         assert!(sample(quarter, || quarter - 1));
         assert!(!sample(quarter, || quarter));
+        let rng = crate::random::Rng::new();
         let hits = (0..100_000)
-            .filter(|_| sample(quarter, crate::random::next_u64))
+            .filter(|_| sample(quarter, || rng.next_u64()))
             .count();
         assert!((20_000..30_000).contains(&hits), "{hits} of 100000 at 0.25");
     }

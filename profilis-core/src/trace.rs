@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use crate::random;
-
 /// A 16-byte W3C trace id. Never all zeros once made by profilis.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct TraceId(pub u128);
@@ -19,10 +17,10 @@ impl TraceId {
         self.to_string()
     }
 
-    /// A new random trace id (never zero).
+    /// A new random trace id (never zero), from two draws.
     #[inline]
-    pub(crate) fn random() -> TraceId {
-        TraceId((u128::from(random::next_u64()) << 64) | u128::from(random::next_u64() | 1))
+    pub(crate) fn random(mut draw: impl FnMut() -> u64) -> TraceId {
+        TraceId((u128::from(draw()) << 64) | u128::from(draw() | 1))
     }
 }
 
@@ -32,10 +30,10 @@ impl SpanId {
         self.to_string()
     }
 
-    /// A new random span id (never zero).
+    /// A new random span id (never zero), from one draw.
     #[inline]
-    pub(crate) fn random() -> SpanId {
-        SpanId(random::next_u64() | 1)
+    pub(crate) fn random(draw: impl FnOnce() -> u64) -> SpanId {
+        SpanId(draw() | 1)
     }
 }
 
@@ -78,17 +76,18 @@ impl SpanContext {
         self.trace_id.0 == 0 && self.span_id.0 == 0
     }
 
-    /// A new span in the trace of `parent`, or in a new trace if `parent` has none.
+    /// A new span in the trace of `parent`, or in a new trace if `parent` has none, with ids
+    /// from `draw`.
     #[inline]
-    pub(crate) fn child_of(parent: SpanContext) -> SpanContext {
+    pub(crate) fn child_of(parent: SpanContext, mut draw: impl FnMut() -> u64) -> SpanContext {
         let trace_id = if parent.trace_id.0 == 0 {
-            TraceId::random()
+            TraceId::random(&mut draw)
         } else {
             parent.trace_id
         };
         SpanContext {
             trace_id,
-            span_id: SpanId::random(),
+            span_id: SpanId::random(draw),
         }
     }
 }
@@ -123,11 +122,13 @@ mod tests {
 
     #[test]
     fn ids_are_unique_nonzero_and_w3c_sized() {
-        let spans: HashSet<u64> = (0..100_000).map(|_| SpanId::random().0).collect();
+        let rng = crate::random::Rng::new();
+        let draw = || rng.next_u64();
+        let spans: HashSet<u64> = (0..100_000).map(|_| SpanId::random(draw).0).collect();
         assert_eq!(spans.len(), 100_000);
         assert!(!spans.contains(&0));
-        assert_eq!(TraceId::random().to_hex().len(), 32);
-        assert_eq!(SpanId::random().to_hex().len(), 16);
+        assert_eq!(TraceId::random(draw).to_hex().len(), 32);
+        assert_eq!(SpanId::random(draw).to_hex().len(), 16);
         assert_eq!(SpanId(0xab).to_string(), "00000000000000ab");
     }
 

@@ -40,17 +40,18 @@
 //!   response status; empty bodies, which actix drops unread once the head is written, count
 //!   as complete;
 //! - the response future is dropped before the handler answered: [`End::Cancelled`] with
-//!   status [`CLIENT_CLOSED_REQUEST`]. (actix's HTTP/1 dispatcher does not drop it when the
-//!   client goes away: the handler finishes and the request is recorded with its response.)
-//! - the handler panics: status 500 and [`End::Panicked`], and the panic goes on unchanged.
-//!   actix-web does not turn panics into responses: the panic ends the connection's task, so
-//!   the client sees the connection closed without a response, and the worker carries on;
+//!   status [`CLIENT_CLOSED_REQUEST`](crate::http::CLIENT_CLOSED_REQUEST). (actix's HTTP/1
+//!   dispatcher does not drop it when the client goes away: the handler finishes and the
+//!   request is recorded with its response.)
+//! - the handler or the body panics: status 500 and [`End::Panicked`], and the panic goes on
+//!   unchanged. actix-web does not turn panics into responses: the panic ends the connection's
+//!   task, so the client sees the connection closed without a response, and the worker
+//!   carries on. The request is recorded when that task drops it;
 //! - a service inside the middleware returns `Err` instead of a response: recorded at once with
 //!   the error's status ([`ResponseError::status_code`](actix_web::ResponseError)), as actix
 //!   makes the error's response itself.
 
 use std::future::{ready, Future, Ready};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -59,10 +60,12 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::http::{Method, Uri};
 use actix_web::web::Bytes;
 use actix_web::Error;
-use profilis_core::context;
+use profilis_core::adapter::RecordOnce;
 
-pub use crate::http::CLIENT_CLOSED_REQUEST;
-use crate::http::{End, HttpRules, Request};
+use crate::http::{in_span, End, HttpRules};
+
+/// A request being profiled, until it is recorded.
+type Recording = crate::http::Recording<Method, String>;
 
 /// The middleware factory: `App::new().wrap(Profilis::new(rules))`. Wrap the whole `App` (or a
 /// scope) with it; the route label comes from the resource that handled the request.
@@ -130,78 +133,34 @@ where
         let Some(request) = self.rules.start(req.path(), traceparent) else {
             return ProfiledResponse {
                 future: self.service.call(req),
-                recording: None,
+                recording: RecordOnce::maybe(None),
+                rewrite: None,
             };
         };
-        let mut recording = Recording {
+        // Known before the call, so that panics and errors get their route too.
+        let route = req.match_pattern();
+        let sampling = self.rules.sampling(route.as_deref());
+        let mut recording = Recording::new(request, sampling, req.method().clone(), route);
+        let rewrite = Rewrite {
             rules: self.rules.clone(),
-            method: req.method().clone(),
-            request: Some(request),
-            // Known before the call, so that panics and errors get their route too.
-            route: req.match_pattern(),
             uri: req.uri().clone(),
-            status: CLIENT_CLOSED_REQUEST,
-            on_drop: End::Cancelled,
         };
         // Some services do their work in `call` itself: it runs under the request's span too.
-        let called = {
-            let _span = context::enter(recording.context());
-            catch_unwind(AssertUnwindSafe(|| self.service.call(req)))
-        };
-        match called {
-            Ok(future) => ProfiledResponse {
-                future,
-                recording: Some(recording),
-            },
-            Err(panic) => {
-                recording.finish(End::Panicked);
-                resume_unwind(panic)
-            }
+        let future = in_span(&mut recording, || self.service.call(req));
+        ProfiledResponse {
+            future,
+            recording,
+            rewrite: Some(rewrite),
         }
     }
 }
 
-/// A request being profiled: finished exactly once, by whoever sees its end first (the
-/// response future, the body, or the drop of either).
+/// What the response needs to label a request whose path a service inside rewrote.
 #[derive(Debug)]
-struct Recording {
+struct Rewrite {
     rules: HttpRules,
-    method: Method,
-    /// `None` once finished.
-    request: Option<Request>,
-    route: Option<String>,
-    /// The request's URI when it came in, to see whether a service inside rewrote its path.
+    /// The request's URI when it came in.
     uri: Uri,
-    status: u16,
-    /// How the request ends if this is dropped unfinished.
-    on_drop: End,
-}
-
-impl Recording {
-    fn context(&self) -> profilis_core::SpanContext {
-        self.request
-            .as_ref()
-            .map(Request::context)
-            .unwrap_or_default()
-    }
-
-    fn finish(&mut self, end: End) {
-        if let Some(request) = self.request.take() {
-            request.finish(
-                &self.rules,
-                self.method.as_str(),
-                self.route.as_deref(),
-                self.status,
-                end,
-            );
-        }
-    }
-}
-
-impl Drop for Recording {
-    fn drop(&mut self) {
-        self.finish(self.on_drop);
-    }
 }
 
 pin_project_lite::pin_project! {
@@ -211,7 +170,9 @@ pin_project_lite::pin_project! {
     pub struct ProfiledResponse<F> {
         #[pin]
         future: F,
-        recording: Option<Recording>,
+        // Empty when the request is not profiled (excluded, or profiling off).
+        recording: RecordOnce<Recording>,
+        rewrite: Option<Rewrite>,
     }
 }
 
@@ -224,44 +185,40 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(recording) = this.recording.as_mut() else {
-            // Excluded, or profiling off: the application's response, untouched.
-            return this
-                .future
-                .poll(cx)
-                .map_ok(|res| res.map_body(|_, body| ProfiledBody::new(body, None)));
+        let future = this.future;
+        let Poll::Ready(result) = in_span(this.recording, || future.poll(cx)) else {
+            return Poll::Pending;
         };
-        let polled = {
-            let _span = context::enter(recording.context());
-            catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)))
-        };
-        let result = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => result,
-            Err(panic) => {
-                recording.finish(End::Panicked);
-                resume_unwind(panic)
-            }
-        };
-        let mut recording = this.recording.take().expect("checked above");
+        let mut recording = this.recording.take();
         Poll::Ready(match result {
             Ok(res) => {
-                recording.status = res.status().as_u16();
-                if res.request().path() != recording.uri.path() {
-                    // A service inside (`NormalizePath`, say) routed a rewritten path.
-                    recording.route = res.request().match_pattern();
+                if let (Some(recording), Some(rewrite)) = (&mut recording, this.rewrite.as_ref()) {
+                    recording.respond(res.status().as_u16());
+                    if res.request().path() != rewrite.uri.path() {
+                        // A service inside (`NormalizePath`, say) routed a rewritten path.
+                        let route = res.request().match_pattern();
+                        let sampling = rewrite.rules.sampling(route.as_deref());
+                        recording.reroute(route, sampling);
+                    }
                 }
                 Ok(res.map_body(|_, body| {
                     // actix writes the head of an empty response and drops its body unread.
-                    if matches!(body.size(), BodySize::None | BodySize::Sized(0)) {
-                        recording.on_drop = End::Complete;
+                    if let Some(recording) = &mut recording {
+                        if matches!(body.size(), BodySize::None | BodySize::Sized(0)) {
+                            recording.if_cancelled(End::Complete);
+                        }
                     }
-                    ProfiledBody::new(body, Some(recording))
+                    ProfiledBody {
+                        body,
+                        recording: RecordOnce::maybe(recording),
+                    }
                 }))
             }
             Err(err) => {
-                recording.status = err.as_response_error().status_code().as_u16();
-                recording.finish(End::Complete);
+                if let Some(mut recording) = recording {
+                    recording.respond(err.as_response_error().status_code().as_u16());
+                    recording.finish(End::Complete);
+                }
                 Err(err)
             }
         })
@@ -274,13 +231,7 @@ pin_project_lite::pin_project! {
     pub struct ProfiledBody<B> {
         #[pin]
         body: B,
-        recording: Option<Recording>,
-    }
-}
-
-impl<B> ProfiledBody<B> {
-    fn new(body: B, recording: Option<Recording>) -> ProfiledBody<B> {
-        ProfiledBody { body, recording }
+        recording: RecordOnce<Recording>,
     }
 }
 
@@ -304,35 +255,177 @@ impl<B: MessageBody> MessageBody for ProfiledBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
-        let Some(recording) = this.recording.as_mut() else {
-            return this.body.poll_next(cx);
+        let body = this.body;
+        let polled = in_span(this.recording, || body.poll_next(cx));
+        let end = match &polled {
+            Poll::Ready(None) => End::Complete,
+            Poll::Ready(Some(Err(_))) => End::BodyFailed,
+            Poll::Ready(Some(Ok(_))) | Poll::Pending => return polled,
         };
-        let polled = {
-            let _span = context::enter(recording.context());
-            catch_unwind(AssertUnwindSafe(|| this.body.poll_next(cx)))
-        };
-        let polled = match polled {
-            Ok(polled) => polled,
-            Err(panic) => {
-                recording.finish(End::Panicked);
-                resume_unwind(panic)
-            }
-        };
-        match &polled {
-            Poll::Ready(None) => recording.finish(End::Complete),
-            Poll::Ready(Some(Err(_))) => recording.finish(End::BodyFailed),
-            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
+        if let Some(recording) = this.recording.take() {
+            recording.finish(end);
         }
         polled
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
         // Only untimed bodies may be turned into bytes: a timed one ends when it is sent.
-        if self.recording.is_some() {
+        if self.recording.get().is_some() {
             return Err(self);
         }
         let ProfiledBody { body, recording } = self;
         body.try_into_bytes()
-            .map_err(|body| ProfiledBody::new(body, recording))
+            .map_err(|body| ProfiledBody { body, recording })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HttpConfig, HttpDetail};
+    use actix_web::test as actix_test;
+    use actix_web::{middleware, web, App, HttpResponse};
+    use profilis_core::testing::capture;
+    use profilis_core::Outcome;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::Waker;
+
+    fn poll<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn chunk<B: MessageBody + Unpin>(body: &mut B) -> Poll<Option<Result<Bytes, B::Error>>> {
+        Pin::new(body).poll_next(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn answered<T>(polled: Poll<T>) -> T {
+        match polled {
+            Poll::Ready(value) => value,
+            Poll::Pending => panic!("pending"),
+        }
+    }
+
+    fn panicking_body() -> HttpResponse {
+        HttpResponse::Ok().streaming(futures::stream::poll_fn(
+            |_| -> Poll<Option<Result<Bytes, Error>>> { panic!("the body panics on purpose") },
+        ))
+    }
+
+    #[test]
+    fn every_end_is_recorded_once_as_the_module_docs_say() {
+        let ((), captured) = capture(|| {
+            actix_web::rt::System::new().block_on(async {
+                let app = actix_test::init_service(
+                    App::new()
+                        .wrap(middleware::NormalizePath::trim())
+                        .wrap(Profilis::new(HttpConfig::new().build()))
+                        .route("/actix-test/ok/{id}", web::get().to(|| async { "ok" }))
+                        .route(
+                            "/actix-test/empty",
+                            web::get().to(|| async { HttpResponse::NoContent().finish() }),
+                        )
+                        .route(
+                            "/actix-test/unread",
+                            web::get().to(|| async { "never read" }),
+                        )
+                        .route(
+                            "/actix-test/handler-panics",
+                            web::get().to(|| async {
+                                panic!("the handler panics on purpose");
+                                #[allow(unreachable_code)]
+                                ""
+                            }),
+                        )
+                        .route(
+                            "/actix-test/body-panics",
+                            web::get().to(|| async { panicking_body() }),
+                        )
+                        .route(
+                            "/actix-test/gone",
+                            web::get().to(std::future::pending::<HttpResponse>),
+                        )
+                        .service(
+                            web::scope("/actix-test/refused")
+                                .wrap_fn(|_, _| {
+                                    ready_err(actix_web::error::ErrorUnauthorized("no token"))
+                                })
+                                .route("/{name}", web::get().to(|| async { "secret" })),
+                        )
+                        .service(
+                            web::scope("/actix-test/call-panics")
+                                .wrap_fn(|_, _| -> Ready<Result<ServiceResponse, Error>> {
+                                    panic!("call panics on purpose")
+                                })
+                                .route("/{name}", web::get().to(|| async { "unreachable" })),
+                        ),
+                )
+                .await;
+                let get = |path: &str| actix_test::TestRequest::get().uri(path).to_request();
+
+                let response = actix_test::call_service(&app, get("/actix-test/ok/1")).await;
+                assert_eq!(actix_test::read_body(response).await, "ok");
+                // Routed after `NormalizePath` rewrote it: labelled with the route it reached.
+                let response = actix_test::call_service(&app, get("/actix-test/ok/2/")).await;
+                assert_eq!(actix_test::read_body(response).await, "ok");
+
+                drop(actix_test::call_service(&app, get("/actix-test/empty")).await);
+                drop(actix_test::call_service(&app, get("/actix-test/unread")).await);
+
+                // Dropped only after the panic was caught, as the runtime does with its task.
+                let mut future = Box::pin(app.call(get("/actix-test/handler-panics")));
+                assert!(catch_unwind(AssertUnwindSafe(|| poll(&mut future))).is_err());
+                drop(future);
+
+                let mut body = answered(poll(&mut Box::pin(
+                    app.call(get("/actix-test/body-panics")),
+                )))
+                .unwrap()
+                .into_body();
+                assert!(catch_unwind(AssertUnwindSafe(|| chunk(&mut body))).is_err());
+                drop(body);
+
+                let mut future = Box::pin(app.call(get("/actix-test/gone")));
+                assert!(poll(&mut future).is_pending());
+                drop(future);
+
+                let refused = app.call(get("/actix-test/refused/plans")).await;
+                assert!(refused.is_err());
+
+                let panicked = catch_unwind(AssertUnwindSafe(|| {
+                    app.call(get("/actix-test/call-panics/x"))
+                }));
+                assert!(panicked.is_err(), "the panic goes on");
+            });
+        });
+        let ended = |route: &str| {
+            assert_eq!(captured.count(route).0, 1, "{route} counted once");
+            let event = captured.one(route);
+            let detail = event.detail::<HttpDetail>().unwrap();
+            (detail.status, event.error, event.outcome)
+        };
+        assert_eq!(captured.count("/actix-test/ok/{id}"), (2, 0));
+        assert_eq!(ended("/actix-test/empty"), (204, false, Outcome::Returned));
+        assert_eq!(ended("/actix-test/unread"), (200, true, Outcome::Cancelled));
+        assert_eq!(
+            ended("/actix-test/handler-panics"),
+            (500, true, Outcome::Panicked)
+        );
+        assert_eq!(
+            ended("/actix-test/body-panics"),
+            (500, true, Outcome::Panicked)
+        );
+        assert_eq!(ended("/actix-test/gone"), (499, true, Outcome::Cancelled));
+        assert_eq!(
+            ended("/actix-test/refused/{name}"),
+            (401, false, Outcome::Returned)
+        );
+        assert_eq!(
+            ended("/actix-test/call-panics/{name}"),
+            (500, true, Outcome::Panicked)
+        );
+    }
+
+    fn ready_err(error: Error) -> Ready<Result<ServiceResponse, Error>> {
+        ready(Err(error))
     }
 }

@@ -46,7 +46,8 @@ let app: Router = Router::new()
 //! - **How it ended**, once per request: [`End::Complete`]; [`End::BodyFailed`] when the body
 //!   returns an error (or panics); [`End::Cancelled`] when the body is dropped before its end
 //!   (with the response status), or the response future before there was a response (the
-//!   client went away; status [`CLIENT_CLOSED_REQUEST`]).
+//!   client went away; status
+//!   [`CLIENT_CLOSED_REQUEST`](crate::http::CLIENT_CLOSED_REQUEST)).
 //! - **Trace context**: the request is a span, a child of the incoming W3C `traceparent`
 //!   header if there is one; the inner service is called and polled with it as the current
 //!   span, so `#[profiled]` calls made while handling the request are its children.
@@ -59,12 +60,15 @@ use std::task::{Context, Poll};
 use ::http::header::HeaderName;
 use ::http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use profilis_core::context;
+use profilis_core::adapter::RecordOnce;
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub use crate::http::CLIENT_CLOSED_REQUEST;
-use crate::http::{End, HttpRules, Request, Sampling};
+use crate::http::{in_span, End, HttpRules};
+
+/// A request being profiled, until it is recorded (see [`crate::http`]'s shared rules for how
+/// each end is recorded).
+type Recording = crate::http::Recording<Method, RouteTemplate>;
 
 /// The W3C trace context header. A `HeaderName` made once: looking a header up by `&str`
 /// parses (and lowercases) the name on every request.
@@ -93,6 +97,12 @@ impl RouteTemplate {
             #[cfg(feature = "axum")]
             Template::Matched(m) => m.as_str(),
         }
+    }
+}
+
+impl AsRef<str> for RouteTemplate {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -292,81 +302,18 @@ where
         let Some(started) = shared.rules.start(request.uri().path(), traceparent) else {
             return ResponseFuture {
                 inner: self.inner.call(request),
-                recording: None,
+                recording: RecordOnce::maybe(None),
             };
         };
         let route = shared.route.route(&request);
-        let span = started.context();
-        let mut recording = Recording {
-            sampling: shared
-                .rules
-                .sampling(route.as_ref().map(RouteTemplate::as_str)),
-            route,
-            method: request.method().clone(),
-            status: CLIENT_CLOSED_REQUEST,
-            // Services may do real work in `call` (not only in the future): same span, and a
-            // panic in it drops `recording` while it says so.
-            running: Running::Handler,
-            request: Some(started),
-        };
-        let inner = {
-            let _in_span = context::enter(span);
-            self.inner.call(request)
-        };
-        recording.running = Running::Nothing;
-        ResponseFuture {
-            inner,
-            recording: Some(recording),
-        }
-    }
-}
-
-/// What of the request the layer is running when a [`Recording`] is dropped unfinished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Running {
-    /// Nothing: the response future or body was dropped between polls (the client went away).
-    Nothing,
-    /// The inner service's `call` or its future: dropped now, it panicked.
-    Handler,
-    /// The response body: dropped now, it panicked.
-    Body,
-}
-
-/// A request being profiled, until it is recorded: once, by the first of finishing, failing or
-/// being dropped. Panics are seen without `catch_unwind`: a panic unwinds through the layer's
-/// `call` or `poll` and drops the recording (then or later) while [`Recording::running`]
-/// still says what was running.
-struct Recording {
-    request: Option<Request>,
-    sampling: Sampling,
-    method: Method,
-    route: Option<RouteTemplate>,
-    /// The response status once there is a response; [`CLIENT_CLOSED_REQUEST`] before.
-    status: u16,
-    running: Running,
-}
-
-impl Recording {
-    fn span(&self) -> Option<profilis_core::SpanContext> {
-        self.request.as_ref().map(Request::context)
-    }
-
-    fn finish(&mut self, status: u16, end: End) {
-        if let Some(request) = self.request.take() {
-            let route = self.route.as_ref().map(RouteTemplate::as_str);
-            request.finish_sampled(self.sampling, self.method.as_str(), route, status, end);
-        }
-    }
-}
-
-impl Drop for Recording {
-    fn drop(&mut self) {
-        let end = match self.running {
-            Running::Nothing => End::Cancelled,
-            Running::Handler => End::Panicked,
-            Running::Body => End::BodyFailed,
-        };
-        self.finish(self.status, end);
+        let sampling = shared
+            .rules
+            .sampling(route.as_ref().map(RouteTemplate::as_str));
+        let mut recording = Recording::new(started, sampling, request.method().clone(), route);
+        // Services may do real work in `call` (not only in the future): same span, and a
+        // panic in it is recorded.
+        let inner = in_span(&mut recording, || self.inner.call(request));
+        ResponseFuture { inner, recording }
     }
 }
 
@@ -377,8 +324,8 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        // `None` when the request is not profiled (excluded, or profiling off).
-        recording: Option<Recording>,
+        // Empty when the request is not profiled (excluded, or profiling off).
+        recording: RecordOnce<Recording>,
     }
 }
 
@@ -391,46 +338,34 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some((recording, span)) = this
-            .recording
-            .as_mut()
-            .and_then(|r| r.span().map(|span| (r, span)))
-        else {
-            return this.inner.poll(cx).map_ok(|response| {
-                response.map(|body| ProfiledBody {
-                    inner: body,
-                    recording: None,
-                })
-            });
-        };
-        recording.running = Running::Handler;
-        let polled = {
-            let _in_span = context::enter(span);
-            this.inner.poll(cx)
-        };
-        recording.running = Running::Nothing;
-        let Poll::Ready(result) = polled else {
+        let inner = this.inner;
+        let Poll::Ready(result) = in_span(this.recording, || inner.poll(cx)) else {
             return Poll::Pending;
         };
         let mut recording = this.recording.take();
         Poll::Ready(match result {
             Ok(response) => {
-                if let Some(recording) = &mut recording {
-                    recording.status = response.status().as_u16();
-                    if !sends_body(&recording.method, response.status())
-                        || response.body().is_end_stream()
-                    {
-                        recording.finish(recording.status, End::Complete);
+                let status = response.status();
+                let sent = recording.as_mut().is_some_and(|r| {
+                    r.respond(status.as_u16());
+                    // From here on a panic is the body's: the response was there.
+                    r.if_panicked(End::BodyFailed);
+                    !sends_body(r.method(), status) || response.body().is_end_stream()
+                });
+                if sent {
+                    if let Some(recording) = recording.take() {
+                        recording.finish(End::Complete);
                     }
                 }
                 Ok(response.map(|body| ProfiledBody {
                     inner: body,
-                    recording,
+                    recording: RecordOnce::maybe(recording),
                 }))
             }
             Err(error) => {
-                if let Some(recording) = &mut recording {
-                    recording.finish(500, End::Complete);
+                if let Some(mut recording) = recording {
+                    recording.respond(500);
+                    recording.finish(End::Complete);
                 }
                 Err(error)
             }
@@ -452,7 +387,7 @@ pin_project_lite::pin_project! {
     pub struct ProfiledBody<B> {
         #[pin]
         inner: B,
-        recording: Option<Recording>,
+        recording: RecordOnce<Recording>,
     }
 }
 
@@ -473,12 +408,13 @@ impl<B: Body> Body for ProfiledBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let Some(recording) = this.recording.as_mut() else {
+        if this.recording.get().is_none() {
             return this.inner.poll_frame(cx);
-        };
-        recording.running = Running::Body;
-        let polled = this.inner.as_mut().poll_frame(cx);
-        recording.running = Running::Nothing;
+        }
+        // Not under the request's span: producing a body seldom calls profiled code, and
+        // entering the span for each frame would cost every request.
+        let inner = this.inner.as_mut();
+        let polled = this.recording.run(|| inner.poll_frame(cx));
         let end = match &polled {
             Poll::Pending => return polled,
             Poll::Ready(None) => End::Complete,
@@ -486,8 +422,9 @@ impl<B: Body> Body for ProfiledBody<B> {
             Poll::Ready(Some(Ok(_))) => return polled,
             Poll::Ready(Some(Err(_))) => End::BodyFailed,
         };
-        recording.finish(recording.status, end);
-        *this.recording = None;
+        if let Some(recording) = this.recording.take() {
+            recording.finish(end);
+        }
         polled
     }
 
@@ -497,5 +434,236 @@ impl<B: Body> Body for ProfiledBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HttpConfig, HttpDetail};
+    use profilis_core::testing::capture;
+    use profilis_core::Outcome;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::Waker;
+
+    /// A body of `chunks` frames, or one that panics or fails when polled.
+    struct TestBody {
+        chunks: u32,
+        panics: bool,
+        fails: bool,
+    }
+
+    impl TestBody {
+        fn of(chunks: u32) -> TestBody {
+            TestBody {
+                chunks,
+                panics: false,
+                fails: false,
+            }
+        }
+    }
+
+    impl Body for TestBody {
+        type Data = &'static [u8];
+        type Error = &'static str;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+            if self.panics {
+                panic!("the body panics on purpose");
+            }
+            if self.fails {
+                return Poll::Ready(Some(Err("the body fails on purpose")));
+            }
+            if self.chunks == 0 {
+                return Poll::Ready(None);
+            }
+            self.chunks -= 1;
+            Poll::Ready(Some(Ok(Frame::data(&b"chunk"[..]))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.chunks == 0 && !self.panics && !self.fails
+        }
+    }
+
+    type Answer = Pin<Box<dyn Future<Output = Result<::http::Response<TestBody>, &'static str>>>>;
+
+    /// Answers by the last part of the path.
+    #[derive(Clone)]
+    struct App;
+
+    impl Service<::http::Request<()>> for App {
+        type Response = ::http::Response<TestBody>;
+        type Error = &'static str;
+        type Future = Answer;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: ::http::Request<()>) -> Answer {
+            let body = |body| Box::pin(async move { Ok(::http::Response::new(body)) }) as Answer;
+            match request.uri().path().rsplit('/').next().unwrap_or_default() {
+                "panic-in-call" => panic!("call panics on purpose"),
+                "panic-in-handler" => Box::pin(async { panic!("the handler panics on purpose") }),
+                "gone" => Box::pin(std::future::pending()),
+                "error" => Box::pin(async { Err("the service fails") }),
+                "body-panics" => body(TestBody {
+                    panics: true,
+                    ..TestBody::of(1)
+                }),
+                "body-fails" => body(TestBody {
+                    fails: true,
+                    ..TestBody::of(1)
+                }),
+                "endless" => body(TestBody::of(u32::MAX)),
+                _ => body(TestBody::of(2)),
+            }
+        }
+    }
+
+    fn request(method: Method, path: &str) -> ::http::Request<()> {
+        ::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap()
+    }
+
+    fn poll<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    type Polled<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
+    fn frame<B: Body + Unpin>(body: &mut B) -> Polled<B> {
+        Pin::new(body).poll_frame(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn ready<T>(polled: Poll<T>) -> T {
+        match polled {
+            Poll::Ready(value) => value,
+            Poll::Pending => panic!("pending"),
+        }
+    }
+
+    #[test]
+    fn every_end_is_recorded_once_as_the_module_docs_say() {
+        let layer = ProfilisLayer::new(HttpConfig::new().build())
+            .with_route_fn(|r: &::http::Request<()>| Some(r.uri().path().to_owned()));
+        let ((), captured) = capture(|| {
+            let mut service = layer.layer(App);
+            let get = |path| request(Method::GET, path);
+
+            let mut body = ready(poll(&mut service.call(get("/tower-test/ok"))))
+                .unwrap()
+                .into_body();
+            while ready(frame(&mut body)).is_some() {}
+            drop(body);
+
+            let panicked = catch_unwind(AssertUnwindSafe(|| {
+                service.call(get("/tower-test/panic-in-call"))
+            }));
+            assert!(panicked.is_err(), "the panic goes on");
+
+            // Dropped only after the panic was caught, as a panic-catching layer does.
+            let mut future = service.call(get("/tower-test/panic-in-handler"));
+            assert!(catch_unwind(AssertUnwindSafe(|| poll(&mut future))).is_err());
+            drop(future);
+
+            let mut future = service.call(get("/tower-test/gone"));
+            assert!(poll(&mut future).is_pending());
+            drop(future);
+
+            assert!(ready(poll(&mut service.call(get("/tower-test/error")))).is_err());
+
+            let mut body = ready(poll(&mut service.call(get("/tower-test/body-panics"))))
+                .unwrap()
+                .into_body();
+            assert!(catch_unwind(AssertUnwindSafe(|| frame(&mut body))).is_err());
+            drop(body);
+
+            let mut body = ready(poll(&mut service.call(get("/tower-test/body-fails"))))
+                .unwrap()
+                .into_body();
+            assert!(ready(frame(&mut body)).unwrap().is_err());
+            drop(body);
+
+            let mut body = ready(poll(&mut service.call(get("/tower-test/endless"))))
+                .unwrap()
+                .into_body();
+            assert!(ready(frame(&mut body)).unwrap().is_ok());
+            drop(body);
+
+            // hyper sends no body for HEAD: recorded with the head, not again when dropped.
+            let head = ready(poll(
+                &mut service.call(request(Method::HEAD, "/tower-test/head")),
+            ));
+            drop(head);
+        });
+        let ended = |route: &str| {
+            assert_eq!(captured.count(route).0, 1, "{route} counted once");
+            let event = captured.one(route);
+            let detail = event.detail::<HttpDetail>().unwrap();
+            assert_eq!(detail.route, route);
+            (detail.status, event.error, event.outcome)
+        };
+        assert_eq!(ended("/tower-test/ok"), (200, false, Outcome::Returned));
+        assert_eq!(
+            ended("/tower-test/panic-in-call"),
+            (500, true, Outcome::Panicked)
+        );
+        assert_eq!(
+            ended("/tower-test/panic-in-handler"),
+            (500, true, Outcome::Panicked)
+        );
+        assert_eq!(ended("/tower-test/gone"), (499, true, Outcome::Cancelled));
+        assert_eq!(ended("/tower-test/error"), (500, true, Outcome::Returned));
+        assert_eq!(
+            ended("/tower-test/body-panics"),
+            (200, true, Outcome::Returned)
+        );
+        assert_eq!(
+            ended("/tower-test/body-fails"),
+            (200, true, Outcome::Returned)
+        );
+        assert_eq!(
+            ended("/tower-test/endless"),
+            (200, true, Outcome::Cancelled)
+        );
+        assert_eq!(ended("/tower-test/head"), (200, false, Outcome::Returned));
+        let head = captured
+            .one("/tower-test/head")
+            .detail::<HttpDetail>()
+            .unwrap();
+        assert_eq!(&*head.method, "HEAD");
+    }
+
+    #[test]
+    fn excluded_requests_pass_through_unrecorded() {
+        let layer = ProfilisLayer::new(
+            HttpConfig::new()
+                .exclude_routes(&["/tower-test/excluded"])
+                .unwrap()
+                .build(),
+        )
+        .with_route_fn(|r: &::http::Request<()>| Some(r.uri().path().to_owned()));
+        let ((), captured) = capture(|| {
+            let mut service = layer.layer(App);
+            let mut body = ready(poll(
+                &mut service.call(request(Method::GET, "/tower-test/excluded")),
+            ))
+            .unwrap()
+            .into_body();
+            let mut frames = 0;
+            while ready(frame(&mut body)).is_some() {
+                frames += 1;
+            }
+            assert_eq!(frames, 2, "the body is untouched");
+        });
+        assert!(captured.named("/tower-test/excluded").is_empty());
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::kind::Kind;
+use crate::local::Bounds;
 use crate::ring::DropPolicy;
 
 /// The largest queue size (and batch size) accepted.
@@ -95,6 +96,21 @@ impl Buckets {
     /// The bounds of the kinds without their own.
     pub fn all(&self) -> &[f64] {
         &self.all
+    }
+
+    /// The bounds of `kinds` (every kind known, by id) as the per-thread counters and the
+    /// collector keep them, each bound converted by `convert` (to clock ticks, say).
+    pub(crate) fn bounds<T: Copy>(
+        &self,
+        kinds: &[&'static Kind],
+        convert: impl Fn(f64) -> T,
+    ) -> Bounds<T> {
+        let convert = |bounds: &[f64]| bounds.iter().map(|&s| convert(s)).collect();
+        Bounds::new(
+            kinds.iter().map(|k| convert(self.of(k))).collect(),
+            convert(&self.all),
+            convert(&[f64::INFINITY])[0],
+        )
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

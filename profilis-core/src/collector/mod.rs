@@ -15,7 +15,7 @@ pub use config::{validate_buckets, Buckets, CollectorConfig, DEFAULT_BUCKETS};
 use crate::clock;
 use crate::error::StartError;
 use crate::kind::kinds;
-use crate::local::{self, Bounds, Generation};
+use crate::local::{self, Generation};
 use crate::sink::{FanOut, Sink, Stats};
 use crate::switch;
 use worker::Worker;
@@ -71,7 +71,7 @@ impl Collector {
         let mut worker = Worker {
             sinks,
             batch_max: config.batch_max,
-            buckets: Bounds::new(&kinds, &config.buckets, |seconds| seconds),
+            buckets: config.buckets.bounds(&kinds, |seconds| seconds),
             events: Vec::with_capacity(config.batch_max.min(4096)),
             counts: Vec::new(),
             totals: Vec::new(),
@@ -97,7 +97,7 @@ impl Collector {
             policy: config.drop_policy,
             worker: handle.thread().clone(),
             events: wants_events,
-            bounds: Bounds::new(&kinds, &config.buckets, clock::seconds_to_ticks),
+            bounds: config.buckets.bounds(&kinds, clock::seconds_to_ticks),
         })));
         switch::start_generation(id, enabled);
         Ok(Collector {

@@ -18,6 +18,7 @@ pub(crate) use registry::{
 pub(crate) use table::{take_overflow_counts, ThreadState};
 
 use crate::event::RawEvent;
+use crate::random::Rng;
 use crate::site::Site;
 use crate::switch::generation_of;
 use crate::trace::{SpanContext, SpanId, TraceId};
@@ -28,6 +29,8 @@ pub(crate) struct Hot {
     ctx: Cell<SpanContext>,
     /// This thread's state, owned by [`OWNER`]; null when there is none (yet, or any more).
     state: Cell<*const ThreadState>,
+    /// This thread's generator of span ids and sampling draws.
+    rng: Rng,
 }
 
 /// Owns this thread's state; on thread exit, drops it and clears [`Hot::state`].
@@ -44,6 +47,7 @@ thread_local! {
         Hot {
             ctx: Cell::new(SpanContext { trace_id: TraceId(0), span_id: SpanId(0) }),
             state: Cell::new(ptr::null()),
+            rng: Rng::new(),
         }
     };
     static OWNER: Owner = const { Owner(RefCell::new(None)) };
@@ -64,6 +68,12 @@ impl Hot {
     #[inline]
     pub(crate) fn context(&self) -> SpanContext {
         self.ctx.get()
+    }
+
+    /// The next pseudo-random `u64` of this thread.
+    #[inline]
+    pub(crate) fn random(&self) -> u64 {
+        self.rng.next_u64()
     }
 
     /// Replaces the current span context, returning the previous one.

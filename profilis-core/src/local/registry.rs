@@ -5,8 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 
 use super::table::ThreadState;
-use crate::collector::Buckets;
-use crate::kind::Kind;
 use crate::ring::DropPolicy;
 
 /// Settings of one collector run, shared by the thread states made during it.
@@ -25,37 +23,56 @@ pub(crate) struct Generation {
 /// Bucket bounds per kind id (increasing; `+Inf` is implied), in clock ticks for the calling
 /// threads and in seconds for the collector, and the bounds of kinds first used after the
 /// collector started.
+///
+/// One flat table, a row per kind and the default row last, every row as wide as the widest
+/// and padded with a bound above every duration: the hot path finds a kind's row with one
+/// multiplication, one pointer away from the thread's state, and a duration beyond a row's own
+/// bounds stops at the padding, the `+Inf` bucket.
 #[derive(Clone)]
 pub(crate) struct Bounds<T = u64> {
-    by_kind: Box<[Box<[T]>]>,
-    default: Box<[T]>,
+    rows: Box<[T]>,
+    /// Each row's own bounds, the default's last.
+    lens: Box<[usize]>,
+    width: usize,
 }
 
 impl<T: Copy> Bounds<T> {
-    /// The bounds of `buckets` for `kinds` (every kind known, by id), each bound converted by
-    /// `convert`.
-    pub(crate) fn new(
-        kinds: &[&'static Kind],
-        buckets: &Buckets,
-        convert: impl Fn(f64) -> T,
-    ) -> Bounds<T> {
-        let convert = |bounds: &[f64]| bounds.iter().map(|&s| convert(s)).collect();
+    /// The bounds of each kind id in `by_kind`, and `default` for the kinds beyond; rows are
+    /// padded with `pad`, a bound no duration exceeds.
+    pub(crate) fn new(by_kind: Vec<Box<[T]>>, default: Box<[T]>, pad: T) -> Bounds<T> {
+        let all: Vec<Box<[T]>> = by_kind.into_iter().chain([default]).collect();
+        let width = all.iter().map(|b| b.len()).max().unwrap_or(0);
+        let rows = all
+            .iter()
+            .flat_map(|b| {
+                b.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(pad, width - b.len()))
+            })
+            .collect();
         Bounds {
-            by_kind: kinds.iter().map(|k| convert(buckets.of(k))).collect(),
-            default: convert(buckets.all()),
+            rows,
+            lens: all.iter().map(|b| b.len()).collect(),
+            width,
         }
     }
 
-    /// The bounds of kind `id`.
+    /// The row of kind `id`: its bounds, then padding.
     #[inline(always)]
+    pub(crate) fn row(&self, kind: u32) -> &[T] {
+        let row = (kind as usize).min(self.lens.len() - 1);
+        &self.rows[row * self.width..(row + 1) * self.width]
+    }
+
+    /// The bounds of kind `id`, without padding.
     pub(crate) fn of(&self, kind: u32) -> &[T] {
-        self.by_kind.get(kind as usize).unwrap_or(&self.default)
+        let row = (kind as usize).min(self.lens.len() - 1);
+        &self.row(kind)[..self.lens[row]]
     }
 
     /// Values kept per site: calls, errors, then (count, sum of ticks) per bucket and `+Inf`.
     pub(crate) fn stride(&self) -> usize {
-        let most = self.by_kind.iter().chain([&self.default]).map(|b| b.len());
-        2 + 2 * (most.max().unwrap_or(0) + 1)
+        2 + 2 * (self.width + 1)
     }
 }
 
@@ -123,4 +140,24 @@ pub(crate) fn retire(done: &[&Arc<ThreadState>]) {
     registry
         .states
         .retain(|t| !done.iter().any(|d| Arc::ptr_eq(t, d)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_padded_and_unknown_kinds_get_the_default() {
+        let bounds = Bounds::new(
+            vec![vec![1, 2, 3].into(), vec![5].into()],
+            vec![7, 8].into(),
+            u64::MAX,
+        );
+        assert_eq!(bounds.row(0), [1, 2, 3]);
+        assert_eq!(bounds.row(1), [5, u64::MAX, u64::MAX]);
+        assert_eq!(bounds.of(1), [5]);
+        assert_eq!(bounds.row(2), [7, 8, u64::MAX]);
+        assert_eq!(bounds.of(9), [7, 8], "a kind first used later");
+        assert_eq!(bounds.stride(), 2 + 2 * 4);
+    }
 }

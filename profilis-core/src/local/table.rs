@@ -83,11 +83,12 @@ impl ThreadState {
             bump(&site[1]);
         }
         if let Some(ticks) = ticks {
-            let bounds = self.bounds.of(kind);
-            let bucket = bounds
+            // Past its own bounds, a duration stops at the row's padding: its `+Inf` bucket.
+            let row = self.bounds.row(kind);
+            let bucket = row
                 .iter()
                 .position(|&bound| ticks <= bound)
-                .unwrap_or(bounds.len());
+                .unwrap_or(row.len());
             bump(&site[2 + 2 * bucket]);
             let sum = &site[3 + 2 * bucket];
             sum.store(

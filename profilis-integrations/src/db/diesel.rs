@@ -117,6 +117,44 @@ pub enum DefaultError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::DbDetail;
+    use diesel::connection::{Connection, SimpleConnection};
+    use diesel::sqlite::SqliteConnection;
+    use diesel::RunQueryDsl;
+    use profilis_core::testing::capture;
+
+    #[test]
+    fn queries_are_recorded_without_their_binds_and_failures_are_errors() {
+        let ((), captured) = capture(|| {
+            let mut conn = SqliteConnection::establish(":memory:").unwrap();
+            conn.set_instrumentation(ProfilisInstrumentation::new("diesel-test"));
+            conn.batch_execute("CREATE TABLE notes (body TEXT NOT NULL)")
+                .unwrap();
+            diesel::sql_query("INSERT INTO notes (body) VALUES (?)")
+                .bind::<diesel::sql_types::Text, _>("secret")
+                .execute(&mut conn)
+                .unwrap();
+            assert!(diesel::sql_query("INSERT INTO notes (body) VALUES (NULL)")
+                .execute(&mut conn)
+                .is_err());
+        });
+        let seen: Vec<_> = captured
+            .named("diesel-test")
+            .iter()
+            .map(|e| {
+                let detail = e.detail::<DbDetail>().unwrap();
+                (detail.query.as_deref().unwrap().to_owned(), e.error)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("CREATE TABLE notes (body TEXT NOT NULL)".to_owned(), false),
+                ("INSERT INTO notes (body) VALUES (?)".to_owned(), false),
+                ("INSERT INTO notes (body) VALUES (NULL)".to_owned(), true),
+            ]
+        );
+    }
 
     #[test]
     fn bind_values_are_cut_off() {

@@ -402,6 +402,8 @@ mod tests {
 
     #[test]
     fn events_keep_the_masked_statement_up_to_the_limit() {
+        // The limit is global: not while other tests capture events with statements.
+        let _serial = profilis_core::testing::lock();
         let sql = "SELECT * FROM users WHERE email = 'ada@example.com'";
         assert_eq!(
             for_event("postgres", sql).as_deref(),
@@ -434,6 +436,8 @@ mod tests {
 
     #[test]
     fn long_statements_are_masked_only_in_part_and_marked_as_cut() {
+        // The limit is global: not while other tests capture events with statements.
+        let _serial = profilis_core::testing::lock();
         let row = "('secret', 12345), ";
         let bulk = format!(
             "INSERT INTO t (a, b) VALUES {}('secret', 1)",

@@ -109,3 +109,40 @@ fn on_trace(event: TraceEvent<'_>) {
         _ => {}
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbDetail;
+    use profilis_core::testing::capture;
+
+    #[test]
+    fn every_statement_is_a_query_with_the_rows_it_returned() {
+        let ((), captured) = capture(|| {
+            let conn = Connection::open_in_memory().unwrap();
+            instrument(&conn);
+            conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2);")
+                .unwrap();
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM t WHERE x > 0", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(n, 2);
+        });
+        let seen: Vec<_> = captured
+            .named(VENDOR)
+            .iter()
+            .map(|e| {
+                let detail = e.detail::<DbDetail>().unwrap();
+                (detail.query.as_deref().unwrap().to_owned(), detail.rows)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("CREATE TABLE t (x INTEGER)".to_owned(), None),
+                ("INSERT INTO t VALUES (?), (?)".to_owned(), None),
+                ("SELECT count(*) FROM t WHERE x > ?".to_owned(), Some(1)),
+            ]
+        );
+    }
+}

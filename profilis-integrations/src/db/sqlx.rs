@@ -35,12 +35,13 @@ use std::task::{Context, Poll};
 
 use futures_core::future::BoxFuture;
 use futures_core::stream::{BoxStream, Stream};
+use profilis_core::adapter::{Abandon, RecordOnce};
+use profilis_core::Outcome;
 use sqlx::error::{BoxDynError, Error};
 use sqlx::{Database, Describe, Either, Execute, Executor, SqlStr};
 
-use profilis_core::Site;
-
-use super::Query;
+use super::query::QueryCall;
+use super::{site, Query, Statement};
 
 /// An executor whose queries are recorded as DB events. Made by [`profiled`].
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +61,7 @@ pub fn vendor_of<DB: Database>() -> &'static str {
         "PostgreSQL" => "postgres",
         "MySQL" => "mysql",
         // Made once per name and kept, like every vendor's site.
-        name => Site::db(&name.to_ascii_lowercase()).name(),
+        name => site(&name.to_ascii_lowercase()).label(),
     }
 }
 
@@ -86,13 +87,13 @@ fn rows_affected(result: &dyn std::any::Any) -> Option<u64> {
 /// A query handed to sqlx, keeping a copy of its SQL (a cheap clone) for the event.
 struct Capture<Q> {
     inner: Q,
-    sql: Arc<OnceLock<SqlStr>>,
+    sql: CapturedSql,
 }
 
 impl<'q, DB: Database, Q: Execute<'q, DB>> Execute<'q, DB> for Capture<Q> {
     fn sql(self) -> SqlStr {
         let sql = self.inner.sql();
-        let _ = self.sql.set(sql.clone());
+        let _ = self.sql.0.set(sql.clone());
         sql
     }
 
@@ -109,19 +110,23 @@ impl<'q, DB: Database, Q: Execute<'q, DB>> Execute<'q, DB> for Capture<Q> {
     }
 }
 
-fn statement_of(sql: &OnceLock<SqlStr>) -> Option<&str> {
-    sql.get().map(SqlStr::as_str)
+/// The SQL of a query, as sqlx hands it to the driver: known once the driver asked for it.
+#[derive(Debug, Clone, Default)]
+struct CapturedSql(Arc<OnceLock<SqlStr>>);
+
+impl Statement for CapturedSql {
+    fn sql(&self) -> Option<&str> {
+        self.0.get().map(SqlStr::as_str)
+    }
 }
 
 /// One item of a `fetch_many` stream: a statement's result or a row.
 type Step<DB> = Result<Either<<DB as Database>::QueryResult, <DB as Database>::Row>, Error>;
 
-/// The stream of a profiled `fetch_many`: records the query at its end, at its first error,
-/// or when dropped.
-struct Recorded<'e, DB: Database> {
-    inner: BoxStream<'e, Step<DB>>,
-    query: Option<Query>,
-    sql: Arc<OnceLock<SqlStr>>,
+/// A `fetch_many` query, with what its rows and results said so far.
+#[derive(Debug)]
+struct Fetch {
+    query: QueryCall<CapturedSql>,
     /// Rows the query returned.
     returned: u64,
     /// Rows its results said it affected; `None` once one result could not say.
@@ -129,25 +134,42 @@ struct Recorded<'e, DB: Database> {
     failed: bool,
 }
 
-impl<DB: Database> Recorded<'_, DB> {
-    fn record(&mut self) {
-        if let Some(query) = self.query.take() {
-            let statement = statement_of(&self.sql);
-            // Rows returned if there were any. Else rows affected, but not for reads (SQLite
-            // reports the last write's count for them), and not for a `WITH` statement, which
-            // may read or write.
-            let rows = if self.returned > 0 {
-                Some(self.returned)
-            } else {
-                match statement.map(kind_of) {
-                    Some(Kind::Read) => Some(0),
-                    Some(Kind::Write) => self.affected,
-                    Some(Kind::Either) | None => None,
-                }
-            };
-            query.finish(statement, self.failed, rows);
+impl Fetch {
+    /// Records the query as it stands.
+    fn record(self) {
+        // Rows returned if there were any. Else rows affected, but not for reads (SQLite
+        // reports the last write's count for them), and not for a `WITH` statement, which
+        // may read or write.
+        let rows = if self.returned > 0 {
+            Some(self.returned)
+        } else {
+            match self.query.statement().map(kind_of) {
+                Some(Kind::Read) => Some(0),
+                Some(Kind::Write) => self.affected,
+                Some(Kind::Either) | None => None,
+            }
+        };
+        self.query
+            .record(|| None::<&str>, self.failed, rows, Outcome::Returned);
+    }
+}
+
+impl Abandon for Fetch {
+    /// Dropped between polls, the stream was ended by a caller that read the rows it wanted:
+    /// recorded as it stands. Dropped by a panic in its poll: panicked.
+    fn abandon(self, outcome: Outcome) {
+        match outcome {
+            Outcome::Panicked => self.query.abandon(outcome),
+            Outcome::Returned | Outcome::Cancelled => self.record(),
         }
     }
+}
+
+/// The stream of a profiled `fetch_many`: records the query at its end, at its first error,
+/// or when dropped.
+struct Recorded<'e, DB: Database> {
+    inner: BoxStream<'e, Step<DB>>,
+    fetch: RecordOnce<Fetch>,
 }
 
 /// What a statement does, as far as its first word tells.
@@ -181,34 +203,35 @@ impl<DB: Database> Stream for Recorded<'_, DB> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         let inner = &mut this.inner;
-        let poll = match this.query.as_mut() {
-            Some(query) => query.poll_with(|| inner.as_mut().poll_next(cx)),
-            None => inner.as_mut().poll_next(cx),
+        let poll = this.fetch.run(|| inner.as_mut().poll_next(cx));
+        let Some(fetch) = this.fetch.get_mut() else {
+            return poll;
         };
-        match &poll {
+        let ended = match &poll {
             Poll::Ready(Some(Ok(Either::Left(result)))) => {
-                this.affected = this.affected.zip(rows_affected(result)).map(|(a, b)| a + b);
+                fetch.affected = fetch
+                    .affected
+                    .zip(rows_affected(result))
+                    .map(|(a, b)| a + b);
+                false
             }
-            Poll::Ready(Some(Ok(Either::Right(_)))) => this.returned += 1,
+            Poll::Ready(Some(Ok(Either::Right(_)))) => {
+                fetch.returned += 1;
+                false
+            }
             Poll::Ready(Some(Err(_))) => {
-                this.failed = true;
-                this.record();
+                fetch.failed = true;
+                true
             }
-            Poll::Ready(None) => this.record(),
-            Poll::Pending => {}
+            Poll::Ready(None) => true,
+            Poll::Pending => false,
+        };
+        if ended {
+            if let Some(fetch) = this.fetch.take() {
+                fetch.record();
+            }
         }
         poll
-    }
-}
-
-impl<DB: Database> Drop for Recorded<'_, DB> {
-    fn drop(&mut self) {
-        match self.query.as_mut() {
-            // Dropped by a panic in its poll: a panicked query.
-            Some(query) if query.polling => query.abandon(statement_of(&self.sql)),
-            // Dropped between polls, by the end of the stream or a caller done with it.
-            _ => self.record(),
-        }
     }
 }
 
@@ -232,21 +255,19 @@ where
         'c: 'e,
         Q: 'q + Execute<'q, Self::Database>,
     {
-        let Some(started) = Query::start(vendor_of::<E::Database>()) else {
+        let sql = CapturedSql::default();
+        let Some(started) = QueryCall::start(vendor_of::<E::Database>(), sql.clone()) else {
             return self.0.fetch_many(query);
         };
-        let sql = Arc::new(OnceLock::new());
-        let inner = self.0.fetch_many(Capture {
-            inner: query,
-            sql: Arc::clone(&sql),
-        });
+        let inner = self.0.fetch_many(Capture { inner: query, sql });
         Box::pin(Recorded::<E::Database> {
             inner,
-            query: Some(started),
-            sql,
-            returned: 0,
-            affected: Some(0),
-            failed: false,
+            fetch: RecordOnce::new(Fetch {
+                query: started,
+                returned: 0,
+                affected: Some(0),
+                failed: false,
+            }),
         })
     }
 
@@ -258,18 +279,14 @@ where
         'c: 'e,
         Q: 'q + Execute<'q, Self::Database>,
     {
-        let Some(started) = Query::start(vendor_of::<E::Database>()) else {
+        let sql = CapturedSql::default();
+        let Some(started) = Query::start_with(vendor_of::<E::Database>(), sql.clone()) else {
             return self.0.fetch_optional(query);
         };
-        let sql = Arc::new(OnceLock::new());
-        let inner = self.0.fetch_optional(Capture {
-            inner: query,
-            sql: Arc::clone(&sql),
-        });
+        let inner = self.0.fetch_optional(Capture { inner: query, sql });
         Box::pin(RecordedOne {
             inner,
             query: Some(started),
-            sql,
         })
     }
 
@@ -296,8 +313,8 @@ where
 /// recorded as cancelled.
 struct RecordedOne<'e, R> {
     inner: BoxFuture<'e, Result<Option<R>, Error>>,
-    query: Option<Query>,
-    sql: Arc<OnceLock<SqlStr>>,
+    /// `None` once recorded.
+    query: Option<Query<CapturedSql>>,
 }
 
 impl<R> Future for RecordedOne<'_, R> {
@@ -307,7 +324,7 @@ impl<R> Future for RecordedOne<'_, R> {
         let this = &mut *self;
         let inner = &mut this.inner;
         let poll = match this.query.as_mut() {
-            Some(query) => query.poll_with(|| inner.as_mut().poll(cx)),
+            Some(query) => query.run(|| inner.as_mut().poll(cx)),
             None => inner.as_mut().poll(cx),
         };
         if let Poll::Ready(result) = &poll {
@@ -316,18 +333,10 @@ impl<R> Future for RecordedOne<'_, R> {
                     Ok(row) => Some(u64::from(row.is_some())),
                     Err(_) => None,
                 };
-                query.finish(statement_of(&this.sql), result.is_err(), rows);
+                query.finish(None, result.is_err(), rows);
             }
         }
         poll
-    }
-}
-
-impl<R> Drop for RecordedOne<'_, R> {
-    fn drop(&mut self) {
-        if let Some(mut query) = self.query.take() {
-            query.abandon(statement_of(&self.sql));
-        }
     }
 }
 
@@ -353,5 +362,78 @@ mod tests {
             rows_affected(&sqlx_sqlite::SqliteQueryResult::default()),
             Some(0)
         );
+    }
+
+    #[cfg(feature = "sqlx-sqlite")]
+    #[test]
+    fn queries_dropped_early_are_recorded_as_they_stand_or_cancelled() {
+        use crate::db::DbDetail;
+        use profilis_core::testing::capture;
+        use profilis_core::Event;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ((), captured) = capture(|| {
+            runtime.block_on(async {
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect("sqlite::memory:")
+                    .await
+                    .unwrap();
+                sqlx::query("CREATE TABLE t (x INTEGER)")
+                    .execute(profiled(&pool))
+                    .await
+                    .unwrap();
+                sqlx::query("INSERT INTO t VALUES (1), (2), (3)")
+                    .execute(profiled(&pool))
+                    .await
+                    .unwrap();
+                let (x,): (i64,) = sqlx::query_as("SELECT x FROM t ORDER BY x")
+                    .fetch_one(profiled(&pool))
+                    .await
+                    .unwrap();
+                assert_eq!(x, 1);
+                // A stream its caller stops reading after one row of two.
+                let mut rows = sqlx::query("SELECT x FROM t WHERE x > 1").fetch(profiled(&pool));
+                let first = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await;
+                assert!(first.unwrap().is_ok());
+                drop(rows);
+                // A query dropped while it waits for the pool's only connection.
+                let held = pool.acquire().await.unwrap();
+                let mut waiting = Box::pin(sqlx::query("SELECT 2").fetch_optional(profiled(&pool)));
+                let polled = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx)));
+                assert!(polled.await.is_pending());
+                drop(waiting);
+                drop(held);
+            });
+        });
+        let events = captured.named("sqlite");
+        let ended = |query: Option<&str>| -> Vec<_> {
+            let detail = |e: &Event| e.detail::<DbDetail>().cloned().unwrap();
+            events
+                .iter()
+                .filter(|e| detail(e).query.as_deref() == query)
+                .map(|e| (detail(e).rows, e.error, e.outcome))
+                .collect()
+        };
+        assert_eq!(
+            ended(Some("INSERT INTO t VALUES (?), (?), (?)")),
+            [(Some(3), false, Outcome::Returned)],
+            "rows affected"
+        );
+        assert_eq!(
+            ended(Some("SELECT x FROM t ORDER BY x")),
+            [(Some(1), false, Outcome::Returned)]
+        );
+        assert_eq!(
+            ended(Some("SELECT x FROM t WHERE x > ?")),
+            [(Some(1), false, Outcome::Returned)],
+            "as it stood when dropped"
+        );
+        // The driver never asked for its SQL: it never ran.
+        assert_eq!(ended(None), [(None, true, Outcome::Cancelled)]);
+        assert_eq!(captured.count("sqlite"), (5, 1));
     }
 }

@@ -1,0 +1,262 @@
+//! One query being timed: [`Query`], the building block of every DB adapter, and the
+//! [`Statement`] it owns so that a query dropped before its end is still recorded with its SQL.
+
+use std::sync::Arc;
+
+use profilis_core::adapter::{Abandon, RecordOnce, Timer};
+use profilis_core::context::SpanContext;
+use profilis_core::{Outcome, Site};
+
+use super::detail::DbDetail;
+use super::mask::for_event;
+use super::site::site;
+
+/// Where a query's SQL comes from, for its event (masked there, and only if a sink wants
+/// events): the text itself (`&str`, `String`), something that learns it while the query
+/// runs, or `()` for drivers that give it only when the query ends ([`Query::finish`]).
+pub trait Statement {
+    /// The SQL as sent, if it is known by now.
+    fn sql(&self) -> Option<&str>;
+}
+
+impl Statement for () {
+    fn sql(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Statement for &str {
+    fn sql(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl Statement for String {
+    fn sql(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+/// A query being timed, with its vendor's site and its statement.
+#[derive(Debug)]
+pub(crate) struct QueryCall<S> {
+    site: &'static Site,
+    timer: Timer,
+    statement: S,
+}
+
+impl<S: Statement> QueryCall<S> {
+    /// Starts a query of `vendor` now. `None` when profiling is off or no collector runs.
+    pub(crate) fn start(vendor: &str, statement: S) -> Option<QueryCall<S>> {
+        let site = site(vendor);
+        let timer = Timer::start_sampled(site)?;
+        Some(QueryCall {
+            site,
+            timer,
+            statement,
+        })
+    }
+
+    pub(crate) fn context(&self) -> SpanContext {
+        self.timer.context()
+    }
+
+    /// The statement it was started with, as far as it is known by now.
+    #[cfg(feature = "sqlx")]
+    pub(crate) fn statement(&self) -> Option<&str> {
+        self.statement.sql()
+    }
+
+    /// Records the query as ended now, with the statement `given` if there is one, else its
+    /// own; `given` is called only if a sink wants the event.
+    pub(crate) fn record<T: AsRef<str>>(
+        self,
+        given: impl FnOnce() -> Option<T>,
+        error: bool,
+        rows: Option<u64>,
+        outcome: Outcome,
+    ) {
+        let QueryCall {
+            site,
+            timer,
+            statement,
+        } = self;
+        timer.finish(site, true, error, outcome, || {
+            let given = given();
+            let sql = given
+                .as_ref()
+                .map(AsRef::as_ref)
+                .or_else(|| statement.sql());
+            DbDetail {
+                query: sql
+                    .and_then(|sql| for_event(site.label(), sql))
+                    .map(Arc::from),
+                rows,
+            }
+        });
+    }
+}
+
+impl<S: Statement> Abandon for QueryCall<S> {
+    /// A query that did not end is a failed one, whether it panicked or was cancelled.
+    fn abandon(self, outcome: Outcome) {
+        self.record(|| None::<&str>, true, None, outcome);
+    }
+}
+
+/// One query being timed, for adapters: started with [`Query::start`] (the statement given at
+/// the end) or [`Query::start_with`] (the statement given now), recorded once by
+/// [`Query::finish`]. Dropped unfinished (the query panicked, or its future was dropped), it is
+/// recorded as failed, with its statement, and with outcome `Panicked` if the thread is
+/// panicking or the query's work was running ([`Query::run`]), `Cancelled` otherwise.
+#[derive(Debug)]
+#[must_use = "a query is recorded when finished"]
+pub struct Query<S: Statement = ()> {
+    call: RecordOnce<QueryCall<S>>,
+}
+
+impl Query {
+    /// Starts timing a query of `vendor` (`sqlite`, `postgres`, `mysql`, ...) now, whose
+    /// statement is given when it finishes. `None` when profiling is off or no collector runs.
+    pub fn start(vendor: &str) -> Option<Query> {
+        Query::start_with(vendor, ())
+    }
+}
+
+impl<S: Statement> Query<S> {
+    /// Starts timing a query of `vendor` now, running `statement`. `None` when profiling is
+    /// off or no collector runs.
+    pub fn start_with(vendor: &str, statement: S) -> Option<Query<S>> {
+        QueryCall::start(vendor, statement).map(|call| Query {
+            call: RecordOnce::new(call),
+        })
+    }
+
+    /// The query's span; make it current while the query runs so that profiled calls inside
+    /// are its children. For a query not sampled in, the span that was current when it
+    /// started.
+    pub fn context(&self) -> SpanContext {
+        self.call.get().map(QueryCall::context).unwrap_or_default()
+    }
+
+    /// The vendor given when the query started.
+    pub fn vendor(&self) -> &'static str {
+        self.call.get().map_or("", |call| call.site.label())
+    }
+
+    /// Runs `work` (the query itself, or one poll of its future) as part of the query: if it
+    /// panics, the query is recorded as panicked when dropped, even after the panic was
+    /// caught (a panic handler that drops the future later, say).
+    pub fn run<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        self.call.run(work)
+    }
+
+    /// Records the query as ended now: `error` whether it failed, `rows` the rows affected or
+    /// returned if the driver reports them. `statement` is its SQL as sent (masked and cut
+    /// here, and only if a sink wants events) if known only now; `None` keeps the statement it
+    /// started with.
+    pub fn finish(self, statement: Option<&str>, error: bool, rows: Option<u64>) {
+        self.finish_with(|| statement, error, rows);
+    }
+
+    /// Like [`Query::finish`], for drivers whose statement text costs something to get (it
+    /// is formatted, say): `statement` is called only if a sink wants the event.
+    pub fn finish_with<T: AsRef<str>>(
+        mut self,
+        statement: impl FnOnce() -> Option<T>,
+        error: bool,
+        rows: Option<u64>,
+    ) {
+        if let Some(call) = self.call.take() {
+            call.record(statement, error, rows, Outcome::Returned);
+        }
+    }
+
+    /// Forgets the query without recording it.
+    #[cfg(feature = "rusqlite")]
+    pub(crate) fn discard(mut self) {
+        let _ = self.call.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profilis_core::testing::capture;
+    use profilis_core::Event;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    fn detail(event: &Event) -> &DbDetail {
+        event.detail::<DbDetail>().expect("a DB detail")
+    }
+
+    #[test]
+    fn a_query_is_recorded_once_with_the_statement_it_owns() {
+        let ((), captured) = capture(|| {
+            let query = Query::start_with("query-test-owned", "SELECT 1").unwrap();
+            assert_eq!(query.vendor(), "query-test-owned");
+            query.finish(None, false, Some(1));
+            // Dropped between two pieces of work: cancelled, with its statement.
+            let mut cancelled = Query::start_with("query-test-owned", "SELECT 'x'").unwrap();
+            cancelled.run(|| ());
+            drop(cancelled);
+            // Its work panicked, and it was dropped after the panic was caught.
+            let mut panicked = Query::start_with(
+                "query-test-owned",
+                String::from("DELETE FROM t WHERE k = 7"),
+            )
+            .unwrap();
+            let caught = catch_unwind(AssertUnwindSafe(|| panicked.run(|| panic!("driver bug"))));
+            assert!(caught.is_err());
+            drop(panicked);
+            // The statement given at the end, when the query was started without one.
+            Query::start("query-test-owned").unwrap().finish(
+                Some("UPDATE t SET a = 'b'"),
+                true,
+                None,
+            );
+            Query::start("query-test-owned")
+                .unwrap()
+                .finish(None, false, None);
+        });
+        let events = captured.named("query-test-owned");
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| {
+                let d = detail(e);
+                (d.query.as_deref(), d.rows, e.error, e.outcome)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some("SELECT ?"), Some(1), false, Outcome::Returned),
+                (Some("SELECT ?"), None, true, Outcome::Cancelled),
+                (
+                    Some("DELETE FROM t WHERE k = ?"),
+                    None,
+                    true,
+                    Outcome::Panicked
+                ),
+                (Some("UPDATE t SET a = ?"), None, true, Outcome::Returned),
+                (None, None, false, Outcome::Returned),
+            ]
+        );
+        assert_eq!(captured.count("query-test-owned"), (5, 3));
+        assert!(events
+            .iter()
+            .all(|e| e.site.label_value("db_vendor") == Some("query-test-owned")));
+    }
+
+    #[cfg(feature = "rusqlite")]
+    #[test]
+    fn a_discarded_query_is_not_recorded() {
+        let ((), captured) = capture(|| {
+            Query::start("query-test-discarded").unwrap().discard();
+            Query::start("query-test-discarded")
+                .unwrap()
+                .finish(None, false, None);
+        });
+        assert_eq!(captured.count("query-test-discarded"), (1, 0));
+    }
+}

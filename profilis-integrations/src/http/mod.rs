@@ -1,0 +1,35 @@
+//! The rules every HTTP adapter follows, in one place: which requests are left alone, which
+//! label a route gets, which requests have their duration recorded, and how a request becomes
+//! a span and a recorded call.
+//!
+//! - **Route labels** are route templates (`/users/{id}`), never raw paths: a request that
+//!   matches no route is labelled [`UNMATCHED_ROUTE`], so no client can create new series.
+//! - **Exclusions** ([`HttpConfig::exclude_routes`]) are path prefixes, or regular expressions
+//!   after `re:` (as in Python profilis), matched against the request path. Excluded requests
+//!   are not timed or counted at all.
+//! - **Sampling**: requests are always counted exactly (`profilis_http_requests_total`); their
+//!   duration is recorded at the first matching per-route rate, else the configured rate, else
+//!   the global rate. With `always_sample_errors` (the default), responses with status >= 500
+//!   and panics are always timed. The random source is seedable for tests.
+//! - **Trace context**: a request is a span; a valid W3C `traceparent` header sets its trace id
+//!   and parent. Profiled calls made while handling it become its children.
+//! - **How a request ends** ([`End`]): the status recorded for panics (500) and for requests
+//!   abandoned before a response ([`CLIENT_CLOSED_REQUEST`]), and which ends are errors.
+//!
+//! An adapter for another framework starts a [`Request`] with [`HttpRules::start`] and ends it
+//! with [`Request::finish`]; its events carry an [`HttpDetail`].
+
+mod config;
+mod detail;
+mod request;
+mod rules;
+mod site;
+
+pub use config::{HttpConfig, HttpConfigError};
+pub use detail::HttpDetail;
+pub use request::{End, Request, CLIENT_CLOSED_REQUEST, UNMATCHED_ROUTE};
+pub use rules::{HttpRules, Sampling};
+pub use site::site;
+
+#[cfg(any(feature = "tower", feature = "actix"))]
+pub(crate) use request::{in_span, Recording};
