@@ -1,7 +1,7 @@
 //! `PROFILIS_*` variables: defaults that code overrides; bad values are errors naming the
 //! variable and the value. One test, because the environment is shared by the whole process.
 
-use profilis::{Error, Exporter};
+use profilis::{ConfigError, Error, Exporter};
 
 fn env_error(name: &str, value: &str) -> Error {
     std::env::set_var(name, value);
@@ -26,9 +26,9 @@ fn environment_values_are_checked_and_overridden_by_code() {
         ("PROFILIS_DISABLED", "perhaps"),
     ] {
         match env_error(name, value) {
-            Error::Env {
+            Error::Config(ConfigError::Env {
                 name: n, value: v, ..
-            } => {
+            }) => {
                 assert_eq!((n, v.as_str()), (name, value));
             }
             other => panic!("{name}={value}: expected Error::Env, got {other}"),
@@ -44,7 +44,7 @@ fn environment_values_are_checked_and_overridden_by_code() {
     assert_eq!(guard.labels().instance, "env-host");
     assert_eq!(guard.labels().worker, std::process::id().to_string());
     assert!(guard.listen_addr().unwrap().ip().is_loopback());
-    assert_eq!(profilis::core::sampler::global_rate(), 0.5);
+    assert_eq!(profilis::global_rate(), 0.5);
     drop(guard);
 
     std::env::set_var("PROFILIS_DISABLED", "1");

@@ -2,14 +2,14 @@
 //! contract's names, labels, buckets, counts and sums; the text passes `promtool check metrics`;
 //! the application's own metrics share the page; errors are typed.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use profilis::listener::ListenerError;
 use profilis::{profiled, Error, Exporter};
-use support::{get, sample, tool, wait_for};
+use profilis::{ConfigError, StartError};
+use profilis_test_support::{get, sample, tool, wait_for};
 
 #[profiled]
 fn quick(i: u64) -> Result<u64, String> {
@@ -143,7 +143,7 @@ fn profiled_calls_are_served_on_metrics_and_pass_promtool() {
     let second = Exporter::new().listen("127.0.0.1:0").unwrap().install();
     assert!(matches!(
         second,
-        Err(Error::Config(profilis::ConfigError::AlreadyRunning))
+        Err(Error::Collector(StartError::AlreadyRunning))
     ));
 
     // The port is taken: a typed error naming the address.
@@ -151,7 +151,7 @@ fn profiled_calls_are_served_on_metrics_and_pass_promtool() {
     let taken = Exporter::new().listen_addr(addr);
     let _holder = std::net::TcpListener::bind(addr).unwrap();
     match taken.install() {
-        Err(Error::AddrInUse { addr: a }) => assert_eq!(a, addr),
+        Err(Error::Listener(ListenerError::AddrInUse { addr: a })) => assert_eq!(a, addr),
         Err(other) => panic!("expected AddrInUse, got {other}"),
         Ok(_) => panic!("expected AddrInUse, got an exporter"),
     }
@@ -168,18 +168,26 @@ fn bad_settings_are_typed_errors_naming_the_value() {
     ];
     for (values, why) in buckets {
         let err = Exporter::new().buckets(&values).err().expect("rejected");
-        assert!(matches!(err, Error::InvalidBuckets { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Config(ConfigError::Buckets { .. })),
+            "{err}"
+        );
         assert!(err.to_string().contains(why), "{err}");
     }
     for rate in [-0.5, 1.5, f64::NAN] {
         let err = Exporter::new().sample_rate(rate).err().expect("rejected");
-        assert!(matches!(err, Error::SampleRate { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Config(ConfigError::SampleRate { .. })),
+            "{err}"
+        );
     }
     let err = Exporter::new()
         .listen("not an address")
         .err()
         .expect("rejected");
-    assert!(matches!(err, Error::InvalidListenAddr { ref value } if value == "not an address"));
+    assert!(
+        matches!(err, Error::Listener(ListenerError::InvalidAddr { ref value }) if value == "not an address")
+    );
     let err = Exporter::new()
         .allow("10.0.0.0/99")
         .err()

@@ -2,15 +2,13 @@
 //! and its query API returns the calls made and a median from the bucketed histogram.
 //! Needs the `prometheus` binary (Debian package `prometheus`, which .ci/run installs).
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use profilis::{profiled, Exporter};
-use support::{encode, tool, try_get, wait_for};
+use profilis_test_support::{encode, tool, try_get, wait_for};
 
 #[profiled]
 fn counted() -> u32 {

@@ -3,8 +3,6 @@
 //! HTTP-like outer span with the calls made inside it.
 #![cfg(feature = "enabled")]
 
-mod common;
-
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -12,12 +10,11 @@ use std::task::{Context, Poll, Waker};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use common::{capture, capture_multi_thread};
-use profilis::context::{self, Scoped};
-use profilis::core::event::HttpDetail;
-use profilis::core::ids::{SpanId, TraceId};
-use profilis::core::{Site, Timer};
-use profilis::{profiled, Detail, EventKind, Outcome, SpanContext};
+use profilis::adapter::Timer;
+use profilis::context::{self, Scoped, SpanContext, SpanId, TraceId};
+use profilis::testing::capture;
+use profilis::{profiled, Detail, Outcome, Site, Value, HTTP};
+use profilis_test_support::capture_multi_thread;
 
 /// The span this call runs in, as seen from inside it.
 #[profiled]
@@ -267,6 +264,16 @@ fn scoped_tasks_keep_their_trace_across_await_on_a_multi_thread_runtime() {
     eprintln!("{moved} of {TASKS} tasks moved between worker threads");
 }
 
+/// What an HTTP adapter adds to its events.
+#[derive(Debug)]
+struct Request;
+
+impl Detail for Request {
+    fn field(&self, key: &str) -> Option<Value<'_>> {
+        (key == "method").then_some(Value::Str("GET"))
+    }
+}
+
 /// What an HTTP layer does: time the request as a span (a child of the incoming
 /// `traceparent`), run the handler under it, and record the request when it ends.
 fn serve(traceparent: Option<&str>, id: u64) -> SpanContext {
@@ -274,19 +281,12 @@ fn serve(traceparent: Option<&str>, id: u64) -> SpanContext {
         Timer::start(traceparent.and_then(context::parse_traceparent)).expect("a collector runs");
     let request = timer.context();
     context::scope(request, || handler(id));
-    timer.finish(
-        Site::http("/orders/{id}", 200, Some("GET")),
-        true,
-        false,
-        Outcome::Returned,
-        || {
-            Detail::Http(HttpDetail {
-                method: "GET".into(),
-                route: "/orders/{id}".into(),
-                status: 200,
-            })
-        },
+    let site = Site::interned(
+        &HTTP,
+        "/orders/{id}",
+        &[("status", "200"), ("method", "GET")],
     );
+    timer.finish(site, true, false, Outcome::Returned, || Request);
     request
 }
 
@@ -297,10 +297,14 @@ fn an_http_span_is_the_parent_of_the_calls_inside_it() {
     let http: Vec<_> = captured
         .events
         .iter()
-        .filter(|e| e.kind() == EventKind::Http)
+        .filter(|e| e.kind() == &HTTP)
         .collect();
     assert_eq!(http.len(), 2);
     for (request, http) in requests.iter().zip(&http) {
+        // The adapter's detail, then the site's labels.
+        assert_eq!(http.field("method"), Some(Value::Str("GET")));
+        assert_eq!(http.field("route"), Some(Value::Str("/orders/{id}")));
+        assert_eq!(http.field("status"), Some(Value::Str("200")));
         assert_eq!(http.span_id, request.span_id);
         assert_eq!(http.trace_id, request.trace_id);
         // Join the log: the handler's parent is the request's span, the lookups' its own.

@@ -7,15 +7,14 @@
 //! One exporter per process, so the tests take turns (`SERIAL`) and compare counts before and
 //! after their own queries.
 
-mod support;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use profilis::{profiled, Event, Exporter};
-use support::{db_detail, sample};
+use profilis::db::DbDetail;
+use profilis::{profiled, Batch, Event, EventFilter, Exporter, Sink, SinkError, Value};
+use profilis_test_support::sample;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -31,6 +30,51 @@ struct Setup {
     events: Arc<Mutex<Vec<Event>>>,
 }
 
+/// Keeps the DB events of every batch (the collector hands it no others).
+struct DbEvents {
+    events: Arc<Mutex<Vec<Event>>>,
+    db: EventFilter,
+}
+
+impl Sink for DbEvents {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+        self.events
+            .lock()
+            .unwrap()
+            .extend(batch.events.iter().cloned());
+        Ok(())
+    }
+
+    fn event_filter(&self) -> Option<&EventFilter> {
+        Some(&self.db)
+    }
+}
+
+/// The DB part of an event: what its adapter attached, or no statement and no rows for the
+/// event of a `#[profiled(db = ...)]` function. Panics for other kinds, and for an adapter's
+/// event without it.
+fn db_detail(e: &Event) -> DbDetail {
+    assert_eq!(e.kind(), &profilis::DB, "not a DB event: {e:?}");
+    match e.detail::<DbDetail>() {
+        Some(detail) => detail.clone(),
+        None => {
+            assert!(e.site.is_function(), "a DB event without its detail: {e:?}");
+            DbDetail {
+                query: None,
+                rows: None,
+            }
+        }
+    }
+}
+
+/// The vendor of a DB event: its site's `db_vendor` label, as sinks read it.
+fn vendor_of(e: &Event) -> &str {
+    match e.field("db_vendor") {
+        Some(Value::Str(vendor)) => vendor,
+        other => panic!("a DB event without a vendor ({other:?}): {e:?}"),
+    }
+}
+
 fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -41,7 +85,10 @@ fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
             .listen("127.0.0.1:0")
             .unwrap()
             .flush_interval(Duration::from_millis(10))
-            .sink(support::DbEvents(Arc::clone(&events)))
+            .sink(DbEvents {
+                events: Arc::clone(&events),
+                db: EventFilter::kinds([&profilis::DB]),
+            })
             .install()
             .expect("exporter installs");
         let metrics = guard.listen_addr().expect("listener runs");
@@ -63,7 +110,7 @@ struct Counts {
 
 impl Setup {
     fn metrics_text(&self) -> String {
-        let response = support::get(self.metrics, "/metrics", &[]);
+        let response = profilis_test_support::get(self.metrics, "/metrics", &[]);
         assert_eq!(response.status, 200);
         response.text()
     }
@@ -128,7 +175,7 @@ fn with_query<'a>(events: &'a [Event], query: &str) -> Vec<&'a Event> {
 fn check_events(events: &[Event], vendor: &str, slow_masked: &str) {
     for e in events {
         let detail = db_detail(e);
-        assert_eq!(&*detail.vendor, vendor, "{e:?}");
+        assert_eq!(vendor_of(e), vendor, "{e:?}");
         assert!(e.dur_ns > 0, "{e:?}");
         if let Some(q) = &detail.query {
             assert!(!q.contains("secret"), "a literal leaked into an event: {q}");
@@ -297,10 +344,7 @@ fn query_closures_futures_and_db_functions_count_errors() {
     );
     assert_eq!(after.errors - before.errors, 4.0, "{before:?} → {after:?}");
     let events = setup.events(10);
-    let testdb: Vec<_> = events
-        .iter()
-        .filter(|e| &*db_detail(e).vendor == "testdb")
-        .collect();
+    let testdb: Vec<_> = events.iter().filter(|e| vendor_of(e) == "testdb").collect();
     assert_eq!(testdb.len(), 5);
     let from_fn: Vec<_> = testdb
         .iter()
@@ -324,8 +368,7 @@ fn query_closures_futures_and_db_functions_count_errors() {
 
 #[test]
 fn queries_are_sampled_when_they_start_and_sampled_out_ones_take_no_span() {
-    use profilis::core::ids::{SpanId, TraceId};
-    use profilis::core::{context, sampler};
+    use profilis::context::{self, SpanId, TraceId};
 
     let (setup, _serial) = setup();
     let caller = (TraceId(0x5eed), SpanId(0x77));
@@ -339,12 +382,12 @@ fn queries_are_sampled_when_they_start_and_sampled_out_ones_take_no_span() {
         })
     };
     let before = setup.counts("sqlite");
-    let rate = sampler::global_rate();
-    sampler::set_global_rate(0.0).unwrap();
+    let rate = profilis::global_rate();
+    profilis::set_global_rate(0.0).unwrap();
     let sampled_out = span_inside("SELECT 'sampled out'");
-    sampler::set_global_rate(1.0).unwrap();
+    profilis::set_global_rate(1.0).unwrap();
     let sampled_in = span_inside("SELECT 'sampled in'");
-    sampler::set_global_rate(rate).unwrap();
+    profilis::set_global_rate(rate).unwrap();
 
     // Sampled out: counted, not timed, and calls inside stay the caller's children.
     assert_eq!(sampled_out, caller);

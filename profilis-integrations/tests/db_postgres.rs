@@ -4,17 +4,23 @@
 //! `postgresql`, which `.ci/run` installs); without them the test fails under `CI=true` and
 //! says it was skipped otherwise.
 
-mod support;
-
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use profilis::db::sqlx::profiled;
-use profilis::Exporter;
-use support::{db_detail, sample};
+use profilis::db::DbDetail;
+use profilis::testing::CaptureSink;
+use profilis::{Event, Exporter};
+use profilis_test_support::{self as support, sample};
+
+/// The DB part of an event; panics for events of other kinds or without one.
+fn db_detail(e: &Event) -> &DbDetail {
+    assert_eq!(e.kind(), &profilis::DB, "not a DB event: {e:?}");
+    e.detail::<DbDetail>()
+        .unwrap_or_else(|| panic!("a DB event without its detail: {e:?}"))
+}
 
 /// A PostgreSQL cluster of its own, stopped and removed when dropped.
 struct Cluster {
@@ -160,13 +166,13 @@ fn sqlx_queries_on_a_real_postgres_server() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let events = Arc::new(Mutex::new(Vec::new()));
+    let captured = CaptureSink::new();
     let guard = Exporter::new()
         .service("pg-test")
         .listen("127.0.0.1:0")
         .unwrap()
         .flush_interval(Duration::from_millis(10))
-        .sink(support::DbEvents(Arc::clone(&events)))
+        .sink(captured.clone())
         .install()
         .expect("exporter installs");
     let metrics = guard.listen_addr().unwrap();
@@ -226,7 +232,13 @@ fn sqlx_queries_on_a_real_postgres_server() {
     .expect("6 postgres queries on /metrics");
     assert_eq!(counts(&text), (Some(6.0), Some(1.0)), "{text}");
 
-    let events = events.lock().unwrap().clone();
+    // An event can come a batch after its count: wait for the sixth.
+    let mut events: Vec<Event> = Vec::new();
+    support::wait_for(Duration::from_secs(10), || {
+        let batch = captured.take().events;
+        events.extend(batch.into_iter().filter(|e| e.kind() == &profilis::DB));
+        (events.len() >= 6).then_some(())
+    });
     assert_eq!(events.len(), 6, "{events:#?}");
     for e in &events {
         assert!(

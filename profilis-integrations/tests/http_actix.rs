@@ -2,8 +2,6 @@
 //! real client, and the exporter's `/metrics` page read back for exact counts per route and
 //! status. One collector per process, so the tests take turns (`exclusive`).
 
-mod support;
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,12 +11,12 @@ use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, HttpServer};
-use profilis::core::ids::SpanId;
+use profilis::context::SpanId;
+use profilis::exposition::METRICS_CONTENT_TYPE;
 use profilis::http::actix::{metrics_service, Profilis};
-use profilis::http::{HttpConfig, HttpRules};
-use profilis::listener::METRICS_CONTENT_TYPE;
-use profilis::{profiled, Batch, Detail, Event, EventKind, Exporter, Outcome, Sink, SinkError};
-use support::{get, sample, wait_for};
+use profilis::http::{HttpConfig, HttpDetail, HttpRules};
+use profilis::{profiled, Batch, Event, Exporter, Outcome, Sink, SinkError};
+use profilis_test_support::{get, sample, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
 const REQUESTS: &str = "profilis_http_requests_total";
@@ -110,7 +108,7 @@ fn http_event(route: &str) -> (Event, Vec<Event>) {
         let events = EVENTS.lock().unwrap().clone();
         let http = events
             .iter()
-            .find(|e| matches!(&e.detail, Detail::Http(d) if &*d.route == route))?
+            .find(|e| e.detail::<HttpDetail>().is_some_and(|d| d.route == route))?
             .clone();
         Some((http, events))
     })
@@ -119,11 +117,11 @@ fn http_event(route: &str) -> (Event, Vec<Event>) {
 
 fn no_request_in_flight() {
     assert!(
-        wait_for(WAIT, || (profilis::core::in_flight::http() == 0)
+        wait_for(WAIT, || (profilis::in_flight(&profilis::HTTP) == 0)
             .then_some(()))
         .is_some(),
         "requests still in flight: {}",
-        profilis::core::in_flight::http()
+        profilis::in_flight(&profilis::HTTP)
     );
 }
 
@@ -488,7 +486,7 @@ fn traceparent_sets_the_trace_and_profiled_calls_become_children() {
         events
             .iter()
             .find(|e| {
-                e.kind() == EventKind::Fn
+                e.kind() == &profilis::FUNCTION
                     && e.name().ends_with("lookup")
                     && e.parent_span_id == Some(http.span_id)
             })
@@ -597,7 +595,7 @@ fn a_client_gone_before_the_response_is_recorded_once() {
     drop(conn);
 
     let (event, _) = http_event("/sleepy");
-    assert!(matches!(&event.detail, Detail::Http(d) if d.status == 200));
+    assert_eq!(event.detail::<HttpDetail>().map(|d| d.status), Some(200));
     assert_eq!(event.outcome, Outcome::Returned);
     std::thread::sleep(Duration::from_millis(100));
     wait_exact(listener, REQUESTS, "/sleepy", "200", 1.0);

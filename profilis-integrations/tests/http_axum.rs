@@ -5,8 +5,6 @@
 //!
 //! One exporter per process, so the tests take turns (`SERIAL`) and each uses its own routes.
 
-mod support;
-
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,9 +21,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use profilis::http::axum::{metrics_router, ProfilisLayer};
-use profilis::http::{HttpConfig, UNMATCHED_ROUTE};
-use profilis::{profiled, Batch, Detail, Event, EventKind, Exporter, Outcome, Sink, SinkError};
-use support::sample;
+use profilis::http::{HttpConfig, HttpDetail, UNMATCHED_ROUTE};
+use profilis::{profiled, Batch, Event, Exporter, Outcome, Sink, SinkError};
+use profilis_test_support::sample;
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// The tests share one collector: one runs at a time.
@@ -45,10 +43,12 @@ struct Capture(Arc<Mutex<Vec<Event>>>);
 
 impl Sink for Capture {
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
-        let keep = batch.events.iter().filter(|e| match &e.detail {
-            Detail::Http(http) => &*http.route != UNMATCHED_ROUTE,
-            Detail::Fn => true,
-            Detail::Db(_) => false,
+        let keep = batch.events.iter().filter(|e| {
+            if e.kind() == &profilis::HTTP {
+                http_detail(e).is_some_and(|http| http.route != UNMATCHED_ROUTE)
+            } else {
+                e.kind() == &profilis::FUNCTION
+            }
         });
         self.0.lock().unwrap().extend(keep.cloned());
         Ok(())
@@ -190,15 +190,12 @@ fn http_series(text: &str) -> HashSet<String> {
         .collect()
 }
 
-fn http_detail(e: &Event) -> Option<&profilis::core::event::HttpDetail> {
-    match &e.detail {
-        Detail::Http(http) => Some(http),
-        _ => None,
-    }
+fn http_detail(e: &Event) -> Option<&HttpDetail> {
+    e.detail::<HttpDetail>()
 }
 
 fn is_http(e: &Event, route: &str) -> bool {
-    http_detail(e).is_some_and(|h| &*h.route == route)
+    http_detail(e).is_some_and(|h| h.route == route)
 }
 
 async fn user(Path(id): Path<u64>) -> String {
@@ -264,7 +261,7 @@ fn requests_are_counted_exactly_per_route_and_status() {
     assert!(!line.contains("method="), "{line}");
     // HEAD sends no body: recorded as complete, not as a cancelled request.
     let head = t.event("the HEAD request", |e| {
-        http_detail(e).is_some_and(|h| &*h.route == "/users/{id}" && &*h.method == "HEAD")
+        http_detail(e).is_some_and(|h| h.route == "/users/{id}" && &*h.method == "HEAD")
     });
     assert_eq!(
         (head.error, head.outcome),
@@ -362,7 +359,7 @@ struct GlobalRate;
 
 impl Drop for GlobalRate {
     fn drop(&mut self) {
-        profilis::core::sampler::set_global_rate(1.0).unwrap();
+        profilis::set_global_rate(1.0).unwrap();
     }
 }
 
@@ -384,7 +381,7 @@ fn per_route_rates_and_always_sampled_errors() {
     }
 
     let _restore = GlobalRate;
-    profilis::core::sampler::set_global_rate(0.0).unwrap();
+    profilis::set_global_rate(0.0).unwrap();
     let app = Router::new()
         .route("/rate0/ok", get(ok))
         .route("/rate0/fail", get(fail))
@@ -609,7 +606,7 @@ fn profiled_calls_in_a_handler_are_children_of_the_request() {
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"750"[..]));
 
     let http = t.event("the request's event", |e| is_http(e, "/orders/{id}"));
-    assert_eq!(http.kind(), EventKind::Http);
+    assert_eq!(http.kind(), &profilis::HTTP);
     assert_eq!(http.trace_id.to_hex(), trace);
     assert_eq!(
         http.parent_span_id.map(|s| s.to_hex()).as_deref(),
@@ -658,7 +655,7 @@ fn metrics_router_serves_the_page_like_the_listener() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         headers["content-type"],
-        profilis::listener::METRICS_CONTENT_TYPE
+        profilis::exposition::METRICS_CONTENT_TYPE
     );
     assert_eq!(headers["content-type"], listener_headers["content-type"]);
     assert_eq!(headers["vary"], "Accept-Encoding");

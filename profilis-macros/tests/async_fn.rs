@@ -2,15 +2,13 @@
 //! panics and parent links across `.await` on both tokio runtimes.
 #![cfg(feature = "enabled")]
 
-mod common;
-
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use common::{capture_async, capture_multi_thread, ms};
 use futures::FutureExt;
 use profilis::{profiled, Outcome};
+use profilis_test_support::{capture_async, capture_multi_thread, ms};
 
 #[profiled]
 async fn fetch(id: u64) -> Result<String, String> {
@@ -108,7 +106,7 @@ fn duration_starts_at_the_first_poll() {
         (value, polled.elapsed())
     });
     assert_eq!(value.as_deref(), Ok("user 7"));
-    let event = captured.one("macro_async::fetch");
+    let event = captured.one("async_fn::fetch");
     assert!(event.dur_ns >= ms(10), "dur_ns = {}", event.dur_ns);
     assert!(
         u128::from(event.dur_ns) <= window.as_nanos() + u128::from(ms(1)),
@@ -136,18 +134,18 @@ fn err_outputs_are_errors() {
         assert_eq!(borrowing(&items, "ba").await, Some(&items[1]));
         assert_eq!(returns_impl(3).await.sum::<u32>(), 3);
     });
-    assert!(captured.one("macro_async::fetch").error);
+    assert!(captured.one("async_fn::fetch").error);
     let parse: Vec<bool> = captured
-        .named("macro_async::parse")
+        .named("async_fn::parse")
         .iter()
         .map(|e| e.error)
         .collect();
     assert_eq!(parse, [true, false]);
-    assert!(!captured.one("macro_async::quick").error);
-    captured.one("macro_async::no_return_type");
-    assert_eq!(captured.named("macro_async::early_return").len(), 2);
-    captured.one("macro_async::borrowing");
-    captured.one("macro_async::returns_impl");
+    assert!(!captured.one("async_fn::quick").error);
+    captured.one("async_fn::no_return_type");
+    assert_eq!(captured.named("async_fn::early_return").len(), 2);
+    captured.one("async_fn::borrowing");
+    captured.one("async_fn::returns_impl");
 }
 
 #[test]
@@ -157,12 +155,12 @@ fn a_dropped_future_is_recorded_once_as_cancelled() {
         assert!(timed_out.is_err());
         drop(fetch(1));
     });
-    let event = captured.one("macro_async::forever");
+    let event = captured.one("async_fn::forever");
     assert_eq!(event.outcome, Outcome::Cancelled);
     assert!(!event.error);
     assert!(event.dur_ns >= ms(5), "dur_ns = {}", event.dur_ns);
     // The body of an `async fn` never polled never started: there was no call.
-    assert!(captured.named("macro_async::fetch").is_empty());
+    assert!(captured.named("async_fn::fetch").is_empty());
 }
 
 #[test]
@@ -178,20 +176,20 @@ fn a_panicking_future_is_recorded_and_the_panic_propagates() {
         Some(&"async kaboom"),
         "the panic payload is unchanged"
     );
-    let event = captured.one("macro_async::explode");
+    let event = captured.one("async_fn::explode");
     assert!(event.error);
     assert_eq!(event.outcome, Outcome::Panicked);
 }
 
-fn check_family(captured: &common::Captured) {
-    let parent = captured.one("macro_async::parent");
-    let children = captured.named("macro_async::child");
+fn check_family(captured: &profilis::testing::Captured) {
+    let parent = captured.one("async_fn::parent");
+    let children = captured.named("async_fn::child");
     assert_eq!(children.len(), 2);
     for child in children {
         assert_eq!(child.trace_id, parent.trace_id);
         assert_eq!(child.parent_span_id, Some(parent.span_id));
     }
-    let sync_child = captured.one("macro_async::sync_child");
+    let sync_child = captured.one("async_fn::sync_child");
     assert_eq!(sync_child.trace_id, parent.trace_id);
     assert_eq!(sync_child.parent_span_id, Some(parent.span_id));
     assert_eq!(parent.parent_span_id, None);
@@ -228,6 +226,6 @@ fn sample_zero_counts_without_events() {
             assert!(unsampled().await.is_err());
         }
     });
-    assert!(captured.named("macro_async::unsampled").is_empty());
-    assert_eq!(captured.count("macro_async::unsampled"), (4, 4));
+    assert!(captured.named("async_fn::unsampled").is_empty());
+    assert_eq!(captured.count("async_fn::unsampled"), (4, 4));
 }

@@ -1,14 +1,21 @@
-//! Builds and runs `tests/compiled-out` with the `enabled` feature off: instrumentation is
-//! compiled out, yet the macro still checks its arguments (see `bad_arguments_still_fail`).
+//! Builds and runs `tests/compiled-out` with profilis's `enabled` feature off: instrumentation
+//! is compiled out (items run unchanged and record nothing), yet the macro still checks its
+//! arguments (see `bad_arguments_still_fail`).
 
 use std::path::Path;
 use std::process::Command;
 
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    cmd.env("CARGO_TARGET_DIR", root.join("target").join("compiled-out"))
-        .current_dir(root.join("tests").join("compiled-out"));
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = crate_dir
+        .parent()
+        .expect("the workspace holds the macro crate");
+    cmd.env(
+        "CARGO_TARGET_DIR",
+        workspace.join("target").join("compiled-out"),
+    )
+    .current_dir(crate_dir.join("tests").join("compiled-out"));
     cmd
 }
 

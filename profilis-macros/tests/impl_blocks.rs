@@ -2,12 +2,10 @@
 //! trait impls.
 #![cfg(feature = "enabled")]
 
-mod common;
-
 use std::fmt;
 
-use common::capture;
 use profilis::profiled;
+use profilis::testing::capture;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Cart {
@@ -127,15 +125,15 @@ fn methods_are_named_after_the_type() {
         cart.into_items()
     });
     assert_eq!(items, [2, 3]);
-    captured.one("macro_impl::Cart::new");
-    assert_eq!(captured.named("macro_impl::Cart::add").len(), 2);
-    captured.one("macro_impl::Cart::note_mut");
-    captured.one("macro_impl::Cart::into_items");
-    captured.one("macro_impl::Cart::checkout");
+    captured.one("impl_blocks::Cart::new");
+    assert_eq!(captured.named("impl_blocks::Cart::add").len(), 2);
+    captured.one("impl_blocks::Cart::note_mut");
+    captured.one("impl_blocks::Cart::into_items");
+    captured.one("impl_blocks::Cart::checkout");
     // `total` is called directly and from `checkout`, where it is a child.
-    let totals = captured.named("macro_impl::Cart::total");
+    let totals = captured.named("impl_blocks::Cart::total");
     assert_eq!(totals.len(), 2);
-    let checkout = captured.one("macro_impl::Cart::checkout");
+    let checkout = captured.one("impl_blocks::Cart::checkout");
     assert_eq!(totals[1].parent_span_id, Some(checkout.span_id));
 }
 
@@ -146,9 +144,9 @@ fn skip_and_const_fns_are_left_alone() {
         assert_eq!(cart.len(), 0);
         assert_eq!(Cart::limit(), 10);
     });
-    assert!(captured.named("macro_impl::Cart::len").is_empty());
-    assert!(captured.named("macro_impl::Cart::limit").is_empty());
-    assert_eq!(captured.count("macro_impl::Cart::len"), (0, 0));
+    assert!(captured.named("impl_blocks::Cart::len").is_empty());
+    assert!(captured.named("impl_blocks::Cart::limit").is_empty());
+    assert_eq!(captured.count("impl_blocks::Cart::len"), (0, 0));
 }
 
 #[test]
@@ -163,12 +161,12 @@ fn method_arguments_win_over_the_block() {
         assert_eq!(wrapper.get_sampled(), 7);
     });
     captured.one("cart_clear");
-    assert!(captured.one("macro_impl::Cart::checkout").error);
-    assert_eq!(captured.count("macro_impl::Cart::checkout"), (1, 1));
+    assert!(captured.one("impl_blocks::Cart::checkout").error);
+    assert_eq!(captured.count("impl_blocks::Cart::checkout"), (1, 1));
     // The block's `sample = 0` applies to `get`, the method's `sample = 1` to `get_sampled`.
-    assert!(captured.named("macro_impl::Wrapper::get").is_empty());
-    assert_eq!(captured.count("macro_impl::Wrapper::get"), (1, 0));
-    captured.one("macro_impl::Wrapper::get_sampled");
+    assert!(captured.named("impl_blocks::Wrapper::get").is_empty());
+    assert_eq!(captured.count("impl_blocks::Wrapper::get"), (1, 0));
+    captured.one("impl_blocks::Wrapper::get_sampled");
 }
 
 #[test]
@@ -182,10 +180,10 @@ fn trait_impls_and_lone_methods() {
         assert_eq!(Plain.alone(), 1);
         assert_eq!(Plain.greet_twice(), "hi hi");
     });
-    captured.one("macro_impl::Cart::fmt");
+    captured.one("impl_blocks::Cart::fmt");
     // Without the impl block's attribute the macro cannot see the type.
-    captured.one("macro_impl::alone");
-    let twice = captured.one("macro_impl::greet_twice");
-    let greet = captured.one("macro_impl::Plain::greet");
+    captured.one("impl_blocks::alone");
+    let twice = captured.one("impl_blocks::greet_twice");
+    let greet = captured.one("impl_blocks::Plain::greet");
     assert_eq!(greet.parent_span_id, Some(twice.span_id));
 }

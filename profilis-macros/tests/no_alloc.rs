@@ -23,11 +23,13 @@ unsafe impl GlobalAlloc for Counting {
                 ALLOCATIONS.with(|a| a.set(a.get() + 1));
             }
         });
-        System.alloc(layout)
+        // SAFETY: the caller's guarantees for `alloc`, passed on.
+        unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
+        // SAFETY: the caller's guarantees for `dealloc`, passed on.
+        unsafe { System.dealloc(ptr, layout) }
     }
 }
 

@@ -2,14 +2,13 @@
 //! signature shapes the macro must keep compiling.
 #![cfg(feature = "enabled")]
 
-mod common;
-
 use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use common::{capture, ms};
+use profilis::testing::capture;
 use profilis::{profiled, Outcome};
+use profilis_test_support::ms;
 
 #[derive(Debug, PartialEq)]
 struct PriceError;
@@ -123,15 +122,15 @@ fn one_event_per_call_named_after_the_module_path() {
         assert_eq!(price(3), Ok(750));
         assert_eq!(labelled(), 7);
     });
-    assert_eq!(captured.named("macro_sync::price").len(), 2);
+    assert_eq!(captured.named("sync::price").len(), 2);
     assert_eq!(captured.one("custom label").outcome, Outcome::Returned);
-    assert_eq!(captured.count("macro_sync::price"), (2, 0));
+    assert_eq!(captured.count("sync::price"), (2, 0));
 }
 
 #[test]
 fn duration_covers_the_body() {
     let ((), captured) = capture(slow);
-    let event = captured.one("macro_sync::slow");
+    let event = captured.one("sync::slow");
     assert!(event.dur_ns >= ms(5), "dur_ns = {}", event.dur_ns);
     assert!(event.dur_ns < ms(5_000), "dur_ns = {}", event.dur_ns);
 }
@@ -145,18 +144,18 @@ fn err_is_an_error_and_ok_is_not() {
         assert_eq!(parse_sum("1", "2"), Ok(3));
     });
     let errors: Vec<bool> = captured
-        .named("macro_sync::price")
+        .named("sync::price")
         .iter()
         .map(|e| e.error)
         .collect();
     assert_eq!(errors, [true, false]);
     let errors: Vec<bool> = captured
-        .named("macro_sync::parse_sum")
+        .named("sync::parse_sum")
         .iter()
         .map(|e| e.error)
         .collect();
     assert_eq!(errors, [true, false]);
-    assert_eq!(captured.count("macro_sync::price"), (2, 1));
+    assert_eq!(captured.count("sync::price"), (2, 1));
 }
 
 #[test]
@@ -166,7 +165,7 @@ fn a_panic_is_recorded_and_propagates_unchanged() {
         payload.downcast_ref::<String>().map(String::as_str),
         Some("kaboom")
     );
-    let event = captured.one("macro_sync::boom");
+    let event = captured.one("sync::boom");
     assert!(event.error);
     assert_eq!(event.outcome, Outcome::Panicked);
 }
@@ -175,7 +174,7 @@ fn a_panic_is_recorded_and_propagates_unchanged() {
 fn a_never_returning_fn_is_recorded_when_it_panics() {
     let (payload, captured) = capture(|| catch_unwind(|| diverges()).expect_err("panics"));
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"never returns"));
-    let event = captured.one("macro_sync::diverges");
+    let event = captured.one("sync::diverges");
     assert_eq!(event.outcome, Outcome::Panicked);
 }
 
@@ -183,8 +182,8 @@ fn a_never_returning_fn_is_recorded_when_it_panics() {
 fn nested_calls_share_the_trace_and_link_parents() {
     let (value, captured) = capture(outer);
     assert_eq!(value, 2);
-    let outer = captured.one("macro_sync::outer");
-    let inner = captured.one("macro_sync::inner");
+    let outer = captured.one("sync::outer");
+    let inner = captured.one("sync::inner");
     assert_eq!(inner.trace_id, outer.trace_id);
     assert_eq!(inner.parent_span_id, Some(outer.span_id));
     assert_eq!(outer.parent_span_id, None);
@@ -199,9 +198,9 @@ fn sample_zero_is_counted_without_events() {
         }
         always_sampled();
     });
-    assert!(captured.named("macro_sync::never_sampled").is_empty());
-    assert_eq!(captured.count("macro_sync::never_sampled"), (10, 5));
-    assert_eq!(captured.named("macro_sync::always_sampled").len(), 1);
+    assert!(captured.named("sync::never_sampled").is_empty());
+    assert_eq!(captured.count("sync::never_sampled"), (10, 5));
+    assert_eq!(captured.named("sync::always_sampled").len(), 1);
 }
 
 #[test]
@@ -218,23 +217,23 @@ fn generic_impl_trait_unsafe_and_by_value_fns_work() {
         assert_eq!(take_ownership(vec!["a".into()]), ["a", "more"]);
         assert_eq!(pattern_args((2, 3), 1), 7);
     });
-    assert_eq!(captured.named("macro_sync::largest").len(), 2);
-    assert_eq!(captured.named("macro_sync::describe").len(), 1);
+    assert_eq!(captured.named("sync::largest").len(), 2);
+    assert_eq!(captured.named("sync::describe").len(), 1);
     let evens: Vec<bool> = captured
-        .named("macro_sync::evens")
+        .named("sync::evens")
         .iter()
         .map(|e| e.error)
         .collect();
     assert_eq!(evens, [false, true]);
-    captured.one("macro_sync::read");
-    captured.one("macro_sync::take_ownership");
-    captured.one("macro_sync::pattern_args");
+    captured.one("sync::read");
+    captured.one("sync::take_ownership");
+    captured.one("sync::pattern_args");
 }
 
 #[test]
 fn calls_without_a_collector_still_work() {
     // Hold the collector lock, so no other test's collector is running meanwhile.
-    let _no_collector = common::serial();
+    let _no_collector = profilis::testing::lock();
     assert_eq!(price(4), Ok(1000));
     let caught = catch_unwind(AssertUnwindSafe(|| boom("alone")));
     assert!(caught.is_err());

@@ -2,13 +2,11 @@
 //! real async work is timed, not the boxing of the future.
 #![cfg(feature = "enabled")]
 
-mod common;
-
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{capture_async, capture_multi_thread, ms};
 use profilis::{profiled, Outcome};
+use profilis_test_support::{capture_async, capture_multi_thread, ms};
 
 #[async_trait]
 trait Store: Send {
@@ -102,7 +100,7 @@ async fn exercise(store: &mut (dyn Store + Send)) -> (String, bool, Duration) {
     (value, failed, window)
 }
 
-fn check_load(captured: &common::Captured, name: &str, window: Duration) {
+fn check_load(captured: &profilis::testing::Captured, name: &str, window: Duration) {
     let loads = captured.named(name);
     assert!(
         !loads.is_empty(),
@@ -134,9 +132,9 @@ fn async_trait_first_times_the_async_work() {
     assert_eq!(value, "first 5 0");
     assert!(failed);
     assert_eq!(consumed, 1);
-    check_load(&captured, "macro_async_trait::First::load", window);
-    assert_eq!(captured.named("macro_async_trait::First::load").len(), 2);
-    captured.one("macro_async_trait::First::touch");
+    check_load(&captured, "with_async_trait::First::load", window);
+    assert_eq!(captured.named("with_async_trait::First::load").len(), 2);
+    captured.one("with_async_trait::First::touch");
     captured.one("first_consume");
 }
 
@@ -150,10 +148,10 @@ fn profiled_first_times_the_async_work() {
     assert_eq!(value, "second 5 0");
     assert!(failed);
     assert_eq!(consumed, 1);
-    check_load(&captured, "macro_async_trait::Second::load", window);
-    captured.one("macro_async_trait::Second::touch");
+    check_load(&captured, "with_async_trait::Second::load", window);
+    captured.one("with_async_trait::Second::touch");
     assert!(captured
-        .named("macro_async_trait::Second::consume")
+        .named("with_async_trait::Second::consume")
         .is_empty());
 }
 
@@ -166,13 +164,13 @@ fn profiled_method_inside_async_trait_impl() {
     });
     assert_eq!(value.as_deref(), Ok("third 1"));
     // A method's own attribute cannot see the type.
-    check_load(&captured, "macro_async_trait::load", window);
+    check_load(&captured, "with_async_trait::load", window);
 }
 
 #[test]
 fn async_trait_futures_stay_send() {
     // Dropping the unpolled future records it as cancelled: not into another test's collector.
-    let _no_collector = common::serial();
+    let _no_collector = profilis::testing::lock();
     fn assert_send<T: Send>(_: &T) {}
     let store = First { touched: 0 };
     let future = store.load(1);

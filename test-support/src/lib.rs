@@ -1,12 +1,12 @@
-//! Test support: a minimal HTTP/1.1 client over a real loopback socket, a sink that keeps DB
-//! events, and finding external tools (promtool, prometheus, PostgreSQL) that CI installs.
-
-#![allow(dead_code)]
+//! What the tests of the profilis crates share: a minimal HTTP/1.1 client over a real loopback
+//! socket, finding the external tools CI installs (promtool, prometheus, PostgreSQL), reading
+//! exposition text, and capturing what async code records (`profilis::testing` on a tokio
+//! runtime). Not published.
+#![allow(missing_docs)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A response: status, headers (lowercase names), body.
@@ -179,24 +179,37 @@ pub fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-/// A sink that keeps the DB events it is given, for the database tests.
-pub struct DbEvents(pub Arc<Mutex<Vec<profilis::Event>>>);
-
-impl profilis::Sink for DbEvents {
-    fn write(&mut self, batch: &profilis::Batch<'_>) -> Result<(), profilis::SinkError> {
-        let db = batch
-            .events
-            .iter()
-            .filter(|e| matches!(e.detail, profilis::Detail::Db(_)));
-        self.0.lock().unwrap().extend(db.cloned());
-        Ok(())
-    }
+/// Runs `future` to completion on a current-thread tokio runtime under a fresh collector
+/// ([`profilis::testing::capture`]).
+pub fn capture_async<F: std::future::Future>(
+    future: F,
+) -> (F::Output, profilis::testing::Captured) {
+    profilis::testing::capture(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(future)
+    })
 }
 
-/// The DB part of an event; panics for other kinds.
-pub fn db_detail(e: &profilis::Event) -> &profilis::core::event::DbDetail {
-    match &e.detail {
-        profilis::Detail::Db(db) => db,
-        other => panic!("not a DB event: {other:?}"),
-    }
+/// Like [`capture_async`], on a multi-thread runtime of two workers.
+pub fn capture_multi_thread<F>(future: F) -> (F::Output, profilis::testing::Captured)
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    profilis::testing::capture(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(future)
+    })
+}
+
+/// `ms` milliseconds, in nanoseconds.
+pub fn ms(ms: u64) -> u64 {
+    ms * 1_000_000
 }
