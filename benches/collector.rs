@@ -2,7 +2,7 @@
 //! when one or two threads call a profiled function as fast as they can.
 //!
 //! ```sh
-//! cargo bench --bench collector
+//! cargo bench --features jsonl --bench collector
 //! ```
 //!
 //! Each row runs producers for `RUN` against a freshly installed Prometheus exporter (default
@@ -20,8 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use profilis::core::stats;
-use profilis::{profiled, Exporter, JsonlConfig};
+use profilis::{profiled, stats, Exporter, JsonlConfig};
 
 mod common {
     pub mod discard;

@@ -11,8 +11,15 @@ use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use profilis::Exporter;
 
-// `app`, `Layered` and `send!`: shared with `benches/http_layer_instructions.rs`.
-include!("common/http.rs");
+#[macro_use]
+mod common {
+    #[macro_use]
+    pub mod http;
+}
+
+// `app`, `Layered` and `send!`: shared with `benches/http_layer_instructions.rs`, defined here
+// at the root.
+http_app!();
 
 /// Sends `iters` requests through `app`; the time it took.
 fn drive(runtime: &tokio::runtime::Runtime, app: &Router, iters: u64) -> Duration {

@@ -15,8 +15,14 @@
 use axum::Router;
 use profilis::Exporter;
 
-// `app`, `Layered` and `send!`: shared with `benches/http_layer.rs`.
-include!("common/http.rs");
+#[macro_use]
+mod common {
+    #[macro_use]
+    pub mod http;
+}
+
+// `app`, `Layered` and `send!`: shared with `benches/http_layer.rs`, defined here at the root.
+http_app!();
 
 async fn drive(app: &Router, requests: u64) {
     send!(app, requests);

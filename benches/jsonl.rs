@@ -2,14 +2,13 @@
 //! reused buffer, one `write_all` per batch, and size rotation (64 MiB files, the newest four
 //! kept), as the collector hands it batches of 128 (its default `batch_max`) and 1024 events.
 //!
-//! `cargo bench --bench jsonl`. Figures go to BENCHMARKS.md.
+//! `cargo bench --features jsonl --bench jsonl`. Figures go to BENCHMARKS.md.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use profilis_core::ids::{SpanId, TraceId};
-use profilis_core::{Batch, Detail, Event, Outcome, Sink, Site, Stats};
-use profilis_exporters::jsonl::{JsonlConfig, JsonlSink};
+use profilis::context::{SpanId, TraceId};
+use profilis::{Batch, Event, JsonlConfig, JsonlSink, Outcome, Sink, Site, Stats};
 
 static SITE: Site = Site::function("shop::orders::price_order", None);
 
@@ -24,7 +23,7 @@ fn event(i: u64) -> Event {
         trace_id: TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736 + u128::from(i / 16)),
         span_id: SpanId(0x00f0_67aa_0ba9_02b7 + i),
         parent_span_id: Some(SpanId(0x00f0_67aa_0ba9_0000 + i / 16)),
-        detail: Detail::Fn,
+        detail: None,
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use profilis::core::Site;
+use profilis::Site;
 
 /// Gzip at the level the built-in listener uses.
 fn gzip(text: &str) -> Vec<u8> {

@@ -1,33 +1,38 @@
-// The minimal axum app of `benches/http_layer.rs` and `benches/http_layer_instructions.rs`, and
-// the requests both send through it. Pasted into each with `include!`, not made a module, and the
-// request loop is a macro, not an async fn: either of those changed how the compiler inlines the
-// loop (callgrind: about 25 more instructions per request in `http_layer_instructions` with a
-// module, 17 more in `http_layer` with an async fn). As it is, each loop compiles as if written
-// in its bench. Paths are written in full: the including file has its own `use` lines.
+//! The minimal axum app of `benches/http_layer.rs` and `benches/http_layer_instructions.rs`, and
+//! the requests both send through it, as macros each bench invokes at its root: the app's items
+//! in a module of their own, or the request loop in an async fn, changed how the compiler inlines
+//! the loop (callgrind: about 25 more instructions per request in `http_layer_instructions` with
+//! a module, 17 more in `http_layer` with an async fn). Expanded in the bench, each loop compiles
+//! as if written there. Paths are written in full: the invoking file has its own `use` lines.
 
-async fn hello() -> &'static str {
-    "hello"
-}
+/// Defines `hello`, `Layered` and `app` where it is invoked.
+macro_rules! http_app {
+    () => {
+        async fn hello() -> &'static str {
+            "hello"
+        }
 
-#[derive(Clone, Copy)]
-enum Layered {
-    No,
-    /// A layer that does nothing: what axum's `Router::layer` itself costs per request.
-    PassThrough,
-    Profilis,
-}
+        #[derive(Clone, Copy)]
+        enum Layered {
+            No,
+            /// A layer that does nothing: what axum's `Router::layer` itself costs per request.
+            PassThrough,
+            Profilis,
+        }
 
-/// One route, `/users/{id}`, answering "hello", behind the layer `layered`. Build it after
-/// installing the exporter.
-fn app(layered: Layered) -> axum::Router {
-    let app = axum::Router::new().route("/users/{id}", axum::routing::get(hello));
-    match layered {
-        Layered::No => app,
-        Layered::PassThrough => app.layer(tower::layer::layer_fn(|inner| inner)),
-        Layered::Profilis => app.layer(profilis::http::axum::ProfilisLayer::new(
-            profilis::http::HttpConfig::new().build(),
-        )),
-    }
+        /// One route, `/users/{id}`, answering "hello", behind the layer `layered`. Build it after
+        /// installing the exporter.
+        fn app(layered: Layered) -> axum::Router {
+            let app = axum::Router::new().route("/users/{id}", axum::routing::get(hello));
+            match layered {
+                Layered::No => app,
+                Layered::PassThrough => app.layer(tower::layer::layer_fn(|inner| inner)),
+                Layered::Profilis => app.layer(profilis::http::axum::ProfilisLayer::new(
+                    profilis::http::HttpConfig::new().build(),
+                )),
+            }
+        }
+    };
 }
 
 /// Sends `$requests` requests for `/users/42` through the router `$app` with

@@ -2,7 +2,7 @@
 //! empty `#[inline(never)]` function, with one thread and with two threads calling it.
 //!
 //! ```sh
-//! cargo bench --bench peers -- --warm-up-time 1 --measurement-time 2
+//! cargo bench -p profilis-peers --bench peers -- --warm-up-time 1 --measurement-time 2
 //! ```
 //!
 //! Several peers install something only one of them can have per process (the global `metrics`
@@ -21,9 +21,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::Criterion;
 
+#[macro_use]
+mod common {
+    #[macro_use]
+    pub mod peer_work;
+}
+
 // `PROCESS_VAR`, `work`, `profiled_work`, `autometrics_work`, `metrics_cached_work`: shared with
-// `benches/peers_memory.rs`.
-include!("common/peer_work.rs");
+// `benches/peers_memory.rs`, defined here at the root.
+peer_work!();
 
 /// The rows of the table, in order: (process, bench id, what is measured).
 const CASES: &[(&str, &str, &str)] = &[
@@ -169,7 +175,7 @@ fn bench(c: &mut Criterion, id: &str, run: fn(u64)) {
 }
 
 /// How a child measures each case: with criterion, or by running `PEERS_CALLS` calls of the
-/// case `PEERS_ONLY` once on this thread, for `benches/peers_callgrind.sh` to count the
+/// case `PEERS_ONLY` once on this thread, for `scripts/peers_callgrind.sh` to count the
 /// instructions of `measured`.
 enum Measure {
     Criterion(Box<Criterion>),
@@ -372,15 +378,15 @@ fn run_child(process: &str) {
 }
 
 /// Where criterion saves its estimates: `CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
-/// else this package's `target/criterion`. Set for the children, so that they save where the
-/// parent reads.
+/// else the workspace's `target/criterion` (this package is a member in `peers/`). Set for the
+/// children, so that they save where the parent reads.
 fn criterion_home() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return home.into();
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("criterion")
 }
 

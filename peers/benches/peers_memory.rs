@@ -4,21 +4,28 @@
 //! install it without an HTTP listener (`install_recorder`).
 //!
 //! ```sh
-//! cargo bench --bench peers_memory
+//! cargo bench -p profilis-peers --bench peers_memory
 //! ```
 //!
 //! Each peer runs in a child process of its own (this binary again, with
 //! `PROFILIS_PEERS_PROCESS` naming it): each installs the global `metrics` recorder, and memory
 //! is only comparable in a fresh process. The parent prints one table. The assertion on
-//! profilis's figure lives in `tests/exporter_memory.rs`; this bench only measures.
+//! profilis's figure lives in the root package's `tests/exporter_memory.rs`; this bench only
+//! measures.
 
 use std::process::Command;
 use std::time::Duration;
 
+#[macro_use]
+mod common {
+    #[macro_use]
+    pub mod peer_work;
+}
+
 // `PROCESS_VAR`, `work`, `profiled_work`, `autometrics_work`, `metrics_cached_work`: the very
 // functions `benches/peers.rs` times (the call of the empty `work` in `metrics_cached_work` keeps
-// nothing in memory).
-include!("common/peer_work.rs");
+// nothing in memory), defined here at the root.
+peer_work!();
 
 /// Calls measured, after a warm-up of `WARM_UP` calls.
 const CALLS: u64 = 10_000_000;

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Instructions per call of each case of benches/peers.rs, counted by callgrind: one thread,
+# Instructions per call of each case of peers/benches/peers.rs, counted by callgrind: one thread,
 # repeatable, blind to contention and cache misses. A cross-check of the timed figures on a
 # noisy machine, not a substitute for them.
 #
-#   bash benches/peers_callgrind.sh          # CALLS=200000 per case; about 2 minutes
+#   bash peers/scripts/peers_callgrind.sh    # CALLS=200000 per case; about 2 minutes
 #
 # Needs valgrind (Debian: apt-get install valgrind).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 CALLS="${CALLS:-200000}"
 if ! command -v valgrind >/dev/null; then
@@ -15,13 +15,14 @@ if ! command -v valgrind >/dev/null; then
   exit 1
 fi
 # One build: compiler messages go to stderr as usual, the JSON on stdout names the executable.
-BIN=$(cargo bench --bench peers --no-run --message-format=json-render-diagnostics |
+BIN=$(cargo bench -p profilis-peers --bench peers --no-run \
+  --message-format=json-render-diagnostics |
   sed -n 's/.*"executable":"\([^"]*peers-[^"]*\)".*/\1/p' | tail -1)
 [ -x "$BIN" ] || { echo "peers bench binary not found" >&2; exit 1; }
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-# process:case, in the order of the table of benches/peers.rs. The bench does not print which
+# process:case, in the order of the table of peers/benches/peers.rs. The bench does not print which
 # process runs a case, so the list is written here; its cases are checked against the bench's
 # own (`--list`) below.
 CASES="baseline:bare baseline:two_instant_now profilis:profiled profilis:profiled_sampled_out
@@ -29,16 +30,16 @@ profilis:profiled_disabled autometrics:autometrics metrics:metrics_lookup metric
 tracing:tracing_instrument fastrace:fastrace_trace"
 
 if ! listed=$("$BIN" --bench --list 2>"$OUT/list.log"); then
-  echo "listing the cases of benches/peers.rs failed:" >&2
+  echo "listing the cases of peers/benches/peers.rs failed:" >&2
   cat "$OUT/list.log" >&2
   exit 1
 fi
 listed=$(sed -n 's|^peers_\(.*\)/1_thread: benchmark$|\1|p' <<<"$listed" | tr '\n' ' ')
 expected=$(for pc in $CASES; do printf '%s ' "${pc#*:}"; done)
 if [ "$listed" != "$expected" ]; then
-  echo "CASES in $0 is out of date with benches/peers.rs:" >&2
-  echo "  in this script:   $expected" >&2
-  echo "  benches/peers.rs: $listed" >&2
+  echo "CASES in $0 is out of date with peers/benches/peers.rs:" >&2
+  echo "  in this script:         $expected" >&2
+  echo "  peers/benches/peers.rs: $listed" >&2
   exit 1
 fi
 

@@ -1,7 +1,7 @@
 """What a call costs with Python profilis's `profile_function` decorator and its collector, on an
 empty function, against a bare call and two `time.perf_counter_ns()` reads around it.
 
-Run by `benches/python_profilis.sh`, which installs profilis from PyPI into a virtual
+Run by `peers/scripts/python_profilis.sh`, which installs profilis from PyPI into a virtual
 environment first. Prints one Markdown table of ns per call (the median of ROUNDS rounds).
 """
 
