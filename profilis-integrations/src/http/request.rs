@@ -234,6 +234,7 @@ impl<M: AsRef<str>, R: AsRef<str>> Abandon for Recording<M, R> {
 /// request `recording` holds: under the request's span, and so that a panic in it is
 /// recorded. Without a request (not profiled), it just runs `work`.
 #[cfg_attr(not(all(feature = "tower", feature = "actix")), allow(dead_code))]
+#[inline]
 pub(crate) fn in_span<M, R, T>(
     recording: &mut RecordOnce<Recording<M, R>>,
     work: impl FnOnce() -> T,
