@@ -19,7 +19,8 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use profilis::http::axum::{metrics_router, ProfilisLayer};
+use profilis::http::axum::metrics_router;
+use profilis::http::tower::ProfilisLayer;
 use profilis::http::HttpConfig;
 use profilis::profiled;
 

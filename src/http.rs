@@ -12,13 +12,15 @@ pub use profilis_integrations::tower;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum {
-    //! axum 0.8: profile every request with [`ProfilisLayer`] (route labels from axum's
-    //! `MatchedPath`), and serve `/metrics` from the application's own router with
-    //! [`metrics_router`] instead of (or beside) the built-in listener.
+    //! axum 0.8: serve `/metrics` from the application's own router with [`metrics_router`]
+    //! instead of (or beside) the built-in listener. Requests are profiled by the tower layer,
+    //! [`ProfilisLayer`](crate::http::tower::ProfilisLayer), which takes route labels from
+    //! axum's `MatchedPath` with this feature.
     //!
     //! ```no_run
     //! use axum::{extract::Path, routing::get, Router};
-    //! use profilis::http::axum::{metrics_router, ProfilisLayer};
+    //! use profilis::http::axum::metrics_router;
+    //! use profilis::http::tower::ProfilisLayer;
     //! use profilis::http::HttpConfig;
     //!
     //! async fn user(Path(id): Path<u64>) -> String {
@@ -42,8 +44,6 @@ pub mod axum {
     use axum::response::{IntoResponse, Response};
     use axum::routing::get;
     use axum::Router;
-
-    pub use profilis_integrations::tower::{ProfilisLayer, ProfilisService};
 
     /// A router that answers `GET` (and `HEAD`) `/metrics` with [`metrics_handler`]. Merge it
     /// into the application's router (`app.merge(metrics_router())`).

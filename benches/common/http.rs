@@ -27,7 +27,7 @@ macro_rules! http_app {
             match layered {
                 Layered::No => app,
                 Layered::PassThrough => app.layer(tower::layer::layer_fn(|inner| inner)),
-                Layered::Profilis => app.layer(profilis::http::axum::ProfilisLayer::new(
+                Layered::Profilis => app.layer(profilis::http::tower::ProfilisLayer::new(
                     profilis::http::HttpConfig::new().build(),
                 )),
             }
