@@ -32,13 +32,13 @@
 //!   records each call: counted (`profilis_function_calls_total`), failed
 //!   (`profilis_function_errors_total`: an `Err` or a panic), timed
 //!   (`profilis_function_duration_seconds`), and a span of the trace it runs in.
-//! - **HTTP requests** ([`http`], features `axum`, `tower`, `actix`): a layer or middleware
+//! - **HTTP requests** (`profilis::http`, features `axum`, `tower`, `actix`): a layer or middleware
 //!   records every request by route template and status.
-//! - **Database queries** ([`db`], features `db`, `rusqlite`, `sqlx`, `diesel`): every query
+//! - **Database queries** (`profilis::db`, features `db`, `rusqlite`, `sqlx`, `diesel`): every query
 //!   by vendor, with its statement masked in events.
 //! - **Outputs**: the Prometheus exporter ([`install_exporter`], [`Exporter`]) with its built-in
 //!   listener ([`listener`]), or [`render`] for a `/metrics` route of your own; the event sinks
-//!   [`JsonlSink`] (rotating JSONL files) and [`ConsoleSink`]; any [`Sink`] of your own.
+//!   `JsonlSink` (rotating JSONL files) and `ConsoleSink`; any [`Sink`] of your own.
 //! - **Trace context** ([`context`]): the current span, W3C `traceparent`, spans across
 //!   `.await`.
 //!
@@ -55,10 +55,10 @@
 //! | `enabled` | yes | instrumentation; without it `#[profiled]` checks its arguments and leaves the item unchanged |
 //! | `exporter` | yes | the Prometheus exporter: [`install_exporter`], [`Exporter`], [`render`], [`FacadeSink`] |
 //! | `listener` | yes | the exporter's built-in `/metrics` listener ([`listener`]) |
-//! | `jsonl` | | the rotating JSONL event sink ([`JsonlSink`]) |
-//! | `console` | | the console event sink ([`ConsoleSink`]) |
-//! | `http`, `tower`, `axum`, `actix` | | HTTP request profiling ([`http`]) |
-//! | `db`, `rusqlite`, `sqlx`, `sqlx-sqlite`, `sqlx-postgres`, `sqlx-mysql`, `diesel` | | database query profiling ([`db`]) |
+//! | `jsonl` | | the rotating JSONL event sink (`JsonlSink`) |
+//! | `console` | | the console event sink (`ConsoleSink`) |
+//! | `http`, `tower`, `axum`, `actix` | | HTTP request profiling (`profilis::http`) |
+//! | `db`, `rusqlite`, `sqlx`, `sqlx-sqlite`, `sqlx-postgres`, `sqlx-mysql`, `diesel` | | database query profiling (`profilis::db`) |
 //!
 //! A library that only wants to mark its functions takes
 //! `profilis = { version = "...", default-features = false, features = ["enabled"] }`:

@@ -108,8 +108,10 @@ impl Call {
 }
 
 impl Abandon for Call {
-    /// A call dropped before it ended: failed if it panicked, not if it was cancelled.
+    /// An async call dropped before it ended: failed if it panicked (also by a panic unwinding
+    /// past its future), not if it was cancelled.
     fn abandon(self, outcome: Outcome) {
+        let outcome = outcome.or_unwinding();
         self.end(local::hot(), outcome == Outcome::Panicked, outcome);
     }
 }
@@ -141,9 +143,10 @@ impl SyncCall {
 }
 
 impl Abandon for SyncCall {
+    /// A sync call whose guard is dropped without `exit`: its body panicked (a failed call).
     fn abandon(self, outcome: Outcome) {
-        self.restore();
-        self.call.abandon(outcome);
+        let hot = self.restore();
+        self.call.end(hot, true, outcome.or_unwinding());
     }
 }
 
@@ -228,12 +231,14 @@ pin_project_lite::pin_project! {
 
     impl<F, C> PinnedDrop for Instrumented<F, C> {
         fn drop(this: Pin<&mut Self>) {
-            // Dropped before its first poll: a call that started and was cancelled at once.
-            if this.call.is_none() {
-                if let Some(call) = Call::begin(this.site) {
-                    call.abandon(Outcome::Cancelled);
-                }
-            }
+            let this = this.project();
+            // Recorded before the future is dropped, as it was dropped: unfinished. Dropped
+            // before its first poll, it is a call that started and was cancelled at once.
+            let call = this
+                .call
+                .take()
+                .unwrap_or_else(|| RecordOnce::maybe(Call::begin(this.site)));
+            drop(call);
         }
     }
 }

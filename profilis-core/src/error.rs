@@ -65,7 +65,7 @@ pub enum StartError {
     #[error("a profilis collector is already running in this process; drop its guard first")]
     AlreadyRunning,
     /// The collector's thread could not be started.
-    #[error("could not start the profilis collector thread: {0}")]
+    #[error("could not start the profilis collector thread")]
     Spawn(#[source] std::io::Error),
 }
 

@@ -5,18 +5,33 @@
 //! call and records it with what it knows (its result, its status, its rows). It panics: the
 //! panic unwinds through a piece of the call's work [run](RecordOnce::run) by the guard, which
 //! records the call as [`Outcome::Panicked`] right then, whether or not someone catches the
-//! panic later; or the guard itself is dropped by the unwinding (a sync call's guard). Or it is
-//! abandoned: dropped between two pieces of work (a future dropped between polls, a client gone
-//! away), and recorded as [`Outcome::Cancelled`]. No `catch_unwind` is needed for any of this,
+//! panic later. Or it is dropped unfinished: between two pieces of work (a future dropped
+//! between polls, a client gone away), and recorded as [`Outcome::Cancelled`]. A guard dropped
+//! by a panic unwinding past it (a sync call's, whose body is not run piece by piece) is
+//! dropped unfinished too; a call that counts that as its own panic says so in its
+//! [`Abandon`] with [`Outcome::or_unwinding`]. No `catch_unwind` is needed for any of this,
 //! and the guard is no bigger than `Option<T>`.
 
 use crate::event::Outcome;
 
 /// A call that records itself when it is dropped before it ended (see [`RecordOnce`]).
 pub trait Abandon {
-    /// Records the call as ended with `outcome` ([`Outcome::Panicked`] or
-    /// [`Outcome::Cancelled`]).
+    /// Records the call as ended with `outcome`: [`Outcome::Panicked`] if a piece of its work
+    /// panicked, else [`Outcome::Cancelled`] (dropped unfinished; possibly by a panic unwinding
+    /// past it, see [`Outcome::or_unwinding`]).
     fn abandon(self, outcome: Outcome);
+}
+
+impl Outcome {
+    /// `Cancelled` becomes `Panicked` while the thread unwinds a panic: for a call whose guard
+    /// is dropped by its own panic rather than inside [`RecordOnce::run`].
+    pub fn or_unwinding(self) -> Outcome {
+        if self == Outcome::Cancelled && std::thread::panicking() {
+            Outcome::Panicked
+        } else {
+            self
+        }
+    }
 }
 
 /// Holds a call until it ends, and records it exactly once: by [`RecordOnce::take`] when it
@@ -71,11 +86,11 @@ impl<T: Abandon> RecordOnce<T> {
 }
 
 impl<T: Abandon> Drop for RecordOnce<T> {
-    /// Not taken: abandoned, or dropped by a panic unwinding past the guard.
+    /// Not taken: dropped unfinished.
     #[inline]
     fn drop(&mut self) {
         if let Some(call) = self.call.take() {
-            dropped(call);
+            cancelled(call);
         }
     }
 }
@@ -91,15 +106,10 @@ impl<T: Abandon> Drop for Unwinding<'_, T> {
     }
 }
 
-/// A call dropped before it ended: by an unwinding panic, or abandoned.
 #[cold]
 #[inline(never)]
-fn dropped<T: Abandon>(call: T) {
-    if std::thread::panicking() {
-        call.abandon(Outcome::Panicked);
-    } else {
-        call.abandon(Outcome::Cancelled);
-    }
+fn cancelled<T: Abandon>(call: T) {
+    call.abandon(Outcome::Cancelled);
 }
 
 #[cold]
@@ -166,6 +176,34 @@ mod tests {
         assert!(once.get().is_none());
         drop(once);
         assert_eq!(seen.borrow().len(), 1, "once");
+    }
+
+    #[test]
+    fn dropped_by_an_unrelated_unwind_it_is_cancelled_unless_the_call_says_otherwise() {
+        let (once, seen) = guard();
+        let unwound = catch_unwind(AssertUnwindSafe(move || {
+            let _once = once;
+            panic!("a sibling's panic");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(*seen.borrow(), [Outcome::Cancelled]);
+
+        struct Unwinding(Rc<RefCell<Vec<Outcome>>>);
+        impl Drop for Unwinding {
+            fn drop(&mut self) {
+                self.0.borrow_mut().push(Outcome::Cancelled.or_unwinding());
+            }
+        }
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let during = Unwinding(seen.clone());
+        let unwound = catch_unwind(AssertUnwindSafe(move || {
+            let _during = during;
+            panic!("its own panic");
+        }));
+        assert!(unwound.is_err());
+        drop(Unwinding(seen.clone()));
+        assert_eq!(*seen.borrow(), [Outcome::Panicked, Outcome::Cancelled]);
+        assert_eq!(Outcome::Returned.or_unwinding(), Outcome::Returned);
     }
 
     #[test]

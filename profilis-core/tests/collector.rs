@@ -578,3 +578,74 @@ fn filtered_and_closure_sinks_get_what_they_asked_for() {
     );
     assert_eq!(*all.lock().unwrap(), 6, "the closure sink got every event");
 }
+
+#[test]
+fn each_kind_files_durations_in_its_own_buckets() {
+    use profilis_core::adapter::Timer;
+    use profilis_core::testing::capture_with;
+    use profilis_core::{Detail, Kind, Metric, Value, FUNCTION};
+
+    /// A kind first used after the collector started: it gets the buckets of every kind.
+    static LATE: Kind = Kind::new(
+        "late",
+        "LATE",
+        "late",
+        Metric {
+            name: "late_total",
+            help: "Late calls",
+        },
+        Metric {
+            name: "late_duration_seconds",
+            help: "Late call duration",
+        },
+    );
+    #[derive(Debug)]
+    struct NoFields;
+    impl Detail for NoFields {
+        fn field(&self, _: &str) -> Option<Value<'_>> {
+            None
+        }
+    }
+    static NARROW: Site = Site::function("collector::narrow", None);
+
+    let config = CollectorConfig {
+        // Functions get one bucket, narrower than any call: the other kinds' rows are wider,
+        // so the function row is padded past its own bound.
+        buckets: Buckets::new(&[0.001, 0.002, 0.004, 0.008])
+            .unwrap()
+            .with_kind(&FUNCTION, &[1e-6])
+            .unwrap(),
+        ..quick()
+    };
+    let ((), captured) = capture_with(config, || {
+        let guard = enter(&NARROW);
+        std::thread::sleep(Duration::from_millis(2));
+        guard.exit(false);
+        let late = Site::interned(&LATE, "queue", &[]);
+        let timer = Timer::start_sampled(late).expect("a collector runs");
+        std::thread::sleep(Duration::from_millis(2));
+        timer.finish(late, true, false, Outcome::Returned, || NoFields);
+    });
+    let buckets = |name: &str| -> Vec<(f64, u64)> {
+        let count = captured
+            .counts
+            .iter()
+            .find(|c| c.site.name() == name)
+            .unwrap_or_else(|| panic!("no count of {name}"));
+        count.durations.iter().map(|b| (b.le, b.count)).collect()
+    };
+    // Past its only bound: in its own +Inf bucket, not in a wider row's.
+    assert_eq!(
+        buckets("collector::narrow"),
+        [(1e-6, 0), (f64::INFINITY, 1)]
+    );
+    let late = buckets("queue");
+    let bounds: Vec<f64> = late.iter().map(|b| b.0).collect();
+    assert_eq!(bounds, [0.001, 0.002, 0.004, 0.008, f64::INFINITY]);
+    assert_eq!(late.iter().map(|b| b.1).sum::<u64>(), 1);
+    assert_eq!(
+        late[0].1 + late[1].1,
+        0,
+        "slept 2 ms: above 0.002 s: {late:?}"
+    );
+}

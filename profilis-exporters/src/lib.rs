@@ -7,10 +7,10 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `listener` | the built-in HTTP listener ([`listener`]), on by default in `profilis` |
-//! | `gzip` | gzip for `/metrics` pages ([`exposition`]), needed by the listener and the framework handlers |
-//! | `jsonl` | the rotating JSONL sink ([`JsonlSink`]) |
-//! | `console` | the console sink ([`ConsoleSink`]) |
+//! | `listener` | the built-in HTTP listener (`listener`), on by default in `profilis` |
+//! | `gzip` | gzip for `/metrics` pages (`exposition`), needed by the listener and the framework handlers |
+//! | `jsonl` | the rotating JSONL sink (`JsonlSink`) |
+//! | `console` | the console sink (`ConsoleSink`) |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

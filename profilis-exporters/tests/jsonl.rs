@@ -15,11 +15,9 @@ use profilis_core::context::{SpanId, TraceId};
 use profilis_core::{
     Batch, Collector, CollectorConfig, Event, Outcome, Sink, SinkError, Site, Stats,
 };
-use profilis_exporters::JsonEvent;
-use profilis_exporters::{JsonlConfig, JsonlError, JsonlSink};
+use profilis_exporters::{Error, Exporter, JsonEvent, JsonlConfig, JsonlError, JsonlSink};
 
 const DEFAULT_ACTIVE_NAME: &str = JsonlConfig::DEFAULT_ACTIVE_NAME;
-use profilis_exporters::{Error, Exporter};
 
 static SITE: Site = Site::function("jsonl_tests::work", None);
 

@@ -1,6 +1,5 @@
 //! `#[profiled]` on `async fn`: timing from first poll to completion, errors, cancellation,
 //! panics and parent links across `.await` on both tokio runtimes.
-#![cfg(feature = "enabled")]
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -1,6 +1,5 @@
 //! `#[profiled]` on impl blocks and methods: naming, receivers, per-method arguments, `skip`,
 //! trait impls.
-#![cfg(feature = "enabled")]
 
 use std::fmt;
 

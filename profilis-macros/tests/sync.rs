@@ -1,6 +1,5 @@
 //! `#[profiled]` on sync functions: names, durations, errors, panics, nesting and the
 //! signature shapes the macro must keep compiling.
-#![cfg(feature = "enabled")]
 
 use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};

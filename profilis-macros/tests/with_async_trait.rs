@@ -1,6 +1,5 @@
 //! `#[profiled]` with `#[async_trait]`, in both orders, on impl blocks and on methods: the
 //! real async work is timed, not the boxing of the future.
-#![cfg(feature = "enabled")]
 
 use std::time::Duration;
 

@@ -40,8 +40,9 @@ pub fn validate_buckets(values: &[f64]) -> Result<Vec<f64>, ConfigError> {
 }
 
 /// The upper bounds (seconds) of the duration buckets, per kind: one set for every kind, and
-/// the sets of the kinds that have their own.
-#[derive(Debug, Clone, PartialEq)]
+/// the sets of the kinds that have their own. Two are equal when they give every kind the same
+/// bounds, however they were built.
+#[derive(Debug, Clone)]
 pub struct Buckets {
     all: Vec<f64>,
     by_kind: Vec<(&'static Kind, Vec<f64>)>,
@@ -54,6 +55,17 @@ impl Default for Buckets {
             all: DEFAULT_BUCKETS.to_vec(),
             by_kind: Vec::new(),
         }
+    }
+}
+
+impl PartialEq for Buckets {
+    fn eq(&self, other: &Buckets) -> bool {
+        self.all == other.all
+            && self
+                .by_kind
+                .iter()
+                .chain(&other.by_kind)
+                .all(|(kind, _)| self.of(kind) == other.of(kind))
     }
 }
 
@@ -208,5 +220,27 @@ mod tests {
         let err = Buckets::default().with_kind(&DB, &[1.0, 0.5]).unwrap_err();
         assert!(err.to_string().contains("increasing"), "{err}");
         assert_eq!(Buckets::default().of(&DB), DEFAULT_BUCKETS);
+    }
+
+    #[test]
+    fn buckets_are_equal_when_every_kind_gets_the_same_bounds() {
+        let a = Buckets::new(&[0.1, 1.0]).unwrap();
+        let http_then_db = a
+            .clone()
+            .with_kind(&HTTP, &[0.5])
+            .unwrap()
+            .with_kind(&DB, &[2.0])
+            .unwrap();
+        let db_then_http = a
+            .clone()
+            .with_kind(&DB, &[2.0])
+            .unwrap()
+            .with_kind(&HTTP, &[0.5])
+            .unwrap();
+        assert_eq!(http_then_db, db_then_http);
+        assert_eq!(a, a.clone().with_kind(&FUNCTION, &[0.1, 1.0]).unwrap());
+        assert_ne!(a, http_then_db);
+        assert_ne!(http_then_db, a);
+        assert_ne!(a, Buckets::new(&[0.1]).unwrap());
     }
 }

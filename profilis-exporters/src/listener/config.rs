@@ -120,7 +120,8 @@ pub enum ListenerError {
     InvalidBearerToken,
     /// Another socket already listens on the address.
     #[error(
-        "listen address {addr} is already in use: stop the other process or choose another port"
+        "listen address {addr} is already in use: stop the other process, or choose another \
+         address (PROFILIS_LISTEN or Exporter::listen for the exporter's listener)"
     )]
     AddrInUse {
         /// The address that was asked for.

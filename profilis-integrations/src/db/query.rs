@@ -98,9 +98,10 @@ impl<S: Statement> QueryCall<S> {
 }
 
 impl<S: Statement> Abandon for QueryCall<S> {
-    /// A query that did not end is a failed one, whether it panicked or was cancelled.
+    /// A query that did not end is a failed one, whether it panicked (also by a panic
+    /// unwinding past it) or was cancelled.
     fn abandon(self, outcome: Outcome) {
-        self.record(|| None::<&str>, true, None, outcome);
+        self.record(|| None::<&str>, true, None, outcome.or_unwinding());
     }
 }
 

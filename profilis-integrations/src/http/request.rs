@@ -296,6 +296,14 @@ mod tests {
             }));
             assert!(caught.is_err());
             drop(failed);
+            // Dropped by a panic elsewhere (a sibling future's) unwinding past it: the client's
+            // request was cancelled, not a handler panic.
+            let sibling = recording("/t/sibling-panic");
+            let caught = catch_unwind(AssertUnwindSafe(move || {
+                let _sibling = sibling;
+                panic!("a sibling panics on purpose");
+            }));
+            assert!(caught.is_err());
             // Completed: recorded by the adapter, not again by the guard.
             let mut done = recording("/t/done");
             let call = done.take().unwrap();
@@ -314,6 +322,10 @@ mod tests {
         );
         assert_eq!(ended("/t/in-body"), (200, true, Outcome::Cancelled));
         assert_eq!(ended("/t/handler-panic"), (500, true, Outcome::Panicked));
+        assert_eq!(
+            ended("/t/sibling-panic"),
+            (CLIENT_CLOSED_REQUEST, true, Outcome::Cancelled)
+        );
         assert_eq!(ended("/t/body-panic"), (201, true, Outcome::Returned));
         assert_eq!(ended("/t/done"), (204, false, Outcome::Returned));
         assert_eq!(captured.count("/t/done"), (1, 0));
