@@ -43,8 +43,9 @@ struct Health {
     failures: Counter,
     /// The in-flight gauge of each kind that has one, for the kinds described so far.
     in_flight: Vec<(&'static Kind, Gauge)>,
-    /// Kinds described so far (a prefix of `kinds()`).
-    described: usize,
+    /// Kinds described so far: every kind known at the first batch, then each kind when its
+    /// first call is counted.
+    described: Vec<&'static Kind>,
 }
 
 impl FacadeSink {
@@ -102,25 +103,17 @@ impl FacadeSink {
                     depth: metrics::gauge!(names::QUEUE_DEPTH),
                     failures: metrics::counter!(names::SINK_FAILURES_TOTAL),
                     in_flight: Vec::new(),
-                    described: 0,
+                    described: Vec::new(),
                 }
             });
             self.health = Some(health);
+            self.describe(&kinds());
         }
-        self.describe_new_kinds();
         self.health.as_mut().expect("just made")
     }
 
-    /// Describes the metrics of the kinds first seen since the last batch, and makes their
-    /// in-flight gauges.
-    fn describe_new_kinds(&mut self) {
-        let all = kinds();
-        let Some(described) = self.health.as_ref().map(|h| h.described) else {
-            return;
-        };
-        if described == all.len() {
-            return;
-        }
+    /// Describes the metrics of `new` kinds, and makes their in-flight gauges.
+    fn describe(&mut self, new: &[&'static Kind]) {
         let global: Vec<Label> = self
             .labels
             .pairs()
@@ -129,7 +122,7 @@ impl FacadeSink {
             .collect();
         let gauges = self.with(|| {
             let mut gauges = Vec::new();
-            for &kind in &all[described..] {
+            for &kind in new {
                 let calls = kind.calls();
                 metrics::describe_counter!(calls.name, calls.help);
                 if let Some(errors) = kind.errors() {
@@ -146,7 +139,7 @@ impl FacadeSink {
         });
         if let Some(health) = &mut self.health {
             health.in_flight.extend(gauges);
-            health.described = all.len();
+            health.described.extend_from_slice(new);
         }
     }
 
@@ -180,6 +173,10 @@ impl Sink for FacadeSink {
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
         self.health();
         for count in batch.counts {
+            let kind = count.site.kind();
+            if self.health.as_ref().is_some_and(|h| !h.described.contains(&kind)) {
+                self.describe(&[kind]);
+            }
             let handles = self.site(count.site, count.site.id() as usize);
             handles.calls.increment(count.calls);
             if let Some(errors) = &handles.errors {
