@@ -174,7 +174,11 @@ impl Sink for FacadeSink {
         self.health();
         for count in batch.counts {
             let kind = count.site.kind();
-            if self.health.as_ref().is_some_and(|h| !h.described.contains(&kind)) {
+            if self
+                .health
+                .as_ref()
+                .is_some_and(|h| !h.described.contains(&kind))
+            {
                 self.describe(&[kind]);
             }
             let handles = self.site(count.site, count.site.id() as usize);
