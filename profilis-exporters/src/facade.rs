@@ -149,12 +149,20 @@ impl FacadeSink {
             self.sites.resize_with(id + 1, || None);
         }
         if self.sites[id].is_none() {
+            // The first site of a kind first used after the first batch: describe the kind.
+            let kind = site.kind();
+            if self
+                .health
+                .as_ref()
+                .is_some_and(|h| !h.described.contains(&kind))
+            {
+                self.describe(&[kind]);
+            }
             let labels: Vec<Label> = self
                 .labels
                 .for_site(site)
                 .map(|(k, v)| Label::new(k, v.to_owned()))
                 .collect();
-            let kind = site.kind();
             let histograms = self.histograms;
             let handles = self.with(|| SiteHandles {
                 calls: metrics::counter!(kind.calls().name, labels.clone()),
@@ -173,14 +181,6 @@ impl Sink for FacadeSink {
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
         self.health();
         for count in batch.counts {
-            let kind = count.site.kind();
-            if self
-                .health
-                .as_ref()
-                .is_some_and(|h| !h.described.contains(&kind))
-            {
-                self.describe(&[kind]);
-            }
             let handles = self.site(count.site, count.site.id() as usize);
             handles.calls.increment(count.calls);
             if let Some(errors) = &handles.errors {

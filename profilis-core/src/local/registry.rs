@@ -60,14 +60,19 @@ impl<T: Copy> Bounds<T> {
     /// The row of kind `id`: its bounds, then padding.
     #[inline(always)]
     pub(crate) fn row(&self, kind: u32) -> &[T] {
-        let row = (kind as usize).min(self.lens.len() - 1);
+        let row = self.row_of(kind);
         &self.rows[row * self.width..(row + 1) * self.width]
     }
 
     /// The bounds of kind `id`, without padding.
     pub(crate) fn of(&self, kind: u32) -> &[T] {
-        let row = (kind as usize).min(self.lens.len() - 1);
-        &self.row(kind)[..self.lens[row]]
+        &self.row(kind)[..self.lens[self.row_of(kind)]]
+    }
+
+    /// The row of kind `id`: its own, or the default (the last) for a kind first used later.
+    #[inline(always)]
+    fn row_of(&self, kind: u32) -> usize {
+        (kind as usize).min(self.lens.len() - 1)
     }
 
     /// Values kept per site: calls, errors, then (count, sum of ticks) per bucket and `+Inf`.

@@ -142,8 +142,8 @@ impl Exporter {
     /// # Errors
     /// As [`Exporter::buckets`].
     pub fn kind_buckets(mut self, kind: &'static Kind, values: &[f64]) -> Result<Self, Error> {
+        // Checked now, applied at install in order: a later call for a kind wins.
         let values = profilis_core::validate_buckets(values)?;
-        self.kind_buckets.retain(|(k, _)| *k != kind);
         self.kind_buckets.push((kind, values));
         Ok(self)
     }
