@@ -1,15 +1,19 @@
 //! `PROFILIS_*` variables: defaults that code overrides; bad values are errors naming the
 //! variable and the value. One test, because the environment is shared by the whole process.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
 use profilis::{ConfigError, Error, Exporter};
 
-fn env_error(name: &str, value: &str) -> Error {
+fn env_error(name: &str, value: impl AsRef<OsStr>) -> Error {
+    let value = value.as_ref();
     std::env::set_var(name, value);
     let err = Exporter::new()
         .without_listener()
         .install()
         .err()
-        .unwrap_or_else(|| panic!("{name}={value} must be rejected"));
+        .unwrap_or_else(|| panic!("{name}={value:?} must be rejected"));
     std::env::remove_var(name);
     err
 }
@@ -19,8 +23,6 @@ fn environment_values_are_checked_and_overridden_by_code() {
     for (name, value) in [
         ("PROFILIS_SAMPLE_RATE", "2"),
         ("PROFILIS_SAMPLE_RATE", "half"),
-        ("PROFILIS_BUCKETS", "0.5,0.1"),
-        ("PROFILIS_BUCKETS", "fast"),
         ("PROFILIS_LISTEN", "nowhere"),
         ("PROFILIS_SERVICE", " "),
         ("PROFILIS_DISABLED", "perhaps"),
@@ -33,6 +35,55 @@ fn environment_values_are_checked_and_overridden_by_code() {
             }
             other => panic!("{name}={value}: expected Error::Env, got {other}"),
         }
+    }
+
+    // Bucket lists keep the builder's specific reason.
+    for (value, reason) in [
+        ("0.5,0.1", "they are not in increasing order"),
+        ("fast", "one is not a number"),
+        (",", "there are none"),
+        ("0.1,-1", "one is not positive"),
+    ] {
+        let err = env_error("PROFILIS_BUCKETS", value);
+        match &err {
+            Error::Config(ConfigError::EnvValue { name, source }) => {
+                assert_eq!(*name, "PROFILIS_BUCKETS");
+                assert_eq!(
+                    **source,
+                    ConfigError::Buckets {
+                        value: format!("{value:?}"),
+                        reason
+                    }
+                );
+            }
+            other => panic!("PROFILIS_BUCKETS={value}: expected EnvValue, got {other}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains("PROFILIS_BUCKETS") && message.contains(reason),
+            "{message}"
+        );
+    }
+
+    // A value that is not UTF-8 is an error naming the variable, never taken as unset.
+    for name in [
+        "PROFILIS_DISABLED",
+        "PROFILIS_LISTEN",
+        "PROFILIS_SERVICE",
+        "PROFILIS_INSTANCE",
+        "PROFILIS_WORKER",
+        "PROFILIS_SAMPLE_RATE",
+        "PROFILIS_BUCKETS",
+    ] {
+        let value = OsStr::from_bytes(b"1\xff");
+        let err = env_error(name, value);
+        match &err {
+            Error::Config(ConfigError::EnvNotUnicode { name: n, value: v }) => {
+                assert_eq!((*n, v.as_os_str()), (name, value));
+            }
+            other => panic!("{name}=1\\xff: expected EnvNotUnicode, got {other}"),
+        }
+        assert!(err.to_string().contains(name), "{err}");
     }
 
     std::env::set_var("PROFILIS_SERVICE", "from-env");

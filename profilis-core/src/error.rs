@@ -44,6 +44,22 @@ pub enum ConfigError {
         /// What is allowed.
         expected: &'static str,
     },
+    /// An environment variable whose value is not valid UTF-8 (and so is not ignored either).
+    #[error("environment variable {name}={value:?} is not allowed: expected UTF-8 text")]
+    EnvNotUnicode {
+        /// The variable.
+        name: &'static str,
+        /// Its value, as the operating system gave it.
+        value: std::ffi::OsString,
+    },
+    /// An environment variable whose value was read but not accepted, with the reason.
+    #[error("environment variable {name} is not allowed: {source}")]
+    EnvValue {
+        /// The variable.
+        name: &'static str,
+        /// Why its value was not accepted.
+        source: Box<ConfigError>,
+    },
     /// Histogram buckets that cannot be used.
     #[error("buckets {value} are not allowed: {reason}; expected finite, positive seconds in increasing order")]
     Buckets {
@@ -52,6 +68,23 @@ pub enum ConfigError {
         /// What is wrong with them.
         reason: &'static str,
     },
+}
+
+/// Reads the environment variable `name`: `Ok(None)` when it is unset, its value when it is
+/// UTF-8 text, and [`ConfigError::EnvNotUnicode`] naming it otherwise, so a value with a stray
+/// byte is an error rather than silently treated as unset. Every `PROFILIS_*` variable is read
+/// through this.
+///
+/// # Errors
+/// [`ConfigError::EnvNotUnicode`] when the value is not valid UTF-8.
+pub fn env_var(name: &'static str) -> Result<Option<String>, ConfigError> {
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(value) => value
+            .into_string()
+            .map(Some)
+            .map_err(|value| ConfigError::EnvNotUnicode { name, value }),
+    }
 }
 
 /// Why [`Collector::start`](crate::Collector::start) could not start a collector.

@@ -49,7 +49,7 @@ mod trace;
 pub use collector::{
     stats, validate_buckets, Buckets, Collector, CollectorConfig, DEFAULT_BUCKETS,
 };
-pub use error::{ConfigError, SinkError, StartError};
+pub use error::{env_var, ConfigError, SinkError, StartError};
 pub use event::{Detail, Event, Outcome, Value};
 pub use in_flight::in_flight;
 pub use kind::{kinds, Kind, Metric, DB, FUNCTION, HTTP};

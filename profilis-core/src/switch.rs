@@ -53,9 +53,9 @@ pub(crate) fn stop_running() {
 ///
 /// # Errors
 /// [`ConfigError::Env`] for a value other than `1`, `true`, `yes`, `on`, `0`, `false`, `no`,
-/// `off` or empty.
+/// `off` or empty; [`ConfigError::EnvNotUnicode`] for a value that is not UTF-8.
 pub(crate) fn disabled_from_env() -> Result<Option<bool>, ConfigError> {
-    let Ok(value) = std::env::var("PROFILIS_DISABLED") else {
+    let Some(value) = crate::error::env_var("PROFILIS_DISABLED")? else {
         return Ok(None);
     };
     match value.trim().to_ascii_lowercase().as_str() {

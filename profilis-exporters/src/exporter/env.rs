@@ -3,24 +3,29 @@
 #[cfg(feature = "listener")]
 use std::net::SocketAddr;
 
-use profilis_core::{validate_buckets, validate_rate, ConfigError};
+use profilis_core::{env_var, validate_buckets, validate_rate, ConfigError};
 
 /// Parses comma-separated seconds (`"0.01,0.1,1"`), as in `PROFILIS_BUCKETS`.
 ///
 /// # Errors
-/// [`ConfigError::Buckets`] if a value is not a number or the buckets are not valid.
+/// [`ConfigError::Buckets`] naming `s` and what is wrong with it (a value that is not a
+/// number, none at all, not finite, not positive, or not in increasing order).
 pub fn parse_buckets(s: &str) -> Result<Vec<f64>, ConfigError> {
-    let values: Result<Vec<f64>, _> = s
+    let as_given = |reason| ConfigError::Buckets {
+        value: format!("{s:?}"),
+        reason,
+    };
+    let values: Vec<f64> = s
         .split(',')
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::parse::<f64>)
-        .collect();
-    let values = values.map_err(|_| ConfigError::Buckets {
-        value: format!("{s:?}"),
-        reason: "one is not a number",
-    })?;
-    validate_buckets(&values)
+        .collect::<Result<_, _>>()
+        .map_err(|_| as_given("one is not a number"))?;
+    validate_buckets(&values).map_err(|error| match error {
+        ConfigError::Buckets { reason, .. } => as_given(reason),
+        other => other,
+    })
 }
 
 /// The `PROFILIS_*` variables, read and checked.
@@ -35,10 +40,6 @@ pub(super) struct EnvSettings {
     pub(super) buckets: Option<Vec<f64>>,
 }
 
-fn env_var(name: &'static str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 /// A variable's value checked by `parse`, or an error naming the variable, its value and
 /// `expected`.
 fn parse_env<T>(
@@ -46,7 +47,7 @@ fn parse_env<T>(
     expected: &'static str,
     parse: impl FnOnce(&str) -> Option<T>,
 ) -> Result<Option<T>, ConfigError> {
-    let Some(value) = env_var(name) else {
+    let Some(value) = env_var(name)? else {
         return Ok(None);
     };
     match parse(&value) {
@@ -80,11 +81,14 @@ impl EnvSettings {
             sample_rate: parse_env("PROFILIS_SAMPLE_RATE", "a number in 0..=1", |v| {
                 v.trim().parse().ok().and_then(|r| validate_rate(r).ok())
             })?,
-            buckets: parse_env(
-                "PROFILIS_BUCKETS",
-                "comma-separated finite, positive seconds in increasing order",
-                |v| parse_buckets(v).ok(),
-            )?,
+            buckets: env_var("PROFILIS_BUCKETS")?
+                .map(|v| {
+                    parse_buckets(&v).map_err(|source| ConfigError::EnvValue {
+                        name: "PROFILIS_BUCKETS",
+                        source: Box::new(source),
+                    })
+                })
+                .transpose()?,
         })
     }
 }
