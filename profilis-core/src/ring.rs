@@ -1,19 +1,31 @@
-//! A bounded ring of events written by one thread and read by the collector.
+//! A bounded queue of events written by one thread and read by the collector, that takes
+//! memory only as it fills.
 //!
-//! Each producing thread owns one ring, so producers never contend with each other. Slots carry
-//! sequence numbers (after Vyukov's bounded queue) so a reader can claim a slot with one CAS on
-//! `head`. The producer itself becomes a reader only to evict the oldest event when the ring is
-//! full and the drop policy says so. Nothing here blocks or allocates after construction.
+//! Each producing thread owns one [`Queue`], so producers never contend with each other. A queue
+//! is a chain of rings ([`Segment`]s): it starts with a small one and, only when that one is
+//! full and the queue holds fewer than its limit, links a ring twice as large and writes there,
+//! up to the size the limit needs. The collector reads the rings oldest first and frees each
+//! one it has emptied once the producer has moved past it, so a thread whose events are drained
+//! as they come keeps one small ring, and events stay in the order they were pushed.
+//!
+//! Within a ring, slots carry sequence numbers (after Vyukov's bounded queue) so a reader can
+//! claim a slot with one CAS on `head`. The producer itself becomes a reader only to evict the
+//! oldest event of its ring when the queue is full and the drop policy says so. Nothing here
+//! blocks; a push allocates only when it links a larger ring.
 //!
 //! The push never reads a slot's line, so a write to a line the collector has read costs a store
-//! miss (absorbed by the store buffer), not a load miss. That is safe because the ring has two
+//! miss (absorbed by the store buffer), not a load miss. That is safe because a ring has two
 //! more slots than it may hold: with the collector as the only reader, the slot a push writes is
 //! never the one being read. Only with drop-oldest (the producer reads too) does a push check the
 //! slot's sequence number, and readers mark slots free after reading.
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+/// Slots of a queue's first ring (fewer when its limit needs fewer).
+const FIRST_SEGMENT_SLOTS: usize = 64;
 
 /// What to do with a new event when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,84 +46,84 @@ struct Slot<T> {
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
-/// Outcome of [`Ring::push`].
+/// Outcome of [`Queue::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
     /// Queued.
     Yes,
     /// Queued after evicting the oldest event.
     EvictedOldest,
-    /// Not queued: the ring was full.
+    /// Not queued: the queue was full.
     Rejected,
     /// Not queued, after evicting the oldest event: the slot to write was still being read.
     /// Two events lost.
     EvictedAndRejected,
 }
 
-pub(crate) struct Ring<T> {
+/// Why [`Segment::try_push`] did not queue an event (which it hands back).
+enum NotPushed<T> {
+    /// The ring holds its limit.
+    Full(T),
+    /// Drop-oldest only: the collector is still reading the slot to write.
+    Busy(T),
+}
+
+/// One ring of a [`Queue`].
+struct Segment<T> {
     slots: Box<[Slot<T>]>,
     mask: u64,
-    limit: u64,
+    /// Most events this ring may hold now, at most `slots.len() - 2`; written by the producer.
+    limit: AtomicU64,
     head: Padded,
     tail: Padded,
     /// Producer's last view of `head`, so a push reads the shared `head` only when it looks full.
     head_seen: AtomicU64,
-    policy: DropPolicy,
+    /// The ring the producer moved on to; null while this is the one it writes.
+    next: AtomicPtr<Segment<T>>,
 }
 
-// SAFETY: slot values are handed from one thread to another through the sequence protocol
-// below (so `T: Send` suffices), and no slot is ever accessed by two threads at once.
-unsafe impl<T: Send> Sync for Ring<T> {}
-unsafe impl<T: Send> Send for Ring<T> {}
-
-impl<T> Ring<T> {
-    /// A ring that holds at most `limit` events (`limit >= 1`).
-    pub(crate) fn new(limit: usize, policy: DropPolicy) -> Ring<T> {
-        let cap = (limit.max(1) + 2).next_power_of_two();
-        let slots = (0..cap as u64)
-            .map(|i| Slot {
-                seq: AtomicU64::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
-        Ring {
-            slots,
-            mask: cap as u64 - 1,
-            limit: limit.max(1) as u64,
+impl<T> Segment<T> {
+    /// A ring of `slots` slots (a power of two, at least 4) holding at most `limit`.
+    fn new(slots: usize, limit: u64) -> Segment<T> {
+        debug_assert!(slots.is_power_of_two() && slots >= 4);
+        Segment {
+            slots: (0..slots as u64)
+                .map(|i| Slot {
+                    seq: AtomicU64::new(i),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                })
+                .collect(),
+            mask: slots as u64 - 1,
+            limit: AtomicU64::new(limit.min(slots as u64 - 2)),
             head: Padded(AtomicU64::new(0)),
             tail: Padded(AtomicU64::new(0)),
             head_seen: AtomicU64::new(0),
-            policy,
+            next: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
-    /// Queues an event. Must only be called by the ring's owning thread.
+    /// Most events this ring can ever hold.
+    fn room(&self) -> u64 {
+        self.mask - 1
+    }
+
+    /// Queues an event if the ring is below its limit. Owning thread only.
     #[inline(always)]
-    pub(crate) fn push(&self, event: T) -> Pushed {
+    fn try_push(&self, event: T, policy: DropPolicy) -> Result<(), NotPushed<T>> {
         let pos = self.tail.0.load(Ordering::Relaxed);
-        let mut result = Pushed::Yes;
-        if pos - self.head_seen.load(Ordering::Relaxed) >= self.limit {
-            let mut head = self.head.0.load(Ordering::Acquire);
-            if pos - head >= self.limit {
-                if self.policy == DropPolicy::Newest || self.pop().is_none() {
-                    return Pushed::Rejected;
-                }
-                result = Pushed::EvictedOldest;
-                head = self.head.0.load(Ordering::Acquire);
-                if pos - head >= self.limit {
-                    return Pushed::EvictedAndRejected;
-                }
+        let limit = self.limit.load(Ordering::Relaxed);
+        if pos - self.head_seen.load(Ordering::Relaxed) >= limit {
+            let head = self.head.0.load(Ordering::Acquire);
+            if pos - head >= limit {
+                return Err(NotPushed::Full(event));
             }
             self.head_seen.store(head, Ordering::Relaxed);
         }
         prefetch_for_write(&self.slots[((pos + 4) & self.mask) as usize]);
         let slot = &self.slots[(pos & self.mask) as usize];
-        if self.policy == DropPolicy::Oldest && slot.seq.load(Ordering::Acquire) != pos {
+        if policy == DropPolicy::Oldest && slot.seq.load(Ordering::Acquire) != pos {
             // The collector has claimed this slot and is still reading it.
-            return match result {
-                Pushed::EvictedOldest => Pushed::EvictedAndRejected,
-                _ => Pushed::Rejected,
-            };
+            return Err(NotPushed::Busy(event));
         }
         // SAFETY: only this (owning) thread writes slots, and no reader is reading this one: with
         // drop-oldest the sequence number says so; otherwise the only reader works at `head`,
@@ -119,11 +131,11 @@ impl<T> Ring<T> {
         unsafe { (*slot.value.get()).write(event) };
         slot.seq.store(pos + 1, Ordering::Release);
         self.tail.0.store(pos + 1, Ordering::Release);
-        result
+        Ok(())
     }
 
     /// Takes the oldest event, if any. Safe to call from any thread.
-    pub(crate) fn pop(&self) -> Option<T> {
+    fn pop(&self, policy: DropPolicy) -> Option<T> {
         let mut pos = self.head.0.load(Ordering::Relaxed);
         loop {
             let slot = &self.slots[(pos & self.mask) as usize];
@@ -138,7 +150,7 @@ impl<T> Ring<T> {
                     Ok(_) => {
                         // SAFETY: the CAS gave this thread the slot; seq == pos + 1 says it is full.
                         let event = unsafe { (*slot.value.get()).assume_init_read() };
-                        if self.policy == DropPolicy::Oldest {
+                        if policy == DropPolicy::Oldest {
                             slot.seq.store(pos + self.mask + 1, Ordering::Release);
                         }
                         return Some(event);
@@ -156,15 +168,205 @@ impl<T> Ring<T> {
         }
     }
 
+    /// Events in this ring now.
+    fn len(&self) -> u64 {
+        let head = self.head.0.load(Ordering::Acquire);
+        self.tail.0.load(Ordering::Acquire).saturating_sub(head)
+    }
+}
+
+impl<T> Drop for Segment<T> {
+    fn drop(&mut self) {
+        while self.pop(DropPolicy::Newest).is_some() {}
+    }
+}
+
+/// A thread's bounded event queue: a chain of [`Segment`]s, the producer writing the newest and
+/// the collector reading (and freeing) from the oldest.
+pub(crate) struct Queue<T> {
+    /// The ring the producer writes (owner-only).
+    write: AtomicPtr<Segment<T>>,
+    /// The oldest ring not yet emptied: where readers start.
+    read: AtomicPtr<Segment<T>>,
+    /// Set while a reader walks the chain, so only one does (it frees the rings it empties).
+    reading: AtomicBool,
+    /// Most events queued at once.
+    limit: u64,
+    /// Slots of the largest ring the limit needs.
+    max_slots: usize,
+    policy: DropPolicy,
+    /// Events pushed so far (producer-written).
+    pushed: AtomicU64,
+    /// Events taken out so far, by readers and by evictions.
+    popped: AtomicU64,
+}
+
+// SAFETY: slot values are handed from one thread to another through the sequence protocol of
+// `Segment` (so `T: Send` suffices), no slot is ever accessed by two threads at once, and a ring
+// is freed only by the one reader, after the producer has moved past it.
+unsafe impl<T: Send> Sync for Queue<T> {}
+unsafe impl<T: Send> Send for Queue<T> {}
+
+impl<T> Queue<T> {
+    /// A queue that holds at most `limit` events (`limit >= 1`), starting small.
+    pub(crate) fn new(limit: usize, policy: DropPolicy) -> Queue<T> {
+        let limit = limit.max(1) as u64;
+        let max_slots = (limit as usize + 2).next_power_of_two();
+        let first = Box::into_raw(Box::new(Segment::new(
+            max_slots.min(FIRST_SEGMENT_SLOTS),
+            limit,
+        )));
+        Queue {
+            write: AtomicPtr::new(first),
+            read: AtomicPtr::new(first),
+            reading: AtomicBool::new(false),
+            limit,
+            max_slots,
+            policy,
+            pushed: AtomicU64::new(0),
+            popped: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues an event. Must only be called by the queue's owning thread.
+    #[inline(always)]
+    pub(crate) fn push(&self, event: T) -> Pushed {
+        // SAFETY: `write` is only changed by this (owning) thread and never freed while it is
+        // the ring being written.
+        let segment = unsafe { &*self.write.load(Ordering::Relaxed) };
+        match segment.try_push(event, self.policy) {
+            Ok(()) => {
+                self.count_pushed();
+                Pushed::Yes
+            }
+            Err(NotPushed::Busy(_)) => Pushed::Rejected,
+            Err(NotPushed::Full(event)) => self.push_full(segment, event),
+        }
+    }
+
+    #[inline(always)]
+    fn count_pushed(&self) {
+        let pushed = self.pushed.load(Ordering::Relaxed);
+        self.pushed.store(pushed + 1, Ordering::Release);
+    }
+
+    /// The ring being written is at its limit: raise the limit if the queue has room (older
+    /// rings drained), else link a larger ring if the limit needs one, else apply the policy
+    /// (drop-oldest evicts the oldest event, then tries once more).
+    #[cold]
+    #[inline(never)]
+    fn push_full(&self, segment: &Segment<T>, event: T) -> Pushed {
+        let mut evicted = false;
+        loop {
+            let queued = self.len();
+            if queued < self.limit {
+                return match self.push_with_room(segment, event, queued) {
+                    Ok(()) if evicted => Pushed::EvictedOldest,
+                    Ok(()) => Pushed::Yes,
+                    Err(()) if evicted => Pushed::EvictedAndRejected,
+                    Err(()) => Pushed::Rejected,
+                };
+            }
+            if evicted || self.policy == DropPolicy::Newest {
+                break;
+            }
+            // Drop-oldest: evict the oldest event; if the collector is reading the older rings
+            // just now, the oldest of this one.
+            let oldest = self.pop().or_else(|| {
+                let oldest = segment.pop(self.policy);
+                if oldest.is_some() {
+                    self.popped.fetch_add(1, Ordering::AcqRel);
+                }
+                oldest
+            });
+            if oldest.is_none() {
+                break;
+            }
+            evicted = true;
+        }
+        if evicted {
+            Pushed::EvictedAndRejected
+        } else {
+            Pushed::Rejected
+        }
+    }
+
+    /// Pushes into `segment`, raising its limit to the room the queue has (`queued` now), or
+    /// into a new, larger ring when `segment` has no more room to give.
+    fn push_with_room(&self, segment: &Segment<T>, event: T, queued: u64) -> Result<(), ()> {
+        let older = queued.saturating_sub(segment.len());
+        let room = segment.room().min(self.limit - older);
+        let target = if segment.len() < room {
+            segment.limit.store(room, Ordering::Relaxed);
+            segment
+        } else if segment.slots.len() < self.max_slots {
+            let next = Box::into_raw(Box::new(Segment::new(
+                segment.slots.len() * 2,
+                self.limit - queued,
+            )));
+            // Publish: readers see every event pushed to `segment` before `next`.
+            segment.next.store(next, Ordering::Release);
+            self.write.store(next, Ordering::Relaxed);
+            // SAFETY: just made and linked; only this thread writes it, and it is freed only
+            // after the producer has moved past it.
+            unsafe { &*next }
+        } else {
+            return Err(());
+        };
+        match target.try_push(event, self.policy) {
+            Ok(()) => {
+                self.count_pushed();
+                Ok(())
+            }
+            Err(_) => Err(()),
+        }
+    }
+
+    /// Takes the oldest event, if any. Safe to call from any thread; while one thread reads,
+    /// another gets `None`.
+    pub(crate) fn pop(&self) -> Option<T> {
+        if self.reading.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        let event = self.pop_reading();
+        self.reading.store(false, Ordering::Release);
+        event
+    }
+
+    fn pop_reading(&self) -> Option<T> {
+        loop {
+            let current = self.read.load(Ordering::Acquire);
+            // SAFETY: rings are freed only below, by the one reader, which this thread is.
+            let segment = unsafe { &*current };
+            if let Some(event) = segment.pop(self.policy) {
+                self.popped.fetch_add(1, Ordering::AcqRel);
+                return Some(event);
+            }
+            let next = segment.next.load(Ordering::Acquire);
+            if next.is_null() {
+                return None;
+            }
+            // The producer linked `next` after its last push here, so that push is visible now.
+            if let Some(event) = segment.pop(self.policy) {
+                self.popped.fetch_add(1, Ordering::AcqRel);
+                return Some(event);
+            }
+            self.read.store(next, Ordering::Release);
+            // SAFETY: made by Box::into_raw; empty, the producer has moved past it, and no other
+            // reader can be in it (`reading`).
+            drop(unsafe { Box::from_raw(current) });
+        }
+    }
+
     /// Events pushed so far.
     pub(crate) fn pushed(&self) -> u64 {
-        self.tail.0.load(Ordering::Acquire)
+        self.pushed.load(Ordering::Acquire)
     }
 
     /// Events queued now.
     pub(crate) fn len(&self) -> u64 {
-        let head = self.head.0.load(Ordering::Acquire);
-        self.tail.0.load(Ordering::Acquire).saturating_sub(head)
+        let popped = self.popped.load(Ordering::Acquire);
+        self.pushed.load(Ordering::Acquire).saturating_sub(popped)
     }
 }
 
@@ -181,9 +383,14 @@ fn prefetch_for_write<S>(slot: &S) {
     let _ = slot;
 }
 
-impl<T> Drop for Ring<T> {
+impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
-        while self.pop().is_some() {}
+        let mut current = *self.read.get_mut();
+        while !current.is_null() {
+            // SAFETY: every ring from `read` on is owned by the queue, made by Box::into_raw.
+            let segment = unsafe { Box::from_raw(current) };
+            current = segment.next.load(Ordering::Acquire);
+        }
     }
 }
 
@@ -212,7 +419,7 @@ mod tests {
 
     #[test]
     fn fifo_and_bounded_at_limit_not_capacity() {
-        let ring = Ring::new(5, DropPolicy::Newest); // capacity 8, limit 5
+        let ring = Queue::new(5, DropPolicy::Newest); // capacity 8, limit 5
         for i in 0..5 {
             assert_eq!(ring.push(ev(i)), Pushed::Yes);
         }
@@ -227,7 +434,7 @@ mod tests {
 
     #[test]
     fn drop_oldest_keeps_the_newest() {
-        let ring = Ring::new(3, DropPolicy::Oldest);
+        let ring = Queue::new(3, DropPolicy::Oldest);
         for i in 0..10 {
             let r = ring.push(ev(i));
             assert_eq!(
@@ -243,9 +450,103 @@ mod tests {
         assert_eq!(rest, vec![7, 8, 9]);
     }
 
+    impl<T> Queue<T> {
+        /// Rings in the chain, and the slots of the one being written.
+        fn shape(&self) -> (usize, usize) {
+            let mut count = 0;
+            let mut current = self.read.load(Ordering::Acquire);
+            while !current.is_null() {
+                count += 1;
+                current = unsafe { &*current }.next.load(Ordering::Acquire);
+            }
+            let write = unsafe { &*self.write.load(Ordering::Relaxed) };
+            (count, write.slots.len())
+        }
+    }
+
+    #[test]
+    fn starts_small_and_grows_only_when_it_fills() {
+        let queue = Queue::new(2048, DropPolicy::Newest);
+        assert_eq!(queue.shape(), (1, FIRST_SEGMENT_SLOTS));
+        // Drained as it goes, the queue never grows, however many events pass.
+        for i in 0..10_000 {
+            assert_eq!(queue.push(ev(i)), Pushed::Yes);
+            assert_eq!(queue.pop().unwrap().ts_ns, i);
+        }
+        assert_eq!(queue.shape(), (1, FIRST_SEGMENT_SLOTS));
+        // Not drained, it grows up to its limit and no further, keeping every event in order.
+        for i in 0..2048 {
+            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+        }
+        assert_eq!(queue.push(ev(9999)), Pushed::Rejected);
+        assert_eq!(queue.len(), 2048);
+        // 64 + 128 + ... + 1024 slots hold 1974 events: the rest went to a ring of 2048.
+        assert_eq!(queue.shape(), (6, 2048));
+        for i in 0..2048 {
+            assert_eq!(queue.pop().unwrap().ts_ns, i);
+        }
+        assert!(queue.pop().is_none());
+        assert_eq!(queue.shape(), (1, 2048), "emptied rings are freed");
+        // Full again, from the one ring: it takes what it can hold, the next the rest.
+        for i in 0..2048 {
+            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+        }
+        assert_eq!(queue.push(ev(9999)), Pushed::Rejected);
+        assert_eq!(queue.shape(), (2, 4096), "the largest ring the limit needs");
+    }
+
+    #[test]
+    fn the_limit_holds_across_rings() {
+        // Older rings still hold events when a new one is linked: the new one gets only the
+        // room left, and takes more as the older ones drain.
+        let queue = Queue::new(100, DropPolicy::Newest);
+        for i in 0..62 {
+            assert_eq!(queue.push(ev(i)), Pushed::Yes);
+        }
+        for i in 62..100 {
+            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+        }
+        assert_eq!(queue.push(ev(100)), Pushed::Rejected);
+        for i in 0..10 {
+            assert_eq!(queue.pop().unwrap().ts_ns, i);
+        }
+        for i in 101..111 {
+            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+        }
+        assert_eq!(queue.push(ev(111)), Pushed::Rejected);
+        assert_eq!(queue.len(), 100);
+        let rest: Vec<u64> = std::iter::from_fn(|| queue.pop())
+            .map(|e| e.ts_ns)
+            .collect();
+        let expected: Vec<u64> = (10..100).chain(101..111).collect();
+        assert_eq!(rest, expected);
+    }
+
+    #[test]
+    fn drop_oldest_evicts_when_full_across_rings() {
+        let queue = Queue::new(300, DropPolicy::Oldest);
+        let mut dropped = 0;
+        for i in 0..1000 {
+            match queue.push(ev(i)) {
+                Pushed::Yes => {}
+                Pushed::EvictedOldest | Pushed::Rejected => dropped += 1,
+                Pushed::EvictedAndRejected => dropped += 2,
+            }
+        }
+        let rest: Vec<u64> = std::iter::from_fn(|| queue.pop())
+            .map(|e| e.ts_ns)
+            .collect();
+        assert_eq!(rest.len() as u64 + dropped, 1000);
+        assert_eq!(rest.len(), 300);
+        assert!(rest.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(*rest.last().unwrap(), 999, "the newest is kept");
+    }
+
     #[test]
     fn concurrent_reader_sees_every_event_once_in_order() {
-        let ring = std::sync::Arc::new(Ring::<Event>::new(64, DropPolicy::Newest));
+        // A limit above the first ring's size: the producer links larger rings while the
+        // collector reads and frees the older ones.
+        let ring = std::sync::Arc::new(Queue::<Event>::new(1000, DropPolicy::Newest));
         let reader = {
             let ring = ring.clone();
             std::thread::spawn(move || {
@@ -271,7 +572,7 @@ mod tests {
 
     #[test]
     fn evicting_producer_and_concurrent_reader_never_share_an_event() {
-        let ring = std::sync::Arc::new(Ring::<Event>::new(8, DropPolicy::Oldest));
+        let ring = std::sync::Arc::new(Queue::<Event>::new(200, DropPolicy::Oldest));
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader = {
             let (ring, done) = (ring.clone(), done.clone());

@@ -75,7 +75,6 @@ impl Collector {
             events: Vec::with_capacity(config.batch_max.min(4096)),
             counts: Vec::new(),
             totals: Vec::new(),
-            scratch: Vec::new(),
         };
         let worker_stop = stop.clone();
         let flush_interval = config.flush_interval;

@@ -45,7 +45,6 @@ pub(super) struct Worker {
     pub(super) counts: Vec<CallCount>,
     /// Per site id, `stride` values counted in this cycle.
     pub(super) totals: Vec<u64>,
-    pub(super) scratch: Vec<u64>,
 }
 
 impl Worker {
@@ -118,24 +117,7 @@ impl Worker {
             if state.stride() != stride {
                 continue; // made by a collector with other buckets, and read by it
             }
-            let mut reported = state.reported.lock().unwrap_or_else(|e| e.into_inner());
-            reported.resize((sites.len() + 1) * stride, 0);
-            self.scratch.resize(stride, 0);
-            for id in 1..=sites.len() {
-                state.read_site(id as u32, &mut self.scratch);
-                let range = id * stride..(id + 1) * stride;
-                if reported[range.clone()] == self.scratch[..] {
-                    continue;
-                }
-                for ((total, before), now) in self.totals[range.clone()]
-                    .iter_mut()
-                    .zip(&reported[range.clone()])
-                    .zip(&self.scratch)
-                {
-                    *total += now.wrapping_sub(*before);
-                }
-                reported[range].copy_from_slice(&self.scratch);
-            }
+            state.add_new_counts(&mut self.totals);
         }
         for (id, (calls, errors)) in local::take_overflow_counts() {
             if let Some(t) = self

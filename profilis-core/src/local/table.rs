@@ -1,29 +1,35 @@
-//! One thread's state: its event ring, and a table of per-site counters (calls, errors, and
+//! One thread's state: its event queue, and a table of per-site counters (calls, errors, and
 //! duration buckets) that only the owning thread writes and the collector reads.
 //!
-//! The table is made of chunks of `CHUNK` sites, allocated on a site's first call on the
-//! thread; ids beyond the table (more than `CHUNK * CHUNKS` sites) are counted in a shared map
-//! behind a lock instead, without their durations.
+//! The table is a directory of chunks of `CHUNK` sites. A chunk is allocated on the first call
+//! of one of its sites on the thread, and the directory grows (to a copy twice as long) when a
+//! site's id is beyond it, so a thread's table takes memory for the sites it calls, not for
+//! every site in the program. Ids beyond `MAX_SITES` are counted in a shared map behind a lock
+//! instead, without their durations.
 
 use std::collections::HashMap;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::registry::{Bounds, Generation};
 use crate::event::RawEvent;
-use crate::ring::{Pushed, Ring};
+use crate::ring::{Pushed, Queue};
 
-const CHUNK: usize = 256;
-const CHUNKS: usize = 1024;
+/// Sites per chunk of counters.
+const CHUNK: usize = 8;
+/// Chunks in a thread's first directory.
+const FIRST_DIRECTORY: usize = 8;
+/// Site ids counted in the per-thread tables; beyond, in the shared overflow map.
+const MAX_SITES: usize = 1 << 18;
 
 /// Counts of sites whose id is beyond the per-thread table (more than 262,144 sites).
 static OVERFLOW_COUNTS: Mutex<Option<HashMap<u32, (u64, u64)>>> = Mutex::new(None);
 
-/// One thread's ring, per-site statistics and drop counts. Written by its thread, read by the
+/// One thread's queue, per-site statistics and drop counts. Written by its thread, read by the
 /// collector.
 pub(crate) struct ThreadState {
-    pub(crate) ring: Ring<RawEvent>,
+    pub(crate) ring: Queue<RawEvent>,
     /// Pushes left until the collector is woken (owner-only).
     until_wake: AtomicU64,
     /// Whether calls queue events (some sink wants them) or are only aggregated.
@@ -31,9 +37,16 @@ pub(crate) struct ThreadState {
     /// Bucket bounds in ticks per kind (a copy of the generation's, one pointer away).
     bounds: Bounds,
     stride: usize,
-    /// Per-site statistics, `CHUNK` sites of `stride` values per chunk, made on first use.
-    chunks: Box<[AtomicPtr<AtomicU64>]>,
-    /// Events not queued because the ring was full (drop-newest) ...
+    /// The directory: `directory_len` pointers to chunks of `CHUNK` sites of `stride` values,
+    /// each null until one of its sites is first called. Replaced (never changed in place) when
+    /// it grows: the pointer first, then the length, so a reader that sees a length sees a
+    /// directory at least that long.
+    directory: AtomicPtr<AtomicPtr<AtomicU64>>,
+    directory_len: AtomicUsize,
+    /// Directories replaced by longer ones, kept until the state is dropped (a reader may still
+    /// be in one): at most as long, together, as the current one.
+    old_directories: Mutex<Vec<Box<[AtomicPtr<AtomicU64>]>>>,
+    /// Events not queued because the queue was full (drop-newest) ...
     rejected: AtomicU64,
     /// ... or queued by evicting an older one (drop-oldest).
     evicted: AtomicU64,
@@ -41,21 +54,29 @@ pub(crate) struct ThreadState {
     /// `generation.id`, kept inline: the hot path compares it on every call without following
     /// the `Arc`.
     pub(crate) generation_id: u64,
-    /// Collector-only: the counts it has already reported, per site id.
-    pub(crate) reported: Mutex<Vec<u64>>,
+    /// Collector-only: the counts it has already reported, per chunk (as the directory).
+    reported: Mutex<Vec<Option<Box<[u64]>>>>,
 }
 
 impl ThreadState {
     pub(crate) fn new(generation: Arc<Generation>) -> ThreadState {
         ThreadState {
-            ring: Ring::new(generation.queue_size, generation.policy),
+            // Without a sink that wants events nothing is ever pushed: the smallest queue.
+            ring: Queue::new(
+                if generation.events {
+                    generation.queue_size
+                } else {
+                    1
+                },
+                generation.policy,
+            ),
             until_wake: AtomicU64::new(generation.batch_max),
             events: generation.events,
             bounds: generation.bounds.clone(),
             stride: generation.bounds.stride(),
-            chunks: (0..CHUNKS)
-                .map(|_| AtomicPtr::new(ptr::null_mut()))
-                .collect(),
+            directory: AtomicPtr::new(new_directory(&[], FIRST_DIRECTORY)),
+            directory_len: AtomicUsize::new(FIRST_DIRECTORY),
+            old_directories: Mutex::new(Vec::new()),
             rejected: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             generation_id: generation.id,
@@ -64,13 +85,31 @@ impl ThreadState {
         }
     }
 
+    /// The chunk pointer of chunk `c`, if the directory reaches it. `order` is `Relaxed` on the
+    /// owning thread (which wrote the directory), `Acquire` on the collector.
+    #[inline(always)]
+    fn chunk_slot(&self, c: usize, order: Ordering) -> Option<&AtomicPtr<AtomicU64>> {
+        let len = self.directory_len.load(order);
+        if c >= len {
+            return None;
+        }
+        let directory = self.directory.load(order);
+        // SAFETY: a directory pointer seen after its length holds at least `len` entries (see
+        // `directory`), and replaced directories live as long as the state.
+        Some(unsafe { &*directory.add(c) })
+    }
+
     /// Counts one call of site `id` (of kind `kind`) and, if timed, files its duration (in
     /// ticks) in its bucket. Only the owning thread writes, so no read-modify-write.
     #[inline(always)]
     pub(crate) fn observe(&self, id: u32, kind: u32, error: bool, ticks: Option<u64>) {
         let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
-        let Some(slot) = self.chunks.get(c) else {
-            return count_overflow(id, error);
+        let slot = match self.chunk_slot(c, Ordering::Relaxed) {
+            Some(slot) => slot,
+            None => match self.grow_directory(c) {
+                Some(slot) => slot,
+                None => return count_overflow(id, error),
+            },
         };
         let mut chunk = slot.load(Ordering::Acquire);
         if chunk.is_null() {
@@ -103,19 +142,69 @@ impl ThreadState {
         self.stride
     }
 
-    /// Copies the statistics of site `id` into `out` (`stride` values; zeros if none).
-    pub(crate) fn read_site(&self, id: u32, out: &mut [u64]) {
-        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
-        match self.chunks.get(c).map(|s| s.load(Ordering::Acquire)) {
-            Some(p) if !p.is_null() => {
-                // SAFETY: as in `observe`.
-                let site =
-                    unsafe { std::slice::from_raw_parts(p.add(i * self.stride), self.stride) };
-                for (o, v) in out.iter_mut().zip(site) {
-                    *o = v.load(Ordering::Relaxed);
+    /// Owner-only, rare: makes the directory long enough for chunk `c` (a copy twice as long,
+    /// or as long as needed), keeping the old one for readers still in it. `None` beyond
+    /// `MAX_SITES`.
+    #[cold]
+    #[inline(never)]
+    fn grow_directory(&self, c: usize) -> Option<&AtomicPtr<AtomicU64>> {
+        if c >= MAX_SITES / CHUNK {
+            return None;
+        }
+        let len = self.directory_len.load(Ordering::Relaxed);
+        let new_len = (c + 1).max(len * 2).min(MAX_SITES / CHUNK);
+        let old = self.directory.load(Ordering::Relaxed);
+        // SAFETY: the current directory holds `len` entries.
+        let entries = unsafe { std::slice::from_raw_parts(old, len) };
+        let new = new_directory(entries, new_len);
+        self.directory.store(new, Ordering::Release);
+        self.directory_len.store(new_len, Ordering::Release);
+        // SAFETY: made by `new_directory` with `len` entries; no longer current, freed with
+        // the state.
+        let old = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(old, len)) };
+        self.old_directories
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(old);
+        self.chunk_slot(c, Ordering::Relaxed)
+    }
+
+    /// Collector-only: adds what this thread counted since the last call to `totals` (`stride`
+    /// values per site id, for the ids it has room for).
+    pub(crate) fn add_new_counts(&self, totals: &mut [u64]) {
+        let stride = self.stride;
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        let chunks = self.directory_len.load(Ordering::Acquire);
+        reported.resize_with(chunks, || None);
+        for (c, reported) in reported.iter_mut().enumerate() {
+            let Some(chunk) = self
+                .chunk_slot(c, Ordering::Acquire)
+                .map(|slot| slot.load(Ordering::Acquire))
+            else {
+                break;
+            };
+            if chunk.is_null() {
+                continue;
+            }
+            // SAFETY: as in `observe`.
+            let values = unsafe { std::slice::from_raw_parts(chunk, CHUNK * stride) };
+            let reported = reported.get_or_insert_with(|| vec![0; CHUNK * stride].into());
+            for i in 0..CHUNK {
+                let start = (c * CHUNK + i) * stride;
+                let Some(total) = totals.get_mut(start..start + stride) else {
+                    return; // sites registered after the collector took its list: next time
+                };
+                let range = i * stride..(i + 1) * stride;
+                for ((total, before), now) in total
+                    .iter_mut()
+                    .zip(&mut reported[range.clone()])
+                    .zip(&values[range])
+                {
+                    let now = now.load(Ordering::Relaxed);
+                    *total += now.wrapping_sub(*before);
+                    *before = now;
                 }
             }
-            _ => out.fill(0),
         }
     }
 
@@ -164,16 +253,38 @@ impl ThreadState {
 
 impl Drop for ThreadState {
     fn drop(&mut self) {
-        for slot in self.chunks.iter() {
+        let len = *self.directory_len.get_mut();
+        // SAFETY: made by `new_directory` with `len` entries, freed once here.
+        let directory = unsafe {
+            Box::from_raw(ptr::slice_from_raw_parts_mut(
+                *self.directory.get_mut(),
+                len,
+            ))
+        };
+        for slot in directory.iter() {
             let p = slot.load(Ordering::Acquire);
             if !p.is_null() {
-                // SAFETY: made by Box::into_raw in `new_chunk` with this length, freed once here.
+                // SAFETY: made by Box::into_raw in `new_chunk` with this length, freed once here
+                // (the old directories hold copies of these pointers but do not own them).
                 drop(unsafe {
                     Box::from_raw(ptr::slice_from_raw_parts_mut(p, CHUNK * self.stride))
                 });
             }
         }
     }
+}
+
+/// A directory of `len` chunk pointers, starting with those of `from`, the rest null.
+fn new_directory(from: &[AtomicPtr<AtomicU64>], len: usize) -> *mut AtomicPtr<AtomicU64> {
+    let directory: Box<[AtomicPtr<AtomicU64>]> = (0..len)
+        .map(|c| {
+            AtomicPtr::new(
+                from.get(c)
+                    .map_or(ptr::null_mut(), |p| p.load(Ordering::Relaxed)),
+            )
+        })
+        .collect();
+    Box::into_raw(directory) as *mut AtomicPtr<AtomicU64>
 }
 
 /// Adds one to a counter only its owning thread writes.
