@@ -184,19 +184,31 @@ impl<T> Drop for Segment<T> {
 /// A thread's bounded event queue: a chain of [`Segment`]s, the producer writing the newest and
 /// the collector reading (and freeing) from the oldest.
 pub(crate) struct Queue<T> {
-    /// The ring the producer writes (owner-only).
-    write: AtomicPtr<Segment<T>>,
-    /// The oldest ring not yet emptied: where readers start.
-    read: AtomicPtr<Segment<T>>,
-    /// Set while a reader walks the chain, so only one does (it frees the rings it empties).
-    reading: AtomicBool,
+    /// What the producer uses, on lines of its own ...
+    producer: Producer<T>,
+    /// ... and what the readers write, on others.
+    reader: Reader<T>,
     /// Most events queued at once.
     limit: u64,
     /// Slots of the largest ring the limit needs.
     max_slots: usize,
     policy: DropPolicy,
+}
+
+#[repr(align(128))]
+struct Producer<T> {
+    /// The ring the producer writes (owner-only).
+    write: AtomicPtr<Segment<T>>,
     /// Events pushed so far (producer-written).
     pushed: AtomicU64,
+}
+
+#[repr(align(128))]
+struct Reader<T> {
+    /// The oldest ring not yet emptied: where readers start.
+    read: AtomicPtr<Segment<T>>,
+    /// Set while a reader walks the chain, so only one does (it frees the rings it empties).
+    reading: AtomicBool,
     /// Events taken out so far, by readers and by evictions.
     popped: AtomicU64,
 }
@@ -217,14 +229,18 @@ impl<T> Queue<T> {
             limit,
         )));
         Queue {
-            write: AtomicPtr::new(first),
-            read: AtomicPtr::new(first),
-            reading: AtomicBool::new(false),
+            producer: Producer {
+                write: AtomicPtr::new(first),
+                pushed: AtomicU64::new(0),
+            },
+            reader: Reader {
+                read: AtomicPtr::new(first),
+                reading: AtomicBool::new(false),
+                popped: AtomicU64::new(0),
+            },
             limit,
             max_slots,
             policy,
-            pushed: AtomicU64::new(0),
-            popped: AtomicU64::new(0),
         }
     }
 
@@ -233,7 +249,7 @@ impl<T> Queue<T> {
     pub(crate) fn push(&self, event: T) -> Pushed {
         // SAFETY: `write` is only changed by this (owning) thread and never freed while it is
         // the ring being written.
-        let segment = unsafe { &*self.write.load(Ordering::Relaxed) };
+        let segment = unsafe { &*self.producer.write.load(Ordering::Relaxed) };
         match segment.try_push(event, self.policy) {
             Ok(()) => {
                 self.count_pushed();
@@ -246,8 +262,8 @@ impl<T> Queue<T> {
 
     #[inline(always)]
     fn count_pushed(&self) {
-        let pushed = self.pushed.load(Ordering::Relaxed);
-        self.pushed.store(pushed + 1, Ordering::Release);
+        let pushed = self.producer.pushed.load(Ordering::Relaxed);
+        self.producer.pushed.store(pushed + 1, Ordering::Release);
     }
 
     /// The ring being written is at its limit: raise the limit if the queue has room (older
@@ -275,7 +291,7 @@ impl<T> Queue<T> {
             let oldest = self.pop().or_else(|| {
                 let oldest = segment.pop(self.policy);
                 if oldest.is_some() {
-                    self.popped.fetch_add(1, Ordering::AcqRel);
+                    self.reader.popped.fetch_add(1, Ordering::AcqRel);
                 }
                 oldest
             });
@@ -306,7 +322,7 @@ impl<T> Queue<T> {
             )));
             // Publish: readers see every event pushed to `segment` before `next`.
             segment.next.store(next, Ordering::Release);
-            self.write.store(next, Ordering::Relaxed);
+            self.producer.write.store(next, Ordering::Relaxed);
             // SAFETY: just made and linked; only this thread writes it, and it is freed only
             // after the producer has moved past it.
             unsafe { &*next }
@@ -325,21 +341,21 @@ impl<T> Queue<T> {
     /// Takes the oldest event, if any. Safe to call from any thread; while one thread reads,
     /// another gets `None`.
     pub(crate) fn pop(&self) -> Option<T> {
-        if self.reading.swap(true, Ordering::Acquire) {
+        if self.reader.reading.swap(true, Ordering::Acquire) {
             return None;
         }
         let event = self.pop_reading();
-        self.reading.store(false, Ordering::Release);
+        self.reader.reading.store(false, Ordering::Release);
         event
     }
 
     fn pop_reading(&self) -> Option<T> {
         loop {
-            let current = self.read.load(Ordering::Acquire);
+            let current = self.reader.read.load(Ordering::Acquire);
             // SAFETY: rings are freed only below, by the one reader, which this thread is.
             let segment = unsafe { &*current };
             if let Some(event) = segment.pop(self.policy) {
-                self.popped.fetch_add(1, Ordering::AcqRel);
+                self.reader.popped.fetch_add(1, Ordering::AcqRel);
                 return Some(event);
             }
             let next = segment.next.load(Ordering::Acquire);
@@ -348,10 +364,10 @@ impl<T> Queue<T> {
             }
             // The producer linked `next` after its last push here, so that push is visible now.
             if let Some(event) = segment.pop(self.policy) {
-                self.popped.fetch_add(1, Ordering::AcqRel);
+                self.reader.popped.fetch_add(1, Ordering::AcqRel);
                 return Some(event);
             }
-            self.read.store(next, Ordering::Release);
+            self.reader.read.store(next, Ordering::Release);
             // SAFETY: made by Box::into_raw; empty, the producer has moved past it, and no other
             // reader can be in it (`reading`).
             drop(unsafe { Box::from_raw(current) });
@@ -360,13 +376,13 @@ impl<T> Queue<T> {
 
     /// Events pushed so far.
     pub(crate) fn pushed(&self) -> u64 {
-        self.pushed.load(Ordering::Acquire)
+        self.producer.pushed.load(Ordering::Acquire)
     }
 
     /// Events queued now.
     pub(crate) fn len(&self) -> u64 {
-        let popped = self.popped.load(Ordering::Acquire);
-        self.pushed.load(Ordering::Acquire).saturating_sub(popped)
+        let popped = self.reader.popped.load(Ordering::Acquire);
+        self.producer.pushed.load(Ordering::Acquire).saturating_sub(popped)
     }
 }
 
@@ -385,7 +401,7 @@ fn prefetch_for_write<S>(slot: &S) {
 
 impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
-        let mut current = *self.read.get_mut();
+        let mut current = *self.reader.read.get_mut();
         while !current.is_null() {
             // SAFETY: every ring from `read` on is owned by the queue, made by Box::into_raw.
             let segment = unsafe { Box::from_raw(current) };
@@ -454,12 +470,12 @@ mod tests {
         /// Rings in the chain, and the slots of the one being written.
         fn shape(&self) -> (usize, usize) {
             let mut count = 0;
-            let mut current = self.read.load(Ordering::Acquire);
+            let mut current = self.reader.read.load(Ordering::Acquire);
             while !current.is_null() {
                 count += 1;
                 current = unsafe { &*current }.next.load(Ordering::Acquire);
             }
-            let write = unsafe { &*self.write.load(Ordering::Relaxed) };
+            let write = unsafe { &*self.producer.write.load(Ordering::Relaxed) };
             (count, write.slots.len())
         }
     }
