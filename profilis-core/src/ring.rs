@@ -382,7 +382,10 @@ impl<T> Queue<T> {
     /// Events queued now.
     pub(crate) fn len(&self) -> u64 {
         let popped = self.reader.popped.load(Ordering::Acquire);
-        self.producer.pushed.load(Ordering::Acquire).saturating_sub(popped)
+        self.producer
+            .pushed
+            .load(Ordering::Acquire)
+            .saturating_sub(popped)
     }
 }
 
