@@ -62,20 +62,18 @@
 //! # Ok::<(), profilis_exporters::listener::ListenerError>(())
 //! ```
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 mod config;
+mod connection;
+mod pool;
 mod server;
 
 use config::validate;
@@ -84,7 +82,8 @@ pub use config::{
     ListenerError, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_PORT, DEFAULT_READ_TIMEOUT,
 };
-use server::{empty, Server};
+use connection::{answer_and_close, Answer};
+use server::Server;
 
 /// The function the listener calls on every scrape to produce the `/metrics` body.
 pub type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;
@@ -225,50 +224,29 @@ fn run(
     // Dropping the runtime here drops every connection task, closing their sockets.
 }
 
+/// Accepts connections and decides at once what each gets: a refused client its `403`, an
+/// allowed one a place in the pool (another connection giving way if need be), or `503` when
+/// every connection is answering a request. Nothing is held for a client before that decision.
 async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(ACCEPT_BACKOFF).await;
             continue;
         };
-        // Full: close at once rather than queue, so a flood cannot pile up connections.
-        let Ok(permit) = Arc::clone(&server.slots).try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
-        let allowed = server.allows(peer.ip());
-        tokio::spawn(serve_connection(
-            Arc::clone(&server),
-            stream,
-            allowed,
-            permit,
-        ));
-    }
-}
-
-async fn serve_connection(
-    server: Arc<Server>,
-    stream: TcpStream,
-    allowed: bool,
-    _permit: OwnedSemaphorePermit,
-) {
-    // Best effort: responses are written in one go, so delaying small segments only adds latency.
-    let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(stream);
-    // Timing out, a protocol error or the client going away all end in the same place: the
-    // connection is dropped and its slot freed.
-    if allowed {
-        let handler = Arc::clone(&server);
-        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-            std::future::ready(Ok::<_, Infallible>(handler.respond(&request)))
-        });
-        let connection = server.http.serve_connection(io, service);
-        let _ = tokio::time::timeout(server.connection_timeout, connection).await;
-    } else {
-        let service = service_fn(|_request: Request<hyper::body::Incoming>| {
-            std::future::ready(Ok::<_, Infallible>(empty(StatusCode::FORBIDDEN)))
-        });
-        let connection = server.http_refused.serve_connection(io, service);
-        let _ = tokio::time::timeout(server.connection_timeout, connection).await;
+        if !server.allows(peer.ip()) {
+            answer_and_close(&server.refusing, stream, Answer::Forbidden);
+        } else if let Ok(slot) = server.pool.admit() {
+            let task = tokio::spawn(connection::serve(
+                Arc::clone(&server),
+                stream,
+                Arc::clone(&slot),
+            ));
+            slot.attach(task.abort_handle());
+        } else {
+            answer_and_close(&server.turning_away, stream, Answer::Busy);
+        }
+        // Let the new connection read its request before the next one is accepted: a client
+        // that sends its request at once is then busy, and no flood of newcomers displaces it.
+        tokio::task::yield_now().await;
     }
 }
