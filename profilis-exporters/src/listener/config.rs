@@ -34,18 +34,26 @@ pub struct ListenerConfig {
     /// Address to listen on. Port `0` picks a free port; see [`Listener::local_addr`](super::Listener::local_addr).
     pub addr: SocketAddr,
     /// Networks whose clients may use the listener; empty lets in everyone who can reach
-    /// [`addr`](Self::addr). Build entries with [`parse_allowed_network`] or [`parse_allow_list`].
+    /// [`addr`](Self::addr). Build entries with [`parse_allowed_network`] or [`parse_allow_list`]
+    /// (which refuses a string naming no network). An IPv4 client matches an entry in either
+    /// form, `a.b.c.d` or `::ffff:a.b.c.d`, whatever the socket.
     pub allow: Vec<IpNet>,
     /// When set, every request must carry `Authorization: Bearer <token>`.
     pub bearer_token: Option<String>,
     /// Time a client has to send the request line and headers of each request, counted from
     /// when the listener starts waiting for them (also bounds idle keep-alive connections).
+    /// When every place is taken, a client still sending them may be closed sooner to make room
+    /// (see [`max_connections`](Self::max_connections)).
     pub read_timeout: Duration,
     /// Longest time a connection may stay open, from accept to close, whatever it is doing.
     pub connection_timeout: Duration,
     /// Largest request line plus headers accepted, in bytes; larger ones get `431`.
     pub max_header_bytes: usize,
-    /// Most connections open at once; further ones are closed on accept.
+    /// Most connections of allowed clients open at once. When all are taken, a newcomer takes
+    /// the place of the oldest connection without a complete request, else of the longest idle
+    /// keep-alive one; when every connection is answering a request, the newcomer gets `503`
+    /// with `Retry-After`. Refused clients never take a place. See the
+    /// [module docs](super#security).
     pub max_connections: usize,
 }
 

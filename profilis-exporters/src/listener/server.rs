@@ -198,4 +198,36 @@ mod tests {
         assert!(!server.allows("::ffff:11.1.2.3".parse().unwrap()));
         assert!(!server.allows("::1".parse().unwrap()));
     }
+
+    fn allowing(entries: &[&str]) -> Server {
+        Server::new(
+            ListenerConfig {
+                allow: entries.iter().map(|entry| entry.parse().unwrap()).collect(),
+                ..ListenerConfig::default()
+            },
+            Arc::new(String::new),
+        )
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_match_ipv4_clients_in_both_forms() {
+        // Built without `parse_allowed_network`, so the entry stays IPv6.
+        let server = allowing(&["::ffff:10.0.0.0/104"]);
+        assert!(server.allows("10.1.2.3".parse().unwrap()));
+        assert!(server.allows("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!server.allows("11.1.2.3".parse().unwrap()));
+        assert!(!server.allows("::ffff:11.1.2.3".parse().unwrap()));
+        assert!(!server.allows("::a01:203".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_ipv6_network_holding_mapped_addresses_admits_ipv4_clients_on_every_socket() {
+        let server = allowing(&["::/0"]);
+        assert!(server.allows("192.0.2.1".parse().unwrap()));
+        assert!(server.allows("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(server.allows("2001:db8::1".parse().unwrap()));
+        let ipv6_only = allowing(&["2001:db8::/32"]);
+        assert!(!ipv6_only.allows("192.0.2.1".parse().unwrap()));
+        assert!(ipv6_only.allows("2001:db8::1".parse().unwrap()));
+    }
 }
