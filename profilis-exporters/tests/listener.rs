@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +13,8 @@ use profilis_exporters::listener::{
     self, parse_allow_list, parse_allowed_network, parse_listen_addr, Listener, ListenerConfig,
     ListenerError, RenderFn, DEFAULT_LISTEN,
 };
+use profilis_exporters::{Error, Exporter};
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Longest a client waits for any single read; far above what a healthy listener needs.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +55,29 @@ impl Reply {
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    stream
+}
+
+/// A loopback address other than `127.0.0.1`: Linux routes all of `127.0.0.0/8` to `lo`, so a
+/// client bound to it reaches the listener from an address an allow-list of `127.0.0.1` refuses.
+const OTHER_LOOPBACK: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// Connects from `source`, with a receive buffer of `receive_buffer` bytes when given (a small
+/// one makes the listener's writes stall as soon as the client stops reading).
+fn connect_with(source: Ipv4Addr, receive_buffer: Option<usize>, addr: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    if let Some(size) = receive_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    socket
+        .bind(&SocketAddr::new(source.into(), 0).into())
+        .expect("bind the client socket");
+    socket
+        .connect_timeout(&addr.into(), CLIENT_TIMEOUT)
+        .expect("connect");
+    let stream = TcpStream::from(socket);
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
     stream
@@ -359,7 +384,6 @@ fn allowed_networks_parse_or_name_the_bad_value() {
             parse_allowed_network("::1").unwrap()
         ]
     );
-    assert!(parse_allow_list("").unwrap().is_empty());
     for bad in ["10.0.0.0/33", "localhost", "10.0.0", "", "1.2.3.4/"] {
         let error = parse_allowed_network(bad).expect_err(bad);
         assert!(
@@ -373,6 +397,71 @@ fn allowed_networks_parse_or_name_the_bad_value() {
         matches!(&error, ListenerError::InvalidNetwork { value } if value == "nope"),
         "{error:?}"
     );
+}
+
+#[test]
+fn an_allow_list_naming_no_network_is_an_error() {
+    for empty in ["", " ", ",", " , ", ",,\t,"] {
+        let error = parse_allow_list(empty).expect_err(empty);
+        assert!(
+            matches!(&error, ListenerError::EmptyAllowList { value } if value == empty),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(&format!("{empty:?}")), "{message}");
+        assert!(message.contains("10.0.0.0/8"), "{message}");
+    }
+    let error = Exporter::new().allow(" , ").err().expect("rejected");
+    assert!(
+        matches!(error, Error::Listener(ListenerError::EmptyAllowList { .. })),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn ipv4_mapped_entries_become_the_ipv4_networks_they_stand_for() {
+    for (entry, stored) in [
+        ("::ffff:127.0.0.1", "127.0.0.1/32"),
+        ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+        ("::ffff:10.1.2.3/104", "10.0.0.0/8"),
+        ("::ffff:192.168.1.7/120", "192.168.1.0/24"),
+        ("::ffff:0.0.0.0/96", "0.0.0.0/0"),
+        // Not IPv4-mapped, or wider than the mapped range: left as they are.
+        ("::1", "::1/128"),
+        ("::/0", "::/0"),
+        ("::ffff:0:0/95", "::fffe:0:0/95"),
+        ("fd00::/8", "fd00::/8"),
+    ] {
+        assert_eq!(
+            parse_allowed_network(entry).unwrap().to_string(),
+            stored,
+            "{entry}"
+        );
+    }
+    assert_eq!(
+        parse_allow_list("::ffff:10.0.0.0/104, ::ffff:127.0.0.1").unwrap(),
+        parse_allow_list("10.0.0.0/8, 127.0.0.1").unwrap()
+    );
+}
+
+#[test]
+fn an_ipv4_mapped_entry_admits_its_client_on_an_ipv4_socket() {
+    let allowed = start(ListenerConfig {
+        allow: parse_allow_list("::ffff:127.0.0.1").unwrap(),
+        ..ephemeral()
+    });
+    assert_eq!(get(allowed.local_addr(), "/metrics").status, 200);
+    // Built without the parser, the entry still matches.
+    let unparsed = start(ListenerConfig {
+        allow: vec!["::ffff:127.0.0.0/120".parse().unwrap()],
+        ..ephemeral()
+    });
+    assert_eq!(get(unparsed.local_addr(), "/metrics").status, 200);
+    let refused = start(ListenerConfig {
+        allow: parse_allow_list("::ffff:10.0.0.1").unwrap(),
+        ..ephemeral()
+    });
+    assert_eq!(get(refused.local_addr(), "/metrics").status, 403);
 }
 
 #[test]
@@ -589,44 +678,145 @@ fn headers_under_the_limit_are_accepted() {
     assert_eq!(reply.status, 200);
 }
 
+/// Whether `stream` is still open: a request on it is answered `200`.
+fn still_served(stream: &mut TcpStream) -> bool {
+    let request = b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n";
+    stream.write_all(request).is_ok()
+        && read_one_response(stream).is_some_and(|reply| reply.status == 200)
+}
+
 #[test]
-fn connections_beyond_the_limit_are_closed_and_slots_are_reused() {
+fn when_full_the_oldest_connection_without_a_request_gives_way() {
     let listener = start(ListenerConfig {
         max_connections: 2,
         read_timeout: Duration::from_secs(30),
         ..ephemeral()
     });
     let addr = listener.local_addr();
+    // The listener accepts in the order clients connected, so `oldest` is admitted first.
+    let mut oldest = connect(addr);
+    let mut younger = connect(addr);
 
-    // Two idle connections take both slots. The listener accepts in order, so once a third
-    // connection is refused these two are known to hold them.
-    let first = connect(addr);
-    let second = connect(addr);
-
-    let mut third = connect(addr);
-    let _ = third.write_all(b"GET /metrics HTTP/1.1\r\nHost: example\r\n\r\n");
-    let received = read_until_closed(&mut third);
+    // A third client finds both places taken by clients that sent nothing, and is served.
+    assert_eq!(get(addr, "/metrics").status, 200);
     assert!(
-        received.is_empty(),
-        "a connection over the limit was served: {:?}",
-        String::from_utf8_lossy(&received)
+        read_until_closed(&mut oldest).is_empty(),
+        "the oldest idle connection was answered"
+    );
+    assert!(
+        still_served(&mut younger),
+        "the younger connection was closed"
+    );
+}
+
+#[test]
+fn idle_keep_alive_connections_outlast_connections_without_a_request() {
+    let listener = start(ListenerConfig {
+        max_connections: 2,
+        read_timeout: Duration::from_secs(30),
+        ..ephemeral()
+    });
+    let addr = listener.local_addr();
+    let mut keep_alive = connect(addr);
+    assert!(still_served(&mut keep_alive));
+    // Younger, but it has not sent a request: it gives way first.
+    let mut silent = connect(addr);
+
+    assert_eq!(get(addr, "/metrics").status, 200);
+    assert!(read_until_closed(&mut silent).is_empty());
+    assert!(
+        still_served(&mut keep_alive),
+        "the keep-alive connection was closed"
+    );
+}
+
+#[test]
+fn when_every_connection_is_answering_a_newcomer_gets_503_with_retry_after() {
+    // Far more than the socket buffers of both ends hold, so the response stalls while the
+    // client does not read it.
+    let big_page: RenderFn = Arc::new(|| "x".repeat(16 * 1024 * 1024));
+    let listener = listener::start(
+        ListenerConfig {
+            max_connections: 1,
+            ..ephemeral()
+        },
+        big_page,
+    )
+    .unwrap();
+    let addr = listener.local_addr();
+
+    let mut slow_reader = connect_with(Ipv4Addr::LOCALHOST, Some(4096), addr);
+    slow_reader
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: example\r\n\r\n")
+        .unwrap();
+    // The status line arriving shows its request is being answered.
+    let mut status_line = [0_u8; 12];
+    slow_reader.read_exact(&mut status_line).unwrap();
+    assert_eq!(&status_line, b"HTTP/1.1 200");
+
+    let turned_away = get(addr, "/healthz");
+    assert_eq!(turned_away.status, 503);
+    assert_eq!(turned_away.header("retry-after"), Some("1"));
+    assert_eq!(turned_away.header("connection"), Some("close"));
+    assert!(turned_away.header("date").is_some());
+    assert!(
+        String::from_utf8_lossy(&turned_away.body).contains("retry later"),
+        "{:?}",
+        turned_away.body
     );
 
-    drop(first);
-    drop(second);
-    // Slots are freed once the listener notices the clients left; retry until it has.
+    // Once the slow reader leaves, its place is free again.
+    drop(slow_reader);
     let deadline = Instant::now() + CLIENT_TIMEOUT;
     loop {
-        let mut stream = connect(addr);
-        let request = b"GET /metrics HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n";
-        let _ = stream.write_all(request);
-        let received = read_until_closed(&mut stream);
-        if !received.is_empty() {
-            assert_eq!(parse_reply(&received).status, 200);
+        let reply = get(addr, "/healthz");
+        if reply.status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "slots were never freed");
+        assert_eq!(reply.status, 503);
+        assert!(Instant::now() < deadline, "the place was never freed");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn refused_clients_are_answered_at_once_and_take_no_place() {
+    let listener = start(ListenerConfig {
+        allow: parse_allow_list("127.0.0.1").unwrap(),
+        max_connections: 1,
+        read_timeout: Duration::from_secs(30),
+        ..ephemeral()
+    });
+    let addr = listener.local_addr();
+    // Refused clients that send nothing and keep their sockets open.
+    let mut refused: Vec<TcpStream> = (0..4)
+        .map(|_| connect_with(OTHER_LOOPBACK, None, addr))
+        .collect();
+
+    // The one place is still there for an allowed client.
+    assert_eq!(get(addr, "/metrics").status, 200);
+    for stream in &mut refused {
+        let reply = parse_reply(&read_until_closed(stream));
+        assert_eq!(reply.status, 403);
+        assert!(reply.body.is_empty(), "{:?}", reply.body);
+        assert_eq!(reply.header("content-length"), Some("0"));
+        assert_eq!(reply.header("connection"), Some("close"));
+    }
+}
+
+#[test]
+fn a_refused_client_that_sent_its_request_reads_the_whole_answer() {
+    let listener = start(ListenerConfig {
+        allow: parse_allow_list("127.0.0.1").unwrap(),
+        ..ephemeral()
+    });
+    let addr = listener.local_addr();
+    for _ in 0..20 {
+        let mut stream = connect_with(OTHER_LOOPBACK, None, addr);
+        let big = "a".repeat(4000);
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: example\r\nX-Big: {big}\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        assert_eq!(parse_reply(&read_until_closed(&mut stream)).status, 403);
     }
 }
 

@@ -106,10 +106,14 @@ impl Exporter {
     }
 
     /// Only clients in these networks (`"10.0.0.0/8,127.0.0.1"`) may use the listener; others
-    /// get 403.
+    /// get 403. The string must name at least one network: to let every client in, do not call
+    /// this. Entries are parsed by [`listener::parse_allow_list`].
     ///
     /// # Errors
-    /// [`Error::Listener`] naming an entry that is not an address or network.
+    /// [`Error::Listener`]: [`ListenerError::InvalidNetwork`](crate::listener::ListenerError)
+    /// naming an entry that is not an address or network, or
+    /// [`ListenerError::EmptyAllowList`](crate::listener::ListenerError) when the string names
+    /// none (`""`, `" , "`).
     #[cfg(feature = "listener")]
     #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
     pub fn allow(mut self, networks: &str) -> Result<Self, Error> {

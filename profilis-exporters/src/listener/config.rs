@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 pub use ipnet::IpNet;
+use ipnet::Ipv4Net;
 
 /// Port of [`DEFAULT_LISTEN`].
 pub const DEFAULT_PORT: u16 = 9464;
@@ -33,18 +34,26 @@ pub struct ListenerConfig {
     /// Address to listen on. Port `0` picks a free port; see [`Listener::local_addr`](super::Listener::local_addr).
     pub addr: SocketAddr,
     /// Networks whose clients may use the listener; empty lets in everyone who can reach
-    /// [`addr`](Self::addr). Build entries with [`parse_allowed_network`] or [`parse_allow_list`].
+    /// [`addr`](Self::addr). Build entries with [`parse_allowed_network`] or [`parse_allow_list`]
+    /// (which refuses a string naming no network). An IPv4 client matches an entry in either
+    /// form, `a.b.c.d` or `::ffff:a.b.c.d`, whatever the socket.
     pub allow: Vec<IpNet>,
     /// When set, every request must carry `Authorization: Bearer <token>`.
     pub bearer_token: Option<String>,
     /// Time a client has to send the request line and headers of each request, counted from
     /// when the listener starts waiting for them (also bounds idle keep-alive connections).
+    /// When every place is taken, a client still sending them may be closed sooner to make room
+    /// (see [`max_connections`](Self::max_connections)).
     pub read_timeout: Duration,
     /// Longest time a connection may stay open, from accept to close, whatever it is doing.
     pub connection_timeout: Duration,
     /// Largest request line plus headers accepted, in bytes; larger ones get `431`.
     pub max_header_bytes: usize,
-    /// Most connections open at once; further ones are closed on accept.
+    /// Most connections of allowed clients open at once. When all are taken, a newcomer takes
+    /// the place of the oldest connection without a complete request, else of the longest idle
+    /// keep-alive one; when every connection is answering a request, the newcomer gets `503`
+    /// with `Retry-After`. Refused clients never take a place. See the
+    /// [module docs](super#security).
     pub max_connections: usize,
 }
 
@@ -99,6 +108,17 @@ pub enum ListenerError {
          such as `10.0.0.0/8`, `127.0.0.1` or `::1`"
     )]
     InvalidNetwork {
+        /// The string given.
+        value: String,
+    },
+    /// An allow-list string holds no entry at all (`""`, `" , "`), which would otherwise be
+    /// read as "no allow-list" and let everyone in.
+    #[error(
+        "allow-list {value:?} is not allowed: it names no network; expected one or more \
+         comma-separated IP addresses or CIDR networks such as `10.0.0.0/8, 127.0.0.1`. To let \
+         every client in, set no allow-list at all"
+    )]
+    EmptyAllowList {
         /// The string given.
         value: String,
     },
@@ -168,6 +188,10 @@ pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, ListenerError> {
 /// Parses one allow-list entry: a CIDR network (`10.0.0.0/8`, `fd00::/8`) or a single address
 /// (`127.0.0.1`, `::1`), which allows just that address. Surrounding whitespace is ignored.
 ///
+/// An IPv4-mapped IPv6 entry is stored as the IPv4 entry it stands for, so it means the same on
+/// every socket: `::ffff:127.0.0.1` becomes `127.0.0.1/32` and `::ffff:10.0.0.0/104` becomes
+/// `10.0.0.0/8`. Host bits are cleared: `192.168.1.7/24` becomes `192.168.1.0/24`.
+///
 /// # Errors
 ///
 /// [`ListenerError::InvalidNetwork`] naming the string when it is neither.
@@ -178,22 +202,48 @@ pub fn parse_allowed_network(s: &str) -> Result<IpNet, ListenerError> {
     } else {
         trimmed.parse::<IpAddr>().ok().map(IpNet::from)
     };
-    parsed.ok_or_else(|| ListenerError::InvalidNetwork {
-        value: s.to_owned(),
-    })
+    parsed
+        .map(ipv4_if_mapped)
+        .ok_or_else(|| ListenerError::InvalidNetwork {
+            value: s.to_owned(),
+        })
+}
+
+/// `::ffff:a.b.c.d/n` with `n >= 96` as the IPv4 network `a.b.c.d/(n - 96)`; any other network
+/// unchanged. Wider IPv6 networks (`::/0`) hold more than IPv4-mapped addresses and stay IPv6;
+/// [`Server::allows`](super::server::Server::allows) matches IPv4 clients against them too.
+fn ipv4_if_mapped(net: IpNet) -> IpNet {
+    const MAPPED_PREFIX_LEN: u8 = 96;
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= MAPPED_PREFIX_LEN => v6
+            .addr()
+            .to_ipv4_mapped()
+            .and_then(|v4| Ipv4Net::new(v4, v6.prefix_len() - MAPPED_PREFIX_LEN).ok())
+            .map_or(net, IpNet::V4),
+        other => other,
+    }
 }
 
 /// Parses a comma-separated allow-list (`"10.0.0.0/8, 127.0.0.1, ::1"`) with
-/// [`parse_allowed_network`]; empty entries are skipped, so `""` gives an empty list.
+/// [`parse_allowed_network`]. Empty entries between commas are skipped, but the list must name
+/// at least one network: a string with none is an error rather than "allow everyone".
 ///
 /// # Errors
 ///
-/// [`ListenerError::InvalidNetwork`] naming the first entry that does not parse.
+/// - [`ListenerError::InvalidNetwork`] naming the first entry that does not parse;
+/// - [`ListenerError::EmptyAllowList`] naming the string when it holds no entry (`""`, `" , "`).
 pub fn parse_allow_list(s: &str) -> Result<Vec<IpNet>, ListenerError> {
-    s.split(',')
+    let networks = s
+        .split(',')
         .filter(|entry| !entry.trim().is_empty())
         .map(parse_allowed_network)
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if networks.is_empty() {
+        return Err(ListenerError::EmptyAllowList {
+            value: s.to_owned(),
+        });
+    }
+    Ok(networks)
 }
 
 pub(super) fn validate(config: &ListenerConfig) -> Result<(), ListenerError> {

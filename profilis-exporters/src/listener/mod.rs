@@ -11,6 +11,8 @@
 //! | any other method on those paths | `405` with `Allow: GET, HEAD` |
 //! | any other path | `404` |
 //! | render function panicked | `500` for that request; the listener keeps serving |
+//! | any request from a client outside the [allow-list](ListenerConfig::allow) | `403`, empty body, sent as soon as the client connects; then the connection is closed |
+//! | any request when every connection is answering a request | `503` with `Retry-After: 1`; then the connection is closed |
 //!
 //! The query string is ignored when matching paths. Request bodies are never read.
 //!
@@ -21,10 +23,10 @@
 //! | [`addr`](ListenerConfig::addr) | [`DEFAULT_LISTEN`], `127.0.0.1:9464`: loopback only |
 //! | [`allow`](ListenerConfig::allow) | empty: everyone who can reach the address |
 //! | [`bearer_token`](ListenerConfig::bearer_token) | none |
-//! | [`read_timeout`](ListenerConfig::read_timeout) | [`DEFAULT_READ_TIMEOUT`], 5 s to send the request headers |
+//! | [`read_timeout`](ListenerConfig::read_timeout) | [`DEFAULT_READ_TIMEOUT`], 5 s to send the request headers (also the longest idle time between keep-alive requests) |
 //! | [`connection_timeout`](ListenerConfig::connection_timeout) | [`DEFAULT_CONNECTION_TIMEOUT`], 30 s for the whole connection |
 //! | [`max_header_bytes`](ListenerConfig::max_header_bytes) | [`DEFAULT_MAX_HEADER_BYTES`], 8 KiB of request line and headers |
-//! | [`max_connections`](ListenerConfig::max_connections) | [`DEFAULT_MAX_CONNECTIONS`], 16 open connections |
+//! | [`max_connections`](ListenerConfig::max_connections) | [`DEFAULT_MAX_CONNECTIONS`], 16 open connections of allowed clients; when all are taken a newcomer takes the place of one that is not answering a request (see Limits below) |
 //!
 //! # Security
 //!
@@ -32,9 +34,19 @@
 //!   `0.0.0.0:<port>` or `[::]:<port>` only when a scraper on another host needs it, and then
 //!   narrow it down with the two options below.
 //! - **Allow-list.** With [`allow`](ListenerConfig::allow) non-empty, a client whose IP address
-//!   is in none of the networks gets `403` with an empty body for every request, whatever the
-//!   path, method or credentials, so it learns nothing about the routes. IPv4 clients of a
-//!   dual-stack socket (`::ffff:a.b.c.d`) are matched against IPv4 networks too.
+//!   is in none of the networks gets `403` with an empty body, whatever the path, method or
+//!   credentials, so it learns nothing about the routes. The decision is taken when the
+//!   connection is accepted, before anything is read: the `403` is written at once, without
+//!   waiting for the request, and the connection closed (`Connection: close`); a refused client
+//!   never holds one of the `max_connections` places. At most 8 refused connections are being
+//!   answered at any time, each for at most 1 s (the time to write the answer and read what the
+//!   client still sends, up to 64 KiB, so closing does not reset the connection under the
+//!   answer); past that, refused connections are closed at once without an answer. An IPv4
+//!   client is matched in both its forms, `a.b.c.d` and `::ffff:a.b.c.d`, so an entry means the
+//!   same on IPv4, IPv6 and dual-stack sockets: IPv4-mapped entries are stored as the IPv4
+//!   networks they stand for (`::ffff:10.0.0.0/104` is `10.0.0.0/8`), and an IPv6 network that
+//!   holds IPv4-mapped addresses (`::/0`) admits those IPv4 clients. An allow-list string that
+//!   names no network (`""`) is an error from [`parse_allow_list`], never "allow everyone".
 //! - **Bearer token.** With [`bearer_token`](ListenerConfig::bearer_token) set, every request
 //!   (`/healthz` included, so an unauthenticated client cannot even tell which paths exist) must
 //!   carry `Authorization: Bearer <token>`; otherwise it gets `401` with
@@ -42,9 +54,21 @@
 //!   (`Debug` of [`ListenerConfig`] redacts it). It travels in clear text: use it on trusted
 //!   networks or behind a TLS-terminating proxy.
 //! - **Limits.** A client that does not finish its request headers within the read timeout is
-//!   disconnected, no connection lives longer than the connection timeout, oversized headers are
-//!   refused with `431` and the connection closed, and once `max_connections` connections are
-//!   open further ones are closed as soon as they are accepted instead of queueing.
+//!   disconnected, no connection lives longer than the connection timeout, and oversized headers
+//!   are refused with `431` and the connection closed. Allowed clients share
+//!   `max_connections` places, and idle or slow clients cannot fill them: when all are taken, a
+//!   newcomer takes the place of the oldest connection that has not sent a complete request
+//!   head yet, or else of the connection idle the longest between keep-alive requests; that
+//!   connection is closed. A connection whose request is being answered (until its response has
+//!   been written to the socket) is never closed for a newcomer. Only when every place is
+//!   answering a request does a newcomer get `503 Service Unavailable` with `Retry-After: 1`
+//!   and the connection closed, answered like a refused client (at most 8 at a time, each for
+//!   at most 1 s, past that closed at once). Each accepted connection gets to read its request
+//!   before the next is accepted, so a scraper that sends its request right after connecting
+//!   is answering before a flood of newcomers can displace it: 64 clients reconnecting as fast
+//!   as they are cut, sending nothing or their headers one byte a second, from a refused or an
+//!   allowed address, leave a scraper's requests answered within a second
+//!   (`tests/listener_flood.rs`).
 //!
 //! # Example
 //!
@@ -62,20 +86,18 @@
 //! # Ok::<(), profilis_exporters::listener::ListenerError>(())
 //! ```
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 mod config;
+mod connection;
+mod pool;
 mod server;
 
 use config::validate;
@@ -84,7 +106,8 @@ pub use config::{
     ListenerError, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_PORT, DEFAULT_READ_TIMEOUT,
 };
-use server::{empty, Server};
+use connection::{answer_and_close, Answer};
+use server::Server;
 
 /// The function the listener calls on every scrape to produce the `/metrics` body.
 pub type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;
@@ -225,50 +248,29 @@ fn run(
     // Dropping the runtime here drops every connection task, closing their sockets.
 }
 
+/// Accepts connections and decides at once what each gets: a refused client its `403`, an
+/// allowed one a place in the pool (another connection giving way if need be), or `503` when
+/// every connection is answering a request. Nothing is held for a client before that decision.
 async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(ACCEPT_BACKOFF).await;
             continue;
         };
-        // Full: close at once rather than queue, so a flood cannot pile up connections.
-        let Ok(permit) = Arc::clone(&server.slots).try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
-        let allowed = server.allows(peer.ip());
-        tokio::spawn(serve_connection(
-            Arc::clone(&server),
-            stream,
-            allowed,
-            permit,
-        ));
-    }
-}
-
-async fn serve_connection(
-    server: Arc<Server>,
-    stream: TcpStream,
-    allowed: bool,
-    _permit: OwnedSemaphorePermit,
-) {
-    // Best effort: responses are written in one go, so delaying small segments only adds latency.
-    let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(stream);
-    // Timing out, a protocol error or the client going away all end in the same place: the
-    // connection is dropped and its slot freed.
-    if allowed {
-        let handler = Arc::clone(&server);
-        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-            std::future::ready(Ok::<_, Infallible>(handler.respond(&request)))
-        });
-        let connection = server.http.serve_connection(io, service);
-        let _ = tokio::time::timeout(server.connection_timeout, connection).await;
-    } else {
-        let service = service_fn(|_request: Request<hyper::body::Incoming>| {
-            std::future::ready(Ok::<_, Infallible>(empty(StatusCode::FORBIDDEN)))
-        });
-        let connection = server.http_refused.serve_connection(io, service);
-        let _ = tokio::time::timeout(server.connection_timeout, connection).await;
+        if !server.allows(peer.ip()) {
+            answer_and_close(&server.refusing, stream, Answer::Forbidden);
+        } else if let Ok(slot) = server.pool.admit() {
+            let task = tokio::spawn(connection::serve(
+                Arc::clone(&server),
+                stream,
+                Arc::clone(&slot),
+            ));
+            slot.attach(task.abort_handle());
+        } else {
+            answer_and_close(&server.turning_away, stream, Answer::Busy);
+        }
+        // Let the new connection read its request before the next one is accepted: a client
+        // that sends its request at once is then busy, and no flood of newcomers displaces it.
+        tokio::task::yield_now().await;
     }
 }

@@ -1,5 +1,5 @@
-//! Answering one request: the allow-list, the bearer token, the routes (`/metrics`,
-//! `/healthz`) and their responses.
+//! What every connection shares, and answering one request: the allow-list, the bearer token,
+//! the routes (`/metrics`, `/healthz`) and their responses.
 
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,11 +17,16 @@ use hyper_util::rt::TokioTimer;
 use tokio::sync::Semaphore;
 
 use super::config::{IpNet, ListenerConfig};
+use super::pool::Pool;
 use super::RenderFn;
 use crate::exposition::metrics_page;
 
 /// hyper refuses a read buffer smaller than this.
 const MIN_READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// Most connections answered `403` or `503` at once, each; past these, such connections are
+/// closed without an answer. Each is held for at most [`ANSWER_LINGER`](super::connection::ANSWER_LINGER).
+pub(super) const ANSWERING_LIMIT: usize = 8;
 
 /// Everything a connection needs, shared by all of them.
 pub(super) struct Server {
@@ -29,10 +34,13 @@ pub(super) struct Server {
     pub(super) allow: Vec<IpNet>,
     pub(super) bearer_token: Option<String>,
     pub(super) connection_timeout: Duration,
-    pub(super) slots: Arc<Semaphore>,
+    /// The connections of allowed clients.
+    pub(super) pool: Arc<Pool>,
+    /// Connections of refused clients being answered `403`.
+    pub(super) refusing: Arc<Semaphore>,
+    /// Connections being answered `503` because the pool is full of busy connections.
+    pub(super) turning_away: Arc<Semaphore>,
     pub(super) http: http1::Builder,
-    /// Like `http`, without keep-alive: a refused client gets one answer and is disconnected.
-    pub(super) http_refused: http1::Builder,
 }
 
 impl Server {
@@ -42,30 +50,32 @@ impl Server {
             .header_read_timeout(config.read_timeout)
             .max_header_size(config.max_header_bytes)
             .max_buf_size(config.max_header_bytes.max(MIN_READ_BUFFER_BYTES));
-        let mut http_refused = http.clone();
-        http_refused.keep_alive(false);
         Self {
             render,
             allow: config.allow,
             bearer_token: config.bearer_token,
             connection_timeout: config.connection_timeout,
-            slots: Arc::new(Semaphore::new(
-                config.max_connections.min(Semaphore::MAX_PERMITS),
-            )),
+            pool: Pool::new(config.max_connections),
+            refusing: Arc::new(Semaphore::new(ANSWERING_LIMIT)),
+            turning_away: Arc::new(Semaphore::new(ANSWERING_LIMIT)),
             http,
-            http_refused,
         }
     }
 
+    /// Whether a client may use the listener. An IPv4 client is matched in both of its forms,
+    /// `a.b.c.d` and `::ffff:a.b.c.d`, whatever the socket shows it as, so an entry means the
+    /// same on an IPv4, an IPv6 and a dual-stack socket.
     pub(super) fn allows(&self, ip: IpAddr) -> bool {
         if self.allow.is_empty() {
             return true;
         }
-        // An IPv4 client of a dual-stack socket shows up as `::ffff:a.b.c.d`.
-        let canonical = ip.to_canonical();
+        let (v4, v6) = match ip.to_canonical() {
+            IpAddr::V4(v4) => (Some(v4), IpAddr::V6(v4.to_ipv6_mapped())),
+            v6 @ IpAddr::V6(_) => (None, v6),
+        };
         self.allow
             .iter()
-            .any(|net| net.contains(&ip) || net.contains(&canonical))
+            .any(|net| net.contains(&v6) || v4.is_some_and(|v4| net.contains(&IpAddr::V4(v4))))
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -187,5 +197,37 @@ mod tests {
         assert!(server.allows("10.1.2.3".parse().unwrap()));
         assert!(!server.allows("::ffff:11.1.2.3".parse().unwrap()));
         assert!(!server.allows("::1".parse().unwrap()));
+    }
+
+    fn allowing(entries: &[&str]) -> Server {
+        Server::new(
+            ListenerConfig {
+                allow: entries.iter().map(|entry| entry.parse().unwrap()).collect(),
+                ..ListenerConfig::default()
+            },
+            Arc::new(String::new),
+        )
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_match_ipv4_clients_in_both_forms() {
+        // Built without `parse_allowed_network`, so the entry stays IPv6.
+        let server = allowing(&["::ffff:10.0.0.0/104"]);
+        assert!(server.allows("10.1.2.3".parse().unwrap()));
+        assert!(server.allows("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!server.allows("11.1.2.3".parse().unwrap()));
+        assert!(!server.allows("::ffff:11.1.2.3".parse().unwrap()));
+        assert!(!server.allows("::a01:203".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_ipv6_network_holding_mapped_addresses_admits_ipv4_clients_on_every_socket() {
+        let server = allowing(&["::/0"]);
+        assert!(server.allows("192.0.2.1".parse().unwrap()));
+        assert!(server.allows("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(server.allows("2001:db8::1".parse().unwrap()));
+        let ipv6_only = allowing(&["2001:db8::/32"]);
+        assert!(!ipv6_only.allows("192.0.2.1".parse().unwrap()));
+        assert!(ipv6_only.allows("2001:db8::1".parse().unwrap()));
     }
 }
