@@ -206,6 +206,13 @@ fn a_service_under_steady_load_scrapes_and_hostile_clients_stays_flat_and_exact(
             std::thread::spawn(move || hostile(addr, n % 2 == 0, stop))
         })
         .collect();
+    // Scrapes check for the calls family, which appears with the first flush.
+    profilis_test_support::wait_for(Duration::from_secs(10), || {
+        profilis::render()
+            .filter(|text| text.contains("profilis_function_calls_total"))
+            .map(|_| ())
+    })
+    .expect("the first calls are counted");
     let scrapers: Vec<_> = [false, true]
         .into_iter()
         .map(|gzip| {
