@@ -32,6 +32,8 @@ mod labels;
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub mod listener;
 pub mod metric_names;
+mod recorder;
+mod text_format;
 
 #[cfg(feature = "console")]
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
