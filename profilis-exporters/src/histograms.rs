@@ -1,21 +1,18 @@
-//! Duration histograms kept as bucket counts and rendered beside the recorder's output.
+//! The duration histograms of the kinds, kept as bucket counts and rendered with the
+//! recorder's families.
 //!
-//! `metrics-exporter-prometheus` takes histogram samples one at a time and keeps each until its
-//! upkeep, so feeding it one sample per call would cost the collector work (and memory) in
-//! proportion to the calls made. Calls, requests and queries already arrive filed in the
-//! histogram's own buckets (`CallCount::durations`), so the exporter adds the bucket totals up
-//! here, at a cost per flush that depends on the number of series, not of calls, and exact.
+//! Calls, requests and queries arrive filed in the histogram's own buckets
+//! (`CallCount::durations`), so the exporter adds the bucket totals up here, at a cost per
+//! flush that depends on the number of series, not of calls, and exact (the sum in whole
+//! nanoseconds), rather than recording one sample per call through `metrics`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 
-use metrics_exporter_prometheus::formatting::{
-    sanitize_label_key, sanitize_label_value, write_help_line, write_type_line,
-};
 use profilis_core::CallCount;
 
 use crate::labels::GlobalLabels;
+use crate::text_format::{self, HistogramSample, Page, Sample};
 
 #[derive(Default)]
 struct Series {
@@ -61,38 +58,22 @@ impl Histograms {
         }
     }
 
-    /// Appends the families in the Prometheus text format (those with a timed call).
-    pub(crate) fn render_into(&self, out: &mut String) {
+    /// Puts the families (those with a timed call) on `page`, with their kinds' help texts.
+    pub(crate) fn add_to(&self, page: &mut Page) {
         let families = self.families.lock().unwrap_or_else(|e| e.into_inner());
         for (name, (help, series)) in families.iter() {
-            write_help_line(out, name, None, None, help);
-            write_type_line(out, name, None, None, "histogram");
             for (labels, s) in series {
-                let mut cumulative = 0;
-                for (le, count) in &s.counts {
-                    cumulative += count;
-                    let le = if le.is_finite() {
-                        le.to_string()
-                    } else {
-                        "+Inf".to_owned()
-                    };
-                    writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}")
-                        .expect("writing to a String");
-                }
-                let sum = s.sum_ns as f64 / 1e9;
-                writeln!(out, "{name}_sum{{{labels}}} {sum}").expect("writing to a String");
-                writeln!(out, "{name}_count{{{labels}}} {cumulative}")
-                    .expect("writing to a String");
+                let sample = HistogramSample {
+                    buckets: s.counts.clone(),
+                    sum: s.sum_ns as f64 / 1e9,
+                };
+                page.add(name, labels.clone(), Sample::Histogram(sample));
             }
-            out.push('\n');
+            page.help(name, help);
         }
     }
 }
 
 fn label_set(labels: &GlobalLabels, count: &CallCount) -> String {
-    labels
-        .for_site(count.site)
-        .map(|(k, v)| format!("{}=\"{}\"", sanitize_label_key(k), sanitize_label_value(v)))
-        .collect::<Vec<_>>()
-        .join(",")
+    text_format::label_set(labels.for_site(count.site))
 }

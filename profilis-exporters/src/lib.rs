@@ -2,8 +2,13 @@
 //! facade sink into any `metrics` recorder), the built-in listener, and the event sinks (JSONL
 //! files, the console).
 //!
-//! [`install_exporter`] (and its builder [`Exporter`]) sets everything up. Each transport is a
-//! feature, as in `metrics-exporter-prometheus`:
+//! [`install_exporter`] (and its builder [`Exporter`]) sets everything up: it installs
+//! profilis's own `metrics` recorder, which keeps counters, gauges and histograms (as bucket
+//! counts, with the exporter's buckets) and renders them in the Prometheus text format 0.0.4
+//! ([`render`]) with label values and help texts escaped exactly as the format asks, so that
+//! every value reads back as itself.
+//!
+//! Each transport is a feature:
 //!
 //! | feature | what it adds |
 //! |---|---|
@@ -32,6 +37,8 @@ mod labels;
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub mod listener;
 pub mod metric_names;
+mod recorder;
+mod text_format;
 
 #[cfg(feature = "console")]
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]

@@ -186,8 +186,21 @@ fn parse_name(value: TokenStream) -> syn::Result<LitStr> {
     let message = "`name` must be a string literal, e.g. `name = \"load_user\"`";
     let name: LitStr =
         syn::parse2(value.clone()).map_err(|_| syn::Error::new_spanned(&value, message))?;
-    if name.value().is_empty() {
+    let value = name.value();
+    if value.is_empty() {
         return Err(syn::Error::new(name.span(), "`name` must not be empty"));
+    }
+    // A label value may hold any character, but no one means a line feed or a NUL in a
+    // function's name: it is a typo or a generated string gone wrong.
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(syn::Error::new(
+            name.span(),
+            format!(
+                "`name` must not contain control characters (line feeds, tabs, NUL, DEL, ...): \
+                 {value:?} contains {c:?} (U+{:04X})",
+                u32::from(c)
+            ),
+        ));
     }
     Ok(name)
 }
@@ -467,6 +480,33 @@ mod tests {
         ] {
             let error = sample(bad.clone()).expect_err("rejected");
             assert!(error.contains("0..=1"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn names_may_hold_any_character_but_control_characters() {
+        let name = |tokens: TokenStream| {
+            parse_args(quote!(name = #tokens))
+                .map(|args| args.name.unwrap().value())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(name(quote!("a\"b")), Ok("a\"b".to_owned()));
+        assert_eq!(name(quote!("bs\\")), Ok("bs\\".to_owned()));
+        assert_eq!(name(quote!("ünï ✓")), Ok("ünï ✓".to_owned()));
+        for (bad, found) in [
+            (quote!("a\nb"), "'\\n' (U+000A)"),
+            (quote!("a\rb"), "'\\r' (U+000D)"),
+            (quote!("a\0b"), "'\\0' (U+0000)"),
+            (quote!("tab\t"), "'\\t' (U+0009)"),
+            (quote!("del\x7f"), "'\\u{7f}' (U+007F)"),
+            (quote!("nel\u{85}"), "'\\u{85}' (U+0085)"),
+        ] {
+            let error = name(bad.clone()).expect_err("rejected");
+            assert!(
+                error.contains("must not contain control characters"),
+                "{bad}: {error}"
+            );
+            assert!(error.contains(found), "{bad}: {error}");
         }
     }
 

@@ -25,7 +25,7 @@
 //!
 //! | argument | meaning |
 //! |---|---|
-//! | `name = "label"` | The label of the function (the `function` label of the metrics, the `fn` key of events), used verbatim instead of the default path. Must be a non-empty string literal. Not allowed on an impl block (every method would share it); put it on a method. |
+//! | `name = "label"` | The label of the function (the `function` label of the metrics, the `fn` key of events), used verbatim instead of the default path. Must be a non-empty string literal without control characters (`\n`, `\t`, `\0`, ...); quotes, backslashes and any other character are allowed and exported exactly. Not allowed on an impl block (every method would share it); put it on a method. |
 //! | `sample = 0.25` | This function's own sample rate, a number literal in `0..=1` (`0`, `1`, `0.5`, `1.0`). Overrides the global rate (`PROFILIS_SAMPLE_RATE`) for this function. |
 //! | `db = "postgres"` | The calls are database queries of this vendor: they are counted and timed in `profilis_db_queries_total` / `profilis_db_query_duration_seconds` (and failures in `profilis_db_query_errors_total`) under `db_vendor = "postgres"`, with every other query of that vendor, instead of as function calls, and they become DB events that also carry the function's name (`fn`). For clients that profilis has no hook for. A vendor name is lowercase letters, digits, `_` and `-`. On an impl block it applies to every method. |
 //! | `crate = path` | Where the profilis crate is, for a renamed dependency (`crate = my_profilis`). Default `::profilis`. |
@@ -33,7 +33,7 @@
 //!
 //! Faults are compile errors pointing at the argument at fault, all reported at once: an
 //! unknown argument (`sampel`), one given twice, a `sample` that is not a number literal or
-//! is outside `0..=1`, a `name` that is not a string literal, `#[profiled]` on a `const fn`
+//! is outside `0..=1`, a `name` that is not a string literal or holds a control character, `#[profiled]` on a `const fn`
 //! or on anything other than a function or an impl block. The item is then emitted
 //! unchanged, so no errors follow from the attribute. An item that does not parse is passed
 //! through untouched so that rustc reports your own syntax error.

@@ -1,8 +1,12 @@
 //! What the tests of the profilis crates share: a minimal HTTP/1.1 client over a real loopback
 //! socket, finding the external tools CI installs (promtool, prometheus, PostgreSQL), reading
-//! exposition text, and capturing what async code records (`profilis::testing` on a tokio
-//! runtime). Not published.
+//! exposition text (strictly, as Prometheus does: `parse_exposition`), and capturing what async
+//! code records (`profilis::testing` on a tokio runtime). Not published.
 #![allow(missing_docs)]
+
+mod exposition;
+
+pub use exposition::{parse_exposition, unescape, Exposition, Sample};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,10 +1,10 @@
-//! `install_exporter()`, its builder [`Exporter`] and the guard it returns: installs the
-//! `metrics-exporter-prometheus` recorder, starts the collector with the Prometheus sink (plus
-//! any other sinks) and the built-in `/metrics` listener.
+//! `install_exporter()`, its builder [`Exporter`] and the guard it returns: installs
+//! profilis's Prometheus recorder as the global `metrics` recorder, starts the collector with
+//! the Prometheus sink (plus any other sinks) and the built-in `/metrics` listener.
 //!
 //! - `builder`: the settings, and `install`;
 //! - `env`: the `PROFILIS_*` variables;
-//! - `prometheus`: the recorder and the sink that feeds it.
+//! - `prometheus`: the recorder, installed once per process, and the sink that feeds it.
 
 use std::net::SocketAddr;
 

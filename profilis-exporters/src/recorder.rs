@@ -1,0 +1,471 @@
+//! profilis's `metrics` recorder: the counters, gauges and histograms recorded through the
+//! `metrics` macros (profilis's own and the application's) on `metrics-util`'s registry,
+//! histograms kept as bucket counts, and the kinds' duration histograms, all rendered in the
+//! Prometheus text format by `text_format`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use metrics::{
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+};
+use metrics_util::registry::{Registry, Storage};
+
+use crate::histograms::Histograms;
+use crate::text_format::{self, HistogramSample, Page, Sample};
+
+/// The recorder; clones share everything.
+#[derive(Clone)]
+pub(crate) struct PrometheusRecorder {
+    state: Arc<State>,
+}
+
+struct State {
+    registry: Registry<Key, BucketStorage>,
+    /// By sanitized metric name; the first description of a name wins.
+    descriptions: Mutex<HashMap<String, Description>>,
+    durations: Histograms,
+}
+
+struct Description {
+    help: SharedString,
+    /// The text format 0.0.4 has no unit line; kept for formats that have one (OpenMetrics).
+    #[expect(dead_code, reason = "no format rendered yet shows units")]
+    unit: Option<Unit>,
+}
+
+impl PrometheusRecorder {
+    /// A recorder whose histograms (those recorded through `metrics`) have buckets `bounds`
+    /// (seconds, increasing; `+Inf` is added).
+    pub(crate) fn new(bounds: &[f64]) -> PrometheusRecorder {
+        PrometheusRecorder {
+            state: Arc::new(State {
+                registry: Registry::new(BucketStorage {
+                    bounds: bounds.into(),
+                }),
+                descriptions: Mutex::new(HashMap::new()),
+                durations: Histograms::default(),
+            }),
+        }
+    }
+
+    /// The kinds' duration histograms, which the Prometheus sink fills from bucket totals.
+    pub(crate) fn durations(&self) -> &Histograms {
+        &self.state.durations
+    }
+
+    /// Everything recorded, in the Prometheus text format 0.0.4.
+    pub(crate) fn render(&self) -> String {
+        let state = &*self.state;
+        let mut page = Page::default();
+        state.registry.visit_counters(|key, counter| {
+            let value = counter.load(Ordering::Acquire);
+            page.add(key.name(), labels(key), Sample::Counter(value));
+        });
+        state.registry.visit_gauges(|key, gauge| {
+            let value = f64::from_bits(gauge.load(Ordering::Acquire));
+            page.add(key.name(), labels(key), Sample::Gauge(value));
+        });
+        state.registry.visit_histograms(|key, histogram| {
+            let sample = Sample::Histogram(histogram.sample());
+            page.add(key.name(), labels(key), sample);
+        });
+        state.durations.add_to(&mut page);
+        let descriptions = state.descriptions.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, description) in descriptions.iter() {
+            page.help(name, &description.help);
+        }
+        drop(descriptions);
+        page.render()
+    }
+
+    fn describe(&self, name: &KeyName, unit: Option<Unit>, help: SharedString) {
+        let mut descriptions = self
+            .state
+            .descriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        descriptions
+            .entry(text_format::metric_name(name.as_str()).into_owned())
+            .or_insert(Description { help, unit });
+    }
+}
+
+fn labels(key: &Key) -> String {
+    text_format::label_set(key.labels().map(|l| (l.key(), l.value())))
+}
+
+impl Recorder for PrometheusRecorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(&key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(&key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(&key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        let registry = &self.state.registry;
+        registry.get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let registry = &self.state.registry;
+        registry.get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        let registry = &self.state.registry;
+        registry.get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+    }
+}
+
+/// The registry's storage: counters and gauges as atomics (a gauge's `f64` as its bits),
+/// histograms as bucket counts.
+struct BucketStorage {
+    bounds: Arc<[f64]>,
+}
+
+impl Storage<Key> for BucketStorage {
+    type Counter = Arc<AtomicU64>;
+    type Gauge = Arc<AtomicU64>;
+    type Histogram = Arc<BucketHistogram>;
+
+    fn counter(&self, _: &Key) -> Self::Counter {
+        Arc::new(AtomicU64::new(0))
+    }
+
+    fn gauge(&self, _: &Key) -> Self::Gauge {
+        Arc::new(AtomicU64::new(0.0f64.to_bits()))
+    }
+
+    fn histogram(&self, _: &Key) -> Self::Histogram {
+        Arc::new(BucketHistogram::new(self.bounds.clone()))
+    }
+}
+
+/// A histogram as a count per bucket and a sum: memory fixed by its buckets, whatever the
+/// number of observations.
+pub(crate) struct BucketHistogram {
+    bounds: Arc<[f64]>,
+    /// Observations per bucket (not cumulative); one more than `bounds`, the last `+Inf`.
+    counts: Box<[AtomicU64]>,
+    /// The sum of the observations, as `f64` bits.
+    sum: AtomicU64,
+}
+
+impl BucketHistogram {
+    fn new(bounds: Arc<[f64]>) -> BucketHistogram {
+        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        BucketHistogram {
+            bounds,
+            counts,
+            sum: AtomicU64::new(0.0f64.to_bits()),
+        }
+    }
+
+    /// The bucket of `value`: the first whose bound is at least `value`, else `+Inf` (as for
+    /// NaN).
+    fn bucket(&self, value: f64) -> usize {
+        if value.is_nan() {
+            return self.bounds.len();
+        }
+        self.bounds.partition_point(|&bound| bound < value)
+    }
+
+    fn sample(&self) -> HistogramSample {
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
+        HistogramSample {
+            buckets: bounds
+                .zip(self.counts.iter())
+                .map(|(le, count)| (le, count.load(Ordering::Acquire)))
+                .collect(),
+            sum: f64::from_bits(self.sum.load(Ordering::Acquire)),
+        }
+    }
+}
+
+impl HistogramFn for BucketHistogram {
+    fn record(&self, value: f64) {
+        self.record_many(value, 1);
+    }
+
+    fn record_many(&self, value: f64, count: usize) {
+        let count = count as u64;
+        self.counts[self.bucket(value)].fetch_add(count, Ordering::AcqRel);
+        let add = value * count as f64;
+        // `fetch_update` retries until no other thread changed the sum in between; the closure
+        // always returns `Some`, so it cannot fail.
+        let _ = self
+            .sum
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                Some((f64::from_bits(bits) + add).to_bits())
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+
+    use profilis_core::{Batch, BucketTotal, CallCount, Sink, Site, Stats, FUNCTION};
+    use profilis_test_support::{parse_exposition, tool, Exposition};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::facade::FacadeSink;
+    use crate::labels::GlobalLabels;
+
+    fn page(recorder: &PrometheusRecorder) -> Exposition {
+        let text = recorder.render();
+        parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    /// One call of a function site labelled `function`, through the path the Prometheus sink
+    /// takes: counters through the facade sink, its duration into the bucket counts.
+    fn record_call(recorder: &PrometheusRecorder, labels: &GlobalLabels, function: &str) {
+        let site: &'static Site = Site::interned(&FUNCTION, function, &[]);
+        let counts = [CallCount {
+            site,
+            calls: 1,
+            errors: 0,
+            durations: vec![
+                BucketTotal {
+                    le: 0.1,
+                    count: 1,
+                    sum_ns: 2_000_000,
+                },
+                BucketTotal {
+                    le: f64::INFINITY,
+                    count: 0,
+                    sum_ns: 0,
+                },
+            ],
+        }];
+        let batch = Batch {
+            events: &[],
+            counts: &counts,
+            stats: Stats::default(),
+        };
+        let mut facade = FacadeSink::with_recorder(labels.clone(), Arc::new(recorder.clone()))
+            .without_histograms();
+        facade.write(&batch).unwrap();
+        recorder.durations().add(labels, &counts);
+    }
+
+    #[test]
+    fn application_histograms_are_bucketed_with_the_recorders_buckets() {
+        let recorder = PrometheusRecorder::new(&[0.1, 1.0]);
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_histogram!("app_seconds", Unit::Seconds, "Work");
+            let histogram = metrics::histogram!("app_seconds", "step" => "a");
+            for v in [0.05, 0.1, 0.5, 5.0] {
+                histogram.record(v);
+            }
+            histogram.record_many(0.2, 3);
+        });
+        let text = recorder.render();
+        assert_eq!(
+            text,
+            "# HELP app_seconds Work\n\
+             # TYPE app_seconds histogram\n\
+             app_seconds_bucket{step=\"a\",le=\"0.1\"} 2\n\
+             app_seconds_bucket{step=\"a\",le=\"1\"} 6\n\
+             app_seconds_bucket{step=\"a\",le=\"+Inf\"} 7\n\
+             app_seconds_sum{step=\"a\"} 6.25\n\
+             app_seconds_count{step=\"a\"} 7\n\n"
+        );
+    }
+
+    #[test]
+    fn families_are_grouped_once_sorted_with_sanitized_names() {
+        let recorder = PrometheusRecorder::new(&[1.0]);
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_counter!("b.orders", "Orders\nby \"kind\" \\ all");
+            metrics::counter!("b.orders", "kind" => "x").increment(2);
+            metrics::gauge!("a_depth").set(-1.5);
+            metrics::counter!("b.orders", "kind" => "y", "shop-id" => "1").increment(3);
+            // A second name that sanitizes alike adds to the same series.
+            metrics::counter!("b-orders", "kind" => "x").increment(1);
+            // The same name as a gauge: the family stays a counter.
+            metrics::gauge!("b_orders").set(9.0);
+        });
+        let text = recorder.render();
+        assert_eq!(
+            text,
+            "# TYPE a_depth gauge\n\
+             a_depth -1.5\n\
+             \n\
+             # HELP b_orders Orders\\nby \"kind\" \\\\ all\n\
+             # TYPE b_orders counter\n\
+             b_orders{kind=\"x\"} 3\n\
+             b_orders{kind=\"y\",shop_id=\"1\"} 3\n\n"
+        );
+        let page = page(&recorder);
+        assert_eq!(page.help_of("b_orders"), Some("Orders\nby \"kind\" \\ all"));
+    }
+
+    /// A page with awkward label values and help texts, through every path that renders.
+    fn awkward_page() -> (String, Vec<&'static str>) {
+        let values = vec![
+            "a\"b",
+            "a\\\"b",
+            "bs\\\n",
+            "bs\\n",
+            "line\nfeed",
+            "cr\r\0nul",
+            "\\",
+            "\"",
+            "ünï ✓ 🦀",
+            "",
+        ];
+        let recorder = PrometheusRecorder::new(&[0.1]);
+        let labels = GlobalLabels {
+            service: "svc\"\\".into(),
+            instance: "host\n".into(),
+            worker: "1".into(),
+        };
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_counter!("app_things_total", "Things \\ counted\nper \"value\"");
+            metrics::describe_gauge!("app_level", "Level");
+            metrics::describe_histogram!("app_seconds", Unit::Seconds, "Time taken");
+            for (i, &value) in values.iter().enumerate() {
+                metrics::counter!("app_things_total", "value" => value).increment(i as u64 + 1);
+                metrics::gauge!("app_level", "value" => value).set(i as f64);
+                metrics::histogram!("app_seconds", "value" => value).record(0.01);
+            }
+        });
+        for value in values.iter().filter(|v| !v.is_empty()) {
+            record_call(&recorder, &labels, value);
+        }
+        (recorder.render(), values)
+    }
+
+    #[test]
+    fn awkward_values_are_distinct_series_that_read_back_as_themselves() {
+        let (text, values) = awkward_page();
+        let page = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let things: Vec<_> = page.named("app_things_total").collect();
+        assert_eq!(things.len(), values.len(), "{text}");
+        for (i, value) in values.iter().enumerate() {
+            let series: Vec<_> = things
+                .iter()
+                .filter(|s| s.label("value") == Some(value))
+                .collect();
+            assert_eq!(series.len(), 1, "{value:?}\n{text}");
+            assert_eq!(series[0].value, i as f64 + 1.0, "{value:?}");
+        }
+        for value in values.iter().filter(|v| !v.is_empty()) {
+            let calls: Vec<_> = page
+                .named("profilis_function_calls_total")
+                .filter(|s| s.label("function") == Some(value))
+                .collect();
+            assert_eq!(calls.len(), 1, "{value:?}\n{text}");
+            assert_eq!(calls[0].label("service"), Some("svc\"\\"));
+            assert_eq!(calls[0].label("instance"), Some("host\n"));
+            let durations = page
+                .named("profilis_function_duration_seconds_count")
+                .filter(|s| s.label("function") == Some(value))
+                .count();
+            assert_eq!(durations, 1, "{value:?}");
+        }
+        assert_eq!(
+            page.help_of("app_things_total"),
+            Some("Things \\ counted\nper \"value\"")
+        );
+    }
+
+    #[test]
+    fn promtool_accepts_a_page_of_awkward_values() {
+        let Some(promtool) = tool("promtool") else {
+            return;
+        };
+        let (text, _) = awkward_page();
+        let mut child = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(text.as_bytes())
+            .expect("promtool reads the page");
+        let out = child.wait_with_output().expect("promtool finishes");
+        assert!(
+            out.status.success(),
+            "promtool check metrics failed:\n{}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_label_value_reads_back_as_itself(
+            value in any::<String>(),
+            other in any::<String>(),
+            help in any::<String>(),
+        ) {
+            let recorder = PrometheusRecorder::new(&[0.1]);
+            metrics::with_local_recorder(&recorder, || {
+                metrics::describe_counter!("app_total", help.clone());
+                metrics::counter!("app_total", "v" => value.clone()).increment(1);
+                metrics::counter!("app_total", "v" => other.clone()).increment(2);
+                metrics::gauge!("app_gauge", "v" => value.clone()).set(1.5);
+                metrics::histogram!("app_seconds", "v" => value.clone()).record(0.05);
+            });
+            let labels = GlobalLabels {
+                service: other.clone(),
+                instance: value.clone(),
+                worker: "w".into(),
+            };
+            if !value.is_empty() {
+                record_call(&recorder, &labels, &value);
+            }
+            let text = recorder.render();
+            let page = parse_exposition(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+
+            // Two values are two series, each reading back as its own value.
+            let totals: Vec<_> = page.named("app_total").collect();
+            if value == other {
+                prop_assert_eq!(totals.len(), 1);
+                prop_assert_eq!(totals[0].value, 3.0);
+            } else {
+                prop_assert_eq!(totals.len(), 2);
+                for (v, n) in [(&value, 1.0), (&other, 2.0)] {
+                    let mine: Vec<_> = totals.iter().filter(|s| s.label("v") == Some(v.as_str())).collect();
+                    prop_assert_eq!(mine.len(), 1);
+                    prop_assert_eq!(mine[0].value, n);
+                }
+            }
+            // Help texts read back too, but for leading blanks, which the format skips.
+            prop_assert_eq!(page.help_of("app_total"), Some(help.trim_start_matches([' ', '\t'])));
+            let gauge: Vec<_> = page.named("app_gauge").collect();
+            prop_assert_eq!(gauge.len(), 1);
+            prop_assert_eq!(gauge[0].label("v"), Some(value.as_str()));
+            let buckets: Vec<_> = page.named("app_seconds_bucket").collect();
+            prop_assert_eq!(buckets.len(), 2);
+            prop_assert!(buckets.iter().all(|s| s.label("v") == Some(value.as_str())));
+            if !value.is_empty() {
+                for name in ["profilis_function_calls_total", "profilis_function_duration_seconds_count"] {
+                    let calls: Vec<_> = page.named(name).collect();
+                    prop_assert_eq!(calls.len(), 1);
+                    prop_assert_eq!(calls[0].label("function"), Some(value.as_str()));
+                    prop_assert_eq!(calls[0].label("instance"), Some(value.as_str()));
+                    prop_assert_eq!(calls[0].label("service"), Some(other.as_str()));
+                }
+            }
+        }
+    }
+}
