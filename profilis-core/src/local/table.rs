@@ -104,16 +104,17 @@ impl ThreadState {
     #[inline(always)]
     pub(crate) fn observe(&self, id: u32, kind: u32, error: bool, ticks: Option<u64>) {
         let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
-        let slot = match self.chunk_slot(c, Ordering::Relaxed) {
-            Some(slot) => slot,
-            None => match self.grow_directory(c) {
-                Some(slot) => slot,
-                None => return count_overflow(id, error),
-            },
-        };
-        let mut chunk = slot.load(Ordering::Acquire);
+        let mut chunk = ptr::null_mut();
+        if c < self.directory_len.load(Ordering::Relaxed) {
+            // SAFETY: the directory this thread wrote last holds `directory_len` entries.
+            chunk =
+                unsafe { (*self.directory.load(Ordering::Relaxed).add(c)).load(Ordering::Relaxed) };
+        }
         if chunk.is_null() {
-            chunk = new_chunk(slot, self.stride);
+            chunk = self.first_call_in_chunk(c);
+            if chunk.is_null() {
+                return count_overflow(id, error);
+            }
         }
         // SAFETY: a chunk holds CHUNK * stride values and is only freed with the ThreadState.
         let site = unsafe { std::slice::from_raw_parts(chunk.add(i * self.stride), self.stride) };
@@ -142,11 +143,27 @@ impl ThreadState {
         self.stride
     }
 
+    /// Owner-only, once per chunk: makes the chunk of counters for chunk `c` (and the directory
+    /// long enough for it). Null beyond `MAX_SITES`.
+    #[cold]
+    #[inline(never)]
+    fn first_call_in_chunk(&self, c: usize) -> *mut AtomicU64 {
+        let slot = match self.chunk_slot(c, Ordering::Relaxed) {
+            Some(slot) => slot,
+            None => match self.grow_directory(c) {
+                Some(slot) => slot,
+                None => return ptr::null_mut(),
+            },
+        };
+        match slot.load(Ordering::Relaxed) {
+            chunk if chunk.is_null() => new_chunk(slot, self.stride),
+            chunk => chunk,
+        }
+    }
+
     /// Owner-only, rare: makes the directory long enough for chunk `c` (a copy twice as long,
     /// or as long as needed), keeping the old one for readers still in it. `None` beyond
     /// `MAX_SITES`.
-    #[cold]
-    #[inline(never)]
     fn grow_directory(&self, c: usize) -> Option<&AtomicPtr<AtomicU64>> {
         if c >= MAX_SITES / CHUNK {
             return None;
