@@ -75,7 +75,8 @@ fn run(producers: usize, exporter: Exporter) -> Run {
         let after = stats();
         (before, after, start.elapsed())
     });
-    assert!(guard.shutdown(), "the collector flushed");
+    let report = guard.shutdown();
+    assert!(report.is_clean(), "the collector flushed: {report}");
     let secs = elapsed.as_secs_f64();
     let enqueued = after.enqueued - before.enqueued;
     Run {

@@ -76,6 +76,6 @@ async fn main() {
     stop.store(true, Ordering::Relaxed);
     let _ = sync_work.join();
     let _ = async_work.await;
-    let flushed = profilis.shutdown();
-    println!("stopped; every queued call flushed: {flushed}");
+    let report = profilis.shutdown();
+    println!("stopped: {report}");
 }

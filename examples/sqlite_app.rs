@@ -92,8 +92,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let flushed = profilis.shutdown();
-    println!("stopped after {round} rounds; every queued query flushed: {flushed}");
+    let report = profilis.shutdown();
+    println!("stopped after {round} rounds: {report}");
     let text = profilis::render().unwrap_or_default();
     for line in text
         .lines()

@@ -113,7 +113,8 @@ fn a_kind_described_outside_profilis_is_counted_exported_and_written() {
     let panicked = std::panic::catch_unwind(|| consume("orders", 10, || panic!("poison message")));
     assert!(panicked.is_err());
     // Shutting down drains every call into the recorder and the console sink.
-    assert!(guard.shutdown());
+    let report = guard.shutdown();
+    assert!(report.is_clean(), "{report}");
     let text = profilis::render().unwrap();
 
     let labels =

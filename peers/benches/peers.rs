@@ -242,7 +242,8 @@ fn profilis(m: &mut Measure) {
     profilis::set_enabled(false);
     m.case("profiled_disabled", run_profiled);
     profilis::set_enabled(true);
-    assert!(exporter.shutdown(), "the collector flushed");
+    let report = exporter.shutdown();
+    assert!(report.is_clean(), "the collector flushed: {report}");
     print_counts("profilis", &profilis::render().unwrap_or_default());
 }
 

@@ -89,7 +89,8 @@ fn run_child(process: &str) {
                 .expect("the profilis exporter installs");
             let grown = grown_over_calls(profiled_work);
             // Drains every thread's counts into the recorder, as a scrape would see them.
-            assert!(guard.shutdown(), "the collector flushed");
+            let report = guard.shutdown();
+            assert!(report.is_clean(), "the collector flushed: {report}");
             let text = profilis::render().unwrap_or_default();
             (
                 grown,

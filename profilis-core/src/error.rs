@@ -103,10 +103,15 @@ pub enum StartError {
 }
 
 /// Why a sink could not take a batch. Counted as a sink failure; the other sinks go on.
+///
+/// An error that means data is gone for good (say, lines a file sink could not write at
+/// shutdown) says how much with [`SinkError::with_lost`]: a failed last flush's losses are
+/// added up in [`ShutdownReport::lost`](crate::ShutdownReport::lost).
 #[derive(Debug)]
 pub struct SinkError {
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    lost: u64,
 }
 
 impl SinkError {
@@ -115,6 +120,7 @@ impl SinkError {
         SinkError {
             message: message.into(),
             source: None,
+            lost: 0,
         }
     }
 
@@ -126,7 +132,22 @@ impl SinkError {
         SinkError {
             message: message.into(),
             source: Some(Box::new(source)),
+            lost: 0,
         }
+    }
+
+    /// The same error, saying that `items` (events, lines, ...) are lost for good because of
+    /// it: no later call of the sink will deliver them. Name them in the message too, for the
+    /// line the collector prints.
+    #[must_use]
+    pub fn with_lost(mut self, items: u64) -> SinkError {
+        self.lost = items;
+        self
+    }
+
+    /// Items this failure lost for good (0 unless set by [`SinkError::with_lost`]).
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 }
 

@@ -47,7 +47,7 @@ pub mod testing;
 mod trace;
 
 pub use collector::{
-    stats, validate_buckets, Buckets, Collector, CollectorConfig, DEFAULT_BUCKETS,
+    stats, validate_buckets, Buckets, Collector, CollectorConfig, ShutdownReport, DEFAULT_BUCKETS,
 };
 pub use error::{env_var, ConfigError, SinkError, StartError};
 pub use event::{Detail, Event, Outcome, Value};
@@ -55,7 +55,9 @@ pub use in_flight::in_flight;
 pub use kind::{kinds, Kind, Metric, DB, FUNCTION, HTTP};
 pub use ring::DropPolicy;
 pub use sampler::{global_rate, set_global_rate, validate_rate};
-pub use sink::{sink_fn, Batch, BucketTotal, CallCount, EventFilter, FanOut, FnSink, Sink, Stats};
+pub use sink::{
+    sink_fn, Batch, BucketTotal, CallCount, EventFilter, FanOut, FlushOutcome, FnSink, Sink, Stats,
+};
 pub use site::Site;
 pub use switch::{is_enabled, set_enabled};
 

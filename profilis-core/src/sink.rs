@@ -71,10 +71,13 @@ pub trait Sink: Send + 'static {
     /// Any [`SinkError`]: the batch is counted as failed for this sink.
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError>;
 
-    /// Called after the last batch, at shutdown.
+    /// Called after the last batch, at shutdown: write out what is still buffered. Nothing
+    /// follows it, so what a sink cannot deliver now is lost.
     ///
     /// # Errors
-    /// Any [`SinkError`]: counted as a failure.
+    /// Any [`SinkError`]: counted as a failure and printed on stderr. Say what was lost for
+    /// good with [`SinkError::with_lost`]; the collector adds it up in
+    /// [`ShutdownReport::lost`](crate::ShutdownReport::lost).
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
@@ -223,49 +226,78 @@ impl FanOut {
     /// Writes `batch` to every sink (filtered for sinks with an event filter); returns how
     /// many failed.
     pub fn write_all(&mut self, batch: &Batch<'_>) -> u64 {
-        self.each(|sink, filtered| {
-            let Some(filter) = sink.event_filter() else {
-                return sink.write(batch);
-            };
-            filtered.clear();
-            filtered.extend(batch.events.iter().filter(|e| filter.accepts(e)).cloned());
-            sink.write(&Batch {
-                events: filtered,
-                ..*batch
-            })
-        })
+        self.each(
+            |sink, filtered| {
+                let Some(filter) = sink.event_filter() else {
+                    return sink.write(batch);
+                };
+                filtered.clear();
+                filtered.extend(batch.events.iter().filter(|e| filter.accepts(e)).cloned());
+                sink.write(&Batch {
+                    events: filtered,
+                    ..*batch
+                })
+            },
+            Call::Write,
+        )
+        .failed
     }
 
-    /// Flushes every sink; returns how many failed.
-    pub fn flush_all(&mut self) -> u64 {
-        self.each(|sink, _| sink.flush())
+    /// Flushes every sink; returns how many failed and what they lost. Every failed flush is
+    /// reported on stderr (a write's failures only the first time), since a flush is the last
+    /// word of a sink at shutdown.
+    pub fn flush_all(&mut self) -> FlushOutcome {
+        self.each(|sink, _| sink.flush(), Call::Flush)
     }
 
     fn each(
         &mut self,
         mut op: impl FnMut(&mut dyn Sink, &mut Vec<Event>) -> Result<(), SinkError>,
-    ) -> u64 {
-        let mut failed = 0;
+        call: Call,
+    ) -> FlushOutcome {
+        let mut outcome = FlushOutcome::default();
         for member in &mut self.members {
             let result = catch_unwind(AssertUnwindSafe(|| {
                 op(member.sink.as_mut(), &mut member.filtered)
             }));
             let message = match result {
                 Ok(Ok(())) => continue,
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => {
+                    outcome.lost += e.lost();
+                    e.to_string()
+                }
                 Err(panic) => panic_message(&*panic),
             };
-            failed += 1;
+            outcome.failed += 1;
             member.failures += 1;
-            if member.failures == 1 {
-                eprintln!(
-                    "profilis: sink {} failed: {message} (further failures are only counted)",
-                    member.sink.name()
-                );
+            let name = member.sink.name();
+            match call {
+                Call::Flush => eprintln!("profilis: sink {name} failed to flush: {message}"),
+                Call::Write if member.failures == 1 => eprintln!(
+                    "profilis: sink {name} failed: {message} (further failures are only counted)"
+                ),
+                Call::Write => {}
             }
         }
-        failed
+        outcome
     }
+}
+
+/// Which sink method a fan-out runs: their failures are reported differently.
+#[derive(Clone, Copy)]
+enum Call {
+    Write,
+    Flush,
+}
+
+/// What [`FanOut::flush_all`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct FlushOutcome {
+    /// Sinks whose flush failed (returned an error or panicked).
+    pub failed: u64,
+    /// Items those failures lost for good, as their errors said ([`SinkError::lost`]).
+    pub lost: u64,
 }
 
 impl Sink for FanOut {
@@ -278,8 +310,11 @@ impl Sink for FanOut {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         match self.flush_all() {
-            0 => Ok(()),
-            n => Err(SinkError::new(format!("{n} sink(s) failed to flush"))),
+            FlushOutcome { failed: 0, .. } => Ok(()),
+            FlushOutcome { failed, lost } => Err(SinkError::new(format!(
+                "{failed} sink(s) failed to flush, losing {lost} item(s)"
+            ))
+            .with_lost(lost)),
         }
     }
 

@@ -139,6 +139,7 @@ pub fn capture_with<R>(config: CollectorConfig, f: impl FnOnce() -> R) -> (R, Ca
         Err(e) => panic!("the capturing collector cannot start: {e}"),
     };
     let result = f();
-    assert!(collector.shutdown(), "the collector drained in time");
+    let report = collector.shutdown();
+    assert!(report.is_clean(), "the collector drained in time: {report}");
     (result, sink.take())
 }

@@ -1,6 +1,6 @@
 //! The collector against real threads and sinks: the counting invariant under concurrent
-//! producers, drop policies, bounded memory behind a stuck sink, sink isolation, shutdown flush,
-//! the off switch and span nesting.
+//! producers, drop policies, bounded memory behind a stuck sink, sink isolation, shutdown flush
+//! and its report, the off switch and span nesting.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,8 +9,8 @@ use std::time::Duration;
 use profilis_core::adapter::enter;
 use profilis_core::context;
 use profilis_core::{
-    stats, Batch, Buckets, Collector, CollectorConfig, ConfigError, DropPolicy, Event, Outcome,
-    Sink, SinkError, Site, StartError,
+    stats, Batch, Buckets, Collector, CollectorConfig, ConfigError, DropPolicy, Event, FanOut,
+    Outcome, ShutdownReport, Sink, SinkError, Site, StartError,
 };
 
 /// One collector per process: tests take turns.
@@ -126,7 +126,7 @@ fn enqueued_equals_processed_plus_dropped_plus_queued_under_concurrent_producers
         quiet.processed + quiet.dropped + quiet.queue_depth,
         "{quiet:?}"
     );
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     let after = stats();
     assert_eq!(after.queue_depth, 0);
     assert_eq!(after.enqueued, after.processed + after.dropped);
@@ -169,7 +169,7 @@ fn run_against_stuck_sink(policy: DropPolicy) -> (Vec<Event>, u64, profilis_core
     };
     let stuck = quiet_stats();
     gate.store(true, Ordering::Release);
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     let delta = profilis_core::Stats {
         enqueued: stuck.enqueued - before.enqueued,
         processed: stuck.processed - before.processed,
@@ -234,7 +234,7 @@ fn ten_million_calls_behind_a_stuck_sink_stay_bounded() {
         10_000_000 - (s.processed - before.processed) - s.queue_depth
     );
     gate.store(true, Ordering::Release);
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     assert_eq!(capture.seen.lock().unwrap().calls, 10_000_000);
 }
 
@@ -270,7 +270,7 @@ fn failing_and_panicking_sinks_do_not_stop_the_others() {
     for i in 0..1_000 {
         call(&SITE, i % 4 == 0);
     }
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     let seen = capture.seen.lock().unwrap();
     assert_eq!(seen.calls, 1_000);
     assert_eq!(seen.errors, 250);
@@ -316,6 +316,131 @@ fn shutdown_delivers_every_event_made_before_it() {
         .all(|e| e.name() == "collector::shutdown"));
 }
 
+/// Takes every batch; its last flush fails, losing `lost` items.
+struct LosingFlush {
+    lost: u64,
+}
+
+impl Sink for LosingFlush {
+    fn write(&mut self, _: &Batch<'_>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Err(SinkError::new(format!("{} records could not be sent", self.lost)).with_lost(self.lost))
+    }
+}
+
+struct PanickingFlush;
+
+impl Sink for PanickingFlush {
+    fn write(&mut self, _: &Batch<'_>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        panic!("flush bug")
+    }
+}
+
+#[test]
+fn shutdown_reports_failed_last_flushes_and_what_they_lost() {
+    let _serial = serial();
+    static SITE: Site = Site::function("collector::lossy_shutdown", None);
+    let capture = Capture::default();
+    let before = stats();
+    let collector = Collector::start(
+        quick(),
+        vec![
+            Box::new(LosingFlush { lost: 42 }),
+            Box::new(PanickingFlush),
+            Box::new(capture.clone()),
+            // A fan-out inside passes its sinks' losses on.
+            Box::new(FanOut::new(vec![
+                Box::new(LosingFlush { lost: 8 }),
+                Box::new(Capture::default()),
+            ])),
+        ],
+    )
+    .unwrap();
+    for _ in 0..100 {
+        call(&SITE, false);
+    }
+    let report = collector.shutdown();
+    assert!(report.flushed, "{report:?}");
+    assert_eq!(report.failed_flushes, 3, "{report:?}");
+    assert_eq!(report.lost, 50, "{report:?}");
+    assert!(!report.is_clean());
+    assert_eq!(
+        report.to_string(),
+        "every sink flushed in time; 3 sink(s) failed their last flush, losing 50 item(s)"
+    );
+    assert_eq!(stats().sink_failures - before.sink_failures, 3);
+    // The other sinks were flushed and got everything.
+    assert_eq!(capture.seen.lock().unwrap().events.len(), 100);
+
+    let report = Collector::start(quick(), vec![Box::new(Capture::default())])
+        .unwrap()
+        .shutdown();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report, ShutdownReport::default());
+    assert_eq!(report.to_string(), "every sink flushed in time");
+}
+
+/// Its last flush waits until `gate` opens, then sets `done`.
+struct SlowFlush {
+    gate: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+}
+
+impl Sink for SlowFlush {
+    fn write(&mut self, _: &Batch<'_>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        while !self.gate.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.done.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_flush_past_the_shutdown_timeout_is_reported() {
+    let _serial = serial();
+    let gate = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let collector = Collector::start(
+        CollectorConfig {
+            shutdown_timeout: Duration::from_millis(50),
+            ..quick()
+        },
+        vec![Box::new(SlowFlush {
+            gate: gate.clone(),
+            done: done.clone(),
+        })],
+    )
+    .unwrap();
+    let report = collector.shutdown();
+    gate.store(true, Ordering::Release);
+    assert!(!report.flushed, "{report:?}");
+    assert!(!report.is_clean());
+    assert!(
+        report.to_string().contains("did not finish flushing"),
+        "{report}"
+    );
+    // Let the late flush end before the next test starts a collector.
+    for _ in 0..10_000 {
+        if done.load(Ordering::Acquire) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the late flush never ended");
+}
+
 #[test]
 fn switched_off_records_nothing() {
     let _serial = serial();
@@ -335,7 +460,7 @@ fn switched_off_records_nothing() {
     }
     profilis_core::set_enabled(true);
     call(&SITE, false);
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     let seen = capture.seen.lock().unwrap();
     assert_eq!(seen.calls, 1);
     assert_eq!(seen.events.len(), 1);
@@ -427,7 +552,7 @@ fn nested_calls_are_children_of_their_caller() {
     outer.exit(false);
     assert!(context::current().is_none());
     call(&OUTER, false);
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     let seen = capture.seen.lock().unwrap();
     assert_eq!(seen.calls, 4);
     let inner = seen
@@ -488,7 +613,7 @@ fn durations_are_filed_in_their_buckets_on_the_calling_thread() {
     for _ in 0..50 {
         enter(&UNTIMED).exit(true);
     }
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     let seen = capture.seen.lock().unwrap();
     assert_eq!((seen.calls, seen.errors), (56, 50));
     let bounds: Vec<f64> = seen.buckets.iter().map(|b| b.0).collect();
@@ -570,7 +695,7 @@ fn filtered_and_closure_sinks_get_what_they_asked_for() {
         call(&KEEP, false);
         call(&SKIP, false);
     }
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     assert_eq!(*picky_seen.lock().unwrap(), vec!["collector::keep"; 3]);
     assert!(
         kinds_seen.lock().unwrap().is_empty(),

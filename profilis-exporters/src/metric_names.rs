@@ -6,12 +6,13 @@
 pub const EVENTS_DROPPED_TOTAL: &str = "profilis_events_dropped_total";
 /// Gauge, no labels: events queued in the collector.
 pub const QUEUE_DEPTH: &str = "profilis_queue_depth";
-/// Counter, no labels: sink writes that failed.
+/// Counter, no labels: sink writes that failed, and failed last flushes at shutdown.
 pub const SINK_FAILURES_TOTAL: &str = "profilis_sink_failures_total";
 /// Counter, no labels: active JSONL files rotated.
 pub const JSONL_ROTATED_FILES_TOTAL: &str = "profilis_jsonl_rotated_files_total";
 /// Counter, no labels: rotated JSONL files deleted by retention.
 pub const JSONL_REMOVED_FILES_TOTAL: &str = "profilis_jsonl_removed_files_total";
-/// Counter, no labels: JSONL lines dropped because the pending buffer was full (or could not
-/// be written at shutdown).
+/// Counter, no labels: JSONL lines dropped because the pending buffer was full, or because
+/// they could not be written by the last flush at shutdown (counted before the exporter's
+/// listener stops).
 pub const JSONL_DROPPED_LINES_TOTAL: &str = "profilis_jsonl_dropped_lines_total";

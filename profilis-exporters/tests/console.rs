@@ -81,7 +81,7 @@ fn run(calls: usize, sinks: Vec<Box<dyn Sink>>) {
             outer.exit(false);
         }
     }
-    assert!(collector.shutdown(), "collector drained in time");
+    assert!(collector.shutdown().is_clean(), "collector drained in time");
 }
 
 fn events_of(calls: usize) -> usize {

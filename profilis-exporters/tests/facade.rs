@@ -62,7 +62,7 @@ fn functions_become_exact_counters_and_histograms() {
     for _ in 0..100 {
         enter(&HOT).exit(false);
     }
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
 
     let snapshot = snapshotter.snapshot().into_vec();
     let find = |kind: MetricKind, name: &str, function: &str| {

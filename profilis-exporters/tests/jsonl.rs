@@ -1,13 +1,16 @@
 //! The rotating JSONL sink against real directories: rotation names, retention, recovery after
 //! a real `kill -9` of a writing child process, failures and retries, and shutdown through a
-//! real collector. Each test has its own directory under the system temp dir.
+//! real collector, and a full disk (`/dev/full`) at shutdown reported by the exporter's guard.
+//! Each test has its own directory under the system temp dir.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
+use std::io::{Read, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use profilis_core::adapter::enter;
@@ -131,10 +134,13 @@ fn rotated(dir: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// Every file of `dir` (any name).
+/// Every regular file of `dir` (any name; not a link such as `fill_disk`'s to `/dev/full`).
 fn all_files(dir: &Path) -> Vec<PathBuf> {
     match fs::read_dir(dir) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -613,9 +619,247 @@ fn lines_that_cannot_be_written_before_drop_are_counted_as_dropped() {
     let mut sink = sink;
     break_dir(&dir);
     write(&mut sink, 10..14).unwrap_err();
-    assert!(sink.flush().is_err());
     drop(sink);
     assert_eq!(counters.dropped_lines(), 4);
+}
+
+/// Makes the disk under the active file full: the active file becomes a symbolic link to
+/// `/dev/full`, where every write fails with `ENOSPC` ("No space left on device"). The lines
+/// written so far are kept in `before-full.jsonl`.
+fn fill_disk(dir: &Path) {
+    let active = dir.join(DEFAULT_ACTIVE_NAME);
+    fs::rename(&active, dir.join("before-full.jsonl")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &active).unwrap();
+}
+
+/// The lines of the files of `dir`, by name (not following the link to `/dev/full`).
+fn lines_on_disk(dir: &Path) -> Vec<u64> {
+    let mut files: Vec<(String, PathBuf)> = all_files(dir)
+        .into_iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    files.sort();
+    seqs_of(&files)
+}
+
+#[test]
+fn a_full_disk_at_the_last_flush_loses_the_pending_lines_and_says_how_many() {
+    let dir = TempDir::new("full-flush");
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let counters = sink.counters();
+    write(&mut sink, 10..13).unwrap();
+    fill_disk(dir.path());
+    let err = write(&mut sink, 13..20).unwrap_err();
+    assert_eq!(err.lost(), 0, "kept for a retry, not lost: {err}");
+    assert_eq!(counters.dropped_lines(), 0);
+
+    let err = sink.flush().unwrap_err();
+    assert_eq!(err.lost(), 7, "{err}");
+    let message = err.to_string();
+    let expected = format!(
+        "7 JSONL line(s) could not be written to {} at shutdown and are lost",
+        dir.path().display()
+    );
+    assert!(message.contains(&expected), "{message}");
+    assert!(message.contains("No space left on device"), "{message}");
+    assert_eq!(counters.dropped_lines(), 7);
+    assert_eq!(sink.pending_bytes(), 0);
+    assert_eq!(lines_on_disk(dir.path()), [10, 11, 12]);
+    drop(sink);
+    assert_eq!(counters.dropped_lines(), 7, "counted once");
+}
+
+/// Set in the environment of the child process of `lines_lost_at_shutdown_are_reported`.
+const FULL_DISK_DIR: &str = "PROFILIS_JSONL_TEST_FULL_DISK_DIR";
+/// Starts each line of what `full_disk_child` reports on stdout.
+const REPORT: &str = "full-disk-report:";
+/// Calls made before and after the disk fills.
+const BEFORE_FULL: usize = 300;
+const AFTER_FULL: usize = 700;
+
+/// A sink added after the JSONL sink: its last flush, which runs right after the JSONL sink's,
+/// scrapes `/metrics` while the guard is still shutting down.
+struct ScrapeAtFlush {
+    addr: Arc<OnceLock<SocketAddr>>,
+    page: Arc<Mutex<Option<String>>>,
+}
+
+impl Sink for ScrapeAtFlush {
+    fn write(&mut self, _: &Batch<'_>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let addr = self
+            .addr
+            .get()
+            .ok_or_else(|| SinkError::new("no listen address"))?;
+        let page = scrape(*addr).map_err(|e| SinkError::with_source("scrape failed", e))?;
+        *self.page.lock().unwrap() = Some(page);
+        Ok(())
+    }
+
+    fn wants_events(&self) -> bool {
+        false
+    }
+}
+
+/// `GET /metrics` over loopback: the whole reply.
+fn scrape(addr: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+/// The value of the series `name` (no labels) in a Prometheus page.
+fn value_of(page: &str, name: &str) -> Option<u64> {
+    page.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Not a test on its own: the exporter that `lines_lost_at_shutdown_are_reported` runs in a
+/// child process (this test binary, re-executed), for its stderr and for a recorder of its own.
+#[test]
+fn full_disk_child() {
+    let Some(dir) = std::env::var_os(FULL_DISK_DIR) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let addr = Arc::new(OnceLock::new());
+    let page = Arc::new(Mutex::new(None));
+    // No retry before shutdown: every line after the disk filled waits for the last flush.
+    let hour = Duration::from_secs(3600);
+    let sink = JsonlSink::new(JsonlConfig::new(&dir).retry_backoff(hour, hour)).unwrap();
+    let counters = sink.counters();
+    let guard = Exporter::new()
+        .listen_addr("127.0.0.1:0".parse().unwrap())
+        .enabled(true)
+        .queue_size(BEFORE_FULL + AFTER_FULL)
+        .flush_interval(Duration::from_millis(10))
+        .shutdown_timeout(PATIENCE)
+        .sink(sink)
+        .sink(ScrapeAtFlush {
+            addr: addr.clone(),
+            page: page.clone(),
+        })
+        .install()
+        .unwrap();
+    addr.set(guard.listen_addr().unwrap()).unwrap();
+    calls(BEFORE_FULL);
+    let active = dir.join(DEFAULT_ACTIVE_NAME);
+    wait_until("the first lines", || {
+        fs::read(&active)
+            .is_ok_and(|text| text.iter().filter(|&&b| b == b'\n').count() == BEFORE_FULL)
+    });
+    fill_disk(&dir);
+    calls(AFTER_FULL);
+    wait_until("a failed write", || counters.failed_writes() > 0);
+
+    let report = guard.shutdown();
+    let during = page.lock().unwrap().take().unwrap_or_default();
+    let after = profilis_exporters::render().unwrap();
+    let stats = profilis_core::stats();
+    let values = [
+        ("calls", (BEFORE_FULL + AFTER_FULL) as u64),
+        ("flushed", report.flushed.into()),
+        ("clean", report.is_clean().into()),
+        ("failed_flushes", report.failed_flushes),
+        ("lost", report.lost),
+        ("events_dropped", stats.dropped),
+        ("sink_failures", stats.sink_failures),
+    ];
+    for (name, value) in values {
+        println!("{REPORT} {name} {value}");
+    }
+    for (when, page) in [("during", &during), ("after", &after)] {
+        for name in [
+            "profilis_jsonl_dropped_lines_total",
+            "profilis_sink_failures_total",
+        ] {
+            let value = value_of(page, name).map_or("missing".to_owned(), |v| v.to_string());
+            println!("{REPORT} {when}:{name} {value}");
+        }
+    }
+    println!("{REPORT} report-text {report}");
+}
+
+#[test]
+fn lines_lost_at_shutdown_are_reported() {
+    let dir = TempDir::new("full-shutdown");
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "full_disk_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FULL_DISK_DIR, dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the child failed: {}\n{stdout}\n{stderr}",
+        output.status
+    );
+    let report: HashMap<&str, &str> = stdout
+        .lines()
+        .filter_map(|line| line.split_once(REPORT)?.1.trim().split_once(' '))
+        .collect();
+    let number = |name: &str| -> u64 {
+        report
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from the child's report:\n{stdout}"))
+    };
+    assert_eq!(number("events_dropped"), 0, "every call reached the sink");
+    // The lines written before the disk filled, each once.
+    let written = span_ids(&[dir.path()]);
+    assert_each_once(&written, BEFORE_FULL);
+    let lost = number("lost");
+    assert_eq!(
+        lost,
+        number("calls") - written.len() as u64,
+        "the report counts every line not in the files"
+    );
+    assert_eq!(number("flushed"), 1, "flushed in time: {stdout}");
+    assert_eq!(number("failed_flushes"), 1, "the JSONL sink's: {stdout}");
+    assert_eq!(number("clean"), 0);
+    assert!(
+        report["report-text"].contains(&format!("losing {lost} item(s)")),
+        "{stdout}"
+    );
+
+    // On stderr: the count and the directory, though the sink's first failure (a write) was
+    // reported before.
+    let expected = format!(
+        "profilis: sink jsonl failed to flush: {lost} JSONL line(s) could not be written to {} \
+         at shutdown and are lost",
+        dir.path().display()
+    );
+    assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+
+    // Counted while the listener still served, and kept in the recorder afterwards.
+    assert_eq!(number("during:profilis_jsonl_dropped_lines_total"), lost);
+    assert_eq!(number("after:profilis_jsonl_dropped_lines_total"), lost);
+    // One failed write at least, and the failed last flush, which came after the last batch.
+    let failures = number("sink_failures");
+    assert!(failures >= 2, "{stdout}");
+    assert_eq!(number("after:profilis_sink_failures_total"), failures);
 }
 
 /// `n` profiled calls of `SITE` on this thread.
@@ -731,7 +975,7 @@ fn failures_are_counted_by_the_collector_and_the_lines_retried() {
         fs::metadata(&active).is_ok_and(|m| m.len() > 0)
     });
     call(10);
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     assert_eq!(profilis_core::stats().dropped, dropped_before);
     assert_eq!(counters.dropped_lines(), 0);
     // The lines before the failure went with the moved directory; every later one was kept

@@ -2,6 +2,7 @@
 //! batches to the sinks, every `flush_interval` and whenever a batch fills. The application never
 //! waits for it; a full queue drops events and counts them.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
@@ -16,7 +17,7 @@ use crate::clock;
 use crate::error::StartError;
 use crate::kind::kinds;
 use crate::local::{self, Generation};
-use crate::sink::{FanOut, Sink, Stats};
+use crate::sink::{FanOut, FlushOutcome, Sink, Stats};
 use crate::switch;
 use worker::Worker;
 
@@ -34,7 +35,7 @@ pub fn stats() -> Stats {
 #[must_use = "dropping the collector stops it"]
 pub struct Collector {
     stop: Arc<AtomicBool>,
-    done: mpsc::Receiver<()>,
+    done: mpsc::Receiver<FlushOutcome>,
     worker: Option<JoinHandle<()>>,
     timeout: Duration,
 }
@@ -107,38 +108,115 @@ impl Collector {
         })
     }
 
-    /// Stops recording, drains every queued event into the sinks and flushes them. Returns
-    /// whether that finished within `shutdown_timeout`.
-    pub fn shutdown(mut self) -> bool {
+    /// Stops recording, drains every queued event into the sinks and flushes them, waiting at
+    /// most `shutdown_timeout`. The report says whether that finished in time and what the
+    /// sinks' last flushes lost (each failed flush is also printed on stderr).
+    ///
+    /// ```
+    /// use profilis_core::{Collector, CollectorConfig};
+    ///
+    /// let collector = Collector::start(CollectorConfig::default(), Vec::new()).unwrap();
+    /// let report = collector.shutdown();
+    /// assert!(report.is_clean(), "{report}");
+    /// ```
+    pub fn shutdown(mut self) -> ShutdownReport {
         self.stop_worker()
     }
 
-    fn stop_worker(&mut self) -> bool {
+    fn stop_worker(&mut self) -> ShutdownReport {
         let Some(worker) = self.worker.take() else {
-            return true;
+            return ShutdownReport::default();
         };
         switch::stop_running();
         local::set_generation(None);
         self.stop.store(true, Ordering::Release);
         worker.thread().unpark();
-        let flushed = match self.done.recv_timeout(self.timeout) {
-            Ok(()) => worker.join().is_ok(),
+        let report = match self.done.recv_timeout(self.timeout) {
+            Ok(outcome) => ShutdownReport {
+                flushed: worker.join().is_ok(),
+                failed_flushes: outcome.failed,
+                lost: outcome.lost,
+            },
             Err(_) => {
                 eprintln!(
                     "profilis: the collector did not finish flushing within {:?}; \
                      events still queued may be lost",
                     self.timeout
                 );
-                false
+                ShutdownReport {
+                    flushed: false,
+                    ..ShutdownReport::default()
+                }
             }
         };
         COLLECTOR_RUNNING.store(false, Ordering::Release);
-        flushed
+        report
+    }
+}
+
+/// What a shutdown did: [`Collector::shutdown`], and the exporter guard's `shutdown`, which
+/// returns the same. [`ShutdownReport::is_clean`] is the one question most callers ask: did
+/// everything recorded reach the sinks?
+///
+/// Only the shutdown is reported here. Losses while running are counted as they happen:
+/// events dropped by full queues in [`Stats::dropped`] (`profilis_events_dropped_total`),
+/// failed sink calls in [`Stats::sink_failures`] (`profilis_sink_failures_total`), and the
+/// sinks' own counters (`profilis_jsonl_dropped_lines_total`).
+///
+/// The `Default` report is that of a shutdown with nothing left to do: flushed, nothing lost.
+#[must_use = "a shutdown that lost data says so here (and on stderr)"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Whether the collector drained every queue and flushed every sink within
+    /// `shutdown_timeout`. When `false`, the sinks may still be flushing on the collector
+    /// thread, and what they lose then is not in this report.
+    pub flushed: bool,
+    /// Sinks whose last flush failed (returned an error or panicked).
+    pub failed_flushes: u64,
+    /// Items (events, JSONL lines, ...) the failed flushes lost for good, as the sinks said
+    /// ([`SinkError::lost`](crate::SinkError::lost)).
+    pub lost: u64,
+}
+
+impl ShutdownReport {
+    /// Flushed in time, no sink's last flush failed, nothing lost.
+    pub fn is_clean(&self) -> bool {
+        self.flushed && self.failed_flushes == 0 && self.lost == 0
+    }
+}
+
+impl Default for ShutdownReport {
+    fn default() -> ShutdownReport {
+        ShutdownReport {
+            flushed: true,
+            failed_flushes: 0,
+            lost: 0,
+        }
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.flushed {
+            f.write_str("every sink flushed in time")?;
+        } else {
+            f.write_str("the sinks did not finish flushing within the shutdown timeout")?;
+        }
+        if self.failed_flushes > 0 {
+            write!(
+                f,
+                "; {} sink(s) failed their last flush, losing {} item(s)",
+                self.failed_flushes, self.lost
+            )?;
+        }
+        Ok(())
     }
 }
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        self.stop_worker();
+        // Dropped without `shutdown`: what a failed flush lost is said on stderr only.
+        let _ = self.stop_worker();
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::clock;
 use crate::event::Event;
 use crate::local::{self, Snapshot, ThreadState};
-use crate::sink::{Batch, BucketTotal, CallCount, FanOut, Stats};
+use crate::sink::{Batch, BucketTotal, CallCount, FanOut, FlushOutcome, Stats};
 use crate::site::{self, Site};
 
 pub(super) static POPPED: AtomicU64 = AtomicU64::new(0);
@@ -52,15 +52,15 @@ impl Worker {
         &mut self,
         stop: &AtomicBool,
         flush_interval: Duration,
-        done: mpsc::Sender<()>,
+        done: mpsc::Sender<FlushOutcome>,
     ) {
         loop {
             let stopping = stop.load(Ordering::Acquire);
             self.cycle(stopping);
             if stopping {
-                let failed = self.sinks.flush_all();
-                SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
-                let _ = done.send(());
+                let flushed = self.sinks.flush_all();
+                SINK_FAILURES.fetch_add(flushed.failed, Ordering::Relaxed);
+                let _ = done.send(flushed);
                 return;
             }
             thread::park_timeout(flush_interval);

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use profilis_core::Collector;
+use profilis_core::{Collector, ShutdownReport};
 
 mod builder;
 mod env;
@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::labels::GlobalLabels;
 #[cfg(feature = "listener")]
 use crate::listener::Listener;
+use crate::metric_names::SINK_FAILURES_TOTAL;
 use prometheus::Installed;
 
 /// Reads the `PROFILIS_*` variables and installs everything: the recorder, the collector with
@@ -41,8 +42,10 @@ pub fn install_exporter() -> Result<ExporterGuard, Error> {
     Exporter::new().install()
 }
 
-/// What [`install_exporter`] started. Dropping it drains every queued event into the recorder
-/// (and the other sinks), then stops the listener. The recorder stays installed.
+/// What [`install_exporter`] started. Dropping it (or [`ExporterGuard::shutdown`]) drains every
+/// queued event into the recorder and the other sinks and flushes them, records what that cost
+/// in the health metrics, and only then stops the listener, so a scrape until then sees it.
+/// The recorder stays installed: [`render`] still reads it afterwards.
 #[must_use = "dropping the guard stops profiling"]
 pub struct ExporterGuard {
     collector: Option<Collector>,
@@ -71,23 +74,45 @@ impl ExporterGuard {
         &self.labels
     }
 
-    /// Flushes and stops; returns whether the flush finished within the shutdown timeout.
-    pub fn shutdown(mut self) -> bool {
+    /// Flushes and stops, and says how that went: whether the flush finished within the
+    /// shutdown timeout and what the sinks' last flushes lost (for the JSONL sink, the lines it
+    /// could not write, also counted in `profilis_jsonl_dropped_lines_total`). A failed flush
+    /// is also printed on stderr, and counted in `profilis_sink_failures_total` before the
+    /// listener stops.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), profilis_exporters::Error> {
+    /// let profilis = profilis_exporters::install_exporter()?;
+    /// // ... run the service
+    /// let report = profilis.shutdown();
+    /// if !report.is_clean() {
+    ///     eprintln!("profiling data was lost at shutdown: {report}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(mut self) -> ShutdownReport {
         self.stop()
     }
 
-    fn stop(&mut self) -> bool {
-        let flushed = self.collector.take().is_none_or(Collector::shutdown);
+    fn stop(&mut self) -> ShutdownReport {
+        let report = self
+            .collector
+            .take()
+            .map_or_else(ShutdownReport::default, Collector::shutdown);
+        // A failed last flush comes after the last batch, whose stats fed this counter.
+        metrics::counter!(SINK_FAILURES_TOTAL).absolute(profilis_core::stats().sink_failures);
         #[cfg(feature = "listener")]
         if let Some(listener) = self.listener.take() {
             listener.shutdown();
         }
-        flushed
+        report
     }
 }
 
 impl Drop for ExporterGuard {
     fn drop(&mut self) {
-        self.stop();
+        // Dropped without `shutdown`: what a failed flush lost is said on stderr and in the
+        // metrics only.
+        let _ = self.stop();
     }
 }

@@ -41,7 +41,7 @@ pub struct JsonlCounters(Arc<Counters>);
 
 impl JsonlCounters {
     /// Lines dropped: the oldest pending lines when the pending buffer was full, and lines that
-    /// could not be written before the sink was dropped.
+    /// could not be written by the last flush (or, without one, before the sink was dropped).
     pub fn dropped_lines(&self) -> u64 {
         self.0.dropped_lines.load(Ordering::Relaxed)
     }
@@ -118,6 +118,13 @@ impl JsonlCounters {
 /// pending lines are dropped and counted ([`JsonlCounters::dropped_lines`] and
 /// `profilis_jsonl_dropped_lines_total`). Rotated and deleted files are counted too
 /// (`profilis_jsonl_rotated_files_total`, `profilis_jsonl_removed_files_total`).
+///
+/// At shutdown ([`Sink::flush`]) the pending lines get one more try, whatever the backoff.
+/// Lines that still cannot be written are lost, and said so: they are counted as dropped (in
+/// the metric while the listener still serves), the flush fails with an error naming their
+/// count and the directory, which the collector prints on stderr, and the `shutdown()` of the
+/// exporter's guard or of the collector reports them
+/// ([`ShutdownReport::lost`](profilis_core::ShutdownReport::lost), and `is_clean()` is false).
 ///
 /// One sink writes to a directory at a time.
 ///
@@ -231,16 +238,34 @@ impl Sink for JsonlSink {
         self.push(Instant::now())
     }
 
-    /// Writes every pending line (whatever the backoff) and rotates the active file.
+    /// Writes every pending line (whatever the backoff) and rotates the active file. Lines
+    /// that cannot be written now are lost: counted as dropped, and named in the error (see
+    /// "Failures" above).
     fn flush(&mut self) -> Result<(), SinkError> {
-        let now = Instant::now();
-        match self.write_pending().and_then(|()| self.finish_active()) {
+        if let Err(e) = self.write_pending() {
+            return Err(self.lose_pending(e));
+        }
+        match self.finish_active() {
             Ok(()) => {
                 self.retry_at = None;
                 self.backoff = self.config.retry_initial;
                 Ok(())
             }
-            Err(e) => Err(self.failed(now, e)),
+            Err(e) => {
+                self.counters
+                    .0
+                    .failed_writes
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(SinkError::with_source(
+                    format!(
+                        "cannot finish JSONL file {} at shutdown (sync, rotation or \
+                         retention failed); no line is lost: the next start rotates a file \
+                         left active",
+                        self.active.display()
+                    ),
+                    e,
+                ))
+            }
         }
     }
 
@@ -250,8 +275,9 @@ impl Sink for JsonlSink {
 }
 
 impl Drop for JsonlSink {
-    /// One last try for lines still pending (the next start rotates the active file); lines
-    /// that still cannot be written are counted as dropped.
+    /// For a sink dropped without its last flush (a collector always flushes): one last try
+    /// for lines still pending (the next start rotates the active file); lines that still
+    /// cannot be written are counted as dropped.
     fn drop(&mut self) {
         if !self.pending.is_empty() && self.write_pending().is_err() {
             self.count_dropped(count_lines(&self.pending));

@@ -96,6 +96,26 @@ impl JsonlSink {
         }
     }
 
+    /// At the last flush, after `error`: the pending lines will never be written. Counts them
+    /// as dropped and says how many are lost, and where, in the returned error.
+    pub(super) fn lose_pending(&mut self, error: io::Error) -> SinkError {
+        let lines = count_lines(&self.pending);
+        self.pending.clear();
+        self.count_dropped(lines);
+        self.counters
+            .0
+            .failed_writes
+            .fetch_add(1, Ordering::Relaxed);
+        SinkError::with_source(
+            format!(
+                "{lines} JSONL line(s) could not be written to {} at shutdown and are lost",
+                self.config.dir.display()
+            ),
+            error,
+        )
+        .with_lost(lines)
+    }
+
     /// Writes pending lines unless waiting for a retry, then rotates if due; on failure
     /// schedules the next try.
     pub(super) fn push(&mut self, now: Instant) -> Result<(), SinkError> {
