@@ -248,7 +248,8 @@ fn a_service_under_steady_load_scrapes_and_hostile_clients_stays_flat_and_exact(
     }
     let calls = calls.load(Ordering::Relaxed);
     let async_calls = async_calls.load(Ordering::Relaxed);
-    assert!(guard.shutdown(), "the final flush finished");
+    let report = guard.shutdown();
+    assert!(report.is_clean(), "{report}");
 
     eprintln!(
         "soak of {length:?}: {calls} sync and {async_calls} async calls, {scraped} scrapes; \

@@ -136,7 +136,7 @@ fn a_thread_costs_at_most_16_kib_without_event_sinks_and_64_kib_with_one() {
     let sink = Counting::new(false);
     let collector = start(&sink);
     let cost = per_thread_cost(&SITE, &sink, 100);
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     eprintln!("a thread that makes profiled calls, no sink wants events: {cost} bytes");
     assert!(cost <= 16 * KIB, "{} KiB a thread", cost / KIB);
 
@@ -144,7 +144,7 @@ fn a_thread_costs_at_most_16_kib_without_event_sinks_and_64_kib_with_one() {
     let collector = start(&sink);
     // 100 calls: the queue (2,048 events by default) never fills.
     let cost = per_thread_cost(&EVENTS, &sink, 100);
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     assert_eq!(sink.seen().1, THREADS as u64 * 100, "every event delivered");
     eprintln!("a thread that makes profiled calls, a sink wants every event: {cost} bytes");
     assert!(cost <= 64 * KIB, "{} KiB a thread", cost / KIB);
@@ -187,7 +187,7 @@ fn resident_memory_comes_back_after_20000_short_lived_threads() {
     // The collector forgets the states of exited threads once it has read them.
     std::thread::sleep(Duration::from_millis(100));
     let end = resident_bytes();
-    assert!(collector.shutdown());
+    assert!(collector.shutdown().is_clean());
     let (calls, events) = sink.seen();
     assert_eq!(calls, (1_000 + CHURN) as u64 * CALLS, "every call counted");
     assert_eq!(events, calls, "every event delivered");
