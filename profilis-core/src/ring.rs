@@ -338,6 +338,21 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Owning thread only: if the queue is empty and its ring has grown past the first size,
+    /// goes back to a ring of the first size (the collector frees the large one). For a state
+    /// handed to a new thread, so a burst of an earlier owner does not keep its memory.
+    pub(crate) fn shrink(&self) {
+        // SAFETY: as in `push`.
+        let segment = unsafe { &*self.producer.write.load(Ordering::Relaxed) };
+        let first = self.max_slots.min(FIRST_SEGMENT_SLOTS);
+        if segment.slots.len() <= first || self.len() != 0 {
+            return;
+        }
+        let next = Box::into_raw(Box::new(Segment::new(first, self.limit)));
+        segment.next.store(next, Ordering::Release);
+        self.producer.write.store(next, Ordering::Relaxed);
+    }
+
     /// Takes the oldest event, if any. Safe to call from any thread; while one thread reads,
     /// another gets `None`.
     pub(crate) fn pop(&self) -> Option<T> {
@@ -512,6 +527,31 @@ mod tests {
         }
         assert_eq!(queue.push(ev(9999)), Pushed::Rejected);
         assert_eq!(queue.shape(), (2, 4096), "the largest ring the limit needs");
+    }
+
+    #[test]
+    fn an_empty_grown_queue_shrinks_back_to_its_first_ring() {
+        let queue = Queue::new(2048, DropPolicy::Newest);
+        for i in 0..1000 {
+            assert_eq!(queue.push(ev(i)), Pushed::Yes);
+        }
+        queue.shrink();
+        assert_eq!(queue.shape().1, 1024, "not while events are queued");
+        for i in 0..1000 {
+            assert_eq!(queue.pop().unwrap().ts_ns, i);
+        }
+        queue.shrink();
+        assert_eq!(queue.shape(), (2, FIRST_SEGMENT_SLOTS));
+        assert!(queue.pop().is_none());
+        assert_eq!(
+            queue.shape(),
+            (1, FIRST_SEGMENT_SLOTS),
+            "the large ring is freed"
+        );
+        for i in 0..2048 {
+            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+        }
+        assert_eq!(queue.push(ev(9999)), Pushed::Rejected);
     }
 
     #[test]

@@ -120,15 +120,25 @@ pub(crate) fn current() -> Option<SpanContext> {
     (!ctx.is_empty()).then_some(ctx)
 }
 
-/// Makes (and registers) this thread's state for the running collector generation.
+/// Makes (and registers) this thread's state for the running collector generation, or takes
+/// the idle state of a thread that has exited.
 #[cold]
 #[inline(never)]
 fn refresh(hot: &Hot, state: u64) -> *const ThreadState {
     let Some(generation) = generation(generation_of(state)) else {
         return ptr::null();
     };
-    let ts = Arc::new(ThreadState::new(generation));
-    registry::register(ts.clone());
+    let ts = match registry::take_idle(&generation) {
+        Some(ts) => {
+            ts.ring.shrink();
+            ts
+        }
+        None => {
+            let ts = Arc::new(ThreadState::new(generation));
+            registry::register(ts.clone());
+            ts
+        }
+    };
     let p = Arc::as_ptr(&ts);
     // The old state (if any) stays registered until the collector has read it. During thread
     // teardown OWNER may be gone: record nothing then.

@@ -81,17 +81,29 @@ impl<T: Copy> Bounds<T> {
     }
 }
 
+/// Most states of exited threads kept for new threads to reuse.
+const IDLE_MAX: usize = 64;
+
 static GENERATION: Mutex<Option<Arc<Generation>>> = Mutex::new(None);
 static THREADS: Mutex<Registry> = Mutex::new(Registry {
     states: Vec::new(),
+    idle: Vec::new(),
     retired_enqueued: 0,
     retired_dropped: 0,
 });
 
 /// Thread states, and the totals of the states already retired, kept under one lock so the
 /// collector's counters never count a retiring state twice or not at all.
+///
+/// The states of threads that have exited are kept (still registered, so the collector goes on
+/// reading them) in `idle`, up to `IDLE_MAX`, and handed to the next threads that start
+/// recording in the same collector run: a program that keeps starting short-lived threads
+/// reuses a few states instead of allocating and freeing one per thread, which would leave the
+/// allocator's arenas fragmented and resident memory creeping up.
 struct Registry {
     states: Vec<Arc<ThreadState>>,
+    /// States no thread owns, of the running generation; each is in `states` too.
+    idle: Vec<Arc<ThreadState>>,
     retired_enqueued: u64,
     retired_dropped: u64,
 }
@@ -105,15 +117,29 @@ pub(crate) struct Snapshot {
     pub(crate) retired_dropped: u64,
 }
 
-/// Sets (or, with `None`, clears) the running generation.
+/// Sets (or, with `None`, clears) the running generation. Idle states of the previous one are
+/// no longer handed out; the collector retires them once it has read them.
 pub(crate) fn set_generation(generation: Option<Arc<Generation>>) {
     *GENERATION.lock().unwrap_or_else(|e| e.into_inner()) = generation;
+    // Not under the generation's lock: `retire` takes the two locks in the other order.
+    let idle = std::mem::take(&mut THREADS.lock().unwrap_or_else(|e| e.into_inner()).idle);
+    drop(idle);
 }
 
 /// The running generation, if it is generation `id`.
 pub(crate) fn generation(id: u64) -> Option<Arc<Generation>> {
     let generation = GENERATION.lock().unwrap_or_else(|e| e.into_inner()).clone();
     generation.filter(|g| g.id == id)
+}
+
+/// An idle state of `generation` for a thread starting to record, if one is kept.
+pub(crate) fn take_idle(generation: &Arc<Generation>) -> Option<Arc<ThreadState>> {
+    let mut registry = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    let index = registry
+        .idle
+        .iter()
+        .position(|state| Arc::ptr_eq(&state.generation, generation))?;
+    Some(registry.idle.swap_remove(index))
 }
 
 /// Adds a thread's new state, for the collector to read.
@@ -135,16 +161,28 @@ pub(crate) fn snapshot() -> Snapshot {
     }
 }
 
-/// Forgets thread states the collector has read for the last time, keeping their totals.
+/// Takes the states of exited threads that the collector has read in full: keeps them for
+/// reuse while there is room and they belong to the running generation, and otherwise forgets
+/// them, keeping their totals.
 pub(crate) fn retire(done: &[&Arc<ThreadState>]) {
     let mut registry = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    for state in done {
-        registry.retired_enqueued += state.enqueued();
-        registry.retired_dropped += state.dropped();
+    let running = GENERATION.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut forget = Vec::new();
+    for &state in done {
+        let current = running
+            .as_ref()
+            .is_some_and(|g| Arc::ptr_eq(g, &state.generation));
+        if current && registry.idle.len() < IDLE_MAX {
+            registry.idle.push(Arc::clone(state));
+        } else {
+            registry.retired_enqueued += state.enqueued();
+            registry.retired_dropped += state.dropped();
+            forget.push(state);
+        }
     }
     registry
         .states
-        .retain(|t| !done.iter().any(|d| Arc::ptr_eq(t, d)));
+        .retain(|t| !forget.iter().any(|d| Arc::ptr_eq(t, d)));
 }
 
 #[cfg(test)]
