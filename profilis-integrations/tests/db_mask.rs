@@ -380,14 +380,14 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(16))]
+    #![proptest_config(ProptestConfig::with_cases(8))]
 
     #[test]
     fn huge_in_lists_shrink_and_fit(
         vendor in prop::sample::select(&VENDORS[..]),
         items in prop::collection::vec(
             prop_oneof!["[1-9][0-9]{0,11}(\\.[0-9]{1,3})?", secret_text("[a-z ]{0,4}").prop_map(|s| format!("'{s}'"))],
-            1..20_000,
+            1..5_000,
         ),
         limit in prop_oneof![Just(DEFAULT_STATEMENT_LIMIT), 1usize..300],
     ) {
