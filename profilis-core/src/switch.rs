@@ -52,19 +52,98 @@ pub(crate) fn stop_running() {
 /// Reads `PROFILIS_DISABLED`: `Some(true)` to switch profiling off, `None` when unset.
 ///
 /// # Errors
-/// [`ConfigError::Env`] for a value other than `1`, `true`, `yes`, `on`, `0`, `false`, `no`,
-/// `off` or empty; [`ConfigError::EnvNotUnicode`] for a value that is not UTF-8.
+/// As [`parse_disabled`]; [`ConfigError::EnvNotUnicode`] for a value that is not UTF-8.
 pub(crate) fn disabled_from_env() -> Result<Option<bool>, ConfigError> {
-    let Some(value) = crate::error::env_var("PROFILIS_DISABLED")? else {
-        return Ok(None);
-    };
+    crate::error::env_var("PROFILIS_DISABLED")?
+        .map(|value| parse_disabled(&value))
+        .transpose()
+}
+
+/// A value of `PROFILIS_DISABLED`: `true` to switch profiling off. Any case, whitespace around
+/// it ignored.
+///
+/// # Errors
+/// [`ConfigError::Env`] for a value other than `1`, `true`, `yes`, `on`, `0`, `false`, `no`,
+/// `off` or empty.
+pub(crate) fn parse_disabled(value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(Some(true)),
-        "" | "0" | "false" | "no" | "off" => Ok(Some(false)),
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(ConfigError::Env {
             name: "PROFILIS_DISABLED",
-            value,
+            value: value.to_owned(),
             expected: "one of 1, true, yes, on, 0, false, no, off",
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ON: [&str; 4] = ["1", "true", "yes", "on"];
+    const OFF: [&str; 5] = ["", "0", "false", "no", "off"];
+
+    /// One of the accepted words in a random mix of cases, with whitespace around it.
+    fn word(words: &'static [&'static str]) -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(words),
+            prop::collection::vec(any::<bool>(), 5),
+            "[ \t\r\n]{0,3}",
+            "[ \t\r\n]{0,3}",
+        )
+            .prop_map(|(word, upper, before, after)| {
+                let cased: String = word
+                    .chars()
+                    .zip(upper)
+                    .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+                    .collect();
+                format!("{before}{cased}{after}")
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(value in any::<String>()) {
+            let _ = parse_disabled(&value);
+        }
+
+        #[test]
+        fn words_that_switch_off_mean_true(value in word(&ON)) {
+            prop_assert_eq!(parse_disabled(&value), Ok(true));
+        }
+
+        #[test]
+        fn words_that_leave_on_mean_false(value in word(&OFF)) {
+            prop_assert_eq!(parse_disabled(&value), Ok(false));
+        }
+
+        #[test]
+        fn anything_else_is_an_error_naming_variable_and_value(
+            value in prop_oneof![
+                any::<String>(),
+                "[ ]?[a-zA-Z01]{1,6}[ ]?",
+                // An accepted word with something more in it.
+                (prop::sample::select(&ON[..]), "[a-z0-9._é]{1,2}")
+                    .prop_map(|(w, extra)| format!("{w}{extra}")),
+            ]
+        ) {
+            let trimmed = value.trim();
+            let accepted = ON.iter().chain(&OFF).any(|w| w.eq_ignore_ascii_case(trimmed));
+            prop_assume!(!accepted);
+            let err = parse_disabled(&value).unwrap_err();
+            prop_assert_eq!(
+                &err,
+                &ConfigError::Env {
+                    name: "PROFILIS_DISABLED",
+                    value: value.clone(),
+                    expected: "one of 1, true, yes, on, 0, false, no, off",
+                }
+            );
+            let message = err.to_string();
+            prop_assert!(message.contains("PROFILIS_DISABLED"), "{}", message);
+            prop_assert!(message.contains(&format!("{value:?}")), "{}", message);
+        }
     }
 }

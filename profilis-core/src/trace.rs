@@ -93,14 +93,17 @@ impl SpanContext {
 }
 
 /// Parses a W3C `traceparent` header (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`).
-/// `None` if it is malformed or names the all-zero trace or span.
+/// `None` if it is malformed or names the all-zero trace or span. The hex digits are lowercase,
+/// as the W3C grammar says (`HEXDIGLC`): a header with uppercase ones is malformed.
 pub fn parse_traceparent(header: &str) -> Option<SpanContext> {
     let mut parts = header.trim().split('-');
     let version = parts.next()?;
     let trace = parts.next()?;
     let span = parts.next()?;
     let flags = parts.next()?;
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
     if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
         return None;
     }
@@ -150,5 +153,23 @@ mod tests {
         ] {
             assert!(parse_traceparent(bad).is_none(), "{bad}");
         }
+    }
+
+    /// Found by the property tests (`tests/traceparent.rs`): uppercase hex digits were
+    /// accepted, though the W3C grammar allows only lowercase ones (`HEXDIGLC`) and says a
+    /// header with others is to be ignored.
+    #[test]
+    fn traceparent_with_uppercase_hex_is_refused() {
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
+            "0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad}");
+        }
+        assert!(
+            parse_traceparent("0a-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0a").is_some()
+        );
     }
 }

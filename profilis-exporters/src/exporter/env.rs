@@ -60,6 +60,15 @@ fn parse_env<T>(
     }
 }
 
+/// A value of `PROFILIS_SAMPLE_RATE`: a number in `0..=1`, whitespace around it ignored.
+fn parse_rate(value: &str) -> Option<f64> {
+    value
+        .trim()
+        .parse()
+        .ok()
+        .and_then(|r| validate_rate(r).ok())
+}
+
 fn env_label(name: &'static str) -> Result<Option<String>, ConfigError> {
     parse_env(name, "a non-empty label value", |v| {
         (!v.trim().is_empty()).then(|| v.to_owned())
@@ -78,9 +87,7 @@ impl EnvSettings {
             service: env_label("PROFILIS_SERVICE")?,
             instance: env_label("PROFILIS_INSTANCE")?,
             worker: env_label("PROFILIS_WORKER")?,
-            sample_rate: parse_env("PROFILIS_SAMPLE_RATE", "a number in 0..=1", |v| {
-                v.trim().parse().ok().and_then(|r| validate_rate(r).ok())
-            })?,
+            sample_rate: parse_env("PROFILIS_SAMPLE_RATE", "a number in 0..=1", parse_rate)?,
             buckets: env_var("PROFILIS_BUCKETS")?
                 .map(|v| {
                     parse_buckets(&v).map_err(|source| ConfigError::EnvValue {
@@ -109,5 +116,56 @@ pub(super) fn default_instance() -> String {
         "localhost".to_owned()
     } else {
         host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_rate_never_panics_and_is_in_zero_to_one(value in any::<String>()) {
+            if let Some(rate) = parse_rate(&value) {
+                prop_assert!((0.0..=1.0).contains(&rate), "{:?} gave {}", value, rate);
+            }
+        }
+
+        #[test]
+        fn every_rate_in_zero_to_one_is_read_as_written(
+            rate in prop_oneof![0.0..=1.0f64, Just(0.0), Just(1.0)],
+            exponent in any::<bool>(),
+            before in "[ \t]{0,2}",
+            after in "[ \t\n]{0,2}",
+        ) {
+            let written = if exponent { format!("{rate:e}") } else { rate.to_string() };
+            let value = format!("{before}{written}{after}");
+            prop_assert_eq!(parse_rate(&value).map(f64::to_bits), Some(rate.to_bits()));
+        }
+
+        #[test]
+        fn numbers_outside_zero_to_one_are_refused(
+            rate in prop_oneof![
+                any::<f64>().prop_filter("outside 0..=1", |r| !(0.0..=1.0).contains(r)),
+                Just(1.0 + f64::EPSILON),
+                Just(-f64::MIN_POSITIVE),
+            ],
+        ) {
+            let written = rate.to_string();
+            prop_assert_eq!(parse_rate(&written), None, "{} was taken", written);
+        }
+
+    }
+
+    #[test]
+    fn words_and_bad_numbers_are_refused() {
+        for value in [
+            "", " ", "NaN", "nan", "inf", "-inf", "infinity", "0.5.1", "1/2", "50%", "0,5", "half",
+            "0x1", "1e", "--0.5", "0.5 0.5",
+        ] {
+            assert_eq!(parse_rate(value), None, "{value:?} was taken");
+        }
+        assert_eq!(parse_rate(" 0.25\n"), Some(0.25));
     }
 }

@@ -83,11 +83,13 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
 ///   says so: in `mysql` and `mariadb` strings and in PostgreSQL's `E'..'` strings; elsewhere
 ///   (standard SQL, PostgreSQL, SQLite) `'C:\'` is a whole string;
 /// - `"..."` is an identifier and is kept, except for `mysql` and `mariadb`, where it is a
-///   string; `` `...` `` and `[...]` are identifiers;
+///   string; `` `...` `` is an identifier. `[...]`, an identifier in SQLite and SQL Server but
+///   an array in PostgreSQL (`ARRAY['a', 'b']`, `tags[1]`), is read token by token: its words
+///   stay and the literals in it are masked;
 /// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed;
 /// - runs of whitespace become one space; `IN (?, ?, ?)` becomes `IN (?)`; a final `;` goes.
 ///
-/// An unterminated string or comment masks everything after its start.
+/// An unterminated string, quoted identifier or comment masks everything after its start.
 ///
 /// ```
 /// use profilis_integrations::db::mask;
@@ -142,16 +144,17 @@ pub fn mask(vendor: &str, sql: &str) -> String {
                 i = quoted_end(bytes, i, b'"', true);
                 emit(&mut out, &mut space, "?");
             }
-            b'"' | b'`' => {
-                let end = quoted_end(bytes, i, b, false);
-                emit(&mut out, &mut space, &sql[i..end]);
-                i = end;
-            }
-            b'[' => {
-                let end = sql[i..].find(']').map_or(bytes.len(), |e| i + e + 1);
-                emit(&mut out, &mut space, &sql[i..end]);
-                i = end;
-            }
+            b'"' | b'`' => match quoted_close(bytes, i, b, false) {
+                Some(end) => {
+                    emit(&mut out, &mut space, &sql[i..end]);
+                    i = end;
+                }
+                None => {
+                    // Unterminated, what follows is no identifier: as for a string, it goes.
+                    emit(&mut out, &mut space, "?");
+                    i = bytes.len();
+                }
+            },
             b'$' => {
                 if let Some(end) = dollar_quoted_end(sql, i) {
                     emit(&mut out, &mut space, "?");
@@ -247,6 +250,11 @@ fn line_end(bytes: &[u8], i: usize) -> usize {
 /// follow the dialect: either mistake ends the string in the wrong place and turns the rest of
 /// the statement inside out, leaving the next literal unmasked.
 fn quoted_end(bytes: &[u8], start: usize, quote: u8, backslash: bool) -> usize {
+    quoted_close(bytes, start, quote, backslash).unwrap_or(bytes.len())
+}
+
+/// As [`quoted_end`], `None` when the quoted text is not closed.
+fn quoted_close(bytes: &[u8], start: usize, quote: u8, backslash: bool) -> Option<usize> {
     let mut i = start + 1;
     while i < bytes.len() {
         let b = bytes[i];
@@ -256,13 +264,13 @@ fn quoted_end(bytes: &[u8], start: usize, quote: u8, backslash: bool) -> usize {
             if bytes.get(i + 1) == Some(&quote) {
                 i += 2;
             } else {
-                return i + 1;
+                return Some(i + 1);
             }
         } else {
             i += 1;
         }
     }
-    bytes.len()
+    None
 }
 
 /// For a PostgreSQL dollar-quoted string (`$$...$$`, `$tag$...$tag$`) opening at `start`,
@@ -398,6 +406,44 @@ mod tests {
         for (vendor, sql, masked) in cases {
             assert_eq!(mask(vendor, sql), *masked, "{vendor}: {sql}");
         }
+    }
+
+    /// Found by the property tests (`tests/db_mask.rs`): `[...]` was kept whole as an
+    /// identifier, so PostgreSQL arrays and subscripts kept their literals.
+    #[test]
+    fn literals_in_brackets_are_masked() {
+        assert_eq!(
+            mask(
+                "postgres",
+                "SELECT * FROM t WHERE tags && ARRAY['secret', 'x'] AND v[42] = 1"
+            ),
+            "SELECT * FROM t WHERE tags && ARRAY[?, ?] AND v[?] = ?"
+        );
+        assert_eq!(
+            mask("sqlite", "SELECT [order details].[unit price] FROM [t]"),
+            "SELECT [order details].[unit price] FROM [t]"
+        );
+    }
+
+    /// Found by the property tests (`tests/db_mask.rs`): an unterminated quoted identifier
+    /// kept the rest of the statement, literals and all.
+    #[test]
+    fn an_unterminated_identifier_masks_the_rest() {
+        assert_eq!(
+            mask(
+                "postgres",
+                "SELECT \"name FROM t WHERE pw = 'secret' AND n = 42"
+            ),
+            "SELECT ?"
+        );
+        assert_eq!(
+            mask("mysql", "SELECT `name FROM t WHERE pw = 'secret'"),
+            "SELECT ?"
+        );
+        assert_eq!(
+            mask("postgres", "SELECT \"a\"\"b\" FROM t"),
+            "SELECT \"a\"\"b\" FROM t"
+        );
     }
 
     #[test]
