@@ -205,12 +205,14 @@ struct Producer<T> {
 
 #[repr(align(128))]
 struct Reader<T> {
-    /// The oldest ring not yet emptied: where readers start.
+    /// The oldest ring not yet emptied: where readers start. Changes only when a ring is
+    /// freed, so the producer can read it cheaply to tell whether older rings are left.
     read: AtomicPtr<Segment<T>>,
     /// Set while a reader walks the chain, so only one does (it frees the rings it empties).
     reading: AtomicBool,
-    /// Events taken out so far, by readers and by evictions.
-    popped: AtomicU64,
+    /// Events taken out so far, by readers and by evictions; on a line of its own, as it
+    /// changes with every event read.
+    popped: Padded,
 }
 
 // SAFETY: slot values are handed from one thread to another through the sequence protocol of
@@ -236,7 +238,7 @@ impl<T> Queue<T> {
             reader: Reader {
                 read: AtomicPtr::new(first),
                 reading: AtomicBool::new(false),
-                popped: AtomicU64::new(0),
+                popped: Padded(AtomicU64::new(0)),
             },
             limit,
             max_slots,
@@ -274,7 +276,7 @@ impl<T> Queue<T> {
     fn push_full(&self, segment: &Segment<T>, event: T) -> Pushed {
         let mut evicted = false;
         loop {
-            let queued = self.len();
+            let queued = self.queued(segment);
             if queued < self.limit {
                 return match self.push_with_room(segment, event, queued) {
                     Ok(()) if evicted => Pushed::EvictedOldest,
@@ -291,7 +293,7 @@ impl<T> Queue<T> {
             let oldest = self.pop().or_else(|| {
                 let oldest = segment.pop(self.policy);
                 if oldest.is_some() {
-                    self.reader.popped.fetch_add(1, Ordering::AcqRel);
+                    self.reader.popped.0.fetch_add(1, Ordering::AcqRel);
                 }
                 oldest
             });
@@ -304,6 +306,17 @@ impl<T> Queue<T> {
             Pushed::EvictedAndRejected
         } else {
             Pushed::Rejected
+        }
+    }
+
+    /// Events queued now, seen from the producer writing `segment`: the ring's own when it is
+    /// the only one left (no counter the collector writes per event is read), else the
+    /// queue's.
+    fn queued(&self, segment: &Segment<T>) -> u64 {
+        if ptr::eq(self.reader.read.load(Ordering::Acquire), segment) {
+            segment.len()
+        } else {
+            self.len().max(segment.len())
         }
     }
 
@@ -356,21 +369,40 @@ impl<T> Queue<T> {
     /// Takes the oldest event, if any. Safe to call from any thread; while one thread reads,
     /// another gets `None`.
     pub(crate) fn pop(&self) -> Option<T> {
-        if self.reader.reading.swap(true, Ordering::Acquire) {
-            return None;
-        }
-        let event = self.pop_reading();
-        self.reader.reading.store(false, Ordering::Release);
+        let mut event = None;
+        self.drain(1, |e| event = Some(e));
         event
     }
 
-    fn pop_reading(&self) -> Option<T> {
+    /// Takes up to `max` of the oldest events, oldest first, handing each to `take`; returns
+    /// how many. Safe to call from any thread; while one thread reads, another takes nothing.
+    /// Cheaper per event than [`pop`](Self::pop): the reader claims the queue once.
+    pub(crate) fn drain(&self, max: u64, mut take: impl FnMut(T)) -> u64 {
+        if max == 0 || self.reader.reading.swap(true, Ordering::Acquire) {
+            return 0;
+        }
+        let mut taken = 0;
+        while taken < max {
+            let Some(event) = self.take_reading() else {
+                break;
+            };
+            taken += 1;
+            // Counted before `take` sees it, so the queue's length never counts an event
+            // that is already in the reader's hands.
+            self.reader.popped.0.fetch_add(1, Ordering::AcqRel);
+            take(event);
+        }
+        self.reader.reading.store(false, Ordering::Release);
+        taken
+    }
+
+    /// The oldest event, for the reader that holds `reading`; frees the rings it empties.
+    fn take_reading(&self) -> Option<T> {
         loop {
             let current = self.reader.read.load(Ordering::Acquire);
             // SAFETY: rings are freed only below, by the one reader, which this thread is.
             let segment = unsafe { &*current };
             if let Some(event) = segment.pop(self.policy) {
-                self.reader.popped.fetch_add(1, Ordering::AcqRel);
                 return Some(event);
             }
             let next = segment.next.load(Ordering::Acquire);
@@ -379,7 +411,6 @@ impl<T> Queue<T> {
             }
             // The producer linked `next` after its last push here, so that push is visible now.
             if let Some(event) = segment.pop(self.policy) {
-                self.reader.popped.fetch_add(1, Ordering::AcqRel);
                 return Some(event);
             }
             self.reader.read.store(next, Ordering::Release);
@@ -396,7 +427,7 @@ impl<T> Queue<T> {
 
     /// Events queued now.
     pub(crate) fn len(&self) -> u64 {
-        let popped = self.reader.popped.load(Ordering::Acquire);
+        let popped = self.reader.popped.0.load(Ordering::Acquire);
         self.producer
             .pushed
             .load(Ordering::Acquire)

@@ -78,20 +78,18 @@ impl Worker {
         fence(Ordering::Acquire);
         self.gather_counts(states);
         for (state, &finished) in states.iter().zip(&finished) {
-            let mut budget = if finished || last {
+            let budget = if finished || last {
                 u64::MAX
             } else {
                 state.ring.len()
             };
-            while budget > 0 {
-                let Some(event) = state.ring.pop() else { break };
-                budget -= 1;
+            state.ring.drain(budget, |event| {
                 POPPED.fetch_add(1, Ordering::Relaxed);
                 self.events.push(event.finish());
                 if self.events.len() >= self.batch_max {
                     self.deliver(&snapshot);
                 }
-            }
+            });
         }
         if !self.events.is_empty() || !self.counts.is_empty() {
             self.deliver(&snapshot);
