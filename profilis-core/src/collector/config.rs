@@ -138,7 +138,9 @@ impl Buckets {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectorConfig {
     /// Events each recording thread may have queued (default 2048). Memory is bounded by
-    /// `queue_size` events per thread that records; beyond it, events are dropped and counted.
+    /// At most `queue_size` events queued per thread that records; beyond it, events are
+    /// dropped and counted. A thread's queue starts small (64 events) and grows toward this
+    /// only when it fills, so the memory it takes follows what the thread records.
     pub queue_size: usize,
     /// Most events in one batch handed to the sinks (default 128). A thread that has queued a
     /// full batch wakes the collector early.
