@@ -4,12 +4,10 @@
 //! (Before profilis rendered its own page, `a"b` and `a\"b` became one series, and `bs\` with a
 //! line feed came out as `bs\n\\`.)
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use profilis::{profiled, Exporter};
-use profilis_test_support::{parse_exposition, tool, wait_for, Exposition};
+use profilis_test_support::{parse_exposition, promtool_check_metrics, wait_for, Exposition};
 
 #[profiled(name = "a\"b")]
 fn quoted() {}
@@ -112,27 +110,5 @@ fn awkward_values_are_distinct_series_that_read_back_and_pass_promtool() {
     assert!(!text.contains("quantile="), "no summaries\n{text}");
     assert!(text.contains("# TYPE app_read_seconds histogram\n"));
 
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(text.as_bytes())
-        .expect("promtool reads the page");
-    let out = child.wait_with_output().expect("promtool finishes");
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check_metrics(text.as_bytes());
 }

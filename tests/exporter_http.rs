@@ -2,14 +2,12 @@
 //! contract's names, labels, buckets, counts and sums; the text passes `promtool check metrics`;
 //! the application's own metrics share the page; errors are typed.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use profilis::listener::ListenerError;
 use profilis::{profiled, Error, Exporter};
 use profilis::{ConfigError, StartError};
-use profilis_test_support::{get, sample, tool, wait_for};
+use profilis_test_support::{get, promtool_check_metrics, sample, wait_for};
 
 #[profiled]
 fn quick(i: u64) -> Result<u64, String> {
@@ -116,28 +114,7 @@ fn profiled_calls_are_served_on_metrics_and_pass_promtool() {
         response.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
-    if let Some(promtool) = tool("promtool") {
-        let mut child = Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&response.body)
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool check metrics failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    promtool_check_metrics(&response.body);
 
     // A second exporter while this one runs: the collector is taken.
     let second = Exporter::new().listen("127.0.0.1:0").unwrap().install();

@@ -211,12 +211,10 @@ impl HistogramFn for BucketHistogram {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
     use std::sync::Arc;
 
     use profilis_core::{Batch, BucketTotal, CallCount, Sink, Site, Stats, FUNCTION};
-    use profilis_test_support::{parse_exposition, tool, Exposition};
+    use profilis_test_support::{parse_exposition, promtool_check_metrics, Exposition};
     use proptest::prelude::*;
 
     use super::*;
@@ -384,30 +382,8 @@ mod tests {
 
     #[test]
     fn promtool_accepts_a_page_of_awkward_values() {
-        let Some(promtool) = tool("promtool") else {
-            return;
-        };
         let (text, _) = awkward_page();
-        let mut child = Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("promtool runs");
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(text.as_bytes())
-            .expect("promtool reads the page");
-        let out = child.wait_with_output().expect("promtool finishes");
-        assert!(
-            out.status.success(),
-            "promtool check metrics failed:\n{}{}\n{text}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        promtool_check_metrics(text.as_bytes());
     }
 
     proptest! {

@@ -154,6 +154,35 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// Runs `promtool check metrics` on `page`, panicking with its complaints if it refuses the
+/// page. Without promtool: fails under CI, says it skipped otherwise ([`tool`]).
+pub fn promtool_check_metrics(page: &[u8]) {
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(page)
+        .expect("promtool reads the page");
+    let out = child.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(page)
+    );
+}
+
 /// Polls `f` until it returns `Some`, for at most `limit`.
 pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
