@@ -249,16 +249,16 @@ impl<T> Queue<T> {
     /// Queues an event. Must only be called by the queue's owning thread.
     #[inline(always)]
     pub(crate) fn push(&self, event: T) -> Pushed {
+        let write = self.producer.write.load(Ordering::Relaxed);
         // SAFETY: `write` is only changed by this (owning) thread and never freed while it is
         // the ring being written.
-        let segment = unsafe { &*self.producer.write.load(Ordering::Relaxed) };
-        match segment.try_push(event, self.policy) {
+        match unsafe { &*write }.try_push(event, self.policy) {
             Ok(()) => {
                 self.count_pushed();
                 Pushed::Yes
             }
             Err(NotPushed::Busy(_)) => Pushed::Rejected,
-            Err(NotPushed::Full(event)) => self.push_full(segment, event),
+            Err(NotPushed::Full(event)) => self.push_full(write, event),
         }
     }
 
@@ -271,14 +271,18 @@ impl<T> Queue<T> {
     /// The ring being written is at its limit: raise the limit if the queue has room (older
     /// rings drained), else link a larger ring if the limit needs one, else apply the policy
     /// (drop-oldest evicts the oldest event, then tries once more).
+    ///
+    /// `write` is the ring being written. It is passed as a pointer, not a reference: once a
+    /// larger ring is linked, the collector may free it while this call still runs.
     #[cold]
     #[inline(never)]
-    fn push_full(&self, segment: &Segment<T>, event: T) -> Pushed {
+    fn push_full(&self, write: *const Segment<T>, event: T) -> Pushed {
         let mut evicted = false;
         loop {
-            let queued = self.queued(segment);
+            // SAFETY: still the ring being written (nothing is linked before the return below).
+            let queued = self.queued(unsafe { &*write });
             if queued < self.limit {
-                return match self.push_with_room(segment, event, queued) {
+                return match self.push_with_room(write, event, queued) {
                     Ok(()) if evicted => Pushed::EvictedOldest,
                     Ok(()) => Pushed::Yes,
                     Err(()) if evicted => Pushed::EvictedAndRejected,
@@ -291,7 +295,8 @@ impl<T> Queue<T> {
             // Drop-oldest: evict the oldest event; if the collector is reading the older rings
             // just now, the oldest of this one.
             let oldest = self.pop().or_else(|| {
-                let oldest = segment.pop(self.policy);
+                // SAFETY: as above.
+                let oldest = unsafe { &*write }.pop(self.policy);
                 if oldest.is_some() {
                     self.reader.popped.0.fetch_add(1, Ordering::AcqRel);
                 }
@@ -320,28 +325,36 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Pushes into `segment`, raising its limit to the room the queue has (`queued` now), or
-    /// into a new, larger ring when `segment` has no more room to give.
-    fn push_with_room(&self, segment: &Segment<T>, event: T, queued: u64) -> Result<(), ()> {
-        let older = queued.saturating_sub(segment.len());
-        let room = segment.room().min(self.limit - older);
-        let target = if segment.len() < room {
-            segment.limit.store(room, Ordering::Relaxed);
-            segment
-        } else if segment.slots.len() < self.max_slots {
-            let next = Box::into_raw(Box::new(Segment::new(
-                segment.slots.len() * 2,
-                self.limit - queued,
-            )));
-            // Publish: readers see every event pushed to `segment` before `next`.
-            segment.next.store(next, Ordering::Release);
-            self.producer.write.store(next, Ordering::Relaxed);
-            // SAFETY: just made and linked; only this thread writes it, and it is freed only
-            // after the producer has moved past it.
-            unsafe { &*next }
-        } else {
-            return Err(());
+    /// Pushes into `write` (the ring being written), raising its limit to the room the queue
+    /// has (`queued` now), or into a new, larger ring when `write` has no more room to give.
+    /// Once the new ring is linked, `write` may be freed by the collector: it is not touched
+    /// again.
+    fn push_with_room(&self, write: *const Segment<T>, event: T, queued: u64) -> Result<(), ()> {
+        let target = {
+            // SAFETY: the ring being written; not freed before `next` is linked below, and
+            // this reference is not used after that.
+            let segment = unsafe { &*write };
+            let older = queued.saturating_sub(segment.len());
+            let room = segment.room().min(self.limit - older);
+            if segment.len() < room {
+                segment.limit.store(room, Ordering::Relaxed);
+                write
+            } else if segment.slots.len() < self.max_slots {
+                let next = Box::into_raw(Box::new(Segment::new(
+                    segment.slots.len() * 2,
+                    self.limit - queued,
+                )));
+                // Publish: readers see every event pushed to `segment` before `next`.
+                segment.next.store(next, Ordering::Release);
+                self.producer.write.store(next, Ordering::Relaxed);
+                next.cast_const()
+            } else {
+                return Err(());
+            }
         };
+        // SAFETY: the ring being written now (`write`, or the one just linked): only this
+        // thread writes it, and it is freed only after the producer has moved past it.
+        let target = unsafe { &*target };
         match target.try_push(event, self.policy) {
             Ok(()) => {
                 self.count_pushed();
@@ -378,9 +391,17 @@ impl<T> Queue<T> {
     /// how many. Safe to call from any thread; while one thread reads, another takes nothing.
     /// Cheaper per event than [`pop`](Self::pop): the reader claims the queue once.
     pub(crate) fn drain(&self, max: u64, mut take: impl FnMut(T)) -> u64 {
+        /// Gives the queue back to other readers, also if `take` panics.
+        struct Reading<'a>(&'a AtomicBool);
+        impl Drop for Reading<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
         if max == 0 || self.reader.reading.swap(true, Ordering::Acquire) {
             return 0;
         }
+        let _reading = Reading(&self.reader.reading);
         let mut taken = 0;
         while taken < max {
             let Some(event) = self.take_reading() else {
@@ -392,8 +413,12 @@ impl<T> Queue<T> {
             self.reader.popped.0.fetch_add(1, Ordering::AcqRel);
             take(event);
         }
-        self.reader.reading.store(false, Ordering::Release);
         taken
+    }
+
+    /// Whether a reader holds the queue just now (then [`drain`](Self::drain) takes nothing).
+    pub(crate) fn is_being_read(&self) -> bool {
+        self.reader.reading.load(Ordering::Acquire)
     }
 
     /// The oldest event, for the reader that holds `reading`; frees the rings it empties.
@@ -439,12 +464,13 @@ impl<T> Queue<T> {
 /// has read overlaps with the pushes before it.
 #[inline(always)]
 fn prefetch_for_write<S>(slot: &S) {
-    #[cfg(target_arch = "x86_64")]
+    // Not under Miri, which cannot run inline assembly.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: PREFETCHW only hints the cache (a NOP on CPUs without it); it cannot fault.
     unsafe {
         std::arch::asm!("prefetchw [{0}]", in(reg) slot as *const S, options(nostack, preserves_flags, readonly));
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = slot;
 }
 

@@ -204,6 +204,58 @@ fn drop_oldest_keeps_the_latest_events() {
 }
 
 #[test]
+fn drop_oldest_behind_a_stuck_sink_keeps_the_latest_events_across_rings() {
+    let _serial = serial();
+    // A queue of 1,000 grows through several rings; while the sink is stuck, every call past
+    // the limit must evict the oldest queued event, wherever it is, so the queue ends up
+    // holding the latest 1,000 calls.
+    static OLD: Site = Site::function("collector::oldest_old", None);
+    static NEW: Site = Site::function("collector::oldest_new", None);
+    let gate = Arc::new(AtomicBool::new(false));
+    let capture = Capture {
+        gate: Some(gate.clone()),
+        ..Capture::default()
+    };
+    let collector = Collector::start(
+        CollectorConfig {
+            queue_size: 1_000,
+            batch_max: 10,
+            drop_policy: DropPolicy::Oldest,
+            ..quick()
+        },
+        vec![Box::new(capture.clone())],
+    )
+    .unwrap();
+    // A first full batch gets stuck in the sink.
+    for _ in 0..50 {
+        call(&OLD, false);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..20_000 {
+        call(&OLD, false);
+    }
+    for _ in 0..1_000 {
+        call(&NEW, false);
+    }
+    quiet_stats();
+    gate.store(true, Ordering::Release);
+    assert!(collector.shutdown().is_clean());
+    let seen = capture.seen.lock().unwrap();
+    let new = seen
+        .events
+        .iter()
+        .filter(|e| e.site.name() == NEW.name())
+        .count();
+    let old = seen.events.len() - new;
+    assert_eq!(
+        new, 1_000,
+        "every one of the latest calls is kept ({old} older ones)"
+    );
+    // Only the stuck batch and what the collector had in hand hold older calls.
+    assert!(old <= 20, "{old} older events kept");
+}
+
+#[test]
 fn ten_million_calls_behind_a_stuck_sink_stay_bounded() {
     let _serial = serial();
     static SITE: Site = Site::function("collector::ten_million", None);

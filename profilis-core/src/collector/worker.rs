@@ -83,13 +83,7 @@ impl Worker {
             } else {
                 state.ring.len()
             };
-            state.ring.drain(budget, |event| {
-                POPPED.fetch_add(1, Ordering::Relaxed);
-                self.events.push(event.finish());
-                if self.events.len() >= self.batch_max {
-                    self.deliver(&snapshot);
-                }
-            });
+            self.drain(state, budget, &snapshot);
         }
         if !self.events.is_empty() || !self.counts.is_empty() {
             self.deliver(&snapshot);
@@ -102,6 +96,32 @@ impl Worker {
             .collect();
         if !retire.is_empty() {
             local::retire(&retire);
+        }
+    }
+
+    /// Takes up to `budget` events from a thread's queue into batches, delivering each full
+    /// batch. The queue is held only while events are taken, never while a sink writes, so
+    /// its thread can evict its oldest event (drop-oldest) meanwhile.
+    fn drain(&mut self, state: &ThreadState, mut budget: u64, snapshot: &Snapshot) {
+        // Tries while the queue's own thread holds it (evicting) and events are waiting.
+        let mut busy = 0;
+        while budget > 0 {
+            let room = (self.batch_max - self.events.len()) as u64;
+            let taken = state.ring.drain(budget.min(room), |event| {
+                POPPED.fetch_add(1, Ordering::Relaxed);
+                self.events.push(event.finish());
+            });
+            budget -= taken;
+            if self.events.len() >= self.batch_max {
+                self.deliver(snapshot);
+            }
+            if taken == 0 {
+                if !state.ring.is_being_read() || state.ring.len() == 0 || busy == 100 {
+                    break;
+                }
+                busy += 1;
+                thread::yield_now();
+            }
         }
     }
 

@@ -45,7 +45,7 @@ pub(crate) struct ThreadState {
     directory_len: AtomicUsize,
     /// Directories replaced by longer ones, kept until the state is dropped (a reader may still
     /// be in one): at most as long, together, as the current one.
-    old_directories: Mutex<Vec<Box<[AtomicPtr<AtomicU64>]>>>,
+    old_directories: Mutex<Vec<OldDirectory>>,
     /// Events not queued because the queue was full (drop-newest) ...
     rejected: AtomicU64,
     /// ... or queued by evicting an older one (drop-oldest).
@@ -176,13 +176,11 @@ impl ThreadState {
         let new = new_directory(entries, new_len);
         self.directory.store(new, Ordering::Release);
         self.directory_len.store(new_len, Ordering::Release);
-        // SAFETY: made by `new_directory` with `len` entries; no longer current, freed with
-        // the state.
-        let old = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(old, len)) };
+        // Not made a `Box` again until the state is dropped: the collector may still read it.
         self.old_directories
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(old);
+            .push(OldDirectory(old, len));
         self.chunk_slot(c, Ordering::Relaxed)
     }
 
@@ -288,6 +286,24 @@ impl Drop for ThreadState {
                 });
             }
         }
+    }
+}
+
+/// A directory replaced by a longer one: its entries and length, freed when it drops (with
+/// the state), when no reader can be in it.
+struct OldDirectory(*mut AtomicPtr<AtomicU64>, usize);
+
+// SAFETY: a plain allocation of atomics, owned by one `ThreadState`; it is only freed, in
+// `drop`, when the state is dropped.
+unsafe impl Send for OldDirectory {}
+// SAFETY: as above; no method reads or writes it.
+unsafe impl Sync for OldDirectory {}
+
+impl Drop for OldDirectory {
+    fn drop(&mut self) {
+        // SAFETY: made by `new_directory` with this length; freed once, here. The chunks it
+        // points to are the current directory's to free.
+        drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(self.0, self.1)) });
     }
 }
 
