@@ -340,14 +340,7 @@ impl<T> Queue<T> {
                 segment.limit.store(room, Ordering::Relaxed);
                 write
             } else if segment.slots.len() < self.max_slots {
-                let next = Box::into_raw(Box::new(Segment::new(
-                    segment.slots.len() * 2,
-                    self.limit - queued,
-                )));
-                // Publish: readers see every event pushed to `segment` before `next`.
-                segment.next.store(next, Ordering::Release);
-                self.producer.write.store(next, Ordering::Relaxed);
-                next.cast_const()
+                self.link(write, segment.slots.len() * 2, self.limit - queued)
             } else {
                 return Err(());
             }
@@ -374,9 +367,19 @@ impl<T> Queue<T> {
         if segment.slots.len() <= first || self.len() != 0 {
             return;
         }
-        let next = Box::into_raw(Box::new(Segment::new(first, self.limit)));
-        segment.next.store(next, Ordering::Release);
+        self.link(segment, first, self.limit);
+    }
+
+    /// Owning thread only: links a new ring of `slots` slots holding at most `limit` after
+    /// `write` (the ring being written) and writes there from now on. Once linked, `write` may
+    /// be freed by the collector: hence a pointer, not a reference that would outlive that.
+    fn link(&self, write: *const Segment<T>, slots: usize, limit: u64) -> *const Segment<T> {
+        let next = Box::into_raw(Box::new(Segment::new(slots, limit)));
+        // Publish: readers see every event pushed to `write` before `next`.
+        // SAFETY: the ring being written, alive until this store is seen by the collector.
+        unsafe { &*write }.next.store(next, Ordering::Release);
         self.producer.write.store(next, Ordering::Relaxed);
+        next
     }
 
     /// Takes the oldest event, if any. Safe to call from any thread; while one thread reads,

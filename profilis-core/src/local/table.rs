@@ -99,17 +99,24 @@ impl ThreadState {
         Some(unsafe { &*directory.add(c) })
     }
 
+    /// Chunk `c`'s counters; null when it has none yet or the directory does not reach it.
+    /// A pointer rather than `chunk_slot`'s `Option` of a reference, which the compiler tests
+    /// for null on every call.
+    #[inline(always)]
+    fn chunk(&self, c: usize, order: Ordering) -> *mut AtomicU64 {
+        if c >= self.directory_len.load(order) {
+            return ptr::null_mut();
+        }
+        // SAFETY: as in `chunk_slot`.
+        unsafe { (*self.directory.load(order).add(c)).load(order) }
+    }
+
     /// Counts one call of site `id` (of kind `kind`) and, if timed, files its duration (in
     /// ticks) in its bucket. Only the owning thread writes, so no read-modify-write.
     #[inline(always)]
     pub(crate) fn observe(&self, id: u32, kind: u32, error: bool, ticks: Option<u64>) {
         let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
-        let mut chunk = ptr::null_mut();
-        if c < self.directory_len.load(Ordering::Relaxed) {
-            // SAFETY: the directory this thread wrote last holds `directory_len` entries.
-            chunk =
-                unsafe { (*self.directory.load(Ordering::Relaxed).add(c)).load(Ordering::Relaxed) };
-        }
+        let mut chunk = self.chunk(c, Ordering::Relaxed);
         if chunk.is_null() {
             chunk = self.first_call_in_chunk(c);
             if chunk.is_null() {
@@ -192,12 +199,7 @@ impl ThreadState {
         let chunks = self.directory_len.load(Ordering::Acquire);
         reported.resize_with(chunks, || None);
         for (c, reported) in reported.iter_mut().enumerate() {
-            let Some(chunk) = self
-                .chunk_slot(c, Ordering::Acquire)
-                .map(|slot| slot.load(Ordering::Acquire))
-            else {
-                break;
-            };
+            let chunk = self.chunk(c, Ordering::Acquire);
             if chunk.is_null() {
                 continue;
             }
