@@ -6,16 +6,11 @@
 use std::time::Duration;
 
 use profilis::{profiled, Exporter};
+use profilis_test_support::resident_bytes;
 
 #[profiled]
 fn tiny(i: u64) -> u64 {
     i.wrapping_mul(3)
-}
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use profilis::{profiled, Exporter, JsonlConfig};
-use profilis_test_support::{sample, try_get};
+use profilis_test_support::{resident_bytes, sample, try_get};
 
 const FAILING_EVERY: u64 = 17;
 
@@ -34,12 +34,6 @@ fn handle(i: u64) -> Result<u64, String> {
 async fn fetch(i: u64) -> u64 {
     tokio::time::sleep(Duration::from_micros(200)).await;
     i
-}
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
 }
 
 fn soak_length() -> Duration {

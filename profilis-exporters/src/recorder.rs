@@ -23,16 +23,10 @@ pub(crate) struct PrometheusRecorder {
 
 struct State {
     registry: Registry<Key, BucketStorage>,
-    /// By sanitized metric name; the first description of a name wins.
-    descriptions: Mutex<HashMap<String, Description>>,
+    /// Help texts by sanitized metric name; the first description of a name wins. (The text
+    /// format 0.0.4 has no unit line, so units are not kept.)
+    descriptions: Mutex<HashMap<String, SharedString>>,
     durations: Histograms,
-}
-
-struct Description {
-    help: SharedString,
-    /// The text format 0.0.4 has no unit line; kept for formats that have one (OpenMetrics).
-    #[expect(dead_code, reason = "no format rendered yet shows units")]
-    unit: Option<Unit>,
 }
 
 impl PrometheusRecorder {
@@ -73,14 +67,14 @@ impl PrometheusRecorder {
         });
         state.durations.add_to(&mut page);
         let descriptions = state.descriptions.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, description) in descriptions.iter() {
-            page.help(name, &description.help);
+        for (name, help) in descriptions.iter() {
+            page.help(name, help);
         }
         drop(descriptions);
         page.render()
     }
 
-    fn describe(&self, name: &KeyName, unit: Option<Unit>, help: SharedString) {
+    fn describe(&self, name: &KeyName, help: SharedString) {
         let mut descriptions = self
             .state
             .descriptions
@@ -88,7 +82,7 @@ impl PrometheusRecorder {
             .unwrap_or_else(|e| e.into_inner());
         descriptions
             .entry(text_format::metric_name(name.as_str()).into_owned())
-            .or_insert(Description { help, unit });
+            .or_insert(help);
     }
 }
 
@@ -97,16 +91,16 @@ fn labels(key: &Key) -> String {
 }
 
 impl Recorder for PrometheusRecorder {
-    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe(&key, unit, description);
+    fn describe_counter(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(&key, description);
     }
 
-    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe(&key, unit, description);
+    fn describe_gauge(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(&key, description);
     }
 
-    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe(&key, unit, description);
+    fn describe_histogram(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(&key, description);
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {

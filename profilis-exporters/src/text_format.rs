@@ -50,12 +50,11 @@ pub(crate) fn label_key(key: &str) -> Cow<'_, str> {
 }
 
 fn sanitize(text: &str, allowed: impl Fn(char, bool) -> bool) -> Cow<'_, str> {
-    let valid = |(i, c): (usize, char)| allowed(c, i == 0);
-    if !text.is_empty() && text.chars().enumerate().all(valid) {
-        return Cow::Borrowed(text);
-    }
     if text.is_empty() {
         return Cow::Borrowed("_");
+    }
+    if text.chars().enumerate().all(|(i, c)| allowed(c, i == 0)) {
+        return Cow::Borrowed(text);
     }
     Cow::Owned(
         text.chars()

@@ -154,6 +154,17 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// This process's resident memory in bytes, from `/proc/self/statm` (Linux; pages of 4 KiB).
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("resident pages in /proc/self/statm");
+    pages * 4096
+}
+
 /// Runs `promtool check metrics` on `page`, panicking with its complaints if it refuses the
 /// page. Without promtool: fails under CI, says it skipped otherwise ([`tool`]).
 pub fn promtool_check_metrics(page: &[u8]) {
