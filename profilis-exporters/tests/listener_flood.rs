@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use profilis_exporters::listener::{self, parse_allow_list, ListenerConfig, RenderFn};
-use socket2::{Domain, Protocol, Socket, Type};
+use profilis_test_support::connect_from;
 
 const HOSTILE_CLIENTS: usize = 64;
 const SCRAPES: u32 = 30;
@@ -39,18 +39,6 @@ enum Hostility {
     SlowHeaders,
     /// Connects and sends nothing.
     Silent,
-}
-
-/// Connects from `source` to `addr` within `timeout`.
-fn connect_from(
-    source: Ipv4Addr,
-    addr: SocketAddr,
-    timeout: Duration,
-) -> std::io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    socket.bind(&SocketAddr::new(source.into(), 0).into())?;
-    socket.connect_timeout(&addr.into(), timeout)?;
-    Ok(socket.into())
 }
 
 /// One hostile client: connects, misbehaves until the listener cuts it off, reconnects at once.

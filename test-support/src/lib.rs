@@ -38,6 +38,20 @@ pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     try_get(addr, path, headers).unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
 }
 
+/// Connects from `source` (any address of the loopback network on Linux, such as
+/// `127.0.0.2`) to `addr` within `timeout`.
+pub fn connect_from(
+    source: std::net::Ipv4Addr,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&SocketAddr::new(source.into(), 0).into())?;
+    socket.connect_timeout(&addr.into(), timeout)?;
+    Ok(socket.into())
+}
+
 /// As [`get`], but a connection error is returned (for servers still starting).
 pub fn try_get(
     addr: SocketAddr,
@@ -54,6 +68,15 @@ pub fn try_get(
     stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "the connection closed after {} bytes, without a complete response head",
+                raw.len()
+            ),
+        ));
+    }
     Ok(parse(&raw))
 }
 
