@@ -24,6 +24,7 @@ fn event(i: u64) -> Event {
         span_id: SpanId(0x00f0_67aa_0ba9_02b7 + i),
         parent_span_id: Some(SpanId(0x00f0_67aa_0ba9_0000 + i / 16)),
         detail: None,
+        failure: None,
     }
 }
 
@@ -37,6 +38,8 @@ fn jsonl(c: &mut Criterion) {
             events: &events,
             counts: &[],
             stats: Stats::default(),
+            errors: &[],
+            slow: &[],
         };
         let mut sink = JsonlSink::new(JsonlConfig::new(&dir).keep_files(4)).expect("temp dir");
         group.throughput(Throughput::Elements(size as u64));

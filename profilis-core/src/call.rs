@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::clock;
-use crate::event::{Detail, Outcome, RawEvent};
+use crate::event::{Detail, Failure, Outcome, RawEvent};
 use crate::local::{self, Hot};
 use crate::once::{Abandon, RecordOnce};
 use crate::sampler;
@@ -103,6 +103,7 @@ impl Call {
             error,
             outcome,
             detail: detail(),
+            failure: None,
         });
     }
 }
@@ -371,6 +372,21 @@ impl Timer {
             return 0;
         }
         clock::ticks_to_ns(self.start, clock::now_ticks())
+    }
+
+    /// Ends now as a failed call of `site`, with what is known of why: `failure` is called
+    /// only if an output wants it (an event sink, the dashboard), so a client error's message
+    /// is written out only then. Otherwise as [`Timer::finish`] with `error` set.
+    pub fn finish_failed<D: Detail>(
+        self,
+        site: &'static Site,
+        timed: bool,
+        outcome: Outcome,
+        failure: impl FnOnce() -> Failure,
+        detail: impl FnOnce() -> D,
+    ) {
+        let _ = failure;
+        self.finish(site, timed, true, outcome, detail);
     }
 
     /// Ends now, recording one call of `site`: counted always, its duration only if `timed`

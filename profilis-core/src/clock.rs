@@ -50,6 +50,11 @@ pub(crate) fn ticks_to_unix_ns(ticks: u64) -> u64 {
     }
 }
 
+/// Clock ticks in `ns` nanoseconds (rounded down).
+pub(crate) fn ns_to_ticks(ns: u64) -> u64 {
+    seconds_to_ticks(ns as f64 / 1e9)
+}
+
 /// Clock ticks in `seconds` (rounded down), for comparing durations in ticks.
 pub(crate) fn seconds_to_ticks(seconds: f64) -> u64 {
     let anchor = &*ANCHOR;

@@ -4,6 +4,7 @@
 //! by key ([`Event::field`]) whatever the kind.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -43,6 +44,63 @@ pub trait Detail: Any + fmt::Debug + Send + Sync {
     fn field(&self, key: &str) -> Option<Value<'_>>;
 }
 
+/// Why a call failed, as far as it is known: captured on the error path only (a call that
+/// succeeds pays nothing for it), carried by its [`Event`] (`exception_type` and
+/// `exception_value` in JSON, Python profilis's keys) and listed by the dashboard. Never a
+/// metric label.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Failure {
+    /// The error's type: `std::any::type_name` of `E` for a function returning
+    /// `Result<_, E>`, `"panic"` for a panic, an adapter's name for its client's errors. `None`
+    /// when the call failed by its result alone (an HTTP 5xx status, say).
+    pub exception_type: Option<Cow<'static, str>>,
+    /// The error's message (its `Display`, for an `E: Display`) or the panic's, cut to at most
+    /// [`Failure::MAX_MESSAGE`] bytes (at a character boundary, ending in `…`).
+    pub exception_value: Option<String>,
+}
+
+impl Failure {
+    /// The longest message kept, in bytes.
+    pub const MAX_MESSAGE: usize = 512;
+
+    /// A failure of type `exception_type`, with `message` written (and cut) if given.
+    pub fn new(
+        exception_type: impl Into<Cow<'static, str>>,
+        message: Option<&dyn fmt::Display>,
+    ) -> Failure {
+        Failure {
+            exception_type: Some(exception_type.into()),
+            exception_value: message.map(bounded_message),
+        }
+    }
+}
+
+/// `message` written out, cut to [`Failure::MAX_MESSAGE`] bytes.
+pub(crate) fn bounded_message(message: &dyn fmt::Display) -> String {
+    struct Bounded(String, bool);
+    impl fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let room = Failure::MAX_MESSAGE - self.0.len();
+            if s.len() <= room {
+                self.0.push_str(s);
+                return Ok(());
+            }
+            let mut cut = room.saturating_sub('…'.len_utf8());
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.0.push_str(&s[..cut]);
+            self.0.push('…');
+            self.1 = true;
+            Err(fmt::Error) // stop formatting: the rest is not kept
+        }
+    }
+    let mut out = Bounded(String::new(), false);
+    // A `Display` that fails (or is cut) leaves what it wrote.
+    let _ = fmt::write(&mut out, format_args!("{message}"));
+    out.0
+}
+
 /// One recorded call, request or query.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -64,6 +122,8 @@ pub struct Event {
     pub parent_span_id: Option<SpanId>,
     /// The adapter's part, if it gave one (function calls have none).
     pub detail: Option<Arc<dyn Detail>>,
+    /// Why it failed, if it did and that was captured (see [`Failure`]).
+    pub failure: Option<Arc<Failure>>,
 }
 
 impl Event {
@@ -106,6 +166,8 @@ pub(crate) struct RawEvent {
     pub(crate) outcome: Outcome,
     /// `None` for function calls, so that they never allocate.
     pub(crate) detail: Option<Arc<dyn Detail>>,
+    /// Only on the error path, and only when an output wants it.
+    pub(crate) failure: Option<Arc<Failure>>,
 }
 
 impl RawEvent {
@@ -121,6 +183,7 @@ impl RawEvent {
             span_id: self.span_id,
             parent_span_id: (self.parent.0 != 0).then_some(self.parent),
             detail: self.detail,
+            failure: self.failure,
         }
     }
 }
@@ -129,6 +192,19 @@ impl RawEvent {
 mod tests {
     use super::*;
     use crate::kind::DB;
+
+    #[test]
+    fn messages_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(600);
+        let cut = bounded_message(&long);
+        assert!(cut.len() <= Failure::MAX_MESSAGE, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(cut.starts_with("éé"));
+        assert_eq!(bounded_message(&"short"), "short");
+        let f = Failure::new("io::Error", Some(&"disk full"));
+        assert_eq!(f.exception_type.as_deref(), Some("io::Error"));
+        assert_eq!(f.exception_value.as_deref(), Some("disk full"));
+    }
 
     #[derive(Debug)]
     struct Query(&'static str);
@@ -152,6 +228,7 @@ mod tests {
             span_id: SpanId(1),
             parent_span_id: None,
             detail: None,
+            failure: None,
         };
         assert_eq!(event.kind(), &DB);
         assert_eq!(event.field("db_vendor"), Some(Value::Str("postgres")));

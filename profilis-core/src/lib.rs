@@ -35,6 +35,7 @@ mod error;
 mod event;
 mod in_flight;
 mod kind;
+mod latency;
 mod local;
 mod once;
 mod random;
@@ -50,9 +51,10 @@ pub use collector::{
     stats, validate_buckets, Buckets, Collector, CollectorConfig, ShutdownReport, DEFAULT_BUCKETS,
 };
 pub use error::{env_var, ConfigError, SinkError, StartError};
-pub use event::{Detail, Event, Outcome, Value};
+pub use event::{Detail, Event, Failure, Outcome, Value};
 pub use in_flight::in_flight;
 pub use kind::{kinds, Kind, Metric, DB, FUNCTION, HTTP};
+pub use latency::Latency;
 pub use ring::DropPolicy;
 pub use sampler::{global_rate, set_global_rate, validate_rate};
 pub use sink::{

@@ -508,6 +508,7 @@ mod tests {
             span_id: SpanId(n),
             parent_span_id: None,
             detail: None,
+            failure: None,
         }
     }
 

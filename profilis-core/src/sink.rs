@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::error::SinkError;
 use crate::event::Event;
 use crate::kind::Kind;
+use crate::latency::Latency;
 use crate::site::Site;
 
 /// The collector's counters. At any quiet moment
@@ -36,6 +37,9 @@ pub struct CallCount {
     pub errors: u64,
     /// Timed (sampled-in) calls per duration bucket, the last one `+Inf`.
     pub durations: Vec<BucketTotal>,
+    /// The same timed calls in fine buckets, for percentiles: `Some` only when a sink wants
+    /// details ([`Sink::wants_details`]).
+    pub latency: Option<Latency>,
 }
 
 /// Timed calls whose duration fell in one bucket: above the previous bound, at most `le`.
@@ -58,6 +62,15 @@ pub struct Batch<'a> {
     pub counts: &'a [CallCount],
     /// The collector's counters when the batch was made.
     pub stats: Stats,
+    /// Failed calls since the previous batch, with what is known of why
+    /// ([`Event::failure`]), oldest first; at most the last 512. Only when a sink wants
+    /// details ([`Sink::wants_details`]), whether or not any sink wants events.
+    pub errors: &'a [Event],
+    /// Calls since the previous batch that were the slowest of their site lately (each
+    /// slower than every call of its site recorded here in the last moments), with their
+    /// trace ids: the candidates for a list of the slowest recent calls. Only when a sink
+    /// wants details.
+    pub slow: &'a [Event],
 }
 
 /// A destination for batches. Runs on the collector thread, never on the application's.
@@ -92,6 +105,13 @@ pub trait Sink: Send + 'static {
     /// cheapest path). Default `true`.
     fn wants_events(&self) -> bool {
         true
+    }
+
+    /// Whether this sink uses the details a dashboard needs: [`CallCount::latency`] (fine
+    /// duration buckets, for percentiles), [`Batch::errors`] and [`Batch::slow`]. When no
+    /// sink does, calls pay nothing for them. Default `false`.
+    fn wants_details(&self) -> bool {
+        false
     }
 
     /// Only these events, if set: the collector hands this sink a batch with the events the
@@ -215,6 +235,11 @@ impl FanOut {
         self.members.iter().any(|m| m.sink.wants_events())
     }
 
+    /// Whether any of the sinks wants details ([`Sink::wants_details`]).
+    pub fn wants_details(&self) -> bool {
+        self.members.iter().any(|m| m.sink.wants_details())
+    }
+
     /// Failures so far, per sink name.
     pub fn failures(&self) -> Vec<(String, u64)> {
         self.members
@@ -324,6 +349,10 @@ impl Sink for FanOut {
 
     fn wants_events(&self) -> bool {
         FanOut::wants_events(self)
+    }
+
+    fn wants_details(&self) -> bool {
+        FanOut::wants_details(self)
     }
 }
 

@@ -116,6 +116,7 @@ mod tests {
             span_id: SpanId(0x1f),
             parent_span_id: parent,
             detail: None,
+            failure: None,
         }
     }
 

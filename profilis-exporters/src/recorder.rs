@@ -240,11 +240,14 @@ mod tests {
                     sum_ns: 0,
                 },
             ],
+            latency: None,
         }];
         let batch = Batch {
             events: &[],
             counts: &counts,
             stats: Stats::default(),
+            errors: &[],
+            slow: &[],
         };
         let mut facade = FacadeSink::with_recorder(labels.clone(), Arc::new(recorder.clone()))
             .without_histograms();

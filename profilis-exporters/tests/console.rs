@@ -201,11 +201,14 @@ fn the_error_names_the_sink_and_the_io_error() {
         span_id: Default::default(),
         parent_span_id: None,
         detail: Default::default(),
+        failure: None,
     };
     let batch = profilis_core::Batch {
         events: std::slice::from_ref(&event),
         counts: &[],
         stats: Default::default(),
+        errors: &[],
+        slow: &[],
     };
     let error = sink.write(&batch).unwrap_err().to_string();
     assert!(error.contains("console sink could not write"), "{error}");

@@ -85,6 +85,7 @@ fn event(seq: u64) -> Event {
         span_id: SpanId(seq + 1),
         parent_span_id: None,
         detail: None,
+        failure: None,
     }
 }
 
@@ -94,6 +95,8 @@ fn write(sink: &mut JsonlSink, seqs: Range<u64>) -> Result<(), SinkError> {
         events: &events,
         counts: &[],
         stats: Stats::default(),
+        errors: &[],
+        slow: &[],
     })
 }
 

@@ -167,6 +167,7 @@ impl Worker {
                 calls: t[0],
                 errors: t[1],
                 durations,
+                latency: None,
             });
         }
     }
@@ -177,6 +178,8 @@ impl Worker {
             events: &self.events,
             counts: &counts,
             stats: stats_of(snapshot),
+            errors: &[],
+            slow: &[],
         };
         let failed = self.sinks.write_all(&batch);
         SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);

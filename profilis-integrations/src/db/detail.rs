@@ -44,6 +44,7 @@ mod tests {
             span_id: SpanId(1),
             parent_span_id: None,
             detail: Some(Arc::new(detail)),
+            failure: None,
         }
     }
 
