@@ -194,7 +194,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         exporter = exporter.bearer_token(token.clone());
     }
     let profilis = exporter.install()?;
-    let addr = profilis.listen_addr().ok_or("the built-in listener is off")?;
+    let addr = profilis
+        .listen_addr()
+        .ok_or("the built-in listener is off")?;
 
     let rules = HttpConfig::new().build();
     let app = Router::new()

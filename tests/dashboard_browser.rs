@@ -10,8 +10,8 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them; without them the
 //! test fails under `CI=true` and says it skipped elsewhere), and the example built beside the
-//! test, as `cargo test` builds it: `cargo test --features axum,rusqlite --test
-//! dashboard_browser --example dashboard_demo`.
+//! test, as `cargo test` builds it (alone: `cargo build --features axum,rusqlite --example
+//! dashboard_demo && cargo test --features axum,rusqlite --test dashboard_browser`).
 //!
 //! WebDriver (fantoccini and chromedriver) rather than the DevTools protocol: the W3C protocol
 //! is small and stable, chromedriver comes with Debian's chromium in the same version, and the
@@ -98,12 +98,25 @@ fn demo_binary() -> PathBuf {
         .and_then(Path::parent)
         .expect("the test runs from target/<profile>/deps");
     let demo = profile_dir.join("examples").join("dashboard_demo");
-    assert!(
-        demo.is_file(),
-        "{} is not built: `cargo test` builds it with the workspace's tests; alone, run \
-         `cargo test --features axum,rusqlite --test dashboard_browser --example dashboard_demo`",
-        demo.display()
-    );
+    let how = "`cargo test` builds it with the other tests; to run this test alone: \
+               `cargo build --features axum,rusqlite --example dashboard_demo && \
+               cargo test --features axum,rusqlite --test dashboard_browser`";
+    let built = std::fs::metadata(&demo)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is not built: {how}", demo.display()));
+    // An old build would test an old page: the sources most edited with this test.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for source in [
+        "examples/dashboard_demo.rs",
+        "profilis-exporters/src/dashboard/page.html",
+    ] {
+        let changed = std::fs::metadata(root.join(source)).and_then(|m| m.modified());
+        assert!(
+            changed.is_ok_and(|changed| changed <= built),
+            "{} is older than {source}: {how}",
+            demo.display()
+        );
+    }
     demo
 }
 
@@ -376,12 +389,12 @@ async fn start_browser(driver: &Path, chromium: &Path) -> (Process, Client) {
         what: "chromedriver",
     };
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // It listens once it is ready (its answers keep the connection open, so a connection is
+    // the readiness test here; the session below is the real one).
     wait_for(Duration::from_secs(30), || {
-        try_get(addr, "/status", &[])
-            .ok()
-            .filter(|r| r.status == 200)
+        std::net::TcpStream::connect(addr).ok()
     })
-    .unwrap_or_else(|| panic!("chromedriver did not answer; see {}", log.display()));
+    .unwrap_or_else(|| panic!("chromedriver did not listen; see {}", log.display()));
     let client = ClientBuilder::new(HttpConnector::new())
         .capabilities(capabilities(chromium))
         .connect(&format!("http://{addr}"))
@@ -390,8 +403,9 @@ async fn start_browser(driver: &Path, chromium: &Path) -> (Process, Client) {
     (process, client)
 }
 
-/// Waits until `/metrics.json` (window 15 min) has every row `/metrics` has, with the same
-/// calls: the collector hands a cycle to both within a flush interval.
+/// Waits until `/metrics` has every round's calls and `/metrics.json` (window 15 min) has
+/// every row `/metrics` has, with the same calls: the collector hands a cycle to both within
+/// a flush interval.
 fn settled(demo: &Demo, token: Option<&str>) -> (Vec<(String, Counts)>, Value) {
     wait_for(Duration::from_secs(30), || {
         let (_, text) = demo.get("/metrics", token);
@@ -400,12 +414,20 @@ fn settled(demo: &Demo, token: Option<&str>) -> (Vec<(String, Counts)>, Value) {
         let rows = json["rows"].as_array()?;
         let all = counts.iter().all(|(key, c)| {
             rows.iter().any(|r| {
-                format!("{}:{}", r["kind"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""))
-                    == *key
+                format!(
+                    "{}:{}",
+                    r["kind"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or("")
+                ) == *key
                     && r["calls"].as_u64() == Some(c.calls)
             })
         });
-        (all && counts.len() == rows.len()).then_some((counts, json))
+        // The last round's calls are in (the demo printed "done" right after making them).
+        let price = counts
+            .iter()
+            .find(|(k, _)| k == "function:dashboard_demo::price_order")
+            .map(|(_, c)| c.calls);
+        (all && counts.len() == rows.len() && price == Some(ROUNDS)).then_some((counts, json))
     })
     .expect("/metrics.json has the rows and calls of /metrics within 30 s")
 }
@@ -433,10 +455,19 @@ async fn main_page(client: &Client, demo: &mut Demo) {
         .find(|(k, _)| k == "function:dashboard_demo::price_order")
         .unwrap()
         .1;
-    assert_eq!((price.calls, price.errors), (ROUNDS, 1), "one price per round");
+    assert_eq!(
+        (price.calls, price.errors),
+        (ROUNDS, 1),
+        "one price per round"
+    );
 
     client.goto(&demo.url("/")).await.expect("the page opens");
-    wait_until(client, "document.body.dataset.state === 'live'", Duration::from_secs(60)).await;
+    wait_until(
+        client,
+        "document.body.dataset.state === 'live'",
+        Duration::from_secs(60),
+    )
+    .await;
     client
         .find(Locator::Css("#window"))
         .await
@@ -489,12 +520,22 @@ async fn main_page(client: &Client, demo: &mut Demo) {
             .map(|s| (s[0].as_str().unwrap().to_owned(), s[1].as_u64().unwrap()))
             .collect();
         assert_eq!(statuses, want.statuses, "{key}: statuses");
-        assert_eq!(row["spark_points"], json!(60), "{key}: a 60-point sparkline");
+        assert_eq!(
+            row["spark_points"],
+            json!(60),
+            "{key}: a 60-point sparkline"
+        );
         let json_row = summary["rows"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| format!("{}:{}", r["kind"].as_str().unwrap(), r["name"].as_str().unwrap()) == *key)
+            .find(|r| {
+                format!(
+                    "{}:{}",
+                    r["kind"].as_str().unwrap(),
+                    r["name"].as_str().unwrap()
+                ) == *key
+            })
             .unwrap();
         for col in ["p50_ms", "p95_ms", "p99_ms", "max_ms", "error_pct"] {
             check_number(&format!("{key} {col}"), &row["cells"][col], &json_row[col]);
@@ -540,15 +581,26 @@ async fn main_page(client: &Client, demo: &mut Demo) {
     assert_eq!(known["trace"], entry["trace_id"]);
     assert!(known["trace"].as_str().unwrap().len() == 32);
 
-    // The slowest calls: /slow sleeps 40 ms, longer than anything else the demo does.
+    // The slowest calls, slowest first, with their trace ids: /slow sleeps 40 ms.
     let slowest = js(
         client,
-        "var tr = document.querySelector('#slowest tbody tr[data-slow]'); \
-         return tr && { row: tr.dataset.slow, trace: tr.querySelector('[data-col=trace_id]').textContent };",
+        "return Array.from(document.querySelectorAll('#slowest tbody tr[data-slow]')).map(function (tr) { \
+         return { row: tr.dataset.slow, ms: Number(tr.querySelector('[data-col=dur_ms]').dataset.value), \
+         trace: tr.querySelector('[data-col=trace_id]').textContent }; });",
     )
     .await;
-    assert_eq!(slowest["row"], json!("http:/slow"), "the slowest call: {slowest}");
-    assert_eq!(slowest["trace"].as_str().map(str::len), Some(32));
+    let slowest = slowest.as_array().expect("slowest rows");
+    let ms: Vec<f64> = slowest.iter().map(|s| s["ms"].as_f64().unwrap()).collect();
+    assert!(ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
+    let slow = slowest
+        .iter()
+        .find(|s| s["row"] == json!("http:/slow"))
+        .unwrap_or_else(|| panic!("/slow is among the slowest calls: {slowest:?}"));
+    assert!(
+        slow["ms"].as_f64().unwrap() >= 40.0,
+        "/slow took 40 ms: {slow}"
+    );
+    assert_eq!(slow["trace"].as_str().map(str::len), Some(32), "{slow}");
 
     // The screenshot, in the light theme, before the controls below change the view.
     let png = client.screenshot().await.expect("a screenshot");
@@ -560,15 +612,27 @@ async fn main_page(client: &Client, demo: &mut Demo) {
     // Sorting: by p95, slowest first, then the other way.
     let p95_order = "return Array.from(document.querySelectorAll('#rows tbody tr[data-row]')).map(function (tr) { \
                      var v = tr.querySelector('[data-col=p95_ms]').dataset.value; return v === '' ? null : Number(v); });";
-    let header = client.find(Locator::Css("th[data-sort=p95_ms]")).await.unwrap();
+    let header = client
+        .find(Locator::Css("th[data-sort=p95_ms]"))
+        .await
+        .unwrap();
     header.click().await.unwrap();
     let descending = js(client, p95_order).await;
     header.click().await.unwrap();
     let ascending = js(client, p95_order).await;
-    let numbers = |v: &Value| -> Vec<f64> { v.as_array().unwrap().iter().filter_map(Value::as_f64).collect() };
+    let numbers = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect()
+    };
     let (down, up) = (numbers(&descending), numbers(&ascending));
     assert!(down.len() > 2, "rows with a p95: {descending}");
-    assert!(down.windows(2).all(|w| w[0] >= w[1]), "descending: {down:?}");
+    assert!(
+        down.windows(2).all(|w| w[0] >= w[1]),
+        "descending: {down:?}"
+    );
     assert!(up.windows(2).all(|w| w[0] <= w[1]), "ascending: {up:?}");
 
     // The filter: only the database row is left.
@@ -585,12 +649,26 @@ async fn main_page(client: &Client, demo: &mut Demo) {
     let theme = "return { theme: document.documentElement.dataset.theme, \
                  background: getComputedStyle(document.body).backgroundColor };";
     let before = js(client, theme).await;
-    client.find(Locator::Css("#theme-toggle")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#theme-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let after = js(client, theme).await;
-    assert_ne!(before["theme"], after["theme"], "the toggle changes the theme");
+    assert_ne!(
+        before["theme"], after["theme"],
+        "the toggle changes the theme"
+    );
     assert_ne!(before["background"], after["background"], "and the colours");
     client.refresh().await.unwrap();
-    wait_until(client, "document.body.dataset.state === 'live'", Duration::from_secs(30)).await;
+    wait_until(
+        client,
+        "document.body.dataset.state === 'live'",
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(js(client, theme).await, after, "the theme is remembered");
 
     // The program goes away: the page says so, and marks what it shows as stale.
@@ -601,16 +679,30 @@ async fn main_page(client: &Client, demo: &mut Demo) {
         Duration::from_secs(30),
     )
     .await;
-    let banner = js(client, "return document.getElementById('banner').textContent;").await;
+    let banner = js(
+        client,
+        "return document.getElementById('banner').textContent;",
+    )
+    .await;
     assert!(
-        banner.as_str().unwrap().starts_with("data could not be loaded: ")
+        banner
+            .as_str()
+            .unwrap()
+            .starts_with("data could not be loaded: ")
             && banner.as_str().unwrap().contains("retrying"),
         "the banner: {banner}"
     );
     let still = js(client, READ_ROWS).await;
-    assert!(!still.as_array().unwrap().is_empty(), "the last numbers stay, marked stale");
+    assert!(
+        !still.as_array().unwrap().is_empty(),
+        "the last numbers stay, marked stale"
+    );
     assert_eq!(
-        js(client, "return document.getElementById('status').textContent;").await,
+        js(
+            client,
+            "return document.getElementById('status').textContent;"
+        )
+        .await,
         json!("stale")
     );
 }
@@ -622,21 +714,45 @@ async fn with_token(client: &Client, demo: &Demo) {
     settled(demo, Some(TOKEN));
 
     let data_shown = "document.querySelectorAll('#rows tbody tr[data-row]').length";
-    client.goto(&demo.url("/")).await.expect("the page opens without the token");
-    wait_until(client, "document.body.dataset.state === 'auth'", Duration::from_secs(60)).await;
+    client
+        .goto(&demo.url("/"))
+        .await
+        .expect("the page opens without the token");
+    wait_until(
+        client,
+        "document.body.dataset.state === 'auth'",
+        Duration::from_secs(60),
+    )
+    .await;
     let form = client.find(Locator::Css("#token-form")).await.unwrap();
-    assert!(form.is_displayed().await.unwrap(), "the page asks for the token");
     assert!(
-        !client.find(Locator::Css("#content")).await.unwrap().is_displayed().await.unwrap(),
+        form.is_displayed().await.unwrap(),
+        "the page asks for the token"
+    );
+    assert!(
+        !client
+            .find(Locator::Css("#content"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
         "and shows no data"
     );
     assert_eq!(js(client, &format!("return {data_shown};")).await, json!(0));
     assert_eq!(
-        js(client, "return document.getElementById('service').textContent;").await,
+        js(
+            client,
+            "return document.getElementById('service').textContent;"
+        )
+        .await,
         json!("–")
     );
 
-    client.goto(&demo.url(&format!("/?token={TOKEN}"))).await.unwrap();
+    client
+        .goto(&demo.url(&format!("/?token={TOKEN}")))
+        .await
+        .unwrap();
     wait_until(
         client,
         &format!("document.body.dataset.state === 'live' && {data_shown} > 0"),
@@ -648,10 +764,18 @@ async fn with_token(client: &Client, demo: &Demo) {
         "return { search: location.search, token: localStorage.getItem('profilis.token') };",
     )
     .await;
-    assert_eq!(kept, json!({"search": "", "token": TOKEN}), "kept, and out of the address bar");
+    assert_eq!(
+        kept,
+        json!({"search": "", "token": TOKEN}),
+        "kept, and out of the address bar"
+    );
 
     // A refused token: the form again, then the right one typed into it.
-    js(client, "localStorage.setItem('profilis.token', 'wrong'); return null;").await;
+    js(
+        client,
+        "localStorage.setItem('profilis.token', 'wrong'); return null;",
+    )
+    .await;
     client.refresh().await.unwrap();
     wait_until(
         client,
@@ -659,7 +783,13 @@ async fn with_token(client: &Client, demo: &Demo) {
         Duration::from_secs(30),
     )
     .await;
-    client.find(Locator::Css("#token-input")).await.unwrap().send_keys(TOKEN).await.unwrap();
+    client
+        .find(Locator::Css("#token-input"))
+        .await
+        .unwrap()
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
     client
         .find(Locator::Css("#token-form button[type=submit]"))
         .await
