@@ -541,6 +541,20 @@ async fn main_page(client: &Client, demo: &mut Demo) {
             check_number(&format!("{key} {col}"), &row["cells"][col], &json_row[col]);
         }
     }
+    let total_calls = js(
+        client,
+        "return [document.getElementById('total-calls').dataset.value, \
+         document.getElementById('total-errors').dataset.value];",
+    )
+    .await;
+    let (calls, errors) = counts
+        .iter()
+        .fold((0, 0), |(c, e), (_, n)| (c + n.calls, e + n.errors));
+    assert_eq!(
+        total_calls,
+        json!([calls.to_string(), errors.to_string()]),
+        "the totals are the sums of /metrics"
+    );
     let totals = js(
         client,
         "return ['total-p50','total-p95','total-p99'].map(function (id) { \
