@@ -17,7 +17,7 @@ pub enum ConsoleFormat {
     Pretty,
 }
 
-/// Writes every event as JSON (the JSONL keys of Python profilis), one compact line
+/// Writes every event as JSON (the keys of the JSONL files, see [`JsonEvent`](crate::JsonEvent)), one compact line
 /// each or indented over several lines, written to stdout or any [`io::Write`].
 ///
 /// ```no_run
