@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use profilis_core::adapter::{Abandon, RecordOnce, Timer};
 use profilis_core::context::SpanContext;
-use profilis_core::{Outcome, Site};
+use profilis_core::{Failure, Outcome, Site};
 
 use super::detail::DbDetail;
 use super::mask::for_event;
@@ -68,11 +68,13 @@ impl<S: Statement> QueryCall<S> {
     }
 
     /// Records the query as ended now, with the statement `given` if there is one, else its
-    /// own; `given` is called only if a sink wants the event.
+    /// own; `given` is called only if a sink wants the event. A `failure` makes it a failed
+    /// query whatever `error` says; it is called only if an output wants it.
     pub(crate) fn record<T: AsRef<str>>(
         self,
         given: impl FnOnce() -> Option<T>,
         error: bool,
+        failure: Option<impl FnOnce() -> Failure>,
         rows: Option<u64>,
         outcome: Outcome,
     ) {
@@ -81,7 +83,7 @@ impl<S: Statement> QueryCall<S> {
             timer,
             statement,
         } = self;
-        timer.finish(site, true, error, outcome, || {
+        let detail = || {
             let given = given();
             let sql = given
                 .as_ref()
@@ -93,15 +95,28 @@ impl<S: Statement> QueryCall<S> {
                     .map(Arc::from),
                 rows,
             }
-        });
+        };
+        match failure {
+            Some(failure) => timer.finish_failed(site, true, outcome, failure, detail),
+            None => timer.finish(site, true, error, outcome, detail),
+        }
     }
 }
+
+/// The `failure` of [`QueryCall::record`] when there is none to give.
+pub(crate) const NO_FAILURE: Option<fn() -> Failure> = None;
 
 impl<S: Statement> Abandon for QueryCall<S> {
     /// A query that did not end is a failed one, whether it panicked (also by a panic
     /// unwinding past it) or was cancelled.
     fn abandon(self, outcome: Outcome) {
-        self.record(|| None::<&str>, true, None, outcome.or_unwinding());
+        self.record(
+            || None::<&str>,
+            true,
+            NO_FAILURE,
+            None,
+            outcome.or_unwinding(),
+        );
     }
 }
 
@@ -169,7 +184,39 @@ impl<S: Statement> Query<S> {
         rows: Option<u64>,
     ) {
         if let Some(call) = self.call.take() {
-            call.record(statement, error, rows, Outcome::Returned);
+            call.record(statement, error, NO_FAILURE, rows, Outcome::Returned);
+        }
+    }
+
+    /// Records the query as failed now, with why: `failure` names the client's error type and
+    /// carries its message ([`Failure::new`]), and is called only if an output wants it (an
+    /// event sink, the dashboard), so a successful query pays nothing for it and a failed one
+    /// formats its message only then. `statement` as for [`Query::finish`].
+    ///
+    /// ```
+    /// use profilis_core::Failure;
+    /// use profilis_integrations::db::Query;
+    ///
+    /// # fn run() -> Result<u64, std::io::Error> { Err(std::io::Error::other("timed out")) }
+    /// if let Some(query) = Query::start_with("redis", "GET session") {
+    ///     match run() {
+    ///         Ok(rows) => query.finish(None, false, Some(rows)),
+    ///         Err(err) => query.finish_failed(None, || Failure::new("std::io::Error", Some(&err))),
+    ///     }
+    /// }
+    /// ```
+    pub fn finish_failed(self, statement: Option<&str>, failure: impl FnOnce() -> Failure) {
+        self.finish_failed_with(|| statement, failure);
+    }
+
+    /// Like [`Query::finish_failed`], with the statement given as in [`Query::finish_with`].
+    pub fn finish_failed_with<T: AsRef<str>>(
+        mut self,
+        statement: impl FnOnce() -> Option<T>,
+        failure: impl FnOnce() -> Failure,
+    ) {
+        if let Some(call) = self.call.take() {
+            call.record(statement, true, Some(failure), None, Outcome::Returned);
         }
     }
 
@@ -247,6 +294,55 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| e.site.label_value("db_vendor") == Some("query-test-owned")));
+    }
+
+    #[test]
+    fn a_failed_query_carries_its_failure_only_when_given_one() {
+        let ((), captured) = capture(|| {
+            Query::start_with("query-test-failed", "SELECT * FROM gone")
+                .unwrap()
+                .finish_failed(None, || {
+                    Failure::new("client::Error", Some(&"no such table: gone"))
+                });
+            Query::start("query-test-failed")
+                .unwrap()
+                .finish_failed_with(
+                    || Some(String::from("DELETE FROM t WHERE k = 'x'")),
+                    || Failure::new("client::Error", None),
+                );
+            // An error flag alone: failed, with no reason to give.
+            Query::start("query-test-failed")
+                .unwrap()
+                .finish(None, true, None);
+        });
+        let seen: Vec<_> = captured
+            .named("query-test-failed")
+            .iter()
+            .map(|e| {
+                (
+                    detail(e).query.as_deref().map(str::to_owned),
+                    e.error,
+                    e.failure.as_deref().cloned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    Some("SELECT * FROM gone".to_owned()),
+                    true,
+                    Some(Failure::new("client::Error", Some(&"no such table: gone")))
+                ),
+                (
+                    Some("DELETE FROM t WHERE k = ?".to_owned()),
+                    true,
+                    Some(Failure::new("client::Error", None))
+                ),
+                (None, true, None),
+            ]
+        );
+        assert_eq!(captured.count("query-test-failed"), (3, 3));
     }
 
     #[cfg(feature = "rusqlite")]
