@@ -161,6 +161,22 @@ mod tests {
                 ("INSERT INTO notes (body) VALUES (NULL)".to_owned(), true),
             ]
         );
+        let failures: Vec<_> = captured
+            .named("diesel-test")
+            .iter()
+            .map(|e| e.failure.as_deref().cloned())
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                None,
+                None,
+                Some(Failure::new(
+                    ERROR_TYPE,
+                    Some(&"NOT NULL constraint failed: notes.body")
+                ))
+            ]
+        );
     }
 
     #[test]
