@@ -1,6 +1,7 @@
 //! One query being timed: [`Query`], the building block of every DB adapter, and the
 //! [`Statement`] it owns so that a query dropped before its end is still recorded with its SQL.
 
+use std::cell::{Cell, OnceCell};
 use std::sync::Arc;
 
 use profilis_core::adapter::{Abandon, RecordOnce, Timer};
@@ -8,7 +9,7 @@ use profilis_core::context::SpanContext;
 use profilis_core::{Failure, Outcome, Site};
 
 use super::detail::DbDetail;
-use super::mask::for_event;
+use super::mask::{for_event, mask};
 use super::site::site;
 
 /// Where a query's SQL comes from, for its event (masked there, and only if a sink wants
@@ -69,7 +70,8 @@ impl<S: Statement> QueryCall<S> {
 
     /// Records the query as ended now, with the statement `given` if there is one, else its
     /// own; `given` is called only if a sink wants the event. A `failure` makes it a failed
-    /// query whatever `error` says; it is called only if an output wants it.
+    /// query whatever `error` says; it is called only if an output wants it, and the
+    /// statement quoted whole in its message is masked there too ([`scrub`]).
     pub(crate) fn record<T: AsRef<str>>(
         self,
         given: impl FnOnce() -> Option<T>,
@@ -83,24 +85,45 @@ impl<S: Statement> QueryCall<S> {
             timer,
             statement,
         } = self;
-        let detail = || {
-            let given = given();
-            let sql = given
+        // The statement, asked for once whether the detail or the failure wants it first.
+        let given = Cell::new(Some(given));
+        let given_sql = OnceCell::new();
+        let sql = || {
+            given_sql
+                .get_or_init(|| given.take().and_then(|given| given()))
                 .as_ref()
                 .map(AsRef::as_ref)
-                .or_else(|| statement.sql());
-            DbDetail {
-                query: sql
-                    .and_then(|sql| for_event(site.label(), sql))
-                    .map(Arc::from),
-                rows,
-            }
+                .or_else(|| statement.sql())
+        };
+        let detail = || DbDetail {
+            query: sql()
+                .and_then(|sql| for_event(site.label(), sql))
+                .map(Arc::from),
+            rows,
         };
         match failure {
-            Some(failure) => timer.finish_failed(site, true, outcome, failure, detail),
+            Some(failure) => timer.finish_failed(
+                site,
+                true,
+                outcome,
+                || scrub(failure(), site.label(), sql()),
+                detail,
+            ),
             None => timer.finish(site, true, error, outcome, detail),
         }
     }
+}
+
+/// `failure` with `sql` masked where its message quotes it whole (rusqlite's syntax errors
+/// do, literals included). A fragment quoted, or a statement longer than the message keeps,
+/// stays as the client wrote it.
+fn scrub(mut failure: Failure, vendor: &str, sql: Option<&str>) -> Failure {
+    if let (Some(message), Some(sql)) = (failure.exception_value.as_mut(), sql) {
+        if !sql.is_empty() && message.contains(sql) {
+            *message = message.replace(sql, &mask(vendor, sql));
+        }
+    }
+    failure
 }
 
 /// The `failure` of [`QueryCall::record`] when there is none to give.
@@ -343,6 +366,50 @@ mod tests {
             ]
         );
         assert_eq!(captured.count("query-test-failed"), (3, 3));
+    }
+
+    #[test]
+    fn a_statement_quoted_whole_in_the_message_is_masked_there() {
+        let sql = "SELEC * FROM users WHERE email = 'ann@example.com'";
+        let ((), captured) = capture(|| {
+            Query::start_with("query-test-scrub", sql)
+                .unwrap()
+                .finish_failed(None, || {
+                    Failure::new("client::Error", Some(&format!("syntax error in {sql}")))
+                });
+            // Given at the end, as diesel gives it.
+            Query::start("query-test-scrub")
+                .unwrap()
+                .finish_failed(Some(sql), || {
+                    Failure::new("client::Error", Some(&format!("{sql}: failed")))
+                });
+            // A fragment is not the statement: kept as the client wrote it.
+            Query::start_with("query-test-scrub", sql)
+                .unwrap()
+                .finish_failed(None, || {
+                    Failure::new("client::Error", Some(&"near \"SELEC\""))
+                });
+        });
+        let messages: Vec<_> = captured
+            .named("query-test-scrub")
+            .iter()
+            .map(|e| {
+                e.failure
+                    .as_deref()
+                    .unwrap()
+                    .exception_value
+                    .clone()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "syntax error in SELEC * FROM users WHERE email = ?",
+                "SELEC * FROM users WHERE email = ?: failed",
+                "near \"SELEC\"",
+            ]
+        );
     }
 
     #[cfg(feature = "rusqlite")]
