@@ -3,6 +3,7 @@
 //! use. All of them keep their call in a [`RecordOnce`]; this is the code `#[profiled]` expands
 //! to.
 
+use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use std::task::{Context, Poll};
 use crate::clock;
 use crate::event::{Detail, Failure, Outcome, RawEvent};
 use crate::local::{self, Hot};
+use crate::notable;
 use crate::once::{Abandon, RecordOnce};
 use crate::sampler;
 use crate::site::Site;
@@ -72,12 +74,19 @@ impl Call {
         self.own.span_id.0 != 0
     }
 
-    /// Records the call as ended now.
+    /// Records the call as ended now; `failure` says why it failed (called only for a failed
+    /// call, and only if an output wants it).
     #[inline(always)]
-    fn end(&self, hot: &Hot, error: bool, outcome: Outcome) {
+    fn end(
+        &self,
+        hot: &Hot,
+        error: bool,
+        outcome: Outcome,
+        failure: impl FnOnce() -> Option<Failure>,
+    ) {
         let timed = self.timed();
         let end = if timed { clock::now_ticks() } else { 0 };
-        self.record(hot, end, timed, error, outcome, || None);
+        self.record(hot, end, timed, error, outcome, failure, || None);
     }
 
     /// Records the call as ended at `end` (ticks): counted, its duration filed if `timed`, and
@@ -90,10 +99,11 @@ impl Call {
         timed: bool,
         error: bool,
         outcome: Outcome,
+        failure: impl FnOnce() -> Option<Failure>,
         detail: impl FnOnce() -> Option<Arc<dyn Detail>>,
     ) {
         let ticks = timed.then(|| end.saturating_sub(self.start));
-        hot.record(self.state, self.site, error, ticks, || RawEvent {
+        hot.record(self.state, self.site, error, ticks, failure, || RawEvent {
             site: self.site,
             start: self.start,
             end,
@@ -113,7 +123,10 @@ impl Abandon for Call {
     /// past its future), not if it was cancelled.
     fn abandon(self, outcome: Outcome) {
         let outcome = outcome.or_unwinding();
-        self.end(local::hot(), outcome == Outcome::Panicked, outcome);
+        let panicked = outcome == Outcome::Panicked;
+        self.end(local::hot(), panicked, outcome, || {
+            panicked.then(notable::panic_failure)
+        });
     }
 }
 
@@ -147,7 +160,10 @@ impl Abandon for SyncCall {
     /// A sync call whose guard is dropped without `exit`: its body panicked (a failed call).
     fn abandon(self, outcome: Outcome) {
         let hot = self.restore();
-        self.call.end(hot, true, outcome.or_unwinding());
+        let outcome = outcome.or_unwinding();
+        self.call.end(hot, true, outcome, || {
+            (outcome == Outcome::Panicked).then(notable::panic_failure)
+        });
     }
 }
 
@@ -175,7 +191,19 @@ impl CallGuard {
     pub fn exit(mut self, error: bool) {
         if let Some(ended) = self.call.take() {
             let hot = ended.restore();
-            ended.call.end(hot, error, Outcome::Returned);
+            ended.call.end(hot, error, Outcome::Returned, || None);
+        }
+    }
+
+    /// Ends the call, failed if `failed` is `Some`, with what it says of why.
+    #[inline(always)]
+    pub fn exit_with(mut self, failed: Option<Failed<'_>>) {
+        if let Some(ended) = self.call.take() {
+            let hot = ended.restore();
+            let error = failed.is_some();
+            ended.call.end(hot, error, Outcome::Returned, || {
+                failed.map(Failed::to_failure)
+            });
         }
     }
 }
@@ -188,33 +216,77 @@ pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Wraps a value so that method resolution can tell a `Result` from anything else:
-/// `(&Probe(&value)).__profilis_is_err()` is `value.is_err()` for a `Result` and `false` otherwise.
+/// Wraps a reference to a function's result so that method resolution can tell a `Result`
+/// (and whether its error is `Display`) from anything else: see [`FailedDisplay`].
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
 
-/// Picked for `Result`: the call failed if it returned `Err`.
-pub trait IsErrResult {
-    /// Whether the probed value is an `Err`.
-    fn __profilis_is_err(&self) -> bool;
+/// A call's `Err`, borrowed: its type's name and, if it implements `Display`, the error
+/// itself. Made only on the error path; written out (cut to a bound) into a [`Failure`] only
+/// if an output wants it.
+#[derive(Clone, Copy)]
+pub struct Failed<'a> {
+    type_name: &'static str,
+    message: Option<&'a dyn fmt::Display>,
 }
 
-impl<T, E> IsErrResult for Probe<'_, Result<T, E>> {
-    #[inline(always)]
-    fn __profilis_is_err(&self) -> bool {
-        self.0.is_err()
+impl Failed<'_> {
+    #[cold]
+    fn to_failure(self) -> Failure {
+        Failure::new(self.type_name, self.message)
     }
 }
 
-/// Picked for every other type (one auto-reference further away): never an error.
-pub trait IsErrOther {
-    /// Always `false`.
+/// What `#[profiled]` asks of a function's result, by method resolution on
+/// `(&&Probe(&value)).__profilis_failed()`: first picked for `Result<_, E: Display>` (the
+/// type's name and the message), then [`FailedResult`] for any other `Result` (the type's
+/// name), then [`FailedOther`] for anything else (never failed).
+pub trait FailedDisplay<'a> {
+    /// `Some` for an `Err`.
+    fn __profilis_failed(&self) -> Option<Failed<'a>>;
+}
+
+impl<'a, T, E: fmt::Display> FailedDisplay<'a> for &Probe<'a, Result<T, E>> {
     #[inline(always)]
-    fn __profilis_is_err(&self) -> bool {
-        false
+    fn __profilis_failed(&self) -> Option<Failed<'a>> {
+        match self.0 {
+            Ok(_) => None,
+            Err(e) => Some(Failed {
+                type_name: std::any::type_name::<E>(),
+                message: Some(e),
+            }),
+        }
     }
 }
 
-impl<T: ?Sized> IsErrOther for &Probe<'_, T> {}
+/// Picked for a `Result` whose error is not `Display` (one auto-reference further away).
+pub trait FailedResult<'a> {
+    /// `Some` for an `Err`, without a message.
+    fn __profilis_failed(&self) -> Option<Failed<'a>>;
+}
+
+impl<'a, T, E> FailedResult<'a> for &&Probe<'a, Result<T, E>> {
+    #[inline(always)]
+    fn __profilis_failed(&self) -> Option<Failed<'a>> {
+        match self.0 {
+            Ok(_) => None,
+            Err(_) => Some(Failed {
+                type_name: std::any::type_name::<E>(),
+                message: None,
+            }),
+        }
+    }
+}
+
+/// Picked for every other type (one dereference further): never failed.
+pub trait FailedOther<'a> {
+    /// Always `None`.
+    #[inline(always)]
+    fn __profilis_failed(&self) -> Option<Failed<'a>> {
+        None
+    }
+}
+
+impl<'a, T: ?Sized> FailedOther<'a> for Probe<'a, T> {}
 
 pin_project_lite::pin_project! {
     /// An async call being timed, from its first poll to its completion. The call is the
@@ -244,11 +316,12 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// Times `future` as a call of `site`; `classify` says whether its output is an error.
+/// Times `future` as a call of `site`; `classify` says whether its output is an error, and
+/// what is known of why.
 pub fn instrument<F, C>(site: &'static Site, future: F, classify: C) -> Instrumented<F, C>
 where
     F: Future,
-    C: FnOnce(&F::Output) -> bool,
+    C: for<'a> FnOnce(&'a F::Output) -> Option<Failed<'a>>,
 {
     Instrumented {
         future,
@@ -272,7 +345,7 @@ impl Drop for Restore {
 impl<F, C> Future for Instrumented<F, C>
 where
     F: Future,
-    C: FnOnce(&F::Output) -> bool,
+    C: for<'a> FnOnce(&'a F::Output) -> Option<Failed<'a>>,
 {
     type Output = F::Output;
 
@@ -289,8 +362,10 @@ where
         drop(restore);
         if let Poll::Ready(output) = &poll {
             if let Some(ended) = call.take() {
-                let error = this.classify.take().is_some_and(|c| c(output));
-                ended.end(local::hot(), error, Outcome::Returned);
+                let failed = this.classify.take().and_then(|c| c(output));
+                ended.end(local::hot(), failed.is_some(), Outcome::Returned, || {
+                    failed.map(Failed::to_failure)
+                });
             }
         }
         poll
@@ -385,8 +460,7 @@ impl Timer {
         failure: impl FnOnce() -> Failure,
         detail: impl FnOnce() -> D,
     ) {
-        let _ = failure;
-        self.finish(site, timed, true, outcome, detail);
+        self.end(site, timed, true, outcome, || Some(failure()), detail);
     }
 
     /// Ends now, recording one call of `site`: counted always, its duration only if `timed`
@@ -400,6 +474,18 @@ impl Timer {
         outcome: Outcome,
         detail: impl FnOnce() -> D,
     ) {
+        self.end(site, timed, error, outcome, || None, detail);
+    }
+
+    fn end<D: Detail>(
+        self,
+        site: &'static Site,
+        timed: bool,
+        error: bool,
+        outcome: Outcome,
+        failure: impl FnOnce() -> Option<Failure>,
+        detail: impl FnOnce() -> D,
+    ) {
         let call = Call {
             site,
             state: self.state,
@@ -409,7 +495,7 @@ impl Timer {
         };
         let timed = timed && self.sampled_in;
         let end = if timed { clock::now_ticks() } else { 0 };
-        call.record(local::hot(), end, timed, error, outcome, || {
+        call.record(local::hot(), end, timed, error, outcome, failure, || {
             Some(Arc::new(detail()) as Arc<dyn Detail>)
         });
     }

@@ -154,6 +154,7 @@ impl Event {
 }
 
 /// An event as the hot path queues it: raw clock ticks, converted on the collector thread.
+#[derive(Clone)]
 pub(crate) struct RawEvent {
     pub(crate) site: &'static Site,
     pub(crate) start: u64,

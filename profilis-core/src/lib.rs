@@ -37,6 +37,7 @@ mod in_flight;
 mod kind;
 mod latency;
 mod local;
+mod notable;
 mod once;
 mod random;
 mod ring;
@@ -93,7 +94,8 @@ pub mod adapter {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        call_once, enter, instrument, CallGuard, Instrumented, IsErrOther, IsErrResult, Probe,
+        call_once, enter, instrument, CallGuard, Failed, FailedDisplay, FailedOther, FailedResult,
+        Instrumented, Probe,
     };
     pub use crate::site::Site;
 }

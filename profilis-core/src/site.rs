@@ -26,6 +26,10 @@ pub struct Site {
     threshold: u64,
     /// The site's id (low 32 bits, from 1) and its kind's (high 32 bits); 0 until registered.
     key: AtomicU64,
+    /// A timed call longer than this (ticks) is a candidate for the slowest recent calls
+    /// (only when a sink wants details): raised to each candidate's duration, lowered a little
+    /// every collector cycle.
+    slow: AtomicU64,
 }
 
 impl Site {
@@ -68,6 +72,7 @@ impl Site {
             function: true,
             threshold,
             key: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
         }
     }
 
@@ -105,6 +110,7 @@ impl Site {
                     function: false,
                     threshold: sampler::INHERIT,
                     key: AtomicU64::new(0),
+                    slow: AtomicU64::new(0),
                 }))
             })
     }
@@ -149,6 +155,25 @@ impl Site {
     #[inline]
     pub(crate) fn threshold(&self) -> u64 {
         self.threshold
+    }
+
+    /// Ticks above which a timed call is a slow-call candidate.
+    #[inline(always)]
+    pub(crate) fn slow_ticks(&self) -> u64 {
+        self.slow.load(Ordering::Relaxed)
+    }
+
+    /// A candidate of `ticks` was taken: later ones must be slower.
+    pub(crate) fn raise_slow(&self, ticks: u64) {
+        self.slow.fetch_max(ticks, Ordering::Relaxed);
+    }
+
+    /// Lowers the threshold by a sixteenth (each collector cycle), so the list of slowest
+    /// calls follows the recent ones.
+    pub(crate) fn lower_slow(&self) {
+        let _ = self
+            .slow
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t - t / 16));
     }
 
     /// The site's id: dense, from 1, in order of first use; for outputs that keep something per

@@ -41,6 +41,10 @@ pub struct Captured {
     pub events: Vec<Event>,
     /// Every call count, batch after batch.
     pub counts: Vec<CallCount>,
+    /// Failed calls handed over as [`Batch::errors`] (only by [`capture_details`]).
+    pub errors: Vec<Event>,
+    /// Slow-call candidates handed over as [`Batch::slow`] (only by [`capture_details`]).
+    pub slow: Vec<Event>,
 }
 
 impl Captured {
@@ -83,12 +87,18 @@ impl Captured {
 
 /// A sink that keeps every event and count it is given, readable while the collector runs.
 #[derive(Debug, Clone, Default)]
-pub struct CaptureSink(Arc<Mutex<Captured>>);
+pub struct CaptureSink(Arc<Mutex<Captured>>, bool);
 
 impl CaptureSink {
     /// An empty capture.
     pub fn new() -> CaptureSink {
         CaptureSink::default()
+    }
+
+    /// An empty capture that also wants details ([`Sink::wants_details`]): fine duration
+    /// buckets, failed and slow calls, as the dashboard does.
+    pub fn with_details() -> CaptureSink {
+        CaptureSink(Arc::default(), true)
     }
 
     /// Takes what was captured so far, leaving the capture empty.
@@ -102,7 +112,13 @@ impl Sink for CaptureSink {
         let mut captured = self.0.lock().unwrap_or_else(|e| e.into_inner());
         captured.events.extend(batch.events.iter().cloned());
         captured.counts.extend(batch.counts.iter().cloned());
+        captured.errors.extend(batch.errors.iter().cloned());
+        captured.slow.extend(batch.slow.iter().cloned());
         Ok(())
+    }
+
+    fn wants_details(&self) -> bool {
+        self.1
     }
 
     fn name(&self) -> &str {
@@ -132,8 +148,31 @@ pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Captured) {
 /// # Panics
 /// As [`capture`], and if `config` is not valid.
 pub fn capture_with<R>(config: CollectorConfig, f: impl FnOnce() -> R) -> (R, Captured) {
+    capture_into(CaptureSink::new(), config, f)
+}
+
+/// As [`capture`], with a sink that also wants details ([`CaptureSink::with_details`]).
+///
+/// # Panics
+/// As [`capture`].
+pub fn capture_details<R>(f: impl FnOnce() -> R) -> (R, Captured) {
+    capture_into(
+        CaptureSink::with_details(),
+        CollectorConfig {
+            flush_interval: Duration::from_millis(5),
+            enabled: Some(true),
+            ..CollectorConfig::default()
+        },
+        f,
+    )
+}
+
+fn capture_into<R>(
+    sink: CaptureSink,
+    config: CollectorConfig,
+    f: impl FnOnce() -> R,
+) -> (R, Captured) {
     let _lock = lock();
-    let sink = CaptureSink::new();
     let collector = match Collector::start(config, vec![Box::new(sink.clone())]) {
         Ok(collector) => collector,
         Err(e) => panic!("the capturing collector cannot start: {e}"),

@@ -104,17 +104,25 @@ impl SiteSpec {
         }
     }
 
-    /// The classifier handed to `instrument`: whether the future's output is an `Err`.
+    /// The classifier handed to `instrument`: whether the future's output is an `Err`, and
+    /// its type and message.
     fn classify(&self) -> TokenStream {
-        let krate = &self.krate;
         let out = local("__profilis_out");
-        quote! {
-            |#out| {
-                #[allow(unused_imports)]
-                use #krate::__private::{IsErrOther as _, IsErrResult as _};
-                (&#krate::__private::Probe(#out)).__profilis_is_err()
-            }
-        }
+        let failed = self.failed(quote!(#out));
+        quote!(|#out| #failed)
+    }
+
+    /// `Some` (the error's type, and its message if it is `Display`) when `value` (a reference
+    /// to the result) is an `Err`.
+    fn failed(&self, value: TokenStream) -> TokenStream {
+        let krate = &self.krate;
+        quote! {{
+            #[allow(unused_imports)]
+            use #krate::__private::{
+                FailedDisplay as _, FailedOther as _, FailedResult as _,
+            };
+            (&&#krate::__private::Probe(#value)).__profilis_failed()
+        }}
     }
 }
 
@@ -160,17 +168,14 @@ fn sync_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream 
             #block
         },
         ReturnType::Type(_, ty) => {
+            let failed = site.failed(quote!(&#ret));
             // The closure's own return type is the function's, so the body's tail and its
             // `return`s are coerced to it exactly as before (unsizing, `?` conversions).
             let output = infer_impl_trait(ty).map(|ty| quote!(-> #ty));
             quote! {
                 #enter
                 let #ret = #krate::__private::call_once(move || #output #block);
-                {
-                    #[allow(unused_imports)]
-                    use #krate::__private::{IsErrOther as _, IsErrResult as _};
-                    #guard.exit((&#krate::__private::Probe(&#ret)).__profilis_is_err());
-                }
+                #guard.exit_with(#failed);
                 #ret
             }
         }

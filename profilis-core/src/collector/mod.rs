@@ -69,6 +69,10 @@ impl Collector {
         let kinds = kinds();
         let sinks = FanOut::new(sinks);
         let wants_events = sinks.wants_events();
+        let wants_details = sinks.wants_details();
+        if wants_events || wants_details {
+            crate::notable::install_panic_hook();
+        }
         let mut worker = Worker {
             sinks,
             batch_max: config.batch_max,
@@ -76,6 +80,10 @@ impl Collector {
             events: Vec::with_capacity(config.batch_max.min(4096)),
             counts: Vec::new(),
             totals: Vec::new(),
+            details: wants_details,
+            latency: Default::default(),
+            failed: Vec::new(),
+            slow: Vec::new(),
         };
         let worker_stop = stop.clone();
         let flush_interval = config.flush_interval;
@@ -97,6 +105,7 @@ impl Collector {
             policy: config.drop_policy,
             worker: handle.thread().clone(),
             events: wants_events,
+            details: wants_details,
             bounds: config.buckets.bounds(&kinds, clock::seconds_to_ticks),
         })));
         switch::start_generation(id, enabled);

@@ -6,9 +6,14 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use crate::clock;
 use crate::event::Event;
+use crate::latency::Latency;
+use crate::local::PAGE;
 use crate::local::{self, Snapshot, ThreadState};
+use crate::notable;
 use crate::sink::{Batch, BucketTotal, CallCount, FanOut, FlushOutcome, Stats};
 use crate::site::{self, Site};
 
@@ -45,6 +50,13 @@ pub(super) struct Worker {
     pub(super) counts: Vec<CallCount>,
     /// Per site id, `stride` values counted in this cycle.
     pub(super) totals: Vec<u64>,
+    /// Whether a sink wants details: fine buckets, failed and slow calls.
+    pub(super) details: bool,
+    /// This cycle's fine bucket counts, per site id and first bucket of a page.
+    pub(super) latency: BTreeMap<(u32, usize), [u64; PAGE]>,
+    /// Failed calls and slow-call candidates taken this cycle (details only).
+    pub(super) failed: Vec<Event>,
+    pub(super) slow: Vec<Event>,
 }
 
 impl Worker {
@@ -77,6 +89,12 @@ impl Worker {
         let finished: Vec<bool> = states.iter().map(|s| Arc::strong_count(s) == 2).collect();
         fence(Ordering::Acquire);
         self.gather_counts(states);
+        if self.details {
+            notable::take(
+                |e| self.failed.push(e.finish()),
+                |e| self.slow.push(e.finish()),
+            );
+        }
         for (state, &finished) in states.iter().zip(&finished) {
             let budget = if finished || last {
                 u64::MAX
@@ -85,7 +103,11 @@ impl Worker {
             };
             self.drain(state, budget, &snapshot);
         }
-        if !self.events.is_empty() || !self.counts.is_empty() {
+        if !self.events.is_empty()
+            || !self.counts.is_empty()
+            || !self.failed.is_empty()
+            || !self.slow.is_empty()
+        {
             self.deliver(&snapshot);
         }
         let retire: Vec<&Arc<ThreadState>> = states
@@ -131,11 +153,19 @@ impl Worker {
         let stride = self.buckets.stride();
         self.totals.clear();
         self.totals.resize((sites.len() + 1) * stride, 0);
+        self.latency.clear();
         for state in states {
-            if state.stride() != stride {
-                continue; // made by a collector with other buckets, and read by it
+            if state.stride() != stride || state.details != self.details {
+                continue; // made by a collector with other settings, and read by it
             }
             state.add_new_counts(&mut self.totals);
+            let latency = &mut self.latency;
+            state.add_new_latency(|id, first, new| {
+                let page = latency.entry((id, first)).or_insert([0; PAGE]);
+                for (total, new) in page.iter_mut().zip(new) {
+                    *total += new;
+                }
+            });
         }
         for (id, (calls, errors)) in local::take_overflow_counts() {
             if let Some(t) = self
@@ -147,6 +177,9 @@ impl Worker {
             }
         }
         for (id, site) in sites.iter().enumerate().map(|(i, s)| (i + 1, *s)) {
+            if self.details {
+                site.lower_slow();
+            }
             let t = &self.totals[id * stride..(id + 1) * stride];
             if t[0] == 0 {
                 continue;
@@ -167,9 +200,24 @@ impl Worker {
                 calls: t[0],
                 errors: t[1],
                 durations,
-                latency: None,
+                latency: self.details.then(|| self.latency_of(id as u32)),
             });
         }
+    }
+
+    /// Site `id`'s fine bucket counts of this cycle.
+    fn latency_of(&self, id: u32) -> Latency {
+        let buckets = self
+            .latency
+            .range((id, 0)..(id + 1, 0))
+            .flat_map(|(&(_, first), page)| {
+                page.iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n != 0)
+                    .map(move |(i, &n)| ((first + i) as u16, n))
+            })
+            .collect();
+        Latency::from_sorted(buckets)
     }
 
     fn deliver(&mut self, snapshot: &Snapshot) {
@@ -178,12 +226,14 @@ impl Worker {
             events: &self.events,
             counts: &counts,
             stats: stats_of(snapshot),
-            errors: &[],
-            slow: &[],
+            errors: &self.failed,
+            slow: &self.slow,
         };
         let failed = self.sinks.write_all(&batch);
         SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
         PROCESSED.fetch_add(self.events.len() as u64, Ordering::AcqRel);
         self.events.clear();
+        self.failed.clear();
+        self.slow.clear();
     }
 }

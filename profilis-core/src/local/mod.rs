@@ -15,9 +15,10 @@ mod table;
 pub(crate) use registry::{
     generation, retire, set_generation, snapshot, Bounds, Generation, Snapshot,
 };
-pub(crate) use table::{take_overflow_counts, ThreadState};
+pub(crate) use table::{take_overflow_counts, ThreadState, PAGE};
 
-use crate::event::RawEvent;
+use crate::event::{Failure, RawEvent};
+use crate::notable;
 use crate::random::Rng;
 use crate::site::Site;
 use crate::switch::generation_of;
@@ -84,7 +85,9 @@ impl Hot {
 
     /// Records a call on this thread's state for the collector generation in `state` (the
     /// value of `switch::STATE` the call started under): counts it, files its duration `ticks`
-    /// (if timed) and, if a sink wants events, queues the event `event` makes.
+    /// (if timed) and, if a sink wants events, queues the event `event` makes. If a sink wants
+    /// details, a failed call (with the [`Failure`] `failure` makes) and a call slower than
+    /// its site's recent ones are also kept for it ([`crate::notable`]).
     #[inline(always)]
     pub(crate) fn record(
         &self,
@@ -92,6 +95,7 @@ impl Hot {
         site: &'static Site,
         error: bool,
         ticks: Option<u64>,
+        failure: impl FnOnce() -> Option<Failure>,
         event: impl FnOnce() -> RawEvent,
     ) {
         let (id, kind) = site.ids();
@@ -107,9 +111,50 @@ impl Hot {
         // SAFETY: as above.
         let ts = unsafe { &*ts };
         ts.observe(id, kind, error, ticks);
-        if ticks.is_some() && ts.events {
-            ts.push(event());
+        if ts.events | ts.details {
+            if error || (ts.details && ticks.is_some_and(|t| t > site.slow_ticks())) {
+                return notable(ts, site, error, ticks, failure, event);
+            }
+            if ticks.is_some() && ts.events {
+                ts.push(event());
+            }
         }
+    }
+}
+
+/// Records what a failed or slow call leaves beyond its counts: its event with what is known
+/// of the failure (for the event sinks and for the dashboard's failed calls), and a slow call
+/// as a candidate for the slowest recent calls.
+#[cold]
+#[inline(never)]
+fn notable(
+    ts: &ThreadState,
+    site: &'static Site,
+    error: bool,
+    ticks: Option<u64>,
+    failure: impl FnOnce() -> Option<Failure>,
+    event: impl FnOnce() -> RawEvent,
+) {
+    let mut raw = event();
+    if error {
+        raw.failure = failure().map(Arc::new);
+    }
+    if ticks.is_none() {
+        // Sampled out: not timed, but a failure still has a time.
+        let now = crate::clock::now_ticks();
+        (raw.start, raw.end) = (now, now);
+    }
+    if ts.details {
+        if let Some(t) = ticks.filter(|&t| t > site.slow_ticks()) {
+            site.raise_slow(t);
+            notable::slow(raw.clone());
+        }
+        if error {
+            notable::failed(raw.clone());
+        }
+    }
+    if ticks.is_some() && ts.events {
+        ts.push(raw);
     }
 }
 

@@ -16,6 +16,8 @@ pub(crate) struct Generation {
     pub(crate) worker: Thread,
     /// Whether any sink wants individual events; if none does, calls are only aggregated.
     pub(crate) events: bool,
+    /// Whether any sink wants details (fine buckets, failed and slow calls).
+    pub(crate) details: bool,
     /// Upper bounds of the duration buckets in clock ticks, per kind.
     pub(crate) bounds: Bounds,
 }

@@ -9,11 +9,12 @@
 
 use std::collections::HashMap;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::registry::{Bounds, Generation};
 use crate::event::RawEvent;
+use crate::latency;
 use crate::ring::{Pushed, Queue};
 
 /// Sites per chunk of counters.
@@ -36,7 +37,14 @@ pub(crate) struct ThreadState {
     pub(crate) events: bool,
     /// Bucket bounds in ticks per kind (a copy of the generation's, one pointer away).
     bounds: Bounds,
+    /// Counted values per site (see [`ThreadState::stride`]).
     stride: usize,
+    /// Whether durations are also filed in fine buckets (some sink wants details): then each
+    /// site's row has one more value, the address of its [`FineSite`] (0 until its first
+    /// timed call).
+    pub(crate) details: bool,
+    /// Values per site in a chunk: `stride`, and the fine buckets' address with `details`.
+    row: usize,
     /// The directory: `directory_len` pointers to chunks of `CHUNK` sites of `stride` values,
     /// each null until one of its sites is first called. Replaced (never changed in place) when
     /// it grows: the pointer first, then the length, so a reader that sees a length sees a
@@ -56,6 +64,8 @@ pub(crate) struct ThreadState {
     pub(crate) generation_id: u64,
     /// Collector-only: the counts it has already reported, per chunk (as the directory).
     reported: Mutex<Vec<Option<Box<[u64]>>>>,
+    /// Collector-only: the fine bucket counts it has already reported, per site id and page.
+    reported_latency: Mutex<HashMap<(u32, u16), [u32; PAGE]>>,
 }
 
 impl ThreadState {
@@ -74,6 +84,8 @@ impl ThreadState {
             events: generation.events,
             bounds: generation.bounds.clone(),
             stride: generation.bounds.stride(),
+            details: generation.details,
+            row: generation.bounds.stride() + usize::from(generation.details),
             directory: AtomicPtr::new(new_directory(&[], FIRST_DIRECTORY)),
             directory_len: AtomicUsize::new(FIRST_DIRECTORY),
             old_directories: Mutex::new(Vec::new()),
@@ -82,6 +94,7 @@ impl ThreadState {
             generation_id: generation.id,
             generation,
             reported: Mutex::new(Vec::new()),
+            reported_latency: Mutex::new(HashMap::new()),
         }
     }
 
@@ -123,8 +136,8 @@ impl ThreadState {
                 return count_overflow(id, error);
             }
         }
-        // SAFETY: a chunk holds CHUNK * stride values and is only freed with the ThreadState.
-        let site = unsafe { std::slice::from_raw_parts(chunk.add(i * self.stride), self.stride) };
+        // SAFETY: a chunk holds CHUNK * row values and is only freed with the ThreadState.
+        let site = unsafe { std::slice::from_raw_parts(chunk.add(i * self.row), self.row) };
         bump(&site[0]);
         if error {
             bump(&site[1]);
@@ -142,6 +155,9 @@ impl ThreadState {
                 sum.load(Ordering::Relaxed).wrapping_add(ticks),
                 Ordering::Relaxed,
             );
+            if self.details {
+                observe_latency(&site[self.stride], ticks);
+            }
         }
     }
 
@@ -163,7 +179,7 @@ impl ThreadState {
             },
         };
         match slot.load(Ordering::Relaxed) {
-            chunk if chunk.is_null() => new_chunk(slot, self.stride),
+            chunk if chunk.is_null() => new_chunk(slot, self.row),
             chunk => chunk,
         }
     }
@@ -194,7 +210,7 @@ impl ThreadState {
     /// Collector-only: adds what this thread counted since the last call to `totals` (`stride`
     /// values per site id, for the ids it has room for).
     pub(crate) fn add_new_counts(&self, totals: &mut [u64]) {
-        let stride = self.stride;
+        let (stride, row) = (self.stride, self.row);
         let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
         let chunks = self.directory_len.load(Ordering::Acquire);
         reported.resize_with(chunks, || None);
@@ -204,22 +220,71 @@ impl ThreadState {
                 continue;
             }
             // SAFETY: as in `observe`.
-            let values = unsafe { std::slice::from_raw_parts(chunk, CHUNK * stride) };
+            let values = unsafe { std::slice::from_raw_parts(chunk, CHUNK * row) };
             let reported = reported.get_or_insert_with(|| vec![0; CHUNK * stride].into());
             for i in 0..CHUNK {
                 let start = (c * CHUNK + i) * stride;
                 let Some(total) = totals.get_mut(start..start + stride) else {
                     return; // sites registered after the collector took its list: next time
                 };
-                let range = i * stride..(i + 1) * stride;
                 for ((total, before), now) in total
                     .iter_mut()
-                    .zip(&mut reported[range.clone()])
-                    .zip(&values[range])
+                    .zip(&mut reported[i * stride..(i + 1) * stride])
+                    .zip(&values[i * row..i * row + stride])
                 {
                     let now = now.load(Ordering::Relaxed);
                     *total += now.wrapping_sub(*before);
                     *before = now;
+                }
+            }
+        }
+    }
+
+    /// Collector-only: hands `add` what this thread filed in fine buckets since the last call,
+    /// per site id and page of buckets: (site id, first bucket of the page, new calls per
+    /// bucket of the page). Nothing without `details`.
+    pub(crate) fn add_new_latency(&self, mut add: impl FnMut(u32, usize, &[u64; PAGE])) {
+        if !self.details {
+            return;
+        }
+        let (stride, row) = (self.stride, self.row);
+        let mut reported = self
+            .reported_latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut new = [0u64; PAGE];
+        let chunks = self.directory_len.load(Ordering::Acquire);
+        for c in 0..chunks {
+            let chunk = self.chunk(c, Ordering::Acquire);
+            if chunk.is_null() {
+                continue;
+            }
+            for i in 0..CHUNK {
+                // SAFETY: as in `observe`.
+                let slot = unsafe { &*chunk.add(i * row + stride) };
+                let fine = fine_site(slot, Ordering::Acquire);
+                if fine.is_null() {
+                    continue;
+                }
+                let id = (c * CHUNK + i) as u32;
+                for (p, page) in unsafe { &(*fine).pages }.iter().enumerate() {
+                    let page = page.load(Ordering::Acquire);
+                    if page.is_null() {
+                        continue;
+                    }
+                    // SAFETY: pages live as long as the state.
+                    let counts = unsafe { &(*page).0 };
+                    let before = reported.entry((id, p as u16)).or_insert([0; PAGE]);
+                    let mut any = false;
+                    for ((new, before), now) in new.iter_mut().zip(before.iter_mut()).zip(counts) {
+                        let now = now.load(Ordering::Relaxed);
+                        *new = u64::from(now.wrapping_sub(*before));
+                        any |= *new != 0;
+                        *before = now;
+                    }
+                    if any {
+                        add(id, p * PAGE, &new);
+                    }
                 }
             }
         }
@@ -281,11 +346,16 @@ impl Drop for ThreadState {
         for slot in directory.iter() {
             let p = slot.load(Ordering::Acquire);
             if !p.is_null() {
+                if self.details {
+                    for i in 0..CHUNK {
+                        // SAFETY: a chunk holds CHUNK * row values.
+                        let slot = unsafe { &*p.add(i * self.row + self.stride) };
+                        free_fine_site(fine_site(slot, Ordering::Acquire));
+                    }
+                }
                 // SAFETY: made by Box::into_raw in `new_chunk` with this length, freed once here
                 // (the old directories hold copies of these pointers but do not own them).
-                drop(unsafe {
-                    Box::from_raw(ptr::slice_from_raw_parts_mut(p, CHUNK * self.stride))
-                });
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, CHUNK * self.row)) });
             }
         }
     }
@@ -320,6 +390,85 @@ fn new_directory(from: &[AtomicPtr<AtomicU64>], len: usize) -> *mut AtomicPtr<At
         })
         .collect();
     Box::into_raw(directory) as *mut AtomicPtr<AtomicU64>
+}
+
+/// Fine buckets per page: a page is allocated on the first duration that falls in it.
+pub(crate) const PAGE: usize = 32;
+/// Pages of one site's fine buckets.
+const PAGES: usize = latency::BUCKETS.div_ceil(PAGE);
+
+/// One site's fine buckets on one thread: pages of `PAGE` counters, each allocated when a
+/// duration first falls in it, so a site whose calls take from 1 to 4 ms costs one or two
+/// pages (128 bytes each) beside the 184 bytes of page pointers.
+struct FineSite {
+    pages: [AtomicPtr<FinePage>; PAGES],
+}
+
+#[repr(align(64))]
+struct FinePage([AtomicU32; PAGE]);
+
+/// The fine buckets whose address `slot` holds (null: none yet).
+#[inline(always)]
+fn fine_site(slot: &AtomicU64, order: Ordering) -> *const FineSite {
+    ptr::with_exposed_provenance(slot.load(order) as usize)
+}
+
+/// Files a duration of `ticks` in the fine buckets whose address `slot` holds (owner-only).
+#[inline(always)]
+fn observe_latency(slot: &AtomicU64, ticks: u64) {
+    let i = latency::index(ticks);
+    let mut fine = fine_site(slot, Ordering::Relaxed);
+    if fine.is_null() {
+        fine = new_fine_site(slot);
+    }
+    // SAFETY: fine buckets and their pages are freed only with the state.
+    let slot = unsafe { &(*fine).pages[i / PAGE] };
+    let mut page = slot.load(Ordering::Relaxed);
+    if page.is_null() {
+        page = new_page(slot);
+    }
+    // SAFETY: as above.
+    let counter = unsafe { &(*page).0[i % PAGE] };
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+#[cold]
+#[inline(never)]
+fn new_fine_site(slot: &AtomicU64) -> *const FineSite {
+    let fine = Box::into_raw(Box::new(FineSite {
+        pages: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+    }));
+    slot.store(fine.expose_provenance() as u64, Ordering::Release);
+    fine
+}
+
+#[cold]
+#[inline(never)]
+fn new_page(slot: &AtomicPtr<FinePage>) -> *mut FinePage {
+    let page = Box::into_raw(Box::new(FinePage(std::array::from_fn(|_| {
+        AtomicU32::new(0)
+    }))));
+    slot.store(page, Ordering::Release);
+    page
+}
+
+/// Frees fine buckets made by `new_fine_site` (null: nothing).
+fn free_fine_site(fine: *const FineSite) {
+    if fine.is_null() {
+        return;
+    }
+    // SAFETY: made by Box::into_raw in `new_fine_site`, freed once, with its state.
+    let fine = unsafe { Box::from_raw(fine as *mut FineSite) };
+    for page in &fine.pages {
+        let page = page.load(Ordering::Acquire);
+        if !page.is_null() {
+            // SAFETY: made by Box::into_raw in `new_page`, freed once here.
+            drop(unsafe { Box::from_raw(page) });
+        }
+    }
 }
 
 /// Adds one to a counter only its owning thread writes.
