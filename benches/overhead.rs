@@ -14,7 +14,7 @@ use profilis::{profiled, Collector, CollectorConfig, Exporter};
 mod common {
     pub mod discard;
 }
-use common::discard::Discard;
+use common::discard::{Discard, DiscardDetails};
 
 #[inline(never)]
 fn bare() {
@@ -82,6 +82,23 @@ fn overhead(c: &mut Criterion) {
         b.iter_custom(|iters| on_threads(1, iters, profiled_empty))
     });
     g.bench_function("profiled_2_threads", |b| {
+        b.iter_custom(|iters| on_threads(2, iters, profiled_empty))
+    });
+    drop(exporter);
+
+    // What the dashboard asks of a call: fine duration buckets too (and the checks for failed
+    // and slow calls).
+    let exporter = Exporter::new()
+        .without_listener()
+        .enabled(true)
+        .sink(DiscardDetails)
+        .install()
+        .expect("exporter installs");
+    g.bench_function("profiled_with_details", |b| b.iter(profiled_empty));
+    g.bench_function("profiled_with_details_1_thread", |b| {
+        b.iter_custom(|iters| on_threads(1, iters, profiled_empty))
+    });
+    g.bench_function("profiled_with_details_2_threads", |b| {
         b.iter_custom(|iters| on_threads(2, iters, profiled_empty))
     });
     drop(exporter);

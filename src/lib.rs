@@ -23,8 +23,11 @@
 //! }
 //! ```
 //!
-//! It is a Rust port of the Python library profilis: the same metric names, labels, default
-//! buckets and event keys, so dashboards built for one work with the other.
+//! It is a Rust port of the Python library profilis: the metrics the two share have the same
+//! names, labels and default buckets, so Prometheus queries and dashboards over them work with
+//! either. Events keep Python's keys where the meaning is the same (`exception_type`, say); the
+//! README's table "What matches Python profilis" says where they differ (`ts_ns`, trace ids,
+//! `rows`, kinds).
 //!
 //! # What there is
 //!

@@ -85,28 +85,31 @@ impl Call {
         failure: impl FnOnce() -> Option<Failure>,
     ) {
         let timed = self.timed();
-        let end = if timed { clock::now_ticks() } else { 0 };
-        self.record(hot, end, timed, error, outcome, failure, || None);
+        let end = if timed {
+            Some(clock::now_ticks())
+        } else {
+            None
+        };
+        self.record(hot, end, error, outcome, failure, || None);
     }
 
-    /// Records the call as ended at `end` (ticks): counted, its duration filed if `timed`, and
-    /// its event queued if a sink wants events.
+    /// Records the call as ended at `end` (ticks, `None` if not timed): counted, its duration
+    /// filed if timed, and its event queued if a sink wants events.
     #[inline(always)]
     fn record(
         &self,
         hot: &Hot,
-        end: u64,
-        timed: bool,
+        end: Option<u64>,
         error: bool,
         outcome: Outcome,
         failure: impl FnOnce() -> Option<Failure>,
         detail: impl FnOnce() -> Option<Arc<dyn Detail>>,
     ) {
-        let ticks = timed.then(|| end.saturating_sub(self.start));
+        let ticks = end.map(|end| end.saturating_sub(self.start));
         hot.record(self.state, self.site, error, ticks, failure, || RawEvent {
             site: self.site,
             start: self.start,
-            end,
+            end: end.unwrap_or(0),
             trace_id: self.own.trace_id,
             span_id: self.own.span_id,
             parent: self.parent,
@@ -474,7 +477,9 @@ impl Timer {
         outcome: Outcome,
         detail: impl FnOnce() -> D,
     ) {
-        self.end(site, timed, error, outcome, || None, detail);
+        // A panic's message, from the panic hook, when the adapter saw its work panic.
+        let failure = || (outcome == Outcome::Panicked).then(notable::panic_failure);
+        self.end(site, timed, error, outcome, failure, detail);
     }
 
     fn end<D: Detail>(
@@ -494,8 +499,12 @@ impl Timer {
             parent: self.parent,
         };
         let timed = timed && self.sampled_in;
-        let end = if timed { clock::now_ticks() } else { 0 };
-        call.record(local::hot(), end, timed, error, outcome, failure, || {
+        let end = if timed {
+            Some(clock::now_ticks())
+        } else {
+            None
+        };
+        call.record(local::hot(), end, error, outcome, failure, || {
             Some(Arc::new(detail()) as Arc<dyn Detail>)
         });
     }

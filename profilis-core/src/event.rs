@@ -1,5 +1,6 @@
-//! The event model: one [`Event`] per recorded call (a function call, a request, a query), with
-//! the keys of Python profilis's JSONL schema. What an adapter adds beyond the common fields
+//! The event model: one [`Event`] per recorded call (a function call, a request, a query),
+//! using Python profilis's key names where the meaning is the same (the README's "What matches
+//! Python profilis" says where it differs). What an adapter adds beyond the common fields
 //! (an HTTP method, a masked statement) is a [`Detail`] that the event carries; sinks read it
 //! by key ([`Event::field`]) whatever the kind.
 

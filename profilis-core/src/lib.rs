@@ -20,6 +20,16 @@
 //! [`Event`] into a bounded per-thread ring, which the collector drains; a full ring drops
 //! events (counted in [`Stats::dropped`]), never counts.
 //!
+//! # Details, for a dashboard
+//!
+//! A sink that wants details ([`Sink::wants_details`], as the exporter's dashboard does) also
+//! gets each site's durations in fine buckets ([`CallCount::latency`], a [`Latency`] whose
+//! percentiles are within 3.2% of the exact ones), the failed calls with what is known of why
+//! ([`Batch::errors`], [`Failure`]: an `Err`'s type name and `Display` message, a panic's
+//! message) and candidates for the slowest recent calls ([`Batch::slow`]), with their trace
+//! ids. A call pays for this only when some sink wants it, and a call that succeeds never
+//! writes out an error. Events carry the [`Failure`] too ([`Event::failure`]).
+//!
 //! # Sampling
 //!
 //! A sampled-out call is still counted exactly; only its duration and event are skipped, and it

@@ -62,8 +62,11 @@ pub(crate) fn install_panic_hook() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload_as_str()
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
                 .map(|m| Arc::<str>::from(bounded_message(&m)));
             let _ = LAST_PANIC.try_with(|last| {
                 if let Ok(mut last) = last.try_borrow_mut() {

@@ -27,6 +27,7 @@ fn resident_bytes() -> u64 {
 #[derive(Clone)]
 struct Counting {
     events: bool,
+    details: bool,
     seen: Arc<Mutex<(u64, u64)>>,
 }
 
@@ -34,6 +35,7 @@ impl Counting {
     fn new(events: bool) -> Counting {
         Counting {
             events,
+            details: false,
             seen: Arc::default(),
         }
     }
@@ -54,6 +56,10 @@ impl Sink for Counting {
 
     fn wants_events(&self) -> bool {
         self.events
+    }
+
+    fn wants_details(&self) -> bool {
+        self.details
     }
 }
 
@@ -148,6 +154,21 @@ fn a_thread_costs_at_most_16_kib_without_event_sinks_and_64_kib_with_one() {
     assert_eq!(sink.seen().1, THREADS as u64 * 100, "every event delivered");
     eprintln!("a thread that makes profiled calls, a sink wants every event: {cost} bytes");
     assert!(cost <= 64 * KIB, "{} KiB a thread", cost / KIB);
+}
+
+#[test]
+fn fine_buckets_for_the_dashboard_keep_a_thread_within_16_kib() {
+    let _serial = serial();
+    static SITE: Site = Site::function("thread_memory::details", None);
+    let sink = Counting {
+        details: true,
+        ..Counting::new(false)
+    };
+    let collector = start(&sink);
+    let cost = per_thread_cost(&SITE, &sink, 100);
+    assert!(collector.shutdown().is_clean());
+    eprintln!("a thread that makes profiled calls, a sink wants details: {cost} bytes");
+    assert!(cost <= 16 * KIB, "{} KiB a thread", cost / KIB);
 }
 
 #[test]

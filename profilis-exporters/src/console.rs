@@ -17,8 +17,9 @@ pub enum ConsoleFormat {
     Pretty,
 }
 
-/// Writes every event as JSON (the JSONL keys of Python profilis), one compact line
-/// each or indented over several lines, written to stdout or any [`io::Write`].
+/// Writes every event as JSON (the keys of the JSONL files, see
+/// [`JsonEvent`](crate::JsonEvent)), one compact line each or indented over several lines, to
+/// stdout or any [`io::Write`].
 ///
 /// ```no_run
 /// use profilis_exporters::{ConsoleFormat, ConsoleSink};

@@ -1,12 +1,6 @@
-//! The JSON form of an event, with the keys of Python profilis's JSONL files, written into a
-//! reused buffer (no allocation per event once the buffer has grown). The JSONL and console
-//! sinks both write events through this.
-//!
-//! `{"kind":"FN","ts_ns":…,"dur_ns":…,"fn":"shop::orders::price_order","error":false,
-//! "trace_id":"<32 hex>","span_id":"<16 hex>","parent_span_id":"<16 hex>"|null}`; HTTP events
-//! add `method`, `route` and `status`, DB events `db_vendor`, `query` and `rows` (and `fn`
-//! when they come from a `#[profiled(db = "...")]` function), and every
-//! event not ended by returning has `outcome` (`"panicked"` or `"cancelled"`).
+//! The JSON form of an event ([`JsonEvent`]), written into a reused buffer (no allocation per
+//! event once the buffer has grown). The JSONL and console sinks both write events through
+//! this.
 
 use std::fmt;
 
@@ -37,7 +31,22 @@ impl Serialize for Field<'_> {
 
 /// An event in its JSON form: `kind` (its kind's JSON name), `ts_ns`, `dur_ns`, `fn` for a
 /// function's event, the fields of its kind ([`Kind::event_fields`](profilis_core::Kind)),
-/// `error`, `outcome` unless it returned, and the trace ids.
+/// `error`, `exception_type` and `exception_value` if a failure was captured, `outcome` unless
+/// it returned, and the trace ids. Keys are Python profilis's where the meaning is the same;
+/// the README's table says where the values differ (`ts_ns`, trace ids, `rows`).
+///
+/// `{"kind":"FN","ts_ns":…,"dur_ns":…,"fn":"shop::orders::price_order","error":false,
+/// "trace_id":"<32 hex>","span_id":"<16 hex>","parent_span_id":"<16 hex>"|null}`; HTTP events
+/// add `method`, `route` and `status`, DB events `db_vendor`, `query` and `rows` (and `fn`
+/// when they come from a `#[profiled(db = "...")]` function), and every event not ended by
+/// returning has `outcome` (`"panicked"` or `"cancelled"`).
+///
+/// A failed call whose reason was captured ([`Event::failure`]) also has, right after `error`,
+/// `exception_type` (the error's type: `std::any::type_name` of a function's `E`, `"panic"`,
+/// or the database client's error type; `null` if unknown) and `exception_value` (its message,
+/// at most [`Failure::MAX_MESSAGE`](profilis_core::Failure::MAX_MESSAGE) bytes; `null` if it
+/// has none). An event without a captured failure has neither key: successful calls, and
+/// failures known only by their result (an HTTP 5xx, whose `status` says it).
 pub struct JsonEvent<'a>(pub &'a Event);
 
 impl Serialize for JsonEvent<'_> {
@@ -55,6 +64,10 @@ impl Serialize for JsonEvent<'_> {
             map.serialize_entry(key, &Field(e.field(key)))?;
         }
         map.serialize_entry("error", &e.error)?;
+        if let Some(failure) = &e.failure {
+            map.serialize_entry("exception_type", &failure.exception_type)?;
+            map.serialize_entry("exception_value", &failure.exception_value)?;
+        }
         match e.outcome {
             Outcome::Returned => {}
             Outcome::Panicked => map.serialize_entry("outcome", "panicked")?,
@@ -85,7 +98,7 @@ pub(crate) fn write_pretty(buf: &mut Vec<u8>, event: &Event) {
 mod tests {
     use super::*;
     use profilis_core::context::{SpanId, TraceId};
-    use profilis_core::{Detail, Site, HTTP};
+    use profilis_core::{Detail, Failure, Site, HTTP};
     use std::sync::Arc;
 
     static PRICE: Site = Site::function("shop::orders::price", None);
@@ -165,5 +178,43 @@ mod tests {
             write_pretty(&mut pretty, &event(&PRICE, None, Outcome::Returned));
             assert!(String::from_utf8(pretty).unwrap().lines().count() > 5);
         }
+    }
+
+    #[test]
+    fn a_captured_failure_is_written_with_python_profilis_keys() {
+        let mut failed = event(&PRICE, None, Outcome::Returned);
+        failed.error = true;
+        failed.failure = Some(Arc::new(Failure::new(
+            "std::io::Error",
+            Some(&"disk \"full\""),
+        )));
+        let text = line(&failed);
+        assert!(
+            text.contains(
+                "\"error\":true,\"exception_type\":\"std::io::Error\",\
+                 \"exception_value\":\"disk \\\"full\\\"\",\"trace_id\""
+            ),
+            "{text}"
+        );
+        // Known to have failed, not why (an HTTP 5xx, say): both keys, null.
+        let mut status_only = event(&PRICE, None, Outcome::Panicked);
+        status_only.error = true;
+        status_only.failure = Some(Arc::new(Failure::default()));
+        let parsed: serde_json::Value = serde_json::from_str(&line(&status_only)).unwrap();
+        let object = parsed.as_object().unwrap();
+        assert_eq!(object["exception_type"], serde_json::Value::Null);
+        assert_eq!(object["exception_value"], serde_json::Value::Null);
+        assert_eq!(object["outcome"], "panicked");
+        // A type without a message.
+        failed.failure = Some(Arc::new(Failure::new("panic", None)));
+        let parsed: serde_json::Value = serde_json::from_str(&line(&failed)).unwrap();
+        assert_eq!(parsed["exception_type"], "panic");
+        assert_eq!(parsed["exception_value"], serde_json::Value::Null);
+        // No failure captured: neither key.
+        let parsed: serde_json::Value =
+            serde_json::from_str(&line(&event(&PRICE, None, Outcome::Returned))).unwrap();
+        let object = parsed.as_object().unwrap();
+        assert!(!object.contains_key("exception_type"), "{object:?}");
+        assert!(!object.contains_key("exception_value"), "{object:?}");
     }
 }

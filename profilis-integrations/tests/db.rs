@@ -2,7 +2,8 @@
 //! diesel's instrumentation, `db::query`/`query_async` and `#[profiled(db = ...)]`. Each test
 //! runs known statements and reads `/metrics` from the built-in listener over loopback: exact
 //! query and error counts per vendor, durations positive and ordered (a recursive CTE takes
-//! longer than `SELECT 1`), and events whose statements are masked.
+//! longer than `SELECT 1`), events whose statements are masked, and failed queries whose events
+//! carry the client's error (type and message).
 //!
 //! One exporter per process, so the tests take turns (`SERIAL`) and compare counts before and
 //! after their own queries.
@@ -162,6 +163,21 @@ impl Setup {
     }
 }
 
+/// The captured failure (`exception_type`, `exception_value`) of each event; `(None, None)` for
+/// an event without one.
+fn failures(events: &[&Event]) -> Vec<(Option<String>, Option<String>)> {
+    events
+        .iter()
+        .map(|e| match e.failure.as_deref() {
+            Some(f) => (
+                f.exception_type.as_deref().map(str::to_owned),
+                f.exception_value.clone(),
+            ),
+            None => (None, None),
+        })
+        .collect()
+}
+
 /// The events whose masked statement is `query`.
 fn with_query<'a>(events: &'a [Event], query: &str) -> Vec<&'a Event> {
     events
@@ -272,11 +288,14 @@ fn query_closures_futures_and_db_functions_count_errors() {
     let insert = "INSERT INTO t (k) VALUES ('secret-key')";
     profilis::db::query("sqlite", insert, || conn.execute(insert, [])).unwrap();
     let duplicate = profilis::db::query("sqlite", insert, || conn.execute(insert, []));
-    assert!(duplicate.is_err(), "a UNIQUE violation");
-    let bad = profilis::db::query("sqlite", "SELEC nonsense", || {
-        conn.execute("SELEC nonsense", [])
-    });
-    assert!(bad.is_err(), "a syntax error");
+    let duplicate = duplicate.expect_err("a UNIQUE violation").to_string();
+    // rusqlite quotes the statement of a syntax error, literal included: the event has it
+    // masked, as its `query`.
+    let typo = "SELEC k FROM t WHERE k = 'secret-typo'";
+    let bad = profilis::db::query("sqlite", typo, || conn.execute(typo, []));
+    let bad = bad.expect_err("a syntax error").to_string();
+    assert!(bad.contains(typo), "{bad}");
+    let bad = bad.replace(typo, "SELEC k FROM t WHERE k = ?");
     profilis::db::query("sqlite", SLOW, || {
         conn.query_row(SLOW, [], |row| row.get::<_, i64>(0))
     })
@@ -296,6 +315,31 @@ fn query_closures_futures_and_db_functions_count_errors() {
     check_events(&events, "sqlite", SLOW_MASKED);
     let failed: Vec<_> = events.iter().filter(|e| e.error).collect();
     assert_eq!(failed.len(), 2, "{events:#?}");
+    // Each failure carries rusqlite's error: its type and the message the caller got.
+    assert!(
+        duplicate.contains("UNIQUE constraint failed"),
+        "{duplicate}"
+    );
+    assert_eq!(
+        failures(&failed),
+        [
+            (
+                Some(std::any::type_name::<rusqlite::Error>().to_owned()),
+                Some(duplicate)
+            ),
+            (
+                Some(std::any::type_name::<rusqlite::Error>().to_owned()),
+                Some(bad)
+            ),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| !e.error)
+            .all(|e| e.failure.is_none()),
+        "{events:#?}"
+    );
 
     // Another vendor: a future and a `#[profiled(db = ...)]` function.
     #[profiled(db = "testdb")]
@@ -319,7 +363,7 @@ fn query_closures_futures_and_db_functions_count_errors() {
     let mut pending = Box::pin(profilis::db::query_async(
         "testdb",
         "SELECT 1",
-        std::future::pending::<Result<(), ()>>(),
+        std::future::pending::<Result<(), String>>(),
     ));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     assert!(pending.as_mut().poll(&mut cx).is_pending());
@@ -329,7 +373,7 @@ fn query_closures_futures_and_db_functions_count_errors() {
     let mut panicking = Box::pin(profilis::db::query_async("testdb", "SELECT 2", async {
         panic!("driver bug");
         #[allow(unreachable_code)]
-        Ok::<(), ()>(())
+        Ok::<(), String>(())
     }));
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = panicking.as_mut().poll(&mut cx);
@@ -351,9 +395,16 @@ fn query_closures_futures_and_db_functions_count_errors() {
         .filter(|e| e.name().ends_with("::load"))
         .collect();
     assert_eq!(from_fn.len(), 2, "DB events of the function keep its name");
-    assert!(testdb
+    let down: Vec<_> = testdb
         .iter()
-        .any(|e| db_detail(e).query.as_deref() == Some("SELECT * FROM t WHERE k = ?")));
+        .copied()
+        .filter(|e| db_detail(e).query.as_deref() == Some("SELECT * FROM t WHERE k = ?"))
+        .collect();
+    assert_eq!(
+        failures(&down),
+        [(Some("&str".to_owned()), Some("down".to_owned()))],
+        "the future's `Err`, its type and message"
+    );
     assert!(testdb
         .iter()
         .any(|e| e.outcome == profilis::Outcome::Cancelled && e.error));
@@ -376,7 +427,7 @@ fn queries_are_sampled_when_they_start_and_sampled_out_ones_take_no_span() {
         context::with_trace(caller.0, Some(caller.1), || {
             profilis::db::query("sqlite", sql, || {
                 let inside = context::current().expect("a span is current");
-                Ok::<_, ()>((inside.trace_id, inside.span_id))
+                Ok::<_, String>((inside.trace_id, inside.span_id))
             })
             .unwrap()
         })
@@ -422,7 +473,7 @@ fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
         .build()
         .unwrap();
     let before = setup.counts("sqlite");
-    runtime.block_on(async {
+    let (bad, gone) = runtime.block_on(async {
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect("sqlite::memory:")
@@ -454,7 +505,12 @@ fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
             .await
             .unwrap();
         let bad = sqlx::query("SELEC nonsense").execute(profiled(&pool)).await;
-        assert!(bad.is_err());
+        let bad = bad.expect_err("a syntax error").to_string();
+        // `fetch_optional` fails too (its own path through the wrapper).
+        let gone = sqlx::query("SELECT x FROM gone")
+            .fetch_optional(profiled(&pool))
+            .await;
+        let gone = gone.expect_err("no such table").to_string();
         for _ in 0..2 {
             let (n,): (i64,) = sqlx::query_as(SLOW)
                 .fetch_one(profiled(&pool))
@@ -469,15 +525,16 @@ fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
         }
         // Not through the wrapper: not seen.
         sqlx::query("SELECT 2").execute(&pool).await.unwrap();
+        (bad, gone)
     });
-    let after = setup.counts_after("sqlite", before, 10.0);
+    let after = setup.counts_after("sqlite", before, 11.0);
     assert_eq!(
         after.queries - before.queries,
-        10.0,
+        11.0,
         "{before:?} → {after:?}"
     );
-    assert_eq!(after.errors - before.errors, 1.0, "{before:?} → {after:?}");
-    let events = setup.events(10);
+    assert_eq!(after.errors - before.errors, 2.0, "{before:?} → {after:?}");
+    let events = setup.events(11);
     check_events(&events, "sqlite", SLOW_MASKED);
     let insert = with_query(&events, "INSERT INTO items (label) VALUES (?), (?), ($1)");
     assert_eq!(insert.len(), 1, "{events:#?}");
@@ -490,8 +547,25 @@ fn sqlx_profiled_executor_counts_queries_rows_and_errors() {
     // would report the last write's for a read).
     let with = with_query(&events, WITH_DELETE);
     assert_eq!(db_detail(with[0]).rows, None, "{events:#?}");
-    let bad = with_query(&events, "SELEC nonsense");
-    assert!(bad[0].error);
+    let failed = [
+        with_query(&events, "SELEC nonsense")[0],
+        with_query(&events, "SELECT x FROM gone")[0],
+    ];
+    assert!(failed.iter().all(|e| e.error));
+    assert!(gone.contains("no such table: gone"), "{gone}");
+    assert_eq!(
+        failures(&failed),
+        [
+            (Some("sqlx::Error".to_owned()), Some(bad)),
+            (Some("sqlx::Error".to_owned()), Some(gone)),
+        ],
+        "each failure carries sqlx's error, as the caller got it"
+    );
+    assert_eq!(
+        events.iter().filter(|e| e.failure.is_some()).count(),
+        2,
+        "{events:#?}"
+    );
 }
 
 #[test]
@@ -515,7 +589,8 @@ fn diesel_instrumentation_counts_queries_and_errors() {
         .execute(&mut conn)
         .unwrap();
     let failed = diesel::sql_query("INSERT INTO notes (body) VALUES (NULL)").execute(&mut conn);
-    assert!(failed.is_err(), "NOT NULL violation");
+    let failed = failed.expect_err("NOT NULL violation").to_string();
+    assert!(failed.contains("NOT NULL constraint failed"), "{failed}");
     for _ in 0..2 {
         diesel::sql_query(SLOW).execute(&mut conn).unwrap();
         diesel::sql_query(TRIVIAL).execute(&mut conn).unwrap();
@@ -533,6 +608,16 @@ fn diesel_instrumentation_counts_queries_and_errors() {
         with_query(&events, "INSERT INTO notes (body) VALUES (?)").len(),
         2,
         "the literal masked, the bound value dropped: {events:#?}"
+    );
+    let errors: Vec<_> = events.iter().filter(|e| e.error).collect();
+    assert_eq!(
+        failures(&errors),
+        [(Some("diesel::result::Error".to_owned()), Some(failed))],
+        "the failure carries diesel's error, as the caller got it"
+    );
+    assert_eq!(
+        db_detail(errors[0]).query.as_deref(),
+        Some("INSERT INTO notes (body) VALUES (NULL)")
     );
 
     // The default instrumentation: connections established afterwards are recorded.

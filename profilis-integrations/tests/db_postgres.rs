@@ -181,7 +181,7 @@ fn sqlx_queries_on_a_real_postgres_server() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    let failed = runtime.block_on(async {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .connect(&cluster.url())
@@ -206,7 +206,7 @@ fn sqlx_queries_on_a_real_postgres_server() {
         let failed = sqlx::query("SELECT * FROM missing_table")
             .fetch_all(profiled(&pool))
             .await;
-        assert!(failed.is_err());
+        let failed = failed.expect_err("no such table").to_string();
         sqlx::query("SELECT pg_sleep(0.05)")
             .execute(profiled(&pool))
             .await
@@ -216,6 +216,7 @@ fn sqlx_queries_on_a_real_postgres_server() {
             .await
             .unwrap();
         assert_eq!(one, 1);
+        failed
     });
 
     let counts = |text: &str| {
@@ -262,7 +263,24 @@ fn sqlx_queries_on_a_real_postgres_server() {
         db_detail(find("SELECT owner FROM accounts ORDER BY id")).rows,
         Some(3)
     );
-    assert!(find("SELECT * FROM missing_table").error);
+    // The failure carries PostgreSQL's message, as sqlx gave it to the caller.
+    let missing = find("SELECT * FROM missing_table");
+    assert!(missing.error);
+    assert!(
+        failed.contains("relation \"missing_table\" does not exist"),
+        "{failed}"
+    );
+    let failure = missing
+        .failure
+        .as_deref()
+        .expect("the failure was captured");
+    assert_eq!(failure.exception_type.as_deref(), Some("sqlx::Error"));
+    assert_eq!(failure.exception_value.as_deref(), Some(failed.as_str()));
+    assert_eq!(
+        events.iter().filter(|e| e.failure.is_some()).count(),
+        1,
+        "{events:#?}"
+    );
     let slow = find("SELECT pg_sleep(?)").dur_ns;
     let trivial = find("SELECT ?").dur_ns;
     assert!(slow >= 50_000_000, "pg_sleep(0.05) took {slow} ns");

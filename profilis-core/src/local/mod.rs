@@ -110,10 +110,14 @@ impl Hot {
         }
         // SAFETY: as above.
         let ts = unsafe { &*ts };
-        ts.observe(id, kind, error, ticks);
-        if ts.events | ts.details {
+        let row = ts.observe(id, kind, error, ticks);
+        if ts.events_or_details {
+            if let Some(t) = ticks {
+                ts.observe_fine(row, t);
+            }
             if error || (ts.details && ticks.is_some_and(|t| t > site.slow_ticks())) {
-                return notable(ts, site, error, ticks, failure, event);
+                let failure = if error { failure() } else { None };
+                return notable(ts, site, error, ticks, failure, event());
             }
             if ticks.is_some() && ts.events {
                 ts.push(event());
@@ -132,13 +136,10 @@ fn notable(
     site: &'static Site,
     error: bool,
     ticks: Option<u64>,
-    failure: impl FnOnce() -> Option<Failure>,
-    event: impl FnOnce() -> RawEvent,
+    failure: Option<Failure>,
+    mut raw: RawEvent,
 ) {
-    let mut raw = event();
-    if error {
-        raw.failure = failure().map(Arc::new);
-    }
+    raw.failure = failure.map(Arc::new);
     if ticks.is_none() {
         // Sampled out: not timed, but a failure still has a time.
         let now = crate::clock::now_ticks();

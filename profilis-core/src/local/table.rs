@@ -43,6 +43,9 @@ pub(crate) struct ThreadState {
     /// site's row has one more value, the address of its [`FineSite`] (0 until its first
     /// timed call).
     pub(crate) details: bool,
+    /// `events || details`: whether a call may leave more than its counts (one test on the
+    /// hot path).
+    pub(crate) events_or_details: bool,
     /// Values per site in a chunk: `stride`, and the fine buckets' address with `details`.
     row: usize,
     /// The directory: `directory_len` pointers to chunks of `CHUNK` sites of `stride` values,
@@ -85,6 +88,7 @@ impl ThreadState {
             bounds: generation.bounds.clone(),
             stride: generation.bounds.stride(),
             details: generation.details,
+            events_or_details: generation.events || generation.details,
             row: generation.bounds.stride() + usize::from(generation.details),
             directory: AtomicPtr::new(new_directory(&[], FIRST_DIRECTORY)),
             directory_len: AtomicUsize::new(FIRST_DIRECTORY),
@@ -125,15 +129,23 @@ impl ThreadState {
     }
 
     /// Counts one call of site `id` (of kind `kind`) and, if timed, files its duration (in
-    /// ticks) in its bucket. Only the owning thread writes, so no read-modify-write.
+    /// ticks) in its bucket. Only the owning thread writes, so no read-modify-write. Returns
+    /// the site's row (null for a site beyond the table), for [`ThreadState::observe_fine`].
     #[inline(always)]
-    pub(crate) fn observe(&self, id: u32, kind: u32, error: bool, ticks: Option<u64>) {
+    pub(crate) fn observe(
+        &self,
+        id: u32,
+        kind: u32,
+        error: bool,
+        ticks: Option<u64>,
+    ) -> *const AtomicU64 {
         let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
         let mut chunk = self.chunk(c, Ordering::Relaxed);
         if chunk.is_null() {
             chunk = self.first_call_in_chunk(c);
             if chunk.is_null() {
-                return count_overflow(id, error);
+                count_overflow(id, error);
+                return ptr::null();
             }
         }
         // SAFETY: a chunk holds CHUNK * row values and is only freed with the ThreadState.
@@ -155,9 +167,17 @@ impl ThreadState {
                 sum.load(Ordering::Relaxed).wrapping_add(ticks),
                 Ordering::Relaxed,
             );
-            if self.details {
-                observe_latency(&site[self.stride], ticks);
-            }
+        }
+        site.as_ptr()
+    }
+
+    /// With details: files a duration of `ticks` in the fine buckets of the site whose row
+    /// `observe` returned.
+    #[inline(always)]
+    pub(crate) fn observe_fine(&self, site: *const AtomicU64, ticks: u64) {
+        if self.details && !site.is_null() {
+            // SAFETY: a row of `row` values, the last the fine buckets' address.
+            observe_latency(unsafe { &*site.add(self.stride) }, ticks);
         }
     }
 

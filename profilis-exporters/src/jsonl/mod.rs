@@ -62,8 +62,8 @@ impl JsonlCounters {
     }
 }
 
-/// The rotating JSONL event sink: every event as one line of JSON (the keys of Python profilis,
-/// see [`JsonEvent`](crate::JsonEvent)) appended to a file in a directory, rotated by size and age, with
+/// The rotating JSONL event sink: every event as one line of JSON (its keys, and how they
+/// compare with Python profilis's: [`JsonEvent`](crate::JsonEvent)) appended to a file in a directory, rotated by size and age, with
 /// retention, crash recovery and retries.
 ///
 /// # Files

@@ -1,6 +1,7 @@
 //! diesel 2.2+: an [`Instrumentation`] that records every query a connection runs, timed from
 //! diesel's `StartQuery` event to its `FinishQuery` event and failed when diesel reports an
-//! error there.
+//! error there, with that error: its event's `exception_type` is [`ERROR_TYPE`] and
+//! `exception_value` the error's message (`NOT NULL constraint failed: notes.body`, say).
 //!
 //! Per connection:
 //!
@@ -24,7 +25,12 @@
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 
+use profilis_core::Failure;
+
 use super::Query;
+
+/// The type every diesel query fails with, as users name it.
+pub const ERROR_TYPE: &str = "diesel::result::Error";
 
 /// Records the queries of a diesel connection as queries of one vendor.
 #[derive(Debug)]
@@ -54,11 +60,12 @@ impl Instrumentation for ProfilisInstrumentation {
             }
             InstrumentationEvent::FinishQuery { query, error, .. } => {
                 if let Some(running) = self.running.pop() {
-                    running.finish_with(
-                        || Some(without_binds(query.to_string())),
-                        error.is_some(),
-                        None,
-                    );
+                    let statement = || Some(without_binds(query.to_string()));
+                    match error {
+                        None => running.finish_with(statement, false, None),
+                        Some(err) => running
+                            .finish_failed_with(statement, || Failure::new(ERROR_TYPE, Some(err))),
+                    }
                 }
             }
             _ => {}
@@ -152,6 +159,22 @@ mod tests {
                 ("CREATE TABLE notes (body TEXT NOT NULL)".to_owned(), false),
                 ("INSERT INTO notes (body) VALUES (?)".to_owned(), false),
                 ("INSERT INTO notes (body) VALUES (NULL)".to_owned(), true),
+            ]
+        );
+        let failures: Vec<_> = captured
+            .named("diesel-test")
+            .iter()
+            .map(|e| e.failure.as_deref().cloned())
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                None,
+                None,
+                Some(Failure::new(
+                    ERROR_TYPE,
+                    Some(&"NOT NULL constraint failed: notes.body")
+                ))
             ]
         );
     }

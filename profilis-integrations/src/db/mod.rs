@@ -26,7 +26,7 @@ mod site;
 pub use detail::DbDetail;
 pub use mask::{for_event, mask, set_statement_limit, statement_limit, DEFAULT_STATEMENT_LIMIT};
 pub use query::{Query, Statement};
-pub use run::{query, query_async, QueryFuture};
+pub use run::{failure_of, query, query_async, QueryFuture};
 pub use site::site;
 
 #[cfg(feature = "diesel")]

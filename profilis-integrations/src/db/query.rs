@@ -1,14 +1,15 @@
 //! One query being timed: [`Query`], the building block of every DB adapter, and the
 //! [`Statement`] it owns so that a query dropped before its end is still recorded with its SQL.
 
+use std::cell::{Cell, OnceCell};
 use std::sync::Arc;
 
 use profilis_core::adapter::{Abandon, RecordOnce, Timer};
 use profilis_core::context::SpanContext;
-use profilis_core::{Outcome, Site};
+use profilis_core::{Failure, Outcome, Site};
 
 use super::detail::DbDetail;
-use super::mask::for_event;
+use super::mask::{for_event, mask};
 use super::site::site;
 
 /// Where a query's SQL comes from, for its event (masked there, and only if a sink wants
@@ -68,11 +69,14 @@ impl<S: Statement> QueryCall<S> {
     }
 
     /// Records the query as ended now, with the statement `given` if there is one, else its
-    /// own; `given` is called only if a sink wants the event.
+    /// own; `given` is called only if a sink wants the event. A `failure` makes it a failed
+    /// query whatever `error` says; it is called only if an output wants it, and the
+    /// statement quoted whole in its message is masked there too ([`scrub`]).
     pub(crate) fn record<T: AsRef<str>>(
         self,
         given: impl FnOnce() -> Option<T>,
         error: bool,
+        failure: Option<impl FnOnce() -> Failure>,
         rows: Option<u64>,
         outcome: Outcome,
     ) {
@@ -81,27 +85,61 @@ impl<S: Statement> QueryCall<S> {
             timer,
             statement,
         } = self;
-        timer.finish(site, true, error, outcome, || {
-            let given = given();
-            let sql = given
+        // The statement, asked for once whether the detail or the failure wants it first.
+        let given = Cell::new(Some(given));
+        let given_sql = OnceCell::new();
+        let sql = || {
+            given_sql
+                .get_or_init(|| given.take().and_then(|given| given()))
                 .as_ref()
                 .map(AsRef::as_ref)
-                .or_else(|| statement.sql());
-            DbDetail {
-                query: sql
-                    .and_then(|sql| for_event(site.label(), sql))
-                    .map(Arc::from),
-                rows,
-            }
-        });
+                .or_else(|| statement.sql())
+        };
+        let detail = || DbDetail {
+            query: sql()
+                .and_then(|sql| for_event(site.label(), sql))
+                .map(Arc::from),
+            rows,
+        };
+        match failure {
+            Some(failure) => timer.finish_failed(
+                site,
+                true,
+                outcome,
+                || scrub(failure(), site.label(), sql()),
+                detail,
+            ),
+            None => timer.finish(site, true, error, outcome, detail),
+        }
     }
 }
+
+/// `failure` with `sql` masked where its message quotes it whole (rusqlite's syntax errors
+/// do, literals included). A fragment quoted, or a statement longer than the message keeps,
+/// stays as the client wrote it.
+fn scrub(mut failure: Failure, vendor: &str, sql: Option<&str>) -> Failure {
+    if let (Some(message), Some(sql)) = (failure.exception_value.as_mut(), sql) {
+        if !sql.is_empty() && message.contains(sql) {
+            *message = message.replace(sql, &mask(vendor, sql));
+        }
+    }
+    failure
+}
+
+/// The `failure` of [`QueryCall::record`] when there is none to give.
+pub(crate) const NO_FAILURE: Option<fn() -> Failure> = None;
 
 impl<S: Statement> Abandon for QueryCall<S> {
     /// A query that did not end is a failed one, whether it panicked (also by a panic
     /// unwinding past it) or was cancelled.
     fn abandon(self, outcome: Outcome) {
-        self.record(|| None::<&str>, true, None, outcome.or_unwinding());
+        self.record(
+            || None::<&str>,
+            true,
+            NO_FAILURE,
+            None,
+            outcome.or_unwinding(),
+        );
     }
 }
 
@@ -169,7 +207,39 @@ impl<S: Statement> Query<S> {
         rows: Option<u64>,
     ) {
         if let Some(call) = self.call.take() {
-            call.record(statement, error, rows, Outcome::Returned);
+            call.record(statement, error, NO_FAILURE, rows, Outcome::Returned);
+        }
+    }
+
+    /// Records the query as failed now, with why: `failure` names the client's error type and
+    /// carries its message ([`Failure::new`]), and is called only if an output wants it (an
+    /// event sink, the dashboard), so a successful query pays nothing for it and a failed one
+    /// formats its message only then. `statement` as for [`Query::finish`].
+    ///
+    /// ```
+    /// use profilis_core::Failure;
+    /// use profilis_integrations::db::Query;
+    ///
+    /// # fn run() -> Result<u64, std::io::Error> { Err(std::io::Error::other("timed out")) }
+    /// if let Some(query) = Query::start_with("redis", "GET session") {
+    ///     match run() {
+    ///         Ok(rows) => query.finish(None, false, Some(rows)),
+    ///         Err(err) => query.finish_failed(None, || Failure::new("std::io::Error", Some(&err))),
+    ///     }
+    /// }
+    /// ```
+    pub fn finish_failed(self, statement: Option<&str>, failure: impl FnOnce() -> Failure) {
+        self.finish_failed_with(|| statement, failure);
+    }
+
+    /// Like [`Query::finish_failed`], with the statement given as in [`Query::finish_with`].
+    pub fn finish_failed_with<T: AsRef<str>>(
+        mut self,
+        statement: impl FnOnce() -> Option<T>,
+        failure: impl FnOnce() -> Failure,
+    ) {
+        if let Some(call) = self.call.take() {
+            call.record(statement, true, Some(failure), None, Outcome::Returned);
         }
     }
 
@@ -247,6 +317,99 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| e.site.label_value("db_vendor") == Some("query-test-owned")));
+    }
+
+    #[test]
+    fn a_failed_query_carries_its_failure_only_when_given_one() {
+        let ((), captured) = capture(|| {
+            Query::start_with("query-test-failed", "SELECT * FROM gone")
+                .unwrap()
+                .finish_failed(None, || {
+                    Failure::new("client::Error", Some(&"no such table: gone"))
+                });
+            Query::start("query-test-failed")
+                .unwrap()
+                .finish_failed_with(
+                    || Some(String::from("DELETE FROM t WHERE k = 'x'")),
+                    || Failure::new("client::Error", None),
+                );
+            // An error flag alone: failed, with no reason to give.
+            Query::start("query-test-failed")
+                .unwrap()
+                .finish(None, true, None);
+        });
+        let seen: Vec<_> = captured
+            .named("query-test-failed")
+            .iter()
+            .map(|e| {
+                (
+                    detail(e).query.as_deref().map(str::to_owned),
+                    e.error,
+                    e.failure.as_deref().cloned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    Some("SELECT * FROM gone".to_owned()),
+                    true,
+                    Some(Failure::new("client::Error", Some(&"no such table: gone")))
+                ),
+                (
+                    Some("DELETE FROM t WHERE k = ?".to_owned()),
+                    true,
+                    Some(Failure::new("client::Error", None))
+                ),
+                (None, true, None),
+            ]
+        );
+        assert_eq!(captured.count("query-test-failed"), (3, 3));
+    }
+
+    #[test]
+    fn a_statement_quoted_whole_in_the_message_is_masked_there() {
+        let sql = "SELEC * FROM users WHERE email = 'ann@example.com'";
+        let ((), captured) = capture(|| {
+            Query::start_with("query-test-scrub", sql)
+                .unwrap()
+                .finish_failed(None, || {
+                    Failure::new("client::Error", Some(&format!("syntax error in {sql}")))
+                });
+            // Given at the end, as diesel gives it.
+            Query::start("query-test-scrub")
+                .unwrap()
+                .finish_failed(Some(sql), || {
+                    Failure::new("client::Error", Some(&format!("{sql}: failed")))
+                });
+            // A fragment is not the statement: kept as the client wrote it.
+            Query::start_with("query-test-scrub", sql)
+                .unwrap()
+                .finish_failed(None, || {
+                    Failure::new("client::Error", Some(&"near \"SELEC\""))
+                });
+        });
+        let messages: Vec<_> = captured
+            .named("query-test-scrub")
+            .iter()
+            .map(|e| {
+                e.failure
+                    .as_deref()
+                    .unwrap()
+                    .exception_value
+                    .clone()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "syntax error in SELEC * FROM users WHERE email = ?",
+                "SELEC * FROM users WHERE email = ?: failed",
+                "near \"SELEC\"",
+            ]
+        );
     }
 
     #[cfg(feature = "rusqlite")]

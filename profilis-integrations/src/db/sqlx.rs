@@ -20,6 +20,10 @@
 //! the log levels an application enables. Wrapping the executor sees every query started
 //! through it, its outcome and its rows, on every database.
 //!
+//! A query that fails is recorded with sqlx's error: its event's `exception_type` is
+//! [`ERROR_TYPE`] (`sqlx::Error`) and `exception_value` the error's message
+//! (`error returned from database: no such table: nope`, say).
+//!
 //! Limits: only queries run through a [`Profiled`] executor are seen (not the ones sqlx runs
 //! itself, such as `BEGIN`/`COMMIT` of a `Transaction` or migrations); a query is timed from
 //! the call to its last row, pool acquisition included; a stream dropped before its end is
@@ -36,11 +40,11 @@ use std::task::{Context, Poll};
 use futures_core::future::BoxFuture;
 use futures_core::stream::{BoxStream, Stream};
 use profilis_core::adapter::{Abandon, RecordOnce};
-use profilis_core::Outcome;
+use profilis_core::{Failure, Outcome};
 use sqlx::error::{BoxDynError, Error};
 use sqlx::{Database, Describe, Either, Execute, Executor, SqlStr};
 
-use super::query::QueryCall;
+use super::query::{QueryCall, NO_FAILURE};
 use super::{site, Query, Statement};
 
 /// An executor whose queries are recorded as DB events. Made by [`profiled`].
@@ -131,12 +135,20 @@ struct Fetch {
     returned: u64,
     /// Rows its results said it affected; `None` once one result could not say.
     affected: Option<u64>,
-    failed: bool,
+}
+
+/// The type every sqlx query fails with, as users name it.
+pub const ERROR_TYPE: &str = "sqlx::Error";
+
+/// The failure of a query that sqlx failed with `err`: `exception_type` [`ERROR_TYPE`],
+/// `exception_value` its message (`error returned from database: ...`).
+fn failure(err: &Error) -> Failure {
+    Failure::new(ERROR_TYPE, Some(err))
 }
 
 impl Fetch {
-    /// Records the query as it stands.
-    fn record(self) {
+    /// Records the query as it stands, failed if `err` is given.
+    fn record(self, err: Option<&Error>) {
         // Rows returned if there were any. Else rows affected, but not for reads (SQLite
         // reports the last write's count for them), and not for a `WITH` statement, which
         // may read or write.
@@ -149,8 +161,18 @@ impl Fetch {
                 Some(Kind::Either) | None => None,
             }
         };
-        self.query
-            .record(|| None::<&str>, self.failed, rows, Outcome::Returned);
+        match err {
+            Some(err) => self.query.record(
+                || None::<&str>,
+                true,
+                Some(|| failure(err)),
+                rows,
+                Outcome::Returned,
+            ),
+            None => self
+                .query
+                .record(|| None::<&str>, false, NO_FAILURE, rows, Outcome::Returned),
+        }
     }
 }
 
@@ -160,7 +182,7 @@ impl Abandon for Fetch {
     fn abandon(self, outcome: Outcome) {
         match outcome {
             Outcome::Panicked => self.query.abandon(outcome),
-            Outcome::Returned | Outcome::Cancelled => self.record(),
+            Outcome::Returned | Outcome::Cancelled => self.record(None),
         }
     }
 }
@@ -213,22 +235,20 @@ impl<DB: Database> Stream for Recorded<'_, DB> {
                     .affected
                     .zip(rows_affected(result))
                     .map(|(a, b)| a + b);
-                false
+                None
             }
             Poll::Ready(Some(Ok(Either::Right(_)))) => {
                 fetch.returned += 1;
-                false
+                None
             }
-            Poll::Ready(Some(Err(_))) => {
-                fetch.failed = true;
-                true
-            }
-            Poll::Ready(None) => true,
-            Poll::Pending => false,
+            Poll::Ready(Some(Err(err))) => Some(Some(err)),
+            Poll::Ready(None) => Some(None),
+            Poll::Pending => None,
         };
-        if ended {
+        // Ended: at its first error (recorded with it), or at its end.
+        if let Some(err) = ended {
             if let Some(fetch) = this.fetch.take() {
-                fetch.record();
+                fetch.record(err);
             }
         }
         poll
@@ -266,7 +286,6 @@ where
                 query: started,
                 returned: 0,
                 affected: Some(0),
-                failed: false,
             }),
         })
     }
@@ -329,11 +348,10 @@ impl<R> Future for RecordedOne<'_, R> {
         };
         if let Poll::Ready(result) = &poll {
             if let Some(query) = this.query.take() {
-                let rows = match result {
-                    Ok(row) => Some(u64::from(row.is_some())),
-                    Err(_) => None,
-                };
-                query.finish(None, result.is_err(), rows);
+                match result {
+                    Ok(row) => query.finish(None, false, Some(u64::from(row.is_some()))),
+                    Err(err) => query.finish_failed(None, || failure(err)),
+                }
             }
         }
         poll
