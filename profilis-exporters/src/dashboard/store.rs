@@ -230,6 +230,8 @@ impl Store {
     pub(crate) fn ingest(&mut self, now_ms: u64, batch: &Batch<'_>) {
         let second = now_ms / 1000;
         let minute = second / 60;
+        // Batches filed with earlier times (a replay) cover the time since the first of them.
+        self.started_ms = self.started_ms.min(now_ms);
         self.stats = batch.stats;
         for count in batch.counts {
             if count.calls == 0 && count.errors == 0 {
