@@ -306,22 +306,24 @@ impl DashboardResponse {
         }
     }
 
-    fn unauthorized() -> DashboardResponse {
+    fn text(status: u16, message: impl Into<Vec<u8>>) -> DashboardResponse {
         DashboardResponse {
-            status: 401,
+            status,
             content_type: "text/plain; charset=utf-8",
-            body: b"a bearer token is needed: Authorization: Bearer <token>\n".to_vec(),
+            body: message.into(),
             gzip: false,
         }
     }
 
+    fn unauthorized() -> DashboardResponse {
+        DashboardResponse::text(
+            401,
+            "a bearer token is needed: Authorization: Bearer <token>\n",
+        )
+    }
+
     fn bad_request(error: &QueryError) -> DashboardResponse {
-        DashboardResponse {
-            status: 400,
-            content_type: "text/plain; charset=utf-8",
-            body: format!("{error}\n").into_bytes(),
-            gzip: false,
-        }
+        DashboardResponse::text(400, format!("{error}\n"))
     }
 
     /// The headers to send with the body: `Content-Type`, `Cache-Control: no-store` (the
@@ -362,6 +364,32 @@ impl Sink for DashboardSink {
     fn wants_details(&self) -> bool {
         true
     }
+}
+
+/// The answer of the installed exporter's dashboard ([`installed`]) to a `GET` of `path`, as
+/// [`Dashboard::respond`] gives it: what the framework handlers of `profilis::http` send.
+/// `503` before an exporter is installed, `404` when its dashboard is off (or `path` is not
+/// one of [`PATHS`]), each with a message saying so.
+pub fn respond_installed<'a>(
+    path: &str,
+    query: Option<&str>,
+    authorization: Option<&[u8]>,
+    accept_encoding: impl IntoIterator<Item = &'a str>,
+) -> DashboardResponse {
+    let Some(dashboard) = installed() else {
+        return if crate::render().is_none() {
+            DashboardResponse::text(503, "the profilis exporter is not installed\n")
+        } else {
+            DashboardResponse::text(
+                404,
+                "the profilis dashboard is off: turn it on with Exporter::dashboard(true) or \
+                 PROFILIS_DASHBOARD=1\n",
+            )
+        };
+    };
+    dashboard
+        .respond(path, query, authorization, accept_encoding)
+        .unwrap_or_else(|| DashboardResponse::text(404, "not found\n"))
 }
 
 static INSTALLED: Mutex<Option<Dashboard>> = Mutex::new(None);
