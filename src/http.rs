@@ -54,8 +54,9 @@ pub mod axum {
     //!     .dashboard(true)
     //!     .bearer_token("s3cret")
     //!     .install()?;
-    //! let app: Router = Router::new().nest("/profilis", dashboard_router());
-    //! // The page at /profilis/, its JSON at /profilis/metrics.json and beside it.
+    //! // Nested at a prefix ending in `/`: the page at /profilis/, its JSON beside it
+    //! // (/profilis/metrics.json). Nested at "/profilis", the page would be at /profilis.
+    //! let app: Router = Router::new().nest("/profilis/", dashboard_router());
     //! # let _ = app;
     //! # Ok(()) }
     //! ```
@@ -105,7 +106,8 @@ pub mod axum {
     /// A router that answers `GET` (and `HEAD`) `/` (the page), `/metrics.json`,
     /// `/errors.json` and `/slowest.json` from the installed exporter's dashboard, as the
     /// built-in listener does. Merge it into the application's router, or nest it under a
-    /// prefix of its own (`app.nest("/profilis", dashboard_router())`).
+    /// prefix of its own ending in `/` (`app.nest("/profilis/", dashboard_router())`, so the
+    /// page is at `/profilis/` with its JSON beside it).
     pub fn dashboard_router<S>() -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
