@@ -409,7 +409,7 @@ impl Store {
             .flatten()
             .filter(|call| call.second >= first_second && call.second <= second)
             .collect();
-        calls.sort_by(|a, b| b.event.dur_ns.cmp(&a.event.dur_ns));
+        calls.sort_by_key(|c| std::cmp::Reverse(c.event.dur_ns));
         calls
             .into_iter()
             .take(limit)
