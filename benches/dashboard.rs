@@ -72,7 +72,7 @@ fn filled() -> (Dashboard, u64) {
                 CallCount {
                     site,
                     calls: 10,
-                    errors: u64::from(random.next() % 20 == 0),
+                    errors: u64::from(random.next().is_multiple_of(20)),
                     durations: Vec::new(),
                     latency: Some(latency),
                 }
