@@ -163,11 +163,18 @@ pub(crate) struct Tally {
     pub(crate) latency: Latency,
 }
 
-impl Tally {
-    fn add(&mut self, slot: &Slot) {
-        self.calls += slot.calls;
-        self.errors += slot.errors;
-        self.latency.add(&slot.latency);
+/// The histograms added up in pairs, then pairs of pairs: each bucket is copied about
+/// log2(n) times, where adding them one after the other copies the growing sum n times.
+fn merged(parts: &[&Latency]) -> Latency {
+    match parts {
+        [] => Latency::default(),
+        [one] => (*one).clone(),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            let mut sum = merged(left);
+            sum.add(&merged(right));
+            sum
+        }
     }
 }
 
@@ -339,6 +346,7 @@ impl Store {
             let http = std::ptr::eq(series.kind, &HTTP);
             let mut tally = Tally::default();
             let mut statuses = http.then(Vec::new);
+            let mut latencies = Vec::with_capacity(SPARK_POINTS);
             for stamp in span.first..=span.last {
                 let slot = if span.by_second {
                     series.second(stamp)
@@ -346,13 +354,16 @@ impl Store {
                     series.minute(stamp)
                 };
                 let Some(slot) = slot else { continue };
-                tally.add(slot);
+                tally.calls += slot.calls;
+                tally.errors += slot.errors;
+                latencies.push(&slot.latency);
                 if let Some(statuses) = &mut statuses {
                     for &(status, n) in &slot.statuses {
                         add_status(statuses, status, n);
                     }
                 }
             }
+            tally.latency = merged(&latencies);
             let mut row_spark = [0; SPARK_POINTS];
             for (i, point) in row_spark.iter_mut().enumerate() {
                 if let Some(slot) = series.second(spark_first + i as u64) {
