@@ -12,8 +12,9 @@ pub use profilis_integrations::tower;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum {
-    //! axum 0.8: serve `/metrics` from the application's own router with [`metrics_router`]
-    //! instead of (or beside) the built-in listener. Requests are profiled by the tower layer,
+    //! axum 0.8: serve `/metrics` from the application's own router with [`metrics_router`],
+    //! and the live dashboard with [`dashboard_router`], instead of (or beside) the built-in
+    //! listener. Requests are profiled by the tower layer,
     //! [`ProfilisLayer`](crate::http::tower::ProfilisLayer), which takes route labels from
     //! axum's `MatchedPath` with this feature.
     //!
@@ -38,9 +39,30 @@ pub mod axum {
     //! # let _ = app;
     //! # Ok(()) }
     //! ```
+    //!
+    //! The dashboard ([`crate::dashboard`]) is off without the built-in listener: turn it on
+    //! with [`Exporter::dashboard`](crate::Exporter::dashboard), then merge (or nest) its
+    //! router. Its JSON asks for the exporter's bearer token, if one is set.
+    //!
+    //! ```no_run
+    //! use axum::Router;
+    //! use profilis::http::axum::dashboard_router;
+    //!
+    //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    //! let _profilis = profilis::Exporter::new()
+    //!     .without_listener()
+    //!     .dashboard(true)
+    //!     .bearer_token("s3cret")
+    //!     .install()?;
+    //! // Nested at a prefix ending in `/`: the page at /profilis/, its JSON beside it
+    //! // (/profilis/metrics.json). Nested at "/profilis", the page would be at /profilis.
+    //! let app: Router = Router::new().nest("/profilis/", dashboard_router());
+    //! # let _ = app;
+    //! # Ok(()) }
+    //! ```
 
-    use axum::http::header::ACCEPT_ENCODING;
-    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::http::header::{ACCEPT_ENCODING, AUTHORIZATION};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
     use axum::response::{IntoResponse, Response};
     use axum::routing::get;
     use axum::Router;
@@ -80,6 +102,67 @@ pub mod axum {
         }
         response
     }
+
+    /// A router that answers `GET` (and `HEAD`) `/` (the page), `/metrics.json`,
+    /// `/errors.json` and `/slowest.json` from the installed exporter's dashboard, as the
+    /// built-in listener does. Merge it into the application's router, or nest it under a
+    /// prefix of its own ending in `/` (`app.nest("/profilis/", dashboard_router())`, so the
+    /// page is at `/profilis/` with its JSON beside it).
+    pub fn dashboard_router<S>() -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        Router::new()
+            .route("/", get(dashboard_page))
+            .route("/metrics.json", get(dashboard_metrics))
+            .route("/errors.json", get(dashboard_errors))
+            .route("/slowest.json", get(dashboard_slowest))
+    }
+
+    /// The dashboard's page (HTML), served without the token: it holds no data.
+    /// `503` before the exporter is installed, `404` when its dashboard is off.
+    pub async fn dashboard_page(uri: Uri, headers: HeaderMap) -> Response {
+        dashboard_answer("/", &uri, &headers)
+    }
+
+    /// `/metrics.json?window=60|300|900` of the installed exporter's dashboard (see
+    /// [`crate::dashboard`]): `401` without the exporter's bearer token when one is set,
+    /// `400` for a window not allowed, `503`/`404` as [`dashboard_page`].
+    pub async fn dashboard_metrics(uri: Uri, headers: HeaderMap) -> Response {
+        dashboard_answer("/metrics.json", &uri, &headers)
+    }
+
+    /// `/errors.json?limit=N`, as [`dashboard_metrics`].
+    pub async fn dashboard_errors(uri: Uri, headers: HeaderMap) -> Response {
+        dashboard_answer("/errors.json", &uri, &headers)
+    }
+
+    /// `/slowest.json?window=60|300|900&limit=N`, as [`dashboard_metrics`].
+    pub async fn dashboard_slowest(uri: Uri, headers: HeaderMap) -> Response {
+        dashboard_answer("/slowest.json", &uri, &headers)
+    }
+
+    fn dashboard_answer(path: &str, uri: &Uri, headers: &HeaderMap) -> Response {
+        let answer = crate::dashboard::respond_installed(
+            path,
+            uri.query(),
+            headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            headers
+                .get_all(ACCEPT_ENCODING)
+                .iter()
+                .filter_map(|value| value.to_str().ok()),
+        );
+        let status =
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers: Vec<_> = answer.headers().collect();
+        let mut response = (status, answer.body).into_response();
+        for (name, value) in headers {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        response
+    }
 }
 
 #[cfg(feature = "actix")]
@@ -87,7 +170,8 @@ pub mod axum {
 pub mod actix {
     //! actix-web 4: profile every request with the [`Profilis`] middleware (route labels from
     //! the matched resource's pattern), and serve `/metrics` from the application itself with
-    //! [`metrics_service`] instead of (or beside) the built-in listener.
+    //! [`metrics_service`], and the live dashboard with [`dashboard_service`], instead of (or
+    //! beside) the built-in listener.
     //!
     //! ```no_run
     //! use actix_web::{web, App, HttpServer};
@@ -108,9 +192,16 @@ pub mod actix {
     //! # let _ = server;
     //! # Ok(()) }
     //! ```
+    //!
+    //! The dashboard ([`crate::dashboard`]) is off without the built-in listener: turn it on
+    //! with [`Exporter::dashboard`](crate::Exporter::dashboard), then register
+    //! `dashboard_service()` (under a scope of its own if `/` is taken:
+    //! `web::scope("/profilis").service(dashboard_service())`). Its JSON asks for the
+    //! exporter's bearer token, if one is set.
 
     use actix_web::dev::HttpServiceFactory;
-    use actix_web::http::header::ACCEPT_ENCODING;
+    use actix_web::http::header::{ACCEPT_ENCODING, AUTHORIZATION};
+    use actix_web::http::StatusCode;
     use actix_web::{web, HttpRequest, HttpResponse};
 
     pub use profilis_integrations::actix::*;
@@ -142,5 +233,67 @@ pub mod actix {
             response.insert_header(header);
         }
         response.body(page.body)
+    }
+
+    /// The resources `GET` (and `HEAD`) `/` ([`dashboard_page`]), `/metrics.json`,
+    /// `/errors.json` and `/slowest.json`, answered from the installed exporter's dashboard as
+    /// the built-in listener does. Register them with `App::service(dashboard_service())`.
+    pub fn dashboard_service() -> impl HttpServiceFactory {
+        vec![
+            web::resource("/")
+                .route(web::get().to(dashboard_page))
+                .route(web::head().to(dashboard_page)),
+            web::resource("/metrics.json")
+                .route(web::get().to(dashboard_metrics))
+                .route(web::head().to(dashboard_metrics)),
+            web::resource("/errors.json")
+                .route(web::get().to(dashboard_errors))
+                .route(web::head().to(dashboard_errors)),
+            web::resource("/slowest.json")
+                .route(web::get().to(dashboard_slowest))
+                .route(web::head().to(dashboard_slowest)),
+        ]
+    }
+
+    /// The dashboard's page (HTML), served without the token: it holds no data.
+    /// `503` before the exporter is installed, `404` when its dashboard is off.
+    pub async fn dashboard_page(req: HttpRequest) -> HttpResponse {
+        dashboard_answer("/", &req)
+    }
+
+    /// `/metrics.json?window=60|300|900` of the installed exporter's dashboard (see
+    /// [`crate::dashboard`]): `401` without the exporter's bearer token when one is set,
+    /// `400` for a window not allowed, `503`/`404` as [`dashboard_page`].
+    pub async fn dashboard_metrics(req: HttpRequest) -> HttpResponse {
+        dashboard_answer("/metrics.json", &req)
+    }
+
+    /// `/errors.json?limit=N`, as [`dashboard_metrics`].
+    pub async fn dashboard_errors(req: HttpRequest) -> HttpResponse {
+        dashboard_answer("/errors.json", &req)
+    }
+
+    /// `/slowest.json?window=60|300|900&limit=N`, as [`dashboard_metrics`].
+    pub async fn dashboard_slowest(req: HttpRequest) -> HttpResponse {
+        dashboard_answer("/slowest.json", &req)
+    }
+
+    fn dashboard_answer(path: &str, req: &HttpRequest) -> HttpResponse {
+        let headers = req.headers();
+        let answer = crate::dashboard::respond_installed(
+            path,
+            Some(req.query_string()),
+            headers.get(AUTHORIZATION).map(|value| value.as_bytes()),
+            headers
+                .get_all(ACCEPT_ENCODING)
+                .filter_map(|value| value.to_str().ok()),
+        );
+        let status =
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = HttpResponse::build(status);
+        for header in answer.headers() {
+            response.insert_header(header);
+        }
+        response.body(answer.body)
     }
 }

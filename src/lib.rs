@@ -57,7 +57,7 @@
 //! |---|---|---|
 //! | `enabled` | yes | instrumentation; without it `#[profiled]` checks its arguments and leaves the item unchanged |
 //! | `exporter` | yes | the Prometheus exporter: [`install_exporter`], [`Exporter`], [`render`], [`FacadeSink`] |
-//! | `listener` | yes | the exporter's built-in `/metrics` listener ([`listener`]) |
+//! | `listener` | yes | the exporter's built-in `/metrics` listener ([`listener`]) and its live dashboard at `/` ([`dashboard`]) |
 //! | `jsonl` | | the rotating JSONL event sink (`JsonlSink`) |
 //! | `console` | | the console event sink (`ConsoleSink`) |
 //! | `http`, `tower`, `axum`, `actix` | | HTTP request profiling (`profilis::http`) |
@@ -71,8 +71,9 @@
 //!
 //! Builder methods in code ([`Exporter`]), with the `PROFILIS_*` environment variables as
 //! defaults that code overrides (`PROFILIS_LISTEN`, `PROFILIS_SERVICE`, `PROFILIS_INSTANCE`,
-//! `PROFILIS_WORKER`, `PROFILIS_SAMPLE_RATE`, `PROFILIS_BUCKETS`, `PROFILIS_DISABLED`). A bad
-//! value is an [`Error`] naming the setting, the value and what is allowed; nothing panics.
+//! `PROFILIS_WORKER`, `PROFILIS_SAMPLE_RATE`, `PROFILIS_BUCKETS`, `PROFILIS_DISABLED`,
+//! `PROFILIS_DASHBOARD`). A bad value is an [`Error`] naming the setting, the value and what
+//! is allowed; nothing panics.
 //!
 //! # Other entry points
 //!
@@ -110,6 +111,13 @@ pub use profilis_exporters::listener;
     doc(cfg(any(feature = "axum", feature = "actix", feature = "listener")))
 )]
 pub use profilis_exporters::exposition;
+
+#[cfg(any(feature = "axum", feature = "actix", feature = "listener"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "axum", feature = "actix", feature = "listener")))
+)]
+pub use profilis_exporters::dashboard;
 
 #[cfg(feature = "jsonl")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]

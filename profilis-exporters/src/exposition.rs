@@ -10,7 +10,7 @@ use flate2::Compression;
 /// Content type of the Prometheus text exposition format served on `/metrics`.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+pub(crate) fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::default());
     encoder.write_all(data)?;
     encoder.finish()
@@ -59,7 +59,7 @@ pub fn metrics_page<'a>(
 
 /// Whether `Accept-Encoding` accepts gzip: `gzip` or `x-gzip` with a non-zero weight, or else
 /// `*` with a non-zero weight. No header means identity only.
-fn accepts_gzip<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
+pub(crate) fn accepts_gzip<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
     let mut gzip = None;
     let mut any = None;
     for item in values.into_iter().flat_map(|value| value.split(',')) {

@@ -12,15 +12,21 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `listener` | the built-in HTTP listener (`listener`), on by default in `profilis` |
+//! | `listener` | the built-in HTTP listener (`listener`), on by default in `profilis`; brings `dashboard` |
+//! | `dashboard` | the live dashboard (`dashboard`): its sink, store and JSON, served by the listener at `/` and by the framework handlers of `profilis::http` |
 //! | `gzip` | gzip for `/metrics` pages (`exposition`), needed by the listener and the framework handlers |
 //! | `jsonl` | the rotating JSONL sink (`JsonlSink`) |
 //! | `console` | the console sink (`ConsoleSink`) |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "listener", feature = "dashboard"))]
+mod auth;
 #[cfg(feature = "console")]
 mod console;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
 mod error;
 mod exporter;
 #[cfg(feature = "gzip")]

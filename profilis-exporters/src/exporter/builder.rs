@@ -51,6 +51,8 @@ pub struct Exporter {
     sinks: Vec<Box<dyn Sink>>,
     #[cfg(feature = "jsonl")]
     jsonl: Vec<crate::jsonl::JsonlConfig>,
+    #[cfg(feature = "dashboard")]
+    dashboard: Option<bool>,
 }
 
 impl Exporter {
@@ -126,6 +128,19 @@ impl Exporter {
     #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Serve the live dashboard (`/`, `/metrics.json`, `/errors.json`, `/slowest.json`, see
+    /// [`dashboard`](crate::dashboard)) or not. Default `PROFILIS_DASHBOARD` (`1`/`true`/`on`,
+    /// `0`/`false`/`off`), else on only when the built-in listener binds a loopback address
+    /// (so off with [`Exporter::without_listener`]: turn it on to mount the dashboard's
+    /// handlers in your own router). Off, no dashboard sink is registered (calls pay nothing
+    /// for it) and those paths answer 404.
+    #[cfg(feature = "dashboard")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+    pub fn dashboard(mut self, on: bool) -> Self {
+        self.dashboard = Some(on);
         self
     }
 
@@ -248,6 +263,28 @@ impl Exporter {
                 .or(env.worker)
                 .unwrap_or_else(|| std::process::id().to_string()),
         };
+        #[cfg(feature = "listener")]
+        let listen =
+            (!self.no_listener).then(|| self.listen.or(env.listen).unwrap_or(DEFAULT_LISTEN));
+        #[cfg(feature = "listener")]
+        if let Some(token) = &self.bearer_token {
+            // Checked even without the listener: the mounted dashboard handlers ask for it.
+            listener::check_bearer_token(token)?;
+        }
+        #[cfg(feature = "dashboard")]
+        let dashboard = {
+            #[cfg(feature = "listener")]
+            let (on_by_default, token) = (
+                listen.is_some_and(|addr| addr.ip().to_canonical().is_loopback()),
+                self.bearer_token.clone(),
+            );
+            #[cfg(not(feature = "listener"))]
+            let (on_by_default, token) = (false, None);
+            self.dashboard
+                .or(env.dashboard)
+                .unwrap_or(on_by_default)
+                .then(|| crate::dashboard::Dashboard::new(labels.clone(), token))
+        };
         let installed = install_recorder(&buckets)?;
         #[cfg(feature = "jsonl")]
         let jsonl = self
@@ -266,6 +303,10 @@ impl Exporter {
             installed.clone(),
         ))];
         sinks.extend(self.sinks);
+        #[cfg(feature = "dashboard")]
+        if let Some(dashboard) = &dashboard {
+            sinks.push(Box::new(dashboard.sink()));
+        }
         #[cfg(feature = "jsonl")]
         sinks.extend(jsonl.into_iter().map(|s| Box::new(s) as Box<dyn Sink>));
         let collector = Collector::start(
@@ -277,12 +318,13 @@ impl Exporter {
             sinks,
         )?;
         #[cfg(feature = "listener")]
-        let listener = if !self.no_listener {
+        let listener = if let Some(addr) = listen {
             let render_from = installed.clone();
             let config = ListenerConfig {
-                addr: self.listen.or(env.listen).unwrap_or(DEFAULT_LISTEN),
+                addr,
                 allow: self.allow,
                 bearer_token: self.bearer_token,
+                dashboard: dashboard.clone(),
                 ..ListenerConfig::default()
             };
             // On error the collector is dropped here, which stops it.
@@ -293,8 +335,14 @@ impl Exporter {
         } else {
             None
         };
+        #[cfg(feature = "dashboard")]
+        if let Some(dashboard) = &dashboard {
+            crate::dashboard::install(dashboard);
+        }
         Ok(ExporterGuard {
             collector: Some(collector),
+            #[cfg(feature = "dashboard")]
+            dashboard,
             #[cfg(feature = "listener")]
             listener,
             installed,

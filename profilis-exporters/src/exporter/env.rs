@@ -38,6 +38,8 @@ pub(super) struct EnvSettings {
     pub(super) worker: Option<String>,
     pub(super) sample_rate: Option<f64>,
     pub(super) buckets: Option<Vec<f64>>,
+    #[cfg(feature = "dashboard")]
+    pub(super) dashboard: Option<bool>,
 }
 
 /// A variable's value checked by `parse`, or an error naming the variable, its value and
@@ -69,6 +71,21 @@ fn parse_rate(value: &str) -> Option<f64> {
         .and_then(|r| validate_rate(r).ok())
 }
 
+/// A value of `PROFILIS_DASHBOARD`: `1`, `true`, `on` or `0`, `false`, `off`, in any case,
+/// whitespace around it ignored.
+#[cfg(feature = "dashboard")]
+fn parse_switch(value: &str) -> Option<bool> {
+    let value = value.trim();
+    let is = |word: &str| value.eq_ignore_ascii_case(word);
+    if is("1") || is("true") || is("on") {
+        Some(true)
+    } else if is("0") || is("false") || is("off") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 fn env_label(name: &'static str) -> Result<Option<String>, ConfigError> {
     parse_env(name, "a non-empty label value", |v| {
         (!v.trim().is_empty()).then(|| v.to_owned())
@@ -96,6 +113,12 @@ impl EnvSettings {
                     })
                 })
                 .transpose()?,
+            #[cfg(feature = "dashboard")]
+            dashboard: parse_env(
+                "PROFILIS_DASHBOARD",
+                "1, true or on to serve the dashboard; 0, false or off not to",
+                parse_switch,
+            )?,
         })
     }
 }
@@ -156,6 +179,20 @@ mod tests {
             prop_assert_eq!(parse_rate(&written), None, "{} was taken", written);
         }
 
+    }
+
+    #[cfg(feature = "dashboard")]
+    #[test]
+    fn dashboard_switches_read_on_and_off_words_only() {
+        for on in ["1", "true", "ON", " True\n"] {
+            assert_eq!(parse_switch(on), Some(true), "{on:?}");
+        }
+        for off in ["0", "false", "Off", "\tOFF "] {
+            assert_eq!(parse_switch(off), Some(false), "{off:?}");
+        }
+        for bad in ["", "yes", "2", "onn", "o n", "maybe"] {
+            assert_eq!(parse_switch(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct ExporterGuard {
     collector: Option<Collector>,
     #[cfg(feature = "listener")]
     listener: Option<Listener>,
+    #[cfg(feature = "dashboard")]
+    dashboard: Option<crate::dashboard::Dashboard>,
     installed: Installed,
     labels: GlobalLabels,
 }
@@ -67,6 +69,13 @@ impl ExporterGuard {
         return self.listener.as_ref().map(Listener::local_addr);
         #[cfg(not(feature = "listener"))]
         None
+    }
+
+    /// The live dashboard, when it is on ([`Exporter::dashboard`]).
+    #[cfg(feature = "dashboard")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+    pub fn dashboard(&self) -> Option<&crate::dashboard::Dashboard> {
+        self.dashboard.as_ref()
     }
 
     /// The service, instance and worker labels in use.
@@ -104,6 +113,10 @@ impl ExporterGuard {
         #[cfg(feature = "listener")]
         if let Some(listener) = self.listener.take() {
             listener.shutdown();
+        }
+        #[cfg(feature = "dashboard")]
+        if let Some(dashboard) = self.dashboard.take() {
+            crate::dashboard::uninstall(&dashboard);
         }
         report
     }

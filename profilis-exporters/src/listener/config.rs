@@ -55,6 +55,9 @@ pub struct ListenerConfig {
     /// with `Retry-After`. Refused clients never take a place. See the
     /// [module docs](super#security).
     pub max_connections: usize,
+    /// The dashboard served at `/`, `/metrics.json`, `/errors.json` and `/slowest.json`, if
+    /// any (see [`crate::dashboard`]); without one those paths answer `404`.
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 impl Default for ListenerConfig {
@@ -67,6 +70,7 @@ impl Default for ListenerConfig {
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            dashboard: None,
         }
     }
 }
@@ -85,6 +89,7 @@ impl fmt::Debug for ListenerConfig {
             .field("connection_timeout", &self.connection_timeout)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("max_connections", &self.max_connections)
+            .field("dashboard", &self.dashboard.is_some())
             .finish()
     }
 }
@@ -274,9 +279,16 @@ pub(super) fn validate(config: &ListenerConfig) -> Result<(), ListenerError> {
     nonzero_count("max_header_bytes", config.max_header_bytes)?;
     nonzero_count("max_connections", config.max_connections)?;
     if let Some(token) = &config.bearer_token {
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ListenerError::InvalidBearerToken);
-        }
+        check_bearer_token(token)?;
+    }
+    Ok(())
+}
+
+/// A bearer token must be at least one visible ASCII character, without spaces: what a header
+/// can carry and a client can type.
+pub(crate) fn check_bearer_token(token: &str) -> Result<(), ListenerError> {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ListenerError::InvalidBearerToken);
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `GET /metrics`, `HEAD /metrics` | `200`, `Content-Type: text/plain; version=0.0.4; charset=utf-8`, the text returned by the render function; gzip-compressed (`Content-Encoding: gzip`) when `Accept-Encoding` accepts gzip. `HEAD` sends the headers only. |
 //! | `GET /healthz`, `HEAD /healthz` | `200`, body `ok` |
+//! | `GET /`, `/metrics.json`, `/errors.json`, `/slowest.json` (and `HEAD`) | with a [`dashboard`](ListenerConfig::dashboard), its page and JSON ([`crate::dashboard`]); the page `/` is served without the bearer token (it carries no data and asks for the token); `404` without a dashboard |
 //! | any other method on those paths | `405` with `Allow: GET, HEAD` |
 //! | any other path | `404` |
 //! | render function panicked | `500` for that request; the listener keeps serving |
@@ -48,7 +49,8 @@
 //!   holds IPv4-mapped addresses (`::/0`) admits those IPv4 clients. An allow-list string that
 //!   names no network (`""`) is an error from [`parse_allow_list`], never "allow everyone".
 //! - **Bearer token.** With [`bearer_token`](ListenerConfig::bearer_token) set, every request
-//!   (`/healthz` included, so an unauthenticated client cannot even tell which paths exist) must
+//!   (`/healthz` included, so an unauthenticated client cannot even tell which paths exist; only
+//!   the dashboard's page `/`, when there is a dashboard, is served without it) must
 //!   carry `Authorization: Bearer <token>`; otherwise it gets `401` with
 //!   `WWW-Authenticate: Bearer`. The token is compared in constant time and never printed
 //!   (`Debug` of [`ListenerConfig`] redacts it). It travels in clear text: use it on trusted
@@ -100,6 +102,7 @@ mod connection;
 mod pool;
 mod server;
 
+pub(crate) use config::check_bearer_token;
 use config::validate;
 pub use config::{
     parse_allow_list, parse_allowed_network, parse_listen_addr, IpNet, ListenerConfig,

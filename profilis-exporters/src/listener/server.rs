@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 use super::config::{IpNet, ListenerConfig};
 use super::pool::Pool;
 use super::RenderFn;
+use crate::auth::bearer_authorized;
+use crate::dashboard::{Dashboard, DashboardResponse, PATHS};
 use crate::exposition::metrics_page;
 
 /// hyper refuses a read buffer smaller than this.
@@ -33,6 +35,7 @@ pub(super) struct Server {
     pub(super) render: RenderFn,
     pub(super) allow: Vec<IpNet>,
     pub(super) bearer_token: Option<String>,
+    pub(super) dashboard: Option<Dashboard>,
     pub(super) connection_timeout: Duration,
     /// The connections of allowed clients.
     pub(super) pool: Arc<Pool>,
@@ -54,6 +57,7 @@ impl Server {
             render,
             allow: config.allow,
             bearer_token: config.bearer_token,
+            dashboard: config.dashboard,
             connection_timeout: config.connection_timeout,
             pool: Pool::new(config.max_connections),
             refusing: Arc::new(Semaphore::new(ANSWERING_LIMIT)),
@@ -79,24 +83,20 @@ impl Server {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(expected) = &self.bearer_token else {
-            return true;
-        };
-        let Some(value) = headers.get(AUTHORIZATION) else {
-            return false;
-        };
-        let value = value.as_bytes();
-        let (Some(scheme), Some(token)) = (value.get(..7), value.get(7..)) else {
-            return false;
-        };
-        // The scheme name is case-insensitive (RFC 7235); the token is compared exactly.
-        scheme.eq_ignore_ascii_case(b"bearer ")
-            && constant_time_eq(token.trim_ascii(), expected.as_bytes())
+        bearer_authorized(
+            self.bearer_token.as_deref(),
+            headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+        )
     }
 
     pub(super) fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
-        // Authenticate before routing, so an unauthenticated client cannot probe for paths.
-        if !self.authorized(request.headers()) {
+        let path = request.uri().path();
+        let dashboard = self.dashboard.as_ref().filter(|_| PATHS.contains(&path));
+        // Authenticate before routing, so an unauthenticated client cannot probe for paths;
+        // only the dashboard's page is served without the token: it holds no data, and asks
+        // for the token to fetch the data with.
+        let open_page = dashboard.is_some() && path == "/";
+        if !open_page && !self.authorized(request.headers()) {
             let mut response = empty(StatusCode::UNAUTHORIZED);
             response
                 .headers_mut()
@@ -105,10 +105,23 @@ impl Server {
         }
         let method = request.method();
         let readable = method == Method::GET || method == Method::HEAD;
-        match request.uri().path() {
-            "/metrics" if readable => self.metrics(request.headers()),
-            "/healthz" if readable => text(StatusCode::OK, "ok"),
-            "/metrics" | "/healthz" => {
+        match (path, dashboard) {
+            ("/metrics", _) if readable => self.metrics(request.headers()),
+            ("/healthz", _) if readable => text(StatusCode::OK, "ok"),
+            (_, Some(dashboard)) if readable => {
+                let headers = request.headers();
+                let answer = dashboard.respond(
+                    path,
+                    request.uri().query(),
+                    headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+                    accept_encoding(headers),
+                );
+                answer.map_or_else(
+                    || text(StatusCode::NOT_FOUND, "not found\n"),
+                    from_dashboard,
+                )
+            }
+            ("/metrics" | "/healthz", _) | (_, Some(_)) => {
                 let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
                 response
                     .headers_mut()
@@ -128,11 +141,7 @@ impl Server {
                 "rendering the metrics failed\n",
             );
         };
-        let accept = headers
-            .get_all(ACCEPT_ENCODING)
-            .iter()
-            .filter_map(|value| value.to_str().ok());
-        let page = metrics_page(page, accept);
+        let page = metrics_page(page, accept_encoding(headers));
         let mut response = Response::new(Full::new(Bytes::new()));
         for (name, value) in page.headers() {
             response
@@ -142,6 +151,27 @@ impl Server {
         *response.body_mut() = Full::new(Bytes::from(page.body));
         response
     }
+}
+
+fn accept_encoding(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+}
+
+/// A dashboard's answer as a response.
+fn from_dashboard(answer: DashboardResponse) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in answer.headers() {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    *response.body_mut() = Full::new(Bytes::from(answer.body));
+    response
 }
 
 pub(super) fn empty(status: StatusCode) -> Response<Full<Bytes>> {
@@ -160,29 +190,10 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
-/// Compares in time that depends only on the length of `expected`, so response timing does not
-/// reveal how much of a guessed token was right.
-fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
-    let mut difference = u8::from(given.len() != expected.len());
-    for (index, &byte) in expected.iter().enumerate() {
-        difference |= byte ^ given.get(index).copied().unwrap_or(!byte);
-    }
-    std::hint::black_box(difference) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::listener::config::parse_allowed_network;
-
-    #[test]
-    fn constant_time_eq_matches_only_equal_bytes() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secreT", b"secret"));
-        assert!(!constant_time_eq(b"secret!", b"secret"));
-        assert!(!constant_time_eq(b"secre", b"secret"));
-        assert!(!constant_time_eq(b"", b"secret"));
-    }
 
     #[test]
     fn ipv4_clients_of_dual_stack_sockets_match_ipv4_networks() {
