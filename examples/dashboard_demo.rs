@@ -11,7 +11,8 @@
 //! function), reads a coupon (`parse_coupon` panics on a malformed one, now and then), loads a
 //! user (async), asks its own axum app for `/users/{id}` (404 for user 0), `/checkout` (500
 //! every fifth time) and now and then `/slow`, and runs SQLite statements, through rusqlite's
-//! hook and through `profilis::db::query` (one of them fails every tenth round).
+//! hook and through `profilis::db::query` (one of them fails every tenth round). The app also
+//! mounts the dashboard at `/profilis/` (`profilis::http::axum::dashboard_router`).
 //!
 //! Options: `--listen HOST:PORT` for the built-in listener (default `PROFILIS_LISTEN` or
 //! `127.0.0.1:9464`; port 0 picks a free one), `--token TOKEN` to require
@@ -203,7 +204,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/users/{id}", get(user))
         .route("/checkout/{n}", get(checkout))
         .route("/slow", get(slow))
-        .layer(ProfilisLayer::new(rules));
+        .layer(ProfilisLayer::new(rules))
+        // The same dashboard, mounted in the app's own router (after the layer: not profiled).
+        .nest("/profilis/", profilis::http::axum::dashboard_router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let app_addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -211,6 +214,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("profilis dashboard: http://{addr}/");
     println!("metrics:            http://{addr}/metrics");
     println!("the shop's app:     http://{app_addr}/users/1");
+    println!("mounted dashboard:  http://{app_addr}/profilis/");
     println!("Ctrl-C to stop");
 
     let client = Client::builder(TokioExecutor::new()).build_http();

@@ -1,7 +1,7 @@
 //! Profiled sync and async functions under a steady workload, one failing now and then, served
-//! on `/metrics` by the built-in listener.
+//! on `/metrics` by the built-in listener, with its live dashboard at `/`.
 //!
-//! `cargo run --example quickstart`, then open the printed URL (or `curl` it). Ctrl-C stops it;
+//! `cargo run --example quickstart`, then open the printed URLs (or `curl` them). Ctrl-C stops it;
 //! dropping the guard flushes every queued call first. `PROFILIS_LISTEN=127.0.0.1:9999` moves it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +45,10 @@ async fn main() {
         }
     };
     let addr = profilis.listen_addr().expect("the built-in listener runs");
+    // On by default on a loopback address such as the default 127.0.0.1:9464.
+    if profilis.dashboard().is_some() {
+        println!("live dashboard on   http://{addr}/");
+    }
     println!("serving metrics on http://{addr}/metrics (Ctrl-C to stop)");
 
     let stop = Arc::new(AtomicBool::new(false));

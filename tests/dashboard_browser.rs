@@ -4,7 +4,7 @@
 //! every function, route and vendor is listed with the counts `/metrics` has; the known error's
 //! message is in the error list; the percentiles shown are those of `/metrics.json`; sorting,
 //! the filter and the window selector work; the theme toggle changes the theme and is
-//! remembered; a page whose data cannot be loaded says so and marks the numbers stale; with a
+//! remembered; the page mounted under a prefix in the demo's axum router shows the same; a page whose data cannot be loaded says so and marks the numbers stale; with a
 //! token set the page shows no data without it and shows it after `?token=`. It saves a
 //! screenshot as `target/dashboard.png`.
 //!
@@ -124,6 +124,8 @@ fn demo_binary() -> PathBuf {
 struct Demo {
     process: Process,
     addr: SocketAddr,
+    /// The dashboard as the demo's own axum app mounts it, under `/profilis/`.
+    mounted: String,
     lines: mpsc::Receiver<String>,
 }
 
@@ -160,9 +162,18 @@ impl Demo {
             .strip_prefix("profilis dashboard: http://")
             .unwrap_or_else(|| panic!("the demo's first line names the dashboard: {first:?}"));
         let addr = url.trim_end_matches('/').parse().expect("host:port");
+        let mounted = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the demo names its mounted dashboard");
+            if let Some(url) = line.strip_prefix("mounted dashboard:") {
+                break url.trim().to_owned();
+            }
+        };
         Demo {
             process,
             addr,
+            mounted,
             lines,
         }
     }
@@ -684,6 +695,36 @@ async fn main_page(client: &Client, demo: &mut Demo) {
     )
     .await;
     assert_eq!(js(client, theme).await, after, "the theme is remembered");
+
+    // The same page mounted in the demo's axum router under a prefix: its data comes from
+    // next to it, and is the same.
+    client.goto(&demo.mounted).await.unwrap();
+    wait_until(
+        client,
+        "document.body.dataset.state === 'live' && \
+         document.querySelectorAll('#rows tbody tr[data-row]').length > 0",
+        Duration::from_secs(30),
+    )
+    .await;
+    let mounted = js(client, READ_ROWS).await;
+    let mut mounted: Vec<(String, u64)> = mounted
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_str().unwrap().to_owned(),
+                r["calls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    mounted.sort();
+    let expected: Vec<(String, u64)> = counts.iter().map(|(k, c)| (k.clone(), c.calls)).collect();
+    assert_eq!(
+        mounted, expected,
+        "the mounted page's rows, at {}",
+        demo.mounted
+    );
 
     // The program goes away: the page says so, and marks what it shows as stale.
     demo.process.stop();
