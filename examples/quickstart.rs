@@ -47,7 +47,7 @@ async fn main() {
     let addr = profilis.listen_addr().expect("the built-in listener runs");
     // On by default on a loopback address such as the default 127.0.0.1:9464.
     if profilis.dashboard().is_some() {
-        println!("live dashboard on   http://{addr}/");
+        println!("live dashboard on  http://{addr}/");
     }
     println!("serving metrics on http://{addr}/metrics (Ctrl-C to stop)");
 
