@@ -42,6 +42,12 @@
 //! - **Outputs**: the Prometheus exporter ([`install_exporter`], [`Exporter`]) with its built-in
 //!   listener ([`listener`]), or [`render`] for a `/metrics` route of your own; the event sinks
 //!   `JsonlSink` (rotating JSONL files) and `ConsoleSink`; any [`Sink`] of your own.
+//! - **A live dashboard** ([`dashboard`]): on the listener's loopback address, `/` shows per
+//!   function, route and vendor the calls per second, error %, p50/p95/p99 and max over 1, 5
+//!   or 15 minutes with a sparkline, the recent errors (an `Err`'s type and message, a panic's
+//!   message, the HTTP status, the masked statement) and the slowest recent calls, each with
+//!   its trace id; `/metrics.json`, `/errors.json` and `/slowest.json` give the same to
+//!   scripts. With it on a call costs a few nanoseconds more; off, nothing.
 //! - **Trace context** ([`context`]): the current span, W3C `traceparent`, spans across
 //!   `.await`.
 //!

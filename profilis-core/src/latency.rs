@@ -144,6 +144,31 @@ impl Latency {
         self.count += other.count;
     }
 
+    /// The sum of `parts` (the slots of a window, say): added up in one dense array, so each
+    /// part costs its own buckets whatever the size of the sum.
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a Latency>) -> Latency {
+        let mut dense = [0u64; BUCKETS];
+        let (mut low, mut high, mut count) = (BUCKETS, 0, 0);
+        for part in parts {
+            if let (Some(first), Some(last)) = (part.buckets.first(), part.buckets.last()) {
+                low = low.min(first.0 as usize);
+                high = high.max(last.0 as usize);
+            }
+            for &(i, n) in &part.buckets {
+                dense[i as usize] += n;
+            }
+            count += part.count;
+        }
+        if count == 0 {
+            return Latency::default();
+        }
+        let buckets = (low..=high)
+            .filter(|&i| dense[i] != 0)
+            .map(|i| (i as u16, dense[i]))
+            .collect();
+        Latency { buckets, count }
+    }
+
     /// Timed calls counted.
     pub fn count(&self) -> u64 {
         self.count
@@ -268,6 +293,8 @@ mod tests {
             b.record_ns(ns);
             both.record_ns(ns);
         }
+        assert_eq!(Latency::sum([&a, &b, &Latency::default()]), both);
+        assert_eq!(Latency::sum([]), Latency::default());
         a.add(&b);
         assert_eq!(a, both);
         assert_eq!(a.count(), 7);

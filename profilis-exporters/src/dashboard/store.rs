@@ -163,21 +163,6 @@ pub(crate) struct Tally {
     pub(crate) latency: Latency,
 }
 
-/// The histograms added up in pairs, then pairs of pairs: each bucket is copied about
-/// log2(n) times, where adding them one after the other copies the growing sum n times.
-fn merged(parts: &[&Latency]) -> Latency {
-    match parts {
-        [] => Latency::default(),
-        [one] => (*one).clone(),
-        _ => {
-            let (left, right) = parts.split_at(parts.len() / 2);
-            let mut sum = merged(left);
-            sum.add(&merged(right));
-            sum
-        }
-    }
-}
-
 /// One row of a summary.
 pub(crate) struct RowSummary {
     pub(crate) kind: &'static Kind,
@@ -339,6 +324,7 @@ impl Store {
         let mut totals = Tally::default();
         let mut spark = [0; SPARK_POINTS];
         let mut rows = Vec::with_capacity(self.series.len());
+        let mut all_latencies = Vec::with_capacity(self.series.len());
         for series in self.series.values() {
             if now_ms.saturating_sub(series.last_seen_ms) > IDLE_LIMIT_MS {
                 continue;
@@ -363,7 +349,7 @@ impl Store {
                     }
                 }
             }
-            tally.latency = merged(&latencies);
+            tally.latency = Latency::sum(latencies);
             let mut row_spark = [0; SPARK_POINTS];
             for (i, point) in row_spark.iter_mut().enumerate() {
                 if let Some(slot) = series.second(spark_first + i as u64) {
@@ -376,7 +362,6 @@ impl Store {
             }
             totals.calls += tally.calls;
             totals.errors += tally.errors;
-            totals.latency.add(&tally.latency);
             rows.push(RowSummary {
                 kind: series.kind,
                 name: series.name,
@@ -385,6 +370,8 @@ impl Store {
                 spark: row_spark,
             });
         }
+        all_latencies.extend(rows.iter().map(|r| &r.tally.latency));
+        totals.latency = Latency::sum(all_latencies);
         rows.sort_unstable_by(|a, b| (a.kind.name(), a.name).cmp(&(b.kind.name(), b.name)));
         Summary {
             now_ms,
