@@ -78,28 +78,49 @@ impl Failure {
 
 /// `message` written out, cut to [`Failure::MAX_MESSAGE`] bytes.
 pub(crate) fn bounded_message(message: &dyn fmt::Display) -> String {
-    struct Bounded(String, bool);
+    /// Keeps what fits; once a piece does not, keeps nothing more (and fails every write, so
+    /// a well-behaved `Display` stops; one that ignores the error writes nothing more).
+    struct Bounded {
+        kept: String,
+        cut: bool,
+    }
     impl fmt::Write for Bounded {
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            let room = Failure::MAX_MESSAGE - self.0.len();
+            if self.cut {
+                return Err(fmt::Error);
+            }
+            let room = Failure::MAX_MESSAGE.saturating_sub(self.kept.len());
             if s.len() <= room {
-                self.0.push_str(s);
+                self.kept.push_str(s);
                 return Ok(());
             }
-            let mut cut = room.saturating_sub('…'.len_utf8());
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            self.0.push_str(&s[..cut]);
-            self.0.push('…');
-            self.1 = true;
-            Err(fmt::Error) // stop formatting: the rest is not kept
+            self.kept.push_str(&s[..floor_char_boundary(s, room)]);
+            self.cut = true;
+            Err(fmt::Error)
         }
     }
-    let mut out = Bounded(String::new(), false);
+    let mut out = Bounded {
+        kept: String::new(),
+        cut: false,
+    };
     // A `Display` that fails (or is cut) leaves what it wrote.
     let _ = fmt::write(&mut out, format_args!("{message}"));
-    out.0
+    let mut kept = out.kept;
+    if out.cut {
+        let end = floor_char_boundary(&kept, Failure::MAX_MESSAGE - '…'.len_utf8());
+        kept.truncate(end);
+        kept.push('…');
+    }
+    kept
+}
+
+/// The largest character boundary of `s` at most `at`.
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// One recorded call, request or query.
@@ -194,6 +215,54 @@ impl RawEvent {
 mod tests {
     use super::*;
     use crate::kind::DB;
+
+    /// Writes its message in two pieces of `.0` and `.1` bytes.
+    struct TwoPieces(usize, usize);
+
+    impl fmt::Display for TwoPieces {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&"a".repeat(self.0))?;
+            f.write_str(&"é".repeat(self.1))
+        }
+    }
+
+    /// Ignores the errors of its writes, as `let _ = write!(..)` does.
+    struct IgnoresErrors;
+
+    impl fmt::Display for IgnoresErrors {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let _ = f.write_str(&"a".repeat(511));
+            let _ = f.write_str("bb");
+            f.write_str("c")
+        }
+    }
+
+    #[test]
+    fn a_message_in_pieces_is_cut_to_the_bound_and_never_panics() {
+        for first in 505..=513 {
+            for second in 0..=4 {
+                let kept = bounded_message(&TwoPieces(first, second));
+                let whole = first + 2 * second;
+                if whole <= Failure::MAX_MESSAGE {
+                    assert_eq!(kept.len(), whole, "{first}+{second}");
+                } else {
+                    assert!(
+                        kept.len() <= Failure::MAX_MESSAGE,
+                        "{first}+{second}: {}",
+                        kept.len()
+                    );
+                    assert!(kept.ends_with('…'), "{first}+{second}");
+                }
+            }
+        }
+        let kept = bounded_message(&IgnoresErrors);
+        assert!(
+            kept.len() <= Failure::MAX_MESSAGE && kept.ends_with('…'),
+            "{}",
+            kept.len()
+        );
+        assert!(!kept.contains('b') && !kept.contains('c'));
+    }
 
     #[test]
     fn messages_are_cut_at_a_character_boundary() {

@@ -56,7 +56,10 @@ thread_local! {
 
 /// Installs (once per process) a panic hook that keeps each panic's message for the thread it
 /// happens on, then runs the hook that was installed before it. A hook installed later
-/// replaces it: panics are then still recorded as failures, without their message.
+/// replaces it: panics are then still recorded as failures, without their message. The message
+/// stays until the thread's next panic, so every profiled frame the panic unwinds through gets
+/// it; a panic resumed with `std::panic::resume_unwind` (which runs no hook) gets the message of
+/// the last panic the hook saw on that thread, if any.
 pub(crate) fn install_panic_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

@@ -1,6 +1,11 @@
 //! The bearer token check shared by the built-in listener and the dashboard's handlers (which
 //! framework routers mount too), so every door asks for the token the same way.
 
+/// Whether `token` can be a bearer token: not empty, visible ASCII only (no spaces).
+pub(crate) fn valid_bearer_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Whether `authorization` (the `Authorization` header's value, if any) carries `expected` as
 /// a bearer token; always `true` when no token is set. The scheme name is case-insensitive
 /// (RFC 7235); the token is compared exactly, in constant time.

@@ -27,6 +27,12 @@ pub enum Error {
     #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
     #[error(transparent)]
     Listener(#[from] crate::listener::ListenerError),
+    /// The bearer token ([`Exporter::bearer_token`](crate::Exporter::bearer_token)) is empty
+    /// or not visible ASCII.
+    #[cfg(feature = "dashboard")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+    #[error("the bearer token must be visible ASCII characters without spaces, and not empty (the token itself is not shown)")]
+    BearerToken,
     /// A JSONL sink could not start: a setting, or a directory that cannot be created or
     /// written.
     #[cfg(feature = "jsonl")]

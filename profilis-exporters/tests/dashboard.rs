@@ -192,6 +192,21 @@ fn the_exporter_serves_the_dashboard_by_default_on_loopback_only() {
         .install()
         .unwrap();
     assert!(guard.dashboard().is_some() && dashboard::installed().is_some());
+    drop(guard);
+
+    // A token that cannot be sent in a header is refused at install, listener or not.
+    for exporter in [
+        Exporter::new().listen("127.0.0.1:0").unwrap(),
+        Exporter::new().without_listener().dashboard(true),
+    ] {
+        let error = exporter
+            .bearer_token("two words")
+            .install()
+            .err()
+            .expect("refused");
+        assert!(matches!(error, Error::BearerToken), "{error:?}");
+        assert!(!error.to_string().contains("two words"), "{error}");
+    }
 }
 
 #[test]

@@ -160,7 +160,7 @@ impl Worker {
             }
             state.add_new_counts(&mut self.totals);
             let latency = &mut self.latency;
-            state.add_new_latency(|id, first, new| {
+            state.add_new_latency(sites.len() as u32, |id, first, new| {
                 let page = latency.entry((id, first)).or_insert([0; PAGE]);
                 for (total, new) in page.iter_mut().zip(new) {
                     *total += new;

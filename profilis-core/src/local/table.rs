@@ -262,8 +262,14 @@ impl ThreadState {
 
     /// Collector-only: hands `add` what this thread filed in fine buckets since the last call,
     /// per site id and page of buckets: (site id, first bucket of the page, new calls per
-    /// bucket of the page). Nothing without `details`.
-    pub(crate) fn add_new_latency(&self, mut add: impl FnMut(u32, usize, &[u64; PAGE])) {
+    /// bucket of the page), for the ids up to `last_id` (sites registered after the collector
+    /// took its list wait for the next cycle, as in `add_new_counts`). Nothing without
+    /// `details`.
+    pub(crate) fn add_new_latency(
+        &self,
+        last_id: u32,
+        mut add: impl FnMut(u32, usize, &[u64; PAGE]),
+    ) {
         if !self.details {
             return;
         }
@@ -287,6 +293,9 @@ impl ThreadState {
                     continue;
                 }
                 let id = (c * CHUNK + i) as u32;
+                if id > last_id {
+                    return;
+                }
                 for (p, page) in unsafe { &(*fine).pages }.iter().enumerate() {
                     let page = page.load(Ordering::Acquire);
                     if page.is_null() {

@@ -42,7 +42,7 @@ pub struct Exporter {
     no_listener: bool,
     #[cfg(feature = "listener")]
     allow: Vec<IpNet>,
-    #[cfg(feature = "listener")]
+    #[cfg(feature = "dashboard")]
     bearer_token: Option<String>,
     buckets: Option<Vec<f64>>,
     kind_buckets: Vec<(&'static Kind, Vec<f64>)>,
@@ -123,9 +123,14 @@ impl Exporter {
         Ok(self)
     }
 
-    /// Requests must carry `Authorization: Bearer <token>`; others get 401.
-    #[cfg(feature = "listener")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
+    /// Requests must carry `Authorization: Bearer <token>`; others get 401: those of the
+    /// built-in listener (`/metrics` and the dashboard's JSON) and those of the dashboard's
+    /// handlers mounted in a router of your own.
+    ///
+    /// A token that is empty or not visible ASCII makes [`Exporter::install`] fail with
+    /// [`Error::BearerToken`].
+    #[cfg(feature = "dashboard")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.bearer_token = Some(token.into());
         self
@@ -266,20 +271,22 @@ impl Exporter {
         #[cfg(feature = "listener")]
         let listen =
             (!self.no_listener).then(|| self.listen.or(env.listen).unwrap_or(DEFAULT_LISTEN));
-        #[cfg(feature = "listener")]
-        if let Some(token) = &self.bearer_token {
+        #[cfg(feature = "dashboard")]
+        if self
+            .bearer_token
+            .as_deref()
+            .is_some_and(|token| !crate::auth::valid_bearer_token(token))
+        {
             // Checked even without the listener: the mounted dashboard handlers ask for it.
-            listener::check_bearer_token(token)?;
+            return Err(Error::BearerToken);
         }
         #[cfg(feature = "dashboard")]
         let dashboard = {
             #[cfg(feature = "listener")]
-            let (on_by_default, token) = (
-                listen.is_some_and(|addr| addr.ip().to_canonical().is_loopback()),
-                self.bearer_token.clone(),
-            );
+            let on_by_default = listen.is_some_and(|addr| addr.ip().to_canonical().is_loopback());
             #[cfg(not(feature = "listener"))]
-            let (on_by_default, token) = (false, None);
+            let on_by_default = false;
+            let token = self.bearer_token.clone();
             self.dashboard
                 .or(env.dashboard)
                 .unwrap_or(on_by_default)

@@ -287,7 +287,7 @@ pub(super) fn validate(config: &ListenerConfig) -> Result<(), ListenerError> {
 /// A bearer token must be at least one visible ASCII character, without spaces: what a header
 /// can carry and a client can type.
 pub(crate) fn check_bearer_token(token: &str) -> Result<(), ListenerError> {
-    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+    if !crate::auth::valid_bearer_token(token) {
         return Err(ListenerError::InvalidBearerToken);
     }
     Ok(())

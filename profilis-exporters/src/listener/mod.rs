@@ -102,7 +102,6 @@ mod connection;
 mod pool;
 mod server;
 
-pub(crate) use config::check_bearer_token;
 use config::validate;
 pub use config::{
     parse_allow_list, parse_allowed_network, parse_listen_addr, IpNet, ListenerConfig,
