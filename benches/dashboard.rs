@@ -93,7 +93,12 @@ fn filled() -> (Dashboard, u64) {
 }
 
 fn summary(c: &mut Criterion) {
+    let before = profilis_test_support::resident_bytes();
     let (dashboard, now) = filled();
+    eprintln!(
+        "the store of 1,000 sites with a full history: {} MiB resident",
+        profilis_test_support::resident_bytes().saturating_sub(before) / (1024 * 1024)
+    );
     let rows = |window| {
         let body = dashboard.metrics_json_at(now, window);
         let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");

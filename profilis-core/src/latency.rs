@@ -66,9 +66,33 @@ fn upper(i: usize) -> u64 {
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Latency {
-    /// (bucket, calls), increasing buckets, no zero counts.
-    buckets: Vec<(u16, u64)>,
+    /// Increasing buckets with calls, each packed in 8 bytes (a dashboard keeps many).
+    buckets: Vec<Bucket>,
     count: u64,
+}
+
+/// A bucket's index (high 16 bits) and calls (low 48 bits, saturating: 2.8e14 calls).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Bucket(u64);
+
+impl Bucket {
+    const CALLS: u64 = (1 << 48) - 1;
+
+    fn new(index: usize, calls: u64) -> Bucket {
+        Bucket((index as u64) << 48 | calls.min(Bucket::CALLS))
+    }
+
+    fn index(self) -> usize {
+        (self.0 >> 48) as usize
+    }
+
+    fn calls(self) -> u64 {
+        self.0 & Bucket::CALLS
+    }
+
+    fn plus(self, calls: u64) -> Bucket {
+        Bucket::new(self.index(), self.calls().saturating_add(calls))
+    }
 }
 
 impl fmt::Debug for Latency {
@@ -83,19 +107,23 @@ impl fmt::Debug for Latency {
 }
 
 impl Latency {
-    /// From per-bucket counts (index, calls) in increasing order of index.
-    pub(crate) fn from_sorted(buckets: Vec<(u16, u64)>) -> Latency {
-        debug_assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0));
-        let count = buckets.iter().map(|&(_, n)| n).sum();
+    /// From per-bucket counts (index, calls) in increasing order of index, none zero.
+    pub(crate) fn from_sorted(buckets: impl IntoIterator<Item = (usize, u64)>) -> Latency {
+        let buckets: Vec<Bucket> = buckets
+            .into_iter()
+            .map(|(i, n)| Bucket::new(i, n))
+            .collect();
+        debug_assert!(buckets.windows(2).all(|w| w[0].index() < w[1].index()));
+        let count = buckets.iter().map(|b| b.calls()).sum();
         Latency { buckets, count }
     }
 
     /// Counts one duration of `ns` nanoseconds (for tests, and durations measured elsewhere).
     pub fn record_ns(&mut self, ns: u64) {
-        let i = index(crate::clock::ns_to_ticks(ns)) as u16;
-        match self.buckets.binary_search_by_key(&i, |&(b, _)| b) {
-            Ok(at) => self.buckets[at].1 += 1,
-            Err(at) => self.buckets.insert(at, (i, 1)),
+        let i = index(crate::clock::ns_to_ticks(ns));
+        match self.buckets.binary_search_by_key(&i, |b| b.index()) {
+            Ok(at) => self.buckets[at] = self.buckets[at].plus(1),
+            Err(at) => self.buckets.insert(at, Bucket::new(i, 1)),
         }
         self.count += 1;
     }
@@ -111,34 +139,38 @@ impl Latency {
         }
         let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
         let (mut a, mut b) = (
-            self.buckets.iter().peekable(),
-            other.buckets.iter().peekable(),
+            self.buckets.iter().copied().peekable(),
+            other.buckets.iter().copied().peekable(),
         );
         loop {
-            match (a.peek(), b.peek()) {
-                (Some(&&(i, n)), Some(&&(j, m))) => {
-                    if i == j {
-                        merged.push((i, n + m));
+            match (a.peek().copied(), b.peek().copied()) {
+                (Some(x), Some(y)) => {
+                    if x.index() == y.index() {
+                        merged.push(x.plus(y.calls()));
                         a.next();
                         b.next();
-                    } else if i < j {
-                        merged.push((i, n));
+                    } else if x.index() < y.index() {
+                        merged.push(x);
                         a.next();
                     } else {
-                        merged.push((j, m));
+                        merged.push(y);
                         b.next();
                     }
                 }
-                (Some(&&x), None) => {
+                (Some(x), None) => {
                     merged.push(x);
                     a.next();
                 }
-                (None, Some(&&y)) => {
+                (None, Some(y)) => {
                     merged.push(y);
                     b.next();
                 }
                 (None, None) => break,
             }
+        }
+        // Kept for long (a dashboard's slots): no more room than a quarter to spare.
+        if merged.capacity() > merged.len() + merged.len() / 4 {
+            merged.shrink_to_fit();
         }
         self.buckets = merged;
         self.count += other.count;
@@ -148,23 +180,23 @@ impl Latency {
     /// part costs its own buckets whatever the size of the sum.
     pub fn sum<'a>(parts: impl IntoIterator<Item = &'a Latency>) -> Latency {
         let mut dense = [0u64; BUCKETS];
-        let (mut low, mut high, mut count) = (BUCKETS, 0, 0);
+        let (mut low, mut high, mut count) = (BUCKETS, 0, 0u64);
         for part in parts {
             if let (Some(first), Some(last)) = (part.buckets.first(), part.buckets.last()) {
-                low = low.min(first.0 as usize);
-                high = high.max(last.0 as usize);
+                low = low.min(first.index());
+                high = high.max(last.index());
             }
-            for &(i, n) in &part.buckets {
-                dense[i as usize] += n;
+            for b in &part.buckets {
+                dense[b.index()] = dense[b.index()].saturating_add(b.calls());
             }
-            count += part.count;
+            count = count.saturating_add(part.count);
         }
         if count == 0 {
             return Latency::default();
         }
         let buckets = (low..=high)
             .filter(|&i| dense[i] != 0)
-            .map(|i| (i as u16, dense[i]))
+            .map(|i| Bucket::new(i, dense[i]))
             .collect();
         Latency { buckets, count }
     }
@@ -189,28 +221,28 @@ impl Latency {
         let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
         let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
         let mut seen = 0;
-        for &(i, n) in &self.buckets {
-            seen += n;
+        for b in &self.buckets {
+            seen += b.calls();
             if seen >= rank {
-                return Some(midpoint_ns(i as usize));
+                return Some(midpoint_ns(b.index()));
             }
         }
-        self.buckets.last().map(|&(i, _)| midpoint_ns(i as usize))
+        self.buckets.last().map(|b| midpoint_ns(b.index()))
     }
 
     /// The longest duration counted, in nanoseconds, to the bucket (its upper end): within
     /// 6.3% above the real one. `None` when no call is counted.
     pub fn max_ns(&self) -> Option<u64> {
-        let &(i, _) = self.buckets.last()?;
-        let top = upper(i as usize).saturating_sub(1);
+        let i = self.buckets.last()?.index();
+        let top = upper(i).saturating_sub(1);
         Some(crate::clock::ticks_to_ns(0, top))
     }
 
     /// The buckets with calls: (smallest and largest duration of the bucket in nanoseconds,
     /// calls), shortest first.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-        self.buckets.iter().map(|&(i, n)| {
-            let i = i as usize;
+        self.buckets.iter().map(|b| {
+            let (i, n) = (b.index(), b.calls());
             let low = crate::clock::ticks_to_ns(0, lower(i));
             let high = crate::clock::ticks_to_ns(0, upper(i).saturating_sub(1));
             (low, high, n)

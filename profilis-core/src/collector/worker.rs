@@ -214,9 +214,8 @@ impl Worker {
                 page.iter()
                     .enumerate()
                     .filter(|(_, &n)| n != 0)
-                    .map(move |(i, &n)| ((first + i) as u16, n))
-            })
-            .collect();
+                    .map(move |(i, &n)| (first + i, n))
+            });
         Latency::from_sorted(buckets)
     }
 
