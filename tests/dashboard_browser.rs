@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
-use profilis_test_support::{find_on_path, missing, parse_exposition, try_get, wait_for};
+use profilis_test_support::{
+    find_on_path, free_port, missing, parse_exposition, try_get, wait_for,
+};
 use serde_json::{json, Value};
 
 /// Rounds of the demo's workload: sku 42 (the known error) comes at round 42.
@@ -64,14 +66,6 @@ fn target_dir() -> PathBuf {
         .parent()
         .expect("CARGO_TARGET_TMPDIR is target/tmp")
         .to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// chromium and chromedriver, if installed (see [`missing`] otherwise).

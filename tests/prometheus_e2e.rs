@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use profilis::{profiled, Exporter};
-use profilis_test_support::{encode, tool, try_get, wait_for};
+use profilis_test_support::{encode, free_port, tool, try_get, wait_for};
 
 #[profiled]
 fn counted() -> u32 {
@@ -28,14 +28,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The value of an instant query's single sample, if it has one.

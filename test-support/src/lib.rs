@@ -280,3 +280,11 @@ where
 pub fn ms(ms: u64) -> u64 {
     ms * 1_000_000
 }
+
+/// A loopback port that was free a moment ago (for a server a test starts as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}

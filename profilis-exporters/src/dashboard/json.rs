@@ -102,32 +102,18 @@ struct Row<'a> {
     name: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     statuses: Option<Statuses<'a>>,
-    calls: u64,
-    errors: u64,
-    rps: f64,
-    error_pct: f64,
-    p50_ms: Option<f64>,
-    p95_ms: Option<f64>,
-    p99_ms: Option<f64>,
-    max_ms: Option<f64>,
+    #[serde(flatten)]
+    figures: Figures,
     spark: &'a [u64],
 }
 
 impl<'a> Row<'a> {
     fn of(row: &'a RowSummary, covered_s: f64) -> Row<'a> {
-        let f = Figures::of(&row.tally, covered_s);
         Row {
             kind: row.kind.name(),
             name: row.name,
             statuses: row.statuses.as_deref().map(Statuses),
-            calls: f.calls,
-            errors: f.errors,
-            rps: f.rps,
-            error_pct: f.error_pct,
-            p50_ms: f.p50_ms,
-            p95_ms: f.p95_ms,
-            p99_ms: f.p99_ms,
-            max_ms: f.max_ms,
+            figures: Figures::of(&row.tally, covered_s),
             spark: &row.spark,
         }
     }
