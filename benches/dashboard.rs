@@ -86,6 +86,7 @@ fn filled() -> (Dashboard, u64) {
                 stats: Stats::default(),
                 errors: &[],
                 slow: &[],
+                exemplars: &[],
             },
         );
     }

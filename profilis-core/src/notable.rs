@@ -17,9 +17,12 @@ use crate::event::{bounded_message, Failure, RawEvent};
 const ERRORS: usize = 512;
 /// Slow-call candidates kept between two collector cycles (the latest).
 const SLOW: usize = 256;
+/// Exemplar candidates kept between two collector cycles (the latest).
+const EXEMPLARS: usize = 256;
 
 static FAILED: LazyLock<ArrayQueue<RawEvent>> = LazyLock::new(|| ArrayQueue::new(ERRORS));
 static SLOWEST: LazyLock<ArrayQueue<RawEvent>> = LazyLock::new(|| ArrayQueue::new(SLOW));
+static SAMPLED: LazyLock<ArrayQueue<RawEvent>> = LazyLock::new(|| ArrayQueue::new(EXEMPLARS));
 
 /// Keeps a failed call (evicting the oldest kept if full).
 pub(crate) fn failed(event: RawEvent) {
@@ -31,8 +34,17 @@ pub(crate) fn slow(event: RawEvent) {
     let _ = SLOWEST.force_push(event);
 }
 
+/// Keeps an exemplar candidate (evicting the oldest kept if full).
+pub(crate) fn exemplar(event: RawEvent) {
+    let _ = SAMPLED.force_push(event);
+}
+
 /// Collector-only: takes what was kept since the last call.
-pub(crate) fn take(mut failed: impl FnMut(RawEvent), mut slow: impl FnMut(RawEvent)) {
+pub(crate) fn take(
+    mut failed: impl FnMut(RawEvent),
+    mut slow: impl FnMut(RawEvent),
+    mut exemplar: impl FnMut(RawEvent),
+) {
     // Bounded by the queues' sizes, so calls failing all the time cannot keep the collector
     // here.
     for _ in 0..ERRORS {
@@ -44,6 +56,12 @@ pub(crate) fn take(mut failed: impl FnMut(RawEvent), mut slow: impl FnMut(RawEve
     for _ in 0..SLOW {
         match SLOWEST.pop() {
             Some(event) => slow(event),
+            None => break,
+        }
+    }
+    for _ in 0..EXEMPLARS {
+        match SAMPLED.pop() {
+            Some(event) => exemplar(event),
             None => break,
         }
     }

@@ -69,8 +69,13 @@ pub struct Batch<'a> {
     /// Calls since the previous batch that were the slowest of their site lately (each
     /// slower than every call of its site recorded here in the last moments), with their
     /// trace ids: the candidates for a list of the slowest recent calls. Only when a sink
-    /// wants details.
+    /// wants details or exemplars.
     pub slow: &'a [Event],
+    /// Timed calls sampled as exemplar candidates since the previous batch (about one in 128
+    /// per thread, and the first of each thread), with their trace ids: with
+    /// [`Batch::slow`], what an output attaches to histogram buckets as exemplars. Only when a
+    /// sink wants exemplars ([`Sink::wants_exemplars`]).
+    pub exemplars: &'a [Event],
 }
 
 /// A destination for batches. Runs on the collector thread, never on the application's.
@@ -111,6 +116,12 @@ pub trait Sink: Send + 'static {
     /// duration buckets, for percentiles), [`Batch::errors`] and [`Batch::slow`]. When no
     /// sink does, calls pay nothing for them. Default `false`.
     fn wants_details(&self) -> bool {
+        false
+    }
+
+    /// Whether this sink uses exemplar candidates: [`Batch::exemplars`] and [`Batch::slow`]
+    /// (timed calls with their trace ids, for OpenMetrics exemplars). Default `false`.
+    fn wants_exemplars(&self) -> bool {
         false
     }
 
@@ -235,6 +246,11 @@ impl FanOut {
         self.members.iter().any(|m| m.sink.wants_events())
     }
 
+    /// Whether any of the sinks wants exemplar candidates ([`Sink::wants_exemplars`]).
+    pub fn wants_exemplars(&self) -> bool {
+        self.members.iter().any(|m| m.sink.wants_exemplars())
+    }
+
     /// Whether any of the sinks wants details ([`Sink::wants_details`]).
     pub fn wants_details(&self) -> bool {
         self.members.iter().any(|m| m.sink.wants_details())
@@ -353,6 +369,10 @@ impl Sink for FanOut {
 
     fn wants_details(&self) -> bool {
         FanOut::wants_details(self)
+    }
+
+    fn wants_exemplars(&self) -> bool {
+        FanOut::wants_exemplars(self)
     }
 }
 

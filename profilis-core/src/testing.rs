@@ -45,6 +45,8 @@ pub struct Captured {
     pub errors: Vec<Event>,
     /// Slow-call candidates handed over as [`Batch::slow`] (only by [`capture_details`]).
     pub slow: Vec<Event>,
+    /// Exemplar candidates handed over as [`Batch::exemplars`] (only by [`capture_details`]).
+    pub exemplars: Vec<Event>,
 }
 
 impl Captured {
@@ -114,10 +116,15 @@ impl Sink for CaptureSink {
         captured.counts.extend(batch.counts.iter().cloned());
         captured.errors.extend(batch.errors.iter().cloned());
         captured.slow.extend(batch.slow.iter().cloned());
+        captured.exemplars.extend(batch.exemplars.iter().cloned());
         Ok(())
     }
 
     fn wants_details(&self) -> bool {
+        self.1
+    }
+
+    fn wants_exemplars(&self) -> bool {
         self.1
     }
 

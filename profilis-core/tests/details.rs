@@ -113,3 +113,29 @@ fn without_details_sinks_get_none() {
     assert!(captured.counts.iter().all(|c| c.latency.is_none()));
     assert!(captured.errors.is_empty() && captured.slow.is_empty());
 }
+
+#[test]
+fn exemplar_candidates_are_the_first_timed_call_of_a_thread_then_one_in_128() {
+    static SAMPLED: Site = Site::function("details::sampled", None);
+    let ((), captured) = capture_details(|| {
+        std::thread::spawn(|| {
+            for _ in 0..1000 {
+                adapter::enter(&SAMPLED).exit(false);
+            }
+        })
+        .join()
+        .unwrap();
+    });
+    let events = captured.named("details::sampled");
+    let sampled: Vec<_> = captured
+        .exemplars
+        .iter()
+        .filter(|e| e.name() == "details::sampled")
+        .collect();
+    // Calls 1, 129, 257, ..., 897 of the thread.
+    assert_eq!(sampled.len(), 8, "{sampled:?}");
+    let first = sampled[0];
+    assert_ne!(first.trace_id.0, 0, "a trace id for the exemplar");
+    assert_eq!(first.span_id, events[0].span_id, "the thread's first call");
+    assert_eq!(sampled[1].span_id, events[128].span_id, "then its 129th");
+}

@@ -70,6 +70,7 @@ impl Collector {
         let sinks = FanOut::new(sinks);
         let wants_events = sinks.wants_events();
         let wants_details = sinks.wants_details();
+        let wants_exemplars = sinks.wants_exemplars();
         if wants_events || wants_details {
             crate::notable::install_panic_hook();
         }
@@ -81,9 +82,11 @@ impl Collector {
             counts: Vec::new(),
             totals: Vec::new(),
             details: wants_details,
+            exemplars: wants_exemplars,
             latency: Default::default(),
             failed: Vec::new(),
             slow: Vec::new(),
+            sampled: Vec::new(),
         };
         let worker_stop = stop.clone();
         let flush_interval = config.flush_interval;
@@ -106,6 +109,7 @@ impl Collector {
             worker: handle.thread().clone(),
             events: wants_events,
             details: wants_details,
+            exemplars: wants_exemplars,
             bounds: config.buckets.bounds(&kinds, clock::seconds_to_ticks),
         })));
         switch::start_generation(id, enabled);

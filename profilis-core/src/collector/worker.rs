@@ -52,11 +52,15 @@ pub(super) struct Worker {
     pub(super) totals: Vec<u64>,
     /// Whether a sink wants details: fine buckets, failed and slow calls.
     pub(super) details: bool,
+    /// Whether a sink wants exemplar candidates (sampled and slow calls).
+    pub(super) exemplars: bool,
     /// This cycle's fine bucket counts, per site id and first bucket of a page.
     pub(super) latency: BTreeMap<(u32, usize), [u64; PAGE]>,
     /// Failed calls and slow-call candidates taken this cycle (details only).
     pub(super) failed: Vec<Event>,
     pub(super) slow: Vec<Event>,
+    /// Exemplar candidates taken this cycle (exemplars only).
+    pub(super) sampled: Vec<Event>,
 }
 
 impl Worker {
@@ -89,10 +93,11 @@ impl Worker {
         let finished: Vec<bool> = states.iter().map(|s| Arc::strong_count(s) == 2).collect();
         fence(Ordering::Acquire);
         self.gather_counts(states);
-        if self.details {
+        if self.details || self.exemplars {
             notable::take(
                 |e| self.failed.push(e.finish()),
                 |e| self.slow.push(e.finish()),
+                |e| self.sampled.push(e.finish()),
             );
         }
         for (state, &finished) in states.iter().zip(&finished) {
@@ -107,6 +112,7 @@ impl Worker {
             || !self.counts.is_empty()
             || !self.failed.is_empty()
             || !self.slow.is_empty()
+            || !self.sampled.is_empty()
         {
             self.deliver(&snapshot);
         }
@@ -177,7 +183,7 @@ impl Worker {
             }
         }
         for (id, site) in sites.iter().enumerate().map(|(i, s)| (i + 1, *s)) {
-            if self.details {
+            if self.details || self.exemplars {
                 site.lower_slow();
             }
             let t = &self.totals[id * stride..(id + 1) * stride];
@@ -227,6 +233,7 @@ impl Worker {
             stats: stats_of(snapshot),
             errors: &self.failed,
             slow: &self.slow,
+            exemplars: &self.sampled,
         };
         let failed = self.sinks.write_all(&batch);
         SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
@@ -234,5 +241,6 @@ impl Worker {
         self.events.clear();
         self.failed.clear();
         self.slow.clear();
+        self.sampled.clear();
     }
 }

@@ -111,13 +111,18 @@ impl Hot {
         // SAFETY: as above.
         let ts = unsafe { &*ts };
         let row = ts.observe(id, kind, error, ticks);
-        if ts.events_or_details {
+        if ts.extra {
             if let Some(t) = ticks {
                 ts.observe_fine(row, t);
             }
-            if error || (ts.details && ticks.is_some_and(|t| t > site.slow_ticks())) {
-                let failure = if error { failure() } else { None };
-                return notable(ts, site, error, ticks, failure, event());
+            let keep = Keep {
+                failed: error && ts.events_or_details,
+                slow: ts.slow_candidates && ticks.is_some_and(|t| t > site.slow_ticks()),
+                exemplar: ts.exemplars && ticks.is_some() && ts.exemplar_due(),
+            };
+            if keep.failed | keep.slow | keep.exemplar {
+                let failure = if keep.failed { failure() } else { None };
+                return notable(ts, site, ticks, keep, failure, event());
             }
             if ticks.is_some() && ts.events {
                 ts.push(event());
@@ -126,16 +131,27 @@ impl Hot {
     }
 }
 
-/// Records what a failed or slow call leaves beyond its counts: its event with what is known
-/// of the failure (for the event sinks and for the dashboard's failed calls), and a slow call
-/// as a candidate for the slowest recent calls.
+/// Why a call leaves more than its counts and its event.
+#[derive(Clone, Copy)]
+struct Keep {
+    /// It failed, and a sink wants its event or the failed calls.
+    failed: bool,
+    /// It was slower than its site's recent calls, and a sink wants those.
+    slow: bool,
+    /// It is an exemplar candidate.
+    exemplar: bool,
+}
+
+/// Records what a failed, slow or sampled call leaves beyond its counts: its event with what
+/// is known of the failure (for the event sinks and for the dashboard's failed calls), a slow
+/// call as a candidate for the slowest recent calls, a sampled one as an exemplar candidate.
 #[cold]
 #[inline(never)]
 fn notable(
     ts: &ThreadState,
     site: &'static Site,
-    error: bool,
     ticks: Option<u64>,
+    keep: Keep,
     failure: Option<Failure>,
     mut raw: RawEvent,
 ) {
@@ -145,14 +161,15 @@ fn notable(
         let now = crate::clock::now_ticks();
         (raw.start, raw.end) = (now, now);
     }
-    if ts.details {
-        if let Some(t) = ticks.filter(|&t| t > site.slow_ticks()) {
-            site.raise_slow(t);
-            notable::slow(raw.clone());
-        }
-        if error {
-            notable::failed(raw.clone());
-        }
+    if let (true, Some(t)) = (keep.slow, ticks) {
+        site.raise_slow(t);
+        notable::slow(raw.clone());
+    }
+    if keep.exemplar {
+        notable::exemplar(raw.clone());
+    }
+    if keep.failed && ts.details {
+        notable::failed(raw.clone());
     }
     if ticks.is_some() && ts.events {
         ts.push(raw);

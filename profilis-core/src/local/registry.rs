@@ -18,6 +18,8 @@ pub(crate) struct Generation {
     pub(crate) events: bool,
     /// Whether any sink wants details (fine buckets, failed and slow calls).
     pub(crate) details: bool,
+    /// Whether any sink wants exemplar candidates.
+    pub(crate) exemplars: bool,
     /// Upper bounds of the duration buckets in clock ticks, per kind.
     pub(crate) bounds: Bounds,
 }
