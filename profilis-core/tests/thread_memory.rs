@@ -23,6 +23,21 @@ fn resident_bytes() -> u64 {
     pages * 4096
 }
 
+/// Resident memory once the allocator has returned what it keeps freed (glibc's
+/// `malloc_trim`): what is in use, not what a burst left cached. On a loaded machine the
+/// collector falls behind for a while, exited threads' states wait longer to be read and
+/// reused, and new threads allocate states of their own; freed later, that memory stays in
+/// the allocator's arenas (0.5-10 MiB in CI runs under load), ready for reuse, and is not what
+/// this test is about: memory that profilis keeps.
+fn resident_in_use() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    resident_bytes()
+}
+
 /// Counts calls and events; `events` says whether it wants them one by one.
 #[derive(Clone)]
 struct Counting {
@@ -201,13 +216,13 @@ fn resident_memory_comes_back_after_20000_short_lived_threads() {
     churn(1_000);
     wait_for_calls(&sink, 1_000 * CALLS);
     std::thread::sleep(Duration::from_millis(50));
-    let start = resident_bytes();
+    let start = resident_in_use();
 
     churn(CHURN);
     wait_for_calls(&sink, (1_000 + CHURN) as u64 * CALLS);
     // The collector forgets the states of exited threads once it has read them.
     std::thread::sleep(Duration::from_millis(100));
-    let end = resident_bytes();
+    let end = resident_in_use();
     assert!(collector.shutdown().is_clean());
     let (calls, events) = sink.seen();
     assert_eq!(calls, (1_000 + CHURN) as u64 * CALLS, "every call counted");
