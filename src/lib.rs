@@ -137,6 +137,7 @@ pub use profilis_exporters::{ConsoleFormat, ConsoleSink};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jsonl", feature = "console"))))]
 pub use profilis_exporters::JsonEvent;
 
+pub mod emit;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;

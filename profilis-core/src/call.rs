@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use crate::clock;
 use crate::event::{Detail, Failure, Outcome, RawEvent};
@@ -375,6 +376,37 @@ where
     }
 }
 
+/// Records one call of `site` that took `duration` and ended now, measured elsewhere (the
+/// counterpart of Python profilis's `emit_fn`): sampled at the site's rate, counted, its
+/// duration filed, its event queued, exactly as a call timed here; a child of this thread's
+/// current span. `failure`, for a failed call, is kept as a `#[profiled]` function's error
+/// is. Does nothing when profiling is off or no collector runs.
+pub fn record_measured(
+    site: &'static Site,
+    duration: Duration,
+    error: bool,
+    failure: Option<Failure>,
+) {
+    let Some(mut call) = Call::begin(site) else {
+        return;
+    };
+    let end = call.timed().then(|| {
+        let end = clock::now_ticks();
+        let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        call.start = end.saturating_sub(clock::ns_to_ticks(ns));
+        end
+    });
+    let error = error || failure.is_some();
+    call.record(
+        local::hot(),
+        end,
+        error,
+        Outcome::Returned,
+        || failure,
+        || None,
+    );
+}
+
 /// A request or query timed by an adapter (HTTP layer, DB hook). [`Timer::start`] is for work
 /// whose site is known only when it ends (the route and status of a response, say), sampled
 /// then; [`Timer::start_sampled`] for work whose site is known at the start (a database
@@ -390,6 +422,8 @@ pub struct Timer {
     /// `false` when sampled out at the start ([`Timer::start_sampled`]): no clock was read and
     /// no span taken, so the call can only be counted.
     sampled_in: bool,
+    /// The end (ticks) of work measured elsewhere ([`Timer::measured`]); 0: ends when finished.
+    end: u64,
 }
 
 impl Timer {
@@ -408,7 +442,37 @@ impl Timer {
             own: SpanContext::child_of(parent, || local::hot().random()),
             parent: parent.span_id,
             sampled_in: true,
+            end: 0,
         })
+    }
+
+    /// A timer for work measured elsewhere that took `duration` and ended now (the counterpart
+    /// of Python profilis's `emit_*`), as a child of `parent`, else of this thread's current
+    /// span: finished, it is recorded exactly as a call timed here, with that duration.
+    /// Sampled when it finishes, as [`Timer::start`]. `None` when profiling is off or no
+    /// collector runs.
+    pub fn measured(parent: Option<SpanContext>, duration: Duration) -> Option<Timer> {
+        let mut timer = Timer::start(parent)?;
+        timer.set_measured(duration);
+        Some(timer)
+    }
+
+    /// As [`Timer::measured`], for a call of `site`, sampled now at its rate as
+    /// [`Timer::start_sampled`] is.
+    pub fn measured_sampled(site: &'static Site, duration: Duration) -> Option<Timer> {
+        let mut timer = Timer::start_sampled(site)?;
+        if timer.sampled_in {
+            timer.set_measured(duration);
+        }
+        Some(timer)
+    }
+
+    fn set_measured(&mut self, duration: Duration) {
+        let end = clock::now_ticks();
+        let ticks = clock::ns_to_ticks(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        self.start = end.saturating_sub(ticks);
+        // 0 means "not fixed": a clock that reads 0 now is one tick later.
+        self.end = end.max(1);
     }
 
     /// Starts one call of `site`, a site known from the start (a database vendor's, say),
@@ -429,7 +493,17 @@ impl Timer {
             own,
             parent: call.parent,
             sampled_in,
+            end: 0,
         })
+    }
+
+    /// The end: now, or the end of work measured elsewhere.
+    fn end_now(&self) -> u64 {
+        if self.end != 0 {
+            self.end
+        } else {
+            clock::now_ticks()
+        }
     }
 
     /// The span this timer stands for (for a timer sampled out at the start, the span that
@@ -449,7 +523,7 @@ impl Timer {
         if !self.sampled_in {
             return 0;
         }
-        clock::ticks_to_ns(self.start, clock::now_ticks())
+        clock::ticks_to_ns(self.start, self.end_now())
     }
 
     /// Ends now as a failed call of `site`, with what is known of why: `failure` is called
@@ -499,11 +573,7 @@ impl Timer {
             parent: self.parent,
         };
         let timed = timed && self.sampled_in;
-        let end = if timed {
-            Some(clock::now_ticks())
-        } else {
-            None
-        };
+        let end = if timed { Some(self.end_now()) } else { None };
         call.record(local::hot(), end, error, outcome, failure, || {
             Some(Arc::new(detail()) as Arc<dyn Detail>)
         });

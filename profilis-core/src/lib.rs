@@ -89,7 +89,7 @@ pub use switch::{is_enabled, set_enabled};
 ///   cancelled if it is dropped before it ends.
 /// - Count calls under way with [`InFlight`], for kinds with an in-flight gauge.
 pub mod adapter {
-    pub use crate::call::{enter, CallGuard, Timer};
+    pub use crate::call::{enter, record_measured, CallGuard, Timer};
     pub use crate::in_flight::InFlight;
     pub use crate::once::{Abandon, RecordOnce};
 

@@ -107,7 +107,8 @@ impl Site {
                     name: label,
                     label,
                     extra: Box::leak(extra.into_boxed_slice()),
-                    function: false,
+                    // A function's site made at run time (a call recorded by name).
+                    function: std::ptr::eq(kind, &FUNCTION),
                     threshold: sampler::INHERIT,
                     key: AtomicU64::new(0),
                     slow: AtomicU64::new(0),

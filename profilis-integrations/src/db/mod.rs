@@ -25,7 +25,7 @@ mod site;
 
 pub use detail::DbDetail;
 pub use mask::{for_event, mask, set_statement_limit, statement_limit, DEFAULT_STATEMENT_LIMIT};
-pub use query::{Query, Statement};
+pub use query::{record_measured, Query, Statement};
 pub use run::{failure_of, query, query_async, QueryFuture};
 pub use site::site;
 

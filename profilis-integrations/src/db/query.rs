@@ -58,6 +58,22 @@ impl<S: Statement> QueryCall<S> {
         })
     }
 
+    /// A query of `vendor` measured elsewhere: it took `duration` and ended now. `None` when
+    /// profiling is off or no collector runs.
+    pub(crate) fn measured(
+        vendor: &str,
+        statement: S,
+        duration: std::time::Duration,
+    ) -> Option<QueryCall<S>> {
+        let site = site(vendor);
+        let timer = Timer::measured_sampled(site, duration)?;
+        Some(QueryCall {
+            site,
+            timer,
+            statement,
+        })
+    }
+
     pub(crate) fn context(&self) -> SpanContext {
         self.timer.context()
     }
@@ -124,6 +140,34 @@ fn scrub(mut failure: Failure, vendor: &str, sql: Option<&str>) -> Failure {
         }
     }
     failure
+}
+
+/// Records a query measured elsewhere (the counterpart of Python profilis's `emit_db`): a
+/// query of `vendor` running `statement` (masked for the event, as every query's) that took
+/// `duration` and ended now; `rows` returned or affected, if known; `failure` if it failed
+/// (its message masked where it quotes the statement). Sampled at the vendor's rate and
+/// recorded exactly as a query an adapter timed, a child of this thread's current span. Does
+/// nothing when profiling is off or no collector runs.
+///
+/// ```
+/// use std::time::Duration;
+/// use profilis_integrations::db;
+///
+/// db::record_measured("redis", Some("GET session:?"), Duration::from_micros(350), Some(1), None);
+/// ```
+pub fn record_measured(
+    vendor: &str,
+    statement: Option<&str>,
+    duration: std::time::Duration,
+    rows: Option<u64>,
+    failure: Option<Failure>,
+) {
+    let Some(call) = QueryCall::measured(vendor, (), duration) else {
+        return;
+    };
+    let failed = failure.is_some();
+    let failure = failure.map(|failure| move || failure);
+    call.record(|| statement, failed, failure, rows, Outcome::Returned);
 }
 
 /// The `failure` of [`QueryCall::record`] when there is none to give.

@@ -111,6 +111,38 @@ impl Request {
     }
 }
 
+impl HttpRules {
+    /// Records a request measured elsewhere (the counterpart of Python profilis's
+    /// `emit_req`): it took `duration` and ended now with `status`, on `route` (its template;
+    /// `None`: it matched no route). Recorded exactly as a request an adapter timed: these
+    /// rules' sampling, exclusions (matched against the route) and method label, the same
+    /// counters, histograms and events, a child of this thread's current span. Not counted
+    /// as in flight. Does nothing when profiling is off or no collector runs.
+    pub fn record_measured(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        status: u16,
+        duration: std::time::Duration,
+    ) {
+        let label = route.unwrap_or(UNMATCHED_ROUTE);
+        if self.0.config.exclude.iter().any(|p| p.matches(label)) {
+            return;
+        }
+        let Some(timer) = Timer::measured(None, duration) else {
+            return;
+        };
+        record(
+            timer,
+            self.sampling(route),
+            method,
+            route,
+            status,
+            End::Complete,
+        );
+    }
+}
+
 /// Records a request that ended so: the one place that turns an end into the status, error
 /// flag, outcome and site it is recorded with.
 fn record(
