@@ -112,7 +112,7 @@ pub enum PushError {
 ///     .grouping("shard", "eu/1")?
 ///     .basic_auth("ci", "secret")?
 ///     .timeout(Duration::from_secs(5));
-/// let profilis = Exporter::new().without_listener().pushgateway(gateway).install()?;
+/// let profilis = Exporter::new().pushgateway(gateway).install()?;
 /// // ... the job's work; pushing along the way is allowed too:
 /// profilis.push(PushMethod::Post)?;
 /// // Dropping the guard pushes (PUT) everything a last time.
@@ -167,7 +167,9 @@ impl Pushgateway {
         };
         let host = rest.split('/').next().unwrap_or_default();
         if host.is_empty() {
-            return Err(invalid("names no host (expected http://host[:port][/path])"));
+            return Err(invalid(
+                "names no host (expected http://host[:port][/path])",
+            ));
         }
         if host.contains('@') {
             return Err(invalid(
@@ -381,17 +383,37 @@ mod tests {
 
     #[test]
     fn bad_settings_are_typed_errors() {
-        for url in ["gw:9091", "https://gw", "http://", "http://u:p@gw", "http://gw?x=1"] {
+        for url in [
+            "gw:9091",
+            "https://gw",
+            "http://",
+            "http://u:p@gw",
+            "http://gw?x=1",
+        ] {
             let err = Pushgateway::new(url, "job").unwrap_err();
-            assert!(matches!(&err, PushError::InvalidUrl { url: u, .. } if u == url), "{err}");
+            assert!(
+                matches!(&err, PushError::InvalidUrl { url: u, .. } if u == url),
+                "{err}"
+            );
         }
-        assert!(matches!(Pushgateway::new("http://gw", ""), Err(PushError::EmptyJob)));
+        assert!(matches!(
+            Pushgateway::new("http://gw", ""),
+            Err(PushError::EmptyJob)
+        ));
         let gateway = Pushgateway::new("http://gw", "job").unwrap();
         for name in ["", "1a", "a-b", "__x", "job"] {
             let err = gateway.clone().grouping(name, "v").unwrap_err();
-            assert!(matches!(&err, PushError::InvalidLabel { name: n, .. } if n == name), "{err}");
+            assert!(
+                matches!(&err, PushError::InvalidLabel { name: n, .. } if n == name),
+                "{err}"
+            );
         }
-        let twice = gateway.clone().grouping("a", "shard").unwrap().grouping("shard", "a/b").unwrap();
+        let twice = gateway
+            .clone()
+            .grouping("a", "shard")
+            .unwrap()
+            .grouping("shard", "a/b")
+            .unwrap();
         assert!(matches!(
             twice.grouping("shard", "c"),
             Err(PushError::InvalidLabel { .. })

@@ -197,7 +197,9 @@ fn report(result: Result<(), TextfileError>, failing: bool) -> bool {
         Err(e) => {
             metrics::counter!(TEXTFILE_FAILURES_TOTAL).increment(1);
             if !failing {
-                eprintln!("profilis: {e} (counted in {TEXTFILE_FAILURES_TOTAL}; retried every interval)");
+                eprintln!(
+                    "profilis: {e} (counted in {TEXTFILE_FAILURES_TOTAL}; retried every interval)"
+                );
             }
             true
         }
@@ -222,7 +224,10 @@ mod tests {
     fn names_must_end_in_prom() {
         for bad in ["metrics.txt", ".prom", "dir/", "metrics.prom.tmp", ""] {
             assert!(
-                matches!(check_name(Path::new(bad)), Err(TextfileError::NotProm { .. })),
+                matches!(
+                    check_name(Path::new(bad)),
+                    Err(TextfileError::NotProm { .. })
+                ),
                 "{bad:?} accepted"
             );
         }

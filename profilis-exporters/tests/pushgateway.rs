@@ -128,7 +128,8 @@ fn push_push_add_and_delete_read_back_from_the_gateway() {
         .grouping("shard", "us")
         .unwrap();
 
-    let both = "# TYPE rows_total counter\nrows_total 1\n# TYPE lag_seconds gauge\nlag_seconds 2.5\n";
+    let both =
+        "# TYPE rows_total counter\nrows_total 1\n# TYPE lag_seconds gauge\nlag_seconds 2.5\n";
     group.push(PushMethod::Put, both).unwrap();
     other
         .push(PushMethod::Put, "# TYPE rows_total counter\nrows_total 9\n")
@@ -144,7 +145,10 @@ fn push_push_add_and_delete_read_back_from_the_gateway() {
 
     // Push-add replaces only the metrics of the names pushed.
     group
-        .push(PushMethod::Post, "# TYPE rows_total counter\nrows_total 5\n")
+        .push(
+            PushMethod::Post,
+            "# TYPE rows_total counter\nrows_total 5\n",
+        )
         .unwrap();
     let page = gateway.metrics();
     assert_eq!(sample(&page, "rows_total", GROUP), Some(5.0), "{page}");
@@ -212,7 +216,10 @@ fn basic_auth_is_sent_to_a_gateway_that_requires_it() {
         matches!(err, PushError::Status { status: 401, .. }),
         "{err}"
     );
-    assert!(!format!("{err} {wrong:?}").contains("wrong"), "no password in messages");
+    assert!(
+        !format!("{err} {wrong:?}").contains("wrong"),
+        "no password in messages"
+    );
 
     let right = without.basic_auth("ci", "s3cret").unwrap();
     right.push(PushMethod::Put, text).unwrap();
@@ -238,7 +245,13 @@ fn a_closed_port_and_a_silent_server_are_typed_errors() {
     );
     let err = gateway.delete().unwrap_err();
     assert!(
-        matches!(&err, PushError::Request { method: "DELETE", .. }),
+        matches!(
+            &err,
+            PushError::Request {
+                method: "DELETE",
+                ..
+            }
+        ),
         "{err}"
     );
 
@@ -282,7 +295,11 @@ fn the_guard_pushes_after_its_last_flush_and_a_failed_push_loses_nothing() {
     rows.increment(3);
     guard.push(PushMethod::Put).unwrap();
     let page = gateway.metrics();
-    assert_eq!(sample(&page, "nightly_rows_total", nightly), Some(3.0), "{page}");
+    assert_eq!(
+        sample(&page, "nightly_rows_total", nightly),
+        Some(3.0),
+        "{page}"
+    );
     assert_eq!(
         sample(&page, "profilis_function_calls_total", nightly),
         None,
@@ -294,8 +311,15 @@ fn the_guard_pushes_after_its_last_flush_and_a_failed_push_loses_nothing() {
     rows.increment(4);
     let err = guard.push(PushMethod::Put).unwrap_err();
     assert!(matches!(err, PushError::Request { .. }), "{err}");
-    assert!(err.to_string().contains("/metrics/job/nightly/shard@base64/"), "{err}");
-    assert_eq!(sample(&guard.render(), "nightly_rows_total", &[]), Some(7.0));
+    assert!(
+        err.to_string()
+            .contains("/metrics/job/nightly/shard@base64/"),
+        "{err}"
+    );
+    assert_eq!(
+        sample(&guard.render(), "nightly_rows_total", &[]),
+        Some(7.0)
+    );
 
     // Back on the same address, it gets everything from the push when the guard drops,
     // the call flushed only then included.
@@ -305,7 +329,11 @@ fn the_guard_pushes_after_its_last_flush_and_a_failed_push_loses_nothing() {
     profilis_core::adapter::enter(&SITE).exit(false);
     drop(guard);
     let page = gateway.metrics_until(|page| sample(page, "nightly_rows_total", nightly).is_some());
-    assert_eq!(sample(&page, "nightly_rows_total", nightly), Some(7.0), "{page}");
+    assert_eq!(
+        sample(&page, "nightly_rows_total", nightly),
+        Some(7.0),
+        "{page}"
+    );
     assert_eq!(
         sample(
             &page,

@@ -222,7 +222,10 @@ fn node_exporter_exposes_what_the_exporter_writes() {
         sample(
             &written,
             "profilis_function_calls_total",
-            &[("function", "textfile_tests::work"), ("service", "textfile-test")]
+            &[
+                ("function", "textfile_tests::work"),
+                ("service", "textfile-test")
+            ]
         ),
         Some(1.0),
         "{written}"

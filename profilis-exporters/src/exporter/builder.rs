@@ -256,7 +256,6 @@ impl Exporter {
     /// ```no_run
     /// # fn main() -> Result<(), profilis_exporters::Error> {
     /// let _profilis = profilis_exporters::Exporter::new()
-    ///     .without_listener()
     ///     .textfile("/var/lib/prometheus/node-exporter/shop.prom", std::time::Duration::from_secs(15))?
     ///     .install()?;
     /// # Ok(()) }
