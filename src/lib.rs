@@ -40,7 +40,9 @@
 //! - **Database queries** (`profilis::db`, features `db`, `rusqlite`, `sqlx`, `diesel`): every query
 //!   by vendor, with its statement masked in events.
 //! - **Outputs**: the Prometheus exporter ([`install_exporter`], [`Exporter`]) with its built-in
-//!   listener ([`listener`]), or [`render`] for a `/metrics` route of your own; the event sinks
+//!   listener ([`listener`]), or [`render`] for a `/metrics` route of your own; a textfile
+//!   for node_exporter ([`write_textfile`], `Exporter::textfile`); a Pushgateway for batch
+//!   jobs (`Pushgateway`, feature `pushgateway`); the event sinks
 //!   `JsonlSink` (rotating JSONL files) and `ConsoleSink`; any [`Sink`] of your own.
 //! - **A live dashboard** ([`dashboard`]): on the listener's loopback address, `/` shows per
 //!   function, route and vendor the calls per second, error %, p50/p95/p99 and max over 1, 5
@@ -66,6 +68,7 @@
 //! | `listener` | yes | the exporter's built-in `/metrics` listener ([`listener`]) and its live dashboard at `/` ([`dashboard`]) |
 //! | `jsonl` | | the rotating JSONL event sink (`JsonlSink`) |
 //! | `console` | | the console event sink (`ConsoleSink`) |
+//! | `pushgateway` | | pushing to a Prometheus Pushgateway (`Pushgateway`, `Exporter::pushgateway`) |
 //! | `http`, `tower`, `axum`, `actix` | | HTTP request profiling (`profilis::http`) |
 //! | `db`, `rusqlite`, `sqlx`, `sqlx-sqlite`, `sqlx-postgres`, `sqlx-mysql`, `diesel` | | database query profiling (`profilis::db`) |
 //!
@@ -106,6 +109,14 @@ pub use profilis_exporters::{
     install_exporter, metric_names, parse_buckets, render, Error, Exporter, ExporterGuard,
     FacadeSink, GlobalLabels,
 };
+
+#[cfg(feature = "exporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
+pub use profilis_exporters::{write_textfile, TextfileError};
+
+#[cfg(feature = "pushgateway")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
+pub use profilis_exporters::{PushError, PushMethod, Pushgateway};
 
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]

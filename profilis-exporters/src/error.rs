@@ -39,6 +39,15 @@ pub enum Error {
     #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
     #[error(transparent)]
     Jsonl(#[from] crate::jsonl::JsonlError),
+    /// The textfile ([`Exporter::textfile`](crate::Exporter::textfile)) has a bad name or
+    /// interval, or its first write failed (a missing directory, one that cannot be written).
+    #[error(transparent)]
+    Textfile(#[from] crate::textfile::TextfileError),
+    /// A Pushgateway setting, or a push, failed (for `?` in code that also installs).
+    #[cfg(feature = "pushgateway")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
+    #[error(transparent)]
+    Push(#[from] crate::pushgateway::PushError),
 }
 
 impl From<StartError> for Error {

@@ -17,6 +17,11 @@
 //! | `gzip` | gzip for `/metrics` pages (`exposition`), needed by the listener and the framework handlers |
 //! | `jsonl` | the rotating JSONL sink (`JsonlSink`) |
 //! | `console` | the console sink (`ConsoleSink`) |
+//! | `pushgateway` | pushing to a Prometheus Pushgateway (`Pushgateway`, `Exporter::pushgateway`) |
+//!
+//! Besides a scrape, the exposition can be written for node_exporter's textfile collector
+//! ([`write_textfile`] once, [`Exporter::textfile`] every interval; no feature needed) and
+//! pushed to a Pushgateway for batch jobs (feature `pushgateway`).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -43,8 +48,11 @@ mod labels;
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub mod listener;
 pub mod metric_names;
+#[cfg(feature = "pushgateway")]
+mod pushgateway;
 mod recorder;
 mod text_format;
+mod textfile;
 
 #[cfg(feature = "console")]
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
@@ -59,3 +67,7 @@ pub use json::JsonEvent;
 #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
 pub use jsonl::{JsonlConfig, JsonlCounters, JsonlError, JsonlSink};
 pub use labels::GlobalLabels;
+#[cfg(feature = "pushgateway")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
+pub use pushgateway::{PushError, PushMethod, Pushgateway};
+pub use textfile::{write_textfile, TextfileError};

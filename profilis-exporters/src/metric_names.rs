@@ -16,3 +16,9 @@ pub const JSONL_REMOVED_FILES_TOTAL: &str = "profilis_jsonl_removed_files_total"
 /// they could not be written by the last flush at shutdown (counted before the exporter's
 /// listener stops).
 pub const JSONL_DROPPED_LINES_TOTAL: &str = "profilis_jsonl_dropped_lines_total";
+/// Counter, no labels: textfile writes that failed (periodic ones and the last one when the
+/// exporter's guard drops; see [`Exporter::textfile`](crate::Exporter::textfile)).
+pub const TEXTFILE_FAILURES_TOTAL: &str = "profilis_textfile_failures_total";
+/// Counter, no labels: pushes to a Pushgateway that failed when the exporter's guard dropped
+/// (`Exporter::pushgateway`, feature `pushgateway`).
+pub const PUSH_FAILURES_TOTAL: &str = "profilis_push_failures_total";

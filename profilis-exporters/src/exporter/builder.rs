@@ -53,6 +53,9 @@ pub struct Exporter {
     jsonl: Vec<crate::jsonl::JsonlConfig>,
     #[cfg(feature = "dashboard")]
     dashboard: Option<bool>,
+    textfile: Option<(std::path::PathBuf, Duration)>,
+    #[cfg(feature = "pushgateway")]
+    pushgateway: Option<crate::pushgateway::Pushgateway>,
 }
 
 impl Exporter {
@@ -243,12 +246,56 @@ impl Exporter {
         self
     }
 
+    /// Writes the exposition to `path` for node_exporter's textfile collector (see
+    /// [`write_textfile`](crate::write_textfile)) every `interval`, from a thread of its
+    /// own: the application never waits on it. [`Exporter::install`] writes it once first (so
+    /// a directory that cannot be written fails the install); dropping the guard writes it a
+    /// last time, after the last flush. A failed periodic write is retried at the next
+    /// interval, counted in `profilis_textfile_failures_total` and said once on stderr.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), profilis_exporters::Error> {
+    /// let _profilis = profilis_exporters::Exporter::new()
+    ///     .textfile("/var/lib/prometheus/node-exporter/shop.prom", std::time::Duration::from_secs(15))?
+    ///     .install()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Textfile`]: [`TextfileError::NotProm`](crate::TextfileError) if the file name
+    /// does not end in `.prom`, [`TextfileError::Interval`](crate::TextfileError) if
+    /// `interval` is zero. A missing or unwritable directory fails [`Exporter::install`].
+    pub fn textfile(
+        mut self,
+        path: impl Into<std::path::PathBuf>,
+        interval: Duration,
+    ) -> Result<Self, Error> {
+        let path = path.into();
+        crate::textfile::check_name(&path)?;
+        if interval.is_zero() {
+            return Err(crate::TextfileError::Interval { path, interval }.into());
+        }
+        self.textfile = Some((path, interval));
+        Ok(self)
+    }
+
+    /// Push to this Pushgateway: [`ExporterGuard::push`](super::ExporterGuard::push) at any
+    /// time, and when the guard drops (after the last flush) as
+    /// [`Pushgateway::push_on_drop`](crate::Pushgateway::push_on_drop) says (`PUT` by
+    /// default).
+    #[cfg(feature = "pushgateway")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
+    pub fn pushgateway(mut self, gateway: crate::pushgateway::Pushgateway) -> Self {
+        self.pushgateway = Some(gateway);
+        self
+    }
+
     /// Installs the recorder, starts the collector and the listener.
     ///
     /// # Errors
     /// Any [`Error`]: a bad setting or environment variable, a `metrics` recorder installed by
     /// someone else, a collector already running, the listen address in use, a JSONL
-    /// directory that cannot be created or written.
+    /// directory that cannot be created or written, a textfile that cannot be written.
     pub fn install(self) -> Result<ExporterGuard, Error> {
         let env = EnvSettings::read()?;
         self.collector.validate()?;
@@ -302,6 +349,10 @@ impl Exporter {
         // Health metrics exist from the start, not only after the first batch.
         metrics::counter!(metric_names::EVENTS_DROPPED_TOTAL).absolute(0);
         metrics::gauge!(metric_names::QUEUE_DEPTH).set(0.0);
+        #[cfg(feature = "pushgateway")]
+        if self.pushgateway.is_some() {
+            metrics::counter!(metric_names::PUSH_FAILURES_TOTAL).absolute(0);
+        }
         if let Some(rate) = self.sample_rate.or(env.sample_rate) {
             set_global_rate(rate)?;
         }
@@ -324,6 +375,18 @@ impl Exporter {
             },
             sinks,
         )?;
+        // On error the collector is dropped here, which stops it.
+        let textfile = match self.textfile {
+            Some((path, interval)) => {
+                let render_from = installed.clone();
+                Some(crate::textfile::TextfileWriter::start(
+                    path,
+                    interval,
+                    std::sync::Arc::new(move || render_from.render()),
+                )?)
+            }
+            None => None,
+        };
         #[cfg(feature = "listener")]
         let listener = if let Some(addr) = listen {
             let render_from = installed.clone();
@@ -354,6 +417,9 @@ impl Exporter {
             listener,
             installed,
             labels,
+            textfile,
+            #[cfg(feature = "pushgateway")]
+            pushgateway: self.pushgateway,
         })
     }
 }

@@ -55,6 +55,9 @@ pub struct ExporterGuard {
     dashboard: Option<crate::dashboard::Dashboard>,
     installed: Installed,
     labels: GlobalLabels,
+    textfile: Option<crate::textfile::TextfileWriter>,
+    #[cfg(feature = "pushgateway")]
+    pushgateway: Option<crate::pushgateway::Pushgateway>,
 }
 
 impl ExporterGuard {
@@ -81,6 +84,43 @@ impl ExporterGuard {
     /// The service, instance and worker labels in use.
     pub fn labels(&self) -> &GlobalLabels {
         &self.labels
+    }
+
+    /// Writes the exposition now to `path` for node_exporter's textfile collector, atomically
+    /// ([`write_textfile`](crate::write_textfile)).
+    ///
+    /// # Errors
+    /// As [`write_textfile`](crate::write_textfile).
+    pub fn write_textfile(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<(), crate::TextfileError> {
+        crate::write_textfile(path, &self.render())
+    }
+
+    /// Pushes the exposition now to the exporter's Pushgateway
+    /// ([`Exporter::pushgateway`](crate::Exporter::pushgateway)) with `method`. A failure
+    /// changes nothing locally: the metrics stay, and the next push sends them.
+    ///
+    /// # Errors
+    /// [`PushError::NotConfigured`](crate::PushError) without a gateway; otherwise as
+    /// [`Pushgateway::push`](crate::Pushgateway::push).
+    #[cfg(feature = "pushgateway")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
+    pub fn push(&self, method: crate::PushMethod) -> Result<(), crate::PushError> {
+        let gateway = self
+            .pushgateway
+            .as_ref()
+            .ok_or(crate::PushError::NotConfigured)?;
+        gateway.push(method, &self.render())
+    }
+
+    /// The exporter's Pushgateway, if any (to [`delete`](crate::Pushgateway::delete) its
+    /// group, say).
+    #[cfg(feature = "pushgateway")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
+    pub fn pushgateway(&self) -> Option<&crate::Pushgateway> {
+        self.pushgateway.as_ref()
     }
 
     /// Flushes and stops, and says how that went: whether the flush finished within the
@@ -110,6 +150,22 @@ impl ExporterGuard {
             .map_or_else(ShutdownReport::default, Collector::shutdown);
         // A failed last flush comes after the last batch, whose stats fed this counter.
         metrics::counter!(SINK_FAILURES_TOTAL).absolute(profilis_core::stats().sink_failures);
+        // The outputs of the exposition see the last flush: first the push, then the textfile
+        // (which then also shows a failed push).
+        #[cfg(feature = "pushgateway")]
+        if let Some(gateway) = self.pushgateway.take() {
+            if let Some(method) = gateway.on_drop() {
+                if let Err(e) = gateway.push(method, &self.render()) {
+                    metrics::counter!(crate::metric_names::PUSH_FAILURES_TOTAL).increment(1);
+                    eprintln!("profilis: the push at shutdown failed: {e}");
+                }
+            }
+        }
+        if let Some(mut textfile) = self.textfile.take() {
+            if let Err(e) = textfile.finish() {
+                eprintln!("profilis: the last textfile write failed: {e}");
+            }
+        }
         #[cfg(feature = "listener")]
         if let Some(listener) = self.listener.take() {
             listener.shutdown();
