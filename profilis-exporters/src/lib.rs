@@ -42,6 +42,7 @@ mod labels;
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub mod listener;
+mod metric_buckets;
 pub mod metric_names;
 mod recorder;
 mod text_format;
@@ -59,3 +60,4 @@ pub use json::JsonEvent;
 #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
 pub use jsonl::{JsonlConfig, JsonlCounters, JsonlError, JsonlSink};
 pub use labels::GlobalLabels;
+pub use metric_buckets::{parse_metric_buckets, MetricBucketsError, MetricMatch};
