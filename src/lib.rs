@@ -107,6 +107,10 @@ pub use profilis_exporters::{
     FacadeSink, GlobalLabels,
 };
 
+#[cfg(feature = "exporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
+pub use profilis_exporters::{parse_metric_buckets, MetricBucketsError, MetricMatch};
+
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub use profilis_exporters::listener;
