@@ -8,6 +8,12 @@
 //! ([`render`]) with label values and help texts escaped exactly as the format asks, so that
 //! every value reads back as itself.
 //!
+//! The application's own histograms (`metrics::histogram!`) are bucketed histograms, never
+//! summaries: with the exporter's buckets, or with buckets set per metric by full name, prefix
+//! or suffix ([`Exporter::metric_buckets`], `PROFILIS_METRIC_BUCKETS`; the most specific match
+//! wins, see [`MetricMatch`]). Each keeps a count per bucket and a sum, so its memory does not
+//! grow with the observations, whether anything scrapes or not.
+//!
 //! Each transport is a feature:
 //!
 //! | feature | what it adds |
