@@ -114,6 +114,10 @@ pub use profilis_exporters::{
 #[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
 pub use profilis_exporters::{write_textfile, TextfileError};
 
+#[cfg(feature = "exporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
+pub use profilis_exporters::{parse_metric_buckets, MetricBucketsError, MetricMatch};
+
 #[cfg(feature = "pushgateway")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
 pub use profilis_exporters::{PushError, PushMethod, Pushgateway};

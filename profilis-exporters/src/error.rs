@@ -18,9 +18,25 @@ pub enum Error {
     /// Some other code installed a global `metrics` recorder first.
     #[error("a global `metrics` recorder is already installed in this process: profilis must install its own (or record into yours with FacadeSink)")]
     RecorderInstalled,
-    /// profilis's recorder was installed earlier with other buckets; they cannot change.
+    /// profilis's recorder was installed earlier with other buckets (of the kinds' durations
+    /// or of the application's histograms); they cannot change.
     #[error("profilis's recorder is already installed with other buckets; buckets can only be set by the first install in a process")]
     BucketsFixed,
+    /// Per-metric buckets of the application's histograms
+    /// ([`Exporter::metric_buckets`](crate::Exporter::metric_buckets)) that cannot be used.
+    #[error(transparent)]
+    MetricBuckets(#[from] crate::MetricBucketsError),
+    /// `PROFILIS_METRIC_BUCKETS` has a value that cannot be used; `source` says which part and
+    /// what is allowed.
+    #[error("environment variable {name}={value:?} is not allowed: {source}")]
+    EnvMetricBuckets {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        source: crate::MetricBucketsError,
+    },
     /// The built-in listener could not be configured or started (the listen address is in
     /// use, say).
     #[cfg(feature = "listener")]

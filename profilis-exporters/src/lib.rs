@@ -8,6 +8,12 @@
 //! ([`render`]) with label values and help texts escaped exactly as the format asks, so that
 //! every value reads back as itself.
 //!
+//! The application's own histograms (`metrics::histogram!`) are bucketed histograms, never
+//! summaries: with the exporter's buckets, or with buckets set per metric by full name, prefix
+//! or suffix ([`Exporter::metric_buckets`], `PROFILIS_METRIC_BUCKETS`; the most specific match
+//! wins, see [`MetricMatch`]). Each keeps a count per bucket and a sum, so its memory does not
+//! grow with the observations, whether anything scrapes or not.
+//!
 //! Each transport is a feature:
 //!
 //! | feature | what it adds |
@@ -47,6 +53,7 @@ mod labels;
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub mod listener;
+mod metric_buckets;
 pub mod metric_names;
 #[cfg(feature = "pushgateway")]
 mod pushgateway;
@@ -71,3 +78,4 @@ pub use labels::GlobalLabels;
 #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
 pub use pushgateway::{PushError, PushMethod, Pushgateway};
 pub use textfile::{write_textfile, TextfileError};
+pub use metric_buckets::{parse_metric_buckets, MetricBucketsError, MetricMatch};

@@ -13,6 +13,7 @@ use metrics::{
 use metrics_util::registry::{Registry, Storage};
 
 use crate::histograms::Histograms;
+use crate::metric_buckets::MetricBuckets;
 use crate::text_format::{self, HistogramSample, Page, Sample};
 
 /// The recorder; clones share everything.
@@ -32,12 +33,17 @@ struct State {
 impl PrometheusRecorder {
     /// A recorder whose histograms (those recorded through `metrics`) have buckets `bounds`
     /// (seconds, increasing; `+Inf` is added).
+    #[cfg(test)]
     pub(crate) fn new(bounds: &[f64]) -> PrometheusRecorder {
+        PrometheusRecorder::with_buckets(MetricBuckets::new(bounds))
+    }
+
+    /// A recorder whose histograms (those recorded through `metrics`) get their buckets from
+    /// `buckets` by name, when first registered (`+Inf` is added).
+    pub(crate) fn with_buckets(buckets: MetricBuckets) -> PrometheusRecorder {
         PrometheusRecorder {
             state: Arc::new(State {
-                registry: Registry::new(BucketStorage {
-                    bounds: bounds.into(),
-                }),
+                registry: Registry::new(BucketStorage { buckets }),
                 descriptions: Mutex::new(HashMap::new()),
                 durations: Histograms::default(),
             }),
@@ -120,9 +126,9 @@ impl Recorder for PrometheusRecorder {
 }
 
 /// The registry's storage: counters and gauges as atomics (a gauge's `f64` as its bits),
-/// histograms as bucket counts.
+/// histograms as bucket counts, with the buckets of their name (as rendered).
 struct BucketStorage {
-    bounds: Arc<[f64]>,
+    buckets: MetricBuckets,
 }
 
 impl Storage<Key> for BucketStorage {
@@ -138,8 +144,10 @@ impl Storage<Key> for BucketStorage {
         Arc::new(AtomicU64::new(0.0f64.to_bits()))
     }
 
-    fn histogram(&self, _: &Key) -> Self::Histogram {
-        Arc::new(BucketHistogram::new(self.bounds.clone()))
+    fn histogram(&self, key: &Key) -> Self::Histogram {
+        // Once per series: the name's buckets are looked up here, never when recording.
+        let bounds = self.buckets.of(&text_format::metric_name(key.name()));
+        Arc::new(BucketHistogram::new(bounds))
     }
 }
 
@@ -214,6 +222,7 @@ mod tests {
     use super::*;
     use crate::facade::FacadeSink;
     use crate::labels::GlobalLabels;
+    use crate::metric_buckets::MetricMatch;
 
     fn page(recorder: &PrometheusRecorder) -> Exposition {
         let text = recorder.render();
@@ -278,6 +287,98 @@ mod tests {
              app_seconds_sum{step=\"a\"} 6.25\n\
              app_seconds_count{step=\"a\"} 7\n\n"
         );
+    }
+
+    /// The `le` bounds of the `_bucket` lines of `name`'s series labelled `step="a"`, in page
+    /// order; their counts must be cumulative and end at `_count`.
+    fn bucket_bounds(page: &Exposition, name: &str) -> Vec<f64> {
+        let bucket = format!("{name}_bucket");
+        let buckets: Vec<_> = page
+            .named(&bucket)
+            .filter(|s| s.label("step") == Some("a"))
+            .collect();
+        let counts: Vec<f64> = buckets.iter().map(|s| s.value).collect();
+        assert!(
+            counts.windows(2).all(|w| w[0] <= w[1]),
+            "{name}: {counts:?}"
+        );
+        let count = page
+            .named(&format!("{name}_count"))
+            .find(|s| s.label("step") == Some("a"))
+            .map(|s| s.value);
+        assert_eq!(counts.last().copied(), count, "{name}");
+        buckets
+            .iter()
+            .map(|s| {
+                let le = s.label("le").expect("an le label");
+                if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap_or_else(|_| panic!("{name}: le={le:?}"))
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_histogram_gets_the_buckets_of_its_most_specific_matcher() {
+        let mut buckets = MetricBuckets::new(&[0.5, 5.0]);
+        let rules = [
+            (MetricMatch::prefix("http_"), vec![0.01, 0.1]),
+            (MetricMatch::suffix("_bytes"), vec![-10.0, 0.0, 1e3, 1e6]),
+            (
+                MetricMatch::full("http_checkout_seconds"),
+                vec![1.0, 2.0, 3.0],
+            ),
+            (MetricMatch::prefix("http_upload_"), vec![100.0]),
+            (MetricMatch::suffix("_size_bytes"), vec![256.0, 4096.0]),
+        ];
+        for (matcher, values) in rules {
+            buckets.set(matcher, &values);
+        }
+        let recorder = PrometheusRecorder::with_buckets(buckets);
+        let names = [
+            "http_checkout_seconds",    // the full name
+            "http_request_seconds",     // the prefix `http_`
+            "disk_read_bytes",          // the suffix `_bytes`
+            "http_upload_size_bytes",   // `http_upload_` (12) over `_size_bytes` (11)
+            "http_response_size_bytes", // `_size_bytes` (11) over `http_` (5)
+            "queue_wait_seconds",       // none: the default
+            "http.checkout-seconds",    // matched as it renders: the full name
+        ];
+        metrics::with_local_recorder(&recorder, || {
+            for name in names {
+                metrics::describe_histogram!(name, "Things measured");
+                for v in [-20.0, 0.05, 1.5, 300.0, 5e6] {
+                    metrics::histogram!(name, "step" => "a").record(v);
+                }
+            }
+        });
+        let text = recorder.render();
+        let page = page(&recorder);
+        let inf = f64::INFINITY;
+        for (name, bounds) in [
+            ("http_checkout_seconds", vec![1.0, 2.0, 3.0, inf]),
+            ("http_request_seconds", vec![0.01, 0.1, inf]),
+            ("disk_read_bytes", vec![-10.0, 0.0, 1e3, 1e6, inf]),
+            ("http_upload_size_bytes", vec![100.0, inf]),
+            ("http_response_size_bytes", vec![256.0, 4096.0, inf]),
+            ("queue_wait_seconds", vec![0.5, 5.0, inf]),
+        ] {
+            assert_eq!(bucket_bounds(&page, name), bounds, "{name}\n{text}");
+        }
+        // Two names that render alike share their buckets, so their series add up.
+        let count = page
+            .named("http_checkout_seconds_count")
+            .map(|s| s.value)
+            .collect::<Vec<_>>();
+        assert_eq!(count, [10.0], "{text}");
+        assert!(
+            text.contains("disk_read_bytes_bucket{step=\"a\",le=\"-10\"} 1\n")
+                && text.contains("disk_read_bytes_bucket{step=\"a\",le=\"1000000\"} 4\n"),
+            "{text}"
+        );
+        promtool_check_metrics(text.as_bytes());
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub struct Exporter {
     bearer_token: Option<String>,
     buckets: Option<Vec<f64>>,
     kind_buckets: Vec<(&'static Kind, Vec<f64>)>,
+    metric_buckets: Vec<(crate::MetricMatch, Vec<f64>)>,
     sample_rate: Option<f64>,
     collector: CollectorConfig,
     sinks: Vec<Box<dyn Sink>>,
@@ -175,6 +176,46 @@ impl Exporter {
         Ok(self)
     }
 
+    /// Buckets of the application's own histograms (`metrics::histogram!`) that `matcher`
+    /// matches: by full name, prefix or suffix, as `/metrics` shows the name. A histogram
+    /// matched by none gets the buckets of [`Exporter::buckets`]; the kinds' duration
+    /// histograms are set with [`Exporter::kind_buckets`] instead.
+    ///
+    /// When several match, the most specific wins: a full name, then the longest prefix or
+    /// suffix, a suffix over a prefix of the same length (see [`MetricMatch`](crate::MetricMatch)).
+    /// Default `PROFILIS_METRIC_BUCKETS`
+    /// (`checkout_seconds=0.1,0.5,1;http_*=0.01,0.1,1;*_bytes=1000,100000`); a matcher set here
+    /// replaces the same matcher there, and a later call for a matcher replaces an earlier one.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), profilis_exporters::Error> {
+    /// use profilis_exporters::{Exporter, MetricMatch};
+    ///
+    /// let _profilis = Exporter::new()
+    ///     .metric_buckets(MetricMatch::suffix("_bytes"), &[1e3, 1e4, 1e5, 1e6])?
+    ///     .metric_buckets(MetricMatch::full("checkout_seconds"), &[0.1, 0.5, 1.0, 5.0])?
+    ///     .install()?;
+    /// metrics::histogram!("http_response_size_bytes").record(5120.0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::MetricBuckets`]: [`MetricBucketsError::Matcher`](crate::MetricBucketsError)
+    /// if `matcher` is empty or has characters a metric name cannot have (or starts a name
+    /// with a digit), [`MetricBucketsError::Buckets`](crate::MetricBucketsError) if `values`
+    /// are empty, not finite or not increasing (unlike duration buckets they may be zero or
+    /// negative).
+    pub fn metric_buckets(
+        mut self,
+        matcher: crate::MetricMatch,
+        values: &[f64],
+    ) -> Result<Self, Error> {
+        matcher.validate()?;
+        let values = crate::metric_buckets::validate_metric_bounds(&matcher, values)?;
+        self.metric_buckets.push((matcher, values));
+        Ok(self)
+    }
+
     /// The global sample rate (default `PROFILIS_SAMPLE_RATE`, else 1.0).
     ///
     /// # Errors
@@ -298,11 +339,17 @@ impl Exporter {
     /// directory that cannot be created or written, a textfile that cannot be written.
     pub fn install(self) -> Result<ExporterGuard, Error> {
         let env = EnvSettings::read()?;
+        let env_metric_buckets = super::env::metric_buckets()?;
         self.collector.validate()?;
         let all = self.buckets.or(env.buckets);
         let mut buckets = Buckets::new(all.as_deref().unwrap_or(&profilis_core::DEFAULT_BUCKETS))?;
         for (kind, values) in &self.kind_buckets {
             buckets = buckets.with_kind(kind, values)?;
+        }
+        // The environment's matchers, then the code's: the same matcher set in code replaces it.
+        let mut metric_buckets = crate::metric_buckets::MetricBuckets::new(buckets.all());
+        for (matcher, values) in env_metric_buckets.into_iter().chain(self.metric_buckets) {
+            metric_buckets.set(matcher, &values);
         }
         let labels = GlobalLabels {
             service: self.service.or(env.service).unwrap_or_else(default_service),
@@ -339,7 +386,7 @@ impl Exporter {
                 .unwrap_or(on_by_default)
                 .then(|| crate::dashboard::Dashboard::new(labels.clone(), token))
         };
-        let installed = install_recorder(&buckets)?;
+        let installed = install_recorder(&buckets, &metric_buckets)?;
         #[cfg(feature = "jsonl")]
         let jsonl = self
             .jsonl

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use profilis_core::{env_var, validate_buckets, validate_rate, ConfigError};
 
+use crate::error::Error;
+
 /// Parses comma-separated seconds (`"0.01,0.1,1"`), as in `PROFILIS_BUCKETS`.
 ///
 /// # Errors
@@ -121,6 +123,20 @@ impl EnvSettings {
             )?,
         })
     }
+}
+
+/// `PROFILIS_METRIC_BUCKETS`: per-metric buckets of the application's histograms, in the
+/// order written (see [`parse_metric_buckets`](crate::parse_metric_buckets)); empty when unset.
+pub(super) fn metric_buckets() -> Result<Vec<(crate::MetricMatch, Vec<f64>)>, Error> {
+    const NAME: &str = "PROFILIS_METRIC_BUCKETS";
+    let Some(value) = env_var(NAME)? else {
+        return Ok(Vec::new());
+    };
+    crate::parse_metric_buckets(&value).map_err(|source| Error::EnvMetricBuckets {
+        name: NAME,
+        value,
+        source,
+    })
 }
 
 /// The `service` label without a setting: the executable's name.

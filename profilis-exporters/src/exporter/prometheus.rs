@@ -9,6 +9,7 @@ use profilis_core::{Batch, Buckets, Sink, SinkError};
 use crate::error::Error;
 use crate::facade::FacadeSink;
 use crate::labels::GlobalLabels;
+use crate::metric_buckets::MetricBuckets;
 use crate::recorder::PrometheusRecorder;
 
 /// profilis's recorder, once installed: it stays the global recorder for the process.
@@ -16,6 +17,7 @@ use crate::recorder::PrometheusRecorder;
 pub(super) struct Installed {
     recorder: PrometheusRecorder,
     buckets: Buckets,
+    metric_buckets: MetricBuckets,
 }
 
 impl Installed {
@@ -28,24 +30,29 @@ impl Installed {
 static RECORDER: Mutex<Option<Installed>> = Mutex::new(None);
 
 /// Installs profilis's recorder as the global `metrics` recorder, or returns the one installed
-/// earlier in the process if it has the same buckets.
-pub(super) fn install_recorder(buckets: &Buckets) -> Result<Installed, Error> {
+/// earlier in the process if it has the same buckets: `buckets` for the kinds' durations,
+/// `metric_buckets` for the application's histograms.
+pub(super) fn install_recorder(
+    buckets: &Buckets,
+    metric_buckets: &MetricBuckets,
+) -> Result<Installed, Error> {
     let mut installed = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(existing) = installed.as_ref() {
-        return if &existing.buckets == buckets {
+        return if &existing.buckets == buckets && &existing.metric_buckets == metric_buckets {
             Ok(existing.clone())
         } else {
             Err(Error::BucketsFixed)
         };
     }
     // The kinds' duration histograms come from bucket counts with each kind's buckets (see
-    // `histograms`); the application's own histograms get the buckets of every kind without
-    // buckets of its own.
-    let recorder = PrometheusRecorder::new(buckets.all());
+    // `histograms`); the application's own histograms get the buckets of their name, by
+    // default those of every kind without buckets of its own.
+    let recorder = PrometheusRecorder::with_buckets(metric_buckets.clone());
     metrics::set_global_recorder(recorder.clone()).map_err(|_| Error::RecorderInstalled)?;
     let new = Installed {
         recorder,
         buckets: buckets.clone(),
+        metric_buckets: metric_buckets.clone(),
     };
     *installed = Some(new.clone());
     Ok(new)
