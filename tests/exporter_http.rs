@@ -35,6 +35,14 @@ fn profiled_calls_are_served_on_metrics_and_pass_promtool() {
         .install()
         .expect("exporter installs");
     let addr = guard.listen_addr().expect("listener runs");
+    // Scraped before any batch: the health metrics are there, described, and the page passes.
+    let first = get(addr, "/metrics", &[]).text();
+    assert!(
+        first.contains("# HELP profilis_events_dropped_total ")
+            && first.contains("# HELP profilis_queue_depth "),
+        "{first}"
+    );
+    promtool_check_metrics(first.as_bytes());
 
     for i in 0..40 {
         let _ = quick(i);

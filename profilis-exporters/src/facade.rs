@@ -92,12 +92,7 @@ impl FacadeSink {
     fn health(&mut self) -> &mut Health {
         if self.health.is_none() {
             let health = self.with(|| {
-                metrics::describe_counter!(
-                    names::EVENTS_DROPPED_TOTAL,
-                    "Events dropped because a queue was full"
-                );
-                metrics::describe_gauge!(names::QUEUE_DEPTH, "Events queued in the collector");
-                metrics::describe_counter!(names::SINK_FAILURES_TOTAL, "Sink writes that failed");
+                names::describe_health();
                 Health {
                     dropped: metrics::counter!(names::EVENTS_DROPPED_TOTAL),
                     depth: metrics::gauge!(names::QUEUE_DEPTH),

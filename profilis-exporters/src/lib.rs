@@ -74,8 +74,8 @@ pub use json::JsonEvent;
 #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
 pub use jsonl::{JsonlConfig, JsonlCounters, JsonlError, JsonlSink};
 pub use labels::GlobalLabels;
+pub use metric_buckets::{parse_metric_buckets, MetricBucketsError, MetricMatch};
 #[cfg(feature = "pushgateway")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
 pub use pushgateway::{PushError, PushMethod, Pushgateway};
 pub use textfile::{write_textfile, TextfileError};
-pub use metric_buckets::{parse_metric_buckets, MetricBucketsError, MetricMatch};

@@ -8,6 +8,18 @@ pub const EVENTS_DROPPED_TOTAL: &str = "profilis_events_dropped_total";
 pub const QUEUE_DEPTH: &str = "profilis_queue_depth";
 /// Counter, no labels: sink writes that failed, and failed last flushes at shutdown.
 pub const SINK_FAILURES_TOTAL: &str = "profilis_sink_failures_total";
+
+/// Describes the collector's health metrics ([`EVENTS_DROPPED_TOTAL`], [`QUEUE_DEPTH`],
+/// [`SINK_FAILURES_TOTAL`]) to the current `metrics` recorder: their help texts, for a page
+/// scraped before the first batch as for any later one.
+pub(crate) fn describe_health() {
+    metrics::describe_counter!(
+        EVENTS_DROPPED_TOTAL,
+        "Events dropped because a queue was full"
+    );
+    metrics::describe_gauge!(QUEUE_DEPTH, "Events queued in the collector");
+    metrics::describe_counter!(SINK_FAILURES_TOTAL, "Sink writes that failed");
+}
 /// Counter, no labels: active JSONL files rotated.
 pub const JSONL_ROTATED_FILES_TOTAL: &str = "profilis_jsonl_rotated_files_total";
 /// Counter, no labels: rotated JSONL files deleted by retention.

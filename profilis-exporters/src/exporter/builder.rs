@@ -393,7 +393,8 @@ impl Exporter {
             .into_iter()
             .map(crate::jsonl::JsonlSink::new)
             .collect::<Result<Vec<_>, _>>()?;
-        // Health metrics exist from the start, not only after the first batch.
+        // Health metrics exist (described) from the start, not only after the first batch.
+        metric_names::describe_health();
         metrics::counter!(metric_names::EVENTS_DROPPED_TOTAL).absolute(0);
         metrics::gauge!(metric_names::QUEUE_DEPTH).set(0.0);
         #[cfg(feature = "pushgateway")]
