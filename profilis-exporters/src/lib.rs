@@ -8,6 +8,11 @@
 //! ([`render`]) with label values and help texts escaped exactly as the format asks, so that
 //! every value reads back as itself.
 //!
+//! Every page also carries the process metrics of the Prometheus client guidelines
+//! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ..., read when the page is
+//! rendered; [`Exporter::process_metrics`] switches them off), and the info metrics and state
+//! sets the application publishes ([`info`], [`StateSet`]).
+//!
 //! Each transport is a feature:
 //!
 //! | feature | what it adds |
@@ -34,6 +39,7 @@ mod exporter;
 pub mod exposition;
 mod facade;
 mod histograms;
+mod info;
 #[cfg(any(feature = "jsonl", feature = "console"))]
 mod json;
 #[cfg(feature = "jsonl")]
@@ -43,6 +49,7 @@ mod labels;
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub mod listener;
 pub mod metric_names;
+mod process;
 mod recorder;
 mod text_format;
 
@@ -52,6 +59,7 @@ pub use console::{ConsoleFormat, ConsoleSink};
 pub use error::Error;
 pub use exporter::{install_exporter, parse_buckets, render, Exporter, ExporterGuard};
 pub use facade::FacadeSink;
+pub use info::{info, MetricError, StateSet};
 #[cfg(any(feature = "jsonl", feature = "console"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jsonl", feature = "console"))))]
 pub use json::JsonEvent;
