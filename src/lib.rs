@@ -50,6 +50,11 @@
 //!   message, the HTTP status, the masked statement) and the slowest recent calls, each with
 //!   its trace id; `/metrics.json`, `/errors.json` and `/slowest.json` give the same to
 //!   scripts. With it on a call costs a few nanoseconds more; off, nothing.
+//! - **Process, info and state-set metrics**: every page carries the `process_*` metrics of the
+//!   Prometheus client guidelines (CPU seconds, memory, file descriptors, threads, start time;
+//!   [`Exporter::process_metrics`] switches them off); [`info`] publishes
+//!   `app_info{version="1.2.3"} 1`, [`StateSet`] `app_health{app_health="healthy"} 1` with a 0
+//!   for each other state, and [`build_info!`] the application's own crate name and version.
 //! - **Trace context** ([`context`]): the current span, W3C `traceparent`, spans across
 //!   `.await`.
 //!
@@ -81,7 +86,7 @@
 //! Builder methods in code ([`Exporter`]), with the `PROFILIS_*` environment variables as
 //! defaults that code overrides (`PROFILIS_LISTEN`, `PROFILIS_SERVICE`, `PROFILIS_INSTANCE`,
 //! `PROFILIS_WORKER`, `PROFILIS_SAMPLE_RATE`, `PROFILIS_BUCKETS`, `PROFILIS_DISABLED`,
-//! `PROFILIS_DASHBOARD`). A bad value is an [`Error`] naming the setting, the value and what
+//! `PROFILIS_DASHBOARD`, `PROFILIS_PROCESS_METRICS`). A bad value is an [`Error`] naming the setting, the value and what
 //! is allowed; nothing panics.
 //!
 //! # Other entry points
@@ -121,6 +126,52 @@ pub use profilis_exporters::{parse_metric_buckets, MetricBucketsError, MetricMat
 #[cfg(feature = "pushgateway")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
 pub use profilis_exporters::{PushError, PushMethod, Pushgateway};
+
+#[cfg(feature = "exporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
+pub use profilis_exporters::{info, MetricError, StateSet};
+
+/// Publishes the build of the application (the crate that calls this macro, not profilis) as
+/// an info metric: `rust_build_info{crate="<its CARGO_PKG_NAME>",version="<its CARGO_PKG_VERSION>"} 1`.
+/// The values are taken with `env!` where the macro is called, so they are those of the crate
+/// being built there. Evaluates to `Result<(), MetricError>`.
+///
+/// The name follows the Prometheus convention for build information, `<namespace>_build_info`
+/// with a gauge of 1, and the Go client's `go_build_info`, which carries the main module's path
+/// and version under one name for every Go program: one name for every Rust service means one
+/// query (`count by (crate, version) (rust_build_info)`) lists the versions deployed, the crate
+/// label telling them apart. For a name of your own, give the namespace:
+/// `build_info!("shop")` publishes `shop_build_info` with the same labels.
+///
+/// ```
+/// # fn main() -> Result<(), profilis::MetricError> {
+/// profilis::build_info!()?;
+/// // rust_build_info{crate="my-service",version="1.4.0"} 1
+/// profilis::build_info!("shop")?;
+/// // shop_build_info{crate="my-service",version="1.4.0"} 1
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// `build_info!()` never fails; with a namespace, [`MetricError::MetricName`] if
+/// `<namespace>_build_info` is not a metric name.
+#[cfg(feature = "exporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
+#[macro_export]
+macro_rules! build_info {
+    () => {
+        $crate::build_info!("rust")
+    };
+    ($namespace:expr) => {
+        $crate::info(
+            &::std::format!("{}_build_info", $namespace),
+            &[
+                ("crate", ::std::env!("CARGO_PKG_NAME")),
+                ("version", ::std::env!("CARGO_PKG_VERSION")),
+            ],
+        )
+    };
+}
 
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]

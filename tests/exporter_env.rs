@@ -26,6 +26,7 @@ fn environment_values_are_checked_and_overridden_by_code() {
         ("PROFILIS_LISTEN", "nowhere"),
         ("PROFILIS_SERVICE", " "),
         ("PROFILIS_DISABLED", "perhaps"),
+        ("PROFILIS_PROCESS_METRICS", "sometimes"),
     ] {
         match env_error(name, value) {
             Error::Config(ConfigError::Env {
@@ -74,6 +75,7 @@ fn environment_values_are_checked_and_overridden_by_code() {
         "PROFILIS_WORKER",
         "PROFILIS_SAMPLE_RATE",
         "PROFILIS_BUCKETS",
+        "PROFILIS_PROCESS_METRICS",
     ] {
         let value = OsStr::from_bytes(b"1\xff");
         let err = env_error(name, value);

@@ -49,6 +49,10 @@ pub enum Error {
     #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
     #[error("the bearer token must be visible ASCII characters without spaces, and not empty (the token itself is not shown)")]
     BearerToken,
+    /// An info metric or a state set could not be published ([`info`](crate::info),
+    /// [`StateSet`](crate::StateSet)): a name the format does not allow, say.
+    #[error(transparent)]
+    Metric(#[from] crate::info::MetricError),
     /// A JSONL sink could not start: a setting, or a directory that cannot be created or
     /// written.
     #[cfg(feature = "jsonl")]

@@ -14,6 +14,11 @@
 //! wins, see [`MetricMatch`]). Each keeps a count per bucket and a sum, so its memory does not
 //! grow with the observations, whether anything scrapes or not.
 //!
+//! Every page also carries the process metrics of the Prometheus client guidelines
+//! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ..., read when the page is
+//! rendered; [`Exporter::process_metrics`] switches them off), and the info metrics and state
+//! sets the application publishes ([`info`], [`StateSet`]).
+//!
 //! Each transport is a feature:
 //!
 //! | feature | what it adds |
@@ -45,6 +50,7 @@ mod exporter;
 pub mod exposition;
 mod facade;
 mod histograms;
+mod info;
 #[cfg(any(feature = "jsonl", feature = "console"))]
 mod json;
 #[cfg(feature = "jsonl")]
@@ -57,6 +63,7 @@ mod metric_buckets;
 pub mod metric_names;
 #[cfg(feature = "pushgateway")]
 mod pushgateway;
+mod process;
 mod recorder;
 mod text_format;
 mod textfile;
@@ -67,6 +74,7 @@ pub use console::{ConsoleFormat, ConsoleSink};
 pub use error::Error;
 pub use exporter::{install_exporter, parse_buckets, render, Exporter, ExporterGuard};
 pub use facade::FacadeSink;
+pub use info::{info, MetricError, StateSet};
 #[cfg(any(feature = "jsonl", feature = "console"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jsonl", feature = "console"))))]
 pub use json::JsonEvent;

@@ -34,3 +34,24 @@ pub const TEXTFILE_FAILURES_TOTAL: &str = "profilis_textfile_failures_total";
 /// Counter, no labels: pushes to a Pushgateway that failed when the exporter's guard dropped
 /// (`Exporter::pushgateway`, feature `pushgateway`).
 pub const PUSH_FAILURES_TOTAL: &str = "profilis_push_failures_total";
+
+// The process metrics (`Exporter::process_metrics`), with the names of the Prometheus client
+// guidelines; each is left out where the operating system does not give it.
+
+/// Counter (fractional), no labels: CPU time used by the process, user and system, in seconds.
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+/// Gauge, no labels: resident memory of the process, in bytes.
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+/// Gauge, no labels: virtual memory of the process, in bytes.
+pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
+/// Gauge, no labels: the most virtual memory the process may have, in bytes (`+Inf` without a
+/// limit).
+pub const PROCESS_VIRTUAL_MEMORY_MAX_BYTES: &str = "process_virtual_memory_max_bytes";
+/// Gauge, no labels: file descriptors the process has open.
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+/// Gauge, no labels: the most file descriptors the process may open (`+Inf` without a limit).
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+/// Gauge, no labels: when the process started, in seconds since the Unix epoch.
+pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
+/// Gauge, no labels: operating system threads of the process.
+pub const PROCESS_THREADS: &str = "process_threads";

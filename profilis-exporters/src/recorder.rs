@@ -56,7 +56,14 @@ impl PrometheusRecorder {
     }
 
     /// Everything recorded, in the Prometheus text format 0.0.4.
+    #[cfg(test)]
     pub(crate) fn render(&self) -> String {
+        self.render_with(|_| {})
+    }
+
+    /// Everything recorded and the families `more` puts on the page (those kept outside the
+    /// registry: the process metrics, info metrics and state sets), in the text format 0.0.4.
+    pub(crate) fn render_with(&self, more: impl FnOnce(&mut Page)) -> String {
         let state = &*self.state;
         let mut page = Page::default();
         state.registry.visit_counters(|key, counter| {
@@ -72,6 +79,7 @@ impl PrometheusRecorder {
             page.add(key.name(), labels(key), sample);
         });
         state.durations.add_to(&mut page);
+        more(&mut page);
         let descriptions = state.descriptions.lock().unwrap_or_else(|e| e.into_inner());
         for (name, help) in descriptions.iter() {
             page.help(name, help);

@@ -167,6 +167,8 @@ pub(crate) fn write_sample(
 pub(crate) enum Sample {
     /// A counter's total.
     Counter(u64),
+    /// A counter's total that is not a whole number (CPU seconds).
+    FloatCounter(f64),
     /// A gauge's value.
     Gauge(f64),
     /// A histogram.
@@ -185,7 +187,7 @@ pub(crate) struct HistogramSample {
 impl Sample {
     fn family_type(&self) -> FamilyType {
         match self {
-            Sample::Counter(_) => FamilyType::Counter,
+            Sample::Counter(_) | Sample::FloatCounter(_) => FamilyType::Counter,
             Sample::Gauge(_) => FamilyType::Gauge,
             Sample::Histogram(_) => FamilyType::Histogram,
         }
@@ -197,6 +199,7 @@ impl Sample {
     fn merge(&mut self, other: Sample) {
         match (self, other) {
             (Sample::Counter(a), Sample::Counter(b)) => *a = a.saturating_add(b),
+            (Sample::FloatCounter(a), Sample::FloatCounter(b)) => *a += b,
             (Sample::Gauge(a), Sample::Gauge(b)) => *a = b,
             (Sample::Histogram(a), Sample::Histogram(b))
                 if a.buckets.len() == b.buckets.len()
@@ -215,6 +218,8 @@ impl Sample {
 
 struct Family {
     help: Option<String>,
+    /// The help text when nothing gives one ([`Page::default_help`]).
+    default_help: Option<String>,
     kind: FamilyType,
     /// By label set (from [`label_set`]).
     series: BTreeMap<String, Sample>,
@@ -238,6 +243,7 @@ impl Page {
             .entry(metric_name(name).into_owned())
             .or_insert_with(|| Family {
                 help: None,
+                default_help: None,
                 kind,
                 series: BTreeMap::new(),
             });
@@ -259,15 +265,27 @@ impl Page {
         }
     }
 
+    /// Gives family `name` the help text `help` unless [`Page::help`] gives it one, before or
+    /// after this call (so an application's `describe_*` replaces profilis's text).
+    pub(crate) fn default_help(&mut self, name: &str, help: &str) {
+        if let Some(family) = self.families.get_mut(metric_name(name).as_ref()) {
+            family.default_help = Some(help.to_owned());
+        }
+    }
+
     /// The page in the text format: per family its `# HELP` (if any) and `# TYPE` lines, its
     /// samples, and a blank line.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         for (name, family) in &self.families {
-            write_header(&mut out, name, family.help.as_deref(), family.kind);
+            let help = family.help.as_deref().or(family.default_help.as_deref());
+            write_header(&mut out, name, help, family.kind);
             for (labels, sample) in &family.series {
                 match sample {
                     Sample::Counter(v) => write_sample(&mut out, name, "", labels, None, v),
+                    Sample::FloatCounter(v) => {
+                        write_sample(&mut out, name, "", labels, None, Value(*v));
+                    }
                     Sample::Gauge(v) => write_sample(&mut out, name, "", labels, None, Value(*v)),
                     Sample::Histogram(h) => {
                         let mut cumulative = 0u64;

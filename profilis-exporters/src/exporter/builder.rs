@@ -57,6 +57,7 @@ pub struct Exporter {
     textfile: Option<(std::path::PathBuf, Duration)>,
     #[cfg(feature = "pushgateway")]
     pushgateway: Option<crate::pushgateway::Pushgateway>,
+    process_metrics: Option<bool>,
 }
 
 impl Exporter {
@@ -331,6 +332,21 @@ impl Exporter {
         self
     }
 
+    /// Put the process metrics on every page, or not: `process_cpu_seconds_total` (a counter),
+    /// `process_resident_memory_bytes`, `process_virtual_memory_bytes`,
+    /// `process_virtual_memory_max_bytes`, `process_open_fds`, `process_max_fds`,
+    /// `process_start_time_seconds` and `process_threads` (gauges), named as the Prometheus
+    /// client guidelines name them (see [`metric_names`](crate::metric_names)). Default
+    /// `PROFILIS_PROCESS_METRICS` (`1`/`true`/`on`, `0`/`false`/`off`), else on.
+    ///
+    /// They are read from the operating system when a page is rendered (a scrape, [`render`](crate::render)),
+    /// not by the collector: a scrape gets the values of its own moment, and a process nobody
+    /// scrapes reads nothing. A value the system does not give is left off the page.
+    pub fn process_metrics(mut self, on: bool) -> Self {
+        self.process_metrics = Some(on);
+        self
+    }
+
     /// Installs the recorder, starts the collector and the listener.
     ///
     /// # Errors
@@ -387,6 +403,7 @@ impl Exporter {
                 .then(|| crate::dashboard::Dashboard::new(labels.clone(), token))
         };
         let installed = install_recorder(&buckets, &metric_buckets)?;
+        installed.set_process_metrics(self.process_metrics.or(env.process_metrics).unwrap_or(true));
         #[cfg(feature = "jsonl")]
         let jsonl = self
             .jsonl

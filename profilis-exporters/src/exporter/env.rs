@@ -42,6 +42,7 @@ pub(super) struct EnvSettings {
     pub(super) buckets: Option<Vec<f64>>,
     #[cfg(feature = "dashboard")]
     pub(super) dashboard: Option<bool>,
+    pub(super) process_metrics: Option<bool>,
 }
 
 /// A variable's value checked by `parse`, or an error naming the variable, its value and
@@ -73,9 +74,8 @@ fn parse_rate(value: &str) -> Option<f64> {
         .and_then(|r| validate_rate(r).ok())
 }
 
-/// A value of `PROFILIS_DASHBOARD`: `1`, `true`, `on` or `0`, `false`, `off`, in any case,
-/// whitespace around it ignored.
-#[cfg(feature = "dashboard")]
+/// A value of `PROFILIS_DASHBOARD` or `PROFILIS_PROCESS_METRICS`: `1`, `true`, `on` or `0`,
+/// `false`, `off`, in any case, whitespace around it ignored.
 fn parse_switch(value: &str) -> Option<bool> {
     let value = value.trim();
     let is = |word: &str| value.eq_ignore_ascii_case(word);
@@ -119,6 +119,11 @@ impl EnvSettings {
             dashboard: parse_env(
                 "PROFILIS_DASHBOARD",
                 "1, true or on to serve the dashboard; 0, false or off not to",
+                parse_switch,
+            )?,
+            process_metrics: parse_env(
+                "PROFILIS_PROCESS_METRICS",
+                "1, true or on for the process_* metrics; 0, false or off for none",
                 parse_switch,
             )?,
         })
@@ -197,9 +202,8 @@ mod tests {
 
     }
 
-    #[cfg(feature = "dashboard")]
     #[test]
-    fn dashboard_switches_read_on_and_off_words_only() {
+    fn switches_read_on_and_off_words_only() {
         for on in ["1", "true", "ON", " True\n"] {
             assert_eq!(parse_switch(on), Some(true), "{on:?}");
         }

@@ -2,7 +2,8 @@
 //! sink that feeds it: counters and gauges through the facade sink, duration histograms as
 //! bucket counts.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use profilis_core::{Batch, Buckets, Sink, SinkError};
 
@@ -18,12 +19,25 @@ pub(super) struct Installed {
     recorder: PrometheusRecorder,
     buckets: Buckets,
     metric_buckets: MetricBuckets,
+    /// Whether pages carry the process metrics: set by each install, shared by every clone.
+    process_metrics: Arc<AtomicBool>,
 }
 
 impl Installed {
-    /// The exposition text: every family of the recorder, the duration histograms among them.
+    /// The exposition text: every family of the recorder, the duration histograms among them,
+    /// the process metrics (read now, if on) and the published info metrics and state sets.
     pub(super) fn render(&self) -> String {
-        self.recorder.render()
+        self.recorder.render_with(|page| {
+            if self.process_metrics.load(Ordering::Acquire) {
+                crate::process::add_to(page);
+            }
+            crate::info::add_to(page);
+        })
+    }
+
+    /// Pages from now on carry the process metrics, or not.
+    pub(super) fn set_process_metrics(&self, on: bool) {
+        self.process_metrics.store(on, Ordering::Release);
     }
 }
 
@@ -53,6 +67,7 @@ pub(super) fn install_recorder(
         recorder,
         buckets: buckets.clone(),
         metric_buckets: metric_buckets.clone(),
+        process_metrics: Arc::new(AtomicBool::new(true)),
     };
     *installed = Some(new.clone());
     Ok(new)
