@@ -412,9 +412,18 @@ async fn start_browser(driver: &Path, chromium: &Path) -> (Process, Client) {
 /// every row `/metrics` has, with the same calls: the collector hands a cycle to both within
 /// a flush interval.
 fn settled(demo: &Demo, token: Option<&str>) -> (Vec<(String, Counts)>, Value) {
+    // The counts of the previous poll: settled means unchanged across two polls (a request
+    // still under way when the demo said "done" ends a moment later on a loaded machine).
+    let mut previous: Option<Vec<(String, Counts)>> = None;
     wait_for(Duration::from_secs(30), || {
         let (_, text) = demo.get("/metrics", token);
         let counts = counts_from_metrics(&text);
+        let unchanged = previous.as_ref() == Some(&counts);
+        if !unchanged {
+            previous = Some(counts);
+            std::thread::sleep(Duration::from_millis(250));
+            return None;
+        }
         let json = demo.json("/metrics.json?window=900", token);
         let rows = json["rows"].as_array()?;
         let all = counts.iter().all(|(key, c)| {

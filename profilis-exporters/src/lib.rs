@@ -61,9 +61,9 @@ mod labels;
 pub mod listener;
 mod metric_buckets;
 pub mod metric_names;
+mod process;
 #[cfg(feature = "pushgateway")]
 mod pushgateway;
-mod process;
 mod recorder;
 mod text_format;
 mod textfile;
