@@ -50,7 +50,7 @@ mod text_format;
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
 pub use console::{ConsoleFormat, ConsoleSink};
 pub use error::Error;
-pub use exporter::{install_exporter, parse_buckets, render, Exporter, ExporterGuard};
+pub use exporter::{install_exporter, parse_buckets, render, render_as, Exporter, ExporterGuard};
 pub use facade::FacadeSink;
 #[cfg(any(feature = "jsonl", feature = "console"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jsonl", feature = "console"))))]
@@ -59,3 +59,4 @@ pub use json::JsonEvent;
 #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
 pub use jsonl::{JsonlConfig, JsonlCounters, JsonlError, JsonlSink};
 pub use labels::GlobalLabels;
+pub use text_format::ExpositionFormat;

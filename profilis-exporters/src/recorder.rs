@@ -13,7 +13,7 @@ use metrics::{
 use metrics_util::registry::{Registry, Storage};
 
 use crate::histograms::Histograms;
-use crate::text_format::{self, HistogramSample, Page, Sample};
+use crate::text_format::{self, ExpositionFormat, HistogramSample, Page, Sample};
 
 /// The recorder; clones share everything.
 #[derive(Clone)]
@@ -51,6 +51,11 @@ impl PrometheusRecorder {
 
     /// Everything recorded, in the Prometheus text format 0.0.4.
     pub(crate) fn render(&self) -> String {
+        self.render_as(ExpositionFormat::Text)
+    }
+
+    /// Everything recorded, in `format` (exemplars in OpenMetrics only).
+    pub(crate) fn render_as(&self, format: ExpositionFormat) -> String {
         let state = &*self.state;
         let mut page = Page::default();
         state.registry.visit_counters(|key, counter| {
@@ -71,7 +76,7 @@ impl PrometheusRecorder {
             page.help(name, help);
         }
         drop(descriptions);
-        page.render()
+        page.render_as(format)
     }
 
     fn describe(&self, name: &KeyName, help: SharedString) {
