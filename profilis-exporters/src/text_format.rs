@@ -616,4 +616,151 @@ mod tests {
              g 2\n"
         );
     }
+
+    /// Prometheus 2's scrape `Accept` header.
+    const PROMETHEUS_2: &str = "application/openmetrics-text;version=1.0.0,\
+        application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// Prometheus 3's, with its default scrape protocols.
+    const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
+        application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,\
+        text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+
+    #[test]
+    fn openmetrics_is_answered_when_preferred_and_text_otherwise() {
+        use ExpositionFormat::{OpenMetrics, Text};
+        let cases: [(&[&str], ExpositionFormat); 16] = [
+            (&[], Text),
+            (&[PROMETHEUS_2], OpenMetrics),
+            (&[PROMETHEUS_3], OpenMetrics),
+            (&["application/openmetrics-text"], OpenMetrics),
+            (
+                &["Application/OpenMetrics-Text; version=\"1.0.0\""],
+                OpenMetrics,
+            ),
+            // Two header lines count as one list.
+            (
+                &["text/plain;q=0.5", "application/openmetrics-text"],
+                OpenMetrics,
+            ),
+            (&["text/plain"], Text),
+            (&["*/*"], Text),
+            (&["text/plain;version=0.0.4"], Text),
+            // Weights decide, a tie is the text format.
+            (
+                &["application/openmetrics-text;q=0.3,text/plain;q=0.5"],
+                Text,
+            ),
+            (
+                &["application/openmetrics-text;q=0.5,text/plain;q=0.5"],
+                Text,
+            ),
+            (&["application/openmetrics-text;q=0,*/*"], Text),
+            (&["application/*;q=0.9,text/*;q=0.8"], OpenMetrics),
+            // A version profilis does not write names neither format; a bad weight refuses.
+            (
+                &["application/openmetrics-text;version=0.0.1,text/plain;q=0.1"],
+                Text,
+            ),
+            (
+                &["application/openmetrics-text;q=high,text/plain;q=0.1"],
+                Text,
+            ),
+            (&["application/openmetrics-text;version=2.0.0"], Text),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(
+                ExpositionFormat::negotiate(accept.iter().copied()),
+                want,
+                "{accept:?}"
+            );
+        }
+    }
+
+    fn exemplar(trace_id: u128, value: f64) -> Option<Exemplar> {
+        Some(Exemplar {
+            trace_id,
+            value,
+            timestamp: 1_700_000_000.25,
+        })
+    }
+
+    fn sample_page() -> Page {
+        let mut page = Page::default();
+        let labels = label_set([("path", "/a\"b\\\n")]);
+        page.add("app_orders", labels.clone(), Sample::Counter(3));
+        page.help("app_orders", "Orders \"taken\"\\ here\n");
+        page.add("calls_total", String::new(), Sample::Counter(2));
+        page.add("level", String::new(), Sample::Gauge(1.5));
+        let histogram = HistogramSample {
+            buckets: vec![(0.1, 1), (1.0, 2), (f64::INFINITY, 0)],
+            sum: 1.25,
+        };
+        page.add("t_seconds", labels.clone(), Sample::Histogram(histogram));
+        page.unit("t_seconds", "seconds");
+        page.unit("level", "seconds");
+        // One exemplar in its bucket, one outside (left out), none for +Inf.
+        page.exemplars(
+            "t_seconds",
+            &labels,
+            vec![exemplar(0xab, 0.05), exemplar(0xcd, 0.05), None],
+        );
+        page
+    }
+
+    #[test]
+    fn openmetrics_pages_name_counters_without_total_and_carry_exemplars() {
+        let page = sample_page();
+        assert_eq!(
+            page.render_as(ExpositionFormat::OpenMetrics),
+            "# TYPE app_orders counter\n\
+             # HELP app_orders Orders \\\"taken\\\"\\\\ here\\n\n\
+             app_orders_total{path=\"/a\\\"b\\\\\\n\"} 3\n\
+             # TYPE calls counter\n\
+             calls_total 2\n\
+             # TYPE level gauge\n\
+             level 1.5\n\
+             # TYPE t_seconds histogram\n\
+             # UNIT t_seconds seconds\n\
+             t_seconds_bucket{path=\"/a\\\"b\\\\\\n\",le=\"0.1\"} 1 \
+             # {trace_id=\"000000000000000000000000000000ab\"} 0.05 1700000000.25\n\
+             t_seconds_bucket{path=\"/a\\\"b\\\\\\n\",le=\"1\"} 3\n\
+             t_seconds_bucket{path=\"/a\\\"b\\\\\\n\",le=\"+Inf\"} 3\n\
+             t_seconds_count{path=\"/a\\\"b\\\\\\n\"} 3\n\
+             t_seconds_sum{path=\"/a\\\"b\\\\\\n\"} 1.25\n\
+             # EOF\n"
+        );
+        // The text format has neither exemplars, units nor `# EOF`, and names as recorded.
+        let text = page.render();
+        assert!(!text.contains("trace_id") && !text.contains("# EOF") && !text.contains("UNIT"));
+        assert!(text.contains("\napp_orders{path="), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_leaves_out_what_it_does_not_allow() {
+        let mut page = Page::default();
+        // A negative sum (observations below zero): no `_sum`.
+        let histogram = HistogramSample {
+            buckets: vec![(0.0, 1), (f64::INFINITY, 0)],
+            sum: -2.0,
+        };
+        page.add("delta", String::new(), Sample::Histogram(histogram));
+        // A counter `x` would be written `x_total`: a gauge of that name is there, so the
+        // counter is left out rather than write one sample name in two families.
+        page.add("x", String::new(), Sample::Counter(1));
+        page.add("x_total", String::new(), Sample::Gauge(2.0));
+        assert_eq!(
+            page.render_as(ExpositionFormat::OpenMetrics),
+            "# TYPE delta histogram\n\
+             delta_bucket{le=\"0\"} 1\n\
+             delta_bucket{le=\"+Inf\"} 1\n\
+             delta_count 1\n\
+             # TYPE x_total gauge\n\
+             x_total 2\n\
+             # EOF\n"
+        );
+        assert_eq!(
+            Page::default().render_as(ExpositionFormat::OpenMetrics),
+            "# EOF\n"
+        );
+    }
 }
