@@ -6,7 +6,10 @@
 //! profilis's own `metrics` recorder, which keeps counters, gauges and histograms (as bucket
 //! counts, with the exporter's buckets) and renders them in the Prometheus text format 0.0.4
 //! ([`render`]) with label values and help texts escaped exactly as the format asks, so that
-//! every value reads back as itself.
+//! every value reads back as itself. When the scraper asks for it (as Prometheus does), pages
+//! are written in OpenMetrics 1.0 instead ([`ExpositionFormat`], [`render_as`]), whose
+//! duration histogram buckets carry exemplars: the trace id, duration and start of a recent
+//! call in each bucket.
 //!
 //! Each transport is a feature:
 //!

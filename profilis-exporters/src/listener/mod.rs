@@ -6,7 +6,7 @@
 //!
 //! | request | response |
 //! |---|---|
-//! | `GET /metrics`, `HEAD /metrics` | `200`, `Content-Type: text/plain; version=0.0.4; charset=utf-8`, the text returned by the render function; gzip-compressed (`Content-Encoding: gzip`) when `Accept-Encoding` accepts gzip. `HEAD` sends the headers only. |
+//! | `GET /metrics`, `HEAD /metrics` | `200`, `Content-Type: text/plain; version=0.0.4; charset=utf-8`, the text returned by the render function; with [`start_with_formats`] (the exporter's listener), OpenMetrics (`Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8`) when the request's `Accept` prefers it ([`ExpositionFormat::negotiate`](crate::ExpositionFormat::negotiate)); gzip-compressed (`Content-Encoding: gzip`) when `Accept-Encoding` accepts gzip; `Vary: Accept, Accept-Encoding`. `HEAD` sends the headers only. |
 //! | `GET /healthz`, `HEAD /healthz` | `200`, body `ok` |
 //! | `GET /`, `/metrics.json`, `/errors.json`, `/slowest.json` (and `HEAD`) | with a [`dashboard`](ListenerConfig::dashboard), its page and JSON ([`crate::dashboard`]); the page `/` is served without the bearer token (it carries no data and asks for the token); `404` without a dashboard |
 //! | any other method on those paths | `405` with `Allow: GET, HEAD` |
