@@ -9,6 +9,9 @@
 
 use std::collections::HashSet;
 
+/// A series' labels, unescaped, in the order written.
+pub type Labels = Vec<(String, String)>;
+
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -192,7 +195,7 @@ pub(crate) fn number(value: &str) -> Result<f64, String> {
 
 /// Reads `{key="value",...}` at the start of `text` (none if it does not start with `{`), and
 /// returns the labels and what follows.
-pub(crate) fn label_set(text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+pub(crate) fn label_set(text: &str) -> Result<(Labels, &str), String> {
     let mut rest = text;
     let mut labels: Vec<(String, String)> = Vec::new();
     if let Some(mut inside) = rest.strip_prefix('{') {

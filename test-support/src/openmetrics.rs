@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::exposition::{label_set, metric_name, number, unescape, Exemplar, Sample};
+use crate::exposition::{label_set, metric_name, number, unescape, Exemplar, Labels, Sample};
 
 /// A family as its descriptors declare it.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,7 +178,10 @@ pub fn parse_openmetrics(text: &str) -> Result<OpenMetrics, String> {
                 return Err(at("an exemplar where OpenMetrics allows none".to_owned()));
             }
         }
-        if family.kind == "counter" && sample.name.ends_with("_total") && !(sample.value >= 0.0) {
+        if family.kind == "counter"
+            && sample.name.ends_with("_total")
+            && (sample.value.is_nan() || sample.value < 0.0)
+        {
             return Err(at(
                 "a counter's total must be a number at least 0".to_owned()
             ));
@@ -258,7 +261,7 @@ fn check_histograms(page: &OpenMetrics) -> Result<(), String> {
     for family in page.families.iter().filter(|f| f.kind == "histogram") {
         let name = &family.name;
         // Buckets per series (labels without `le`), in page order.
-        let mut buckets: HashMap<Vec<(String, String)>, Vec<(f64, &Sample)>> = HashMap::new();
+        let mut buckets: HashMap<Labels, Vec<(f64, &Sample)>> = HashMap::new();
         let bucket_name = format!("{name}_bucket");
         for sample in page.named(&bucket_name) {
             let le = sample
@@ -277,7 +280,7 @@ fn check_histograms(page: &OpenMetrics) -> Result<(), String> {
             let mut previous_le = f64::NEG_INFINITY;
             let mut previous_count = 0.0;
             for &(le, sample) in bounds {
-                if !(le > previous_le) {
+                if le.is_nan() || le <= previous_le {
                     return Err(format!("{name}{series:?}: le {le} after {previous_le}"));
                 }
                 if sample.value < previous_count {
@@ -315,7 +318,7 @@ fn check_histograms(page: &OpenMetrics) -> Result<(), String> {
                 None => return Err(format!("{name}{series:?}: no _count")),
             }
             if let Some(sum) = with("_sum") {
-                if !(sum.value >= 0.0) {
+                if sum.value.is_nan() || sum.value < 0.0 {
                     return Err(format!(
                         "{name}{series:?}: _sum {} (negative or NaN)",
                         sum.value
@@ -380,11 +383,11 @@ mod tests {
             // A unit that is not the name's suffix.
             GOOD.replace("UNIT t_seconds seconds", "UNIT t_seconds bytes"),
             // Interleaved families, a family declared twice.
-            format!("# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na{{x=\"1\"}} 2\n# EOF\n"),
-            format!("# TYPE a gauge\na 1\n# TYPE a gauge\n# EOF\n"),
+            "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na{x=\"1\"} 2\n# EOF\n".to_owned(),
+            "# TYPE a gauge\na 1\n# TYPE a gauge\n# EOF\n".to_owned(),
             // An exemplar outside its bucket, on a gauge, too long.
             GOOD.replace("0.05 1700000000.25", "0.5 1700000000.25"),
-            format!("# TYPE g gauge\ng 1 # {{trace_id=\"a\"}} 1\n# EOF\n"),
+            "# TYPE g gauge\ng 1 # {trace_id=\"a\"} 1\n# EOF\n".to_owned(),
             GOOD.replace(
                 "trace_id=\"ab\"",
                 &format!("trace_id=\"{}\"", "a".repeat(121)),
