@@ -61,7 +61,7 @@ pub mod axum {
     //! # Ok(()) }
     //! ```
 
-    use axum::http::header::{ACCEPT_ENCODING, AUTHORIZATION};
+    use axum::http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION};
     use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
     use axum::response::{IntoResponse, Response};
     use axum::routing::get;
@@ -76,12 +76,21 @@ pub mod axum {
         Router::new().route("/metrics", get(metrics_handler))
     }
 
-    /// The `/metrics` page of profilis's recorder ([`crate::render`]), answered as the
-    /// built-in listener does: [`METRICS_CONTENT_TYPE`](crate::exposition::METRICS_CONTENT_TYPE),
-    /// gzip-compressed when the request's `Accept-Encoding` accepts gzip, and
-    /// `Vary: Accept-Encoding`. `503 Service Unavailable` before the exporter is installed.
+    /// The `/metrics` page of profilis's recorder ([`crate::render_as`]), answered as the
+    /// built-in listener does: in the format the request's `Accept` asks for
+    /// ([`ExpositionFormat::negotiate`](crate::ExpositionFormat::negotiate): OpenMetrics with
+    /// exemplars for Prometheus, else the text format with
+    /// [`METRICS_CONTENT_TYPE`](crate::exposition::METRICS_CONTENT_TYPE)), gzip-compressed when
+    /// the request's `Accept-Encoding` accepts gzip, and `Vary: Accept, Accept-Encoding`.
+    /// `503 Service Unavailable` before the exporter is installed.
     pub async fn metrics_handler(headers: HeaderMap) -> Response {
-        let Some(page) = crate::render() else {
+        let format = crate::ExpositionFormat::negotiate(
+            headers
+                .get_all(ACCEPT)
+                .iter()
+                .filter_map(|value| value.to_str().ok()),
+        );
+        let Some(page) = crate::render_as(format) else {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the profilis exporter is not installed\n",
@@ -92,7 +101,7 @@ pub mod axum {
             .get_all(ACCEPT_ENCODING)
             .iter()
             .filter_map(|value| value.to_str().ok());
-        let page = crate::exposition::metrics_page(page, accept);
+        let page = crate::exposition::metrics_page_as(format, page, accept);
         let headers: Vec<_> = page.headers().collect();
         let mut response = page.body.into_response();
         for (name, value) in headers {
@@ -200,7 +209,7 @@ pub mod actix {
     //! exporter's bearer token, if one is set.
 
     use actix_web::dev::HttpServiceFactory;
-    use actix_web::http::header::{ACCEPT_ENCODING, AUTHORIZATION};
+    use actix_web::http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION};
     use actix_web::http::StatusCode;
     use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -214,12 +223,20 @@ pub mod actix {
             .route(web::head().to(metrics))
     }
 
-    /// The `/metrics` page of profilis's recorder ([`crate::render`]), answered as the
-    /// built-in listener does: [`METRICS_CONTENT_TYPE`](crate::exposition::METRICS_CONTENT_TYPE),
-    /// gzip-compressed when the request's `Accept-Encoding` accepts gzip, and
-    /// `Vary: Accept-Encoding`. `503 Service Unavailable` before the exporter is installed.
+    /// The `/metrics` page of profilis's recorder ([`crate::render_as`]), answered as the
+    /// built-in listener does: in the format the request's `Accept` asks for
+    /// ([`ExpositionFormat::negotiate`](crate::ExpositionFormat::negotiate): OpenMetrics with
+    /// exemplars for Prometheus, else the text format with
+    /// [`METRICS_CONTENT_TYPE`](crate::exposition::METRICS_CONTENT_TYPE)), gzip-compressed when
+    /// the request's `Accept-Encoding` accepts gzip, and `Vary: Accept, Accept-Encoding`.
+    /// `503 Service Unavailable` before the exporter is installed.
     pub async fn metrics(req: HttpRequest) -> HttpResponse {
-        let Some(page) = crate::render() else {
+        let format = crate::ExpositionFormat::negotiate(
+            req.headers()
+                .get_all(ACCEPT)
+                .filter_map(|value| value.to_str().ok()),
+        );
+        let Some(page) = crate::render_as(format) else {
             return HttpResponse::ServiceUnavailable()
                 .body("the profilis exporter is not installed\n");
         };
@@ -227,7 +244,7 @@ pub mod actix {
             .headers()
             .get_all(ACCEPT_ENCODING)
             .filter_map(|value| value.to_str().ok());
-        let page = crate::exposition::metrics_page(page, accept);
+        let page = crate::exposition::metrics_page_as(format, page, accept);
         let mut response = HttpResponse::Ok();
         for header in page.headers() {
             response.insert_header(header);

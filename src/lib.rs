@@ -111,8 +111,8 @@ pub use profilis_macros::profiled;
 #[cfg(feature = "exporter")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
 pub use profilis_exporters::{
-    install_exporter, metric_names, parse_buckets, render, Error, Exporter, ExporterGuard,
-    FacadeSink, GlobalLabels,
+    install_exporter, metric_names, parse_buckets, render, render_as, Error, Exporter,
+    ExporterGuard, ExpositionFormat, FacadeSink, GlobalLabels,
 };
 
 #[cfg(feature = "exporter")]

@@ -1,14 +1,20 @@
-//! The `/metrics` response: the Prometheus text format's content type, and gzip when the
-//! client accepts it. The built-in listener and the axum and actix-web handlers answer alike
-//! through [`metrics_page`].
+//! The `/metrics` response: the format the scraper asks for (the Prometheus text format by
+//! default, OpenMetrics when its `Accept` header prefers it: [`ExpositionFormat::negotiate`])
+//! with its content type, and gzip when the client accepts it. The built-in listener and the
+//! axum and actix-web handlers answer alike through [`metrics_page_as`].
 
 use std::io::{self, Write as _};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-/// Content type of the Prometheus text exposition format served on `/metrics`.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use crate::text_format::ExpositionFormat;
+
+/// Content type of the Prometheus text exposition format served on `/metrics` by default.
+pub const METRICS_CONTENT_TYPE: &str = ExpositionFormat::Text.content_type();
+
+/// Content type of OpenMetrics 1.0, served on `/metrics` when the scraper asks for it.
+pub const OPENMETRICS_CONTENT_TYPE: &str = ExpositionFormat::OpenMetrics.content_type();
 
 pub(crate) fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::default());
@@ -16,44 +22,63 @@ pub(crate) fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// A `/metrics` response body, ready to send with [`METRICS_CONTENT_TYPE`] and, if `gzip`,
-/// `Content-Encoding: gzip` (and `Vary: Accept-Encoding`).
+/// A `/metrics` response body, ready to send with its format's content type and, if `gzip`,
+/// `Content-Encoding: gzip` (and `Vary: Accept, Accept-Encoding`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsPage {
     /// The body.
     pub body: Vec<u8>,
     /// Whether the body is gzip-compressed.
     pub gzip: bool,
+    /// The body's format.
+    pub format: ExpositionFormat,
 }
 
 impl MetricsPage {
-    /// The headers to send with the body: `Content-Type` ([`METRICS_CONTENT_TYPE`]),
-    /// `Vary: Accept-Encoding`, and `Content-Encoding: gzip` when the body is compressed.
+    /// The headers to send with the body: `Content-Type` ([`METRICS_CONTENT_TYPE`] or
+    /// [`OPENMETRICS_CONTENT_TYPE`]), `Vary: Accept, Accept-Encoding`, and
+    /// `Content-Encoding: gzip` when the body is compressed.
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
         [
-            ("content-type", METRICS_CONTENT_TYPE),
-            ("vary", "Accept-Encoding"),
+            ("content-type", self.format.content_type()),
+            ("vary", "Accept, Accept-Encoding"),
         ]
         .into_iter()
         .chain(self.gzip.then_some(("content-encoding", "gzip")))
     }
 }
 
-/// The `/metrics` response for exposition text `page` and a request's `Accept-Encoding`
-/// values: gzip-compressed when the client accepts gzip. The built-in listener and the
-/// framework handlers (`profilis::http`) answer alike through this.
+/// The `/metrics` response for exposition text `page` (in the text format) and a request's
+/// `Accept-Encoding` values: gzip-compressed when the client accepts gzip.
 pub fn metrics_page<'a>(
+    page: String,
+    accept_encoding: impl IntoIterator<Item = &'a str>,
+) -> MetricsPage {
+    metrics_page_as(ExpositionFormat::Text, page, accept_encoding)
+}
+
+/// The `/metrics` response for `page`, written in `format` (the one
+/// [`ExpositionFormat::negotiate`] picked from the request's `Accept`), and a request's
+/// `Accept-Encoding` values: gzip-compressed when the client accepts gzip. The built-in
+/// listener and the framework handlers (`profilis::http`) answer alike through this.
+pub fn metrics_page_as<'a>(
+    format: ExpositionFormat,
     page: String,
     accept_encoding: impl IntoIterator<Item = &'a str>,
 ) -> MetricsPage {
     if accepts_gzip(accept_encoding) {
         if let Ok(body) = gzip(page.as_bytes()) {
-            return MetricsPage { body, gzip: true };
+            return MetricsPage {
+                body,
+                gzip: true,
+                format,
+            };
         }
     }
     MetricsPage {
         body: page.into_bytes(),
         gzip: false,
+        format,
     }
 }
 

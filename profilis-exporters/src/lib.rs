@@ -6,7 +6,10 @@
 //! profilis's own `metrics` recorder, which keeps counters, gauges and histograms (as bucket
 //! counts, with the exporter's buckets) and renders them in the Prometheus text format 0.0.4
 //! ([`render`]) with label values and help texts escaped exactly as the format asks, so that
-//! every value reads back as itself.
+//! every value reads back as itself. When the scraper asks for it (as Prometheus does), pages
+//! are written in OpenMetrics 1.0 instead ([`ExpositionFormat`], [`render_as`]), whose
+//! duration histogram buckets carry exemplars: the trace id, duration and start of a recent
+//! call in each bucket.
 //!
 //! The application's own histograms (`metrics::histogram!`) are bucketed histograms, never
 //! summaries: with the exporter's buckets, or with buckets set per metric by full name, prefix
@@ -72,7 +75,7 @@ mod textfile;
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
 pub use console::{ConsoleFormat, ConsoleSink};
 pub use error::Error;
-pub use exporter::{install_exporter, parse_buckets, render, Exporter, ExporterGuard};
+pub use exporter::{install_exporter, parse_buckets, render, render_as, Exporter, ExporterGuard};
 pub use facade::FacadeSink;
 pub use info::{info, MetricError, StateSet};
 #[cfg(any(feature = "jsonl", feature = "console"))]
@@ -86,4 +89,5 @@ pub use metric_buckets::{parse_metric_buckets, MetricBucketsError, MetricMatch};
 #[cfg(feature = "pushgateway")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pushgateway")))]
 pub use pushgateway::{PushError, PushMethod, Pushgateway};
+pub use text_format::ExpositionFormat;
 pub use textfile::{write_textfile, TextfileError};

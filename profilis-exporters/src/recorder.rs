@@ -14,7 +14,7 @@ use metrics_util::registry::{Registry, Storage};
 
 use crate::histograms::Histograms;
 use crate::metric_buckets::MetricBuckets;
-use crate::text_format::{self, HistogramSample, Page, Sample};
+use crate::text_format::{self, ExpositionFormat, HistogramSample, Page, Sample};
 
 /// The recorder; clones share everything.
 #[derive(Clone)]
@@ -58,12 +58,23 @@ impl PrometheusRecorder {
     /// Everything recorded, in the Prometheus text format 0.0.4.
     #[cfg(test)]
     pub(crate) fn render(&self) -> String {
-        self.render_with(|_| {})
+        self.render_with(ExpositionFormat::Text, |_| {})
+    }
+
+    /// Everything recorded, in `format`.
+    #[cfg(test)]
+    pub(crate) fn render_as(&self, format: ExpositionFormat) -> String {
+        self.render_with(format, |_| {})
     }
 
     /// Everything recorded and the families `more` puts on the page (those kept outside the
-    /// registry: the process metrics, info metrics and state sets), in the text format 0.0.4.
-    pub(crate) fn render_with(&self, more: impl FnOnce(&mut Page)) -> String {
+    /// registry: the process metrics, info metrics and state sets), in `format` (exemplars in
+    /// OpenMetrics only).
+    pub(crate) fn render_with(
+        &self,
+        format: ExpositionFormat,
+        more: impl FnOnce(&mut Page),
+    ) -> String {
         let state = &*self.state;
         let mut page = Page::default();
         state.registry.visit_counters(|key, counter| {
@@ -85,7 +96,7 @@ impl PrometheusRecorder {
             page.help(name, help);
         }
         drop(descriptions);
-        page.render()
+        page.render_as(format)
     }
 
     fn describe(&self, name: &KeyName, help: SharedString) {
@@ -223,8 +234,12 @@ impl HistogramFn for BucketHistogram {
 mod tests {
     use std::sync::Arc;
 
+    use profilis_core::context::{SpanId, TraceId};
     use profilis_core::{Batch, BucketTotal, CallCount, Sink, Site, Stats, FUNCTION};
-    use profilis_test_support::{parse_exposition, promtool_check_metrics, Exposition};
+    use profilis_core::{Event, Outcome};
+    use profilis_test_support::{
+        parse_exposition, parse_openmetrics, promtool_check_metrics, Exposition,
+    };
     use proptest::prelude::*;
 
     use super::*;
@@ -419,6 +434,12 @@ mod tests {
 
     /// A page with awkward label values and help texts, through every path that renders.
     fn awkward_page() -> (String, Vec<&'static str>) {
+        let (recorder, values) = awkward_recorder();
+        (recorder.render(), values)
+    }
+
+    /// The recorder of [`awkward_page`].
+    fn awkward_recorder() -> (PrometheusRecorder, Vec<&'static str>) {
         let values = vec![
             "a\"b",
             "a\\\"b",
@@ -450,7 +471,7 @@ mod tests {
         for value in values.iter().filter(|v| !v.is_empty()) {
             record_call(&recorder, &labels, value);
         }
-        (recorder.render(), values)
+        (recorder, values)
     }
 
     #[test]
@@ -487,6 +508,121 @@ mod tests {
         );
     }
 
+    /// The awkward page in OpenMetrics: it reads back strictly, with the same label values
+    /// as the text format (the escaping is the same), counters under `_total`.
+    #[test]
+    fn awkward_values_read_back_the_same_in_openmetrics() {
+        let (text, values) = awkward_page();
+        let text_page = parse_exposition(&text).unwrap();
+        let (recorder, _) = awkward_recorder();
+        let om = recorder.render_as(ExpositionFormat::OpenMetrics);
+        let page = parse_openmetrics(&om).unwrap_or_else(|e| panic!("{e}\n{om}"));
+        assert_eq!(om.matches("# EOF").count(), 1);
+        assert!(om.ends_with("\n# EOF\n"));
+        for (name, om_name) in [
+            ("app_things_total", "app_things_total"),
+            ("app_level", "app_level"),
+            ("app_seconds_bucket", "app_seconds_bucket"),
+            (
+                "profilis_function_calls_total",
+                "profilis_function_calls_total",
+            ),
+            (
+                "profilis_function_duration_seconds_bucket",
+                "profilis_function_duration_seconds_bucket",
+            ),
+        ] {
+            let mut in_text: Vec<_> = text_page
+                .named(name)
+                .map(|s| (&s.labels, s.value))
+                .collect();
+            let mut in_om: Vec<_> = page.named(om_name).map(|s| (&s.labels, s.value)).collect();
+            in_text.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            in_om.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            assert_eq!(in_text, in_om, "{name}");
+            assert!(!in_om.is_empty(), "{name}");
+        }
+        assert_eq!(page.named("app_things_total").count(), values.len());
+        let family = page
+            .family("app_things")
+            .expect("the counter's family, without _total");
+        assert_eq!(family.kind, "counter");
+        assert_eq!(
+            family.help.as_deref(),
+            Some("Things \\ counted\nper \"value\"")
+        );
+        let durations = page.family("profilis_function_duration_seconds").unwrap();
+        assert_eq!(durations.unit.as_deref(), Some("seconds"));
+    }
+
+    fn timed_call(function: &str, trace_id: u128, dur_ns: u64, ts_ns: u64) -> Event {
+        Event {
+            site: Site::interned(&FUNCTION, function, &[]),
+            ts_ns,
+            dur_ns,
+            error: false,
+            outcome: Outcome::Returned,
+            trace_id: TraceId(trace_id),
+            span_id: SpanId(1),
+            parent_span_id: None,
+            detail: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn each_bucket_keeps_the_latest_exemplar_that_lies_within_it() {
+        let recorder = PrometheusRecorder::new(&[0.1]);
+        let labels = GlobalLabels {
+            service: "s".into(),
+            instance: "i".into(),
+            worker: "w".into(),
+        };
+        record_call(&recorder, &labels, "exemplary");
+        let s = 1_700_000_000_000_000_000;
+        recorder.durations().add_exemplars(
+            &labels,
+            &[
+                // The bucket (0, 0.1]: the later call wins, whatever the order given.
+                timed_call("exemplary", 0x22, 50_000_000, s + 2_000_000_000),
+                timed_call("exemplary", 0x11, 100_000_000, s),
+                // +Inf: just above the bound.
+                timed_call("exemplary", 0x33, 100_000_001, s + 1_000_000_000),
+                // No trace id; a series with no timed call: left out.
+                timed_call("exemplary", 0, 1, s + 9_000_000_000),
+                timed_call("never_counted", 0x44, 1, s),
+            ],
+        );
+        let om = recorder.render_as(ExpositionFormat::OpenMetrics);
+        let page = parse_openmetrics(&om).unwrap_or_else(|e| panic!("{e}\n{om}"));
+        let buckets: Vec<_> = page
+            .named("profilis_function_duration_seconds_bucket")
+            .filter(|b| b.label("function") == Some("exemplary"))
+            .collect();
+        assert_eq!(buckets.len(), 2, "{om}");
+        let first = buckets[0]
+            .exemplar
+            .as_ref()
+            .expect("an exemplar in (0, 0.1]");
+        assert_eq!(
+            first.label("trace_id"),
+            Some("00000000000000000000000000000022")
+        );
+        assert_eq!(
+            (first.value, first.timestamp),
+            (0.05, Some(1_700_000_002.0))
+        );
+        let last = buckets[1].exemplar.as_ref().expect("an exemplar in +Inf");
+        assert_eq!(
+            last.label("trace_id"),
+            Some("00000000000000000000000000000033")
+        );
+        assert_eq!(last.value, 0.100000001);
+        assert!(!om.contains("never_counted") && !om.contains(&format!("{:032x}", 0x44)));
+        // The text format has none.
+        assert!(!recorder.render().contains("trace_id"));
+    }
+
     #[test]
     fn promtool_accepts_a_page_of_awkward_values() {
         let (text, _) = awkward_page();
@@ -518,6 +654,16 @@ mod tests {
             }
             let text = recorder.render();
             let page = parse_exposition(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            // OpenMetrics reads back strictly too, with the same values.
+            let om = recorder.render_as(ExpositionFormat::OpenMetrics);
+            let om_page = parse_openmetrics(&om).map_err(|e| TestCaseError::fail(format!("{e}\n{om}")))?;
+            let om_help = om_page.family("app").and_then(|f| f.help.as_deref());
+            prop_assert_eq!(om_help, Some(help.as_str()));
+            let mut in_text: Vec<_> = page.named("app_total").map(|s| (&s.labels, s.value)).collect();
+            let mut in_om: Vec<_> = om_page.named("app_total").map(|s| (&s.labels, s.value)).collect();
+            in_text.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            in_om.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            prop_assert_eq!(in_text, in_om);
 
             // Two values are two series, each reading back as its own value.
             let totals: Vec<_> = page.named("app_total").collect();

@@ -1,7 +1,8 @@
-//! The Prometheus text format 0.0.4, written in one place for every page profilis renders:
-//! label values and help texts escaped exactly as the format asks (so every value reads back
-//! as itself), metric names and label keys reduced to the characters it allows, sample values
-//! and family headers.
+//! The Prometheus text format 0.0.4 and OpenMetrics 1.0, written in one place for every page
+//! profilis renders: label values and help texts escaped exactly as the format asks (so every
+//! value reads back as itself), metric names and label keys reduced to the characters it
+//! allows, sample values and family headers, exemplars (OpenMetrics only), and which format a
+//! scraper's `Accept` header asks for ([`ExpositionFormat::negotiate`]).
 
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
@@ -145,6 +146,20 @@ pub(crate) fn write_sample(
     le: Option<f64>,
     value: impl std::fmt::Display,
 ) {
+    write_sample_with(out, name, suffix, labels, le, value, None);
+}
+
+/// As [`write_sample`], with an OpenMetrics exemplar after the value when one is given:
+/// ` # {trace_id="<32 hex>"} <value> <timestamp>`.
+fn write_sample_with(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    le: Option<f64>,
+    value: impl std::fmt::Display,
+    exemplar: Option<&Exemplar>,
+) {
     out.push_str(name);
     out.push_str(suffix);
     if !labels.is_empty() || le.is_some() {
@@ -159,7 +174,18 @@ pub(crate) fn write_sample(
         }
         out.push('}');
     }
-    writeln!(out, " {value}").expect("writing to a String");
+    write!(out, " {value}").expect("writing to a String");
+    if let Some(e) = exemplar {
+        write!(
+            out,
+            " # {{trace_id=\"{:032x}\"}} {} {}",
+            e.trace_id,
+            Value(e.value),
+            Value(e.timestamp)
+        )
+        .expect("writing to a String");
+    }
+    out.push('\n');
 }
 
 /// One series' value.
@@ -221,8 +247,139 @@ struct Family {
     /// The help text when nothing gives one ([`Page::default_help`]).
     default_help: Option<String>,
     kind: FamilyType,
+    /// The unit OpenMetrics' `# UNIT` line names (the name ends in `_<unit>`).
+    unit: Option<&'static str>,
     /// By label set (from [`label_set`]).
     series: BTreeMap<String, Sample>,
+    /// A histogram's exemplars by label set: one per bucket at most, by bucket index.
+    exemplars: BTreeMap<String, Vec<Option<Exemplar>>>,
+}
+
+/// A histogram bucket's exemplar: a call that fell in the bucket, by its trace id. Written in
+/// OpenMetrics pages only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Exemplar {
+    /// The call's trace id (written as 32 lowercase hex digits).
+    pub(crate) trace_id: u128,
+    /// The observed value (a duration in seconds).
+    pub(crate) value: f64,
+    /// When it was observed, in seconds since the Unix epoch.
+    pub(crate) timestamp: f64,
+}
+
+/// The formats profilis writes `/metrics` pages in. The Prometheus text format 0.0.4 is the
+/// default; OpenMetrics 1.0 is written when the scraper asks for it
+/// ([`negotiate`](ExpositionFormat::negotiate)), as Prometheus does by default, and only it
+/// carries exemplars.
+///
+/// ```
+/// use profilis_exporters::ExpositionFormat;
+///
+/// // The `Accept` header Prometheus 2 sends when it scrapes.
+/// let prometheus = "application/openmetrics-text;version=1.0.0,\
+///     application/openmetrics-text;version=0.0.1;q=0.75,\
+///     text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// assert_eq!(ExpositionFormat::negotiate([prometheus]), ExpositionFormat::OpenMetrics);
+/// assert_eq!(ExpositionFormat::negotiate([]), ExpositionFormat::Text);
+/// assert_eq!(
+///     ExpositionFormat::OpenMetrics.content_type(),
+///     "application/openmetrics-text; version=1.0.0; charset=utf-8"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExpositionFormat {
+    /// The Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
+    #[default]
+    Text,
+    /// OpenMetrics 1.0 (`application/openmetrics-text; version=1.0.0`): counters declared
+    /// without their `_total` suffix, histogram buckets with exemplars, `# EOF` at the end.
+    OpenMetrics,
+}
+
+impl ExpositionFormat {
+    /// The `Content-Type` of a page in this format.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            ExpositionFormat::Text => "text/plain; version=0.0.4; charset=utf-8",
+            ExpositionFormat::OpenMetrics => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            }
+        }
+    }
+
+    /// The format a request's `Accept` header values ask for: OpenMetrics when
+    /// `application/openmetrics-text` (without a version, or version `1.0.0`) has a higher
+    /// weight (`q`) than the text format, else the text format. Each format takes the weight
+    /// of the most specific entry that names it (`application/openmetrics-text` or
+    /// `text/plain` with an allowed version, then `application/*` or `text/*`, then `*/*`).
+    /// An entry for a version profilis does not write (OpenMetrics `0.0.1`, text `1.0.0`)
+    /// names neither. No header, a tie, or nothing acceptable: the text format.
+    pub fn negotiate<'a>(accept: impl IntoIterator<Item = &'a str>) -> ExpositionFormat {
+        // (specificity, weight) of the best-matching entry per format.
+        let mut open_metrics: Option<(u8, f32)> = None;
+        let mut text: Option<(u8, f32)> = None;
+        let take = |best: &mut Option<(u8, f32)>, specificity: u8, weight: f32| {
+            let better = match *best {
+                None => true,
+                Some((s, w)) => specificity > s || (specificity == s && weight > w),
+            };
+            if better {
+                *best = Some((specificity, weight));
+            }
+        };
+        for entry in accept.into_iter().flat_map(|value| value.split(',')) {
+            let mut parts = entry.split(';');
+            let media = parts.next().unwrap_or_default().trim();
+            let (mut weight, mut version) = (1.0f32, None);
+            for param in parts {
+                let Some((name, value)) = param.split_once('=') else {
+                    continue;
+                };
+                let value = value.trim().trim_matches('"');
+                match name.trim().to_ascii_lowercase().as_str() {
+                    // A weight that does not parse, or lies outside [0, 1], refuses the entry.
+                    "q" => {
+                        weight = value
+                            .parse::<f32>()
+                            .ok()
+                            .filter(|q| (0.0..=1.0).contains(q))
+                            .unwrap_or(0.0);
+                    }
+                    "version" => version = Some(value),
+                    _ => {}
+                }
+            }
+            let Some((kind, subtype)) = media.split_once('/') else {
+                continue;
+            };
+            let (kind, subtype) = (kind.trim(), subtype.trim());
+            let is =
+                |a: &str, b: &str| kind.eq_ignore_ascii_case(a) && subtype.eq_ignore_ascii_case(b);
+            if is("application", "openmetrics-text") {
+                if matches!(version, None | Some("1.0.0")) {
+                    take(&mut open_metrics, 3, weight);
+                }
+            } else if is("text", "plain") {
+                if matches!(version, None | Some("0.0.4")) {
+                    take(&mut text, 3, weight);
+                }
+            } else if is("application", "*") {
+                take(&mut open_metrics, 2, weight);
+            } else if is("text", "*") {
+                take(&mut text, 2, weight);
+            } else if is("*", "*") {
+                take(&mut open_metrics, 1, weight);
+                take(&mut text, 1, weight);
+            }
+        }
+        let weight = |best: Option<(u8, f32)>| best.map_or(0.0, |(_, w)| w);
+        let open_metrics = weight(open_metrics);
+        if open_metrics > 0.0 && open_metrics > weight(text) {
+            ExpositionFormat::OpenMetrics
+        } else {
+            ExpositionFormat::Text
+        }
+    }
 }
 
 /// A page of families being put together: each family once, under its sanitized name with one
@@ -245,7 +402,9 @@ impl Page {
                 help: None,
                 default_help: None,
                 kind,
+                unit: None,
                 series: BTreeMap::new(),
+                exemplars: BTreeMap::new(),
             });
         if family.kind != kind {
             return;
@@ -271,6 +430,122 @@ impl Page {
         if let Some(family) = self.families.get_mut(metric_name(name).as_ref()) {
             family.default_help = Some(help.to_owned());
         }
+    }
+
+    /// Gives family `name` the unit `unit` (OpenMetrics' `# UNIT` line), if it is on the page
+    /// and its name ends in `_<unit>`, as OpenMetrics requires.
+    pub(crate) fn unit(&mut self, name: &str, unit: &'static str) {
+        let name = metric_name(name);
+        if let Some(family) = self.families.get_mut(name.as_ref()) {
+            if name
+                .strip_suffix(unit)
+                .is_some_and(|rest| rest.ends_with('_'))
+            {
+                family.unit = Some(unit);
+            }
+        }
+    }
+
+    /// Gives the histogram series `labels` of family `name` its buckets' exemplars (by bucket
+    /// index, as many as it has buckets at most). Written in OpenMetrics only, and only an
+    /// exemplar whose value lies within its bucket.
+    pub(crate) fn exemplars(&mut self, name: &str, labels: &str, exemplars: Vec<Option<Exemplar>>) {
+        if let Some(family) = self.families.get_mut(metric_name(name).as_ref()) {
+            if family.kind == FamilyType::Histogram && family.series.contains_key(labels) {
+                family.exemplars.insert(labels.to_owned(), exemplars);
+            }
+        }
+    }
+
+    /// The page in `format`.
+    pub(crate) fn render_as(&self, format: ExpositionFormat) -> String {
+        match format {
+            ExpositionFormat::Text => self.render(),
+            ExpositionFormat::OpenMetrics => self.render_open_metrics(),
+        }
+    }
+
+    /// The page in OpenMetrics 1.0: per family its `# TYPE`, `# UNIT` (if any) and `# HELP` (if
+    /// any) lines and its samples, no blank lines, and `# EOF` last. A counter's family is
+    /// named without `_total` and its samples with it (`app_orders` counts in
+    /// `app_orders_total`); help texts escape `"` too; histogram buckets carry their
+    /// exemplars, and a histogram's `_sum` is left out when it is negative or NaN (OpenMetrics
+    /// allows neither). A counter whose OpenMetrics name is another family's name is left out
+    /// (one name, one family).
+    fn render_open_metrics(&self) -> String {
+        let mut out = String::new();
+        for (name, family) in &self.families {
+            let family_name = match family.kind {
+                FamilyType::Counter => {
+                    let base = name.strip_suffix("_total").filter(|b| !b.is_empty());
+                    let base = base.unwrap_or(name);
+                    let total = format!("{base}_total");
+                    let clash = |other: &str| other != name && self.families.contains_key(other);
+                    if clash(base) || clash(&total) {
+                        continue;
+                    }
+                    base
+                }
+                FamilyType::Gauge | FamilyType::Histogram => name.as_str(),
+            };
+            out.push_str("# TYPE ");
+            out.push_str(family_name);
+            out.push(' ');
+            out.push_str(family.kind.as_str());
+            out.push('\n');
+            if let Some(unit) = family.unit {
+                writeln!(out, "# UNIT {family_name} {unit}").expect("writing to a String");
+            }
+            if let Some(help) = family.help.as_deref().or(family.default_help.as_deref()) {
+                out.push_str("# HELP ");
+                out.push_str(family_name);
+                out.push(' ');
+                // OpenMetrics escapes `"` in help texts as in label values.
+                escape(&mut out, help, true);
+                out.push('\n');
+            }
+            for (labels, sample) in &family.series {
+                match sample {
+                    Sample::Counter(v) => {
+                        write_sample(&mut out, family_name, "_total", labels, None, v);
+                    }
+                    Sample::FloatCounter(v) => {
+                        write_sample(&mut out, family_name, "_total", labels, None, Value(*v));
+                    }
+                    Sample::Gauge(v) => {
+                        write_sample(&mut out, family_name, "", labels, None, Value(*v));
+                    }
+                    Sample::Histogram(h) => {
+                        let exemplars = family.exemplars.get(labels);
+                        let mut cumulative = 0u64;
+                        let mut previous = f64::NEG_INFINITY;
+                        for (i, &(le, count)) in h.buckets.iter().enumerate() {
+                            cumulative = cumulative.saturating_add(count);
+                            let exemplar = exemplars
+                                .and_then(|e| e.get(i).copied().flatten())
+                                .filter(|e| e.value > previous && e.value <= le);
+                            let exemplar = exemplar.as_ref();
+                            write_sample_with(
+                                &mut out,
+                                family_name,
+                                "_bucket",
+                                labels,
+                                Some(le),
+                                cumulative,
+                                exemplar,
+                            );
+                            previous = le;
+                        }
+                        write_sample(&mut out, family_name, "_count", labels, None, cumulative);
+                        if h.sum >= 0.0 {
+                            write_sample(&mut out, family_name, "_sum", labels, None, Value(h.sum));
+                        }
+                    }
+                }
+            }
+        }
+        out.push_str("# EOF\n");
+        out
     }
 
     /// The page in the text format: per family its `# HELP` (if any) and `# TYPE` lines, its
@@ -360,6 +635,153 @@ mod tests {
              g -Inf\n\
              g NaN\n\
              g 2\n"
+        );
+    }
+
+    /// Prometheus 2's scrape `Accept` header.
+    const PROMETHEUS_2: &str = "application/openmetrics-text;version=1.0.0,\
+        application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// Prometheus 3's, with its default scrape protocols.
+    const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
+        application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,\
+        text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+
+    #[test]
+    fn openmetrics_is_answered_when_preferred_and_text_otherwise() {
+        use ExpositionFormat::{OpenMetrics, Text};
+        let cases: [(&[&str], ExpositionFormat); 16] = [
+            (&[], Text),
+            (&[PROMETHEUS_2], OpenMetrics),
+            (&[PROMETHEUS_3], OpenMetrics),
+            (&["application/openmetrics-text"], OpenMetrics),
+            (
+                &["Application/OpenMetrics-Text; version=\"1.0.0\""],
+                OpenMetrics,
+            ),
+            // Two header lines count as one list.
+            (
+                &["text/plain;q=0.5", "application/openmetrics-text"],
+                OpenMetrics,
+            ),
+            (&["text/plain"], Text),
+            (&["*/*"], Text),
+            (&["text/plain;version=0.0.4"], Text),
+            // Weights decide, a tie is the text format.
+            (
+                &["application/openmetrics-text;q=0.3,text/plain;q=0.5"],
+                Text,
+            ),
+            (
+                &["application/openmetrics-text;q=0.5,text/plain;q=0.5"],
+                Text,
+            ),
+            (&["application/openmetrics-text;q=0,*/*"], Text),
+            (&["application/*;q=0.9,text/*;q=0.8"], OpenMetrics),
+            // A version profilis does not write names neither format; a bad weight refuses.
+            (
+                &["application/openmetrics-text;version=0.0.1,text/plain;q=0.1"],
+                Text,
+            ),
+            (
+                &["application/openmetrics-text;q=high,text/plain;q=0.1"],
+                Text,
+            ),
+            (&["application/openmetrics-text;version=2.0.0"], Text),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(
+                ExpositionFormat::negotiate(accept.iter().copied()),
+                want,
+                "{accept:?}"
+            );
+        }
+    }
+
+    fn exemplar(trace_id: u128, value: f64) -> Option<Exemplar> {
+        Some(Exemplar {
+            trace_id,
+            value,
+            timestamp: 1_700_000_000.25,
+        })
+    }
+
+    fn sample_page() -> Page {
+        let mut page = Page::default();
+        let labels = label_set([("path", "/a\"b\\\n")]);
+        page.add("app_orders", labels.clone(), Sample::Counter(3));
+        page.help("app_orders", "Orders \"taken\"\\ here\n");
+        page.add("calls_total", String::new(), Sample::Counter(2));
+        page.add("level", String::new(), Sample::Gauge(1.5));
+        let histogram = HistogramSample {
+            buckets: vec![(0.1, 1), (1.0, 2), (f64::INFINITY, 0)],
+            sum: 1.25,
+        };
+        page.add("t_seconds", labels.clone(), Sample::Histogram(histogram));
+        page.unit("t_seconds", "seconds");
+        page.unit("level", "seconds");
+        // One exemplar in its bucket, one outside (left out), none for +Inf.
+        page.exemplars(
+            "t_seconds",
+            &labels,
+            vec![exemplar(0xab, 0.05), exemplar(0xcd, 0.05), None],
+        );
+        page
+    }
+
+    #[test]
+    fn openmetrics_pages_name_counters_without_total_and_carry_exemplars() {
+        let page = sample_page();
+        assert_eq!(
+            page.render_as(ExpositionFormat::OpenMetrics),
+            "# TYPE app_orders counter\n\
+             # HELP app_orders Orders \\\"taken\\\"\\\\ here\\n\n\
+             app_orders_total{path=\"/a\\\"b\\\\\\n\"} 3\n\
+             # TYPE calls counter\n\
+             calls_total 2\n\
+             # TYPE level gauge\n\
+             level 1.5\n\
+             # TYPE t_seconds histogram\n\
+             # UNIT t_seconds seconds\n\
+             t_seconds_bucket{path=\"/a\\\"b\\\\\\n\",le=\"0.1\"} 1 \
+             # {trace_id=\"000000000000000000000000000000ab\"} 0.05 1700000000.25\n\
+             t_seconds_bucket{path=\"/a\\\"b\\\\\\n\",le=\"1\"} 3\n\
+             t_seconds_bucket{path=\"/a\\\"b\\\\\\n\",le=\"+Inf\"} 3\n\
+             t_seconds_count{path=\"/a\\\"b\\\\\\n\"} 3\n\
+             t_seconds_sum{path=\"/a\\\"b\\\\\\n\"} 1.25\n\
+             # EOF\n"
+        );
+        // The text format has neither exemplars, units nor `# EOF`, and names as recorded.
+        let text = page.render();
+        assert!(!text.contains("trace_id") && !text.contains("# EOF") && !text.contains("UNIT"));
+        assert!(text.contains("\napp_orders{path="), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_leaves_out_what_it_does_not_allow() {
+        let mut page = Page::default();
+        // A negative sum (observations below zero): no `_sum`.
+        let histogram = HistogramSample {
+            buckets: vec![(0.0, 1), (f64::INFINITY, 0)],
+            sum: -2.0,
+        };
+        page.add("delta", String::new(), Sample::Histogram(histogram));
+        // A counter `x` would be written `x_total`: a gauge of that name is there, so the
+        // counter is left out rather than write one sample name in two families.
+        page.add("x", String::new(), Sample::Counter(1));
+        page.add("x_total", String::new(), Sample::Gauge(2.0));
+        assert_eq!(
+            page.render_as(ExpositionFormat::OpenMetrics),
+            "# TYPE delta histogram\n\
+             delta_bucket{le=\"0\"} 1\n\
+             delta_bucket{le=\"+Inf\"} 1\n\
+             delta_count 1\n\
+             # TYPE x_total gauge\n\
+             x_total 2\n\
+             # EOF\n"
+        );
+        assert_eq!(
+            Page::default().render_as(ExpositionFormat::OpenMetrics),
+            "# EOF\n"
         );
     }
 }

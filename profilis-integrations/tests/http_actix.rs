@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, HttpServer};
 use profilis::context::SpanId;
-use profilis::exposition::METRICS_CONTENT_TYPE;
+use profilis::exposition::{METRICS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE};
 use profilis::http::actix::{metrics_service, Profilis};
 use profilis::http::{HttpConfig, HttpDetail, HttpRules};
 use profilis::{profiled, Batch, Event, Exporter, Outcome, Sink, SinkError};
@@ -527,7 +527,7 @@ fn the_metrics_handler_answers_like_the_built_in_listener() {
     let plain = get(app, "/metrics", &[]);
     assert_eq!(plain.status, 200);
     assert_eq!(plain.header("content-type"), Some(METRICS_CONTENT_TYPE));
-    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(plain.header("vary"), Some("Accept, Accept-Encoding"));
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(
         sample(&plain.text(), REQUESTS, &[("route", "/page")]),
@@ -538,7 +538,7 @@ fn the_metrics_handler_answers_like_the_built_in_listener() {
     assert_eq!(gzipped.status, 200);
     assert_eq!(gzipped.header("content-type"), Some(METRICS_CONTENT_TYPE));
     assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
-    assert_eq!(gzipped.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(gzipped.header("vary"), Some("Accept, Accept-Encoding"));
     let mut text = String::new();
     flate2::read::GzDecoder::new(&gzipped.body[..])
         .read_to_string(&mut text)
@@ -549,6 +549,28 @@ fn the_metrics_handler_answers_like_the_built_in_listener() {
     // What the client does not accept, it does not get.
     let identity = get(app, "/metrics", &[("Accept-Encoding", "gzip;q=0")]);
     assert_eq!(identity.header("content-encoding"), None);
+
+    // OpenMetrics when the scraper prefers it, as Prometheus does.
+    let open_metrics = get(
+        app,
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )],
+    );
+    assert_eq!(
+        open_metrics.header("content-type"),
+        Some(OPENMETRICS_CONTENT_TYPE)
+    );
+    let text = open_metrics.text();
+    let page =
+        profilis_test_support::parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        page.named(REQUESTS)
+            .any(|s| s.label("route") == Some("/page")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -659,7 +659,7 @@ fn metrics_router_serves_the_page_like_the_listener() {
         profilis::exposition::METRICS_CONTENT_TYPE
     );
     assert_eq!(headers["content-type"], listener_headers["content-type"]);
-    assert_eq!(headers["vary"], "Accept-Encoding");
+    assert_eq!(headers["vary"], "Accept, Accept-Encoding");
     assert!(headers.get("content-encoding").is_none());
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert_eq!(requests(&text, "/hello", "200"), Some(1.0));
@@ -677,6 +677,26 @@ fn metrics_router_serves_the_page_like_the_listener() {
     assert_eq!(requests(&text, "/hello", "200"), Some(1.0));
     // Merged after the layer: scrapes are not profiled.
     assert!(requests(&text, "/metrics", "200").is_none());
+
+    // OpenMetrics when the scraper prefers it, as Prometheus does, like the listener.
+    let accept = [(
+        "accept",
+        "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+    )];
+    let (status, headers, body) = fetch(addr, &accept);
+    let (_, listener_headers, _) = fetch(t.metrics, &accept);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        profilis::exposition::OPENMETRICS_CONTENT_TYPE
+    );
+    assert_eq!(headers["content-type"], listener_headers["content-type"]);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let page =
+        profilis_test_support::parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(page
+        .named("profilis_http_requests_total")
+        .any(|s| s.label("route") == Some("/hello")));
 }
 
 #[test]

@@ -2,8 +2,15 @@
 //! label value only `\\`, `\"` and `\n` are escapes, in a `# HELP` text only `\\` and `\n`; any
 //! other escape, a raw line feed, a second `# HELP`/`# TYPE` of a name or a series seen twice is
 //! an error. Tests read pages back with it to check that every value is what was recorded.
+//!
+//! And a strict reader of OpenMetrics 1.0 ([`parse_openmetrics`]), since `promtool check
+//! metrics` reads the text format only (it refuses an OpenMetrics page at its first `\"` in a
+//! help text or its first exemplar).
 
 use std::collections::HashSet;
+
+/// A series' labels, unescaped, in the order written.
+pub type Labels = Vec<(String, String)>;
 
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +20,26 @@ pub struct Sample {
     /// The labels, unescaped, in the order written.
     pub labels: Vec<(String, String)>,
     pub value: f64,
+    /// Its exemplar (OpenMetrics only).
+    pub exemplar: Option<Exemplar>,
+}
+
+/// An OpenMetrics exemplar: ` # {labels} value [timestamp]` after a sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+    pub timestamp: Option<f64>,
+}
+
+impl Exemplar {
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Sample {
@@ -119,7 +146,7 @@ pub fn unescape(escaped: &str, quotes: bool) -> Result<String, String> {
     Ok(out)
 }
 
-fn metric_name(name: &str) -> Result<(), String> {
+pub(crate) fn metric_name(name: &str) -> Result<(), String> {
     let ok = name.chars().enumerate().all(|(i, c)| {
         c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
     });
@@ -134,8 +161,43 @@ fn sample(line: &str) -> Result<Sample, String> {
     let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     metric_name(name)?;
-    let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
+    let (labels, rest) = label_set(&line[name_end..])?;
+    let mut parts = rest
+        .strip_prefix(' ')
+        .ok_or("no space before the value")?
+        .split(' ');
+    let value = parts.next().ok_or("no value")?;
+    let value = number(value)?;
+    if let Some(timestamp) = parts.next() {
+        timestamp
+            .parse::<i64>()
+            .map_err(|_| format!("invalid timestamp {timestamp:?}"))?;
+    }
+    if parts.next().is_some() {
+        return Err("more after the timestamp".to_owned());
+    }
+    Ok(Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+        exemplar: None,
+    })
+}
+
+pub(crate) fn number(value: &str) -> Result<f64, String> {
+    Ok(match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        v => v.parse().map_err(|_| format!("invalid value {v:?}"))?,
+    })
+}
+
+/// Reads `{key="value",...}` at the start of `text` (none if it does not start with `{`), and
+/// returns the labels and what follows.
+pub(crate) fn label_set(text: &str) -> Result<(Labels, &str), String> {
+    let mut rest = text;
+    let mut labels: Vec<(String, String)> = Vec::new();
     if let Some(mut inside) = rest.strip_prefix('{') {
         loop {
             if let Some(after) = inside.strip_prefix('}') {
@@ -181,30 +243,7 @@ fn sample(line: &str) -> Result<Sample, String> {
             }
         }
     }
-    let mut parts = rest
-        .strip_prefix(' ')
-        .ok_or("no space before the value")?
-        .split(' ');
-    let value = parts.next().ok_or("no value")?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        "NaN" => f64::NAN,
-        v => v.parse().map_err(|_| format!("invalid value {v:?}"))?,
-    };
-    if let Some(timestamp) = parts.next() {
-        timestamp
-            .parse::<i64>()
-            .map_err(|_| format!("invalid timestamp {timestamp:?}"))?;
-    }
-    if parts.next().is_some() {
-        return Err("more after the timestamp".to_owned());
-    }
-    Ok(Sample {
-        name: name.to_owned(),
-        labels,
-        value,
-    })
+    Ok((labels, rest))
 }
 
 #[cfg(test)]

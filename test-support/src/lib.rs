@@ -1,12 +1,15 @@
 //! What the tests of the profilis crates share: a minimal HTTP/1.1 client over a real loopback
 //! socket, finding the external tools CI installs (promtool, prometheus, PostgreSQL), reading
-//! exposition text (strictly, as Prometheus does: `parse_exposition`), and capturing what async
+//! exposition text (strictly, as Prometheus does: `parse_exposition`, and OpenMetrics:
+//! `parse_openmetrics`), and capturing what async
 //! code records (`profilis::testing` on a tokio runtime). Not published.
 #![allow(missing_docs)]
 
 mod exposition;
+mod openmetrics;
 
-pub use exposition::{parse_exposition, unescape, Exposition, Sample};
+pub use exposition::{parse_exposition, unescape, Exemplar, Exposition, Sample};
+pub use openmetrics::{parse_openmetrics, Family, OpenMetrics};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -463,9 +463,11 @@ impl Exporter {
                 ..ListenerConfig::default()
             };
             // On error the collector is dropped here, which stops it.
-            Some(listener::start(
+            // Answers in the format each scrape asks for (OpenMetrics with exemplars for
+            // Prometheus).
+            Some(listener::start_with_formats(
                 config,
-                std::sync::Arc::new(move || render_from.render()),
+                std::sync::Arc::new(move |format| render_from.render_as(format)),
             )?)
         } else {
             None

@@ -16,7 +16,7 @@ mod prometheus;
 
 pub use builder::Exporter;
 pub use env::parse_buckets;
-pub use prometheus::render;
+pub use prometheus::{render, render_as};
 
 use crate::error::Error;
 use crate::labels::GlobalLabels;
@@ -64,6 +64,12 @@ impl ExporterGuard {
     /// The Prometheus exposition text now.
     pub fn render(&self) -> String {
         self.installed.render()
+    }
+
+    /// The exposition now in `format`: OpenMetrics pages carry the exemplars (see
+    /// [`render_as`]).
+    pub fn render_as(&self, format: crate::ExpositionFormat) -> String {
+        self.installed.render_as(format)
     }
 
     /// Where the built-in listener listens (`None` without one).

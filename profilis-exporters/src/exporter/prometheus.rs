@@ -1,6 +1,6 @@
 //! profilis's recorder as the global `metrics` recorder (installed once per process) and the
 //! sink that feeds it: counters and gauges through the facade sink, duration histograms as
-//! bucket counts.
+//! bucket counts with their exemplars.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,7 @@ use crate::facade::FacadeSink;
 use crate::labels::GlobalLabels;
 use crate::metric_buckets::MetricBuckets;
 use crate::recorder::PrometheusRecorder;
+use crate::text_format::ExpositionFormat;
 
 /// profilis's recorder, once installed: it stays the global recorder for the process.
 #[derive(Clone)]
@@ -27,17 +28,22 @@ impl Installed {
     /// The exposition text: every family of the recorder, the duration histograms among them,
     /// the process metrics (read now, if on) and the published info metrics and state sets.
     pub(super) fn render(&self) -> String {
-        self.recorder.render_with(|page| {
-            if self.process_metrics.load(Ordering::Acquire) {
-                crate::process::add_to(page);
-            }
-            crate::info::add_to(page);
-        })
+        self.render_as(ExpositionFormat::Text)
     }
 
     /// Pages from now on carry the process metrics, or not.
     pub(super) fn set_process_metrics(&self, on: bool) {
         self.process_metrics.store(on, Ordering::Release);
+    }
+
+    /// The exposition in `format`, with what [`Installed::render`] has.
+    pub(super) fn render_as(&self, format: ExpositionFormat) -> String {
+        self.recorder.render_with(format, |page| {
+            if self.process_metrics.load(Ordering::Acquire) {
+                crate::process::add_to(page);
+            }
+            crate::info::add_to(page);
+        })
     }
 }
 
@@ -81,6 +87,25 @@ pub fn render() -> Option<String> {
     installed.map(|i| i.render())
 }
 
+/// As [`render`], in `format`: OpenMetrics pages carry the duration histograms' exemplars
+/// (the trace ids of recent calls in each bucket) and end in `# EOF`. Pick the format from the
+/// request's `Accept` header with [`ExpositionFormat::negotiate`].
+///
+/// ```no_run
+/// use profilis_exporters::{render_as, ExpositionFormat};
+///
+/// let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+/// let format = ExpositionFormat::negotiate([accept]);
+/// if let Some(page) = render_as(format) {
+///     // answer with `Content-Type: format.content_type()` and `page`
+///     assert!(page.ends_with("# EOF\n"));
+/// }
+/// ```
+pub fn render_as(format: ExpositionFormat) -> Option<String> {
+    let installed = RECORDER.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    installed.map(|i| i.render_as(format))
+}
+
 /// The facade sink (counters and gauges) and the duration histograms as bucket counts.
 pub(super) struct PrometheusSink {
     facade: FacadeSink,
@@ -105,11 +130,21 @@ impl Sink for PrometheusSink {
             .recorder
             .durations()
             .add(&self.labels, batch.counts);
+        // After the counts, so the calls' series exist.
+        self.installed
+            .recorder
+            .durations()
+            .add_exemplars(&self.labels, batch.exemplars.iter().chain(batch.slow));
         result
     }
 
     fn wants_events(&self) -> bool {
         self.facade.wants_events()
+    }
+
+    /// Exemplars for the duration histograms' buckets (OpenMetrics pages).
+    fn wants_exemplars(&self) -> bool {
+        true
     }
 
     fn name(&self) -> &str {

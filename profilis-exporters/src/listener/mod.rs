@@ -6,7 +6,7 @@
 //!
 //! | request | response |
 //! |---|---|
-//! | `GET /metrics`, `HEAD /metrics` | `200`, `Content-Type: text/plain; version=0.0.4; charset=utf-8`, the text returned by the render function; gzip-compressed (`Content-Encoding: gzip`) when `Accept-Encoding` accepts gzip. `HEAD` sends the headers only. |
+//! | `GET /metrics`, `HEAD /metrics` | `200`, `Content-Type: text/plain; version=0.0.4; charset=utf-8`, the text returned by the render function; with [`start_with_formats`] (the exporter's listener), OpenMetrics (`Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8`) when the request's `Accept` prefers it ([`ExpositionFormat::negotiate`](crate::ExpositionFormat::negotiate)); gzip-compressed (`Content-Encoding: gzip`) when `Accept-Encoding` accepts gzip; `Vary: Accept, Accept-Encoding`. `HEAD` sends the headers only. |
 //! | `GET /healthz`, `HEAD /healthz` | `200`, body `ok` |
 //! | `GET /`, `/metrics.json`, `/errors.json`, `/slowest.json` (and `HEAD`) | with a [`dashboard`](ListenerConfig::dashboard), its page and JSON ([`crate::dashboard`]); the page `/` is served without the bearer token (it carries no data and asks for the token); `404` without a dashboard |
 //! | any other method on those paths | `405` with `Allow: GET, HEAD` |
@@ -111,8 +111,13 @@ pub use config::{
 use connection::{answer_and_close, Answer};
 use server::Server;
 
-/// The function the listener calls on every scrape to produce the `/metrics` body.
+/// The function the listener calls on every scrape to produce the `/metrics` body (in the
+/// Prometheus text format), for [`start`].
 pub type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The function the listener calls on every scrape to produce the `/metrics` body in the
+/// format the scraper asked for, for [`start_with_formats`].
+pub type FormatRenderFn = Arc<dyn Fn(crate::ExpositionFormat) -> String + Send + Sync>;
 
 /// Pause after a failed `accept` (such as running out of file descriptors), so the loop does not
 /// spin while the condition lasts.
@@ -154,7 +159,8 @@ impl Drop for Listener {
 }
 
 /// Binds `config.addr` and starts serving on a thread of its own, calling `render` for every
-/// `/metrics` request. Works from plain threads and from inside a tokio runtime alike.
+/// `/metrics` request, answered in the Prometheus text format whatever the scraper asks for.
+/// Works from plain threads and from inside a tokio runtime alike.
 ///
 /// The address is bound before this returns, so scrapes succeed as soon as it does.
 ///
@@ -166,6 +172,33 @@ impl Drop for Listener {
 /// - [`ListenerError::Bind`] when binding fails otherwise;
 /// - [`ListenerError::Start`] when the thread or its runtime cannot be created.
 pub fn start(config: ListenerConfig, render: RenderFn) -> Result<Listener, ListenerError> {
+    start_rendering(config, Render::Text(render))
+}
+
+/// As [`start`], answering each `/metrics` request in the format its `Accept` header asks
+/// for ([`ExpositionFormat::negotiate`](crate::ExpositionFormat::negotiate)): `render` is
+/// called with that format, and the response carries its content type. The exporter's own
+/// listener is started this way.
+///
+/// # Errors
+/// As [`start`].
+pub fn start_with_formats(
+    config: ListenerConfig,
+    render: FormatRenderFn,
+) -> Result<Listener, ListenerError> {
+    start_rendering(config, Render::Negotiated(render))
+}
+
+/// What renders the `/metrics` body.
+#[derive(Clone)]
+pub(crate) enum Render {
+    /// The text format only.
+    Text(RenderFn),
+    /// The format the request asks for.
+    Negotiated(FormatRenderFn),
+}
+
+fn start_rendering(config: ListenerConfig, render: Render) -> Result<Listener, ListenerError> {
     validate(&config)?;
     let addr = config.addr;
     let std_listener = std::net::TcpListener::bind(addr).map_err(|source| {

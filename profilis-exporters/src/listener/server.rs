@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
+    HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_TYPE,
+    WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
@@ -18,10 +19,11 @@ use tokio::sync::Semaphore;
 
 use super::config::{IpNet, ListenerConfig};
 use super::pool::Pool;
-use super::RenderFn;
+use super::Render;
 use crate::auth::bearer_authorized;
 use crate::dashboard::{Dashboard, DashboardResponse, PATHS};
-use crate::exposition::metrics_page;
+use crate::exposition::metrics_page_as;
+use crate::ExpositionFormat;
 
 /// hyper refuses a read buffer smaller than this.
 const MIN_READ_BUFFER_BYTES: usize = 8 * 1024;
@@ -32,7 +34,7 @@ pub(super) const ANSWERING_LIMIT: usize = 8;
 
 /// Everything a connection needs, shared by all of them.
 pub(super) struct Server {
-    pub(super) render: RenderFn,
+    pub(super) render: Render,
     pub(super) allow: Vec<IpNet>,
     pub(super) bearer_token: Option<String>,
     pub(super) dashboard: Option<Dashboard>,
@@ -47,7 +49,7 @@ pub(super) struct Server {
 }
 
 impl Server {
-    pub(super) fn new(config: ListenerConfig, render: RenderFn) -> Self {
+    pub(super) fn new(config: ListenerConfig, render: Render) -> Self {
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(config.read_timeout)
@@ -132,16 +134,30 @@ impl Server {
         }
     }
 
-    /// Renders the metrics page. `HEAD` renders too, so its `Content-Length` and
+    /// Renders the metrics page, in the format the request's `Accept` asks for when the render
+    /// function writes both. `HEAD` renders too, so its `Content-Length` and
     /// `Content-Encoding` match what `GET` would send; hyper leaves the body out.
     fn metrics(&self, headers: &HeaderMap) -> Response<Full<Bytes>> {
-        let Ok(page) = catch_unwind(AssertUnwindSafe(|| (self.render)())) else {
+        let format = match &self.render {
+            Render::Text(_) => ExpositionFormat::Text,
+            Render::Negotiated(_) => ExpositionFormat::negotiate(
+                headers
+                    .get_all(ACCEPT)
+                    .iter()
+                    .filter_map(|value| value.to_str().ok()),
+            ),
+        };
+        let rendered = catch_unwind(AssertUnwindSafe(|| match &self.render {
+            Render::Text(render) => render(),
+            Render::Negotiated(render) => render(format),
+        }));
+        let Ok(page) = rendered else {
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "rendering the metrics failed\n",
             );
         };
-        let page = metrics_page(page, accept_encoding(headers));
+        let page = metrics_page_as(format, page, accept_encoding(headers));
         let mut response = Response::new(Full::new(Bytes::new()));
         for (name, value) in page.headers() {
             response
@@ -202,7 +218,7 @@ mod tests {
                 allow: vec![parse_allowed_network("10.0.0.0/8").unwrap()],
                 ..ListenerConfig::default()
             },
-            Arc::new(String::new),
+            Render::Text(Arc::new(String::new)),
         );
         assert!(server.allows("::ffff:10.1.2.3".parse().unwrap()));
         assert!(server.allows("10.1.2.3".parse().unwrap()));
@@ -216,7 +232,7 @@ mod tests {
                 allow: entries.iter().map(|entry| entry.parse().unwrap()).collect(),
                 ..ListenerConfig::default()
             },
-            Arc::new(String::new),
+            Render::Text(Arc::new(String::new)),
         )
     }
 
