@@ -86,7 +86,6 @@ fn filled() -> (Dashboard, u64) {
                 stats: Stats::default(),
                 errors: &[],
                 slow: &[],
-                exemplars: &[],
             },
         );
     }

@@ -40,7 +40,6 @@ fn jsonl(c: &mut Criterion) {
             stats: Stats::default(),
             errors: &[],
             slow: &[],
-            exemplars: &[],
         };
         let mut sink = JsonlSink::new(JsonlConfig::new(&dir).keep_files(4)).expect("temp dir");
         group.throughput(Throughput::Elements(size as u64));

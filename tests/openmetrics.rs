@@ -70,8 +70,8 @@ fn the_listener_negotiates_openmetrics_with_exemplars_of_real_calls() {
     metrics::describe_counter!("app_orders_total", "Orders \"taken\"");
     metrics::counter!("app_orders_total", "shop" => "a\"b\\c\nd").increment(2);
 
-    // Calls of several durations on several threads: each thread's first call is an exemplar
-    // candidate, then one in 128.
+    // Calls of several durations on several threads: each collector cycle's first call of the
+    // site, and each slower one after it in the cycle, is an exemplar candidate.
     let threads: Vec<_> = [0u64, 200, 3_000, 30_000]
         .into_iter()
         .map(|sleep_us| {

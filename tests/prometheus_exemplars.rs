@@ -126,8 +126,8 @@ fn prometheus_stores_exemplars_of_recorded_calls() {
             .expect("prometheus starts"),
     );
 
-    // Calls on fresh threads now and then (each thread's first call is an exemplar
-    // candidate), and steadily on one (one in 128).
+    // Calls on fresh threads now and then, and steadily on one: each collector cycle's first
+    // call of the site (and each slower one after it) is an exemplar candidate.
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let stop = stop.clone();

@@ -15,14 +15,12 @@ use crate::event::{bounded_message, Failure, RawEvent};
 
 /// Failed calls kept between two collector cycles (the latest).
 const ERRORS: usize = 512;
-/// Slow-call candidates kept between two collector cycles (the latest).
-const SLOW: usize = 256;
-/// Exemplar candidates kept between two collector cycles (the latest).
-const EXEMPLARS: usize = 256;
+/// Slow-call candidates kept between two collector cycles (the latest): with exemplars, the
+/// first timed call of every site called in a cycle is one.
+const SLOW: usize = 1024;
 
 static FAILED: LazyLock<ArrayQueue<RawEvent>> = LazyLock::new(|| ArrayQueue::new(ERRORS));
 static SLOWEST: LazyLock<ArrayQueue<RawEvent>> = LazyLock::new(|| ArrayQueue::new(SLOW));
-static SAMPLED: LazyLock<ArrayQueue<RawEvent>> = LazyLock::new(|| ArrayQueue::new(EXEMPLARS));
 
 /// Keeps a failed call (evicting the oldest kept if full).
 pub(crate) fn failed(event: RawEvent) {
@@ -34,17 +32,8 @@ pub(crate) fn slow(event: RawEvent) {
     let _ = SLOWEST.force_push(event);
 }
 
-/// Keeps an exemplar candidate (evicting the oldest kept if full).
-pub(crate) fn exemplar(event: RawEvent) {
-    let _ = SAMPLED.force_push(event);
-}
-
 /// Collector-only: takes what was kept since the last call.
-pub(crate) fn take(
-    mut failed: impl FnMut(RawEvent),
-    mut slow: impl FnMut(RawEvent),
-    mut exemplar: impl FnMut(RawEvent),
-) {
+pub(crate) fn take(mut failed: impl FnMut(RawEvent), mut slow: impl FnMut(RawEvent)) {
     // Bounded by the queues' sizes, so calls failing all the time cannot keep the collector
     // here.
     for _ in 0..ERRORS {
@@ -56,12 +45,6 @@ pub(crate) fn take(
     for _ in 0..SLOW {
         match SLOWEST.pop() {
             Some(event) => slow(event),
-            None => break,
-        }
-    }
-    for _ in 0..EXEMPLARS {
-        match SAMPLED.pop() {
-            Some(event) => exemplar(event),
             None => break,
         }
     }

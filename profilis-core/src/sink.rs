@@ -67,15 +67,11 @@ pub struct Batch<'a> {
     /// details ([`Sink::wants_details`]), whether or not any sink wants events.
     pub errors: &'a [Event],
     /// Calls since the previous batch that were the slowest of their site lately (each
-    /// slower than every call of its site recorded here in the last moments), with their
-    /// trace ids: the candidates for a list of the slowest recent calls. Only when a sink
-    /// wants details or exemplars.
+    /// slower than every call of its site before it in a short while), with their trace ids:
+    /// the candidates for a list of the slowest recent calls, and for exemplars. When a sink
+    /// wants exemplars, "a short while" is a collector cycle, so the first timed call of every
+    /// site called in a cycle is one. Only when a sink wants details or exemplars.
     pub slow: &'a [Event],
-    /// Timed calls sampled as exemplar candidates since the previous batch (about one in 128
-    /// per thread, and the first of each thread), with their trace ids: with
-    /// [`Batch::slow`], what an output attaches to histogram buckets as exemplars. Only when a
-    /// sink wants exemplars ([`Sink::wants_exemplars`]).
-    pub exemplars: &'a [Event],
 }
 
 /// A destination for batches. Runs on the collector thread, never on the application's.
@@ -119,8 +115,9 @@ pub trait Sink: Send + 'static {
         false
     }
 
-    /// Whether this sink uses exemplar candidates: [`Batch::exemplars`] and [`Batch::slow`]
-    /// (timed calls with their trace ids, for OpenMetrics exemplars). Default `false`.
+    /// Whether this sink uses exemplar candidates: [`Batch::slow`] with a candidate for every
+    /// site called in a cycle (timed calls with their trace ids, for OpenMetrics exemplars).
+    /// Default `false`.
     fn wants_exemplars(&self) -> bool {
         false
     }

@@ -169,6 +169,12 @@ impl Site {
         self.slow.fetch_max(ticks, Ordering::Relaxed);
     }
 
+    /// Forgets the threshold: the next timed call is a candidate (each collector cycle, when
+    /// a sink wants exemplars).
+    pub(crate) fn reset_slow(&self) {
+        self.slow.store(0, Ordering::Relaxed);
+    }
+
     /// Lowers the threshold by a sixteenth (each collector cycle), so the list of slowest
     /// calls follows the recent ones.
     pub(crate) fn lower_slow(&self) {

@@ -45,8 +45,6 @@ pub struct Captured {
     pub errors: Vec<Event>,
     /// Slow-call candidates handed over as [`Batch::slow`] (only by [`capture_details`]).
     pub slow: Vec<Event>,
-    /// Exemplar candidates handed over as [`Batch::exemplars`] (only by [`capture_details`]).
-    pub exemplars: Vec<Event>,
 }
 
 impl Captured {
@@ -116,7 +114,6 @@ impl Sink for CaptureSink {
         captured.counts.extend(batch.counts.iter().cloned());
         captured.errors.extend(batch.errors.iter().cloned());
         captured.slow.extend(batch.slow.iter().cloned());
-        captured.exemplars.extend(batch.exemplars.iter().cloned());
         Ok(())
     }
 

@@ -115,27 +115,71 @@ fn without_details_sinks_get_none() {
 }
 
 #[test]
-fn exemplar_candidates_are_the_first_timed_call_of_a_thread_then_one_in_128() {
+fn with_exemplars_the_first_call_of_a_cycle_and_the_slowest_are_candidates() {
     static SAMPLED: Site = Site::function("details::sampled", None);
-    let ((), captured) = capture_details(|| {
-        std::thread::spawn(|| {
-            for _ in 0..1000 {
-                adapter::enter(&SAMPLED).exit(false);
-            }
-        })
-        .join()
-        .unwrap();
-    });
-    let events = captured.named("details::sampled");
-    let sampled: Vec<_> = captured
-        .exemplars
+
+    /// Wants exemplars only (as the Prometheus exporter does), and keeps the candidates.
+    #[derive(Clone, Default)]
+    struct Exemplars(std::sync::Arc<std::sync::Mutex<Vec<profilis_core::Event>>>);
+
+    impl profilis_core::Sink for Exemplars {
+        fn write(
+            &mut self,
+            batch: &profilis_core::Batch<'_>,
+        ) -> Result<(), profilis_core::SinkError> {
+            self.0.lock().unwrap().extend(batch.slow.iter().cloned());
+            Ok(())
+        }
+        fn wants_events(&self) -> bool {
+            false
+        }
+        fn wants_exemplars(&self) -> bool {
+            true
+        }
+    }
+
+    let _serial = profilis_core::testing::lock();
+    let sink = Exemplars::default();
+    let collector = profilis_core::Collector::start(
+        profilis_core::CollectorConfig {
+            flush_interval: Duration::from_millis(20),
+            enabled: Some(true),
+            ..Default::default()
+        },
+        vec![Box::new(sink.clone())],
+    )
+    .unwrap();
+    let round = |spin_for: Duration| {
+        let guard = adapter::enter(&SAMPLED);
+        spin(spin_for);
+        guard.exit(false);
+    };
+    // A slow first call, then fast ones: only the first is a candidate until the next cycle
+    // forgets the threshold.
+    round(Duration::from_micros(500));
+    for _ in 0..200 {
+        round(Duration::ZERO);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    round(Duration::ZERO);
+    assert!(collector.shutdown().is_clean());
+    let candidates = sink.0.lock().unwrap().clone();
+    let candidates: Vec<_> = candidates
         .iter()
         .filter(|e| e.name() == "details::sampled")
         .collect();
-    // Calls 1, 129, 257, ..., 897 of the thread.
-    assert_eq!(sampled.len(), 8, "{sampled:?}");
-    let first = sampled[0];
-    assert_ne!(first.trace_id.0, 0, "a trace id for the exemplar");
-    assert_eq!(first.span_id, events[0].span_id, "the thread's first call");
-    assert_eq!(sampled[1].span_id, events[128].span_id, "then its 129th");
+    assert!(
+        candidates[0].dur_ns >= 500_000,
+        "the first call: {candidates:?}"
+    );
+    assert!(candidates.iter().all(|e| e.trace_id.0 != 0));
+    assert!(
+        candidates.len() < 20,
+        "the fast calls after it are not candidates: {}",
+        candidates.len()
+    );
+    assert!(
+        candidates.last().unwrap().dur_ns < 500_000,
+        "a later cycle's first call, however fast, is one: {candidates:?}"
+    );
 }

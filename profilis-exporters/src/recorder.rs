@@ -280,7 +280,6 @@ mod tests {
             stats: Stats::default(),
             errors: &[],
             slow: &[],
-            exemplars: &[],
         };
         let mut facade = FacadeSink::with_recorder(labels.clone(), Arc::new(recorder.clone()))
             .without_histograms();

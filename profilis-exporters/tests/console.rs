@@ -209,7 +209,6 @@ fn the_error_names_the_sink_and_the_io_error() {
         stats: Default::default(),
         errors: &[],
         slow: &[],
-        exemplars: &[],
     };
     let error = sink.write(&batch).unwrap_err().to_string();
     assert!(error.contains("console sink could not write"), "{error}");

@@ -97,7 +97,6 @@ fn write(sink: &mut JsonlSink, seqs: Range<u64>) -> Result<(), SinkError> {
         stats: Stats::default(),
         errors: &[],
         slow: &[],
-        exemplars: &[],
     })
 }
 

@@ -86,7 +86,6 @@ impl Collector {
             latency: Default::default(),
             failed: Vec::new(),
             slow: Vec::new(),
-            sampled: Vec::new(),
         };
         let worker_stop = stop.clone();
         let flush_interval = config.flush_interval;

@@ -59,8 +59,6 @@ pub(super) struct Worker {
     /// Failed calls and slow-call candidates taken this cycle (details only).
     pub(super) failed: Vec<Event>,
     pub(super) slow: Vec<Event>,
-    /// Exemplar candidates taken this cycle (exemplars only).
-    pub(super) sampled: Vec<Event>,
 }
 
 impl Worker {
@@ -97,7 +95,6 @@ impl Worker {
             notable::take(
                 |e| self.failed.push(e.finish()),
                 |e| self.slow.push(e.finish()),
-                |e| self.sampled.push(e.finish()),
             );
         }
         for (state, &finished) in states.iter().zip(&finished) {
@@ -112,7 +109,6 @@ impl Worker {
             || !self.counts.is_empty()
             || !self.failed.is_empty()
             || !self.slow.is_empty()
-            || !self.sampled.is_empty()
         {
             self.deliver(&snapshot);
         }
@@ -183,7 +179,11 @@ impl Worker {
             }
         }
         for (id, site) in sites.iter().enumerate().map(|(i, s)| (i + 1, *s)) {
-            if self.details || self.exemplars {
+            if self.exemplars {
+                // Every cycle's first timed call of each site is a candidate: exemplars stay
+                // fresh for frequent and rare sites alike.
+                site.reset_slow();
+            } else if self.details {
                 site.lower_slow();
             }
             let t = &self.totals[id * stride..(id + 1) * stride];
@@ -233,7 +233,6 @@ impl Worker {
             stats: stats_of(snapshot),
             errors: &self.failed,
             slow: &self.slow,
-            exemplars: &self.sampled,
         };
         let failed = self.sinks.write_all(&batch);
         SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
@@ -241,6 +240,5 @@ impl Worker {
         self.events.clear();
         self.failed.clear();
         self.slow.clear();
-        self.sampled.clear();
     }
 }

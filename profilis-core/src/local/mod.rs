@@ -118,9 +118,8 @@ impl Hot {
             let keep = Keep {
                 failed: error && ts.events_or_details,
                 slow: ts.slow_candidates && ticks.is_some_and(|t| t > site.slow_ticks()),
-                exemplar: ts.exemplars && ticks.is_some() && ts.exemplar_due(),
             };
-            if keep.failed | keep.slow | keep.exemplar {
+            if keep.failed | keep.slow {
                 let failure = if keep.failed { failure() } else { None };
                 return notable(ts, site, ticks, keep, failure, event());
             }
@@ -136,15 +135,14 @@ impl Hot {
 struct Keep {
     /// It failed, and a sink wants its event or the failed calls.
     failed: bool,
-    /// It was slower than its site's recent calls, and a sink wants those.
+    /// It was slower than its site's recent calls (or the first of a cycle, with exemplars),
+    /// and a sink wants those.
     slow: bool,
-    /// It is an exemplar candidate.
-    exemplar: bool,
 }
 
-/// Records what a failed, slow or sampled call leaves beyond its counts: its event with what
-/// is known of the failure (for the event sinks and for the dashboard's failed calls), a slow
-/// call as a candidate for the slowest recent calls, a sampled one as an exemplar candidate.
+/// Records what a failed or slow call leaves beyond its counts: its event with what is known
+/// of the failure (for the event sinks and for the dashboard's failed calls), and a slow call
+/// as a candidate for the slowest recent calls and for exemplars.
 #[cold]
 #[inline(never)]
 fn notable(
@@ -164,9 +162,6 @@ fn notable(
     if let (true, Some(t)) = (keep.slow, ticks) {
         site.raise_slow(t);
         notable::slow(raw.clone());
-    }
-    if keep.exemplar {
-        notable::exemplar(raw.clone());
     }
     if keep.failed && ts.details {
         notable::failed(raw.clone());

@@ -17,10 +17,6 @@ use crate::event::RawEvent;
 use crate::latency;
 use crate::ring::{Pushed, Queue};
 
-/// One timed call in this many is an exemplar candidate (on each thread), when a sink wants
-/// them: a frequent site gets fresh exemplars without each call paying for a push. Rare calls
-/// reach the exemplars as slow-call candidates.
-const EXEMPLAR_EVERY: u64 = 128;
 /// Sites per chunk of counters.
 const CHUNK: usize = 8;
 /// Chunks in a thread's first directory.
@@ -49,15 +45,12 @@ pub(crate) struct ThreadState {
     pub(crate) details: bool,
     /// `events || details`: whether a failed call leaves its event with its failure.
     pub(crate) events_or_details: bool,
-    /// Whether some sink wants exemplar candidates: every `EXEMPLAR_EVERY`th timed call.
-    pub(crate) exemplars: bool,
     /// `details || exemplars`: whether a call slower than its site's recent ones is kept.
     pub(crate) slow_candidates: bool,
     /// `events || details || exemplars`: whether a call may leave more than its counts (one
     /// test on the hot path).
     pub(crate) extra: bool,
-    /// Timed calls until the next exemplar candidate (owner-only).
-    until_exemplar: AtomicU64,
+
     /// Values per site in a chunk: `stride`, and the fine buckets' address with `details`.
     row: usize,
     /// The directory: `directory_len` pointers to chunks of `CHUNK` sites of `stride` values,
@@ -101,10 +94,8 @@ impl ThreadState {
             stride: generation.bounds.stride(),
             details: generation.details,
             events_or_details: generation.events || generation.details,
-            exemplars: generation.exemplars,
             slow_candidates: generation.details || generation.exemplars,
             extra: generation.events || generation.details || generation.exemplars,
-            until_exemplar: AtomicU64::new(1),
             row: generation.bounds.stride() + usize::from(generation.details),
             directory: AtomicPtr::new(new_directory(&[], FIRST_DIRECTORY)),
             directory_len: AtomicUsize::new(FIRST_DIRECTORY),
@@ -367,17 +358,6 @@ impl ThreadState {
         } else {
             self.until_wake.store(left, Ordering::Relaxed);
         }
-    }
-
-    /// Whether this timed call is the thread's next exemplar candidate: the first, then every
-    /// `EXEMPLAR_EVERY`th (owner-only).
-    #[inline(always)]
-    pub(crate) fn exemplar_due(&self) -> bool {
-        let left = self.until_exemplar.load(Ordering::Relaxed) - 1;
-        let due = left == 0;
-        self.until_exemplar
-            .store(if due { EXEMPLAR_EVERY } else { left }, Ordering::Relaxed);
-        due
     }
 
     /// A full batch is waiting: wake the collector (one futex wake per batch at most).

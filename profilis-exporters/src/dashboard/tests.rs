@@ -51,7 +51,6 @@ fn batch<'a>(counts: &'a [CallCount], errors: &'a [Event], slow: &'a [Event]) ->
         stats: Stats::default(),
         errors,
         slow,
-        exemplars: &[],
     }
 }
 

@@ -134,7 +134,7 @@ impl Sink for PrometheusSink {
         self.installed
             .recorder
             .durations()
-            .add_exemplars(&self.labels, batch.exemplars.iter().chain(batch.slow));
+            .add_exemplars(&self.labels, batch.slow.iter());
         result
     }
 
