@@ -2,13 +2,12 @@
 //! and its query API returns the calls made and a median from the bucketed histogram.
 //! Needs the `prometheus` binary (Debian package `prometheus`, which .ci/run installs).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use profilis::{profiled, Exporter};
-use profilis_test_support::{encode, free_port, tool, try_get, wait_for};
+use profilis_test_support::{encode, tool, try_get, wait_for, Prometheus};
 
 #[profiled]
 fn counted() -> u32 {
@@ -18,16 +17,6 @@ fn counted() -> u32 {
 #[profiled]
 fn steady() {
     std::thread::sleep(Duration::from_millis(15));
-}
-
-/// The Prometheus server, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The value of an instant query's single sample, if it has one.
@@ -61,32 +50,8 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
         .unwrap();
     let target = guard.listen_addr().unwrap();
 
-    let dir = std::env::temp_dir().join(format!("profilis-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: profilis\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let web: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let _server = Server(
-        Command::new(prometheus_bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus starts"),
-    );
+    let server = Prometheus::start(&prometheus_bin, "e2e", target, &[]);
+    let web = server.web();
 
     for _ in 0..250 {
         assert_eq!(counted(), 7);
@@ -116,7 +81,7 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
     });
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
-    let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+    let log = server.log();
     assert_eq!(
         calls,
         Some(250.0),
@@ -126,5 +91,4 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
     // its bucket: (0.01, 0.025] on a quiet machine) is above 0.01 s.
     let median = median.unwrap_or_else(|| panic!("no median from Prometheus; its log:\n{log}"));
     assert!(median > 0.01 && median <= 10.0, "median {median}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

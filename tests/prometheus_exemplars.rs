@@ -6,13 +6,12 @@
 //! .ci/run installs).
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use profilis::{profiled, Batch, Exporter, Sink, SinkError};
-use profilis_test_support::{encode, free_port, tool, try_get, wait_for};
+use profilis_test_support::{encode, tool, try_get, wait_for, Prometheus};
 
 #[profiled]
 fn traced() {
@@ -31,16 +30,6 @@ impl Sink for Recording {
             seen.insert(event.trace_id.to_hex(), event.dur_ns);
         }
         Ok(())
-    }
-}
-
-/// The Prometheus server, killed (by its PID, through its `Child`) when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -98,33 +87,13 @@ fn prometheus_stores_exemplars_of_recorded_calls() {
         .unwrap();
     let target = guard.listen_addr().unwrap();
 
-    let dir = std::env::temp_dir().join(format!("profilis-exemplars-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: profilis\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let web: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let server = Server(
-        Command::new(prometheus_bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .arg("--enable-feature=exemplar-storage")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus starts"),
+    let mut server = Prometheus::start(
+        &prometheus_bin,
+        "exemplars",
+        target,
+        &["--enable-feature=exemplar-storage"],
     );
+    let web = server.web();
 
     // Calls on fresh threads now and then, and steadily on one: each collector cycle's first
     // call of the site (and each slower one after it) is an exemplar candidate.
@@ -148,8 +117,8 @@ fn prometheus_stores_exemplars_of_recorded_calls() {
     let targets = api(web, "/api/v1/targets");
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
-    drop(server);
-    let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+    server.stop();
+    let log = server.log();
     let found = found.unwrap_or_else(|| {
         panic!("Prometheus stored no exemplars; targets: {targets:?}\nits log:\n{log}")
     });
@@ -166,5 +135,4 @@ fn prometheus_stores_exemplars_of_recorded_calls() {
             .unwrap_or_else(|| panic!("exemplar {trace_id} is no recorded call: {found:?}"));
         assert_eq!(*value, *dur_ns as f64 / 1e9, "{trace_id}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -291,3 +291,82 @@ pub fn free_port() -> u16 {
         .map(|addr| addr.port())
         .expect("a free loopback port")
 }
+
+/// A Prometheus server a test started (the `prometheus` binary at `bin`), scraping `target`
+/// every second, with its data and log in a directory of its own; stopped by its PID (and the
+/// directory removed) when dropped.
+pub struct Prometheus {
+    child: Option<std::process::Child>,
+    web: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts it on a free loopback port, with `extra` command-line arguments (a feature flag,
+    /// say); `name` names its directory.
+    ///
+    /// # Panics
+    /// If its directory cannot be written or the binary cannot be started.
+    pub fn start(
+        bin: &std::path::Path,
+        name: &str,
+        target: SocketAddr,
+        extra: &[&str],
+    ) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("profilis-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for Prometheus");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: profilis\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("Prometheus's configuration");
+        let web: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("Prometheus's log");
+        let child = std::process::Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus starts");
+        Prometheus {
+            child: Some(child),
+            web,
+            dir,
+        }
+    }
+
+    /// Where its web API listens.
+    pub fn web(&self) -> SocketAddr {
+        self.web
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Stops it (by the PID of the process this started), keeping its log.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
