@@ -392,8 +392,7 @@ pub fn record_measured(
     };
     let end = call.timed().then(|| {
         let end = clock::now_ticks();
-        let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        call.start = end.saturating_sub(clock::ns_to_ticks(ns));
+        call.start = end.saturating_sub(clock::duration_to_ticks(duration));
         end
     });
     let error = error || failure.is_some();
@@ -469,8 +468,7 @@ impl Timer {
 
     fn set_measured(&mut self, duration: Duration) {
         let end = clock::now_ticks();
-        let ticks = clock::ns_to_ticks(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
-        self.start = end.saturating_sub(ticks);
+        self.start = end.saturating_sub(clock::duration_to_ticks(duration));
         // 0 means "not fixed": a clock that reads 0 now is one tick later.
         self.end = end.max(1);
     }

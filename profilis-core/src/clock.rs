@@ -50,6 +50,11 @@ pub(crate) fn ticks_to_unix_ns(ticks: u64) -> u64 {
     }
 }
 
+/// Clock ticks in `duration` (rounded down).
+pub(crate) fn duration_to_ticks(duration: std::time::Duration) -> u64 {
+    seconds_to_ticks(duration.as_secs_f64())
+}
+
 /// Clock ticks in `ns` nanoseconds (rounded down).
 pub(crate) fn ns_to_ticks(ns: u64) -> u64 {
     seconds_to_ticks(ns as f64 / 1e9)

@@ -66,11 +66,10 @@ pub struct Batch<'a> {
     /// ([`Event::failure`]), oldest first; at most the last 512. Only when a sink wants
     /// details ([`Sink::wants_details`]), whether or not any sink wants events.
     pub errors: &'a [Event],
-    /// Calls since the previous batch that were the slowest of their site lately (each
-    /// slower than every call of its site before it in a short while), with their trace ids:
-    /// the candidates for a list of the slowest recent calls, and for exemplars. When a sink
-    /// wants exemplars, "a short while" is a collector cycle, so the first timed call of every
-    /// site called in a cycle is one. Only when a sink wants details or exemplars.
+    /// Calls since the previous batch that were the slowest of their site in their collector
+    /// cycle so far (the first timed call of every site called in a cycle, and each one slower
+    /// than those before it), with their trace ids: the candidates for a list of the slowest
+    /// recent calls, and for exemplars. Only when a sink wants details or exemplars.
     pub slow: &'a [Event],
 }
 

@@ -26,9 +26,9 @@ pub struct Site {
     threshold: u64,
     /// The site's id (low 32 bits, from 1) and its kind's (high 32 bits); 0 until registered.
     key: AtomicU64,
-    /// A timed call longer than this (ticks) is a candidate for the slowest recent calls
-    /// (only when a sink wants details): raised to each candidate's duration, lowered a little
-    /// every collector cycle.
+    /// A timed call longer than this (ticks) is a candidate for the slowest recent calls and
+    /// for exemplars (only when a sink wants details or exemplars): raised to each candidate's
+    /// duration, forgotten every collector cycle.
     slow: AtomicU64,
 }
 
@@ -169,18 +169,9 @@ impl Site {
         self.slow.fetch_max(ticks, Ordering::Relaxed);
     }
 
-    /// Forgets the threshold: the next timed call is a candidate (each collector cycle, when
-    /// a sink wants exemplars).
+    /// Forgets the threshold (each collector cycle): the next timed call is a candidate.
     pub(crate) fn reset_slow(&self) {
         self.slow.store(0, Ordering::Relaxed);
-    }
-
-    /// Lowers the threshold by a sixteenth (each collector cycle), so the list of slowest
-    /// calls follows the recent ones.
-    pub(crate) fn lower_slow(&self) {
-        let _ = self
-            .slow
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t - t / 16));
     }
 
     /// The site's id: dense, from 1, in order of first use; for outputs that keep something per

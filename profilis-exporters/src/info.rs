@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::text_format::{self, Page, Sample};
+use crate::text_format::{self, is_label_key, is_metric_name, Page, Sample};
 
 /// What the names given to [`info`] must look like.
 const METRIC_NAME: &str =
@@ -166,7 +166,7 @@ impl StateSet {
     }
 
     fn unpublished(name: &str, states: &[&str]) -> Result<StateSet, MetricError> {
-        if !is_label_name(name) {
+        if !is_label_key(name) {
             return Err(MetricError::MetricName {
                 name: name.to_owned(),
                 allowed: STATE_SET_NAME,
@@ -264,7 +264,7 @@ impl Info {
             });
         }
         for (i, (label, _)) in labels.iter().enumerate() {
-            if !is_label_name(label) {
+            if !is_label_key(label) {
                 return Err(MetricError::LabelName {
                     metric: name,
                     label: (*label).to_owned(),
@@ -370,23 +370,6 @@ impl Registry {
 
 fn describe_set(set: &StateSet) -> String {
     format!("a state set with states {:?}", set.inner.states)
-}
-
-fn is_metric_name(name: &str) -> bool {
-    is_name(name, |c, first| {
-        c.is_ascii_alphabetic() || c == '_' || c == ':' || (!first && c.is_ascii_digit())
-    })
-}
-
-fn is_label_name(name: &str) -> bool {
-    !name.starts_with("__")
-        && is_name(name, |c, first| {
-            c.is_ascii_alphabetic() || c == '_' || (!first && c.is_ascii_digit())
-        })
-}
-
-fn is_name(name: &str, allowed: impl Fn(char, bool) -> bool) -> bool {
-    !name.is_empty() && name.chars().enumerate().all(|(i, c)| allowed(c, i == 0))
 }
 
 #[cfg(test)]

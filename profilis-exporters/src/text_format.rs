@@ -34,27 +34,48 @@ fn escape(out: &mut String, text: &str, quotes: bool) {
     }
 }
 
+/// Whether `c` may be in a metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`), at its start if `first`.
+fn metric_char(c: char, first: bool) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || c == ':' || (!first && c.is_ascii_digit())
+}
+
+/// Whether `c` may be in a label key (`[a-zA-Z_][a-zA-Z0-9_]*`), at its start if `first`.
+fn label_char(c: char, first: bool) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || (!first && c.is_ascii_digit())
+}
+
 /// `name` as a metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`, each other character replaced by `_`
 /// (an empty name is `_`).
 pub(crate) fn metric_name(name: &str) -> Cow<'_, str> {
-    sanitize(name, |c, first| {
-        c.is_ascii_alphabetic() || c == '_' || c == ':' || (!first && c.is_ascii_digit())
-    })
+    sanitize(name, metric_char)
 }
 
 /// `key` as a label key: `[a-zA-Z_][a-zA-Z0-9_]*`, each other character replaced by `_` (an
 /// empty key is `_`).
 pub(crate) fn label_key(key: &str) -> Cow<'_, str> {
-    sanitize(key, |c, first| {
-        c.is_ascii_alphabetic() || c == '_' || (!first && c.is_ascii_digit())
-    })
+    sanitize(key, label_char)
+}
+
+/// Whether `name` is a metric name as it is (not empty, nothing to replace).
+pub(crate) fn is_metric_name(name: &str) -> bool {
+    is_all(name, metric_char)
+}
+
+/// Whether `key` is a label key as it is, and not one of the names Prometheus reserves
+/// (`__...`).
+pub(crate) fn is_label_key(key: &str) -> bool {
+    !key.starts_with("__") && is_all(key, label_char)
+}
+
+fn is_all(text: &str, allowed: impl Fn(char, bool) -> bool) -> bool {
+    !text.is_empty() && text.chars().enumerate().all(|(i, c)| allowed(c, i == 0))
 }
 
 fn sanitize(text: &str, allowed: impl Fn(char, bool) -> bool) -> Cow<'_, str> {
     if text.is_empty() {
         return Cow::Borrowed("_");
     }
-    if text.chars().enumerate().all(|(i, c)| allowed(c, i == 0)) {
+    if is_all(text, &allowed) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(

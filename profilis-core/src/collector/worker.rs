@@ -179,12 +179,10 @@ impl Worker {
             }
         }
         for (id, site) in sites.iter().enumerate().map(|(i, s)| (i + 1, *s)) {
-            if self.exemplars {
-                // Every cycle's first timed call of each site is a candidate: exemplars stay
-                // fresh for frequent and rare sites alike.
+            if self.details || self.exemplars {
+                // Every cycle's first timed call of each site is a candidate: exemplars and
+                // the slowest calls stay fresh for frequent and rare sites alike.
                 site.reset_slow();
-            } else if self.details {
-                site.lower_slow();
             }
             let t = &self.totals[id * stride..(id + 1) * stride];
             if t[0] == 0 {
