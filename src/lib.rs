@@ -177,6 +177,15 @@ macro_rules! build_info {
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub use profilis_exporters::listener;
 
+#[cfg(feature = "exporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
+pub use profilis_exporters::metric_set;
+
+/// Writing standalone exporters: see the [`profilis-exporter-kit`](profilis_exporter_kit) crate.
+#[cfg(feature = "exporter-kit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter-kit")))]
+pub use profilis_exporter_kit as kit;
+
 #[cfg(any(feature = "axum", feature = "actix", feature = "listener"))]
 #[cfg_attr(
     docsrs,

@@ -64,6 +64,7 @@ mod labels;
 pub mod listener;
 mod metric_buckets;
 pub mod metric_names;
+pub mod metric_set;
 mod process;
 #[cfg(feature = "pushgateway")]
 mod pushgateway;

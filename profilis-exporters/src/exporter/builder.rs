@@ -42,6 +42,8 @@ pub struct Exporter {
     no_listener: bool,
     #[cfg(feature = "listener")]
     allow: Vec<IpNet>,
+    #[cfg(feature = "listener")]
+    before_scrape: Option<crate::listener::BeforeScrape>,
     #[cfg(feature = "dashboard")]
     bearer_token: Option<String>,
     buckets: Option<Vec<f64>>,
@@ -101,6 +103,20 @@ impl Exporter {
     #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
     pub fn listen_addr(mut self, addr: SocketAddr) -> Self {
         self.listen = Some(addr);
+        self
+    }
+
+    /// Runs `hook` before each `/metrics` answer of the built-in listener and awaits the
+    /// future it returns (see [`ListenerConfig::before_scrape`](crate::listener::ListenerConfig::before_scrape)):
+    /// a standalone exporter refreshes its metrics there.
+    #[cfg(feature = "listener")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
+    pub fn before_scrape<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.before_scrape = Some(std::sync::Arc::new(move || Box::pin(hook())));
         self
     }
 
@@ -460,6 +476,7 @@ impl Exporter {
                 allow: self.allow,
                 bearer_token: self.bearer_token,
                 dashboard: dashboard.clone(),
+                before_scrape: self.before_scrape,
                 ..ListenerConfig::default()
             };
             // On error the collector is dropped here, which stops it.

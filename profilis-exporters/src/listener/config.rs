@@ -58,7 +58,19 @@ pub struct ListenerConfig {
     /// The dashboard served at `/`, `/metrics.json`, `/errors.json` and `/slowest.json`, if
     /// any (see [`crate::dashboard`]); without one those paths answer `404`.
     pub dashboard: Option<crate::dashboard::Dashboard>,
+    /// Run before each `/metrics` answer is rendered (`GET` and `HEAD`), and awaited: a
+    /// standalone exporter refreshes its metrics here. SKELETON: to be implemented.
+    pub before_scrape: Option<BeforeScrape>,
 }
+
+/// What [`ListenerConfig::before_scrape`] runs: a function returning the future the listener
+/// awaits before rendering `/metrics`. The future runs on the listener's own thread and
+/// runtime; a future that panics still gets the scrape answered.
+pub type BeforeScrape = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>
+        + Send
+        + Sync,
+>;
 
 impl Default for ListenerConfig {
     fn default() -> Self {
@@ -71,6 +83,7 @@ impl Default for ListenerConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             dashboard: None,
+            before_scrape: None,
         }
     }
 }
@@ -90,6 +103,7 @@ impl fmt::Debug for ListenerConfig {
             .field("max_header_bytes", &self.max_header_bytes)
             .field("max_connections", &self.max_connections)
             .field("dashboard", &self.dashboard.is_some())
+            .field("before_scrape", &self.before_scrape.is_some())
             .finish()
     }
 }

@@ -104,9 +104,9 @@ mod server;
 
 use config::validate;
 pub use config::{
-    parse_allow_list, parse_allowed_network, parse_listen_addr, IpNet, ListenerConfig,
-    ListenerError, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_PORT, DEFAULT_READ_TIMEOUT,
+    parse_allow_list, parse_allowed_network, parse_listen_addr, BeforeScrape, IpNet,
+    ListenerConfig, ListenerError, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_PORT, DEFAULT_READ_TIMEOUT,
 };
 use connection::{answer_and_close, Answer};
 use server::Server;
