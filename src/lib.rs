@@ -57,6 +57,17 @@
 //!   for each other state, and [`build_info!`] the application's own crate name and version.
 //! - **Trace context** ([`context`]): the current span, W3C `traceparent`, spans across
 //!   `.await`.
+//! - **Declared metrics** ([`metric_set`]): counters, gauges, histograms, info metrics and
+//!   state sets declared up front (names and labels checked then) and set by label values,
+//!   on every page while published; a staged set shows an update all at once, or withdraws
+//!   values it could not refresh.
+//! - **Standalone exporters** (`profilis::kit`, feature `exporter-kit`): a small program that
+//!   turns another program's numbers into `/metrics`, written as one `kit::Script` (its
+//!   options, its metrics, an update that runs on each scrape or at an interval); the kit gives
+//!   it the command line (`-H`, `-p`, `-L`, `--process-stats`), logging, the built-in listener,
+//!   graceful shutdown, and failures that show in `exporter_up` instead of stopping it. The
+//!   crate also installs `profilis-json-exporter`, the polling tutorial's JSON status
+//!   exporter as a ready binary.
 //!
 //! How a call travels from `#[profiled]` to `/metrics`: the call counts itself and files its
 //! duration on its own thread (no lock, no allocation); the [`Collector`] thread adds up every
@@ -74,6 +85,7 @@
 //! | `jsonl` | | the rotating JSONL event sink (`JsonlSink`) |
 //! | `console` | | the console event sink (`ConsoleSink`) |
 //! | `pushgateway` | | pushing to a Prometheus Pushgateway (`Pushgateway`, `Exporter::pushgateway`) |
+//! | `exporter-kit` | | writing standalone exporters (`profilis::kit`: clap, tracing) |
 //! | `http`, `tower`, `axum`, `actix` | | HTTP request profiling (`profilis::http`) |
 //! | `db`, `rusqlite`, `sqlx`, `sqlx-sqlite`, `sqlx-postgres`, `sqlx-mysql`, `diesel` | | database query profiling (`profilis::db`) |
 //!
