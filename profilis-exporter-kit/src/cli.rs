@@ -16,7 +16,7 @@ pub struct CommonOptions {
     /// Host name or address to listen on.
     #[arg(short = 'H', long, env = "EXPORTER_HOST", default_value = "localhost")]
     pub host: String,
-    /// Port to listen on (the exporter's default port when not given).
+    /// Port to listen on.
     #[arg(short = 'p', long, env = "EXPORTER_PORT")]
     pub port: Option<u16>,
     /// Minimum level of log messages.
@@ -66,14 +66,15 @@ impl LogLevel {
 /// The command of script `S`: its name, version and description, the common options with
 /// `--port`'s default the script's port, and the script's own options.
 pub(crate) fn command<S: Script>() -> clap::Command {
-    let mut command = clap::Command::new(S::NAME).version(S::VERSION);
-    if !S::DESCRIPTION.is_empty() {
-        command = command.about(S::DESCRIPTION);
-    }
+    let command = clap::Command::new(S::NAME).version(S::VERSION);
     let command = CommonOptions::augment_args(command).mut_arg("port", |port| {
         port.default_value(S::DEFAULT_PORT.to_string())
     });
+    // After the options: their derives set the about text from their structs' doc comments.
+    let description = (!S::DESCRIPTION.is_empty()).then_some(S::DESCRIPTION);
     S::Options::augment_args(command)
+        .about(description)
+        .long_about(None::<&str>)
 }
 
 /// Parses `args` (the first is the program name).
