@@ -29,16 +29,6 @@ pub enum Error {
         /// The duration given.
         value: std::time::Duration,
     },
-    /// An environment variable the kit reads has a value it cannot use.
-    #[error("{name} = {value:?} is not allowed: {reason}")]
-    Env {
-        /// The variable.
-        name: &'static str,
-        /// Its value (`<redacted>` for a token).
-        value: String,
-        /// What is wrong, and what is allowed.
-        reason: String,
-    },
     /// The exporter could not be installed: the listen address in use, a bad `PROFILIS_*`
     /// variable, a collector already running.
     #[error("the exporter could not start: {0}")]

@@ -11,8 +11,9 @@
 //!   `EXPORTER_PROCESS_STATS`); see [`CommonOptions`];
 //! - logging with tracing, on stderr at that level;
 //! - the built-in listener of `profilis-exporters` with everything it has: gzip, `/healthz`,
-//!   the limits, and from the environment an allow-list (`PROFILIS_ALLOW`, comma-separated
-//!   networks) and a bearer token (`PROFILIS_BEARER_TOKEN`); the page carries
+//!   the limits, and the `PROFILIS_*` variables of the exporter (an allow-list in
+//!   `PROFILIS_ALLOW`, comma-separated networks; a bearer token in `PROFILIS_BEARER_TOKEN`;
+//!   the labels, buckets and the dashboard; `-H`/`-p` replace `PROFILIS_LISTEN`); the page carries
 //!   `rust_build_info{crate="<NAME>",version="<VERSION>"} 1` and, when on, the `process_*`
 //!   metrics;
 //! - the updates ([`UpdateMode`]): on each scrape before the answer, with a time limit, shared by
@@ -119,11 +120,6 @@ use updates::{KitMetrics, Updater};
 
 /// The error a hook returns: any error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// The environment variable of the listener's allow-list (comma-separated networks).
-pub const ALLOW_ENV: &str = "PROFILIS_ALLOW";
-/// The environment variable of the bearer token every request must carry.
-pub const BEARER_TOKEN_ENV: &str = "PROFILIS_BEARER_TOKEN";
 
 /// When the script's metrics are refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,23 +287,6 @@ impl Drop for Claim {
     }
 }
 
-/// An environment variable, `None` when unset.
-fn env_var(name: &'static str, secret: bool) -> Result<Option<String>, Error> {
-    match std::env::var(name) {
-        Ok(value) => Ok(Some(value)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(value)) => Err(Error::Env {
-            name,
-            value: if secret {
-                "<redacted>".into()
-            } else {
-                value.to_string_lossy().into_owned()
-            },
-            reason: "it is not valid UTF-8".into(),
-        }),
-    }
-}
-
 /// Starts `S` with `args` (the first is the program name) on the current tokio runtime, for
 /// tests and programs that run their own runtime: parses the command line, sets up logging,
 /// calls [`Script::configure`], starts the listener, runs [`Script::startup`], then the first
@@ -317,7 +296,7 @@ fn env_var(name: &'static str, secret: bool) -> Result<Option<String>, Error> {
 /// # Errors
 /// [`Error`] naming what stopped the start-up: [`Error::Cli`] for a bad command line and for
 /// `--help` / `--version` (the text to print), [`Error::Host`], [`Error::Script`] from
-/// `configure`, [`Error::Mode`], [`Error::Metric`], [`Error::Env`], [`Error::Exporter`],
+/// `configure`, [`Error::Mode`], [`Error::Metric`], [`Error::Exporter`] (a bad `PROFILIS_*` variable among others),
 /// [`Error::Startup`], [`Error::AlreadyRunning`].
 pub async fn start<S: Script, I, T>(args: I) -> Result<Running<S>, Error>
 where
@@ -333,8 +312,6 @@ where
         Ok(addr) => addr?,
         Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
     };
-    let allow = env_var(ALLOW_ENV, false)?;
-    let token = env_var(BEARER_TOKEN_ENV, true)?;
     let claim = Claim::take()?;
 
     let context = Context {
@@ -362,17 +339,6 @@ where
     let mut exporter = profilis_exporters::Exporter::new()
         .listen_addr(addr)
         .process_metrics(common.process_stats.unwrap_or(S::PROCESS_STATS));
-    if let Some(networks) = allow {
-        exporter = exporter.allow(&networks).map_err(|e| Error::Env {
-            name: ALLOW_ENV,
-            value: networks.clone(),
-            reason: e.to_string(),
-        })?;
-    }
-    let has_token = token.is_some();
-    if let Some(token) = token {
-        exporter = exporter.bearer_token(token);
-    }
     match mode {
         UpdateMode::OnScrape { .. } => {
             let updater = Arc::clone(&updater);
@@ -387,14 +353,7 @@ where
         }
         UpdateMode::Poll { .. } => {}
     }
-    let guard = exporter.install().map_err(|e| match e {
-        profilis_exporters::Error::BearerToken if has_token => Error::Env {
-            name: BEARER_TOKEN_ENV,
-            value: "<redacted>".into(),
-            reason: e.to_string(),
-        },
-        e => Error::Exporter(e),
-    })?;
+    let guard = exporter.install()?;
     let local_addr = guard.listen_addr().unwrap_or(addr);
     tracing::info!(
         "{} {} serving http://{local_addr}/metrics",

@@ -47,7 +47,7 @@ pub enum Error {
     /// or not visible ASCII.
     #[cfg(feature = "dashboard")]
     #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
-    #[error("the bearer token must be visible ASCII characters without spaces, and not empty (the token itself is not shown)")]
+    #[error("the bearer token (`Exporter::bearer_token` or `PROFILIS_BEARER_TOKEN`) must be visible ASCII characters without spaces, and not empty (the token itself is not shown)")]
     BearerToken,
     /// An info metric or a state set could not be published ([`info`](crate::info),
     /// [`StateSet`](crate::StateSet)): a name the format does not allow, say.

@@ -130,7 +130,8 @@ impl Exporter {
 
     /// Only clients in these networks (`"10.0.0.0/8,127.0.0.1"`) may use the listener; others
     /// get 403. The string must name at least one network: to let every client in, do not call
-    /// this. Entries are parsed by [`listener::parse_allow_list`].
+    /// this. Entries are parsed by [`listener::parse_allow_list`]. Without this call,
+    /// `PROFILIS_ALLOW` (the same syntax) gives the list.
     ///
     /// # Errors
     /// [`Error::Listener`]: [`ListenerError::InvalidNetwork`](crate::listener::ListenerError)
@@ -148,8 +149,8 @@ impl Exporter {
     /// built-in listener (`/metrics` and the dashboard's JSON) and those of the dashboard's
     /// handlers mounted in a router of your own.
     ///
-    /// A token that is empty or not visible ASCII makes [`Exporter::install`] fail with
-    /// [`Error::BearerToken`].
+    /// Without this call, `PROFILIS_BEARER_TOKEN` gives the token. A token that is empty or
+    /// not visible ASCII makes [`Exporter::install`] fail with [`Error::BearerToken`].
     #[cfg(feature = "dashboard")]
     #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
@@ -397,9 +398,17 @@ impl Exporter {
         #[cfg(feature = "listener")]
         let listen =
             (!self.no_listener).then(|| self.listen.or(env.listen).unwrap_or(DEFAULT_LISTEN));
+        // A token or allow-list given in code replaces the environment's.
         #[cfg(feature = "dashboard")]
-        if self
-            .bearer_token
+        let bearer_token = self.bearer_token.or(env.bearer_token);
+        #[cfg(feature = "listener")]
+        let allow = if self.allow.is_empty() {
+            env.allow.unwrap_or_default()
+        } else {
+            self.allow
+        };
+        #[cfg(feature = "dashboard")]
+        if bearer_token
             .as_deref()
             .is_some_and(|token| !crate::auth::valid_bearer_token(token))
         {
@@ -412,7 +421,7 @@ impl Exporter {
             let on_by_default = listen.is_some_and(|addr| addr.ip().to_canonical().is_loopback());
             #[cfg(not(feature = "listener"))]
             let on_by_default = false;
-            let token = self.bearer_token.clone();
+            let token = bearer_token.clone();
             self.dashboard
                 .or(env.dashboard)
                 .unwrap_or(on_by_default)
@@ -473,8 +482,8 @@ impl Exporter {
             let render_from = installed.clone();
             let config = ListenerConfig {
                 addr,
-                allow: self.allow,
-                bearer_token: self.bearer_token,
+                allow,
+                bearer_token,
                 dashboard: dashboard.clone(),
                 before_scrape: self.before_scrape,
                 ..ListenerConfig::default()

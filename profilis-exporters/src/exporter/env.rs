@@ -43,6 +43,12 @@ pub(super) struct EnvSettings {
     #[cfg(feature = "dashboard")]
     pub(super) dashboard: Option<bool>,
     pub(super) process_metrics: Option<bool>,
+    /// `PROFILIS_ALLOW`: the listener's allow-list.
+    #[cfg(feature = "listener")]
+    pub(super) allow: Option<Vec<crate::listener::IpNet>>,
+    /// `PROFILIS_BEARER_TOKEN`: checked in `install` with a token given in code, never shown.
+    #[cfg(feature = "dashboard")]
+    pub(super) bearer_token: Option<String>,
 }
 
 /// A variable's value checked by `parse`, or an error naming the variable, its value and
@@ -126,6 +132,14 @@ impl EnvSettings {
                 "1, true or on for the process_* metrics; 0, false or off for none",
                 parse_switch,
             )?,
+            #[cfg(feature = "listener")]
+            allow: parse_env(
+                "PROFILIS_ALLOW",
+                "comma-separated addresses or networks, such as 10.0.0.0/8,127.0.0.1, naming at least one",
+                |v| crate::listener::parse_allow_list(v).ok(),
+            )?,
+            #[cfg(feature = "dashboard")]
+            bearer_token: bearer_token_var()?,
         })
     }
 }
@@ -224,5 +238,21 @@ mod tests {
             assert_eq!(parse_rate(value), None, "{value:?} was taken");
         }
         assert_eq!(parse_rate(" 0.25\n"), Some(0.25));
+    }
+}
+
+/// `PROFILIS_BEARER_TOKEN`, unchecked (a bad token is [`crate::Error::BearerToken`], which
+/// does not show it); a value that is not UTF-8 is an error that does not show it either.
+#[cfg(feature = "dashboard")]
+fn bearer_token_var() -> Result<Option<String>, ConfigError> {
+    const NAME: &str = "PROFILIS_BEARER_TOKEN";
+    match std::env::var(NAME) {
+        Ok(token) => Ok(Some(token)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::Env {
+            name: NAME,
+            value: "<redacted>".to_owned(),
+            expected: "visible ASCII characters without spaces (the token itself is not shown)",
+        }),
     }
 }
