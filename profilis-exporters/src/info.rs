@@ -78,13 +78,57 @@ pub enum MetricError {
         states: Vec<String>,
     },
     /// The name is already published as something else: an info metric, or a state set with
-    /// other states.
+    /// other states, or a metric of a published [`MetricSet`](crate::metric_set::MetricSet);
+    /// or declared twice in one set.
     #[error("{name} is already published as {existing}; one name, one metric")]
     NameTaken {
         /// The metric name.
         name: String,
         /// What has it.
         existing: String,
+    },
+    /// A write to a declared metric with another number of label values than it has label
+    /// names.
+    #[error("{metric} has labels {labels:?}: give {} label values in that order, not {given}", labels.len())]
+    LabelValues {
+        /// The metric.
+        metric: String,
+        /// Its declared label names.
+        labels: Vec<String>,
+        /// How many values were given.
+        given: usize,
+    },
+    /// A value a metric cannot take: a counter's negative or not finite amount, a NaN
+    /// observation.
+    #[error("{value} is not allowed for {metric}: {allowed}")]
+    Value {
+        /// The metric.
+        metric: String,
+        /// The value, as written by `{}`.
+        value: String,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+    /// A histogram's buckets that cannot be used.
+    #[error("buckets {value} of histogram {metric} are not allowed: {reason}; expected finite numbers in increasing order (`+Inf` is added)")]
+    Buckets {
+        /// The histogram.
+        metric: String,
+        /// The buckets, as given.
+        value: String,
+        /// What is wrong with them.
+        reason: &'static str,
+    },
+    /// A label name the metric's type keeps for itself: `le` of a histogram, a state set's own
+    /// name (the label of its states).
+    #[error("{label:?} is not allowed as a label name of {metric}: {why}")]
+    ReservedLabel {
+        /// The metric.
+        metric: String,
+        /// The label name.
+        label: String,
+        /// Why it is kept.
+        why: &'static str,
     },
 }
 
@@ -111,7 +155,18 @@ pub enum MetricError {
 /// name.
 pub fn info(name: &str, labels: &[(&str, &str)]) -> Result<(), MetricError> {
     let info = Info::new(name, labels)?;
-    registry().publish_info(info)
+    // The published sets' lock first, then this registry's (the order `MetricSet::publish`
+    // takes them in).
+    let sets = crate::metric_set::published_sets();
+    if let Some(existing) = sets.owner_of(&info.name) {
+        return Err(MetricError::NameTaken {
+            name: info.name,
+            existing,
+        });
+    }
+    let result = registry().publish_info(info);
+    drop(sets);
+    result
 }
 
 /// A state set: one series per possible state, labelled with the set's own name, the current
@@ -162,7 +217,16 @@ impl StateSet {
     /// name.
     pub fn new(name: &str, states: &[&str]) -> Result<StateSet, MetricError> {
         let set = StateSet::unpublished(name, states)?;
-        registry().publish_state_set(set)
+        let sets = crate::metric_set::published_sets();
+        if let Some(existing) = sets.owner_of(set.name()) {
+            return Err(MetricError::NameTaken {
+                name: set.name().to_owned(),
+                existing,
+            });
+        }
+        let result = registry().publish_state_set(set);
+        drop(sets);
+        result
     }
 
     fn unpublished(name: &str, states: &[&str]) -> Result<StateSet, MetricError> {
@@ -305,6 +369,15 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 /// Puts every published info metric and state set on `page`.
 pub(crate) fn add_to(page: &mut Page) {
     registry().add_to(page);
+}
+
+/// What has metric name `name` here, if anything: "an info metric" or "a state set with
+/// states [...]".
+pub(crate) fn owner_of(name: &str) -> Option<String> {
+    match registry().entries.get(name)? {
+        Published::Info(_) => Some("an info metric".to_owned()),
+        Published::StateSet(set) => Some(describe_set(set)),
+    }
 }
 
 impl Registry {

@@ -11,22 +11,157 @@
 //! metrics and state sets are forgotten (an update sets what is true now; a series it does not
 //! set is not served), counters and histograms keep their totals.
 //!
-//! SKELETON (lead's contract for the helpers): signatures are the contract; bodies to be written.
+//! Every name, help text and label name is checked when the metric is declared; a write with
+//! the wrong number of label values, or a value the metric cannot take, is a [`MetricError`]
+//! naming the metric and the value, never a panic. Writes take a short lock of the set only.
+//!
+//! The page (as [`MetricSet::render`] writes it, and as every page of the exporter carries it
+//! while [`MetricSet::publish`]'s guard lives) has, per declared metric that has at least one
+//! series: counters as `counter` families named `<name>_total` (OpenMetrics: the family
+//! `<name>`, samples `<name>_total`); gauges; histograms with `_bucket` (cumulative, `+Inf`
+//! last), `_sum` and `_count`; info metrics as gauges `<name>_info{...} 1`; state sets as gauges
+//! with one series per state, `app_health{app_health="healthy"} 1`, the other states 0.
+//!
+//! ```
+//! use profilis_exporters::metric_set::MetricSet;
+//! use profilis_exporters::ExpositionFormat;
+//!
+//! # fn main() -> Result<(), profilis_exporters::MetricError> {
+//! let set = MetricSet::staged();
+//! let current = set.gauge("app_requests_current", "Requests being served.", &[])?;
+//! let health = set.state_set("app_health", "The app's health.", &[], &["healthy", "unhealthy"])?;
+//! let polls = set.counter("app_polls", "Polls of the app.", &["outcome"])?;
+//!
+//! // One update: nothing of it is on a page before `commit`.
+//! set.begin();
+//! current.set(&[], 12.0)?;
+//! health.set(&[], "healthy")?;
+//! polls.inc(&["ok"])?;
+//! assert_eq!(set.render(ExpositionFormat::Text), "");
+//! set.commit();
+//!
+//! let page = set.render(ExpositionFormat::Text);
+//! assert!(page.contains("\napp_requests_current 12\n"));
+//! assert!(page.contains("\napp_health{app_health=\"healthy\"} 1\n"));
+//! assert!(page.contains("\napp_polls_total{outcome=\"ok\"} 1\n"));
+//! assert!(polls.inc(&[]).is_err()); // one label value expected
+//!
+//! // The next update failed: serve nothing rather than old values.
+//! set.withdraw();
+//! assert_eq!(set.render(ExpositionFormat::Text), "");
+//!
+//! // On every page of the exporter (`render`, `/metrics`) while `published` lives.
+//! let published = set.publish()?;
+//! drop(published);
+//! # Ok(()) }
+//! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::text_format::ExpositionFormat;
+use crate::metric_buckets::{validate_metric_bounds, MetricBucketsError, MetricMatch};
+use crate::text_format::{
+    is_label_key, is_metric_name, label_set, ExpositionFormat, HistogramSample, Page, Sample,
+};
 use crate::MetricError;
+
+/// What a metric name must look like.
+const METRIC_NAME: &str = "a metric name is [a-zA-Z_:][a-zA-Z0-9_:]*, not empty";
+/// What a counter's name must look like.
+const COUNTER_NAME: &str =
+    "a counter's name is [a-zA-Z_:][a-zA-Z0-9_:]*, not empty (`_total` is added if it does not end with it)";
+/// What an info metric's name must look like.
+const INFO_NAME: &str =
+    "an info metric's name is [a-zA-Z_:][a-zA-Z0-9_:]*, not empty (`_info` is added if it does not end with it)";
+/// What a state set's name must look like: it is also its label's name.
+const STATE_SET_NAME: &str =
+    "a state set's name is also its label's name: [a-zA-Z_][a-zA-Z0-9_]*, not starting with __";
+/// What a counter takes.
+const COUNTER_VALUE: &str = "a counter takes finite numbers, not negative";
+/// What a histogram takes.
+const OBSERVATION: &str = "a histogram observes numbers, not NaN";
 
 /// A set of declared metrics. Clones share the set. See the [module docs](self).
 #[derive(Clone)]
 pub struct MetricSet {
-    _todo: (),
+    inner: Arc<Inner>,
 }
+
+/// The set's declarations and values.
+struct Inner {
+    /// Tells published sets apart.
+    id: u64,
+    staged: bool,
+    state: Mutex<State>,
+}
+
+/// One metric's declaration.
+struct Decl {
+    /// The full name (`_total`, `_info` added).
+    name: String,
+    help: String,
+    labels: Box<[String]>,
+    kind: Kind,
+}
+
+enum Kind {
+    Counter,
+    Gauge,
+    /// The upper bounds, `+Inf` last.
+    Histogram(Box<[f64]>),
+    Info,
+    /// The states, in the order given.
+    StateSet(Box<[String]>),
+}
+
+impl Kind {
+    fn describe(&self) -> &'static str {
+        match self {
+            Kind::Counter => "a counter",
+            Kind::Gauge => "a gauge",
+            Kind::Histogram(_) => "a histogram",
+            Kind::Info => "an info metric",
+            Kind::StateSet(_) => "a state set",
+        }
+    }
+}
+
+/// One series' value.
+#[derive(Clone)]
+enum Value {
+    /// A counter's total or a gauge's value.
+    Number(f64),
+    /// Observations per bucket (not cumulative) and their sum.
+    Histogram { counts: Box<[u64]>, sum: f64 },
+    /// An info metric's series: its labels are the information.
+    Present,
+    /// A state set's current state, by index.
+    State(usize),
+}
+
+/// Each metric's series, by label values, in the order of the declarations.
+type Values = Vec<BTreeMap<Box<[String]>, Value>>;
+
+struct State {
+    decls: Vec<Arc<Decl>>,
+    /// What is written: on the pages of a live set; of a staged set, its next commit.
+    pending: Values,
+    /// A staged set's last commit, `None` when withdrawn (or never committed).
+    committed: Option<Values>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl fmt::Debug for MetricSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricSet").finish_non_exhaustive()
+        let state = self.inner.lock();
+        let names: Vec<&str> = state.decls.iter().map(|d| d.name.as_str()).collect();
+        f.debug_struct("MetricSet")
+            .field("staged", &self.inner.staged)
+            .field("metrics", &names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,13 +175,27 @@ impl MetricSet {
     /// A live set: each write is on the next page.
     #[must_use]
     pub fn new() -> MetricSet {
-        todo!()
+        MetricSet::with_staging(false)
     }
 
     /// A staged set: writes are on the pages after [`commit`](Self::commit).
     #[must_use]
     pub fn staged() -> MetricSet {
-        todo!()
+        MetricSet::with_staging(true)
+    }
+
+    fn with_staging(staged: bool) -> MetricSet {
+        MetricSet {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                staged,
+                state: Mutex::new(State {
+                    decls: Vec::new(),
+                    pending: Vec::new(),
+                    committed: None,
+                }),
+            }),
+        }
     }
 
     /// Declares a counter. `name` ends in `_total` (added if it does not).
@@ -55,8 +204,15 @@ impl MetricSet {
     /// [`MetricError`] naming a bad metric or label name, a label given twice, or a name
     /// already declared in this set.
     pub fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Result<Counter, MetricError> {
-        let _ = (name, help, labels);
-        todo!()
+        let full = with_suffix(name, "_total");
+        if name.is_empty() || !is_metric_name(&full) {
+            return Err(MetricError::MetricName {
+                name: name.to_owned(),
+                allowed: COUNTER_NAME,
+            });
+        }
+        let handle = self.declare(full, help, labels, Kind::Counter)?;
+        Ok(Counter { handle })
     }
 
     /// Declares a gauge.
@@ -64,8 +220,9 @@ impl MetricSet {
     /// # Errors
     /// As [`counter`](Self::counter).
     pub fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> Result<Gauge, MetricError> {
-        let _ = (name, help, labels);
-        todo!()
+        check_metric_name(name)?;
+        let handle = self.declare(name.to_owned(), help, labels, Kind::Gauge)?;
+        Ok(Gauge { handle })
     }
 
     /// Declares a histogram with these bucket upper bounds (finite, increasing; `+Inf` added).
@@ -79,8 +236,33 @@ impl MetricSet {
         labels: &[&str],
         buckets: &[f64],
     ) -> Result<Histogram, MetricError> {
-        let _ = (name, help, labels, buckets);
-        todo!()
+        check_metric_name(name)?;
+        let mut bounds = validate_metric_bounds(&MetricMatch::full(name), buckets).map_err(
+            |error| match error {
+                MetricBucketsError::Buckets { value, reason, .. } => MetricError::Buckets {
+                    metric: name.to_owned(),
+                    value,
+                    reason,
+                },
+                // The bounds' check has no other error.
+                _ => MetricError::Buckets {
+                    metric: name.to_owned(),
+                    value: format!("{buckets:?}"),
+                    reason: "they cannot be used",
+                },
+            },
+        )?;
+        if labels.contains(&"le") {
+            return Err(MetricError::ReservedLabel {
+                metric: name.to_owned(),
+                label: "le".to_owned(),
+                why: "a histogram's buckets are labelled `le`",
+            });
+        }
+        bounds.push(f64::INFINITY);
+        let kind = Kind::Histogram(bounds.into_boxed_slice());
+        let handle = self.declare(name.to_owned(), help, labels, kind)?;
+        Ok(Histogram { handle })
     }
 
     /// Declares an info metric (`name` gets `_info` added unless it ends with it): one series
@@ -89,8 +271,15 @@ impl MetricSet {
     /// # Errors
     /// As [`counter`](Self::counter).
     pub fn info(&self, name: &str, help: &str, labels: &[&str]) -> Result<Info, MetricError> {
-        let _ = (name, help, labels);
-        todo!()
+        let full = with_suffix(name, "_info");
+        if name.is_empty() || !is_metric_name(&full) {
+            return Err(MetricError::MetricName {
+                name: name.to_owned(),
+                allowed: INFO_NAME,
+            });
+        }
+        let handle = self.declare(full, help, labels, Kind::Info)?;
+        Ok(Info { handle })
     }
 
     /// Declares a state set: for each label-value combination, one series per state labelled
@@ -106,42 +295,322 @@ impl MetricSet {
         labels: &[&str],
         states: &[&str],
     ) -> Result<States, MetricError> {
-        let _ = (name, help, labels, states);
-        todo!()
+        if !is_label_key(name) {
+            return Err(MetricError::MetricName {
+                name: name.to_owned(),
+                allowed: STATE_SET_NAME,
+            });
+        }
+        if labels.contains(&name) {
+            return Err(MetricError::ReservedLabel {
+                metric: name.to_owned(),
+                label: name.to_owned(),
+                why: "a state set's own name is the label of its states",
+            });
+        }
+        if states.is_empty() {
+            return Err(MetricError::NoStates {
+                name: name.to_owned(),
+            });
+        }
+        for (i, state) in states.iter().enumerate() {
+            if state.is_empty() {
+                return Err(MetricError::EmptyState {
+                    name: name.to_owned(),
+                });
+            }
+            if states[..i].contains(state) {
+                return Err(MetricError::DuplicateState {
+                    name: name.to_owned(),
+                    state: (*state).to_owned(),
+                });
+            }
+        }
+        let states = states.iter().map(|s| (*s).to_owned()).collect();
+        let handle = self.declare(name.to_owned(), help, labels, Kind::StateSet(states))?;
+        Ok(States { handle })
+    }
+
+    /// Checks the label names, and the name against the set's other metrics (and, once the set
+    /// is published, against every other published name), then adds the declaration.
+    fn declare(
+        &self,
+        name: String,
+        help: &str,
+        labels: &[&str],
+        kind: Kind,
+    ) -> Result<Handle, MetricError> {
+        for (i, label) in labels.iter().enumerate() {
+            if !is_label_key(label) {
+                return Err(MetricError::LabelName {
+                    metric: name,
+                    label: (*label).to_owned(),
+                });
+            }
+            if labels[..i].contains(label) {
+                return Err(MetricError::DuplicateLabel {
+                    metric: name,
+                    label: (*label).to_owned(),
+                });
+            }
+        }
+        // The published sets' lock first, as everywhere (see `published_sets`).
+        let sets = published_sets();
+        if sets.is_published(self.inner.id) {
+            if let Some(existing) = sets
+                .owner_except(&name, Some(self.inner.id))
+                .or_else(|| crate::info::owner_of(&name))
+            {
+                return Err(MetricError::NameTaken { name, existing });
+            }
+        }
+        let mut state = self.inner.lock();
+        if let Some(other) = state.decls.iter().find(|d| d.name == name) {
+            return Err(MetricError::NameTaken {
+                existing: format!("{} of the same metric set", other.kind.describe()),
+                name,
+            });
+        }
+        let decl = Arc::new(Decl {
+            name,
+            help: help.to_owned(),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            kind,
+        });
+        let index = state.decls.len();
+        state.decls.push(Arc::clone(&decl));
+        state.pending.push(BTreeMap::new());
+        drop(state);
+        drop(sets);
+        Ok(Handle {
+            set: Arc::clone(&self.inner),
+            index,
+            decl,
+        })
     }
 
     /// Puts the set on every page the exporter renders (`/metrics`, [`render`](crate::render),
     /// textfile, Pushgateway) until the returned guard is dropped.
     ///
+    /// Publishing the same set again is allowed: it stays on the pages until every guard is
+    /// dropped.
+    ///
     /// # Errors
     /// [`MetricError::NameTaken`] naming a metric another published set or an info metric
     /// already has.
     pub fn publish(&self) -> Result<Published, MetricError> {
-        todo!()
+        let mut sets = published_sets();
+        let id = self.inner.id;
+        if let Some(entry) = sets.sets.iter_mut().find(|e| e.set.id == id) {
+            entry.guards += 1;
+            return Ok(Published { id });
+        }
+        let names: Vec<String> = {
+            let state = self.inner.lock();
+            state.decls.iter().map(|d| d.name.clone()).collect()
+        };
+        for name in names {
+            if let Some(existing) = sets
+                .owner_except(&name, None)
+                .or_else(|| crate::info::owner_of(&name))
+            {
+                return Err(MetricError::NameTaken { name, existing });
+            }
+        }
+        sets.sets.push(PublishedSet {
+            set: Arc::clone(&self.inner),
+            guards: 1,
+        });
+        Ok(Published { id })
     }
 
     /// The set alone, as a page in `format`.
     #[must_use]
     pub fn render(&self, format: ExpositionFormat) -> String {
-        let _ = format;
-        todo!()
+        let mut page = Page::default();
+        self.inner.add_to(&mut page);
+        page.render_as(format)
     }
 
     /// Staged sets: starts an update (see the [module docs](self)). Nothing on a live set.
     pub fn begin(&self) {
-        todo!()
+        if !self.inner.staged {
+            return;
+        }
+        let mut state = self.inner.lock();
+        let state = &mut *state;
+        for (decl, series) in state.decls.iter().zip(state.pending.iter_mut()) {
+            match decl.kind {
+                Kind::Gauge | Kind::Info | Kind::StateSet(_) => series.clear(),
+                Kind::Counter | Kind::Histogram(_) => {}
+            }
+        }
     }
 
     /// Staged sets: shows what was written since [`begin`](Self::begin), all at once. Nothing
     /// on a live set.
     pub fn commit(&self) {
-        todo!()
+        if !self.inner.staged {
+            return;
+        }
+        let mut state = self.inner.lock();
+        state.committed = Some(state.pending.clone());
     }
 
     /// Staged sets: takes every sample of the set off the pages until the next
     /// [`commit`](Self::commit). Nothing on a live set.
     pub fn withdraw(&self) {
-        todo!()
+        if !self.inner.staged {
+            return;
+        }
+        self.inner.lock().committed = None;
+    }
+
+    /// Whether writes wait for [`commit`](Self::commit).
+    #[must_use]
+    pub fn is_staged(&self) -> bool {
+        self.inner.staged
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing under this lock panics halfway through a change.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether one of the set's metrics has `name`, and which kind.
+    fn owner_of(&self, name: &str) -> Option<&'static str> {
+        let state = self.lock();
+        state
+            .decls
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.kind.describe())
+    }
+
+    /// Puts the set's visible series on `page`, with the declared help texts.
+    fn add_to(&self, page: &mut Page) {
+        let state = self.lock();
+        let values = if self.staged {
+            match &state.committed {
+                Some(values) => values,
+                None => return,
+            }
+        } else {
+            &state.pending
+        };
+        for (decl, series) in state.decls.iter().zip(values) {
+            if series.is_empty() {
+                continue;
+            }
+            let name = decl.name.as_str();
+            let labels_of = |values: &[String]| label_set(decl.labels.iter().zip(values.iter()));
+            for (values, value) in series {
+                match (&decl.kind, value) {
+                    (Kind::Counter, Value::Number(v)) => {
+                        page.add(name, labels_of(values), Sample::FloatCounter(*v));
+                    }
+                    (Kind::Gauge, Value::Number(v)) => {
+                        page.add(name, labels_of(values), Sample::Gauge(*v));
+                    }
+                    (Kind::Histogram(bounds), Value::Histogram { counts, sum }) => {
+                        let buckets = bounds.iter().copied().zip(counts.iter().copied());
+                        let sample = HistogramSample {
+                            buckets: buckets.collect(),
+                            sum: *sum,
+                        };
+                        page.add(name, labels_of(values), Sample::Histogram(sample));
+                    }
+                    (Kind::Info, Value::Present) => {
+                        page.add(name, labels_of(values), Sample::Gauge(1.0));
+                    }
+                    (Kind::StateSet(states), Value::State(current)) => {
+                        for (i, state) in states.iter().enumerate() {
+                            let pairs = decl
+                                .labels
+                                .iter()
+                                .map(String::as_str)
+                                .zip(values.iter().map(String::as_str));
+                            let labels =
+                                label_set(pairs.chain(std::iter::once((name, state.as_str()))));
+                            let value = if i == *current { 1.0 } else { 0.0 };
+                            page.add(name, labels, Sample::Gauge(value));
+                        }
+                    }
+                    // A value is only ever written as its metric's kind.
+                    _ => {}
+                }
+            }
+            if !decl.help.is_empty() {
+                page.help(name, &decl.help);
+            }
+        }
+    }
+}
+
+/// `name` ending in `suffix`, added if it does not.
+fn with_suffix(name: &str, suffix: &str) -> String {
+    if name.ends_with(suffix) {
+        name.to_owned()
+    } else {
+        format!("{name}{suffix}")
+    }
+}
+
+fn check_metric_name(name: &str) -> Result<(), MetricError> {
+    if is_metric_name(name) {
+        Ok(())
+    } else {
+        Err(MetricError::MetricName {
+            name: name.to_owned(),
+            allowed: METRIC_NAME,
+        })
+    }
+}
+
+/// The published sets, each with its count of live [`Published`] guards.
+pub(crate) struct PublishedSets {
+    sets: Vec<PublishedSet>,
+}
+
+struct PublishedSet {
+    set: Arc<Inner>,
+    guards: usize,
+}
+
+static PUBLISHED: Mutex<PublishedSets> = Mutex::new(PublishedSets { sets: Vec::new() });
+
+/// The published sets, locked. Lock order, everywhere: this lock, then the info registry's or
+/// a set's own (never two sets' own locks at once without this one).
+pub(crate) fn published_sets() -> MutexGuard<'static, PublishedSets> {
+    PUBLISHED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PublishedSets {
+    /// What has metric name `name` among the published sets, if anything.
+    pub(crate) fn owner_of(&self, name: &str) -> Option<String> {
+        self.owner_except(name, None)
+    }
+
+    fn owner_except(&self, name: &str, except: Option<u64>) -> Option<String> {
+        self.sets
+            .iter()
+            .filter(|p| Some(p.set.id) != except)
+            .find_map(|p| p.set.owner_of(name))
+            .map(|kind| format!("{kind} of a published metric set"))
+    }
+
+    fn is_published(&self, id: u64) -> bool {
+        self.sets.iter().any(|p| p.set.id == id)
+    }
+}
+
+/// Puts every published set on `page`.
+pub(crate) fn add_to(page: &mut Page) {
+    let sets = published_sets();
+    for published in &sets.sets {
+        published.set.add_to(page);
     }
 }
 
@@ -149,13 +618,79 @@ impl MetricSet {
 #[must_use = "the set is on the pages only while this lives"]
 #[derive(Debug)]
 pub struct Published {
-    _todo: (),
+    id: u64,
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        let mut sets = published_sets();
+        if let Some(i) = sets.sets.iter().position(|p| p.set.id == self.id) {
+            sets.sets[i].guards -= 1;
+            if sets.sets[i].guards == 0 {
+                sets.sets.remove(i);
+            }
+        }
+    }
+}
+
+/// What every handle holds: its set and its declaration.
+#[derive(Clone)]
+struct Handle {
+    set: Arc<Inner>,
+    index: usize,
+    decl: Arc<Decl>,
+}
+
+impl Handle {
+    /// Checks the number of label values, then applies `change` to the series of the pending
+    /// values (created by `new` if missing) under the set's lock.
+    fn write(
+        &self,
+        labels: &[&str],
+        new: impl FnOnce() -> Value,
+        change: impl FnOnce(&mut Value),
+    ) -> Result<(), MetricError> {
+        let key = self.key(labels)?;
+        let mut state = self.set.lock();
+        if let Some(series) = state.pending.get_mut(self.index) {
+            change(series.entry(key).or_insert_with(new));
+        }
+        Ok(())
+    }
+
+    fn key(&self, labels: &[&str]) -> Result<Box<[String]>, MetricError> {
+        if labels.len() != self.decl.labels.len() {
+            return Err(MetricError::LabelValues {
+                metric: self.decl.name.clone(),
+                labels: self.decl.labels.to_vec(),
+                given: labels.len(),
+            });
+        }
+        Ok(labels.iter().map(|l| (*l).to_owned()).collect())
+    }
+
+    fn bad_value(&self, value: f64, allowed: &'static str) -> MetricError {
+        MetricError::Value {
+            metric: self.decl.name.clone(),
+            value: value.to_string(),
+            allowed,
+        }
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metric")
+            .field("name", &self.decl.name)
+            .field("labels", &self.decl.labels)
+            .finish()
+    }
 }
 
 /// A declared counter. Label values are given in the order of the declared label names.
 #[derive(Clone, Debug)]
 pub struct Counter {
-    _todo: (),
+    handle: Handle,
 }
 
 impl Counter {
@@ -173,8 +708,18 @@ impl Counter {
     /// # Errors
     /// As [`inc`](Self::inc), and a negative or not finite value.
     pub fn add(&self, labels: &[&str], value: f64) -> Result<(), MetricError> {
-        let _ = (labels, value);
-        todo!()
+        if !value.is_finite() || value < 0.0 {
+            return Err(self.handle.bad_value(value, COUNTER_VALUE));
+        }
+        self.handle.write(
+            labels,
+            || Value::Number(0.0),
+            |v| {
+                if let Value::Number(total) = v {
+                    *total += value;
+                }
+            },
+        )
     }
 
     /// Sets the total (from a source that counts itself; finite, not negative).
@@ -182,15 +727,21 @@ impl Counter {
     /// # Errors
     /// As [`add`](Self::add).
     pub fn set_total(&self, labels: &[&str], value: f64) -> Result<(), MetricError> {
-        let _ = (labels, value);
-        todo!()
+        if !value.is_finite() || value < 0.0 {
+            return Err(self.handle.bad_value(value, COUNTER_VALUE));
+        }
+        self.handle.write(
+            labels,
+            || Value::Number(value),
+            |v| *v = Value::Number(value),
+        )
     }
 }
 
 /// A declared gauge.
 #[derive(Clone, Debug)]
 pub struct Gauge {
-    _todo: (),
+    handle: Handle,
 }
 
 impl Gauge {
@@ -199,8 +750,11 @@ impl Gauge {
     /// # Errors
     /// As [`Counter::inc`].
     pub fn set(&self, labels: &[&str], value: f64) -> Result<(), MetricError> {
-        let _ = (labels, value);
-        todo!()
+        self.handle.write(
+            labels,
+            || Value::Number(value),
+            |v| *v = Value::Number(value),
+        )
     }
 
     /// Adds `value` (negative to subtract).
@@ -208,15 +762,22 @@ impl Gauge {
     /// # Errors
     /// As [`Counter::inc`].
     pub fn add(&self, labels: &[&str], value: f64) -> Result<(), MetricError> {
-        let _ = (labels, value);
-        todo!()
+        self.handle.write(
+            labels,
+            || Value::Number(0.0),
+            |v| {
+                if let Value::Number(current) = v {
+                    *current += value;
+                }
+            },
+        )
     }
 }
 
 /// A declared histogram.
 #[derive(Clone, Debug)]
 pub struct Histogram {
-    _todo: (),
+    handle: Handle,
 }
 
 impl Histogram {
@@ -225,15 +786,33 @@ impl Histogram {
     /// # Errors
     /// As [`Counter::inc`], and a NaN.
     pub fn observe(&self, labels: &[&str], value: f64) -> Result<(), MetricError> {
-        let _ = (labels, value);
-        todo!()
+        if value.is_nan() {
+            return Err(self.handle.bad_value(value, OBSERVATION));
+        }
+        let Kind::Histogram(bounds) = &self.handle.decl.kind else {
+            return Ok(());
+        };
+        // `+Inf` is the last bound: every observation that is not NaN has a bucket.
+        let bucket = bounds.iter().position(|&le| value <= le);
+        let new = || Value::Histogram {
+            counts: vec![0; bounds.len()].into_boxed_slice(),
+            sum: 0.0,
+        };
+        self.handle.write(labels, new, |v| {
+            if let Value::Histogram { counts, sum } = v {
+                if let Some(count) = bucket.and_then(|i| counts.get_mut(i)) {
+                    *count = count.saturating_add(1);
+                }
+                *sum += value;
+            }
+        })
     }
 }
 
 /// A declared info metric.
 #[derive(Clone, Debug)]
 pub struct Info {
-    _todo: (),
+    handle: Handle,
 }
 
 impl Info {
@@ -242,15 +821,20 @@ impl Info {
     /// # Errors
     /// As [`Counter::inc`].
     pub fn set(&self, labels: &[&str]) -> Result<(), MetricError> {
-        let _ = labels;
-        todo!()
+        let key = self.handle.key(labels)?;
+        let mut state = self.handle.set.lock();
+        if let Some(series) = state.pending.get_mut(self.handle.index) {
+            series.clear();
+            series.insert(key, Value::Present);
+        }
+        Ok(())
     }
 }
 
 /// A declared state set.
 #[derive(Clone, Debug)]
 pub struct States {
-    _todo: (),
+    handle: Handle,
 }
 
 impl States {
@@ -259,7 +843,453 @@ impl States {
     /// # Errors
     /// As [`Counter::inc`], and [`MetricError::UnknownState`].
     pub fn set(&self, labels: &[&str], state: &str) -> Result<(), MetricError> {
-        let _ = (labels, state);
-        todo!()
+        let Kind::StateSet(states) = &self.handle.decl.kind else {
+            return Ok(());
+        };
+        let Some(index) = states.iter().position(|s| s == state) else {
+            return Err(MetricError::UnknownState {
+                name: self.handle.decl.name.clone(),
+                state: state.to_owned(),
+                states: states.to_vec(),
+            });
+        };
+        self.handle
+            .write(labels, || Value::State(index), |v| *v = Value::State(index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profilis_test_support::{parse_exposition, parse_openmetrics};
+
+    fn text(set: &MetricSet) -> String {
+        set.render(ExpositionFormat::Text)
+    }
+
+    #[test]
+    fn bad_names_and_labels_are_errors_naming_them() {
+        let set = MetricSet::new();
+        for name in ["", "1x", "a-b", "a b", "é"] {
+            let errors = [
+                set.counter(name, "", &[]).err(),
+                set.gauge(name, "", &[]).err(),
+                set.histogram(name, "", &[], &[1.0]).err(),
+                set.info(name, "", &[]).err(),
+                set.state_set(name, "", &[], &["a"]).err(),
+            ];
+            for error in errors {
+                assert!(
+                    matches!(&error, Some(MetricError::MetricName { name: got, .. }) if got == name),
+                    "{name:?}: {error:?}"
+                );
+            }
+        }
+        // A state set's name is a label name too: no colons.
+        assert!(set.state_set("ns:health", "", &[], &["a"]).is_err());
+        for label in ["", "1a", "a-b", "a:b", "__x"] {
+            let error = set.gauge("g", "", &["ok", label]).unwrap_err();
+            assert_eq!(
+                error,
+                MetricError::LabelName {
+                    metric: "g".into(),
+                    label: label.into()
+                }
+            );
+            assert!(error.to_string().contains(&format!("{label:?}")), "{error}");
+        }
+        let error = set.counter("c", "", &["a", "a"]).unwrap_err();
+        assert_eq!(
+            error,
+            MetricError::DuplicateLabel {
+                metric: "c_total".into(),
+                label: "a".into()
+            }
+        );
+        let error = set.histogram("h", "", &["le"], &[1.0]).unwrap_err();
+        assert!(
+            matches!(&error, MetricError::ReservedLabel { metric, label, .. } if metric == "h" && label == "le"),
+            "{error:?}"
+        );
+        let error = set
+            .state_set("health", "", &["health"], &["up"])
+            .unwrap_err();
+        assert!(
+            matches!(&error, MetricError::ReservedLabel { label, .. } if label == "health"),
+            "{error:?}"
+        );
+        assert!(matches!(
+            set.state_set("s", "", &[], &[]),
+            Err(MetricError::NoStates { .. })
+        ));
+        assert!(matches!(
+            set.state_set("s", "", &[], &["a", ""]),
+            Err(MetricError::EmptyState { .. })
+        ));
+        assert!(matches!(
+            set.state_set("s", "", &[], &["a", "a"]),
+            Err(MetricError::DuplicateState { state, .. }) if state == "a"
+        ));
+        // None of the refused declarations took a name.
+        set.gauge("g", "", &[]).unwrap();
+        set.counter("c", "", &[]).unwrap();
+    }
+
+    #[test]
+    fn bad_buckets_name_the_histogram_and_the_buckets() {
+        let set = MetricSet::new();
+        for (buckets, reason) in [
+            (&[][..], "there are none"),
+            (&[1.0, f64::NAN][..], "one is not a finite number"),
+            (&[1.0, f64::INFINITY][..], "one is not a finite number"),
+            (&[2.0, 1.0][..], "they are not in increasing order"),
+            (&[1.0, 1.0][..], "they are not in increasing order"),
+        ] {
+            let error = set.histogram("latency", "", &[], buckets).unwrap_err();
+            assert_eq!(
+                error,
+                MetricError::Buckets {
+                    metric: "latency".into(),
+                    value: format!("{buckets:?}"),
+                    reason
+                }
+            );
+            assert!(error.to_string().contains("latency"), "{error}");
+        }
+        // Zero and negative bounds are fine: a histogram may measure anything.
+        set.histogram("delta", "", &[], &[-1.0, 0.0, 1.0]).unwrap();
+    }
+
+    #[test]
+    fn names_get_their_suffixes_and_one_name_is_one_metric() {
+        let set = MetricSet::new();
+        set.counter("jobs", "", &[]).unwrap();
+        let error = set.counter("jobs_total", "", &[]).unwrap_err();
+        assert_eq!(
+            error,
+            MetricError::NameTaken {
+                name: "jobs_total".into(),
+                existing: "a counter of the same metric set".into()
+            }
+        );
+        assert!(matches!(
+            set.gauge("jobs_total", "", &[]),
+            Err(MetricError::NameTaken { .. })
+        ));
+        set.info("build", "", &["version"]).unwrap();
+        assert!(matches!(
+            set.gauge("build_info", "", &[]),
+            Err(MetricError::NameTaken { name, .. }) if name == "build_info"
+        ));
+    }
+
+    #[test]
+    fn writes_with_wrong_label_counts_or_values_are_errors_naming_them() {
+        let set = MetricSet::new();
+        let counter = set.counter("polls", "", &["target", "outcome"]).unwrap();
+        let error = counter.inc(&["a"]).unwrap_err();
+        assert_eq!(
+            error,
+            MetricError::LabelValues {
+                metric: "polls_total".into(),
+                labels: vec!["target".into(), "outcome".into()],
+                given: 1
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "polls_total has labels [\"target\", \"outcome\"]: give 2 label values in that order, not 1"
+        );
+        for value in [-1.0, f64::NAN, f64::INFINITY] {
+            let error = counter.add(&["a", "ok"], value).unwrap_err();
+            assert!(
+                matches!(&error, MetricError::Value { metric, value: got, .. } if metric == "polls_total" && *got == value.to_string()),
+                "{error:?}"
+            );
+            assert!(counter.set_total(&["a", "ok"], value).is_err());
+        }
+        let histogram = set.histogram("size", "", &[], &[1.0]).unwrap();
+        let error = histogram.observe(&[], f64::NAN).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "NaN is not allowed for size: a histogram observes numbers, not NaN"
+        );
+        let states = set.state_set("mode", "", &[], &["on", "off"]).unwrap();
+        assert!(matches!(
+            states.set(&[], "sideways"),
+            Err(MetricError::UnknownState { state, .. }) if state == "sideways"
+        ));
+        assert!(set.info("app", "", &["version"]).unwrap().set(&[]).is_err());
+        // Nothing refused was written.
+        assert_eq!(text(&set), "");
+    }
+
+    #[test]
+    fn every_type_renders_in_the_text_format() {
+        let set = MetricSet::new();
+        let counter = set.counter("polls", "Polls made.", &["outcome"]).unwrap();
+        let gauge = set
+            .gauge("app_requests_current", "Requests now.", &[])
+            .unwrap();
+        let histogram = set
+            .histogram("poll_seconds", "Poll time.", &["target"], &[0.1, 1.0])
+            .unwrap();
+        let info = set.info("target", "The target.", &["version"]).unwrap();
+        let health = set
+            .state_set("app_health", "Health.", &[], &["healthy", "unhealthy"])
+            .unwrap();
+        set.gauge("never_set", "Left off.", &[]).unwrap();
+        counter.inc(&["ok"]).unwrap();
+        counter.add(&["ok"], 2.5).unwrap();
+        counter.set_total(&["failed"], 7.0).unwrap();
+        gauge.set(&[], 3.0).unwrap();
+        gauge.add(&[], -1.0).unwrap();
+        for value in [0.05, 0.5, 0.5, 3.0] {
+            histogram.observe(&["a\"b"], value).unwrap();
+        }
+        info.set(&["1.0"]).unwrap();
+        info.set(&["1.1"]).unwrap();
+        health.set(&[], "unhealthy").unwrap();
+        assert_eq!(
+            text(&set),
+            "# HELP app_health Health.\n\
+             # TYPE app_health gauge\n\
+             app_health{app_health=\"healthy\"} 0\n\
+             app_health{app_health=\"unhealthy\"} 1\n\
+             \n\
+             # HELP app_requests_current Requests now.\n\
+             # TYPE app_requests_current gauge\n\
+             app_requests_current 2\n\
+             \n\
+             # HELP poll_seconds Poll time.\n\
+             # TYPE poll_seconds histogram\n\
+             poll_seconds_bucket{target=\"a\\\"b\",le=\"0.1\"} 1\n\
+             poll_seconds_bucket{target=\"a\\\"b\",le=\"1\"} 3\n\
+             poll_seconds_bucket{target=\"a\\\"b\",le=\"+Inf\"} 4\n\
+             poll_seconds_sum{target=\"a\\\"b\"} 4.05\n\
+             poll_seconds_count{target=\"a\\\"b\"} 4\n\
+             \n\
+             # HELP polls_total Polls made.\n\
+             # TYPE polls_total counter\n\
+             polls_total{outcome=\"failed\"} 7\n\
+             polls_total{outcome=\"ok\"} 3.5\n\
+             \n\
+             # HELP target_info The target.\n\
+             # TYPE target_info gauge\n\
+             target_info{version=\"1.1\"} 1\n\
+             \n"
+        );
+        parse_exposition(&text(&set)).unwrap();
+    }
+
+    #[test]
+    fn every_type_renders_in_openmetrics() {
+        let set = MetricSet::new();
+        set.counter("polls", "Polls.", &[])
+            .unwrap()
+            .inc(&[])
+            .unwrap();
+        set.gauge("level", "", &[]).unwrap().set(&[], 0.5).unwrap();
+        let h = set.histogram("size", "Sizes.", &[], &[10.0]).unwrap();
+        h.observe(&[], 3.0).unwrap();
+        set.info("app", "", &["v"]).unwrap().set(&["2"]).unwrap();
+        let states = set
+            .state_set("mode", "", &["part"], &["on", "off"])
+            .unwrap();
+        states.set(&["x"], "off").unwrap();
+        let page = set.render(ExpositionFormat::OpenMetrics);
+        assert_eq!(
+            page,
+            "# TYPE app_info gauge\n\
+             app_info{v=\"2\"} 1\n\
+             # TYPE level gauge\n\
+             level 0.5\n\
+             # TYPE mode gauge\n\
+             mode{part=\"x\",mode=\"off\"} 1\n\
+             mode{part=\"x\",mode=\"on\"} 0\n\
+             # TYPE polls counter\n\
+             # HELP polls Polls.\n\
+             polls_total 1\n\
+             # TYPE size histogram\n\
+             # HELP size Sizes.\n\
+             size_bucket{le=\"10\"} 1\n\
+             size_bucket{le=\"+Inf\"} 1\n\
+             size_count 1\n\
+             size_sum 3\n\
+             # EOF\n"
+        );
+        parse_openmetrics(&page).unwrap();
+    }
+
+    #[test]
+    fn a_live_set_shows_writes_at_once_and_ignores_staging() {
+        let set = MetricSet::new();
+        let gauge = set.gauge("g", "", &[]).unwrap();
+        gauge.set(&[], 1.0).unwrap();
+        set.begin();
+        set.withdraw();
+        assert_eq!(text(&set), "# TYPE g gauge\ng 1\n\n");
+        gauge.set(&[], 2.0).unwrap();
+        assert_eq!(text(&set), "# TYPE g gauge\ng 2\n\n");
+    }
+
+    #[test]
+    fn a_staged_set_shows_only_commits_and_counters_keep_totals() {
+        let set = MetricSet::staged();
+        let gauge = set.gauge("g", "", &["k"]).unwrap();
+        let counter = set.counter("c", "", &[]).unwrap();
+        let histogram = set.histogram("h", "", &[], &[1.0]).unwrap();
+        let states = set.state_set("s", "", &[], &["a", "b"]).unwrap();
+        let info = set.info("i", "", &["v"]).unwrap();
+        set.begin();
+        gauge.set(&["x"], 1.0).unwrap();
+        gauge.set(&["y"], 2.0).unwrap();
+        counter.add(&[], 2.0).unwrap();
+        histogram.observe(&[], 0.5).unwrap();
+        states.set(&[], "b").unwrap();
+        info.set(&["1"]).unwrap();
+        assert_eq!(text(&set), "", "nothing before the first commit");
+        set.commit();
+        let first = text(&set);
+        assert!(
+            first.contains("g{k=\"x\"} 1\n") && first.contains("g{k=\"y\"} 2\n"),
+            "{first}"
+        );
+        assert!(
+            first.contains("s{s=\"b\"} 1\n") && first.contains("i_info{v=\"1\"} 1\n"),
+            "{first}"
+        );
+
+        // An update under way: the page is the last commit's, whole.
+        set.begin();
+        gauge.set(&["x"], 10.0).unwrap();
+        counter.add(&[], 1.0).unwrap();
+        assert_eq!(text(&set), first);
+        set.commit();
+        let second = text(&set);
+        // Gauges, infos and state sets not set in the update are gone; counters and
+        // histograms keep their totals.
+        assert!(second.contains("g{k=\"x\"} 10\n"), "{second}");
+        assert!(!second.contains("k=\"y\""), "{second}");
+        assert!(
+            !second.contains("\ns{") && !second.contains("i_info"),
+            "{second}"
+        );
+        assert!(second.contains("\nc_total 3\n"), "{second}");
+        assert!(second.contains("\nh_count 1\n"), "{second}");
+
+        // Withdrawn: no sample until the next commit, which has the counter's total.
+        set.withdraw();
+        assert_eq!(text(&set), "");
+        set.begin();
+        counter.inc(&[]).unwrap();
+        assert_eq!(text(&set), "");
+        set.commit();
+        assert_eq!(
+            text(&set),
+            "# TYPE c_total counter\nc_total 4\n\n\
+             # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n\n"
+        );
+    }
+
+    #[test]
+    fn a_render_during_updates_never_sees_half_of_one() {
+        // Each update sets `a` and `b` to the same value; a page must never show them apart.
+        let set = MetricSet::staged();
+        let a = set.gauge("a", "", &[]).unwrap();
+        let b = set.gauge("b", "", &[]).unwrap();
+        let writer = {
+            let set = set.clone();
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    set.begin();
+                    a.set(&[], f64::from(i)).unwrap();
+                    b.set(&[], f64::from(i)).unwrap();
+                    set.commit();
+                }
+            })
+        };
+        let mut pages = 0;
+        while !writer.is_finished() || pages == 0 {
+            let page = text(&set);
+            let value = |name| profilis_test_support::sample(&page, name, &[]);
+            assert_eq!(value("a"), value("b"), "{page}");
+            pages += 1;
+        }
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn publishing_puts_the_set_on_pages_and_refuses_taken_names() {
+        let first = MetricSet::new();
+        first
+            .gauge("metric_set_test_shared", "", &[])
+            .unwrap()
+            .set(&[], 4.0)
+            .unwrap();
+        let guard = first.publish().unwrap();
+        let mut page = Page::default();
+        add_to(&mut page);
+        assert!(page.render().contains("\nmetric_set_test_shared 4\n"));
+
+        let second = MetricSet::new();
+        second.counter("metric_set_test_shared", "", &[]).unwrap();
+        second.gauge("metric_set_test_shared", "", &[]).unwrap();
+        assert_eq!(
+            second.publish().unwrap_err(),
+            MetricError::NameTaken {
+                name: "metric_set_test_shared".into(),
+                existing: "a gauge of a published metric set".into()
+            }
+        );
+        // A published set declares no name another has; info metrics and state sets
+        // refuse the set's names.
+        second.gauge("metric_set_test_other", "", &[]).unwrap();
+        assert!(matches!(
+            first.gauge("metric_set_test_other", "", &[]),
+            Ok(_)
+        ));
+        assert!(matches!(
+            crate::info("metric_set_test_shared_info", &[]),
+            Ok(())
+        ));
+        assert!(matches!(
+            first.info("metric_set_test_shared", "", &[]),
+            Err(MetricError::NameTaken { existing, .. }) if existing == "an info metric"
+        ));
+        assert!(matches!(
+            crate::StateSet::new("metric_set_test_shared", &["a"]),
+            Err(MetricError::NameTaken { existing, .. }) if existing.contains("published metric set")
+        ));
+
+        // Off the pages when the guard goes; then the other set may have the name.
+        drop(guard);
+        let mut page = Page::default();
+        add_to(&mut page);
+        assert!(!page.render().contains("metric_set_test_shared "));
+        let _second = second.publish().unwrap();
+        let again = first.publish().unwrap_err();
+        assert!(
+            matches!(&again, MetricError::NameTaken { name, .. } if name.starts_with("metric_set_test_")),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn a_set_published_twice_stays_until_both_guards_go() {
+        let set = MetricSet::new();
+        let gauge = set.gauge("metric_set_test_twice", "", &[]).unwrap();
+        gauge.set(&[], 1.0).unwrap();
+        let on_pages = || {
+            let mut page = Page::default();
+            add_to(&mut page);
+            page.render().contains("\nmetric_set_test_twice 1\n")
+        };
+        let one = set.publish().unwrap();
+        let two = set.publish().unwrap();
+        drop(one);
+        assert!(on_pages());
+        drop(two);
+        assert!(!on_pages());
     }
 }

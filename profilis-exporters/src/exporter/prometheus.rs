@@ -26,7 +26,8 @@ pub(super) struct Installed {
 
 impl Installed {
     /// The exposition text: every family of the recorder, the duration histograms among them,
-    /// the process metrics (read now, if on) and the published info metrics and state sets.
+    /// the process metrics (read now, if on), the published info metrics and state sets, and
+    /// the published metric sets.
     pub(super) fn render(&self) -> String {
         self.render_as(ExpositionFormat::Text)
     }
@@ -43,6 +44,7 @@ impl Installed {
                 crate::process::add_to(page);
             }
             crate::info::add_to(page);
+            crate::metric_set::add_to(page);
         })
     }
 }

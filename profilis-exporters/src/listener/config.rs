@@ -58,14 +58,19 @@ pub struct ListenerConfig {
     /// The dashboard served at `/`, `/metrics.json`, `/errors.json` and `/slowest.json`, if
     /// any (see [`crate::dashboard`]); without one those paths answer `404`.
     pub dashboard: Option<crate::dashboard::Dashboard>,
-    /// Run before each `/metrics` answer is rendered (`GET` and `HEAD`), and awaited: a
-    /// standalone exporter refreshes its metrics here. SKELETON: to be implemented.
+    /// Run before each `/metrics` answer is rendered (`GET` and `HEAD`, once the allow-list
+    /// and the bearer token have let the request in; never for `/healthz` or the dashboard),
+    /// and awaited: a standalone exporter refreshes its metrics here. The scrape waits for it,
+    /// so a hook bounds its own time (the scraper's timeout is the limit otherwise); a hook
+    /// that panics still gets the scrape answered.
     pub before_scrape: Option<BeforeScrape>,
 }
 
 /// What [`ListenerConfig::before_scrape`] runs: a function returning the future the listener
 /// awaits before rendering `/metrics`. The future runs on the listener's own thread and
-/// runtime; a future that panics still gets the scrape answered.
+/// runtime (a current-thread tokio runtime: it must not block the thread), as a task of its
+/// own, so it runs to its end even if the scraper goes away; a function or future that panics
+/// still gets the scrape answered.
 pub type BeforeScrape = std::sync::Arc<
     dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>
         + Send

@@ -45,11 +45,15 @@ pub(super) async fn serve(server: Arc<Server>, stream: TcpStream, slot: Arc<Slot
     let handler = Arc::clone(&server);
     let service = service_fn(move |request: Request<Incoming>| {
         slot.request_started();
-        let response = handler.respond(&request).map(|body| SentBody {
-            body,
-            slot: Arc::clone(&slot),
-        });
-        std::future::ready(Ok::<_, Infallible>(response))
+        let handler = Arc::clone(&handler);
+        let slot = Arc::clone(&slot);
+        async move {
+            let response = handler
+                .respond(request)
+                .await
+                .map(|body| SentBody { body, slot });
+            Ok::<_, Infallible>(response)
+        }
     });
     // Timing out, a protocol error or the client going away all end in the same place: the
     // connection is dropped and its place freed.

@@ -17,7 +17,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioTimer;
 use tokio::sync::Semaphore;
 
-use super::config::{IpNet, ListenerConfig};
+use super::config::{BeforeScrape, IpNet, ListenerConfig};
 use super::pool::Pool;
 use super::Render;
 use crate::auth::bearer_authorized;
@@ -38,6 +38,8 @@ pub(super) struct Server {
     pub(super) allow: Vec<IpNet>,
     pub(super) bearer_token: Option<String>,
     pub(super) dashboard: Option<Dashboard>,
+    /// Awaited before each `/metrics` answer.
+    pub(super) before_scrape: Option<BeforeScrape>,
     pub(super) connection_timeout: Duration,
     /// The connections of allowed clients.
     pub(super) pool: Arc<Pool>,
@@ -60,6 +62,7 @@ impl Server {
             allow: config.allow,
             bearer_token: config.bearer_token,
             dashboard: config.dashboard,
+            before_scrape: config.before_scrape,
             connection_timeout: config.connection_timeout,
             pool: Pool::new(config.max_connections),
             refusing: Arc::new(Semaphore::new(ANSWERING_LIMIT)),
@@ -91,30 +94,60 @@ impl Server {
         )
     }
 
-    pub(super) fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
-        let path = request.uri().path();
+    /// Answers one request. The body is dropped unread; for `/metrics` (`GET`, `HEAD`) of an
+    /// authorized client, the [`before_scrape`](ListenerConfig::before_scrape) hook is
+    /// awaited before the page is rendered.
+    pub(super) async fn respond<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
+        let (request, body) = request.into_parts();
+        drop(body);
+        match self.route(&request) {
+            Routed::Answer(response) => response,
+            Routed::Metrics => {
+                self.before_scrape().await;
+                self.metrics(&request.headers)
+            }
+        }
+    }
+
+    /// Runs the before-scrape hook, if any, to its end. A hook that panics (when called, or
+    /// while its future runs) ends there: the scrape is answered all the same.
+    async fn before_scrape(&self) {
+        let Some(hook) = &self.before_scrape else {
+            return;
+        };
+        let Ok(future) = catch_unwind(AssertUnwindSafe(|| hook())) else {
+            return;
+        };
+        // A task of its own: its panic comes back as a `JoinError` (reported by the panic
+        // hook like any other), and an update under way is finished even if the client goes.
+        let _ = tokio::spawn(future).await;
+    }
+
+    /// Where a request goes: an answer at once, or the metrics page (after the hook).
+    fn route(&self, request: &hyper::http::request::Parts) -> Routed {
+        let path = request.uri.path();
         let dashboard = self.dashboard.as_ref().filter(|_| PATHS.contains(&path));
         // Authenticate before routing, so an unauthenticated client cannot probe for paths;
         // only the dashboard's page is served without the token: it holds no data, and asks
         // for the token to fetch the data with.
         let open_page = dashboard.is_some() && path == "/";
-        if !open_page && !self.authorized(request.headers()) {
+        if !open_page && !self.authorized(&request.headers) {
             let mut response = empty(StatusCode::UNAUTHORIZED);
             response
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
+            return Routed::Answer(response);
         }
-        let method = request.method();
+        let method = &request.method;
         let readable = method == Method::GET || method == Method::HEAD;
-        match (path, dashboard) {
-            ("/metrics", _) if readable => self.metrics(request.headers()),
+        Routed::Answer(match (path, dashboard) {
+            ("/metrics", _) if readable => return Routed::Metrics,
             ("/healthz", _) if readable => text(StatusCode::OK, "ok"),
             (_, Some(dashboard)) if readable => {
-                let headers = request.headers();
+                let headers = &request.headers;
                 let answer = dashboard.respond(
                     path,
-                    request.uri().query(),
+                    request.uri.query(),
                     headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
                     accept_encoding(headers),
                 );
@@ -131,7 +164,7 @@ impl Server {
                 response
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
-        }
+        })
     }
 
     /// Renders the metrics page, in the format the request's `Accept` asks for when the render
@@ -167,6 +200,14 @@ impl Server {
         *response.body_mut() = Full::new(Bytes::from(page.body));
         response
     }
+}
+
+/// What [`Server::route`] decided.
+enum Routed {
+    /// This response, at once.
+    Answer(Response<Full<Bytes>>),
+    /// The metrics page, after the before-scrape hook.
+    Metrics,
 }
 
 fn accept_encoding(headers: &HeaderMap) -> impl Iterator<Item = &str> {
