@@ -54,11 +54,10 @@ impl Script for JsonExporter {
         let mapping = Mapping::declare(specs, context.metrics(), &source)?;
         let fetcher = Fetcher::new(&options.url(), options.timeout())?;
         tracing::info!(
-            url = fetcher.url(),
-            interval = ?options.polling_interval_seconds,
-            timeout = ?options.timeout(),
-            "polling {} with {source}",
-            fetcher.url()
+            "polling {} every {:?} (timeout {:?}) with {source}",
+            fetcher.url(),
+            options.polling_interval_seconds,
+            options.timeout()
         );
         Ok(JsonExporter {
             fetcher,
