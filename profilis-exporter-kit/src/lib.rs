@@ -1,25 +1,106 @@
 //! Write a standalone Prometheus exporter in a few lines.
 //!
-//! SKELETON (the lead's contract for the helpers): the signatures below are the API; the
-//! bodies, module layout, docs and tests are to be written.
-//!
 //! An exporter is a type implementing [`Script`]: its name, version and default port, its own
 //! command-line options (clap's derive, flattened next to the common ones), `configure` (which
 //! declares its metrics on a staged [`MetricSet`]), and optional hooks. [`main`] does the rest:
-//! the command line (`-H/--host`, `-p/--port`, `-L/--log-level`, `--process-stats`, `--help`,
-//! `--version`, each also an `EXPORTER_*` variable), logging (tracing), the built-in listener
-//! with everything it has (gzip, `/healthz`, allow-list and token from `PROFILIS_*`, limits),
-//! the updates (on each scrape with a time limit, or a polling loop), and graceful shutdown on
-//! SIGTERM and Ctrl-C. An update that fails, panics or times out still gets the scrape
-//! answered: `exporter_up` is 0, `exporter_update_errors_total{reason}` counts it, the log says
-//! it, and the script's metrics are withdrawn until an update succeeds again.
+//!
+//! - the command line: `-H/--host` (default `localhost`; a name or an IP address, IPv6 too),
+//!   `-p/--port` (default [`Script::DEFAULT_PORT`]), `-L/--log-level` (`critical`, `error`,
+//!   `warning`, `info`, `debug`), `--process-stats`, `--help` and `--version`, each also an
+//!   `EXPORTER_*` variable (`EXPORTER_HOST`, `EXPORTER_PORT`, `EXPORTER_LOG_LEVEL`,
+//!   `EXPORTER_PROCESS_STATS`); see [`CommonOptions`];
+//! - logging with tracing, on stderr at that level;
+//! - the built-in listener of `profilis-exporters` with everything it has: gzip, `/healthz`,
+//!   the limits, and from the environment an allow-list (`PROFILIS_ALLOW`, comma-separated
+//!   networks) and a bearer token (`PROFILIS_BEARER_TOKEN`); the page carries
+//!   `rust_build_info{crate="<NAME>",version="<VERSION>"} 1` and, when on, the `process_*`
+//!   metrics;
+//! - the updates ([`UpdateMode`]): on each scrape before the answer, with a time limit, shared by
+//!   the scrapes that arrive while one runs; or a polling loop; or none;
+//! - graceful shutdown on SIGTERM and Ctrl-C: updates stop, the shutdown hook runs, the
+//!   listener stops, the process exits 0.
+//!
+//! An update that fails, panics or times out still gets the scrape answered: the script's
+//! metrics are withdrawn until an update succeeds again (stale values are not served as if
+//! fresh), the log says what happened, and the kit's own metrics, always served, tell it:
+//!
+//! | metric | meaning |
+//! |---|---|
+//! | `exporter_up` | 1 when the last update succeeded, else 0 (before the first update 0; always 1 in mode [`Never`](UpdateMode::Never)) |
+//! | `exporter_update_errors_total{reason}` | failed updates, `reason` `error`, `panic` or `timeout` (each series there from the start, at 0) |
+//! | `exporter_update_duration_seconds` | how long the last update took (after the first) |
+//! | `exporter_last_success_timestamp_seconds` | when the last successful update ended, Unix time (after the first success) |
+//!
+//! ```no_run
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use profilis_exporter_kit::{BoxError, Context, Counter, Gauge, Script, UpdateMode};
+//! use std::time::Duration;
+//!
+//! #[derive(clap::Args)]
+//! struct Options {
+//!     /// The queue to watch.
+//!     #[arg(long, env = "QUEUE", default_value = "jobs")]
+//!     queue: String,
+//! }
+//!
+//! struct Queue {
+//!     queue: String,
+//!     length: Gauge,
+//!     scrapes: Counter,
+//! }
+//!
+//! impl Script for Queue {
+//!     type Options = Options;
+//!     const NAME: &'static str = "queue-exporter";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const DEFAULT_PORT: u16 = 9800;
+//!
+//!     fn configure(options: Options, context: &Context) -> Result<Self, BoxError> {
+//!         let metrics = context.metrics();
+//!         Ok(Queue {
+//!             length: metrics.gauge("queue_length", "Jobs waiting", &["queue"])?,
+//!             scrapes: metrics.counter("queue_scrapes", "Updates made", &[])?,
+//!             queue: options.queue,
+//!         })
+//!     }
+//!
+//!     fn update_mode(&self) -> UpdateMode {
+//!         UpdateMode::OnScrape { timeout: Duration::from_secs(5) }
+//!     }
+//!
+//!     async fn update(&self) -> Result<(), BoxError> {
+//!         self.length.set(&[&self.queue], 42.0)?; // read it from the queue here
+//!         self.scrapes.inc(&[])?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     profilis_exporter_kit::main::<Queue>()
+//! }
+//! ```
+//!
+//! # One exporter per process
+//!
+//! The metrics recorder, the collector and the published metrics are process-wide, so one
+//! exporter started by the kit runs in a process at a time: [`start`] while another
+//! [`Running`] is alive returns [`Error::AlreadyRunning`]; after its
+//! [`shutdown`](Running::shutdown) (or drop) the next `start` succeeds. The logging subscriber
+//! is set by the first start only (a subscriber set before, by the program or an earlier
+//! start, stays with its own level).
 
 #![deny(missing_docs)]
+
+mod cli;
+mod error;
+mod logging;
+mod updates;
 
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,15 +109,31 @@ pub use profilis_exporters::metric_set::{
 };
 pub use profilis_exporters::MetricError;
 
+pub use cli::{listen_addr, CommonOptions, LogLevel};
+pub use error::Error;
+pub use updates::{
+    LAST_SUCCESS_TIMESTAMP_SECONDS, UP, UPDATE_DURATION_SECONDS, UPDATE_ERRORS_TOTAL,
+};
+
+use updates::{KitMetrics, Updater};
+
 /// The error a hook returns: any error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The environment variable of the listener's allow-list (comma-separated networks).
+pub const ALLOW_ENV: &str = "PROFILIS_ALLOW";
+/// The environment variable of the bearer token every request must carry.
+pub const BEARER_TOKEN_ENV: &str = "PROFILIS_BEARER_TOKEN";
 
 /// When the script's metrics are refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UpdateMode {
     /// Never by the kit: the script writes its metrics itself (from `startup`'s tasks, say);
-    /// they are served as written.
+    /// they are served as written: the kit commits the staged set before each scrape, so a
+    /// scrape sees every write made before it (the script does not call
+    /// [`begin`](MetricSet::begin), [`commit`](MetricSet::commit) or
+    /// [`withdraw`](MetricSet::withdraw) itself).
     Never,
     /// [`Script::update`] runs on each scrape, before the answer, for at most `timeout`.
     /// Scrapes arriving while an update runs share it.
@@ -52,6 +149,27 @@ pub enum UpdateMode {
         /// Longest an update may take.
         timeout: Duration,
     },
+}
+
+impl UpdateMode {
+    /// The time limit of an update, checked: `None` for [`Never`](Self::Never).
+    fn checked_timeout(self) -> Result<Option<Duration>, Error> {
+        let positive = |setting, value: Duration| {
+            if value.is_zero() {
+                Err(Error::Mode { setting, value })
+            } else {
+                Ok(value)
+            }
+        };
+        match self {
+            UpdateMode::Never => Ok(None),
+            UpdateMode::OnScrape { timeout } => positive("timeout", timeout).map(Some),
+            UpdateMode::Poll { interval, timeout } => {
+                positive("interval", interval)?;
+                positive("timeout", timeout).map(Some)
+            }
+        }
+    }
 }
 
 /// A standalone exporter. See the [crate docs](crate).
@@ -103,101 +221,240 @@ pub trait Script: Sized + Send + Sync + 'static {
 /// What [`Script::configure`] gets besides its options.
 #[derive(Debug)]
 pub struct Context {
-    _todo: (),
+    metrics: MetricSet,
+    common: CommonOptions,
 }
 
 impl Context {
     /// The staged set the script declares its metrics on.
     pub fn metrics(&self) -> &MetricSet {
-        todo!()
+        &self.metrics
     }
 
     /// The common options as parsed.
     pub fn common(&self) -> &CommonOptions {
-        todo!()
+        &self.common
     }
-}
-
-/// The options every exporter has.
-#[derive(Debug, Clone, clap::Args)]
-#[non_exhaustive]
-pub struct CommonOptions {
-    /// Host name or address to listen on.
-    #[arg(short = 'H', long, env = "EXPORTER_HOST", default_value = "localhost")]
-    pub host: String,
-    /// Port to listen on (the exporter's default port when not given).
-    #[arg(short = 'p', long, env = "EXPORTER_PORT")]
-    pub port: Option<u16>,
-    /// Minimum level of log messages.
-    #[arg(
-        short = 'L',
-        long,
-        env = "EXPORTER_LOG_LEVEL",
-        value_enum,
-        ignore_case = true,
-        default_value = "info"
-    )]
-    pub log_level: LogLevel,
-    /// Serve the process metrics (CPU, memory, file descriptors): `--process-stats`, or
-    /// `--process-stats=false` to turn them off where the exporter has them on.
-    #[arg(long, env = "EXPORTER_PROCESS_STATS", num_args = 0..=1, default_missing_value = "true")]
-    pub process_stats: Option<bool>,
-}
-
-/// Levels of `-L/--log-level`, as prometheus-aioexporter names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogLevel {
-    /// Errors only (tracing has no level above error).
-    Critical,
-    /// Errors.
-    Error,
-    /// Warnings and errors.
-    Warning,
-    /// Informational messages too.
-    Info,
-    /// Everything.
-    Debug,
-}
-
-/// Why an exporter could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// `configure` or `startup` failed.
-    #[error("{0}")]
-    Script(BoxError),
 }
 
 /// Runs the exporter `S` with the process's command line until SIGTERM or Ctrl-C; returns the
 /// exit code (0 after a clean stop, 2 for a command-line error, 1 for any other start-up
-/// error, printed on stderr).
+/// error, printed on stderr). `--help` and `--version` print on stdout and return 0.
 pub fn main<S: Script>() -> ExitCode {
-    todo!()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{}: the async runtime could not start: {e}", S::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match start::<S, _, _>(std::env::args_os()).await {
+            Ok(running) => {
+                running.until_signal().await;
+                ExitCode::SUCCESS
+            }
+            Err(Error::Cli(e)) => {
+                // Help and version on stdout, errors on stderr, as clap does.
+                let _ = e.print();
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", S::NAME);
+                ExitCode::from(e.exit_code())
+            }
+        }
+    })
+}
+
+/// Set while an exporter started by the kit runs (see the [crate docs](crate#one-exporter-per-process)).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// The process's one place for a running exporter, given back when dropped.
+struct Claim;
+
+impl Claim {
+    fn take() -> Result<Claim, Error> {
+        RUNNING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| Claim)
+            .map_err(|_| Error::AlreadyRunning)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        RUNNING.store(false, Ordering::Release);
+    }
+}
+
+/// An environment variable, `None` when unset.
+fn env_var(name: &'static str, secret: bool) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(value)) => Err(Error::Env {
+            name,
+            value: if secret {
+                "<redacted>".into()
+            } else {
+                value.to_string_lossy().into_owned()
+            },
+            reason: "it is not valid UTF-8".into(),
+        }),
+    }
 }
 
 /// Starts `S` with `args` (the first is the program name) on the current tokio runtime, for
-/// tests and programs that run their own runtime.
+/// tests and programs that run their own runtime: parses the command line, sets up logging,
+/// calls [`Script::configure`], starts the listener, runs [`Script::startup`], then the first
+/// update (mode [`Poll`](UpdateMode::Poll)) before it returns. The runtime must have its time
+/// driver on (`enable_time`, or `enable_all`); updates run as tasks on it.
 ///
 /// # Errors
-/// [`Error`] naming what stopped the start-up.
+/// [`Error`] naming what stopped the start-up: [`Error::Cli`] for a bad command line and for
+/// `--help` / `--version` (the text to print), [`Error::Host`], [`Error::Script`] from
+/// `configure`, [`Error::Mode`], [`Error::Metric`], [`Error::Env`], [`Error::Exporter`],
+/// [`Error::Startup`], [`Error::AlreadyRunning`].
 pub async fn start<S: Script, I, T>(args: I) -> Result<Running<S>, Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let _ = args.into_iter();
-    todo!()
+    let (common, options) = cli::parse::<S, _, _>(args)?;
+    logging::init(common.log_level);
+    let port = common.port.unwrap_or(S::DEFAULT_PORT);
+    let host = common.host.clone();
+    // A name is resolved on a blocking thread: a slow resolver does not hold the runtime.
+    let addr = match tokio::task::spawn_blocking(move || cli::listen_addr(&host, port)).await {
+        Ok(addr) => addr?,
+        Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+    };
+    let allow = env_var(ALLOW_ENV, false)?;
+    let token = env_var(BEARER_TOKEN_ENV, true)?;
+    let claim = Claim::take()?;
+
+    let context = Context {
+        metrics: MetricSet::staged(),
+        common: common.clone(),
+    };
+    let script = Arc::new(S::configure(options, &context).map_err(Error::Script)?);
+    let mode = script.update_mode();
+    let timeout = mode.checked_timeout()?;
+    let own = KitMetrics::new(mode == UpdateMode::Never)?;
+    let own_published = own.set.publish()?;
+    let script_published = context.metrics.publish()?;
+    profilis_exporters::info(
+        "rust_build_info",
+        &[("crate", S::NAME), ("version", S::VERSION)],
+    )?;
+    let updater = Arc::new(Updater::new(
+        Arc::clone(&script),
+        context.metrics.clone(),
+        own,
+        timeout.unwrap_or(Duration::MAX),
+        tokio::runtime::Handle::current(),
+    ));
+
+    let mut exporter = profilis_exporters::Exporter::new()
+        .listen_addr(addr)
+        .process_metrics(common.process_stats.unwrap_or(S::PROCESS_STATS));
+    if let Some(networks) = allow {
+        exporter = exporter.allow(&networks).map_err(|e| Error::Env {
+            name: ALLOW_ENV,
+            value: networks.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let has_token = token.is_some();
+    if let Some(token) = token {
+        exporter = exporter.bearer_token(token);
+    }
+    match mode {
+        UpdateMode::OnScrape { .. } => {
+            let updater = Arc::clone(&updater);
+            exporter = exporter.before_scrape(move || Arc::clone(&updater).shared());
+        }
+        UpdateMode::Never => {
+            let updater = Arc::clone(&updater);
+            exporter = exporter.before_scrape(move || {
+                updater.commit();
+                std::future::ready(())
+            });
+        }
+        UpdateMode::Poll { .. } => {}
+    }
+    let guard = exporter.install().map_err(|e| match e {
+        profilis_exporters::Error::BearerToken if has_token => Error::Env {
+            name: BEARER_TOKEN_ENV,
+            value: "<redacted>".into(),
+            reason: e.to_string(),
+        },
+        e => Error::Exporter(e),
+    })?;
+    let local_addr = guard.listen_addr().unwrap_or(addr);
+    tracing::info!(
+        "{} {} serving http://{local_addr}/metrics",
+        S::NAME,
+        S::VERSION
+    );
+    let mut running = Running {
+        script: Arc::clone(&script),
+        local_addr,
+        inner: Some(Inner {
+            updater: Arc::clone(&updater),
+            poller: None,
+            guard,
+            _published: (script_published, own_published),
+            _claim: claim,
+        }),
+    };
+    if let Err(e) = script.startup().await {
+        running.stop_now();
+        return Err(Error::Startup(e));
+    }
+    if let UpdateMode::Poll { interval, .. } = mode {
+        updater.update_once().await;
+        if let Some(inner) = running.inner.as_mut() {
+            inner.poller = Some(tokio::spawn(Arc::clone(&updater).poll(interval)));
+        }
+    }
+    Ok(running)
 }
 
-/// A started exporter.
+/// A started exporter. Dropping it stops it without the shutdown hook; prefer
+/// [`shutdown`](Self::shutdown).
 pub struct Running<S: Script> {
     script: Arc<S>,
+    local_addr: SocketAddr,
+    inner: Option<Inner<S>>,
+}
+
+/// What a running exporter holds, dropped in this order.
+struct Inner<S: Script> {
+    updater: Arc<Updater<S>>,
+    poller: Option<tokio::task::JoinHandle<()>>,
+    guard: profilis_exporters::ExporterGuard,
+    _published: (Published, Published),
+    _claim: Claim,
+}
+
+impl<S: Script> Inner<S> {
+    fn stop_updates(&self) {
+        self.updater.stop();
+        if let Some(poller) = &self.poller {
+            poller.abort();
+        }
+    }
 }
 
 impl<S: Script> Running<S> {
     /// Where the listener listens.
     pub fn local_addr(&self) -> SocketAddr {
-        todo!()
+        self.local_addr
     }
 
     /// The script.
@@ -205,8 +462,79 @@ impl<S: Script> Running<S> {
         &self.script
     }
 
-    /// Runs the shutdown hook and stops the listener.
-    pub async fn shutdown(self) {
-        todo!()
+    /// Stops the updates, runs the shutdown hook and stops the listener (after the scrapes it
+    /// is answering).
+    pub async fn shutdown(mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        inner.stop_updates();
+        self.script.shutdown().await;
+        let Inner {
+            updater,
+            poller,
+            guard,
+            _published,
+            _claim,
+        } = inner;
+        drop((updater, poller));
+        // Stopping the listener waits for its thread: off the runtime, which may still have
+        // to finish an update a scrape waits for.
+        match tokio::task::spawn_blocking(move || guard.shutdown()).await {
+            Ok(report) if !report.is_clean() => {
+                tracing::warn!("{}: profiling data was lost at shutdown: {report}", S::NAME);
+            }
+            Ok(_) => {}
+            Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+        }
+        // Then the metrics leave the pages, and the process's place is free.
+        drop(_published);
+        drop(_claim);
+        tracing::info!("{} stopped", S::NAME);
+    }
+
+    /// Waits for SIGTERM or Ctrl-C (SIGINT), then [`shutdown`](Self::shutdown).
+    pub async fn until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("{}: stopping", S::NAME);
+        self.shutdown().await;
+    }
+
+    /// Stops everything but the shutdown hook, on this thread.
+    fn stop_now(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.stop_updates();
+            drop(inner);
+        }
+    }
+}
+
+impl<S: Script> Drop for Running<S> {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// SIGTERM or Ctrl-C, whichever comes first.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("SIGTERM cannot be caught ({e}); stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,0 +1,75 @@
+//! Why an exporter could not start.
+
+use crate::BoxError;
+use crate::MetricError;
+
+/// Why an exporter could not start. Each variant names the value at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The command line: a bad option or value (clap's message), or `--help` / `--version`,
+    /// whose text this is ([`main`](crate::main) prints it and exits 0).
+    #[error("{0}")]
+    Cli(#[from] clap::Error),
+    /// `-H/--host` (or `EXPORTER_HOST`) is neither an IP address nor a name that resolves.
+    #[error("host {host:?} is not allowed: {reason}; expected {expected}")]
+    Host {
+        /// The host as given.
+        host: String,
+        /// What is wrong with it.
+        reason: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
+    /// The script's [`UpdateMode`](crate::UpdateMode) has a zero interval or timeout.
+    #[error("the update mode's {setting} is {value:?}: expected a duration greater than zero")]
+    Mode {
+        /// `interval` or `timeout`.
+        setting: &'static str,
+        /// The duration given.
+        value: std::time::Duration,
+    },
+    /// An environment variable the kit reads has a value it cannot use.
+    #[error("{name} = {value:?} is not allowed: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value (`<redacted>` for a token).
+        value: String,
+        /// What is wrong, and what is allowed.
+        reason: String,
+    },
+    /// The exporter could not be installed: the listen address in use, a bad `PROFILIS_*`
+    /// variable, a collector already running.
+    #[error("the exporter could not start: {0}")]
+    Exporter(#[from] profilis_exporters::Error),
+    /// The metrics could not be published: a name the script declared is one of the kit's own
+    /// (`exporter_up`, ...) or already published by the program.
+    #[error("{0}")]
+    Metric(#[from] MetricError),
+    /// [`Script::configure`](crate::Script::configure) failed.
+    #[error("{0}")]
+    Script(BoxError),
+    /// [`Script::startup`](crate::Script::startup) failed.
+    #[error("the startup hook failed: {0}")]
+    Startup(BoxError),
+    /// Another exporter started by the kit is running in this process.
+    #[error(
+        "an exporter started by the kit is already running in this process; shut it down \
+         before starting another (one per process: the metrics recorder, the collector and the \
+         published metrics are process-wide)"
+    )]
+    AlreadyRunning,
+}
+
+impl Error {
+    /// The exit code [`main`](crate::main) gives for it: clap's for the command line (0 for
+    /// `--help` and `--version`, 2 for a bad option), 1 for anything else.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Cli(e) => u8::try_from(e.exit_code()).unwrap_or(2),
+            _ => 1,
+        }
+    }
+}
