@@ -54,7 +54,11 @@ fn every_type() -> (MetricSet, impl Fn(u64) + Send + Sync + 'static) {
             polls.inc(&["ok"]).unwrap();
             latency.observe(&["local"], 0.05 * n as f64).unwrap();
             version.set(&[&format!("1.{n}")]).unwrap();
-            let state = if n % 2 == 0 { "healthy" } else { "unhealthy" };
+            let state = if n.is_multiple_of(2) {
+                "healthy"
+            } else {
+                "unhealthy"
+            };
             health.set(&[], state).unwrap();
             set.commit();
         }
@@ -127,7 +131,11 @@ fn a_scrape_of_the_exporter_sees_what_its_before_scrape_hook_committed() {
             Some(1.0),
             "{page}"
         );
-        let state = if n % 2 == 0 { "healthy" } else { "unhealthy" };
+        let state = if n.is_multiple_of(2) {
+            "healthy"
+        } else {
+            "unhealthy"
+        };
         assert_eq!(
             sample(&page, "app_health", &[("app_health", state)]),
             Some(1.0),
