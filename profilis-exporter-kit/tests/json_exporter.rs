@@ -681,11 +681,11 @@ fn a_mapping_file_maps_another_document() {
         exporter.log()
     );
 
+    // A known state again; the counter's field gone: it keeps its last total.
     server.set(json!({
         "service": {"queues": [{"depth": 9}]},
         "maintenance": true,
-        "state": "ok",
-        "served": 1300
+        "state": "ok"
     }));
     let page = exporter.wait_until("a known state again", |p| {
         value(p, "svc_state", &[("svc_state", "ok")]) == Some(1.0)
@@ -694,6 +694,8 @@ fn a_mapping_file_maps_another_document() {
         value(&page, "svc_state", &[("svc_state", "degraded")]),
         Some(0.0)
     );
+    assert!(series(&page, "svc_workers_idle").is_empty(), "{page}");
+    assert_eq!(value(&page, "svc_requests_total", &[]), Some(1300.0));
     promtool_check_metrics(page.as_bytes());
     let _ = std::fs::remove_file(config);
 }
@@ -728,6 +730,8 @@ fn bad_mapping_files_are_named_at_start_up() {
          vec!["metric #2 (app_b)", "needs `states`"]),
         ("duplicate", entry("pointer = \"/b\"\nname = \"app_a\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
          vec!["metric #2 (app_a)", "declared twice"]),
+        ("kit-name", entry("pointer = \"/b\"\nname = \"exporter_up\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
+         vec!["metric #2 (exporter_up)", "one of the exporter's own metrics"]),
     ];
     for (name, text, says) in cases {
         let config = write_config(&format!("bad-{name}"), &text);

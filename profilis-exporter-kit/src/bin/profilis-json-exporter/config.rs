@@ -195,6 +195,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<MetricSpec>, ConfigError> {
             }
             _ => {}
         }
+        if let Some(owner) = reserved(&spec.served_name()) {
+            return Err(entry(format!(
+                "the name {} is {owner}; choose another",
+                spec.served_name()
+            )));
+        }
         if !served.insert(spec.served_name()) {
             return Err(entry(format!(
                 "the name {} is declared twice; each metric once",
@@ -203,6 +209,32 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<MetricSpec>, ConfigError> {
         }
     }
     Ok(parsed.metric)
+}
+
+/// Whose a name is when the exporter serves it itself: the kit's metrics, the build info,
+/// the process metrics and profilis's own.
+fn reserved(name: &str) -> Option<&'static str> {
+    use profilis_exporter_kit::{
+        LAST_SUCCESS_TIMESTAMP_SECONDS, UP, UPDATE_DURATION_SECONDS, UPDATE_ERRORS_TOTAL,
+    };
+    if [
+        UP,
+        UPDATE_ERRORS_TOTAL,
+        UPDATE_DURATION_SECONDS,
+        LAST_SUCCESS_TIMESTAMP_SECONDS,
+    ]
+    .contains(&name)
+    {
+        Some("one of the exporter's own metrics")
+    } else if name == "rust_build_info" {
+        Some("the exporter's build info")
+    } else if name.starts_with("process_") {
+        Some("in the process metrics' namespace (process_*)")
+    } else if name.starts_with("profilis_") {
+        Some("in profilis's own namespace (profilis_*)")
+    } else {
+        None
+    }
 }
 
 /// A JSON Pointer (RFC 6901): empty tokens allowed, each starting with `/`, `~` only as `~0`
@@ -307,6 +339,14 @@ mod tests {
              "metric #2 (app_y): `states` is for a state_set only"),
             (two("pointer = \"/y\"\nname = \"app_x\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
              "metric #2 (app_x): the name app_x is declared twice"),
+            (two("pointer = \"/y\"\nname = \"exporter_up\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
+             "metric #2 (exporter_up): the name exporter_up is one of the exporter's own metrics"),
+            (two("pointer = \"/y\"\nname = \"exporter_update_errors\"\ntype = \"counter\"\nhelp = \"Y\"\n"),
+             "the name exporter_update_errors_total is one of the exporter's own metrics"),
+            (two("pointer = \"/y\"\nname = \"process_open_fds\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
+             "metric #2 (process_open_fds): the name process_open_fds is in the process metrics'"),
+            (two("pointer = \"/y\"\nname = \"rust_build_info\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
+             "is the exporter's build info"),
         ] {
             let err = parse_text(&text).unwrap_err();
             assert!(err.contains("map.toml"), "{text}: {err}");
