@@ -1,0 +1,314 @@
+//! From a status document to values: each mapped field is read by its JSON Pointer and written
+//! to its declared metric. A field that is missing, of the wrong type, or a string that is not
+//! one of its states is not served in that poll (the others are), and the log says so once,
+//! when the problem starts or changes, and again when the field is back.
+
+use std::sync::Mutex;
+
+use profilis_exporter_kit::{Counter, Gauge, MetricSet, States};
+use serde_json::Value;
+
+use crate::config::{MetricSpec, MetricType};
+
+/// What a field holds, read for its metric.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// A gauge's or counter's value (a boolean is 1 or 0).
+    Number(f64),
+    /// A state set's current state.
+    State(String),
+}
+
+/// Why a field gives no value in this document.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    /// Nothing at the pointer.
+    #[error("no field at {pointer} in the document")]
+    Missing {
+        /// The pointer.
+        pointer: String,
+    },
+    /// A value of a type the metric cannot take.
+    #[error("the field at {pointer} is {found}; a {kind} takes {wanted}")]
+    WrongType {
+        /// The pointer.
+        pointer: String,
+        /// What was found (`a string`, `null`, ...).
+        found: &'static str,
+        /// The metric type.
+        kind: &'static str,
+        /// What it takes.
+        wanted: &'static str,
+    },
+    /// A string that is not one of the state set's states.
+    #[error("the field at {pointer} is {value:?}, not one of the states {states:?}")]
+    UnknownState {
+        /// The pointer.
+        pointer: String,
+        /// The value.
+        value: String,
+        /// The known states.
+        states: Vec<String>,
+    },
+    /// A counter's value below 0 (or not finite).
+    #[error("the field at {pointer} is {value}; a counter's total is a number of at least 0")]
+    BadTotal {
+        /// The pointer.
+        pointer: String,
+        /// The value.
+        value: f64,
+    },
+}
+
+/// Reads `spec`'s field from `doc`.
+///
+/// # Errors
+/// [`Problem`] when the document gives the metric no value.
+pub fn read(doc: &Value, spec: &MetricSpec) -> Result<Reading, Problem> {
+    let pointer = || spec.pointer.clone();
+    let field = doc
+        .pointer(&spec.pointer)
+        .ok_or_else(|| Problem::Missing { pointer: pointer() })?;
+    let wrong = |kind: &'static str, wanted: &'static str| Problem::WrongType {
+        pointer: pointer(),
+        found: describe(field),
+        kind,
+        wanted,
+    };
+    match spec.kind {
+        MetricType::Gauge | MetricType::Counter => {
+            let value = match field {
+                Value::Number(n) => n.as_f64().ok_or_else(|| wrong("gauge", "a number"))?,
+                Value::Bool(b) => f64::from(u8::from(*b)),
+                _ => {
+                    return Err(if spec.kind == MetricType::Gauge {
+                        wrong("gauge", "a number or a boolean (1/0)")
+                    } else {
+                        wrong("counter", "a number or a boolean (1/0)")
+                    })
+                }
+            };
+            if spec.kind == MetricType::Counter && !(value.is_finite() && value >= 0.0) {
+                return Err(Problem::BadTotal {
+                    pointer: pointer(),
+                    value,
+                });
+            }
+            Ok(Reading::Number(value))
+        }
+        MetricType::StateSet => {
+            let Value::String(value) = field else {
+                return Err(wrong("state_set", "a string among its states"));
+            };
+            let states = spec.states.as_deref().unwrap_or_default();
+            if states.iter().any(|s| s == value) {
+                Ok(Reading::State(value.clone()))
+            } else {
+                Err(Problem::UnknownState {
+                    pointer: pointer(),
+                    value: value.clone(),
+                    states: states.to_vec(),
+                })
+            }
+        }
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+enum Handle {
+    Gauge(Gauge),
+    Counter(Counter),
+    States(States),
+}
+
+struct Mapped {
+    spec: MetricSpec,
+    handle: Handle,
+    labels: Vec<String>,
+    /// The problem last logged, so a field missing from every poll is logged once.
+    last_problem: Mutex<Option<Problem>>,
+}
+
+/// The declared metrics of a mapping, written from each document.
+pub struct Mapping {
+    metrics: Vec<Mapped>,
+}
+
+impl Mapping {
+    /// Declares each spec's metric on `set`; `source` names the mapping in errors (the file,
+    /// or the built-in one).
+    ///
+    /// # Errors
+    /// A message naming the source, the entry and the metric set's complaint (a bad metric or
+    /// label name, a name taken).
+    pub fn declare(
+        specs: Vec<MetricSpec>,
+        set: &MetricSet,
+        source: &str,
+    ) -> Result<Mapping, String> {
+        let mut metrics = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.into_iter().enumerate() {
+            let names: Vec<&str> = spec.labels.keys().map(String::as_str).collect();
+            let declared = match spec.kind {
+                MetricType::Gauge => set.gauge(&spec.name, &spec.help, &names).map(Handle::Gauge),
+                MetricType::Counter => set
+                    .counter(&spec.name, &spec.help, &names)
+                    .map(Handle::Counter),
+                MetricType::StateSet => {
+                    let states: Vec<&str> =
+                        spec.states.iter().flatten().map(String::as_str).collect();
+                    set.state_set(&spec.name, &spec.help, &names, &states)
+                        .map(Handle::States)
+                }
+            };
+            let handle = declared
+                .map_err(|e| format!("{source}, metric #{} ({}): {e}", index + 1, spec.name))?;
+            metrics.push(Mapped {
+                labels: spec.labels.values().cloned().collect(),
+                spec,
+                handle,
+                last_problem: Mutex::new(None),
+            });
+        }
+        Ok(Mapping { metrics })
+    }
+
+    /// Writes each field of `doc` to its metric; returns how many were written. A field that
+    /// gives no value is skipped and logged (see the [module docs](self)).
+    pub fn apply(&self, doc: &Value) -> usize {
+        let mut written = 0;
+        for mapped in &self.metrics {
+            let outcome = read(doc, &mapped.spec).and_then(|reading| mapped.write(reading));
+            let mut last = mapped
+                .last_problem
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match outcome {
+                Ok(()) => {
+                    written += 1;
+                    if last.take().is_some() {
+                        tracing::info!(
+                            metric = %mapped.spec.served_name(),
+                            "the field at {} is back; {} is served again",
+                            mapped.spec.pointer,
+                            mapped.spec.served_name()
+                        );
+                    }
+                }
+                Err(problem) => {
+                    if last.as_ref() != Some(&problem) {
+                        tracing::warn!(
+                            metric = %mapped.spec.served_name(),
+                            "{problem}; {} is not served until it is",
+                            mapped.spec.served_name()
+                        );
+                        *last = Some(problem);
+                    }
+                }
+            }
+        }
+        written
+    }
+}
+
+impl Mapped {
+    fn write(&self, reading: Reading) -> Result<(), Problem> {
+        let labels: Vec<&str> = self.labels.iter().map(String::as_str).collect();
+        // The values were checked by `read` and the label count by `declare`, so the set
+        // refusing one is a bug of ours; it is logged rather than panicking in a poll.
+        let written = match (&self.handle, reading) {
+            (Handle::Gauge(gauge), Reading::Number(value)) => gauge.set(&labels, value),
+            (Handle::Counter(counter), Reading::Number(value)) => counter.set_total(&labels, value),
+            (Handle::States(states), Reading::State(state)) => states.set(&labels, &state),
+            _ => return Ok(()),
+        };
+        if let Err(e) = written {
+            tracing::error!(metric = %self.spec.served_name(), "cannot write the value: {e}");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn spec(pointer: &str, kind: MetricType, states: Option<&[&str]>) -> MetricSpec {
+        MetricSpec {
+            pointer: pointer.into(),
+            name: "m".into(),
+            kind,
+            help: "M".into(),
+            labels: BTreeMap::new(),
+            states: states.map(|s| s.iter().map(|&s| s.to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn the_tutorials_document() {
+        let doc = json!({
+            "current_requests": 10,
+            "pending_requests": 2,
+            "total_uptime": 25.99274135,
+            "health": "healthy"
+        });
+        let readings: Vec<_> = MetricSpec::tutorial()
+            .iter()
+            .map(|s| read(&doc, s).unwrap())
+            .collect();
+        assert_eq!(
+            readings,
+            [
+                Reading::Number(10.0),
+                Reading::Number(2.0),
+                Reading::Number(25.99274135),
+                Reading::State("healthy".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_fields_booleans_and_escapes() {
+        let doc = json!({"db": {"pools": [{"open": 4}], "up": true, "a/b": false, "t~": 7}});
+        let gauge = |p| read(&doc, &spec(p, MetricType::Gauge, None));
+        assert_eq!(gauge("/db/pools/0/open"), Ok(Reading::Number(4.0)));
+        assert_eq!(gauge("/db/up"), Ok(Reading::Number(1.0)));
+        assert_eq!(gauge("/db/a~1b"), Ok(Reading::Number(0.0)));
+        assert_eq!(gauge("/db/t~0"), Ok(Reading::Number(7.0)));
+        assert_eq!(
+            read(&doc, &spec("/db/pools/0/open", MetricType::Counter, None)),
+            Ok(Reading::Number(4.0))
+        );
+    }
+
+    #[test]
+    fn fields_that_give_no_value() {
+        let doc = json!({"n": null, "s": "ok", "o": {}, "neg": -1, "state": "sick", "flag": true});
+        let problem = |p, kind, states| read(&doc, &spec(p, kind, states)).unwrap_err().to_string();
+        assert_eq!(
+            problem("/gone", MetricType::Gauge, None),
+            "no field at /gone in the document"
+        );
+        assert!(problem("/n", MetricType::Gauge, None).contains("is null; a gauge takes a number"));
+        assert!(problem("/s", MetricType::Gauge, None).contains("is a string"));
+        assert!(problem("/o", MetricType::Counter, None).contains("is an object; a counter"));
+        assert!(problem("/neg", MetricType::Counter, None).contains("is -1; a counter's total"));
+        let states = Some(&["healthy", "unhealthy"][..]);
+        assert!(problem("/state", MetricType::StateSet, states)
+            .contains("is \"sick\", not one of the states [\"healthy\", \"unhealthy\"]"));
+        assert!(problem("/flag", MetricType::StateSet, states)
+            .contains("is a boolean; a state_set takes a string"));
+    }
+}
