@@ -27,6 +27,8 @@ fn environment_values_are_checked_and_overridden_by_code() {
         ("PROFILIS_SERVICE", " "),
         ("PROFILIS_DISABLED", "perhaps"),
         ("PROFILIS_PROCESS_METRICS", "sometimes"),
+        ("PROFILIS_ALLOW", "10.0.0.0/33"),
+        ("PROFILIS_ALLOW", " , "),
     ] {
         match env_error(name, value) {
             Error::Config(ConfigError::Env {
@@ -76,6 +78,7 @@ fn environment_values_are_checked_and_overridden_by_code() {
         "PROFILIS_SAMPLE_RATE",
         "PROFILIS_BUCKETS",
         "PROFILIS_PROCESS_METRICS",
+        "PROFILIS_ALLOW",
     ] {
         let value = OsStr::from_bytes(b"1\xff");
         let err = env_error(name, value);
@@ -87,6 +90,79 @@ fn environment_values_are_checked_and_overridden_by_code() {
         }
         assert!(err.to_string().contains(name), "{err}");
     }
+
+    // A bad token is refused without being shown, whether its bytes are UTF-8 or not.
+    let err = env_error("PROFILIS_BEARER_TOKEN", "open sesame");
+    assert!(matches!(err, Error::BearerToken), "{err}");
+    assert!(err.to_string().contains("PROFILIS_BEARER_TOKEN"), "{err}");
+    assert!(
+        !err.to_string().contains("sesame"),
+        "the token is shown: {err}"
+    );
+    let err = env_error("PROFILIS_BEARER_TOKEN", OsStr::from_bytes(b"sesame\xff"));
+    assert!(
+        matches!(
+            &err,
+            Error::Config(ConfigError::Env {
+                name: "PROFILIS_BEARER_TOKEN",
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains("sesame"),
+        "the token is shown: {err}"
+    );
+
+    // The allow-list and token of the environment guard the listener; code replaces them.
+    std::env::set_var("PROFILIS_ALLOW", "127.0.0.2");
+    std::env::set_var("PROFILIS_BEARER_TOKEN", "from-env");
+    let listen: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let guard = Exporter::new().listen_addr(listen).install().unwrap();
+    let addr = guard.listen_addr().unwrap();
+    assert_eq!(
+        profilis_test_support::get(addr, "/metrics", &[]).status,
+        403
+    );
+    drop(guard);
+    let guard = Exporter::new()
+        .listen_addr(listen)
+        .allow("127.0.0.1")
+        .unwrap()
+        .install()
+        .unwrap();
+    let addr = guard.listen_addr().unwrap();
+    assert_eq!(
+        profilis_test_support::get(addr, "/metrics", &[]).status,
+        401
+    );
+    let env_token = [("Authorization", "Bearer from-env")];
+    assert_eq!(
+        profilis_test_support::get(addr, "/metrics", &env_token).status,
+        200
+    );
+    drop(guard);
+    let guard = Exporter::new()
+        .listen_addr(listen)
+        .allow("127.0.0.1")
+        .unwrap()
+        .bearer_token("from-code")
+        .install()
+        .unwrap();
+    let addr = guard.listen_addr().unwrap();
+    assert_eq!(
+        profilis_test_support::get(addr, "/metrics", &env_token).status,
+        401
+    );
+    let code_token = [("Authorization", "Bearer from-code")];
+    assert_eq!(
+        profilis_test_support::get(addr, "/metrics", &code_token).status,
+        200
+    );
+    drop(guard);
+    std::env::remove_var("PROFILIS_ALLOW");
+    std::env::remove_var("PROFILIS_BEARER_TOKEN");
 
     std::env::set_var("PROFILIS_SERVICE", "from-env");
     std::env::set_var("PROFILIS_INSTANCE", "env-host");

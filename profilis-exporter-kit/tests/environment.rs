@@ -14,10 +14,7 @@ async fn allow_list_and_token_come_from_the_environment() {
     let error = start(&[]).await.err().expect("a bad allow-list refused");
     std::env::remove_var("PROFILIS_ALLOW");
     assert!(
-        matches!(
-            error,
-            Error::Exporter(profilis_exporters::Error::Config(_))
-        ),
+        matches!(error, Error::Exporter(profilis_exporters::Error::Config(_))),
         "{error:?}"
     );
     let message = error.to_string();

@@ -177,6 +177,22 @@ pub(super) fn default_instance() -> String {
     }
 }
 
+/// `PROFILIS_BEARER_TOKEN`, unchecked (a bad token is [`crate::Error::BearerToken`], which
+/// does not show it); a value that is not UTF-8 is an error that does not show it either.
+#[cfg(feature = "dashboard")]
+fn bearer_token_var() -> Result<Option<String>, ConfigError> {
+    const NAME: &str = "PROFILIS_BEARER_TOKEN";
+    match std::env::var(NAME) {
+        Ok(token) => Ok(Some(token)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::Env {
+            name: NAME,
+            value: "<redacted>".to_owned(),
+            expected: "visible ASCII characters without spaces (the token itself is not shown)",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,21 +254,5 @@ mod tests {
             assert_eq!(parse_rate(value), None, "{value:?} was taken");
         }
         assert_eq!(parse_rate(" 0.25\n"), Some(0.25));
-    }
-}
-
-/// `PROFILIS_BEARER_TOKEN`, unchecked (a bad token is [`crate::Error::BearerToken`], which
-/// does not show it); a value that is not UTF-8 is an error that does not show it either.
-#[cfg(feature = "dashboard")]
-fn bearer_token_var() -> Result<Option<String>, ConfigError> {
-    const NAME: &str = "PROFILIS_BEARER_TOKEN";
-    match std::env::var(NAME) {
-        Ok(token) => Ok(Some(token)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::Env {
-            name: NAME,
-            value: "<redacted>".to_owned(),
-            expected: "visible ASCII characters without spaces (the token itself is not shown)",
-        }),
     }
 }
