@@ -107,28 +107,62 @@ fn is_host_name(host: &str) -> bool {
         })
 }
 
+/// A host as the kit's options take it: an IP address or a DNS name (not resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// An IP address (`127.0.0.1`, `::1`, or `[::1]` with brackets).
+    Ip(IpAddr),
+    /// A DNS name (`localhost`, `exporter.example.com`).
+    Name(String),
+}
+
+/// Reads a host the way `-H/--host` does, without resolving a name: an IP address as given
+/// (IPv6 with or without brackets), or a name of the form of a DNS name. An exporter's own host
+/// options (the JSON exporter's `--target-host`) use it, so every host option takes the same.
+///
+/// # Errors
+/// [`Error::Host`] naming `text` when it is neither (`host:port`, a URL, an empty text).
+pub fn parse_host(text: &str) -> Result<Host, Error> {
+    let literal = text
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    if is_host_name(text) {
+        return Ok(Host::Name(text.to_owned()));
+    }
+    let reason = if text.contains("://") {
+        "it is a URL, not a host"
+    } else if text.contains(':') {
+        "it is not an IP address, and a host name has no ':' (give the port on its own)"
+    } else {
+        "it is not an IP address, and not a host name"
+    };
+    Err(Error::Host {
+        host: text.to_owned(),
+        expected: HOST_EXPECTED,
+        reason: reason.to_owned(),
+    })
+}
+
 /// The address to listen on for `host` and `port`: an IP address as given (IPv6 with or
 /// without brackets), a name resolved (its first IPv4 address, else its first address).
 ///
 /// # Errors
 /// [`Error::Host`] naming `host` when it is neither an address nor a name that resolves.
 pub fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, Error> {
+    let name = match parse_host(host)? {
+        Host::Ip(ip) => return Ok(SocketAddr::new(ip, port)),
+        Host::Name(name) => name,
+    };
     let bad = |reason: String| Error::Host {
         host: host.to_owned(),
         expected: HOST_EXPECTED,
         reason,
     };
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    if !is_host_name(host) {
-        return Err(bad("it is not an IP address, and not a host name".into()));
-    }
-    let addrs: Vec<SocketAddr> = (host, port)
+    let addrs: Vec<SocketAddr> = (name.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| bad(format!("it does not resolve: {e}")))?
         .collect();
@@ -156,5 +190,17 @@ mod tests {
         let error = listen_addr("not a host", 80).unwrap_err().to_string();
         assert!(error.contains("\"not a host\""), "{error}");
         assert!(listen_addr("a..b", 80).is_err());
+        for bad in ["localhost:8000", "[::1", "http://x", "", "a b"] {
+            let error = parse_host(bad).unwrap_err().to_string();
+            assert!(error.contains(&format!("{bad:?}")), "{error}");
+        }
+        assert_eq!(
+            parse_host("[::1]").unwrap(),
+            Host::Ip("::1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_host("db-1.local").unwrap(),
+            Host::Name("db-1.local".into())
+        );
     }
 }

@@ -110,10 +110,10 @@ pub use profilis_exporters::metric_set::{
 };
 pub use profilis_exporters::MetricError;
 
-pub use cli::{listen_addr, CommonOptions, LogLevel};
+pub use cli::{listen_addr, parse_host, CommonOptions, Host, LogLevel};
 pub use error::Error;
 pub use updates::{
-    LAST_SUCCESS_TIMESTAMP_SECONDS, UP, UPDATE_DURATION_SECONDS, UPDATE_ERRORS_TOTAL,
+    TimedOut, LAST_SUCCESS_TIMESTAMP_SECONDS, UP, UPDATE_DURATION_SECONDS, UPDATE_ERRORS_TOTAL,
 };
 
 use updates::{KitMetrics, Updater};

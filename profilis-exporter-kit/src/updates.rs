@@ -22,6 +22,38 @@ pub const UPDATE_DURATION_SECONDS: &str = "exporter_update_duration_seconds";
 /// `exporter_last_success_timestamp_seconds`: when the last successful update ended.
 pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "exporter_last_success_timestamp_seconds";
 
+/// The error an update returns when what it waited for took too long (a target that did not
+/// answer within the script's own timeout, say): counted with `reason="timeout"`, like an
+/// update the kit stopped at its time limit, rather than `reason="error"`.
+///
+/// ```
+/// use profilis_exporter_kit::{BoxError, TimedOut};
+///
+/// let error: BoxError = TimedOut::new("GET http://localhost:8000/status: no answer within 2s").into();
+/// assert!(error.is::<TimedOut>());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedOut {
+    message: String,
+}
+
+impl TimedOut {
+    /// A time-out described by `message` (what took too long, and the limit).
+    pub fn new(message: impl Into<String>) -> TimedOut {
+        TimedOut {
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
 /// Why an update failed: the values of the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
@@ -152,6 +184,10 @@ impl<S: Script> Updater<S> {
         let outcome = tokio::time::timeout(self.timeout, &mut task.0).await;
         let failure = match outcome {
             Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(error))) if error.is::<TimedOut>() => {
+                tracing::warn!("{}: the update timed out: {error}", S::NAME);
+                Some(Failure::Timeout)
+            }
             Ok(Ok(Err(error))) => {
                 tracing::warn!("{}: the update failed: {error}", S::NAME);
                 Some(Failure::Error)
