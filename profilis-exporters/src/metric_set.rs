@@ -14,6 +14,19 @@
 //! Every name, help text and label name is checked when the metric is declared; a write with
 //! the wrong number of label values, or a value the metric cannot take, is a [`MetricError`]
 //! naming the metric and the value, never a panic. Writes take a short lock of the set only.
+//! A series can be forgotten ([`Gauge::remove`] and the other handles' `remove`,
+//! [`Info::clear`], [`MetricSet::clear`] for every series); of a staged set, the pending copy
+//! forgets it and the next commit shows it gone.
+//!
+//! One name is one metric: every name a metric writes on a page (a counter `x`'s samples
+//! `x_total` and its OpenMetrics family `x`; a histogram `h`'s `h`, `h_bucket`, `h_count` and
+//! `h_sum`; a gauge's, an info metric's (`<name>_info`) or a state set's name) must not be
+//! written by another metric of the set ([`MetricError::NameTaken`] when it is the metric's
+//! own name, [`MetricError::NameClash`] when it is another it writes), nor, once the set is
+//! published, by another published set, an [info metric](crate::info) or a
+//! [state set](crate::StateSet). Names the exporter writes itself are refused whether
+//! published or not ([`MetricError::Reserved`]): the process metrics (`process_open_fds`,
+//! `process_cpu_seconds_total`, ...) and profilis's own namespace, `profilis_*`.
 //!
 //! The page (as [`MetricSet::render`] writes it, and as every page of the exporter carries it
 //! while [`MetricSet::publish`]'s guard lives) has, per declared metric that has at least one
@@ -201,8 +214,10 @@ impl MetricSet {
     /// Declares a counter. `name` ends in `_total` (added if it does not).
     ///
     /// # Errors
-    /// [`MetricError`] naming a bad metric or label name, a label given twice, or a name
-    /// already declared in this set.
+    /// [`MetricError`] naming a bad metric or label name, a label given twice, a name another
+    /// metric of the set (or, the set published, another published one) writes
+    /// ([`NameTaken`](MetricError::NameTaken), [`NameClash`](MetricError::NameClash)), or one
+    /// the exporter keeps ([`Reserved`](MetricError::Reserved)); see the [module docs](self).
     pub fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Result<Counter, MetricError> {
         let full = with_suffix(name, "_total");
         if name.is_empty() || !is_metric_name(&full) {
@@ -396,8 +411,8 @@ impl MetricSet {
     /// dropped.
     ///
     /// # Errors
-    /// [`MetricError::NameTaken`] naming a metric another published set or an info metric
-    /// already has.
+    /// [`MetricError::NameTaken`] or [`MetricError::NameClash`] naming a name one of the set's
+    /// metrics writes that another published set, an info metric or a state set already has.
     pub fn publish(&self) -> Result<Published, MetricError> {
         let mut sets = published_sets();
         let id = self.inner.id;
