@@ -145,8 +145,8 @@ pub enum MetricError {
         /// What is wrong with them.
         reason: &'static str,
     },
-    /// A label name the metric's type keeps for itself: `le` of a histogram, a state set's own
-    /// name (the label of its states).
+    /// A label name kept for something else: `le` (histogram buckets) and `quantile` (summary
+    /// quantiles) on any declared metric, a state set's own name (the label of its states).
     #[error("{label:?} is not allowed as a label name of {metric}: {why}")]
     ReservedLabel {
         /// The metric.

@@ -369,6 +369,22 @@ impl MetricSet {
                     label: (*label).to_owned(),
                 });
             }
+            // Prometheus' tools (promtool, the text format's rules) keep these two for the
+            // series of histograms and summaries and refuse them on any other metric.
+            let why = match *label {
+                "le" => Some("`le` labels the buckets of histograms; no other metric may have it"),
+                "quantile" => Some(
+                    "`quantile` labels the quantiles of summaries; no other metric may have it",
+                ),
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(MetricError::ReservedLabel {
+                    metric: name,
+                    label: (*label).to_owned(),
+                    why,
+                });
+            }
         }
         let written = kind.written_names(&name);
         reserved(&name, &written)?;
@@ -1093,6 +1109,22 @@ mod tests {
                 label: "a".into()
             }
         );
+        for kind in ["gauge", "counter", "info", "state set", "histogram"] {
+            for label in ["le", "quantile"] {
+                let labels = ["a", label];
+                let error = match kind {
+                    "gauge" => set.gauge("g_reserved", "", &labels).err(),
+                    "counter" => set.counter("c_reserved", "", &labels).err(),
+                    "info" => set.info("i_reserved", "", &labels).err(),
+                    "state set" => set.state_set("s_reserved", "", &labels, &["x"]).err(),
+                    _ => set.histogram("h_reserved", "", &labels, &[1.0]).err(),
+                };
+                assert!(
+                    matches!(&error, Some(MetricError::ReservedLabel { label: l, .. }) if l == label),
+                    "{kind} with {label}: {error:?}"
+                );
+            }
+        }
         let error = set.histogram("h", "", &["le"], &[1.0]).unwrap_err();
         assert!(
             matches!(&error, MetricError::ReservedLabel { metric, label, .. } if metric == "h" && label == "le"),
