@@ -177,10 +177,12 @@ pub enum MetricError {
 ///
 /// # Errors
 /// [`MetricError::MetricName`] or [`MetricError::LabelName`] naming a name the format does not
-/// allow, [`MetricError::DuplicateLabel`], or [`MetricError::NameTaken`] if a state set has the
-/// name.
+/// allow, [`MetricError::DuplicateLabel`], [`MetricError::Reserved`] for a name of the
+/// exporter's own (`process_*`, `profilis_*`), or [`MetricError::NameTaken`] if a state set has
+/// the name.
 pub fn info(name: &str, labels: &[(&str, &str)]) -> Result<(), MetricError> {
     let info = Info::new(name, labels)?;
+    crate::metric_set::reserved(&info.name, std::slice::from_ref(&info.name))?;
     // The published sets' lock first, then this registry's (the order `MetricSet::publish`
     // takes them in).
     let sets = crate::metric_set::published_sets();
@@ -238,11 +240,13 @@ impl StateSet {
     /// # Errors
     /// [`MetricError::MetricName`] if `name` is not a valid label name (it is the label's
     /// name too), [`MetricError::NoStates`], [`MetricError::EmptyState`],
-    /// [`MetricError::DuplicateState`], or
+    /// [`MetricError::DuplicateState`], [`MetricError::Reserved`] for a name of the exporter's
+    /// own (`process_*`, `profilis_*`), or
     /// [`MetricError::NameTaken`] if an info metric, or a state set with other states, has the
     /// name.
     pub fn new(name: &str, states: &[&str]) -> Result<StateSet, MetricError> {
         let set = StateSet::unpublished(name, states)?;
+        crate::metric_set::reserved(set.name(), &[set.name().to_owned()])?;
         let sets = crate::metric_set::published_sets();
         if let Some(existing) = sets.owner_of(set.name()) {
             return Err(MetricError::NameTaken {
@@ -474,6 +478,21 @@ fn describe_set(set: &StateSet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exporters_own_names_are_refused() {
+        // An info metric's name ends in `_info`, which no process metric does.
+        let error = info("profilis_app", &[]).unwrap_err();
+        assert!(matches!(&error, MetricError::Reserved { .. }), "{error:?}");
+        for name in ["process_threads", "profilis_app"] {
+            let error = StateSet::new(name, &["a", "b"]).unwrap_err();
+            assert!(
+                matches!(&error, MetricError::Reserved { .. }),
+                "{name}: {error:?}"
+            );
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
 
     fn rendered(registry: &Registry) -> String {
         let mut page = Page::default();

@@ -662,7 +662,7 @@ fn taken_error(metric: String, taken: String, existing: String) -> MetricError {
 /// ([`crate::process::FAMILIES`]) and profilis's own namespace (`profilis_*`, see
 /// [`crate::metric_names`]). An error for the first of `written` (the names metric `metric`
 /// writes) that is one of them.
-fn reserved(metric: &str, written: &[String]) -> Result<(), MetricError> {
+pub(crate) fn reserved(metric: &str, written: &[String]) -> Result<(), MetricError> {
     for name in written {
         let owner = if crate::process::writes(name) {
             "one of the exporter's process metrics"
