@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::document::MAX_POINTER_TOKENS;
+
 /// The kind of metric a field becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -238,12 +240,18 @@ fn reserved(name: &str) -> Option<&'static str> {
 }
 
 /// A JSON Pointer (RFC 6901): empty tokens allowed, each starting with `/`, `~` only as `~0`
-/// or `~1`.
+/// or `~1`; at most [`MAX_POINTER_TOKENS`] tokens.
 fn check_pointer(pointer: &str) -> Result<(), String> {
     if !pointer.starts_with('/') {
         return Err(format!(
             "pointer {pointer:?} does not start with '/'; a JSON Pointer such as /health or \
              /queues/0/depth"
+        ));
+    }
+    let tokens = pointer.matches('/').count();
+    if tokens > MAX_POINTER_TOKENS {
+        return Err(format!(
+            "pointer {pointer:?} has {tokens} tokens; at most {MAX_POINTER_TOKENS}"
         ));
     }
     let mut chars = pointer.chars();
@@ -329,6 +337,10 @@ mod tests {
             ("[[metric]]\nname = \"x\"\ntype = \"gauge\"\nhelp = \"X\"\n".into(), "missing field `pointer`"),
             (two("pointer = \"y\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
              "metric #2 (app_y): pointer \"y\" does not start with '/'"),
+            (two(&format!("pointer = \"{}\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\n", "/a".repeat(129))),
+             "metric #2 (app_y): pointer \"/a/a/a"),
+            (two(&format!("pointer = \"{}\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\n", "/a".repeat(129))),
+             "has 129 tokens; at most 128"),
             (two("pointer = \"/y~2\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
              "metric #2 (app_y): pointer \"/y~2\" has a '~'"),
             (two("pointer = \"/y\"\nname = \"app_y\"\ntype = \"state_set\"\nhelp = \"Y\"\n"),
