@@ -8,9 +8,9 @@
 
 use std::sync::Mutex;
 
-use profilis_exporter_kit::{Counter, Gauge, MetricSet, States};
 use crate::config::{MetricSpec, MetricType};
 use crate::document::{Document, Field, Pointers};
+use profilis_exporter_kit::{Counter, Gauge, MetricSet, States};
 
 /// What a field holds, read for its metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +53,9 @@ pub enum Problem {
         states: Vec<String>,
     },
     /// A number beyond the range of `f64`.
-    #[error("the field at {pointer} is {number}, a number beyond the range of f64 (about ±1.8e308)")]
+    #[error(
+        "the field at {pointer} is {number}, a number beyond the range of f64 (about ±1.8e308)"
+    )]
     OutOfRange {
         /// The pointer.
         pointer: String,
@@ -366,8 +368,11 @@ mod tests {
     fn fields_that_give_no_value() {
         let doc = r#"{"n": null, "s": "ok", "o": {}, "neg": -1, "state": "sick", "flag": true,
                       "big": -1e400}"#;
-        let problem =
-            |p, kind, states| read_in(doc, &spec(p, kind, states)).unwrap_err().to_string();
+        let problem = |p, kind, states| {
+            read_in(doc, &spec(p, kind, states))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             problem("/gone", MetricType::Gauge, None),
             "no field at /gone in the document"

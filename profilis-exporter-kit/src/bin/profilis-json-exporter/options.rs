@@ -251,13 +251,34 @@ mod tests {
             ),
             (&["--polling-interval-seconds", "-1"], "is not above 0"),
             (&["--target-timeout-seconds", "0"], "is not above 0"),
-            (&["--polling-interval-seconds", "1e-12"], "below the shortest, 10ms"),
-            (&["--polling-interval-seconds", "0.000001"], "below the shortest, 10ms"),
-            (&["--target-timeout-seconds", "0.009"], "below the shortest, 10ms"),
-            (&["--polling-interval-seconds", "inf"], "\"inf\" is not a finite number"),
-            (&["--polling-interval-seconds", "NaN"], "is not a finite number"),
-            (&["--polling-interval-seconds", "86401"], "above the longest, one day"),
-            (&["--target-timeout-seconds", "1e300"], "above the longest, one day"),
+            (
+                &["--polling-interval-seconds", "1e-12"],
+                "below the shortest, 10ms",
+            ),
+            (
+                &["--polling-interval-seconds", "0.000001"],
+                "below the shortest, 10ms",
+            ),
+            (
+                &["--target-timeout-seconds", "0.009"],
+                "below the shortest, 10ms",
+            ),
+            (
+                &["--polling-interval-seconds", "inf"],
+                "\"inf\" is not a finite number",
+            ),
+            (
+                &["--polling-interval-seconds", "NaN"],
+                "is not a finite number",
+            ),
+            (
+                &["--polling-interval-seconds", "86401"],
+                "above the longest, one day",
+            ),
+            (
+                &["--target-timeout-seconds", "1e300"],
+                "above the longest, one day",
+            ),
             (&["--target-port", "70000"], "70000"),
             (&["--target-port", "0"], "0"),
             (
