@@ -87,6 +87,32 @@ pub enum MetricError {
         /// What has it.
         existing: String,
     },
+    /// A name a declared metric would write beside its own (a counter's OpenMetrics family,
+    /// its name without `_total`; a histogram's `_bucket`, `_count` and `_sum` samples) that
+    /// another metric already has or writes.
+    #[error("{metric} would write {name}, which is already published as {existing}; one name, one metric")]
+    NameClash {
+        /// The metric being declared or published.
+        metric: String,
+        /// The name it would write that is taken.
+        name: String,
+        /// What has it.
+        existing: String,
+    },
+    /// A name a declared metric would write that the exporter keeps for its own families: the
+    /// process metrics it renders (`process_open_fds`, ...) and profilis's own namespace,
+    /// `profilis_*`.
+    #[error(
+        "{metric} is not allowed: it would write {name}, which is {owner}; choose another name"
+    )]
+    Reserved {
+        /// The metric being declared.
+        metric: String,
+        /// The reserved name it would write.
+        name: String,
+        /// Whose the name is.
+        owner: &'static str,
+    },
     /// A write to a declared metric with another number of label values than it has label
     /// names.
     #[error("{metric} has labels {labels:?}: give {} label values in that order, not {given}", labels.len())]

@@ -14,6 +14,19 @@
 //! Every name, help text and label name is checked when the metric is declared; a write with
 //! the wrong number of label values, or a value the metric cannot take, is a [`MetricError`]
 //! naming the metric and the value, never a panic. Writes take a short lock of the set only.
+//! A series can be forgotten ([`Gauge::remove`] and the other handles' `remove`,
+//! [`Info::clear`], [`MetricSet::clear`] for every series); of a staged set, the pending copy
+//! forgets it and the next commit shows it gone.
+//!
+//! One name is one metric: every name a metric writes on a page (a counter `x`'s samples
+//! `x_total` and its OpenMetrics family `x`; a histogram `h`'s `h`, `h_bucket`, `h_count` and
+//! `h_sum`; a gauge's, an info metric's (`<name>_info`) or a state set's name) must not be
+//! written by another metric of the set ([`MetricError::NameTaken`] when it is the metric's
+//! own name, [`MetricError::NameClash`] when it is another it writes), nor, once the set is
+//! published, by another published set, an [info metric](crate::info) or a
+//! [state set](crate::StateSet). Names the exporter writes itself are refused whether
+//! published or not ([`MetricError::Reserved`]): the process metrics (`process_open_fds`,
+//! `process_cpu_seconds_total`, ...) and profilis's own namespace, `profilis_*`.
 //!
 //! The page (as [`MetricSet::render`] writes it, and as every page of the exporter carries it
 //! while [`MetricSet::publish`]'s guard lives) has, per declared metric that has at least one
@@ -201,8 +214,10 @@ impl MetricSet {
     /// Declares a counter. `name` ends in `_total` (added if it does not).
     ///
     /// # Errors
-    /// [`MetricError`] naming a bad metric or label name, a label given twice, or a name
-    /// already declared in this set.
+    /// [`MetricError`] naming a bad metric or label name, a label given twice, a name another
+    /// metric of the set (or, the set published, another published one) writes
+    /// ([`NameTaken`](MetricError::NameTaken), [`NameClash`](MetricError::NameClash)), or one
+    /// the exporter keeps ([`Reserved`](MetricError::Reserved)); see the [module docs](self).
     pub fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Result<Counter, MetricError> {
         let full = with_suffix(name, "_total");
         if name.is_empty() || !is_metric_name(&full) {
@@ -331,8 +346,9 @@ impl MetricSet {
         Ok(States { handle })
     }
 
-    /// Checks the label names, and the name against the set's other metrics (and, once the set
-    /// is published, against every other published name), then adds the declaration.
+    /// Checks the label names; the names the metric would write against the exporter's own
+    /// ([`reserved`]), the set's other metrics and, once the set is published, every other
+    /// published set and info metric; then adds the declaration.
     fn declare(
         &self,
         name: String,
@@ -354,23 +370,22 @@ impl MetricSet {
                 });
             }
         }
+        let written = kind.written_names(&name);
+        reserved(&name, &written)?;
         // The published sets' lock first, as everywhere (see `published_sets`).
         let sets = published_sets();
+        let state = self.inner.lock();
+        if let Some((taken, holder)) = holder_among(&state.decls, &written) {
+            let existing = holder.describe(&taken, "of the same metric set");
+            return Err(taken_error(name, taken, existing));
+        }
+        drop(state);
         if sets.is_published(self.inner.id) {
-            if let Some(existing) = sets
-                .owner_except(&name, Some(self.inner.id))
-                .or_else(|| crate::info::owner_of(&name))
-            {
-                return Err(MetricError::NameTaken { name, existing });
+            if let Some((taken, existing)) = others_holder(&sets, &written, Some(self.inner.id)) {
+                return Err(taken_error(name, taken, existing));
             }
         }
         let mut state = self.inner.lock();
-        if let Some(other) = state.decls.iter().find(|d| d.name == name) {
-            return Err(MetricError::NameTaken {
-                existing: format!("{} of the same metric set", other.kind.describe()),
-                name,
-            });
-        }
         let decl = Arc::new(Decl {
             name,
             help: help.to_owned(),
@@ -396,8 +411,8 @@ impl MetricSet {
     /// dropped.
     ///
     /// # Errors
-    /// [`MetricError::NameTaken`] naming a metric another published set or an info metric
-    /// already has.
+    /// [`MetricError::NameTaken`] or [`MetricError::NameClash`] naming a name one of the set's
+    /// metrics writes that another published set, an info metric or a state set already has.
     pub fn publish(&self) -> Result<Published, MetricError> {
         let mut sets = published_sets();
         let id = self.inner.id;
@@ -405,16 +420,11 @@ impl MetricSet {
             entry.guards += 1;
             return Ok(Published { id });
         }
-        let names: Vec<String> = {
-            let state = self.inner.lock();
-            state.decls.iter().map(|d| d.name.clone()).collect()
-        };
-        for name in names {
-            if let Some(existing) = sets
-                .owner_except(&name, None)
-                .or_else(|| crate::info::owner_of(&name))
-            {
-                return Err(MetricError::NameTaken { name, existing });
+        let decls = self.inner.lock().decls.clone();
+        for decl in decls {
+            let written = decl.written_names();
+            if let Some((taken, existing)) = others_holder(&sets, &written, None) {
+                return Err(taken_error(decl.name.clone(), taken, existing));
             }
         }
         sets.sets.push(PublishedSet {
@@ -466,6 +476,16 @@ impl MetricSet {
         self.inner.lock().committed = None;
     }
 
+    /// Forgets every series of every metric, counters' and histograms' totals too (the
+    /// declarations stay): nothing of the set is on the pages until written again (of a
+    /// staged set, from the next [`commit`](Self::commit); until then the last commit stays).
+    pub fn clear(&self) {
+        let mut state = self.inner.lock();
+        for series in &mut state.pending {
+            series.clear();
+        }
+    }
+
     /// Whether writes wait for [`commit`](Self::commit).
     #[must_use]
     pub fn is_staged(&self) -> bool {
@@ -477,16 +497,6 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing under this lock panics halfway through a change.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether one of the set's metrics has `name`, and which kind.
-    fn owner_of(&self, name: &str) -> Option<&'static str> {
-        let state = self.lock();
-        state
-            .decls
-            .iter()
-            .find(|d| d.name == name)
-            .map(|d| d.kind.describe())
     }
 
     /// Puts the set's visible series on `page`, with the declared help texts.
@@ -549,6 +559,115 @@ impl Inner {
     }
 }
 
+impl Kind {
+    /// Every name a metric of this kind named `name` (its full name) puts on a page: its family
+    /// in both formats and its samples' names. The page writes no `_created` samples.
+    fn written_names(&self, name: &str) -> Vec<String> {
+        match self {
+            // `x_total` is the text format's family and the samples; OpenMetrics' family is `x`.
+            Kind::Counter => {
+                let mut names = vec![name.to_owned()];
+                if let Some(base) = name.strip_suffix("_total").filter(|b| !b.is_empty()) {
+                    names.push(base.to_owned());
+                }
+                names
+            }
+            Kind::Histogram(_) => ["", "_bucket", "_count", "_sum"]
+                .iter()
+                .map(|suffix| format!("{name}{suffix}"))
+                .collect(),
+            // Info metrics are written as gauges named `<name>_info`; a state set's series all
+            // have its name.
+            Kind::Gauge | Kind::Info | Kind::StateSet(_) => vec![name.to_owned()],
+        }
+    }
+}
+
+impl Decl {
+    fn written_names(&self) -> Vec<String> {
+        self.kind.written_names(&self.name)
+    }
+
+    /// What holds `taken` (one of the names this metric writes), `place` saying where it is:
+    /// "a gauge of the same metric set", or "a histogram of ... (h writes h_count)".
+    fn describe(&self, taken: &str, place: &str) -> String {
+        let kind = self.kind.describe();
+        if self.name == taken {
+            format!("{kind} {place}")
+        } else {
+            format!("{kind} {place} ({} writes {taken})", self.name)
+        }
+    }
+}
+
+/// The first name of `names` one of `decls` writes too, and that declaration.
+fn holder_among<'a>(decls: &'a [Arc<Decl>], names: &[String]) -> Option<(String, &'a Decl)> {
+    decls.iter().find_map(|decl| {
+        let written = decl.written_names();
+        names
+            .iter()
+            .find(|name| written.contains(name))
+            .map(|name| (name.clone(), &**decl))
+    })
+}
+
+/// The first name of `names` a published set (other than `except`) or an info metric or state
+/// set of [`crate::info`] writes, and a description of what does.
+fn others_holder(
+    sets: &PublishedSets,
+    names: &[String],
+    except: Option<u64>,
+) -> Option<(String, String)> {
+    sets.holder_except(names, except).or_else(|| {
+        names
+            .iter()
+            .find_map(|name| crate::info::owner_of(name).map(|owner| (name.clone(), owner)))
+    })
+}
+
+/// The error for metric `metric` whose name `taken` is held by `existing`: the metric's own
+/// name is [`MetricError::NameTaken`], another it would write [`MetricError::NameClash`].
+fn taken_error(metric: String, taken: String, existing: String) -> MetricError {
+    if metric == taken {
+        MetricError::NameTaken {
+            name: taken,
+            existing,
+        }
+    } else {
+        MetricError::NameClash {
+            metric,
+            name: taken,
+            existing,
+        }
+    }
+}
+
+/// What a page of the exporter may hold beside the declared metrics: the process metrics
+/// ([`crate::process::FAMILIES`]) and profilis's own namespace (`profilis_*`, see
+/// [`crate::metric_names`]). An error for the first of `written` (the names metric `metric`
+/// writes) that is one of them.
+fn reserved(metric: &str, written: &[String]) -> Result<(), MetricError> {
+    for name in written {
+        let owner = if crate::process::writes(name) {
+            "one of the exporter's process metrics"
+        } else if name.starts_with(PROFILIS_PREFIX) {
+            "in profilis's own namespace (profilis_*)"
+        } else {
+            continue;
+        };
+        return Err(MetricError::Reserved {
+            metric: metric.to_owned(),
+            name: name.clone(),
+            owner,
+        });
+    }
+    Ok(())
+}
+
+/// The prefix of every metric profilis names itself (the kinds' metrics, the collector's
+/// health, the sinks' failures).
+const PROFILIS_PREFIX: &str = "profilis_";
+
 /// `name` ending in `suffix`, added if it does not.
 fn with_suffix(name: &str, suffix: &str) -> String {
     if name.ends_with(suffix) {
@@ -588,17 +707,26 @@ pub(crate) fn published_sets() -> MutexGuard<'static, PublishedSets> {
 }
 
 impl PublishedSets {
-    /// What has metric name `name` among the published sets, if anything.
+    /// What writes metric name `name` among the published sets, if anything.
     pub(crate) fn owner_of(&self, name: &str) -> Option<String> {
-        self.owner_except(name, None)
+        self.holder_except(&[name.to_owned()], None)
+            .map(|(_, existing)| existing)
     }
 
-    fn owner_except(&self, name: &str, except: Option<u64>) -> Option<String> {
+    /// The first of `names` a published set other than `except` writes, and what writes it.
+    fn holder_except(&self, names: &[String], except: Option<u64>) -> Option<(String, String)> {
         self.sets
             .iter()
             .filter(|p| Some(p.set.id) != except)
-            .find_map(|p| p.set.owner_of(name))
-            .map(|kind| format!("{kind} of a published metric set"))
+            .find_map(|p| {
+                let state = p.set.lock();
+                holder_among(&state.decls, names).map(|(taken, decl)| {
+                    (
+                        taken.clone(),
+                        decl.describe(&taken, "of a published metric set"),
+                    )
+                })
+            })
     }
 
     fn is_published(&self, id: u64) -> bool {
@@ -656,6 +784,16 @@ impl Handle {
             change(series.entry(key).or_insert_with(new));
         }
         Ok(())
+    }
+
+    /// Forgets the series with these label values, if it is there; whether it was.
+    fn remove(&self, labels: &[&str]) -> Result<bool, MetricError> {
+        let key = self.key(labels)?;
+        let mut state = self.set.lock();
+        Ok(state
+            .pending
+            .get_mut(self.index)
+            .is_some_and(|series| series.remove(&key).is_some()))
     }
 
     fn key(&self, labels: &[&str]) -> Result<Box<[String]>, MetricError> {
@@ -736,6 +874,16 @@ impl Counter {
             |v| *v = Value::Number(value),
         )
     }
+
+    /// Forgets the series with these label values and its total (written again, it starts from 0): it is off the pages (of a staged
+    /// set, from the next [`commit`](MetricSet::commit)) until written again. Returns whether
+    /// there was such a series.
+    ///
+    /// # Errors
+    /// As [`Counter::inc`].
+    pub fn remove(&self, labels: &[&str]) -> Result<bool, MetricError> {
+        self.handle.remove(labels)
+    }
 }
 
 /// A declared gauge.
@@ -772,6 +920,16 @@ impl Gauge {
             },
         )
     }
+
+    /// Forgets the series with these label values: it is off the pages (of a staged
+    /// set, from the next [`commit`](MetricSet::commit)) until written again. Returns whether
+    /// there was such a series.
+    ///
+    /// # Errors
+    /// As [`Counter::inc`].
+    pub fn remove(&self, labels: &[&str]) -> Result<bool, MetricError> {
+        self.handle.remove(labels)
+    }
 }
 
 /// A declared histogram.
@@ -807,6 +965,16 @@ impl Histogram {
             }
         })
     }
+
+    /// Forgets the series with these label values and its observations: it is off the pages (of a staged
+    /// set, from the next [`commit`](MetricSet::commit)) until written again. Returns whether
+    /// there was such a series.
+    ///
+    /// # Errors
+    /// As [`Counter::inc`].
+    pub fn remove(&self, labels: &[&str]) -> Result<bool, MetricError> {
+        self.handle.remove(labels)
+    }
 }
 
 /// A declared info metric.
@@ -828,6 +996,15 @@ impl Info {
             series.insert(key, Value::Present);
         }
         Ok(())
+    }
+
+    /// Forgets the information: the metric is off the pages (of a staged set, from the next
+    /// [`commit`](MetricSet::commit)) until [`set`](Self::set) again.
+    pub fn clear(&self) {
+        let mut state = self.handle.set.lock();
+        if let Some(series) = state.pending.get_mut(self.handle.index) {
+            series.clear();
+        }
     }
 }
 
@@ -855,6 +1032,16 @@ impl States {
         };
         self.handle
             .write(labels, || Value::State(index), |v| *v = Value::State(index))
+    }
+
+    /// Forgets the series with these label values (all of its states): it is off the pages (of a staged
+    /// set, from the next [`commit`](MetricSet::commit)) until written again. Returns whether
+    /// there was such a series.
+    ///
+    /// # Errors
+    /// As [`Counter::inc`].
+    pub fn remove(&self, labels: &[&str]) -> Result<bool, MetricError> {
+        self.handle.remove(labels)
     }
 }
 
@@ -1195,28 +1382,286 @@ mod tests {
     #[test]
     fn a_render_during_updates_never_sees_half_of_one() {
         // Each update sets `a` and `b` to the same value; a page must never show them apart.
+        // The writer goes on until the reader has seen several commits, so the two overlap.
+        use std::collections::BTreeSet;
+        use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
+
+        const COMMITS_SEEN: usize = 5;
         let set = MetricSet::staged();
         let a = set.gauge("a", "", &[]).unwrap();
         let b = set.gauge("b", "", &[]).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + Duration::from_secs(60);
         let writer = {
-            let set = set.clone();
+            let (set, stop) = (set.clone(), Arc::clone(&stop));
             std::thread::spawn(move || {
-                for i in 0..2000 {
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     set.begin();
                     a.set(&[], f64::from(i)).unwrap();
                     b.set(&[], f64::from(i)).unwrap();
                     set.commit();
+                    i += 1;
                 }
             })
         };
-        let mut pages = 0;
-        while !writer.is_finished() || pages == 0 {
+        let mut seen = BTreeSet::new();
+        while seen.len() < COMMITS_SEEN && Instant::now() < deadline {
             let page = text(&set);
             let value = |name| profilis_test_support::sample(&page, name, &[]);
             assert_eq!(value("a"), value("b"), "{page}");
-            pages += 1;
+            if let Some(a) = value("a") {
+                seen.insert(a.to_bits());
+            }
         }
+        stop.store(true, Ordering::Relaxed);
         writer.join().unwrap();
+        assert!(
+            seen.len() >= COMMITS_SEEN,
+            "the reader saw {} distinct commits, not {COMMITS_SEEN}",
+            seen.len()
+        );
+    }
+
+    #[test]
+    fn names_a_metric_writes_beside_its_own_clash_too() {
+        // A counter `x` writes `x_total`, and its OpenMetrics family is `x`.
+        let set = MetricSet::new();
+        set.counter("app_x", "", &[]).unwrap();
+        assert_eq!(
+            set.gauge("app_x", "", &[]).unwrap_err(),
+            MetricError::NameTaken {
+                name: "app_x".into(),
+                existing: "a counter of the same metric set (app_x_total writes app_x)".into()
+            }
+        );
+        let set = MetricSet::new();
+        set.gauge("app_x", "", &[]).unwrap();
+        let error = set.counter("app_x", "", &[]).unwrap_err();
+        assert_eq!(
+            error,
+            MetricError::NameClash {
+                metric: "app_x_total".into(),
+                name: "app_x".into(),
+                existing: "a gauge of the same metric set".into()
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "app_x_total would write app_x, which is already published as a gauge of the same \
+             metric set; one name, one metric"
+        );
+        // A histogram `h` writes `h_bucket`, `h_count` and `h_sum`, whichever comes first.
+        for sample in ["h_bucket", "h_count", "h_sum"] {
+            let set = MetricSet::new();
+            set.histogram("h", "", &[], &[1.0]).unwrap();
+            assert_eq!(
+                set.gauge(sample, "", &[]).unwrap_err(),
+                MetricError::NameTaken {
+                    name: sample.into(),
+                    existing: format!("a histogram of the same metric set (h writes {sample})")
+                }
+            );
+            let set = MetricSet::new();
+            set.state_set(sample, "", &[], &["a"]).unwrap();
+            assert_eq!(
+                set.histogram("h", "", &[], &[1.0]).unwrap_err(),
+                MetricError::NameClash {
+                    metric: "h".into(),
+                    name: sample.into(),
+                    existing: "a state set of the same metric set".into()
+                }
+            );
+        }
+        // A counter named as a histogram's sample, and a histogram over a counter's family.
+        let set = MetricSet::new();
+        set.histogram("h", "", &[], &[1.0]).unwrap();
+        assert!(matches!(
+            set.counter("h_count", "", &[]),
+            Err(MetricError::NameClash { name, .. }) if name == "h_count"
+        ));
+        assert!(matches!(
+            set.counter("h", "", &[]),
+            Err(MetricError::NameClash { metric, name, .. }) if metric == "h_total" && name == "h"
+        ));
+        set.counter("c", "", &[]).unwrap();
+        assert!(matches!(
+            set.histogram("c", "", &[], &[1.0]),
+            Err(MetricError::NameTaken { name, .. }) if name == "c"
+        ));
+        // An info metric is the gauge `<name>_info`: the base name stays free.
+        set.info("build", "", &["version"]).unwrap();
+        set.gauge("build", "", &[]).unwrap();
+        // Names that only look alike are fine.
+        set.gauge("h_counts", "", &[]).unwrap();
+        set.gauge("c_totals", "", &[]).unwrap();
+    }
+
+    #[test]
+    fn the_exporters_own_names_are_reserved() {
+        let set = MetricSet::new();
+        for name in crate::process::FAMILIES {
+            let error = set.gauge(name, "", &[]).unwrap_err();
+            assert_eq!(
+                error,
+                MetricError::Reserved {
+                    metric: name.into(),
+                    name: name.into(),
+                    owner: "one of the exporter's process metrics"
+                }
+            );
+            assert!(error.to_string().contains(name), "{error}");
+        }
+        // The process counter's OpenMetrics family, and a histogram writing a process name.
+        assert!(matches!(
+            set.state_set("process_cpu_seconds", "", &[], &["a"]),
+            Err(MetricError::Reserved { name, .. }) if name == "process_cpu_seconds"
+        ));
+        assert!(matches!(
+            set.counter("process_cpu_seconds", "", &[]),
+            Err(MetricError::Reserved { metric, .. }) if metric == "process_cpu_seconds_total"
+        ));
+        assert_eq!(
+            set.histogram("process_threads", "", &[], &[1.0])
+                .unwrap_err()
+                .to_string(),
+            "process_threads is not allowed: it would write process_threads, which is one of \
+             the exporter's process metrics; choose another name"
+        );
+        // profilis's own namespace, whatever the type.
+        for error in [
+            set.gauge("profilis_queue_depth", "", &[]).err(),
+            set.counter("profilis_mine", "", &[]).err(),
+            set.info("profilis_app", "", &[]).err(),
+            set.histogram("profilis_h", "", &[], &[1.0]).err(),
+            set.state_set("profilis_state", "", &[], &["a"]).err(),
+        ] {
+            assert!(
+                matches!(&error, Some(MetricError::Reserved { name, owner, .. }) if name.starts_with("profilis_") && owner.contains("profilis_*")),
+                "{error:?}"
+            );
+        }
+        // Nothing refused was declared; other `process_` names are the application's.
+        set.gauge("process_queue_depth", "", &[]).unwrap();
+        assert_eq!(text(&set), "");
+    }
+
+    #[test]
+    fn publishing_checks_every_name_written_against_other_sets_and_info_metrics() {
+        let first = MetricSet::new();
+        first
+            .histogram("metric_set_test_h", "", &[], &[1.0])
+            .unwrap();
+        let _first = first.publish().unwrap();
+        let second = MetricSet::new();
+        second.gauge("metric_set_test_h_sum", "", &[]).unwrap();
+        assert_eq!(
+            second.publish().unwrap_err(),
+            MetricError::NameTaken {
+                name: "metric_set_test_h_sum".into(),
+                existing: "a histogram of a published metric set (metric_set_test_h writes metric_set_test_h_sum)".into()
+            }
+        );
+        // A published set declaring a clashing name is refused at once.
+        assert!(matches!(
+            first.counter("metric_set_test_h", "", &[]),
+            Err(MetricError::NameClash { name, .. }) if name == "metric_set_test_h"
+        ));
+        // State sets and info metrics of `crate::info` refuse a name a published set writes.
+        assert!(matches!(
+            crate::StateSet::new("metric_set_test_h_count", &["a"]),
+            Err(MetricError::NameTaken { existing, .. }) if existing.contains("metric_set_test_h writes")
+        ));
+        let _state = crate::StateSet::new("metric_set_test_state", &["a"]).unwrap();
+        let third = MetricSet::new();
+        third.counter("metric_set_test_state", "", &[]).unwrap();
+        assert_eq!(
+            third.publish().unwrap_err(),
+            MetricError::NameClash {
+                metric: "metric_set_test_state_total".into(),
+                name: "metric_set_test_state".into(),
+                existing: "a state set with states [\"a\"]".into()
+            }
+        );
+    }
+
+    #[test]
+    fn series_can_be_removed_and_the_set_cleared() {
+        let set = MetricSet::new();
+        let counter = set.counter("c", "", &["k"]).unwrap();
+        let gauge = set.gauge("g", "", &["k"]).unwrap();
+        let histogram = set.histogram("h", "", &["k"], &[1.0]).unwrap();
+        let info = set.info("i", "", &["v"]).unwrap();
+        let states = set.state_set("s", "", &["k"], &["a", "b"]).unwrap();
+        for k in ["x", "y"] {
+            counter.add(&[k], 2.0).unwrap();
+            gauge.set(&[k], 1.0).unwrap();
+            histogram.observe(&[k], 0.5).unwrap();
+            states.set(&[k], "b").unwrap();
+        }
+        info.set(&["1"]).unwrap();
+        assert!(counter.remove(&["x"]).unwrap());
+        assert!(gauge.remove(&["x"]).unwrap());
+        assert!(histogram.remove(&["x"]).unwrap());
+        assert!(states.remove(&["x"]).unwrap());
+        assert!(!gauge.remove(&["x"]).unwrap(), "already gone");
+        assert!(!gauge.remove(&["never"]).unwrap());
+        assert!(matches!(
+            gauge.remove(&[]),
+            Err(MetricError::LabelValues { given: 0, .. })
+        ));
+        info.clear();
+        let page = text(&set);
+        assert!(!page.contains("k=\"x\""), "{page}");
+        assert!(!page.contains("i_info"), "{page}");
+        for line in [
+            "c_total{k=\"y\"} 2\n",
+            "g{k=\"y\"} 1\n",
+            "h_count{k=\"y\"} 1\n",
+            "s{k=\"y\",s=\"b\"} 1\n",
+        ] {
+            assert!(page.contains(line), "{line}: {page}");
+        }
+        // A removed counter starts again from 0.
+        counter.inc(&["x"]).unwrap();
+        assert!(text(&set).contains("c_total{k=\"x\"} 1\n"));
+        set.clear();
+        assert_eq!(text(&set), "");
+        gauge.set(&["z"], 3.0).unwrap();
+        assert_eq!(text(&set), "# TYPE g gauge\ng{k=\"z\"} 3\n\n");
+    }
+
+    #[test]
+    fn removals_of_a_staged_set_wait_for_the_commit() {
+        let set = MetricSet::staged();
+        let counter = set.counter("c", "", &["k"]).unwrap();
+        let info = set.info("i", "", &["v"]).unwrap();
+        set.begin();
+        counter.inc(&["x"]).unwrap();
+        counter.inc(&["y"]).unwrap();
+        info.set(&["1"]).unwrap();
+        set.commit();
+        let committed = text(&set);
+        assert!(committed.contains("c_total{k=\"x\"} 1\n"), "{committed}");
+
+        set.begin();
+        counter.remove(&["x"]).unwrap();
+        info.clear();
+        assert_eq!(text(&set), committed, "not before the commit");
+        set.commit();
+        assert_eq!(text(&set), "# TYPE c_total counter\nc_total{k=\"y\"} 1\n\n");
+
+        set.begin();
+        set.clear();
+        assert_eq!(text(&set), "# TYPE c_total counter\nc_total{k=\"y\"} 1\n\n");
+        set.commit();
+        assert_eq!(text(&set), "", "counters' totals are forgotten too");
+        // Counters keep totals across updates, so a cleared one starts from 0.
+        set.begin();
+        counter.inc(&["y"]).unwrap();
+        set.commit();
+        assert_eq!(text(&set), "# TYPE c_total counter\nc_total{k=\"y\"} 1\n\n");
     }
 
     #[test]
@@ -1233,7 +1678,7 @@ mod tests {
         assert!(page.render().contains("\nmetric_set_test_shared 4\n"));
 
         let second = MetricSet::new();
-        second.counter("metric_set_test_shared", "", &[]).unwrap();
+        second.counter("metric_set_test_calls", "", &[]).unwrap();
         second.gauge("metric_set_test_shared", "", &[]).unwrap();
         assert_eq!(
             second.publish().unwrap_err(),

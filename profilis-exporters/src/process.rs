@@ -14,6 +14,27 @@ use crate::metric_names::{
 };
 use crate::text_format::{Page, Sample};
 
+/// Every family this module puts on a page. The one counter among them,
+/// [`CPU_SECONDS_TOTAL`], is also named without `_total` in OpenMetrics.
+pub(crate) const FAMILIES: [&str; 8] = [
+    CPU_SECONDS_TOTAL,
+    RESIDENT_MEMORY_BYTES,
+    VIRTUAL_MEMORY_BYTES,
+    VIRTUAL_MEMORY_MAX_BYTES,
+    OPEN_FDS,
+    MAX_FDS,
+    START_TIME_SECONDS,
+    THREADS,
+];
+
+/// Whether a page of the exporter may carry `name` as one of the process metrics' names: a
+/// family of [`FAMILIES`] or, for its counter, the OpenMetrics family without `_total`.
+pub(crate) fn writes(name: &str) -> bool {
+    FAMILIES
+        .iter()
+        .any(|family| *family == name || family.strip_suffix("_total") == Some(name))
+}
+
 /// Reads the process's figures now and puts each one the system gives on `page`.
 pub(crate) fn add_to(page: &mut Page) {
     add_metrics(page, &collect());
@@ -159,6 +180,32 @@ mod tests {
             }
         };
         assert!(after > before, "CPU seconds stayed at {before} after work");
+    }
+
+    #[test]
+    fn families_lists_every_family_written() {
+        let mut page = Page::default();
+        add_metrics(
+            &mut page,
+            &Metrics {
+                cpu_seconds_total: Some(1.0),
+                open_fds: Some(1),
+                max_fds: Some(2),
+                virtual_memory_bytes: Some(3),
+                virtual_memory_max_bytes: Some(4),
+                resident_memory_bytes: Some(5),
+                start_time_seconds: Some(6),
+                threads: Some(7),
+            },
+        );
+        let parsed = parse_exposition(&page.render()).unwrap();
+        let mut written: Vec<&str> = parsed.types.iter().map(|(n, _)| n.as_str()).collect();
+        written.sort_unstable();
+        let mut listed = FAMILIES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(written, listed);
+        assert!(writes("process_cpu_seconds") && writes("process_open_fds"));
+        assert!(!writes("process_open") && !writes("process_threads_total"));
     }
 
     #[test]

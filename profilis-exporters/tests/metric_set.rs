@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use profilis_exporters::listener::{self, BeforeScrape, ListenerConfig};
 use profilis_exporters::metric_set::{MetricSet, Published};
 use profilis_exporters::{Exporter, ExpositionFormat};
 use profilis_test_support::{
-    get, parse_exposition, parse_openmetrics, promtool_check_metrics, sample,
+    get, parse_exposition, parse_openmetrics, promtool_check_metrics, sample, wait_for,
 };
 
 const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5";
@@ -271,6 +271,132 @@ fn a_hook_that_waits_is_awaited_before_the_page_is_rendered() {
             "{page}"
         );
     }
+}
+
+/// A listener ending connections after `connection_timeout`, serving `set` after `hook`.
+fn listener_timing_out(
+    hook: BeforeScrape,
+    connection_timeout: Duration,
+    set: &MetricSet,
+) -> listener::Listener {
+    let set = set.clone();
+    let config = ListenerConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        before_scrape: Some(hook),
+        connection_timeout,
+        ..ListenerConfig::default()
+    };
+    listener::start_with_formats(config, Arc::new(move |format| set.render(format))).unwrap()
+}
+
+/// Sends `GET /metrics` on a kept-alive connection and reads one response: its status and body,
+/// or why there was none (the connection closed, or nothing within the read timeout).
+fn scrape_on(stream: &mut TcpStream) -> Result<(u16, String), String> {
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .ok_or_else(|| format!("no content-length: {head}"))?;
+            if raw.len() >= end + 4 + length {
+                let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+                let body = String::from_utf8_lossy(&raw[end + 4..end + 4 + length]);
+                return Ok((status, body.into_owned()));
+            }
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) => return Err(format!("closed after {} bytes", raw.len())),
+            Ok(n) => raw.extend_from_slice(&buffer[..n]),
+            Err(e) => return Err(format!("read after {} bytes: {e}", raw.len())),
+        }
+    }
+}
+
+#[test]
+fn the_wait_for_the_hook_does_not_count_against_the_connection_timeout() {
+    let set = MetricSet::new();
+    set.gauge("waited_for", "", &[])
+        .unwrap()
+        .set(&[], 1.0)
+        .unwrap();
+    let hook: BeforeScrape =
+        Arc::new(|| Box::pin(async { tokio::time::sleep(Duration::from_millis(600)).await }));
+    let listener = listener_timing_out(hook, Duration::from_secs(1), &set);
+    let mut stream = TcpStream::connect(listener.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // At 0.6 s into a 1 s connection, a scrape whose hook takes 0.6 s: its answer is due
+    // after the connection's time, without the wait.
+    std::thread::sleep(Duration::from_millis(600));
+    let (status, page) = scrape_on(&mut stream).expect("the scrape is answered");
+    assert_eq!(status, 200);
+    assert_eq!(sample(&page, "waited_for", &[]), Some(1.0), "{page}");
+    // The connection still ends: idle, it is closed within its (pushed back) time.
+    let mut rest = Vec::new();
+    let closed = stream.read_to_end(&mut rest);
+    assert!(
+        matches!(closed, Ok(0)),
+        "the connection ends once its time is up: {closed:?}"
+    );
+}
+
+/// Sets its flag when dropped: the future holding it was dropped, finished or not.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_hook_that_never_finishes_is_dropped_after_the_connection_timeout() {
+    let set = MetricSet::new();
+    set.gauge("what_is_there", "", &[])
+        .unwrap()
+        .set(&[], 5.0)
+        .unwrap();
+    let started = Arc::new(AtomicU64::new(0));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let hook: BeforeScrape = {
+        let (started, dropped) = (Arc::clone(&started), Arc::clone(&dropped));
+        Arc::new(move || {
+            let guard = SetOnDrop(Arc::clone(&dropped));
+            started.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            })
+        })
+    };
+    let listener = listener_timing_out(hook, Duration::from_secs(1), &set);
+    let reply = get(listener.local_addr(), "/metrics", &[]);
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        sample(&reply.text(), "what_is_there", &[]),
+        Some(5.0),
+        "answered with what is there: {}",
+        reply.text()
+    );
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    assert!(
+        wait_for(Duration::from_secs(5), || dropped
+            .load(Ordering::SeqCst)
+            .then_some(()))
+        .is_some(),
+        "the hook's future was dropped"
+    );
 }
 
 #[test]

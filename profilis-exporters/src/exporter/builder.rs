@@ -107,8 +107,14 @@ impl Exporter {
     }
 
     /// Runs `hook` before each `/metrics` answer of the built-in listener and awaits the
-    /// future it returns (see [`ListenerConfig::before_scrape`](crate::listener::ListenerConfig::before_scrape)):
-    /// a standalone exporter refreshes its metrics there.
+    /// future it returns, for the listener's connection timeout at most (see
+    /// [`ListenerConfig::before_scrape`](crate::listener::ListenerConfig::before_scrape)): a
+    /// standalone exporter refreshes its metrics there.
+    ///
+    /// Only the built-in listener's `/metrics` runs the hook: [`render`](crate::render) and
+    /// [`render_as`](crate::render_as), the [textfile](Self::textfile), the Pushgateway and a
+    /// `/metrics` route of your own (with [`without_listener`](Self::without_listener), the hook
+    /// is never run) do not; call your update yourself before those.
     #[cfg(feature = "listener")]
     #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
     pub fn before_scrape<F, Fut>(mut self, hook: F) -> Self

@@ -45,7 +45,10 @@ pub struct ListenerConfig {
     /// When every place is taken, a client still sending them may be closed sooner to make room
     /// (see [`max_connections`](Self::max_connections)).
     pub read_timeout: Duration,
-    /// Longest time a connection may stay open, from accept to close, whatever it is doing.
+    /// Longest time a connection may stay open, from accept to close, whatever it is doing,
+    /// except waiting for the [`before_scrape`](Self::before_scrape) hook: that time does not
+    /// count (the connection's end is pushed back by it), and each wait is bounded by this
+    /// time on its own.
     pub connection_timeout: Duration,
     /// Largest request line plus headers accepted, in bytes; larger ones get `431`.
     pub max_header_bytes: usize,
@@ -58,19 +61,28 @@ pub struct ListenerConfig {
     /// The dashboard served at `/`, `/metrics.json`, `/errors.json` and `/slowest.json`, if
     /// any (see [`crate::dashboard`]); without one those paths answer `404`.
     pub dashboard: Option<crate::dashboard::Dashboard>,
-    /// Run before each `/metrics` answer is rendered (`GET` and `HEAD`, once the allow-list
-    /// and the bearer token have let the request in; never for `/healthz` or the dashboard),
-    /// and awaited: a standalone exporter refreshes its metrics here. The scrape waits for it,
-    /// so a hook bounds its own time (the scraper's timeout is the limit otherwise); a hook
-    /// that panics still gets the scrape answered.
+    /// Run before each `/metrics` answer of this listener is rendered (`GET` and `HEAD`, once
+    /// the allow-list and the bearer token have let the request in; never for `/healthz` or
+    /// the dashboard), and awaited: a standalone exporter refreshes its metrics here. Only
+    /// this listener's `/metrics` runs it: not [`render`](crate::render) nor
+    /// [`render_as`](crate::render_as), the textfile, the Pushgateway, nor a `/metrics` route
+    /// of your own (such as `profilis::http`'s handlers behind
+    /// [`Exporter::without_listener`](crate::Exporter::without_listener)).
+    ///
+    /// The scrape waits for it for [`connection_timeout`](Self::connection_timeout) at most,
+    /// a wait that does not count against the connection's own time; past it the hook's future
+    /// is dropped and the scrape answered with what is there. A hook should bound its own time
+    /// well within that and the scraper's timeout. A hook that panics still gets the scrape
+    /// answered.
     pub before_scrape: Option<BeforeScrape>,
 }
 
 /// What [`ListenerConfig::before_scrape`] runs: a function returning the future the listener
 /// awaits before rendering `/metrics`. The future runs on the listener's own thread and
 /// runtime (a current-thread tokio runtime: it must not block the thread), as a task of its
-/// own, so it runs to its end even if the scraper goes away; a function or future that panics
-/// still gets the scrape answered.
+/// own, so it runs to its end even if the scraper goes away, for
+/// [`connection_timeout`](ListenerConfig::connection_timeout) at most (then it is dropped); a
+/// function or future that panics still gets the scrape answered.
 pub type BeforeScrape = std::sync::Arc<
     dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>
         + Send

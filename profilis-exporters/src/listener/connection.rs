@@ -3,9 +3,9 @@
 //! at once, after which the connection is closed.
 
 use std::convert::Infallible;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -18,7 +18,8 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 
 use super::pool::Slot;
 use super::server::Server;
@@ -43,13 +44,16 @@ pub(super) async fn serve(server: Arc<Server>, stream: TcpStream, slot: Arc<Slot
         slot: Arc::clone(&slot),
     });
     let handler = Arc::clone(&server);
+    let deadline = Arc::new(Deadline::new(server.connection_timeout));
+    let expired = deadline.expired();
     let service = service_fn(move |request: Request<Incoming>| {
         slot.request_started();
         let handler = Arc::clone(&handler);
         let slot = Arc::clone(&slot);
+        let deadline = Arc::clone(&deadline);
         async move {
             let response = handler
-                .respond(request)
+                .respond(request, &deadline)
                 .await
                 .map(|body| SentBody { body, slot });
             Ok::<_, Infallible>(response)
@@ -58,7 +62,93 @@ pub(super) async fn serve(server: Arc<Server>, stream: TcpStream, slot: Arc<Slot
     // Timing out, a protocol error or the client going away all end in the same place: the
     // connection is dropped and its place freed.
     let connection = server.http.serve_connection(io, service);
-    let _ = tokio::time::timeout(server.connection_timeout, connection).await;
+    let (mut connection, mut expired) = (pin!(connection), pin!(expired));
+    poll_fn(|cx| {
+        if connection.as_mut().poll(cx).is_ready() || expired.as_mut().poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+/// When a connection is ended: [`connection_timeout`](super::ListenerConfig::connection_timeout)
+/// after it was accepted, pushed back by the time its requests spend waiting for the
+/// before-scrape hook (while one waits, the deadline does not pass).
+pub(super) struct Deadline {
+    state: watch::Sender<DeadlineState>,
+}
+
+#[derive(Clone, Copy)]
+struct DeadlineState {
+    at: Instant,
+    /// Requests waiting for the hook now.
+    waiting: u32,
+    /// Since when one has been waiting.
+    since: Instant,
+}
+
+impl Deadline {
+    fn new(timeout: Duration) -> Deadline {
+        let now = Instant::now();
+        let (state, _) = watch::channel(DeadlineState {
+            at: now + timeout,
+            waiting: 0,
+            since: now,
+        });
+        Deadline { state }
+    }
+
+    /// Stops the clock until the returned guard is dropped; the deadline is then later by the
+    /// time it was stopped.
+    pub(super) fn pause(&self) -> Paused<'_> {
+        self.state.send_modify(|state| {
+            if state.waiting == 0 {
+                state.since = Instant::now();
+            }
+            state.waiting += 1;
+        });
+        Paused { deadline: self }
+    }
+
+    /// Finishes when the deadline has passed (never while the clock is stopped).
+    fn expired(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut changes = self.state.subscribe();
+        async move {
+            loop {
+                let state = *changes.borrow_and_update();
+                if state.waiting > 0 {
+                    if changes.changed().await.is_err() {
+                        // The connection's service is gone, and the connection with it.
+                        return std::future::pending().await;
+                    }
+                    continue;
+                }
+                match tokio::time::timeout_at(state.at, changes.changed()).await {
+                    Err(_) => return,
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return tokio::time::sleep_until(state.at).await,
+                }
+            }
+        }
+    }
+}
+
+/// The clock of a [`Deadline`] stopped while this lives.
+pub(super) struct Paused<'a> {
+    deadline: &'a Deadline,
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.deadline.state.send_modify(|state| {
+            state.waiting -= 1;
+            if state.waiting == 0 {
+                state.at += state.since.elapsed();
+            }
+        });
+    }
 }
 
 /// A short answer sent without reading the request, then the connection closed.

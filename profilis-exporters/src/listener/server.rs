@@ -18,6 +18,7 @@ use hyper_util::rt::TokioTimer;
 use tokio::sync::Semaphore;
 
 use super::config::{BeforeScrape, IpNet, ListenerConfig};
+use super::connection::Deadline;
 use super::pool::Pool;
 use super::Render;
 use crate::auth::bearer_authorized;
@@ -96,21 +97,28 @@ impl Server {
 
     /// Answers one request. The body is dropped unread; for `/metrics` (`GET`, `HEAD`) of an
     /// authorized client, the [`before_scrape`](ListenerConfig::before_scrape) hook is
-    /// awaited before the page is rendered.
-    pub(super) async fn respond<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
+    /// awaited before the page is rendered, with the connection's `deadline` stopped.
+    pub(super) async fn respond<B>(
+        &self,
+        request: Request<B>,
+        deadline: &Deadline,
+    ) -> Response<Full<Bytes>> {
         let (request, body) = request.into_parts();
         drop(body);
         match self.route(&request) {
             Routed::Answer(response) => response,
             Routed::Metrics => {
+                let paused = deadline.pause();
                 self.before_scrape().await;
+                drop(paused);
                 self.metrics(&request.headers)
             }
         }
     }
 
-    /// Runs the before-scrape hook, if any, to its end. A hook that panics (when called, or
-    /// while its future runs) ends there: the scrape is answered all the same.
+    /// Runs the before-scrape hook, if any, to its end or for `connection_timeout` at most (its
+    /// future is then dropped). A hook that panics (when called, or while its future runs) ends
+    /// there: the scrape is answered all the same.
     async fn before_scrape(&self) {
         let Some(hook) = &self.before_scrape else {
             return;
@@ -119,8 +127,13 @@ impl Server {
             return;
         };
         // A task of its own: its panic comes back as a `JoinError` (reported by the panic
-        // hook like any other), and an update under way is finished even if the client goes.
-        let _ = tokio::spawn(future).await;
+        // hook like any other), and an update under way is finished even if the client goes;
+        // the time limit is the task's own, so it ends then whether or not anyone waits.
+        let limit = self.connection_timeout;
+        let bounded = async move {
+            let _ = tokio::time::timeout(limit, future).await;
+        };
+        let _ = tokio::spawn(bounded).await;
     }
 
     /// Where a request goes: an answer at once, or the metrics page (after the hook).
