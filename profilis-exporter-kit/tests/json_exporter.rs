@@ -832,8 +832,10 @@ fn a_mapping_file_maps_another_document() {
     promtool_check_metrics(page.as_bytes());
     let said = wait_for(WAIT, || {
         let log = exporter.log();
-        log.contains("no field at /served in the document; svc_requests_total keeps its last total")
-            .then_some(())
+        log.contains(
+            "no field at /served in the document; the counter svc_requests keeps its last total",
+        )
+        .then_some(())
     });
     assert!(
         said.is_some(),
@@ -879,9 +881,13 @@ fn bad_mapping_files_are_named_at_start_up() {
         ("no-states", entry("pointer = \"/b\"\nname = \"app_b\"\ntype = \"state_set\"\nhelp = \"B\"\n"),
          vec!["metric #2 (app_b)", "needs `states`"]),
         ("duplicate", entry("pointer = \"/b\"\nname = \"app_a\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
-         vec!["metric #2 (app_a)", "declared twice"]),
+         vec!["metric #2 (app_a)", "app_a is already published"]),
+        ("build-info", entry("pointer = \"/b\"\nname = \"rust_build_info\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
+         vec!["metric #2 (rust_build_info)", "clashes with the exporter's own metrics"]),
+        ("process", entry("pointer = \"/b\"\nname = \"process_open_fds\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
+         vec!["metric #2 (process_open_fds)", "process metrics"]),
         ("kit-name", entry("pointer = \"/b\"\nname = \"exporter_up\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
-         vec!["metric #2 (exporter_up)", "one of the exporter's own metrics"]),
+         vec!["metric #2 (exporter_up)", "clashes with the exporter's own metrics"]),
     ];
     for (name, text, says) in cases {
         let config = write_config(&format!("bad-{name}"), &text);

@@ -10,7 +10,10 @@ use std::sync::Mutex;
 
 use crate::config::{MetricSpec, MetricType};
 use crate::document::{Document, Field, Pointers};
-use profilis_exporter_kit::{Counter, Gauge, MetricSet, States};
+use profilis_exporter_kit::{
+    Counter, Gauge, MetricError, MetricSet, States, LAST_SUCCESS_TIMESTAMP_SECONDS, UP,
+    UPDATE_DURATION_SECONDS, UPDATE_ERRORS_TOTAL,
+};
 
 /// What a field holds, read for its metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +187,35 @@ pub struct Mapping {
     pointers: Pointers,
 }
 
+/// Declares `spec`'s metric on `set`.
+fn declare(spec: &MetricSpec, set: &MetricSet) -> Result<Handle, MetricError> {
+    let names: Vec<&str> = spec.labels.keys().map(String::as_str).collect();
+    match spec.kind {
+        MetricType::Gauge => set.gauge(&spec.name, &spec.help, &names).map(Handle::Gauge),
+        MetricType::Counter => set
+            .counter(&spec.name, &spec.help, &names)
+            .map(Handle::Counter),
+        MetricType::StateSet => {
+            let states: Vec<&str> = spec.states.iter().flatten().map(String::as_str).collect();
+            set.state_set(&spec.name, &spec.help, &names, &states)
+                .map(Handle::States)
+        }
+    }
+}
+
+/// A set holding the names the kit publishes itself (its update metrics and `rust_build_info`),
+/// of the kinds it declares them, so that a mapping's metric clashing with one is refused by
+/// the metric set's own rules while the entry can still be named.
+fn kit_names() -> Result<MetricSet, MetricError> {
+    let set = MetricSet::new();
+    set.gauge(UP, "kit", &[])?;
+    set.counter(UPDATE_ERRORS_TOTAL, "kit", &["reason"])?;
+    set.gauge(UPDATE_DURATION_SECONDS, "kit", &[])?;
+    set.gauge(LAST_SUCCESS_TIMESTAMP_SECONDS, "kit", &[])?;
+    set.info("rust_build_info", "kit", &["crate", "version"])?;
+    Ok(set)
+}
+
 impl Mapping {
     /// Declares each spec's metric on `set`; `source` names the mapping in errors (the file,
     /// or the built-in one).
@@ -196,23 +228,16 @@ impl Mapping {
         set: &MetricSet,
         source: &str,
     ) -> Result<Mapping, String> {
+        let kit = kit_names().map_err(|e| format!("the exporter's own metrics: {e}"))?;
         let mut metrics = Vec::with_capacity(specs.len());
         for (index, spec) in specs.into_iter().enumerate() {
-            let names: Vec<&str> = spec.labels.keys().map(String::as_str).collect();
-            let declared = match spec.kind {
-                MetricType::Gauge => set.gauge(&spec.name, &spec.help, &names).map(Handle::Gauge),
-                MetricType::Counter => set
-                    .counter(&spec.name, &spec.help, &names)
-                    .map(Handle::Counter),
-                MetricType::StateSet => {
-                    let states: Vec<&str> =
-                        spec.states.iter().flatten().map(String::as_str).collect();
-                    set.state_set(&spec.name, &spec.help, &names, &states)
-                        .map(Handle::States)
-                }
-            };
-            let handle = declared
-                .map_err(|e| format!("{source}, metric #{} ({}): {e}", index + 1, spec.name))?;
+            let entry = |e: String| format!("{source}, metric #{} ({}): {e}", index + 1, spec.name);
+            // On the set: the name rules and the clashes with the entries before it, the
+            // process metrics and `profilis_*`. On `kit`: the clashes with the names the kit
+            // publishes itself after `configure` (where its error could not name the entry).
+            let handle = declare(&spec, set).map_err(|e| entry(e.to_string()))?;
+            declare(&spec, &kit)
+                .map_err(|e| entry(format!("clashes with the exporter's own metrics: {e}")))?;
             metrics.push(Mapped {
                 labels: spec.labels.values().cloned().collect(),
                 spec,
@@ -246,7 +271,7 @@ impl Mapping {
                     written += 1;
                     if last.take().is_some() {
                         tracing::info!(
-                            metric = %mapped.spec.served_name(),
+                            metric = %mapped.spec.name,
                             "the field at {} is back; {}",
                             mapped.spec.pointer,
                             mapped.back()
@@ -256,7 +281,7 @@ impl Mapping {
                 Err(problem) => {
                     if *last != Some(problem.kind()) {
                         tracing::warn!(
-                            metric = %mapped.spec.served_name(),
+                            metric = %mapped.spec.name,
                             "{problem}; {}",
                             mapped.meanwhile()
                         );
@@ -272,9 +297,11 @@ impl Mapping {
 impl Mapped {
     /// What happens to the metric while its field gives no value.
     fn meanwhile(&self) -> String {
-        let name = self.spec.served_name();
+        let name = self.spec.name.clone();
         match self.spec.kind {
-            MetricType::Counter => format!("{name} keeps its last total until it is back"),
+            MetricType::Counter => {
+                format!("the counter {name} keeps its last total until it is back")
+            }
             MetricType::Gauge | MetricType::StateSet => {
                 format!("{name} is not served until it is back")
             }
@@ -283,9 +310,9 @@ impl Mapped {
 
     /// What happens when the field is back.
     fn back(&self) -> String {
-        let name = self.spec.served_name();
+        let name = self.spec.name.clone();
         match self.spec.kind {
-            MetricType::Counter => format!("{name} follows it again"),
+            MetricType::Counter => format!("the counter {name} follows it again"),
             MetricType::Gauge | MetricType::StateSet => format!("{name} is served again"),
         }
     }
@@ -301,7 +328,7 @@ impl Mapped {
             _ => return Ok(()),
         };
         if let Err(e) = written {
-            tracing::error!(metric = %self.spec.served_name(), "cannot write the value: {e}");
+            tracing::error!(metric = %self.spec.name, "cannot write the value: {e}");
         }
         Ok(())
     }
