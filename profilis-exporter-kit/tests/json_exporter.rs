@@ -39,7 +39,7 @@ const WAIT: Duration = Duration::from_secs(20);
 // The status server
 
 /// How the status server answers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Mode {
     /// The document, as JSON.
     Document,
@@ -49,6 +49,10 @@ enum Mode {
     Garbled,
     /// The document, after this long.
     Slow(Duration),
+    /// The headers at once, then the document a byte every this long.
+    Trickle(Duration),
+    /// This text as the JSON body.
+    Raw(Arc<str>),
 }
 
 struct Shared {
@@ -154,7 +158,7 @@ impl StatusServer {
 }
 
 async fn status(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> Response {
-    let mode = *shared.mode.lock().unwrap();
+    let mode = shared.mode.lock().unwrap().clone();
     let document = shared.document.lock().unwrap().clone();
     match mode {
         Mode::Document => axum::Json(document).into_response(),
@@ -168,7 +172,36 @@ async fn status(axum::extract::State(shared): axum::extract::State<Arc<Shared>>)
             tokio::time::sleep(delay).await;
             axum::Json(document).into_response()
         }
+        Mode::Trickle(every) => {
+            let bytes = serde_json::to_vec(&document).unwrap();
+            let stream = trickle(bytes, every);
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        Mode::Raw(text) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            text.to_string(),
+        )
+            .into_response(),
     }
+}
+
+/// `bytes` one at a time, `every` apart.
+fn trickle(
+    bytes: Vec<u8>,
+    every: Duration,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
+    futures::stream::unfold(0, move |sent| {
+        let next = bytes.get(sent).copied();
+        async move {
+            let byte = next?;
+            tokio::time::sleep(every).await;
+            Some((Ok(vec![byte]), sent + 1))
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,6 +227,16 @@ impl Exporter {
     /// Starts the exporter on a free port of 127.0.0.1, polling the status server at
     /// `target_port` every half second, with `extra` arguments.
     fn start(name: &str, target_port: u16, extra: &[&str]) -> Exporter {
+        Exporter::start_with_env(name, target_port, extra, &[])
+    }
+
+    /// As [`Exporter::start`], with these variables set.
+    fn start_with_env(
+        name: &str,
+        target_port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Exporter {
         let port = free_port();
         let log = std::env::temp_dir().join(format!(
             "profilis-json-exporter-{name}-{}.log",
@@ -214,7 +257,7 @@ impl Exporter {
             "0.5",
         ];
         args.extend_from_slice(extra);
-        let child = command(&args, &[])
+        let child = command(&args, env)
             .stdout(file.try_clone().expect("the log file"))
             .stderr(file)
             .spawn()
@@ -501,6 +544,11 @@ fn the_target_down_then_up_then_stopped() {
     assert_recovered(&mut exporter, counted);
 }
 
+/// `exporter_update_errors_total{reason}`.
+fn failures(page: &str, reason: &str) -> f64 {
+    value(page, "exporter_update_errors_total", &[("reason", reason)]).unwrap_or(0.0)
+}
+
 #[test]
 fn a_slow_target_times_out() {
     let server = StatusServer::started(tutorial_document());
@@ -509,14 +557,34 @@ fn a_slow_target_times_out() {
         serves_tutorial(p, 10.0, "healthy")
     });
 
-    server.mode(Mode::Slow(Duration::from_secs(3)));
-    let counted = assert_reported_down(
-        &mut exporter,
-        server.port,
-        "no complete answer within 500ms",
-    );
-    server.mode(Mode::Document);
-    assert_recovered(&mut exporter, counted);
+    // An answer that comes too late, then one whose body trickles past the timeout: both are
+    // the fetch's own timeout, counted as reason="timeout" (not "error").
+    for (mode, what) in [
+        (Mode::Slow(Duration::from_secs(3)), "a late answer"),
+        (
+            Mode::Trickle(Duration::from_millis(100)),
+            "a trickling body",
+        ),
+    ] {
+        server.mode(mode);
+        let counted = assert_reported_down(
+            &mut exporter,
+            server.port,
+            "no complete answer within 500ms",
+        );
+        let page = exporter.scrape();
+        assert!(failures(&page, "timeout") >= 1.0, "{what}:\n{page}");
+        assert_eq!(failures(&page, "error"), 0.0, "{what}:\n{page}");
+        assert!(
+            exporter
+                .log()
+                .contains("the update timed out: GET http://127.0.0.1:"),
+            "{what}: logged as a time-out:\n{}",
+            exporter.log()
+        );
+        server.mode(Mode::Document);
+        assert_recovered(&mut exporter, counted);
+    }
 }
 
 #[test]
@@ -531,6 +599,53 @@ fn a_target_answering_500() {
     let counted = assert_reported_down(&mut exporter, server.port, "500 Internal Server Error");
     server.mode(Mode::Document);
     assert_recovered(&mut exporter, counted);
+}
+
+#[test]
+fn unmapped_fields_do_not_fail_a_poll() {
+    let server = StatusServer::started(tutorial_document());
+    let mut exporter = Exporter::start("robust", server.port, &[]);
+    exporter.wait_until("the tutorial's values", |p| {
+        serves_tutorial(p, 10.0, "healthy")
+    });
+
+    // A byte-order mark, a number beyond f64 and 200 levels of nesting, all in fields the
+    // mapping does not name: the mapped ones are served, the poll is good.
+    let deep = format!("{}0{}", "[".repeat(200), "]".repeat(200));
+    let body = format!(
+        "\u{FEFF}{{\"current_requests\": 12, \"pending_requests\": 2, \"total_uptime\": 30.5, \
+         \"health\": \"healthy\", \"bytes_served\": 1e400, \"trace\": {deep}}}"
+    );
+    server.mode(Mode::Raw(body.into()));
+    let page = exporter.wait_until("the values beside odd fields", |p| {
+        serves_tutorial(p, 12.0, "healthy")
+    });
+    assert_eq!(up(&page), Some(1.0), "{page}");
+    assert_eq!(errors(&page), 0.0, "{page}");
+
+    // A mapped field beyond f64: that field alone is left out, and the log says what and where.
+    let body = "{\"current_requests\": 13, \"pending_requests\": 2, \"total_uptime\": 1e400, \
+                \"health\": \"healthy\"}";
+    server.mode(Mode::Raw(body.into()));
+    let page = exporter.wait_until("the values without app_uptime", |p| {
+        serves_tutorial(p, 13.0, "healthy")
+    });
+    assert!(series(&page, "app_uptime").is_empty(), "{page}");
+    assert_eq!(up(&page), Some(1.0), "{page}");
+    assert!(
+        exporter
+            .log()
+            .contains("the field at /total_uptime is 1e400, a number beyond the range of f64"),
+        "{}",
+        exporter.log()
+    );
+    promtool_check_metrics(page.as_bytes());
+
+    // Not JSON: the error says what and where.
+    server.mode(Mode::Raw(
+        "{\"current_requests\": 1,\n \"health\": tru}".into(),
+    ));
+    assert_reported_down(&mut exporter, server.port, "line 2 column");
 }
 
 #[test]
@@ -681,6 +796,24 @@ fn a_mapping_file_maps_another_document() {
         exporter.log()
     );
 
+    // Another unknown state (and a new depth, to know it was polled): the same kind of
+    // problem, not logged again.
+    server.set(json!({
+        "service": {"queues": [{"depth": 11}], "workers": {"busy": 3, "idle": 5}},
+        "maintenance": true,
+        "state": "crashing",
+        "served": 1300
+    }));
+    exporter.wait_until("the next poll", |p| {
+        value(p, "svc_queue_depth", &[("queue", "mail")]) == Some(11.0)
+    });
+    let log = exporter.log();
+    assert_eq!(
+        log.matches("not one of the states").count(),
+        1,
+        "one warning for unknown states, whatever the value:\n{log}"
+    );
+
     // A known state again; the counter's field gone: it keeps its last total.
     server.set(json!({
         "service": {"queues": [{"depth": 9}]},
@@ -697,6 +830,25 @@ fn a_mapping_file_maps_another_document() {
     assert!(series(&page, "svc_workers_idle").is_empty(), "{page}");
     assert_eq!(value(&page, "svc_requests_total", &[]), Some(1300.0));
     promtool_check_metrics(page.as_bytes());
+    let said = wait_for(WAIT, || {
+        let log = exporter.log();
+        log.contains(
+            "no field at /served in the document; the counter svc_requests keeps its last total",
+        )
+        .then_some(())
+    });
+    assert!(
+        said.is_some(),
+        "the counter keeps its total:\n{}",
+        exporter.log()
+    );
+    assert!(
+        exporter
+            .log()
+            .contains("the field at /state is back; svc_state is served again"),
+        "{}",
+        exporter.log()
+    );
     let _ = std::fs::remove_file(config);
 }
 
@@ -729,9 +881,13 @@ fn bad_mapping_files_are_named_at_start_up() {
         ("no-states", entry("pointer = \"/b\"\nname = \"app_b\"\ntype = \"state_set\"\nhelp = \"B\"\n"),
          vec!["metric #2 (app_b)", "needs `states`"]),
         ("duplicate", entry("pointer = \"/b\"\nname = \"app_a\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
-         vec!["metric #2 (app_a)", "declared twice"]),
+         vec!["metric #2 (app_a)", "app_a is already published"]),
+        ("build-info", entry("pointer = \"/b\"\nname = \"rust_build_info\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
+         vec!["metric #2 (rust_build_info)", "clashes with the exporter's own metrics"]),
+        ("process", entry("pointer = \"/b\"\nname = \"process_open_fds\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
+         vec!["metric #2 (process_open_fds)", "process metrics"]),
         ("kit-name", entry("pointer = \"/b\"\nname = \"exporter_up\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
-         vec!["metric #2 (exporter_up)", "one of the exporter's own metrics"]),
+         vec!["metric #2 (exporter_up)", "clashes with the exporter's own metrics"]),
     ];
     for (name, text, says) in cases {
         let config = write_config(&format!("bad-{name}"), &text);
@@ -769,10 +925,40 @@ fn bad_variables_and_options_are_named_at_start_up() {
         ("TARGET_PORT", "http", "http"),
         ("TARGET_TIMEOUT_SECONDS", "0", "is not above 0"),
         (
+            "POLLING_INTERVAL_SECONDS",
+            "1e-12",
+            "below the shortest, 10ms",
+        ),
+        (
+            "POLLING_INTERVAL_SECONDS",
+            "0.000001",
+            "below the shortest, 10ms",
+        ),
+        (
+            "POLLING_INTERVAL_SECONDS",
+            "inf",
+            "\"inf\" is not a finite number",
+        ),
+        (
+            "TARGET_TIMEOUT_SECONDS",
+            "1e-12",
+            "below the shortest, 10ms",
+        ),
+        (
+            "TARGET_TIMEOUT_SECONDS",
+            "100000",
+            "above the longest, one day",
+        ),
+        (
             "TARGET_HOST",
             "https://example.com",
             "https is not supported",
         ),
+        ("TARGET_HOST", "localhost:41871", "\"localhost:41871\""),
+        ("TARGET_HOST", "a:b", "\"a:b\""),
+        ("TARGET_HOST", "[::1", "\"[::1\""),
+        ("TARGET_HOST", "...", "\"...\""),
+        ("TARGET_HOST", "-x", "\"-x\""),
         ("EXPORTER_PORT", "99999", "99999"),
     ] {
         let output = run(&[], &[(var, value)]);
@@ -793,6 +979,25 @@ fn bad_variables_and_options_are_named_at_start_up() {
         err.contains("--polling-interval-seconds") && err.contains("\"0\" is not above 0"),
         "{err}"
     );
+    for host in ["localhost:41871", "a:b", "[::1", "...", "-x"] {
+        let output = run(&[&format!("--target-host={host}")], &[]);
+        let err = stderr(&output);
+        assert_failed(output.status, 2, &err);
+        assert!(
+            err.contains("--target-host") && err.contains(&format!("{host:?}")),
+            "{host}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_exporter_config_means_no_file() {
+    let server = StatusServer::started(tutorial_document());
+    let mut exporter =
+        Exporter::start_with_env("empty-config", server.port, &[], &[("EXPORTER_CONFIG", "")]);
+    exporter.wait_until("the tutorial's values", |p| {
+        serves_tutorial(p, 10.0, "healthy")
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,10 +17,12 @@
 //! states = ["healthy", "unhealthy"] # required for state_set only
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::document::MAX_POINTER_TOKENS;
 
 /// The kind of metric a field becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -40,7 +42,7 @@ pub enum MetricType {
 pub struct MetricSpec {
     /// Where the field is in the document (JSON Pointer).
     pub pointer: String,
-    /// The metric's name (a counter gets `_total` added unless it ends with it).
+    /// The metric's name (a counter is served with `_total` added unless it ends with it).
     pub name: String,
     /// What it becomes.
     #[serde(rename = "type")]
@@ -131,18 +133,11 @@ impl MetricSpec {
             },
         ]
     }
-
-    /// The name it is served under (a counter's ends in `_total`).
-    pub fn served_name(&self) -> String {
-        match self.kind {
-            MetricType::Counter if !self.name.ends_with("_total") => format!("{}_total", self.name),
-            _ => self.name.clone(),
-        }
-    }
 }
 
-/// Reads and checks a mapping file. Metric and label names are checked again, by the metric
-/// set, when they are declared.
+/// Reads and checks a mapping file. Metric and label names, and names taken (twice in the file,
+/// the exporter's own), are checked by the metric set when they are declared
+/// ([`Mapping::declare`](crate::mapping::Mapping::declare)).
 ///
 /// # Errors
 /// [`ConfigError`] naming the file and, for an entry, its number and name.
@@ -168,7 +163,6 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<MetricSpec>, ConfigError> {
             file: file.to_owned(),
         });
     }
-    let mut served = HashSet::new();
     for (index, spec) in parsed.metric.iter().enumerate() {
         let entry = |problem: String| ConfigError::Entry {
             file: file.to_owned(),
@@ -195,55 +189,23 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<MetricSpec>, ConfigError> {
             }
             _ => {}
         }
-        if let Some(owner) = reserved(&spec.served_name()) {
-            return Err(entry(format!(
-                "the name {} is {owner}; choose another",
-                spec.served_name()
-            )));
-        }
-        if !served.insert(spec.served_name()) {
-            return Err(entry(format!(
-                "the name {} is declared twice; each metric once",
-                spec.served_name()
-            )));
-        }
     }
     Ok(parsed.metric)
 }
 
-/// Whose a name is when the exporter serves it itself: the kit's metrics, the build info,
-/// the process metrics and profilis's own.
-fn reserved(name: &str) -> Option<&'static str> {
-    use profilis_exporter_kit::{
-        LAST_SUCCESS_TIMESTAMP_SECONDS, UP, UPDATE_DURATION_SECONDS, UPDATE_ERRORS_TOTAL,
-    };
-    if [
-        UP,
-        UPDATE_ERRORS_TOTAL,
-        UPDATE_DURATION_SECONDS,
-        LAST_SUCCESS_TIMESTAMP_SECONDS,
-    ]
-    .contains(&name)
-    {
-        Some("one of the exporter's own metrics")
-    } else if name == "rust_build_info" {
-        Some("the exporter's build info")
-    } else if name.starts_with("process_") {
-        Some("in the process metrics' namespace (process_*)")
-    } else if name.starts_with("profilis_") {
-        Some("in profilis's own namespace (profilis_*)")
-    } else {
-        None
-    }
-}
-
 /// A JSON Pointer (RFC 6901): empty tokens allowed, each starting with `/`, `~` only as `~0`
-/// or `~1`.
+/// or `~1`; at most [`MAX_POINTER_TOKENS`] tokens.
 fn check_pointer(pointer: &str) -> Result<(), String> {
     if !pointer.starts_with('/') {
         return Err(format!(
             "pointer {pointer:?} does not start with '/'; a JSON Pointer such as /health or \
              /queues/0/depth"
+        ));
+    }
+    let tokens = pointer.matches('/').count();
+    if tokens > MAX_POINTER_TOKENS {
+        return Err(format!(
+            "pointer {pointer:?} has {tokens} tokens; at most {MAX_POINTER_TOKENS}"
         ));
     }
     let mut chars = pointer.chars();
@@ -295,14 +257,13 @@ mod tests {
         assert_eq!(specs.len(), 3);
         assert_eq!(specs[0].labels["queue"], "mail");
         assert_eq!(specs[1].kind, MetricType::Counter);
-        assert_eq!(specs[1].served_name(), "app_served_total");
         assert_eq!(specs[2].states.as_deref().unwrap(), ["ok", "degraded"]);
     }
 
     #[test]
     fn the_tutorials_mapping() {
         let specs = MetricSpec::tutorial();
-        let names: Vec<_> = specs.iter().map(|s| s.served_name()).collect();
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
             [
@@ -329,6 +290,10 @@ mod tests {
             ("[[metric]]\nname = \"x\"\ntype = \"gauge\"\nhelp = \"X\"\n".into(), "missing field `pointer`"),
             (two("pointer = \"y\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
              "metric #2 (app_y): pointer \"y\" does not start with '/'"),
+            (two(&format!("pointer = \"{}\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\n", "/a".repeat(129))),
+             "metric #2 (app_y): pointer \"/a/a/a"),
+            (two(&format!("pointer = \"{}\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\n", "/a".repeat(129))),
+             "has 129 tokens; at most 128"),
             (two("pointer = \"/y~2\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
              "metric #2 (app_y): pointer \"/y~2\" has a '~'"),
             (two("pointer = \"/y\"\nname = \"app_y\"\ntype = \"state_set\"\nhelp = \"Y\"\n"),
@@ -337,28 +302,11 @@ mod tests {
              "metric #2 (app_y): `states` is empty"),
             (two("pointer = \"/y\"\nname = \"app_y\"\ntype = \"gauge\"\nhelp = \"Y\"\nstates = [\"a\"]\n"),
              "metric #2 (app_y): `states` is for a state_set only"),
-            (two("pointer = \"/y\"\nname = \"app_x\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
-             "metric #2 (app_x): the name app_x is declared twice"),
-            (two("pointer = \"/y\"\nname = \"exporter_up\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
-             "metric #2 (exporter_up): the name exporter_up is one of the exporter's own metrics"),
-            (two("pointer = \"/y\"\nname = \"exporter_update_errors\"\ntype = \"counter\"\nhelp = \"Y\"\n"),
-             "the name exporter_update_errors_total is one of the exporter's own metrics"),
-            (two("pointer = \"/y\"\nname = \"process_open_fds\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
-             "metric #2 (process_open_fds): the name process_open_fds is in the process metrics'"),
-            (two("pointer = \"/y\"\nname = \"rust_build_info\"\ntype = \"gauge\"\nhelp = \"Y\"\n"),
-             "is the exporter's build info"),
         ] {
             let err = parse_text(&text).unwrap_err();
             assert!(err.contains("map.toml"), "{text}: {err}");
             assert!(err.contains(says), "{text}: {err}");
         }
-        let counters = "[[metric]]\npointer = \"/a\"\nname = \"app_n\"\ntype = \"counter\"\nhelp = \"A\"\n\
-                        [[metric]]\npointer = \"/b\"\nname = \"app_n_total\"\ntype = \"counter\"\nhelp = \"B\"\n";
-        let err = parse_text(counters).unwrap_err();
-        assert!(
-            err.contains("metric #2 (app_n_total): the name app_n_total is declared twice"),
-            "{err}"
-        );
     }
 
     #[test]

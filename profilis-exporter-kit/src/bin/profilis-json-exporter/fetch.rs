@@ -1,6 +1,7 @@
 //! One poll of the target: `GET` the status document over plain HTTP/1 within the timeout, and
 //! tell apart why it failed (refused, timed out, a non-2xx status, a body too large or not
-//! JSON), each error naming the URL.
+//! JSON), each error naming the URL. The body is read for the mapped fields only
+//! ([`Pointers::read`]).
 
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use hyper::{header, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use crate::document::{Document, DocumentError, Pointers};
 
 /// The largest status document read; a larger one is an error, not a memory spike.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -23,7 +26,7 @@ pub enum FetchError {
         /// The URL.
         url: String,
     },
-    /// No complete answer within the timeout.
+    /// No complete answer within the timeout (the answer late, or its body trickling past it).
     #[error("GET {url}: no complete answer within {timeout:?} (--target-timeout-seconds)")]
     Timeout {
         /// The URL.
@@ -61,7 +64,7 @@ pub enum FetchError {
         /// The URL.
         url: String,
         /// The parser's complaint (with line and column).
-        source: serde_json::Error,
+        source: DocumentError,
     },
     /// The exchange broke off (the connection closed mid-answer, a malformed response).
     #[error("GET {url}: {cause}")]
@@ -119,18 +122,18 @@ impl Fetcher {
         self.timeout
     }
 
-    /// `GET`s the document and parses it.
+    /// `GET`s the document and reads the fields of `pointers` from it.
     ///
     /// # Errors
     /// [`FetchError`], naming the URL and the cause.
-    pub async fn fetch(&self) -> Result<serde_json::Value, FetchError> {
+    pub async fn fetch(&self, pointers: &Pointers) -> Result<Document, FetchError> {
         let body = tokio::time::timeout(self.timeout, self.body())
             .await
             .map_err(|_| FetchError::Timeout {
                 url: self.url.clone(),
                 timeout: self.timeout,
             })??;
-        serde_json::from_slice(&body).map_err(|source| FetchError::NotJson {
+        pointers.read(&body).map_err(|source| FetchError::NotJson {
             url: self.url.clone(),
             source,
         })
@@ -258,8 +261,11 @@ mod tests {
         .into_bytes()
     }
 
-    async fn fetch(url: &str, timeout: Duration) -> Result<serde_json::Value, FetchError> {
-        Fetcher::new(url, timeout).unwrap().fetch().await
+    async fn fetch(url: &str, timeout: Duration) -> Result<Document, FetchError> {
+        Fetcher::new(url, timeout)
+            .unwrap()
+            .fetch(&Pointers::new(["/current_requests"]))
+            .await
     }
 
     #[tokio::test]
@@ -270,7 +276,7 @@ mod tests {
         )
         .await;
         let doc = fetch(&url, Duration::from_secs(5)).await.unwrap();
-        assert_eq!(doc["current_requests"], 3);
+        assert_eq!(doc.field(0), Some(&crate::document::Field::Number(3.0)));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 //! stops serving the mapped values until a poll succeeds again.
 
 mod config;
+mod document;
 mod fetch;
 mod mapping;
 mod options;
@@ -16,15 +17,16 @@ mod options;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use profilis_exporter_kit::{BoxError, Context, Script, UpdateMode};
+use profilis_exporter_kit::{BoxError, Context, Script, TimedOut, UpdateMode};
 
 use crate::config::MetricSpec;
-use crate::fetch::Fetcher;
+use crate::fetch::{FetchError, Fetcher};
 use crate::mapping::Mapping;
 use crate::options::JsonOptions;
 
 /// How much longer than the fetch's own timeout the kit lets a poll run, so that a slow target
-/// is reported by the fetch, naming the URL, rather than by the kit's limit.
+/// is reported by the fetch, naming the URL, rather than by the kit's limit. The fetch's
+/// timeout is returned as [`TimedOut`], so it is counted as `reason="timeout"` all the same.
 const KIT_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 
 struct JsonExporter {
@@ -44,7 +46,7 @@ impl Script for JsonExporter {
     const PROCESS_STATS: bool = true;
 
     fn configure(options: JsonOptions, context: &Context) -> Result<Self, BoxError> {
-        let (specs, source) = match &options.config {
+        let (specs, source) = match options.config() {
             Some(file) => (
                 config::read(file)?,
                 format!("the mapping file {}", file.display()),
@@ -74,7 +76,14 @@ impl Script for JsonExporter {
     }
 
     async fn update(&self) -> Result<(), BoxError> {
-        let document = self.fetcher.fetch().await?;
+        let document = self
+            .fetcher
+            .fetch(self.mapping.pointers())
+            .await
+            .map_err(|error| match error {
+                FetchError::Timeout { .. } => BoxError::from(TimedOut::new(error.to_string())),
+                other => BoxError::from(other),
+            })?;
         let written = self.mapping.apply(&document);
         tracing::debug!(url = self.fetcher.url(), written, "polled");
         Ok(())

@@ -1,14 +1,19 @@
 //! From a status document to values: each mapped field is read by its JSON Pointer and written
-//! to its declared metric. A field that is missing, of the wrong type, or a string that is not
-//! one of its states is not served in that poll (the others are), and the log says so once,
-//! when the problem starts or changes, and again when the field is back.
+//! to its declared metric. A field that is missing, of the wrong type, a number beyond `f64`,
+//! or a string that is not one of its states gives no value in that poll (the others are
+//! served): a gauge or a state set is not served, a counter keeps its last total (still true;
+//! it does not go back to 0). The log says so once when the problem starts or changes kind (a
+//! state set's value changing each poll is one kind, logged once), and again when the field is
+//! back.
 
 use std::sync::Mutex;
 
-use profilis_exporter_kit::{Counter, Gauge, MetricSet, States};
-use serde_json::Value;
-
 use crate::config::{MetricSpec, MetricType};
+use crate::document::{Document, Field, Pointers};
+use profilis_exporter_kit::{
+    Counter, Gauge, MetricError, MetricSet, States, LAST_SUCCESS_TIMESTAMP_SECONDS, UP,
+    UPDATE_DURATION_SECONDS, UPDATE_ERRORS_TOTAL,
+};
 
 /// What a field holds, read for its metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +55,16 @@ pub enum Problem {
         /// The known states.
         states: Vec<String>,
     },
+    /// A number beyond the range of `f64`.
+    #[error(
+        "the field at {pointer} is {number}, a number beyond the range of f64 (about ±1.8e308)"
+    )]
+    OutOfRange {
+        /// The pointer.
+        pointer: String,
+        /// The number as written.
+        number: String,
+    },
     /// A counter's value below 0 (or not finite).
     #[error("the field at {pointer} is {value}; a counter's total is a number of at least 0")]
     BadTotal {
@@ -60,15 +75,35 @@ pub enum Problem {
     },
 }
 
-/// Reads `spec`'s field from `doc`.
+/// What a problem is, without its values: the log says a problem once per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProblemKind {
+    Missing,
+    WrongType(&'static str),
+    UnknownState,
+    OutOfRange,
+    BadTotal,
+}
+
+impl Problem {
+    fn kind(&self) -> ProblemKind {
+        match self {
+            Problem::Missing { .. } => ProblemKind::Missing,
+            Problem::WrongType { found, .. } => ProblemKind::WrongType(found),
+            Problem::UnknownState { .. } => ProblemKind::UnknownState,
+            Problem::OutOfRange { .. } => ProblemKind::OutOfRange,
+            Problem::BadTotal { .. } => ProblemKind::BadTotal,
+        }
+    }
+}
+
+/// Reads `spec`'s value from its `field` in the document (`None`: nothing there).
 ///
 /// # Errors
 /// [`Problem`] when the document gives the metric no value.
-pub fn read(doc: &Value, spec: &MetricSpec) -> Result<Reading, Problem> {
+pub fn read(field: Option<&Field>, spec: &MetricSpec) -> Result<Reading, Problem> {
     let pointer = || spec.pointer.clone();
-    let field = doc
-        .pointer(&spec.pointer)
-        .ok_or_else(|| Problem::Missing { pointer: pointer() })?;
+    let field = field.ok_or_else(|| Problem::Missing { pointer: pointer() })?;
     let wrong = |kind: &'static str, wanted: &'static str| Problem::WrongType {
         pointer: pointer(),
         found: describe(field),
@@ -78,8 +113,14 @@ pub fn read(doc: &Value, spec: &MetricSpec) -> Result<Reading, Problem> {
     match spec.kind {
         MetricType::Gauge | MetricType::Counter => {
             let value = match field {
-                Value::Number(n) => n.as_f64().ok_or_else(|| wrong("gauge", "a number"))?,
-                Value::Bool(b) => f64::from(u8::from(*b)),
+                Field::Number(n) => *n,
+                Field::Bool(b) => f64::from(u8::from(*b)),
+                Field::OutOfRange(number) => {
+                    return Err(Problem::OutOfRange {
+                        pointer: pointer(),
+                        number: number.clone(),
+                    })
+                }
                 _ => {
                     return Err(if spec.kind == MetricType::Gauge {
                         wrong("gauge", "a number or a boolean (1/0)")
@@ -97,7 +138,7 @@ pub fn read(doc: &Value, spec: &MetricSpec) -> Result<Reading, Problem> {
             Ok(Reading::Number(value))
         }
         MetricType::StateSet => {
-            let Value::String(value) = field else {
+            let Field::String(value) = field else {
                 return Err(wrong("state_set", "a string among its states"));
             };
             let states = spec.states.as_deref().unwrap_or_default();
@@ -114,14 +155,14 @@ pub fn read(doc: &Value, spec: &MetricSpec) -> Result<Reading, Problem> {
     }
 }
 
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+fn describe(field: &Field) -> &'static str {
+    match field {
+        Field::Null => "null",
+        Field::Bool(_) => "a boolean",
+        Field::Number(_) | Field::OutOfRange(_) => "a number",
+        Field::String(_) => "a string",
+        Field::Array => "an array",
+        Field::Object => "an object",
     }
 }
 
@@ -135,13 +176,44 @@ struct Mapped {
     spec: MetricSpec,
     handle: Handle,
     labels: Vec<String>,
-    /// The problem last logged, so a field missing from every poll is logged once.
-    last_problem: Mutex<Option<Problem>>,
+    /// The kind of problem last logged, so a field missing from every poll (or a state set's
+    /// unknown value changing each poll) is logged once.
+    last_problem: Mutex<Option<ProblemKind>>,
 }
 
 /// The declared metrics of a mapping, written from each document.
 pub struct Mapping {
     metrics: Vec<Mapped>,
+    pointers: Pointers,
+}
+
+/// Declares `spec`'s metric on `set`.
+fn declare(spec: &MetricSpec, set: &MetricSet) -> Result<Handle, MetricError> {
+    let names: Vec<&str> = spec.labels.keys().map(String::as_str).collect();
+    match spec.kind {
+        MetricType::Gauge => set.gauge(&spec.name, &spec.help, &names).map(Handle::Gauge),
+        MetricType::Counter => set
+            .counter(&spec.name, &spec.help, &names)
+            .map(Handle::Counter),
+        MetricType::StateSet => {
+            let states: Vec<&str> = spec.states.iter().flatten().map(String::as_str).collect();
+            set.state_set(&spec.name, &spec.help, &names, &states)
+                .map(Handle::States)
+        }
+    }
+}
+
+/// A set holding the names the kit publishes itself (its update metrics and `rust_build_info`),
+/// of the kinds it declares them, so that a mapping's metric clashing with one is refused by
+/// the metric set's own rules while the entry can still be named.
+fn kit_names() -> Result<MetricSet, MetricError> {
+    let set = MetricSet::new();
+    set.gauge(UP, "kit", &[])?;
+    set.counter(UPDATE_ERRORS_TOTAL, "kit", &["reason"])?;
+    set.gauge(UPDATE_DURATION_SECONDS, "kit", &[])?;
+    set.gauge(LAST_SUCCESS_TIMESTAMP_SECONDS, "kit", &[])?;
+    set.info("rust_build_info", "kit", &["crate", "version"])?;
+    Ok(set)
 }
 
 impl Mapping {
@@ -156,23 +228,16 @@ impl Mapping {
         set: &MetricSet,
         source: &str,
     ) -> Result<Mapping, String> {
+        let kit = kit_names().map_err(|e| format!("the exporter's own metrics: {e}"))?;
         let mut metrics = Vec::with_capacity(specs.len());
         for (index, spec) in specs.into_iter().enumerate() {
-            let names: Vec<&str> = spec.labels.keys().map(String::as_str).collect();
-            let declared = match spec.kind {
-                MetricType::Gauge => set.gauge(&spec.name, &spec.help, &names).map(Handle::Gauge),
-                MetricType::Counter => set
-                    .counter(&spec.name, &spec.help, &names)
-                    .map(Handle::Counter),
-                MetricType::StateSet => {
-                    let states: Vec<&str> =
-                        spec.states.iter().flatten().map(String::as_str).collect();
-                    set.state_set(&spec.name, &spec.help, &names, &states)
-                        .map(Handle::States)
-                }
-            };
-            let handle = declared
-                .map_err(|e| format!("{source}, metric #{} ({}): {e}", index + 1, spec.name))?;
+            let entry = |e: String| format!("{source}, metric #{} ({}): {e}", index + 1, spec.name);
+            // On the set: the name rules and the clashes with the entries before it, the
+            // process metrics and `profilis_*`. On `kit`: the clashes with the names the kit
+            // publishes itself after `configure` (where its error could not name the entry).
+            let handle = declare(&spec, set).map_err(|e| entry(e.to_string()))?;
+            declare(&spec, &kit)
+                .map_err(|e| entry(format!("clashes with the exporter's own metrics: {e}")))?;
             metrics.push(Mapped {
                 labels: spec.labels.values().cloned().collect(),
                 spec,
@@ -180,15 +245,23 @@ impl Mapping {
                 last_problem: Mutex::new(None),
             });
         }
-        Ok(Mapping { metrics })
+        let pointers = Pointers::new(metrics.iter().map(|m| m.spec.pointer.as_str()));
+        Ok(Mapping { metrics, pointers })
+    }
+
+    /// The pointers of the mapped fields, in the order of the metrics: what a document is read
+    /// for.
+    pub fn pointers(&self) -> &Pointers {
+        &self.pointers
     }
 
     /// Writes each field of `doc` to its metric; returns how many were written. A field that
     /// gives no value is skipped and logged (see the [module docs](self)).
-    pub fn apply(&self, doc: &Value) -> usize {
+    pub fn apply(&self, doc: &Document) -> usize {
         let mut written = 0;
-        for mapped in &self.metrics {
-            let outcome = read(doc, &mapped.spec).and_then(|reading| mapped.write(reading));
+        for (index, mapped) in self.metrics.iter().enumerate() {
+            let outcome =
+                read(doc.field(index), &mapped.spec).and_then(|reading| mapped.write(reading));
             let mut last = mapped
                 .last_problem
                 .lock()
@@ -198,21 +271,21 @@ impl Mapping {
                     written += 1;
                     if last.take().is_some() {
                         tracing::info!(
-                            metric = %mapped.spec.served_name(),
-                            "the field at {} is back; {} is served again",
+                            metric = %mapped.spec.name,
+                            "the field at {} is back; {}",
                             mapped.spec.pointer,
-                            mapped.spec.served_name()
+                            mapped.back()
                         );
                     }
                 }
                 Err(problem) => {
-                    if last.as_ref() != Some(&problem) {
+                    if *last != Some(problem.kind()) {
                         tracing::warn!(
-                            metric = %mapped.spec.served_name(),
-                            "{problem}; {} is not served until it is",
-                            mapped.spec.served_name()
+                            metric = %mapped.spec.name,
+                            "{problem}; {}",
+                            mapped.meanwhile()
                         );
-                        *last = Some(problem);
+                        *last = Some(problem.kind());
                     }
                 }
             }
@@ -222,6 +295,28 @@ impl Mapping {
 }
 
 impl Mapped {
+    /// What happens to the metric while its field gives no value.
+    fn meanwhile(&self) -> String {
+        let name = self.spec.name.clone();
+        match self.spec.kind {
+            MetricType::Counter => {
+                format!("the counter {name} keeps its last total until it is back")
+            }
+            MetricType::Gauge | MetricType::StateSet => {
+                format!("{name} is not served until it is back")
+            }
+        }
+    }
+
+    /// What happens when the field is back.
+    fn back(&self) -> String {
+        let name = self.spec.name.clone();
+        match self.spec.kind {
+            MetricType::Counter => format!("the counter {name} follows it again"),
+            MetricType::Gauge | MetricType::StateSet => format!("{name} is served again"),
+        }
+    }
+
     fn write(&self, reading: Reading) -> Result<(), Problem> {
         let labels: Vec<&str> = self.labels.iter().map(String::as_str).collect();
         // The values were checked by `read` and the label count by `declare`, so the set
@@ -233,7 +328,7 @@ impl Mapped {
             _ => return Ok(()),
         };
         if let Err(e) = written {
-            tracing::error!(metric = %self.spec.served_name(), "cannot write the value: {e}");
+            tracing::error!(metric = %self.spec.name, "cannot write the value: {e}");
         }
         Ok(())
     }
@@ -242,8 +337,15 @@ impl Mapped {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use std::collections::BTreeMap;
+
+    /// Reads `spec`'s field from the document `doc`.
+    fn read_in(doc: &str, spec: &MetricSpec) -> Result<Reading, Problem> {
+        let document = Pointers::new([spec.pointer.as_str()])
+            .read(doc.as_bytes())
+            .unwrap();
+        read(document.field(0), spec)
+    }
 
     fn spec(pointer: &str, kind: MetricType, states: Option<&[&str]>) -> MetricSpec {
         MetricSpec {
@@ -258,15 +360,11 @@ mod tests {
 
     #[test]
     fn the_tutorials_document() {
-        let doc = json!({
-            "current_requests": 10,
-            "pending_requests": 2,
-            "total_uptime": 25.99274135,
-            "health": "healthy"
-        });
+        let doc = r#"{"current_requests": 10, "pending_requests": 2,
+                      "total_uptime": 25.99274135, "health": "healthy"}"#;
         let readings: Vec<_> = MetricSpec::tutorial()
             .iter()
-            .map(|s| read(&doc, s).unwrap())
+            .map(|s| read_in(doc, s).unwrap())
             .collect();
         assert_eq!(
             readings,
@@ -281,22 +379,27 @@ mod tests {
 
     #[test]
     fn nested_fields_booleans_and_escapes() {
-        let doc = json!({"db": {"pools": [{"open": 4}], "up": true, "a/b": false, "t~": 7}});
-        let gauge = |p| read(&doc, &spec(p, MetricType::Gauge, None));
+        let doc = r#"{"db": {"pools": [{"open": 4}], "up": true, "a/b": false, "t~": 7}}"#;
+        let gauge = |p| read_in(doc, &spec(p, MetricType::Gauge, None));
         assert_eq!(gauge("/db/pools/0/open"), Ok(Reading::Number(4.0)));
         assert_eq!(gauge("/db/up"), Ok(Reading::Number(1.0)));
         assert_eq!(gauge("/db/a~1b"), Ok(Reading::Number(0.0)));
         assert_eq!(gauge("/db/t~0"), Ok(Reading::Number(7.0)));
         assert_eq!(
-            read(&doc, &spec("/db/pools/0/open", MetricType::Counter, None)),
+            read_in(doc, &spec("/db/pools/0/open", MetricType::Counter, None)),
             Ok(Reading::Number(4.0))
         );
     }
 
     #[test]
     fn fields_that_give_no_value() {
-        let doc = json!({"n": null, "s": "ok", "o": {}, "neg": -1, "state": "sick", "flag": true});
-        let problem = |p, kind, states| read(&doc, &spec(p, kind, states)).unwrap_err().to_string();
+        let doc = r#"{"n": null, "s": "ok", "o": {}, "neg": -1, "state": "sick", "flag": true,
+                      "big": -1e400}"#;
+        let problem = |p, kind, states| {
+            read_in(doc, &spec(p, kind, states))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             problem("/gone", MetricType::Gauge, None),
             "no field at /gone in the document"
@@ -310,5 +413,27 @@ mod tests {
             .contains("is \"sick\", not one of the states [\"healthy\", \"unhealthy\"]"));
         assert!(problem("/flag", MetricType::StateSet, states)
             .contains("is a boolean; a state_set takes a string"));
+        assert_eq!(
+            problem("/big", MetricType::Gauge, None),
+            "the field at /big is -1e400, a number beyond the range of f64 (about ±1.8e308)"
+        );
+    }
+
+    #[test]
+    fn a_problem_is_logged_once_per_kind_not_per_value() {
+        let states = Some(&["healthy", "unhealthy"][..]);
+        let kind = |doc: &str| {
+            read_in(doc, &spec("/h", MetricType::StateSet, states))
+                .unwrap_err()
+                .kind()
+        };
+        assert_eq!(kind(r#"{"h": "sick"}"#), kind(r#"{"h": "rebooting"}"#));
+        assert_ne!(kind(r#"{"h": "sick"}"#), kind(r#"{}"#));
+        assert_ne!(kind(r#"{"h": null}"#), kind(r#"{"h": 1}"#));
+        let gauge = spec("/n", MetricType::Gauge, None);
+        assert_eq!(
+            read_in(r#"{"n": 1e400}"#, &gauge).unwrap_err().kind(),
+            read_in(r#"{"n": 1e999}"#, &gauge).unwrap_err().kind()
+        );
     }
 }

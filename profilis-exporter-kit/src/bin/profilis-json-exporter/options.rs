@@ -1,19 +1,23 @@
 //! The exporter's own options (the tutorial's variables, each also an option), and the checks
 //! that turn them into a target URL and the poll's timing.
 
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use profilis_exporter_kit::{parse_host, Host};
 
 /// Where the status document is and how often to read it. Flattened by the kit next to its
 /// `-H/-p/-L/--process-stats`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct JsonOptions {
-    /// Seconds between two polls of the target (a number above 0, such as 5 or 0.5).
+    /// Seconds between two polls of the target (such as 5 or 0.5; from 0.01 to 86400, one
+    /// day).
     #[arg(long, env = "POLLING_INTERVAL_SECONDS", default_value = "5", value_parser = parse_seconds)]
     pub polling_interval_seconds: Duration,
     /// Host name or address of the target (plain http; https is not supported).
-    #[arg(long, env = "TARGET_HOST", default_value = "localhost", value_parser = parse_host)]
-    pub target_host: String,
+    #[arg(long, env = "TARGET_HOST", default_value = "localhost", value_parser = parse_target_host)]
+    pub target_host: Host,
     /// HTTP port of the target.
     #[arg(long, env = "TARGET_PORT", default_value = "8000",
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -22,24 +26,32 @@ pub struct JsonOptions {
     #[arg(long, env = "TARGET_METRICS", default_value = "status", value_parser = parse_path)]
     pub target_metrics: String,
     /// Seconds a poll may take before it counts as failed (default: the polling interval, at
-    /// most 10).
+    /// most 10; from 0.01 to 86400).
     #[arg(long, env = "TARGET_TIMEOUT_SECONDS", value_parser = parse_seconds)]
     pub target_timeout_seconds: Option<Duration>,
-    /// A TOML file mapping the document's fields to metrics (default: the tutorial's fields).
-    #[arg(long, env = "EXPORTER_CONFIG", value_name = "FILE")]
+    /// A TOML file mapping the document's fields to metrics (default, or empty: the tutorial's
+    /// fields).
+    #[arg(long, env = "EXPORTER_CONFIG", value_name = "FILE", value_parser = parse_config)]
     pub config: Option<PathBuf>,
 }
 
 /// The longest a poll waits by default, when the interval is longer.
 const DEFAULT_TIMEOUT_CAP: Duration = Duration::from_secs(10);
 
+/// The shortest interval or timeout taken: below it, polls would only load the target (and a
+/// value such as `1e-12` would round to no time at all).
+pub const MIN_SECONDS: Duration = Duration::from_millis(10);
+
+/// The longest interval or timeout taken: one day.
+pub const MAX_SECONDS: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl JsonOptions {
     /// The URL polled: `http://host:port/path`.
     pub fn url(&self) -> String {
-        let host = if self.target_host.contains(':') {
-            format!("[{}]", self.target_host)
-        } else {
-            self.target_host.clone()
+        let host = match &self.target_host {
+            Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+            Host::Ip(IpAddr::V4(ip)) => ip.to_string(),
+            Host::Name(name) => name.clone(),
         };
         format!("http://{host}:{}{}", self.target_port, self.target_metrics)
     }
@@ -49,45 +61,64 @@ impl JsonOptions {
         self.target_timeout_seconds
             .unwrap_or_else(|| self.polling_interval_seconds.min(DEFAULT_TIMEOUT_CAP))
     }
+
+    /// The mapping file, if one is given: an empty `EXPORTER_CONFIG=` (as compose files set
+    /// it) means none.
+    pub fn config(&self) -> Option<&Path> {
+        self.config
+            .as_deref()
+            .filter(|path| !path.as_os_str().is_empty())
+    }
 }
 
-/// A number of seconds above 0, whole or decimal.
+/// A number of seconds, whole or decimal, that is from [`MIN_SECONDS`] to [`MAX_SECONDS`] once
+/// converted (so `1e-12`, which would be no time at all, is refused too).
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let allowed = "a number of seconds above 0, such as 5 or 0.5";
+    let allowed = "a number of seconds from 0.01 to 86400 (one day), such as 5 or 0.5";
     let seconds: f64 = text
         .trim()
         .parse()
         .map_err(|_| format!("{text:?} is not a number; {allowed}"))?;
-    if !seconds.is_finite() || seconds <= 0.0 {
+    if !seconds.is_finite() {
+        return Err(format!("{text:?} is not a finite number; {allowed}"));
+    }
+    if seconds <= 0.0 {
         return Err(format!("{text:?} is not above 0; {allowed}"));
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too large; {allowed}"))
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if duration < MIN_SECONDS => Err(format!(
+            "{text:?} is {duration:?}, below the shortest, 10ms; {allowed}"
+        )),
+        Ok(duration) if duration <= MAX_SECONDS => Ok(duration),
+        _ => Err(format!("{text:?} is above the longest, one day; {allowed}")),
+    }
 }
 
-/// A host name or address, not a URL.
-fn parse_host(text: &str) -> Result<String, String> {
-    let host = text.trim().trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(
-            "the target host is empty; give a host name or address such as localhost".into(),
-        );
+/// A host name or address, not a URL: the kit's one host rule ([`parse_host`]), as `-H` takes.
+fn parse_target_host(text: &str) -> Result<Host, String> {
+    let host = parse_host(text).map_err(|e| {
+        if text.contains("://") {
+            format!("{e} (the target is read over plain http; https is not supported)")
+        } else {
+            e.to_string()
+        }
+    })?;
+    // The kit's rule takes a name starting with '-' (`-x`): refused here, as it is surely an
+    // option given as a value (the kit's `parse_host` should refuse it for `-H` too).
+    if let Host::Name(name) = &host {
+        if name.starts_with('-') {
+            return Err(format!(
+                "host {text:?} is not allowed: a host name does not start with '-' (is it an \
+                 option given as the value?)"
+            ));
+        }
     }
-    if text.contains("://") {
-        return Err(format!(
-            "{text:?} is a URL; give the host name or address alone (the target is read over \
-             plain http; https is not supported)"
-        ));
-    }
-    if let Some(bad) = host
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')))
-    {
-        return Err(format!(
-            "{text:?} has {bad:?}; a host name or address has letters, digits, '.', '-', '_' \
-             (and ':' in an IPv6 address)"
-        ));
-    }
-    Ok(host.to_owned())
+    Ok(host)
+}
+
+/// The mapping file's path; empty is kept, and means none ([`JsonOptions::config`]).
+fn parse_config(text: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(text))
 }
 
 /// A path on the target: `status` and `/status` are both `/status`; a query is kept.
@@ -182,7 +213,29 @@ mod tests {
         .unwrap();
         assert_eq!(options.url(), "http://[::1]:9/api/status?x=1");
         let bracketed = parse(&["--target-host", "[::1]"]).unwrap();
-        assert_eq!(bracketed.target_host, "::1");
+        assert_eq!(bracketed.url(), "http://[::1]:8000/status");
+        let v4 = parse(&["--target-host", "10.0.0.7"]).unwrap();
+        assert_eq!(v4.url(), "http://10.0.0.7:8000/status");
+    }
+
+    #[test]
+    fn the_shortest_and_longest_seconds_are_taken() {
+        let options = parse(&[
+            "--polling-interval-seconds",
+            "0.01",
+            "--target-timeout-seconds",
+            "86400",
+        ])
+        .unwrap();
+        assert_eq!(options.polling_interval_seconds, MIN_SECONDS);
+        assert_eq!(options.timeout(), MAX_SECONDS);
+    }
+
+    #[test]
+    fn an_empty_config_is_none() {
+        assert_eq!(parse(&["--config="]).unwrap().config(), None);
+        let given = parse(&["--config", "map.toml"]).unwrap();
+        assert_eq!(given.config(), Some(Path::new("map.toml")));
     }
 
     #[test]
@@ -198,13 +251,46 @@ mod tests {
             ),
             (&["--polling-interval-seconds", "-1"], "is not above 0"),
             (&["--target-timeout-seconds", "0"], "is not above 0"),
+            (
+                &["--polling-interval-seconds", "1e-12"],
+                "below the shortest, 10ms",
+            ),
+            (
+                &["--polling-interval-seconds", "0.000001"],
+                "below the shortest, 10ms",
+            ),
+            (
+                &["--target-timeout-seconds", "0.009"],
+                "below the shortest, 10ms",
+            ),
+            (
+                &["--polling-interval-seconds", "inf"],
+                "\"inf\" is not a finite number",
+            ),
+            (
+                &["--polling-interval-seconds", "NaN"],
+                "is not a finite number",
+            ),
+            (
+                &["--polling-interval-seconds", "86401"],
+                "above the longest, one day",
+            ),
+            (
+                &["--target-timeout-seconds", "1e300"],
+                "above the longest, one day",
+            ),
             (&["--target-port", "70000"], "70000"),
             (&["--target-port", "0"], "0"),
             (
                 &["--target-host", "https://example.com"],
                 "https is not supported",
             ),
-            (&["--target-host", "a b"], "' '"),
+            (&["--target-host", "a b"], "\"a b\""),
+            (&["--target-host", "localhost:41871"], "\"localhost:41871\""),
+            (&["--target-host", "a:b"], "\"a:b\""),
+            (&["--target-host", "[::1"], "\"[::1\""),
+            (&["--target-host", "..."], "\"...\""),
+            (&["--target-host", "-x"], "\"-x\""),
             (&["--target-metrics", "http://x/status"], "is not a path"),
         ] {
             // `--option=value`, so that a value starting with '-' is read as one.
