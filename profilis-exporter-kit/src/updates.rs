@@ -482,3 +482,224 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
         "(a panic without a message)".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BoxError, Context};
+    use profilis_exporters::ExpositionFormat;
+
+    #[derive(clap::Args)]
+    struct NoOptions {}
+
+    /// A script whose update waits at a gate, counting the updates started and running.
+    struct Gated {
+        gate: tokio::sync::Semaphore,
+        started: AtomicUsize,
+        running: Arc<AtomicUsize>,
+    }
+
+    /// Decrements the running count when the update ends, however it ends.
+    struct Running(Arc<AtomicUsize>);
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Script for Gated {
+        type Options = NoOptions;
+        const NAME: &'static str = "gated";
+        const VERSION: &'static str = "0.0.0";
+        const DEFAULT_PORT: u16 = 9000;
+        fn configure(_: NoOptions, _: &Context) -> Result<Self, BoxError> {
+            Ok(Gated {
+                gate: tokio::sync::Semaphore::new(0),
+                started: AtomicUsize::new(0),
+                running: Arc::new(AtomicUsize::new(0)),
+            })
+        }
+        async fn update(&self) -> Result<(), BoxError> {
+            self.running.fetch_add(1, Ordering::SeqCst);
+            let _running = Running(Arc::clone(&self.running));
+            self.started.fetch_add(1, Ordering::SeqCst);
+            drop(self.gate.acquire().await?);
+            Ok(())
+        }
+    }
+
+    fn updater() -> (Arc<Updater<Gated>>, MetricSet) {
+        let metrics = MetricSet::staged();
+        let gated = Gated::configure(
+            NoOptions {},
+            &Context {
+                metrics: metrics.clone(),
+                common: crate::CommonOptions {
+                    host: "localhost".into(),
+                    port: None,
+                    log_level: crate::LogLevel::Info,
+                    process_stats: None,
+                },
+            },
+        )
+        .unwrap();
+        let updater = Updater::new(
+            Arc::new(gated),
+            metrics.clone(),
+            KitMetrics::new(false).unwrap(),
+            Duration::from_secs(60),
+            Handle::current(),
+        );
+        (Arc::new(updater), metrics)
+    }
+
+    /// Waits (bounded) until `done` holds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "{what} did not happen within 10s");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrapes_arriving_during_an_update_share_it() {
+        let (updater, _) = updater();
+        let script = Arc::clone(&updater.script);
+        let first = tokio::spawn(Arc::clone(&updater).shared());
+        until("the first update's start", || {
+            script.started.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let others: Vec<_> = (0..3)
+            .map(|_| tokio::spawn(Arc::clone(&updater).shared()))
+            .collect();
+        // All three joined the running update before the gate opens.
+        until("three scrapes joining", || {
+            updater.joined.load(Ordering::SeqCst) == 3
+        })
+        .await;
+        script.gate.add_permits(10);
+        first.await.unwrap();
+        for other in others {
+            other.await.unwrap();
+        }
+        assert_eq!(script.started.load(Ordering::SeqCst), 1, "one update for four");
+        assert!(updater.current.lock().unwrap().is_none());
+
+        // A scrape after it starts a new update.
+        Arc::clone(&updater).shared().await;
+        assert_eq!(script.started.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finish_aborts_and_awaits_the_update_a_scrape_started() {
+        let (updater, _) = updater();
+        let script = Arc::clone(&updater.script);
+        let scrape = tokio::spawn(Arc::clone(&updater).shared());
+        until("the update's start", || {
+            script.running.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        updater.stop();
+        updater.finish().await;
+        assert_eq!(
+            script.running.load(Ordering::SeqCst),
+            0,
+            "an update still runs after finish"
+        );
+        // The scrape waiting for it is answered, and no update starts after the stop.
+        tokio::time::timeout(Duration::from_secs(10), scrape)
+            .await
+            .expect("the waiting scrape returns")
+            .unwrap();
+        Arc::clone(&updater).shared().await;
+        assert_eq!(script.started.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_polling_loop_that_ends_withdraws_and_sets_up_to_0() {
+        let (updater, metrics) = updater();
+        let script = Arc::clone(&updater.script);
+        script.gate.add_permits(1);
+        updater.update_once().await;
+        let own = || updater.own.set.render(ExpositionFormat::Text);
+        assert!(own().contains("exporter_up 1"), "{}", own());
+        let probe = metrics.gauge("probe", "A value", &[]).unwrap();
+        metrics.begin();
+        probe.set(&[], 3.0).unwrap();
+        metrics.commit();
+        assert!(metrics.render(ExpositionFormat::Text).contains("probe 3"));
+
+        let task = tokio::spawn(async { panic!("the loop broke") });
+        Arc::clone(&updater).supervise(task).await;
+        assert!(own().contains("exporter_up 0"), "{}", own());
+        let page = metrics.render(ExpositionFormat::Text);
+        assert!(!page.contains("probe 3"), "stale values served: {page}");
+
+        // Stopped: the loop's end is the stop, nothing changes.
+        let (updater, _) = updater_pair_stopped();
+        Arc::clone(&updater)
+            .supervise(tokio::spawn(async {}))
+            .await;
+        let page = updater.own.set.render(ExpositionFormat::Text);
+        assert!(page.contains("exporter_up 1"), "{page}");
+    }
+
+    /// An updater whose last update succeeded, then stopped.
+    fn updater_pair_stopped() -> (Arc<Updater<Gated>>, MetricSet) {
+        let (updater, metrics) = updater();
+        updater.own.up.set(&[], 1.0).unwrap();
+        updater.stop();
+        (updater, metrics)
+    }
+
+    #[test]
+    fn failure_log_says_the_first_each_change_then_once_a_minute_and_the_recovery() {
+        let mut log = FailureLog::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(
+            log.failed("refused", at(0)),
+            Some(LogLine::Failed("refused".into()))
+        );
+        // The same message every 5 s: quiet until a minute after the last line.
+        for s in (5..60).step_by(5) {
+            assert_eq!(log.failed("refused", at(s)), None, "at {s}s");
+        }
+        let line = log.failed("refused", at(60)).expect("a reminder after a minute");
+        assert_eq!(
+            line,
+            LogLine::StillFailing {
+                message: "refused".into(),
+                failures: 13,
+                over: Duration::from_secs(60)
+            }
+        );
+        assert!(line.to_string().contains("still failing (13 times"), "{line}");
+        assert_eq!(log.failed("refused", at(65)), None);
+        // A new message is logged at once.
+        assert_eq!(
+            log.failed("answered 500", at(70)),
+            Some(LogLine::Failed("answered 500".into()))
+        );
+        assert_eq!(log.failed("answered 500", at(75)), None);
+        let line = log.succeeded(at(80)).expect("the recovery is logged");
+        assert_eq!(
+            line,
+            LogLine::Recovered {
+                failures: 16,
+                over: Duration::from_secs(80)
+            }
+        );
+        assert_eq!(log.succeeded(at(85)), None, "successes are not logged");
+        assert_eq!(
+            log.failed("refused", at(90)),
+            Some(LogLine::Failed("refused".into())),
+            "a new streak starts in full"
+        );
+    }
+}
