@@ -222,19 +222,34 @@ mod tests {
             ("OFF", false),
         ] {
             let flag = format!("--process-stats={text}");
-            assert_eq!(common(&[&flag]).unwrap().process_stats, Some(want), "{flag}");
+            assert_eq!(
+                common(&[&flag]).unwrap().process_stats,
+                Some(want),
+                "{flag}"
+            );
             std::env::set_var("EXPORTER_PROCESS_STATS", text);
             let from_env = common(&[]);
             std::env::remove_var("EXPORTER_PROCESS_STATS");
-            assert_eq!(from_env.unwrap().process_stats, Some(want), "variable {text}");
+            assert_eq!(
+                from_env.unwrap().process_stats,
+                Some(want),
+                "variable {text}"
+            );
         }
-        assert_eq!(common(&["--process-stats"]).unwrap().process_stats, Some(true));
+        assert_eq!(
+            common(&["--process-stats"]).unwrap().process_stats,
+            Some(true)
+        );
         assert_eq!(common(&[]).unwrap().process_stats, None);
         let error = common(&["--process-stats=maybe"]).unwrap_err().to_string();
         assert!(error.contains("maybe"), "{error}");
 
         for level in ["warn", "warning", "WARN"] {
-            assert_eq!(common(&["-L", level]).unwrap().log_level, LogLevel::Warning, "{level}");
+            assert_eq!(
+                common(&["-L", level]).unwrap().log_level,
+                LogLevel::Warning,
+                "{level}"
+            );
         }
         std::env::set_var("EXPORTER_LOG_LEVEL", "warn");
         let from_env = common(&[]);

@@ -6,7 +6,8 @@
 //!
 //! - the command line: `-H/--host` (default `localhost`; a name or an IP address, IPv6 too),
 //!   `-p/--port` (default [`Script::DEFAULT_PORT`]), `-L/--log-level` (`critical`, `error`,
-//!   `warning`, `info`, `debug`), `--process-stats`, `--help` and `--version`, each also an
+//!   `warning` or `warn`, `info`, `debug`), `--process-stats` (`true`/`false`, `1`/`0`,
+//!   `yes`/`no`, `on`/`off`), `--help` and `--version`, each also an
 //!   `EXPORTER_*` variable (`EXPORTER_HOST`, `EXPORTER_PORT`, `EXPORTER_LOG_LEVEL`,
 //!   `EXPORTER_PROCESS_STATS`); see [`CommonOptions`];
 //! - logging with tracing, on stderr at that level;
@@ -16,8 +17,10 @@
 //!   the labels, buckets and the dashboard; `-H`/`-p` replace `PROFILIS_LISTEN`); the page carries
 //!   `rust_build_info{crate="<NAME>",version="<VERSION>"} 1` and, when on, the `process_*`
 //!   metrics;
-//! - the updates ([`UpdateMode`]): on each scrape before the answer, with a time limit, shared by
-//!   the scrapes that arrive while one runs; or a polling loop; or none;
+//! - the updates ([`UpdateMode`]): on each scrape before the answer, with a time limit (at most
+//!   [`MAX_ON_SCRAPE_TIMEOUT`]), shared by the scrapes that arrive while one runs; or a polling
+//!   loop (interval and timeout at most [`MAX_POLL_DURATION`]); or none. An update must not
+//!   block (see [`Script::update`]);
 //! - graceful shutdown on SIGTERM and Ctrl-C, from the moment the listener is up (a signal
 //!   during the first poll ends that poll): updates stop (a running one is aborted and awaited),
 //!   the shutdown hook runs, the listener stops (a scrape it is still answering is cut off),
@@ -25,7 +28,10 @@
 //!
 //! An update that fails, panics or times out still gets the scrape answered: the script's
 //! metrics are withdrawn until an update succeeds again (stale values are not served as if
-//! fresh), the log says what happened, and the kit's own metrics, always served, tell it:
+//! fresh), the log says what happened (the first failure and each new message at warn, a panic
+//! at error; the same failure again at most once a minute, as "still failing (N times in a row
+//! over S s)"; the first success after failures at info), and the kit's own metrics, always
+//! served, tell it:
 //!
 //! | metric | meaning |
 //! |---|---|
@@ -188,7 +194,8 @@ impl UpdateMode {
             )
             .map(Some),
             UpdateMode::Poll { interval, timeout } => {
-                let expected = "a duration greater than zero and at most a day (86400s) in mode Poll";
+                let expected =
+                    "a duration greater than zero and at most a day (86400s) in mode Poll";
                 within("interval", interval, MAX_POLL_DURATION, expected)?;
                 within("timeout", timeout, MAX_POLL_DURATION, expected).map(Some)
             }
@@ -345,7 +352,7 @@ impl Drop for Claim {
 /// # Errors
 /// [`Error`] naming what stopped the start-up: [`Error::Cli`] for a bad command line and for
 /// `--help` / `--version` (the text to print), [`Error::Host`], [`Error::Script`] from
-/// `configure`, [`Error::Mode`], [`Error::Metric`], [`Error::Exporter`] (a bad `PROFILIS_*` variable among others),
+/// `configure`, [`Error::Mode`], [`Error::Metric`], [`Error::AddrInUse`], [`Error::Exporter`] (a bad `PROFILIS_*` variable among others),
 /// [`Error::Startup`], [`Error::AlreadyRunning`].
 pub async fn start<S: Script, I, T>(args: I) -> Result<Running<S>, Error>
 where
@@ -416,9 +423,9 @@ where
         UpdateMode::Poll { .. } => {}
     }
     let guard = exporter.install().map_err(|e| match e {
-        profilis_exporters::Error::Listener(profilis_exporters::listener::ListenerError::AddrInUse {
-            addr,
-        }) => Error::AddrInUse { addr },
+        profilis_exporters::Error::Listener(
+            profilis_exporters::listener::ListenerError::AddrInUse { addr },
+        ) => Error::AddrInUse { addr },
         other => Error::Exporter(other),
     })?;
     let local_addr = guard.listen_addr().unwrap_or(addr);

@@ -587,7 +587,11 @@ mod tests {
         for other in others {
             other.await.unwrap();
         }
-        assert_eq!(script.started.load(Ordering::SeqCst), 1, "one update for four");
+        assert_eq!(
+            script.started.load(Ordering::SeqCst),
+            1,
+            "one update for four"
+        );
         assert!(updater.current.lock().unwrap().is_none());
 
         // A scrape after it starts a new update.
@@ -642,9 +646,7 @@ mod tests {
 
         // Stopped: the loop's end is the stop, nothing changes.
         let (updater, _) = updater_pair_stopped();
-        Arc::clone(&updater)
-            .supervise(tokio::spawn(async {}))
-            .await;
+        Arc::clone(&updater).supervise(tokio::spawn(async {})).await;
         let page = updater.own.set.render(ExpositionFormat::Text);
         assert!(page.contains("exporter_up 1"), "{page}");
     }
@@ -670,7 +672,9 @@ mod tests {
         for s in (5..60).step_by(5) {
             assert_eq!(log.failed("refused", at(s)), None, "at {s}s");
         }
-        let line = log.failed("refused", at(60)).expect("a reminder after a minute");
+        let line = log
+            .failed("refused", at(60))
+            .expect("a reminder after a minute");
         assert_eq!(
             line,
             LogLine::StillFailing {
@@ -679,7 +683,10 @@ mod tests {
                 over: Duration::from_secs(60)
             }
         );
-        assert!(line.to_string().contains("still failing (13 times"), "{line}");
+        assert!(
+            line.to_string().contains("still failing (13 times"),
+            "{line}"
+        );
         assert_eq!(log.failed("refused", at(65)), None);
         // A new message is logged at once.
         assert_eq!(

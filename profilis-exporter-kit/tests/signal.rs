@@ -104,7 +104,11 @@ fn sigterm_during_the_first_poll_runs_the_shutdown_hook_and_exits_0() {
             "-p",
             "0",
         ]);
-        std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { 1 });
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
     }
 
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
@@ -129,7 +133,10 @@ fn sigterm_during_the_first_poll_runs_the_shutdown_hook_and_exits_0() {
     });
     let mut log = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !log.iter().any(|l: &String| l.contains("first poll started")) {
+    while !log
+        .iter()
+        .any(|l: &String| l.contains("first poll started"))
+    {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match seen.recv_timeout(left) {
             Ok(line) => log.push(line),

@@ -88,7 +88,11 @@ async fn a_failed_update_is_answered_counted_and_withdraws_the_values_until_one_
             Some(0.0),
             "{reason}: {page}"
         );
-        assert_eq!(errors(&page, reason), Some(counted[reason]), "{reason}: {page}");
+        assert_eq!(
+            errors(&page, reason),
+            Some(counted[reason]),
+            "{reason}: {page}"
+        );
         let total: f64 = ["error", "panic", "timeout"]
             .iter()
             .map(|r| errors(&page, r).unwrap())
@@ -310,10 +314,22 @@ async fn start_up_errors_name_what_is_wrong() {
     // panic), an on-scrape timeout above 25 s.
     let huge = u64::MAX.to_string();
     for (args, setting) in [
-        (vec!["--mode", "poll", "--interval-ms", huge.as_str()], "interval"),
-        (vec!["--mode", "poll", "--interval-ms", "86400001"], "interval"),
-        (vec!["--mode", "poll", "--timeout-ms", huge.as_str()], "timeout"),
-        (vec!["--mode", "on-scrape", "--timeout-ms", "25001"], "timeout"),
+        (
+            vec!["--mode", "poll", "--interval-ms", huge.as_str()],
+            "interval",
+        ),
+        (
+            vec!["--mode", "poll", "--interval-ms", "86400001"],
+            "interval",
+        ),
+        (
+            vec!["--mode", "poll", "--timeout-ms", huge.as_str()],
+            "timeout",
+        ),
+        (
+            vec!["--mode", "on-scrape", "--timeout-ms", "25001"],
+            "timeout",
+        ),
     ] {
         let error = start(&args).await.err().expect("refused");
         assert!(
@@ -325,9 +341,16 @@ async fn start_up_errors_name_what_is_wrong() {
         let limit = if args[1] == "poll" { "a day" } else { "25s" };
         assert!(message.contains(limit), "{limit:?} is not in: {message}");
     }
-    let at_the_limits = start(&["--mode", "poll", "--interval-ms", "86400000", "--timeout-ms", "86400000"])
-        .await
-        .expect("a day is allowed");
+    let at_the_limits = start(&[
+        "--mode",
+        "poll",
+        "--interval-ms",
+        "86400000",
+        "--timeout-ms",
+        "86400000",
+    ])
+    .await
+    .expect("a day is allowed");
     at_the_limits.shutdown().await;
     let error = start(&["--timeout-ms", "0"]).await.err().unwrap();
     assert!(

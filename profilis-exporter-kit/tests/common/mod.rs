@@ -126,7 +126,9 @@ impl Script for Probe {
             Behaviour::Succeed => {}
             Behaviour::Fail => return Err("the target answered 500".into()),
             Behaviour::TimedOut => {
-                return Err(profilis_exporter_kit::TimedOut::new("the target did not answer").into())
+                return Err(
+                    profilis_exporter_kit::TimedOut::new("the target did not answer").into(),
+                )
             }
             Behaviour::Panic => panic!("the probe panicked on purpose"),
             Behaviour::Sleep(d) => tokio::time::sleep(d).await,
