@@ -47,7 +47,15 @@ impl Script for DirExporter {
     }
 
     async fn update(&self) -> Result<(), BoxError> {
-        let entries = std::fs::read_dir(&self.path)?.count();
+        // Reading a directory blocks: it runs on a blocking thread, not on the runtime that
+        // answers the scrapes. The error names the path.
+        let path = self.path.clone();
+        let entries = tokio::task::spawn_blocking(move || {
+            std::fs::read_dir(&path)
+                .map(|dir| dir.count())
+                .map_err(|e| format!("reading the directory {path:?}: {e}"))
+        })
+        .await??;
         self.entries.set(&[&self.path], entries as f64)?;
         self.reads.inc(&[])?;
         Ok(())

@@ -30,8 +30,15 @@ pub struct CommonOptions {
     )]
     pub log_level: LogLevel,
     /// Serve the process metrics (CPU, memory, file descriptors): `--process-stats`, or
-    /// `--process-stats=false` to turn them off where the exporter has them on.
-    #[arg(long, env = "EXPORTER_PROCESS_STATS", num_args = 0..=1, default_missing_value = "true")]
+    /// `--process-stats=false` to turn them off where the exporter has them on
+    /// (true/false, 1/0, yes/no, on/off, any case).
+    #[arg(
+        long,
+        env = "EXPORTER_PROCESS_STATS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub process_stats: Option<bool>,
 }
 
@@ -42,7 +49,8 @@ pub enum LogLevel {
     Critical,
     /// Errors.
     Error,
-    /// Warnings and errors.
+    /// Warnings and errors (`warn` is accepted too).
+    #[value(alias = "warn")]
     Warning,
     /// Informational messages too.
     Info,
@@ -177,6 +185,78 @@ pub fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BoxError, Context};
+
+    #[derive(clap::Args)]
+    struct NoOptions {}
+
+    struct Nothing;
+
+    impl Script for Nothing {
+        type Options = NoOptions;
+        const NAME: &'static str = "nothing";
+        const VERSION: &'static str = "0.0.0";
+        const DEFAULT_PORT: u16 = 9000;
+        fn configure(_: NoOptions, _: &Context) -> Result<Self, BoxError> {
+            Ok(Nothing)
+        }
+    }
+
+    fn common(args: &[&str]) -> Result<CommonOptions, Error> {
+        let args = std::iter::once("nothing").chain(args.iter().copied());
+        parse::<Nothing, _, _>(args).map(|(common, _)| common)
+    }
+
+    /// The one test that sets `EXPORTER_*` variables (the tests of this binary run at once).
+    #[test]
+    fn process_stats_and_log_level_take_the_usual_spellings() {
+        for (text, want) in [
+            ("true", true),
+            ("1", true),
+            ("yes", true),
+            ("On", true),
+            ("TRUE", true),
+            ("false", false),
+            ("0", false),
+            ("no", false),
+            ("OFF", false),
+        ] {
+            let flag = format!("--process-stats={text}");
+            assert_eq!(
+                common(&[&flag]).unwrap().process_stats,
+                Some(want),
+                "{flag}"
+            );
+            std::env::set_var("EXPORTER_PROCESS_STATS", text);
+            let from_env = common(&[]);
+            std::env::remove_var("EXPORTER_PROCESS_STATS");
+            assert_eq!(
+                from_env.unwrap().process_stats,
+                Some(want),
+                "variable {text}"
+            );
+        }
+        assert_eq!(
+            common(&["--process-stats"]).unwrap().process_stats,
+            Some(true)
+        );
+        assert_eq!(common(&[]).unwrap().process_stats, None);
+        let error = common(&["--process-stats=maybe"]).unwrap_err().to_string();
+        assert!(error.contains("maybe"), "{error}");
+
+        for level in ["warn", "warning", "WARN"] {
+            assert_eq!(
+                common(&["-L", level]).unwrap().log_level,
+                LogLevel::Warning,
+                "{level}"
+            );
+        }
+        std::env::set_var("EXPORTER_LOG_LEVEL", "warn");
+        let from_env = common(&[]);
+        std::env::remove_var("EXPORTER_LOG_LEVEL");
+        assert_eq!(from_env.unwrap().log_level, LogLevel::Warning);
+        assert!(common(&["-L", "err"]).is_err(), "no other alias");
+    }
 
     #[test]
     fn literals_and_names() {

@@ -21,15 +21,29 @@ pub enum Error {
         /// What is allowed.
         expected: &'static str,
     },
-    /// The script's [`UpdateMode`](crate::UpdateMode) has a zero interval or timeout.
-    #[error("the update mode's {setting} is {value:?}: expected a duration greater than zero")]
+    /// The script's [`UpdateMode`](crate::UpdateMode) has an interval or timeout out of
+    /// range: zero, longer than [`MAX_POLL_DURATION`](crate::MAX_POLL_DURATION) (a day) in mode
+    /// `Poll`, or longer than [`MAX_ON_SCRAPE_TIMEOUT`](crate::MAX_ON_SCRAPE_TIMEOUT) in mode
+    /// `OnScrape`.
+    #[error("the update mode's {setting} is {value:?}: expected {expected}")]
     Mode {
         /// `interval` or `timeout`.
         setting: &'static str,
         /// The duration given.
         value: std::time::Duration,
+        /// What is allowed, and why.
+        expected: &'static str,
     },
-    /// The exporter could not be installed: the listen address in use, a bad `PROFILIS_*`
+    /// The listen address (`-H/--host` and `-p/--port`) is taken by another socket.
+    #[error(
+        "listen address {addr} is already in use: stop the other process, or choose another \
+         address with -H/--host and -p/--port (EXPORTER_HOST, EXPORTER_PORT)"
+    )]
+    AddrInUse {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
+    /// The exporter could not be installed: a bad `PROFILIS_*`
     /// variable, a collector already running.
     #[error("the exporter could not start: {0}")]
     Exporter(#[from] profilis_exporters::Error),

@@ -6,7 +6,8 @@
 //!
 //! - the command line: `-H/--host` (default `localhost`; a name or an IP address, IPv6 too),
 //!   `-p/--port` (default [`Script::DEFAULT_PORT`]), `-L/--log-level` (`critical`, `error`,
-//!   `warning`, `info`, `debug`), `--process-stats`, `--help` and `--version`, each also an
+//!   `warning` or `warn`, `info`, `debug`), `--process-stats` (`true`/`false`, `1`/`0`,
+//!   `yes`/`no`, `on`/`off`), `--help` and `--version`, each also an
 //!   `EXPORTER_*` variable (`EXPORTER_HOST`, `EXPORTER_PORT`, `EXPORTER_LOG_LEVEL`,
 //!   `EXPORTER_PROCESS_STATS`); see [`CommonOptions`];
 //! - logging with tracing, on stderr at that level;
@@ -16,14 +17,21 @@
 //!   the labels, buckets and the dashboard; `-H`/`-p` replace `PROFILIS_LISTEN`); the page carries
 //!   `rust_build_info{crate="<NAME>",version="<VERSION>"} 1` and, when on, the `process_*`
 //!   metrics;
-//! - the updates ([`UpdateMode`]): on each scrape before the answer, with a time limit, shared by
-//!   the scrapes that arrive while one runs; or a polling loop; or none;
-//! - graceful shutdown on SIGTERM and Ctrl-C: updates stop, the shutdown hook runs, the
-//!   listener stops, the process exits 0.
+//! - the updates ([`UpdateMode`]): on each scrape before the answer, with a time limit (at most
+//!   [`MAX_ON_SCRAPE_TIMEOUT`]), shared by the scrapes that arrive while one runs; or a polling
+//!   loop (interval and timeout at most [`MAX_POLL_DURATION`]); or none. An update must not
+//!   block (see [`Script::update`]);
+//! - graceful shutdown on SIGTERM and Ctrl-C, from the moment the listener is up (a signal
+//!   during the first poll ends that poll): updates stop (a running one is aborted and awaited),
+//!   the shutdown hook runs, the listener stops (a scrape it is still answering is cut off),
+//!   the process exits 0.
 //!
 //! An update that fails, panics or times out still gets the scrape answered: the script's
 //! metrics are withdrawn until an update succeeds again (stale values are not served as if
-//! fresh), the log says what happened, and the kit's own metrics, always served, tell it:
+//! fresh), the log says what happened (the first failure and each new message at warn, a panic
+//! at error; the same failure again at most once a minute, as "still failing (N times in a row
+//! over S s)"; the first success after failures at info), and the kit's own metrics, always
+//! served, tell it:
 //!
 //! | metric | meaning |
 //! |---|---|
@@ -135,34 +143,61 @@ pub enum UpdateMode {
     /// Scrapes arriving while an update runs share it.
     OnScrape {
         /// Longest an update may take; past it the update is dropped and counted as timed out.
+        /// At most [`MAX_ON_SCRAPE_TIMEOUT`] (25 s), and best below Prometheus'
+        /// `scrape_timeout` (10 s by default).
         timeout: Duration,
     },
     /// [`Script::update`] runs every `interval` (the first at start-up), for at most `timeout`
     /// each; scrapes serve the last successful update's values.
     Poll {
-        /// Time between the starts of two updates.
+        /// Time between the starts of two updates; at most [`MAX_POLL_DURATION`] (a day).
         interval: Duration,
-        /// Longest an update may take.
+        /// Longest an update may take; at most [`MAX_POLL_DURATION`] (a day).
         timeout: Duration,
     },
 }
 
+/// The longest interval and timeout of [`UpdateMode::Poll`]: a day. Longer ones are refused at
+/// start-up ([`Error::Mode`]); an exporter polling less often than daily is not one.
+pub const MAX_POLL_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest timeout of [`UpdateMode::OnScrape`]: 25 seconds. The listener gives a scrape's
+/// update at most its connection timeout (30 s), and Prometheus gives up on a scrape after its
+/// `scrape_timeout` (10 s by default): an update that takes longer answers nobody. Keep the
+/// timeout below the scrape timeout of the Prometheus that scrapes the exporter; longer ones
+/// are refused at start-up ([`Error::Mode`]).
+pub const MAX_ON_SCRAPE_TIMEOUT: Duration = Duration::from_secs(25);
+
 impl UpdateMode {
     /// The time limit of an update, checked: `None` for [`Never`](Self::Never).
     fn checked_timeout(self) -> Result<Option<Duration>, Error> {
-        let positive = |setting, value: Duration| {
-            if value.is_zero() {
-                Err(Error::Mode { setting, value })
+        let within = |setting, value: Duration, max: Duration, expected| {
+            if value.is_zero() || value > max {
+                Err(Error::Mode {
+                    setting,
+                    value,
+                    expected,
+                })
             } else {
                 Ok(value)
             }
         };
         match self {
             UpdateMode::Never => Ok(None),
-            UpdateMode::OnScrape { timeout } => positive("timeout", timeout).map(Some),
+            UpdateMode::OnScrape { timeout } => within(
+                "timeout",
+                timeout,
+                MAX_ON_SCRAPE_TIMEOUT,
+                "a duration greater than zero and at most 25s in mode OnScrape (the listener \
+                 gives a scrape's update at most its 30s connection timeout; keep it below \
+                 Prometheus' scrape_timeout, 10s by default)",
+            )
+            .map(Some),
             UpdateMode::Poll { interval, timeout } => {
-                positive("interval", interval)?;
-                positive("timeout", timeout).map(Some)
+                let expected =
+                    "a duration greater than zero and at most a day (86400s) in mode Poll";
+                within("interval", interval, MAX_POLL_DURATION, expected)?;
+                within("timeout", timeout, MAX_POLL_DURATION, expected).map(Some)
             }
         }
     }
@@ -202,13 +237,22 @@ pub trait Script: Sized + Send + Sync + 'static {
         async { Ok(()) }
     }
 
-    /// Runs once on SIGTERM or Ctrl-C, before the listener stops.
+    /// Runs once on SIGTERM or Ctrl-C, after the updates stopped (none runs while it does),
+    /// before the listener stops.
     fn shutdown(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
 
     /// Refreshes the metrics (see [`UpdateMode`]). Gauges, info metrics and state sets not set
     /// by an update are not served after it; counters and histograms keep their totals.
+    ///
+    /// It must not block: it runs as a task on the exporter's runtime, which also answers
+    /// the scrapes, and a blocked task cannot be stopped at its time limit. Use async I/O
+    /// (`tokio::fs`, an async HTTP client), and `tokio::task::spawn_blocking` for blocking
+    /// work (a `std::fs` call, a synchronous client library).
+    ///
+    /// Return [`TimedOut`] for a time-out of the update's own (a target that did not answer in
+    /// time): it is counted with `reason="timeout"` rather than `reason="error"`.
     fn update(&self) -> impl Future<Output = Result<(), BoxError>> + Send {
         async { Ok(()) }
     }
@@ -237,6 +281,18 @@ impl Context {
 /// exit code (0 after a clean stop, 2 for a command-line error, 1 for any other start-up
 /// error, printed on stderr). `--help` and `--version` print on stdout and return 0.
 pub fn main<S: Script>() -> ExitCode {
+    main_with_args::<S, _, _>(std::env::args_os())
+}
+
+/// [`main`] with `args` as the command line (the first is the program name): builds a
+/// runtime, starts `S`, runs it until SIGTERM or Ctrl-C and returns the exit code. For a
+/// program that builds the command line itself (and for tests that run an exporter as a child
+/// process).
+pub fn main_with_args<S: Script, I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -248,7 +304,7 @@ pub fn main<S: Script>() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        match start::<S, _, _>(std::env::args_os()).await {
+        match launch::<S, _, _>(args, true).await {
             Ok(running) => {
                 running.until_signal().await;
                 ExitCode::SUCCESS
@@ -296,15 +352,28 @@ impl Drop for Claim {
 /// # Errors
 /// [`Error`] naming what stopped the start-up: [`Error::Cli`] for a bad command line and for
 /// `--help` / `--version` (the text to print), [`Error::Host`], [`Error::Script`] from
-/// `configure`, [`Error::Mode`], [`Error::Metric`], [`Error::Exporter`] (a bad `PROFILIS_*` variable among others),
+/// `configure`, [`Error::Mode`], [`Error::Metric`], [`Error::AddrInUse`], [`Error::Exporter`] (a bad `PROFILIS_*` variable among others),
 /// [`Error::Startup`], [`Error::AlreadyRunning`].
 pub async fn start<S: Script, I, T>(args: I) -> Result<Running<S>, Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    launch::<S, _, _>(args, false).await
+}
+
+/// [`start`]; with `catch_signals` (for [`main`]), SIGTERM and Ctrl-C are caught from before
+/// the listener starts, and one arriving during the first poll ends it: the [`Running`]
+/// returned then stops at once in [`until_signal`](Running::until_signal), shutdown hook and
+/// all.
+async fn launch<S: Script, I, T>(args: I, catch_signals: bool) -> Result<Running<S>, Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let (common, options) = cli::parse::<S, _, _>(args)?;
     logging::init(common.log_level);
+    let mut signals = catch_signals.then(Signals::install);
     let port = common.port.unwrap_or(S::DEFAULT_PORT);
     let host = common.host.clone();
     // A name is resolved on a blocking thread: a slow resolver does not hold the runtime.
@@ -353,7 +422,12 @@ where
         }
         UpdateMode::Poll { .. } => {}
     }
-    let guard = exporter.install()?;
+    let guard = exporter.install().map_err(|e| match e {
+        profilis_exporters::Error::Listener(
+            profilis_exporters::listener::ListenerError::AddrInUse { addr },
+        ) => Error::AddrInUse { addr },
+        other => Error::Exporter(other),
+    })?;
     let local_addr = guard.listen_addr().unwrap_or(addr);
     tracing::info!(
         "{} {} serving http://{local_addr}/metrics",
@@ -363,6 +437,8 @@ where
     let mut running = Running {
         script: Arc::clone(&script),
         local_addr,
+        signals: None,
+        stop_requested: false,
         inner: Some(Inner {
             updater: Arc::clone(&updater),
             poller: None,
@@ -376,11 +452,29 @@ where
         return Err(Error::Startup(e));
     }
     if let UpdateMode::Poll { interval, .. } = mode {
-        updater.update_once().await;
+        let first = updater.update_once();
+        match signals.as_mut() {
+            Some(signals) => {
+                tokio::select! {
+                    () = first => {}
+                    () = signals.recv() => {
+                        tracing::info!("{}: stopping during the first update", S::NAME);
+                        running.stop_requested = true;
+                    }
+                }
+            }
+            None => first.await,
+        }
         if let Some(inner) = running.inner.as_mut() {
-            inner.poller = Some(tokio::spawn(Arc::clone(&updater).poll(interval)));
+            if !running.stop_requested {
+                let task = tokio::spawn(Arc::clone(&updater).poll(interval));
+                let abort = task.abort_handle();
+                let watcher = tokio::spawn(Arc::clone(&updater).supervise(task));
+                inner.poller = Some(Poller { abort, watcher });
+            }
         }
     }
+    running.signals = signals;
     Ok(running)
 }
 
@@ -389,24 +483,50 @@ where
 pub struct Running<S: Script> {
     script: Arc<S>,
     local_addr: SocketAddr,
+    /// The signal handlers [`main`] installed before the listener started.
+    signals: Option<Signals>,
+    /// A signal arrived during start-up: [`until_signal`](Self::until_signal) stops at once.
+    stop_requested: bool,
     inner: Option<Inner<S>>,
+}
+
+/// The polling loop's task, and the task that watches it end.
+struct Poller {
+    abort: tokio::task::AbortHandle,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 /// What a running exporter holds, dropped in this order.
 struct Inner<S: Script> {
     updater: Arc<Updater<S>>,
-    poller: Option<tokio::task::JoinHandle<()>>,
+    poller: Option<Poller>,
     guard: profilis_exporters::ExporterGuard,
     _published: (Published, Published),
     _claim: Claim,
 }
 
 impl<S: Script> Inner<S> {
-    fn stop_updates(&self) {
+    /// Stops the updates and waits until none runs: no update starts after it, the polling
+    /// loop and an update started for scrapes are aborted and awaited, and the script's update
+    /// tasks are awaited (bounded: one that blocks its thread cannot be stopped).
+    async fn stop_updates(&mut self) {
         self.updater.stop();
-        if let Some(poller) = &self.poller {
-            poller.abort();
+        if let Some(poller) = self.poller.take() {
+            poller.abort.abort();
+            // The watcher returns once the loop's task ended (it sees the stop).
+            let _ = poller.watcher.await;
         }
+        self.updater.finish().await;
+    }
+
+    /// Stops the updates without waiting (on drop).
+    fn abort_updates(&mut self) {
+        self.updater.stop();
+        if let Some(poller) = self.poller.take() {
+            poller.abort.abort();
+            poller.watcher.abort();
+        }
+        self.updater.abort_shared();
     }
 }
 
@@ -421,13 +541,14 @@ impl<S: Script> Running<S> {
         &self.script
     }
 
-    /// Stops the updates, runs the shutdown hook and stops the listener (after the scrapes it
-    /// is answering).
+    /// Stops the updates (a running one is aborted, and awaited), runs the shutdown hook, then
+    /// stops the listener: it stops accepting, and a scrape it is still answering is cut off
+    /// (its runtime is dropped), so the hook is the place to finish what must be finished.
     pub async fn shutdown(mut self) {
-        let Some(inner) = self.inner.take() else {
+        let Some(mut inner) = self.inner.take() else {
             return;
         };
-        inner.stop_updates();
+        inner.stop_updates().await;
         self.script.shutdown().await;
         let Inner {
             updater,
@@ -452,17 +573,21 @@ impl<S: Script> Running<S> {
         tracing::info!("{} stopped", S::NAME);
     }
 
-    /// Waits for SIGTERM or Ctrl-C (SIGINT), then [`shutdown`](Self::shutdown).
-    pub async fn until_signal(self) {
-        wait_for_signal().await;
-        tracing::info!("{}: stopping", S::NAME);
+    /// Waits for SIGTERM or Ctrl-C (SIGINT), then [`shutdown`](Self::shutdown). (Started by
+    /// [`main`], a signal that came during start-up stops it at once.)
+    pub async fn until_signal(mut self) {
+        if !self.stop_requested {
+            let mut signals = self.signals.take().unwrap_or_else(Signals::install);
+            signals.recv().await;
+            tracing::info!("{}: stopping", S::NAME);
+        }
         self.shutdown().await;
     }
 
     /// Stops everything but the shutdown hook, on this thread.
     fn stop_now(&mut self) {
-        if let Some(inner) = self.inner.take() {
-            inner.stop_updates();
+        if let Some(mut inner) = self.inner.take() {
+            inner.abort_updates();
             drop(inner);
         }
     }
@@ -474,26 +599,64 @@ impl<S: Script> Drop for Running<S> {
     }
 }
 
-/// SIGTERM or Ctrl-C, whichever comes first.
-async fn wait_for_signal() {
+/// SIGTERM and Ctrl-C (SIGINT) caught from its creation on: a signal that arrives before
+/// [`recv`](Self::recv) is awaited is not lost.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let catch = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(e) => {
+                    tracing::warn!("{name} cannot be caught: {e}");
+                    None
                 }
-            }
-            Err(e) => {
-                tracing::warn!("SIGTERM cannot be caught ({e}); stopping on Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            Signals {
+                terminate: catch(SignalKind::terminate(), "SIGTERM"),
+                interrupt: catch(SignalKind::interrupt(), "SIGINT (Ctrl-C)"),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// The next SIGTERM or Ctrl-C.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(stream: &mut Option<tokio::signal::unix::Signal>) {
+                match stream {
+                    Some(stream) => {
+                        if stream.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            let Signals {
+                terminate,
+                interrupt,
+            } = self;
+            tokio::select! {
+                () = next(terminate) => {}
+                () = next(interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -47,3 +47,131 @@ async fn sigterm_runs_the_shutdown_hook_and_stops_the_listener() {
             .unwrap();
     assert!(refused.is_err(), "the listener still answers");
 }
+
+/// Set in the child process of the test below: it runs the exporter instead of testing.
+const CHILD: &str = "KIT_SIGNAL_TEST_CHILD";
+
+/// An exporter whose first poll takes a minute: the signal arrives during start-up.
+struct SlowPoll;
+
+#[derive(clap::Args)]
+struct NoOptions {}
+
+impl profilis_exporter_kit::Script for SlowPoll {
+    type Options = NoOptions;
+    const NAME: &'static str = "slow-poll";
+    const VERSION: &'static str = "0.0.1";
+    const DEFAULT_PORT: u16 = 9999;
+
+    fn configure(
+        _: NoOptions,
+        _: &profilis_exporter_kit::Context,
+    ) -> Result<Self, profilis_exporter_kit::BoxError> {
+        Ok(SlowPoll)
+    }
+
+    fn update_mode(&self) -> profilis_exporter_kit::UpdateMode {
+        profilis_exporter_kit::UpdateMode::Poll {
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    async fn update(&self) -> Result<(), profilis_exporter_kit::BoxError> {
+        eprintln!("first poll started");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        eprintln!("shutdown hook ran");
+    }
+}
+
+/// A real SIGTERM to a child process (this test binary again, running the exporter through
+/// `main_with_args`) during its first poll: the shutdown hook runs and it exits 0, rather than
+/// dying of the signal (exit status 143).
+#[test]
+fn sigterm_during_the_first_poll_runs_the_shutdown_hook_and_exits_0() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    if std::env::var_os(CHILD).is_some() {
+        let code = profilis_exporter_kit::main_with_args::<SlowPoll, _, _>([
+            "slow-poll",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            "0",
+        ]);
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
+    }
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sigterm_during_the_first_poll_runs_the_shutdown_hook_and_exits_0",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the child starts");
+    let (lines, seen) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = lines.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !log
+        .iter()
+        .any(|l: &String| l.contains("first poll started"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match seen.recv_timeout(left) {
+            Ok(line) => log.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the child's first poll did not start: {log:#?}");
+            }
+        }
+    }
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {pid}: {status}");
+
+    // Bounded wait for the child's exit (it would otherwise poll for a minute).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not stop within 30s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    log.extend(seen.try_iter());
+    assert!(exit.success(), "{exit}: {log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("shutdown hook ran")),
+        "the shutdown hook did not run: {log:#?}"
+    );
+}

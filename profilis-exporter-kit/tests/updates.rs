@@ -74,8 +74,12 @@ async fn a_failed_update_is_answered_counted_and_withdraws_the_values_until_one_
         (Behaviour::Fail, "error"),
         (Behaviour::Panic, "panic"),
         (Behaviour::Sleep(Duration::from_secs(5)), "timeout"),
+        // The script's own time-out (kit::TimedOut) counts as a timeout too.
+        (Behaviour::TimedOut, "timeout"),
     ];
+    let mut counted = std::collections::HashMap::new();
     for (count, (behaviour, reason)) in cases.into_iter().enumerate() {
+        *counted.entry(reason).or_insert(0.0) += 1.0;
         probe.behave(behaviour);
         let (status, page) = scrape(addr).await;
         assert_eq!(status, 200, "{reason}");
@@ -84,7 +88,11 @@ async fn a_failed_update_is_answered_counted_and_withdraws_the_values_until_one_
             Some(0.0),
             "{reason}: {page}"
         );
-        assert_eq!(errors(&page, reason), Some(1.0), "{reason}: {page}");
+        assert_eq!(
+            errors(&page, reason),
+            Some(counted[reason]),
+            "{reason}: {page}"
+        );
         let total: f64 = ["error", "panic", "timeout"]
             .iter()
             .map(|r| errors(&page, r).unwrap())
@@ -112,49 +120,62 @@ async fn a_failed_update_is_answered_counted_and_withdraws_the_values_until_one_
         Some(2.0),
         "{page}"
     );
-    for reason in ["error", "panic", "timeout"] {
-        assert_eq!(errors(&page, reason), Some(1.0), "{reason}: {page}");
+    for (reason, want) in [("error", 1.0), ("panic", 1.0), ("timeout", 2.0)] {
+        assert_eq!(errors(&page, reason), Some(want), "{reason}: {page}");
     }
     running.shutdown().await;
 }
 
+// Scrapes arriving during an update share it: a unit test in src/updates.rs, which can see
+// the scrapes joining the update before it lets the update finish.
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scrapes_arriving_during_an_update_share_it() {
+async fn concurrent_scrapes_are_all_answered() {
     let _turn = TURN.lock().await;
     let running = start(&["--mode", "on-scrape"]).await.expect("started");
     let probe = running.script().clone();
     let addr = running.local_addr();
     probe.set_value(4);
-    probe.behave(Behaviour::Gate);
-
     let scrapes: Vec<_> = (0..4).map(|_| tokio::spawn(scrape(addr))).collect();
-    // The first scrape's update waits at the gate; give the others time to arrive.
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        while probe.calls() == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "no update started");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    probe.gate.add_permits(10);
-
     for scrape in scrapes {
         let (status, page) = scrape.await.unwrap();
         assert_eq!(status, 200);
         assert_eq!(value(&page, PROBE, SOURCE), Some(4.0), "{page}");
     }
-    assert_eq!(
-        probe.calls(),
-        1,
-        "four scrapes during one update ran it once"
-    );
-
-    // A scrape after it starts a new update.
-    probe.behave(Behaviour::Succeed);
-    scrape(addr).await;
-    assert_eq!(probe.calls(), 2);
+    assert!((1..=4).contains(&probe.calls()), "{}", probe.calls());
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_aborts_and_awaits_a_running_update_before_the_hook() {
+    let _turn = TURN.lock().await;
+    for mode in [
+        &["--mode", "on-scrape"][..],
+        &["--mode", "poll", "--interval-ms", "50"][..],
+    ] {
+        let running = start(mode).await.expect("started");
+        let probe = running.script().clone();
+        let addr = running.local_addr();
+        probe.behave(Behaviour::Gate);
+        // On scrape, a scrape starts the update; polling, the next tick does.
+        let scraping = tokio::task::spawn_blocking(move || {
+            let _ = profilis_test_support::try_get(addr, "/metrics", &[]);
+        });
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while probe.running.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "{mode:?}: no update started");
+        running.shutdown().await;
+        assert_eq!(
+            probe.running_at_shutdown.load(Ordering::SeqCst),
+            0,
+            "{mode:?}: an update still ran when the shutdown hook did"
+        );
+        scraping.await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,6 +310,48 @@ async fn start_up_errors_name_what_is_wrong() {
         "{error:?}"
     );
     assert!(error.to_string().contains("interval"), "{error}");
+    // Too long: a poll interval or timeout above a day (Duration::MAX made the polling loop
+    // panic), an on-scrape timeout above 25 s.
+    let huge = u64::MAX.to_string();
+    for (args, setting) in [
+        (
+            vec!["--mode", "poll", "--interval-ms", huge.as_str()],
+            "interval",
+        ),
+        (
+            vec!["--mode", "poll", "--interval-ms", "86400001"],
+            "interval",
+        ),
+        (
+            vec!["--mode", "poll", "--timeout-ms", huge.as_str()],
+            "timeout",
+        ),
+        (
+            vec!["--mode", "on-scrape", "--timeout-ms", "25001"],
+            "timeout",
+        ),
+    ] {
+        let error = start(&args).await.err().expect("refused");
+        assert!(
+            matches!(error, Error::Mode { setting: s, .. } if s == setting),
+            "{args:?}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(setting), "{message}");
+        let limit = if args[1] == "poll" { "a day" } else { "25s" };
+        assert!(message.contains(limit), "{limit:?} is not in: {message}");
+    }
+    let at_the_limits = start(&[
+        "--mode",
+        "poll",
+        "--interval-ms",
+        "86400000",
+        "--timeout-ms",
+        "86400000",
+    ])
+    .await
+    .expect("a day is allowed");
+    at_the_limits.shutdown().await;
     let error = start(&["--timeout-ms", "0"]).await.err().unwrap();
     assert!(
         matches!(
@@ -309,8 +372,12 @@ async fn start_up_errors_name_what_is_wrong() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(error, Error::Exporter(_)), "{error:?}");
-    assert!(error.to_string().contains(&port), "{error}");
+    assert!(matches!(error, Error::AddrInUse { .. }), "{error:?}");
+    let message = error.to_string();
+    for want in [port.as_str(), "-H/--host", "-p/--port", "EXPORTER_PORT"] {
+        assert!(message.contains(want), "{want:?} is not in: {message}");
+    }
+    assert!(!message.contains("PROFILIS_LISTEN"), "{message}");
     let running = start(&[]).await.expect("started after the failures");
     running.shutdown().await;
 }

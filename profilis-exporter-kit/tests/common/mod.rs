@@ -19,6 +19,8 @@ pub enum Behaviour {
     Succeed,
     /// Return an error.
     Fail,
+    /// Return the kit's `TimedOut` error.
+    TimedOut,
     /// Panic.
     Panic,
     /// Sleep this long, then succeed.
@@ -50,6 +52,10 @@ pub struct Probe {
     pub behaviour: Mutex<Behaviour>,
     pub gate: tokio::sync::Semaphore,
     pub shut_down: Arc<AtomicBool>,
+    /// Updates running now.
+    pub running: Arc<AtomicUsize>,
+    /// Updates running when the shutdown hook ran.
+    pub running_at_shutdown: AtomicUsize,
     pub gauge: Gauge,
     pub updates: Counter,
 }
@@ -94,6 +100,8 @@ impl Script for Probe {
             behaviour: Mutex::new(Behaviour::Succeed),
             gate: tokio::sync::Semaphore::new(0),
             shut_down: Arc::new(AtomicBool::new(false)),
+            running: Arc::new(AtomicUsize::new(0)),
+            running_at_shutdown: AtomicUsize::new(usize::MAX),
             gauge: metrics.gauge(&options.metric_name, "The probe's value", &["source"])?,
             updates: metrics.counter("probe_updates", "Successful updates", &[])?,
         })
@@ -104,15 +112,24 @@ impl Script for Probe {
     }
 
     async fn shutdown(&self) {
+        self.running_at_shutdown
+            .store(self.running.load(Ordering::SeqCst), Ordering::SeqCst);
         self.shut_down.store(true, Ordering::SeqCst);
     }
 
     async fn update(&self) -> Result<(), BoxError> {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let _running = RunningGuard(Arc::clone(&self.running));
         self.calls.fetch_add(1, Ordering::SeqCst);
         let behaviour = *self.behaviour.lock().unwrap();
         match behaviour {
             Behaviour::Succeed => {}
             Behaviour::Fail => return Err("the target answered 500".into()),
+            Behaviour::TimedOut => {
+                return Err(
+                    profilis_exporter_kit::TimedOut::new("the target did not answer").into(),
+                )
+            }
             Behaviour::Panic => panic!("the probe panicked on purpose"),
             Behaviour::Sleep(d) => tokio::time::sleep(d).await,
             Behaviour::Gate => drop(self.gate.acquire().await?),
@@ -121,6 +138,15 @@ impl Script for Probe {
             .set(&["test"], self.value.load(Ordering::SeqCst) as f64)?;
         self.updates.inc(&[])?;
         Ok(())
+    }
+}
+
+/// Counts an update as running until it ends, however it ends (an abort drops it).
+struct RunningGuard(Arc<AtomicUsize>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
