@@ -102,13 +102,16 @@ const HOST_EXPECTED: &str = "a host name (`localhost`, `exporter.example.com`) o
      (`127.0.0.1`, `0.0.0.0`, `::1`, `[::]`)";
 
 /// Whether `host` has the form of a DNS name: dot-separated labels of letters, digits, `-`
-/// and `_`, none empty or longer than 63 bytes, at most 253 bytes in all.
+/// and `_`, none empty, longer than 63 bytes, or starting or ending with `-` (RFC 1123; so
+/// `-x`, surely an option given as the value, is not a name), at most 253 bytes in all.
 fn is_host_name(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
         && host.trim_end_matches('.').split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -270,7 +273,16 @@ mod tests {
         let error = listen_addr("not a host", 80).unwrap_err().to_string();
         assert!(error.contains("\"not a host\""), "{error}");
         assert!(listen_addr("a..b", 80).is_err());
-        for bad in ["localhost:8000", "[::1", "http://x", "", "a b"] {
+        for bad in [
+            "localhost:8000",
+            "[::1",
+            "http://x",
+            "",
+            "a b",
+            "-x",
+            "a.-b",
+            "a-.b",
+        ] {
             let error = parse_host(bad).unwrap_err().to_string();
             assert!(error.contains(&format!("{bad:?}")), "{error}");
         }

@@ -47,8 +47,8 @@ pub enum Error {
     /// variable, a collector already running.
     #[error("the exporter could not start: {0}")]
     Exporter(#[from] profilis_exporters::Error),
-    /// The metrics could not be published: a name the script declared is one of the kit's own
-    /// (`exporter_up`, ...) or already published by the program.
+    /// The kit's own metrics could not be published: a name the program has already published
+    /// (a script's own clashes are refused at its declaration, in `configure`).
     #[error("{0}")]
     Metric(#[from] MetricError),
     /// [`Script::configure`](crate::Script::configure) failed.

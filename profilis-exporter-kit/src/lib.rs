@@ -266,7 +266,10 @@ pub struct Context {
 }
 
 impl Context {
-    /// The staged set the script declares its metrics on.
+    /// The staged set the script declares its metrics on. It is already published, next to
+    /// the kit's own metrics and `rust_build_info`: a declaration whose name one of them (or
+    /// another published set, an info metric, a process metric, `profilis_*`) has is refused
+    /// there, with a [`MetricError`] naming it.
     pub fn metrics(&self) -> &MetricSet {
         &self.metrics
     }
@@ -383,20 +386,26 @@ where
     };
     let claim = Claim::take()?;
 
-    let context = Context {
-        metrics: MetricSet::staged(),
-        common: common.clone(),
-    };
-    let script = Arc::new(S::configure(options, &context).map_err(Error::Script)?);
-    let mode = script.update_mode();
-    let timeout = mode.checked_timeout()?;
-    let own = KitMetrics::new(mode == UpdateMode::Never)?;
+    // The kit's own names are published before `configure`, with the script's (still empty)
+    // set: a metric the script declares that clashes with one of them is refused at its
+    // declaration, where the script can say which of its own it was.
+    let own = KitMetrics::new()?;
     let own_published = own.set.publish()?;
-    let script_published = context.metrics.publish()?;
     profilis_exporters::info(
         "rust_build_info",
         &[("crate", S::NAME), ("version", S::VERSION)],
     )?;
+    let context = Context {
+        metrics: MetricSet::staged(),
+        common: common.clone(),
+    };
+    let script_published = context.metrics.publish()?;
+    let script = Arc::new(S::configure(options, &context).map_err(Error::Script)?);
+    let mode = script.update_mode();
+    let timeout = mode.checked_timeout()?;
+    if mode == UpdateMode::Never {
+        own.set_up();
+    }
     let updater = Arc::new(Updater::new(
         Arc::clone(&script),
         context.metrics.clone(),

@@ -88,8 +88,8 @@ pub(crate) struct KitMetrics {
 }
 
 impl KitMetrics {
-    /// Declares them; `up` starts at `up`, each reason's counter at 0.
-    pub(crate) fn new(up: bool) -> Result<KitMetrics, MetricError> {
+    /// Declares them; `up` starts at 0, each reason's counter at 0.
+    pub(crate) fn new() -> Result<KitMetrics, MetricError> {
         let set = MetricSet::new();
         let metrics = KitMetrics {
             up: set.gauge(
@@ -114,11 +114,19 @@ impl KitMetrics {
             )?,
             set,
         };
-        metrics.up.set(&[], if up { 1.0 } else { 0.0 })?;
+        metrics.up.set(&[], 0.0)?;
         for failure in Failure::ALL {
             metrics.errors.add(&[failure.reason()], 0.0)?;
         }
         Ok(metrics)
+    }
+}
+
+impl KitMetrics {
+    /// `exporter_up` 1: in mode [`Never`](crate::UpdateMode::Never), where no update can fail.
+    pub(crate) fn set_up(&self) {
+        // Declared without labels: the write cannot fail.
+        let _ = self.up.set(&[], 1.0);
     }
 }
 
@@ -547,7 +555,7 @@ mod tests {
         let updater = Updater::new(
             Arc::new(gated),
             metrics.clone(),
-            KitMetrics::new(false).unwrap(),
+            KitMetrics::new().unwrap(),
             Duration::from_secs(60),
             Handle::current(),
         );

@@ -883,11 +883,11 @@ fn bad_mapping_files_are_named_at_start_up() {
         ("duplicate", entry("pointer = \"/b\"\nname = \"app_a\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
          vec!["metric #2 (app_a)", "app_a is already published"]),
         ("build-info", entry("pointer = \"/b\"\nname = \"rust_build_info\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
-         vec!["metric #2 (rust_build_info)", "clashes with the exporter's own metrics"]),
+         vec!["metric #2 (rust_build_info)", "rust_build_info is already published as an info metric"]),
         ("process", entry("pointer = \"/b\"\nname = \"process_open_fds\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
          vec!["metric #2 (process_open_fds)", "process metrics"]),
         ("kit-name", entry("pointer = \"/b\"\nname = \"exporter_up\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
-         vec!["metric #2 (exporter_up)", "clashes with the exporter's own metrics"]),
+         vec!["metric #2 (exporter_up)", "exporter_up is already published"]),
     ];
     for (name, text, says) in cases {
         let config = write_config(&format!("bad-{name}"), &text);

@@ -10,10 +10,7 @@ use std::sync::Mutex;
 
 use crate::config::{MetricSpec, MetricType};
 use crate::document::{Document, Field, Pointers};
-use profilis_exporter_kit::{
-    Counter, Gauge, MetricError, MetricSet, States, LAST_SUCCESS_TIMESTAMP_SECONDS, UP,
-    UPDATE_DURATION_SECONDS, UPDATE_ERRORS_TOTAL,
-};
+use profilis_exporter_kit::{Counter, Gauge, MetricError, MetricSet, States};
 
 /// What a field holds, read for its metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,19 +200,6 @@ fn declare(spec: &MetricSpec, set: &MetricSet) -> Result<Handle, MetricError> {
     }
 }
 
-/// A set holding the names the kit publishes itself (its update metrics and `rust_build_info`),
-/// of the kinds it declares them, so that a mapping's metric clashing with one is refused by
-/// the metric set's own rules while the entry can still be named.
-fn kit_names() -> Result<MetricSet, MetricError> {
-    let set = MetricSet::new();
-    set.gauge(UP, "kit", &[])?;
-    set.counter(UPDATE_ERRORS_TOTAL, "kit", &["reason"])?;
-    set.gauge(UPDATE_DURATION_SECONDS, "kit", &[])?;
-    set.gauge(LAST_SUCCESS_TIMESTAMP_SECONDS, "kit", &[])?;
-    set.info("rust_build_info", "kit", &["crate", "version"])?;
-    Ok(set)
-}
-
 impl Mapping {
     /// Declares each spec's metric on `set`; `source` names the mapping in errors (the file,
     /// or the built-in one).
@@ -228,16 +212,13 @@ impl Mapping {
         set: &MetricSet,
         source: &str,
     ) -> Result<Mapping, String> {
-        let kit = kit_names().map_err(|e| format!("the exporter's own metrics: {e}"))?;
         let mut metrics = Vec::with_capacity(specs.len());
         for (index, spec) in specs.into_iter().enumerate() {
             let entry = |e: String| format!("{source}, metric #{} ({}): {e}", index + 1, spec.name);
-            // On the set: the name rules and the clashes with the entries before it, the
-            // process metrics and `profilis_*`. On `kit`: the clashes with the names the kit
-            // publishes itself after `configure` (where its error could not name the entry).
+            // The set checks the name rules and the clashes with the entries before it, the
+            // kit's own metrics and `rust_build_info` (published before `configure`), the
+            // process metrics and `profilis_*`.
             let handle = declare(&spec, set).map_err(|e| entry(e.to_string()))?;
-            declare(&spec, &kit)
-                .map_err(|e| entry(format!("clashes with the exporter's own metrics: {e}")))?;
             metrics.push(Mapped {
                 labels: spec.labels.values().cloned().collect(),
                 spec,

@@ -96,24 +96,13 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 /// A host name or address, not a URL: the kit's one host rule ([`parse_host`]), as `-H` takes.
 fn parse_target_host(text: &str) -> Result<Host, String> {
-    let host = parse_host(text).map_err(|e| {
+    parse_host(text).map_err(|e| {
         if text.contains("://") {
             format!("{e} (the target is read over plain http; https is not supported)")
         } else {
             e.to_string()
         }
-    })?;
-    // The kit's rule takes a name starting with '-' (`-x`): refused here, as it is surely an
-    // option given as a value (the kit's `parse_host` should refuse it for `-H` too).
-    if let Host::Name(name) = &host {
-        if name.starts_with('-') {
-            return Err(format!(
-                "host {text:?} is not allowed: a host name does not start with '-' (is it an \
-                 option given as the value?)"
-            ));
-        }
-    }
-    Ok(host)
+    })
 }
 
 /// The mapping file's path; empty is kept, and means none ([`JsonOptions::config`]).
