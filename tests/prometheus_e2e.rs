@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use profilis::{profiled, Exporter};
-use profilis_test_support::{encode, tool, try_get, wait_for, Prometheus};
+use profilis_test_support::{tool, wait_for, Prometheus};
 
 #[profiled]
 fn counted() -> u32 {
@@ -17,23 +17,6 @@ fn counted() -> u32 {
 #[profiled]
 fn steady() {
     std::thread::sleep(Duration::from_millis(15));
-}
-
-/// The value of an instant query's single sample, if it has one.
-fn query(prometheus: std::net::SocketAddr, promql: &str) -> Option<f64> {
-    let response = try_get(
-        prometheus,
-        &format!("/api/v1/query?query={}", encode(promql)),
-        &[],
-    )
-    .ok()?;
-    if response.status != 200 {
-        return None;
-    }
-    let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
-    let result = body["data"]["result"].as_array()?;
-    let value = result.first()?["value"][1].as_str()?;
-    value.parse().ok().filter(|v: &f64| v.is_finite())
 }
 
 #[test]
@@ -51,7 +34,6 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
     let target = guard.listen_addr().unwrap();
 
     let server = Prometheus::start(&prometheus_bin, "e2e", target, &[]);
-    let web = server.web();
 
     for _ in 0..250 {
         assert_eq!(counted(), 7);
@@ -67,15 +49,13 @@ fn prometheus_scrapes_the_listener_and_answers_queries() {
     };
 
     let calls = wait_for(Duration::from_secs(90), || {
-        query(
-            web,
+        server.query(
             r#"profilis_function_calls_total{function="prometheus_e2e::counted",service="e2e"}"#,
         )
         .filter(|&v| v == 250.0)
     });
     let median = wait_for(Duration::from_secs(90), || {
-        query(
-            web,
+        server.query(
             r#"histogram_quantile(0.5, rate(profilis_function_duration_seconds_bucket{function="prometheus_e2e::steady"}[1m]))"#,
         )
     });

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use profilis_test_support::{
-    encode, free_port, promtool_check_metrics, sample, tool, try_get, wait_for, Prometheus,
+    free_port, promtool_check_metrics, sample, tool, try_get, wait_for, Prometheus,
 };
 use serde_json::{json, Value};
 
@@ -437,21 +437,6 @@ fn serves_the_tutorials_document_and_follows_it() {
     promtool_check_metrics(page.as_bytes());
 }
 
-fn query(prometheus: SocketAddr, promql: &str) -> Option<f64> {
-    let response = try_get(
-        prometheus,
-        &format!("/api/v1/query?query={}", encode(promql)),
-        &[],
-    )
-    .ok()?;
-    if response.status != 200 {
-        return None;
-    }
-    let body: Value = serde_json::from_slice(&response.body).ok()?;
-    let value = body["data"]["result"].as_array()?.first()?["value"][1].as_str()?;
-    value.parse().ok()
-}
-
 #[test]
 fn prometheus_scrapes_it_and_answers_a_query() {
     let Some(prometheus_bin) = tool("prometheus") else {
@@ -472,7 +457,9 @@ fn prometheus_scrapes_it_and_answers_a_query() {
 
     let prometheus = Prometheus::start(&prometheus_bin, "json-exporter", exporter.addr, &[]);
     let answered = wait_for(Duration::from_secs(60), || {
-        query(prometheus.web(), "app_requests_current").filter(|&v| v == 17.0)
+        prometheus
+            .query("app_requests_current")
+            .filter(|&v| v == 17.0)
     });
     assert_eq!(
         answered,
@@ -482,7 +469,7 @@ fn prometheus_scrapes_it_and_answers_a_query() {
         exporter.log()
     );
     let healthy = wait_for(WAIT, || {
-        query(prometheus.web(), "app_health{app_health=\"healthy\"}")
+        prometheus.query("app_health{app_health=\"healthy\"}")
     });
     assert_eq!(healthy, Some(1.0));
 }

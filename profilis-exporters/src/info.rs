@@ -158,6 +158,29 @@ pub enum MetricError {
     },
 }
 
+/// The states of state set `name`, checked: at least one, none empty, none twice.
+pub(crate) fn check_states(name: &str, states: &[&str]) -> Result<Box<[String]>, MetricError> {
+    if states.is_empty() {
+        return Err(MetricError::NoStates {
+            name: name.to_owned(),
+        });
+    }
+    for (i, state) in states.iter().enumerate() {
+        if state.is_empty() {
+            return Err(MetricError::EmptyState {
+                name: name.to_owned(),
+            });
+        }
+        if states[..i].contains(state) {
+            return Err(MetricError::DuplicateState {
+                name: name.to_owned(),
+                state: (*state).to_owned(),
+            });
+        }
+    }
+    Ok(states.iter().map(|s| (*s).to_owned()).collect())
+}
+
 /// Publishes an info metric: a gauge of 1 whose labels carry the information, as
 /// `app_info{version="1.2.3",commit="abc1234"} 1`. `name` gets `_info` added unless it ends with
 /// it already. Publishing the same name again replaces its labels (one series per name).
@@ -266,28 +289,11 @@ impl StateSet {
                 allowed: STATE_SET_NAME,
             });
         }
-        if states.is_empty() {
-            return Err(MetricError::NoStates {
-                name: name.to_owned(),
-            });
-        }
-        for (i, state) in states.iter().enumerate() {
-            if state.is_empty() {
-                return Err(MetricError::EmptyState {
-                    name: name.to_owned(),
-                });
-            }
-            if states[..i].contains(state) {
-                return Err(MetricError::DuplicateState {
-                    name: name.to_owned(),
-                    state: (*state).to_owned(),
-                });
-            }
-        }
+        let states = check_states(name, states)?;
         Ok(StateSet {
             inner: Arc::new(StateSetInner {
                 name: name.to_owned(),
-                states: states.iter().map(|s| (*s).to_owned()).collect(),
+                states,
                 current: AtomicUsize::new(0),
             }),
         })

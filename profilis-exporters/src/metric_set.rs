@@ -323,25 +323,7 @@ impl MetricSet {
                 why: "a state set's own name is the label of its states",
             });
         }
-        if states.is_empty() {
-            return Err(MetricError::NoStates {
-                name: name.to_owned(),
-            });
-        }
-        for (i, state) in states.iter().enumerate() {
-            if state.is_empty() {
-                return Err(MetricError::EmptyState {
-                    name: name.to_owned(),
-                });
-            }
-            if states[..i].contains(state) {
-                return Err(MetricError::DuplicateState {
-                    name: name.to_owned(),
-                    state: (*state).to_owned(),
-                });
-            }
-        }
-        let states = states.iter().map(|s| (*s).to_owned()).collect();
+        let states = crate::info::check_states(name, states)?;
         let handle = self.declare(name.to_owned(), help, labels, Kind::StateSet(states))?;
         Ok(States { handle })
     }

@@ -350,6 +350,24 @@ impl Prometheus {
         self.web
     }
 
+    /// The value of the single sample an instant query `promql` returns now, if it returns
+    /// one and it is finite.
+    pub fn query(&self, promql: &str) -> Option<f64> {
+        let response = try_get(
+            self.web,
+            &format!("/api/v1/query?query={}", encode(promql)),
+            &[],
+        )
+        .ok()?;
+        if response.status != 200 {
+            return None;
+        }
+        let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+        let result = body["data"]["result"].as_array()?;
+        let value = result.first()?["value"][1].as_str()?;
+        value.parse().ok().filter(|v: &f64| v.is_finite())
+    }
+
     /// What it has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
