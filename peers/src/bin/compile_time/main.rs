@@ -39,7 +39,7 @@ struct Options {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "none,profiled,tracing"
+        default_value = "none,profiled,tracing,autometrics"
     )]
     variants: Vec<Variant>,
     /// The profilis repository the `profiled` variant depends on (default: this workspace), so
@@ -373,7 +373,7 @@ mod tests {
                             sync += 1;
                         }
                         attrs.push(attributes(&f.attrs));
-                        bodies.push(f.block.clone());
+                        bodies.push((*f.block).clone());
                     }
                     syn::Item::Impl(block) => {
                         attrs.push(attributes(&block.attrs));
