@@ -158,6 +158,25 @@ pub enum MetricError {
     },
 }
 
+/// The label names of metric `metric`, checked: each allowed by the format, none twice.
+pub(crate) fn check_label_names(metric: &str, labels: &[&str]) -> Result<(), MetricError> {
+    for (i, label) in labels.iter().enumerate() {
+        if !is_label_key(label) {
+            return Err(MetricError::LabelName {
+                metric: metric.to_owned(),
+                label: (*label).to_owned(),
+            });
+        }
+        if labels[..i].contains(label) {
+            return Err(MetricError::DuplicateLabel {
+                metric: metric.to_owned(),
+                label: (*label).to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The states of state set `name`, checked: at least one, none empty, none twice.
 pub(crate) fn check_states(name: &str, states: &[&str]) -> Result<Box<[String]>, MetricError> {
     if states.is_empty() {
@@ -352,31 +371,15 @@ struct Info {
 
 impl Info {
     fn new(given: &str, labels: &[(&str, &str)]) -> Result<Info, MetricError> {
-        let name = if given.ends_with("_info") {
-            given.to_owned()
-        } else {
-            format!("{given}_info")
-        };
+        let name = crate::metric_set::with_suffix(given, "_info");
         if given.is_empty() || !is_metric_name(&name) {
             return Err(MetricError::MetricName {
                 name: given.to_owned(),
                 allowed: METRIC_NAME,
             });
         }
-        for (i, (label, _)) in labels.iter().enumerate() {
-            if !is_label_key(label) {
-                return Err(MetricError::LabelName {
-                    metric: name,
-                    label: (*label).to_owned(),
-                });
-            }
-            if labels[..i].iter().any(|(other, _)| other == label) {
-                return Err(MetricError::DuplicateLabel {
-                    metric: name,
-                    label: (*label).to_owned(),
-                });
-            }
-        }
+        let keys: Vec<&str> = labels.iter().map(|(key, _)| *key).collect();
+        check_label_names(&name, &keys)?;
         let labels = text_format::label_set(labels.iter().copied());
         Ok(Info { name, labels })
     }

@@ -338,19 +338,8 @@ impl MetricSet {
         labels: &[&str],
         kind: Kind,
     ) -> Result<Handle, MetricError> {
-        for (i, label) in labels.iter().enumerate() {
-            if !is_label_key(label) {
-                return Err(MetricError::LabelName {
-                    metric: name,
-                    label: (*label).to_owned(),
-                });
-            }
-            if labels[..i].contains(label) {
-                return Err(MetricError::DuplicateLabel {
-                    metric: name,
-                    label: (*label).to_owned(),
-                });
-            }
+        crate::info::check_label_names(&name, labels)?;
+        for label in labels {
             // Prometheus' tools (promtool, the text format's rules) keep these two for the
             // series of histograms and summaries and refuse them on any other metric.
             let why = match *label {
@@ -667,7 +656,7 @@ pub(crate) fn reserved(metric: &str, written: &[String]) -> Result<(), MetricErr
 const PROFILIS_PREFIX: &str = "profilis_";
 
 /// `name` ending in `suffix`, added if it does not.
-fn with_suffix(name: &str, suffix: &str) -> String {
+pub(crate) fn with_suffix(name: &str, suffix: &str) -> String {
     if name.ends_with(suffix) {
         name.to_owned()
     } else {

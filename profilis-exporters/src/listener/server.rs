@@ -108,9 +108,7 @@ impl Server {
         match self.route(&request) {
             Routed::Answer(response) => response,
             Routed::Metrics => {
-                let paused = deadline.pause();
-                self.before_scrape().await;
-                drop(paused);
+                self.before_scrape(deadline).await;
                 self.metrics(&request.headers)
             }
         }
@@ -118,11 +116,13 @@ impl Server {
 
     /// Runs the before-scrape hook, if any, to its end or for `connection_timeout` at most (its
     /// future is then dropped). A hook that panics (when called, or while its future runs) ends
-    /// there: the scrape is answered all the same.
-    async fn before_scrape(&self) {
+    /// there: the scrape is answered all the same. While it runs, the connection's `deadline`
+    /// is stopped; without a hook the deadline is left alone.
+    async fn before_scrape(&self, deadline: &Deadline) {
         let Some(hook) = &self.before_scrape else {
             return;
         };
+        let _paused = deadline.pause();
         let Ok(future) = catch_unwind(AssertUnwindSafe(|| hook())) else {
             return;
         };
