@@ -6,6 +6,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -122,6 +123,33 @@ impl Call {
     }
 }
 
+impl Call {
+    /// Ends a call that returned; `error` says whether it failed and `failed` what is known
+    /// of why. A call sampled out that did not fail is only counted, inline; any other is
+    /// ended by one shared function, [`Call::finish_recorded`].
+    #[inline(always)]
+    fn finish(&self, error: bool, failed: Option<&Failed<'_>>) {
+        if self.timed() || error {
+            self.finish_recorded(error, failed);
+        } else {
+            local::hot().count(self.state, self.site);
+        }
+    }
+
+    /// Ends a timed or failed call now: counted, its duration filed if timed, its event queued
+    /// if a sink wants events, its failure kept if one wants that.
+    ///
+    /// Not inlined: this is most of the code of a call (the buckets, the details, the event),
+    /// and one shared copy of it, rather than one per instrumented function, is what keeps
+    /// release builds of many profiled functions fast.
+    #[inline(never)]
+    fn finish_recorded(&self, error: bool, failed: Option<&Failed<'_>>) {
+        self.end(local::hot(), error, Outcome::Returned, || {
+            failed.map(|failed| failed.failure())
+        });
+    }
+}
+
 impl Abandon for Call {
     /// An async call dropped before it ended: failed if it panicked (also by a panic unwinding
     /// past its future), not if it was cancelled.
@@ -149,6 +177,16 @@ struct SyncCall {
 }
 
 impl SyncCall {
+    /// Ends the call (see [`Call::finish`]); the span before it is current again.
+    #[inline(always)]
+    fn finish(&self, error: bool, failed: Option<&Failed<'_>>) {
+        let call = self.call;
+        if call.timed() {
+            local::hot().set_context(self.saved);
+        }
+        call.finish(error, failed);
+    }
+
     /// The span before the call is current again; returns the thread's hot state.
     #[inline(always)]
     fn restore(&self) -> &'static Hot {
@@ -192,22 +230,20 @@ pub fn enter(site: &'static Site) -> CallGuard {
 impl CallGuard {
     /// Ends the call; `error` says whether it failed.
     #[inline(always)]
-    pub fn exit(mut self, error: bool) {
-        if let Some(ended) = self.call.take() {
-            let hot = ended.restore();
-            ended.call.end(hot, error, Outcome::Returned, || None);
+    pub fn exit(self, error: bool) {
+        // Ended here, never abandoned: the guard is not dropped (also if a sink panics).
+        let guard = ManuallyDrop::new(self);
+        if let Some(call) = guard.call.get() {
+            call.finish(error, None);
         }
     }
 
     /// Ends the call, failed if `failed` is `Some`, with what it says of why.
     #[inline(always)]
-    pub fn exit_with(mut self, failed: Option<Failed<'_>>) {
-        if let Some(ended) = self.call.take() {
-            let hot = ended.restore();
-            let error = failed.is_some();
-            ended.call.end(hot, error, Outcome::Returned, || {
-                failed.map(Failed::to_failure)
-            });
+    pub fn exit_with(self, failed: Option<Failed<'_>>) {
+        let guard = ManuallyDrop::new(self);
+        if let Some(call) = guard.call.get() {
+            call.finish(failed.is_some(), failed.as_ref());
         }
     }
 }
@@ -235,7 +271,7 @@ pub struct Failed<'a> {
 
 impl Failed<'_> {
     #[cold]
-    fn to_failure(self) -> Failure {
+    fn failure(&self) -> Failure {
         Failure::new(self.type_name, self.message)
     }
 }
@@ -311,13 +347,19 @@ pin_project_lite::pin_project! {
             let this = this.project();
             // Recorded before the future is dropped, as it was dropped: unfinished. Dropped
             // before its first poll, it is a call that started and was cancelled at once.
-            let call = this
-                .call
-                .take()
-                .unwrap_or_else(|| RecordOnce::maybe(Call::begin(this.site)));
-            drop(call);
+            match this.call.take() {
+                Some(call) => drop(call),
+                None => cancelled_unpolled(this.site),
+            }
         }
     }
+}
+
+/// An async call dropped before its first poll: a call that started and was cancelled at once.
+#[cold]
+#[inline(never)]
+fn cancelled_unpolled(site: &'static Site) {
+    drop(RecordOnce::maybe(Call::begin(site)));
 }
 
 /// Times `future` as a call of `site`; `classify` says whether its output is an error, and
@@ -367,9 +409,7 @@ where
         if let Poll::Ready(output) = &poll {
             if let Some(ended) = call.take() {
                 let failed = this.classify.take().and_then(|c| c(output));
-                ended.end(local::hot(), failed.is_some(), Outcome::Returned, || {
-                    failed.map(Failed::to_failure)
-                });
+                ended.finish(failed.is_some(), failed.as_ref());
             }
         }
         poll

@@ -1,6 +1,8 @@
 //! The clock of the hot path: raw TSC ticks (through `quanta`) read twice per call, converted to
 //! nanoseconds and wall-clock time only on the collector thread.
 
+#[cfg(target_arch = "x86_64")]
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,6 +19,8 @@ static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     let raw = clock.raw();
+    #[cfg(target_arch = "x86_64")]
+    TSC.store(reads_tsc(&clock), Ordering::Relaxed);
     Anchor {
         clock,
         raw,
@@ -24,12 +28,48 @@ static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| {
     }
 });
 
+/// Whether `quanta`'s clock reads the TSC (set when [`ANCHOR`] is made): then the hot path
+/// reads it inline, instead of calling `quanta::Clock::raw`, which is not inlined across crates.
+#[cfg(target_arch = "x86_64")]
+static TSC: AtomicBool = AtomicBool::new(false);
+
 /// Reads the fastest monotonic counter of the machine (the TSC where it is invariant).
 ///
 /// The value is in ticks, not nanoseconds: convert with [`ticks_to_ns`] / [`ticks_to_unix_ns`].
 #[inline(always)]
 pub(crate) fn now_ticks() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if TSC.load(Ordering::Relaxed) {
+        // SAFETY: `TSC` is set only after the clock was seen to read the TSC, so the
+        // instruction exists; reading it has no other effect.
+        return unsafe { std::arch::x86_64::_rdtsc() };
+    }
+    read_through_quanta()
+}
+
+/// [`now_ticks`] before the clock is calibrated, or where it is not the TSC.
+#[cfg_attr(target_arch = "x86_64", cold)]
+#[inline(never)]
+fn read_through_quanta() -> u64 {
     ANCHOR.clock.raw()
+}
+
+/// Whether `clock` reads the TSC: its readings are not nanoseconds (its scale is not 1) and
+/// fall between two reads of the TSC, three times running. A clock that fails this keeps
+/// being read through `quanta`.
+#[cfg(target_arch = "x86_64")]
+fn reads_tsc(clock: &quanta::Clock) -> bool {
+    const SPAN: u64 = 1 << 40;
+    if clock.delta_as_nanos(0, SPAN) == SPAN {
+        return false;
+    }
+    (0..3).all(|_| {
+        // SAFETY: as in `now_ticks`, on an x86_64 whose clock reports a scale.
+        let before = unsafe { std::arch::x86_64::_rdtsc() };
+        let raw = clock.raw();
+        let after = unsafe { std::arch::x86_64::_rdtsc() };
+        before <= raw && raw <= after
+    })
 }
 
 /// Nanoseconds between two readings of [`now_ticks`] (0 if `end` is not after `start`).
@@ -76,6 +116,27 @@ pub(crate) fn warm_up() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inline_read_is_the_clock_quanta_reads() {
+        warm_up();
+        let clock = &ANCHOR.clock;
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(TSC.load(Ordering::Relaxed), reads_tsc(clock));
+        // Read through quanta, inline, through quanta: the three readings are of one clock (a
+        // clock in another unit or from another epoch would land far outside). The slack (a
+        // fraction of a millisecond) allows for a thread moved between cores.
+        const SLACK: u64 = 1 << 20;
+        for _ in 0..1000 {
+            let before = clock.raw();
+            let inline = now_ticks();
+            let after = clock.raw();
+            assert!(
+                before.saturating_sub(SLACK) <= inline && inline <= after.saturating_add(SLACK),
+                "{before} <= {inline} <= {after}"
+            );
+        }
+    }
 
     #[test]
     fn ticks_convert_to_increasing_durations_and_wall_time() {

@@ -62,6 +62,60 @@ async fn fetch(id: u64) -> Result<u64, OutOfStock> {
     Ok(id)
 }
 
+#[profiled(sample = 0.0)]
+fn reserve_unsampled(sku: u32) -> Result<u32, OutOfStock> {
+    if sku == 0 {
+        return Err(OutOfStock { sku });
+    }
+    Ok(sku)
+}
+
+#[profiled(sample = 0.0)]
+async fn fetch_unsampled(id: u64) -> Result<u64, OutOfStock> {
+    if id == 0 {
+        return Err(OutOfStock { sku: 9 });
+    }
+    Ok(id)
+}
+
+/// Calls both sampled-out functions, failing and not, inside a timed call.
+#[profiled]
+fn order() {
+    for sku in 0..3 {
+        let _ = reserve_unsampled(sku);
+        let _ = futures::executor::block_on(fetch_unsampled(sku as u64));
+    }
+}
+
+#[test]
+fn a_call_sampled_out_that_fails_is_counted_and_its_failure_kept_under_its_parent() {
+    let (_, captured) = capture_details(order);
+    let order = captured.one("error_details::order");
+    for (name, message) in [
+        ("error_details::reserve_unsampled", "sku 0 is out of stock"),
+        ("error_details::fetch_unsampled", "sku 9 is out of stock"),
+    ] {
+        let failed: Vec<_> = captured
+            .errors
+            .iter()
+            .filter(|e| e.name() == name)
+            .collect();
+        assert_eq!(failed.len(), 1, "{name}: {:?}", captured.errors);
+        let failure = failed[0].failure.as_ref().expect("a failure");
+        assert_eq!(failure.exception_value.as_deref(), Some(message));
+        assert_eq!(failed[0].parent_span_id, Some(order.span_id), "{name}");
+        assert_eq!(failed[0].dur_ns, 0, "{name}: sampled out, not timed");
+        let (calls, errors) = captured
+            .counts
+            .iter()
+            .filter(|c| c.site.name() == name)
+            .fold((0, 0), |(calls, errors), c| {
+                (calls + c.calls, errors + c.errors)
+            });
+        assert_eq!((calls, errors), (3, 1), "{name}");
+    }
+}
+
 #[test]
 fn a_display_error_gives_its_type_and_message_in_the_event() {
     let (_, captured) = capture(|| {

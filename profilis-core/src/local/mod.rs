@@ -98,18 +98,10 @@ impl Hot {
         failure: impl FnOnce() -> Option<Failure>,
         event: impl FnOnce() -> RawEvent,
     ) {
+        let Some(ts) = self.thread_state(state) else {
+            return;
+        };
         let (id, kind) = site.ids();
-        let mut ts = self.state.get();
-        // SAFETY: a non-null pointer targets the Arc held by OWNER, which clears it before
-        // dropping that Arc.
-        if ts.is_null() || unsafe { (*ts).generation_id } != generation_of(state) {
-            ts = refresh(self, state);
-            if ts.is_null() {
-                return;
-            }
-        }
-        // SAFETY: as above.
-        let ts = unsafe { &*ts };
         let row = ts.observe(id, kind, error, ticks);
         if ts.extra {
             if let Some(t) = ticks {
@@ -127,6 +119,37 @@ impl Hot {
                 ts.push(event());
             }
         }
+    }
+}
+
+impl Hot {
+    /// Counts a call sampled out that did not fail: all it leaves is its count (as
+    /// [`Hot::record`] without a duration or an error).
+    #[inline(always)]
+    pub(crate) fn count(&self, state: u64, site: &'static Site) {
+        if let Some(ts) = self.thread_state(state) {
+            let (id, kind) = site.ids();
+            ts.observe(id, kind, false, None);
+        }
+    }
+
+    /// This thread's state for the collector generation in `state`, made (or taken over) on
+    /// the thread's first call of a generation; `None` when there is none to record on (the
+    /// generation has ended, or the thread is exiting).
+    #[inline(always)]
+    fn thread_state(&self, state: u64) -> Option<&ThreadState> {
+        let mut ts = self.state.get();
+        // SAFETY: a non-null pointer targets the Arc held by OWNER, which clears it before
+        // dropping that Arc.
+        if ts.is_null() || unsafe { (*ts).generation_id } != generation_of(state) {
+            ts = refresh(self, state);
+            if ts.is_null() {
+                return None;
+            }
+        }
+        // SAFETY: as above; the Arc outlives this borrow of the thread's `Hot`, which cannot
+        // leave the thread.
+        Some(unsafe { &*ts })
     }
 }
 
