@@ -53,13 +53,7 @@ impl Call {
     fn begin_in(site: &'static Site, state: u64, hot: &Hot) -> Call {
         let parent = hot.context();
         if !sampler::sample(site.threshold(), || hot.random()) {
-            return Call {
-                site,
-                state,
-                start: 0,
-                own: SpanContext::default(),
-                parent: parent.span_id,
-            };
+            return Call::untimed(site, state, parent.span_id);
         }
         let own = SpanContext::child_of(parent, || hot.random());
         Call {
@@ -68,6 +62,18 @@ impl Call {
             start: clock::now_ticks(),
             own,
             parent: parent.span_id,
+        }
+    }
+
+    /// A call sampled out (counted, not timed): no clock read, no span of its own.
+    #[inline(always)]
+    fn untimed(site: &'static Site, state: u64, parent: SpanId) -> Call {
+        Call {
+            site,
+            state,
+            start: 0,
+            own: SpanContext::default(),
+            parent,
         }
     }
 
@@ -126,27 +132,56 @@ impl Call {
 impl Call {
     /// Ends a call that returned; `error` says whether it failed and `failed` what is known
     /// of why. A call sampled out that did not fail is only counted, inline; any other is
-    /// ended by one shared function, [`Call::finish_recorded`].
+    /// ended by a shared function ([`Call::finish_timed`], or a cold one for a failed call
+    /// sampled out).
     #[inline(always)]
     fn finish(&self, error: bool, failed: Option<&Failed<'_>>) {
-        if self.timed() || error {
-            self.finish_recorded(error, failed);
+        if self.timed() {
+            self.finish_timed(clock::now_ticks(), error, failed);
+        } else if error {
+            // Scalars, not the call by reference: the call stays in registers on the paths
+            // that do not need it in memory.
+            Call::finish_untimed_failed(self.site, self.state, self.parent, failed);
         } else {
             local::hot().count(self.state, self.site);
         }
     }
 
-    /// Ends a timed or failed call now: counted, its duration filed if timed, its event queued
-    /// if a sink wants events, its failure kept if one wants that.
+    /// Ends a call sampled out that failed: counted, its failure kept if a sink wants it.
+    #[cold]
+    #[inline(never)]
+    fn finish_untimed_failed(
+        site: &'static Site,
+        state: u64,
+        parent: SpanId,
+        failed: Option<&Failed<'_>>,
+    ) {
+        Call::untimed(site, state, parent).record(
+            local::hot(),
+            None,
+            true,
+            Outcome::Returned,
+            || failed.map(|failed| failed.failure()),
+            || None,
+        );
+    }
+
+    /// Ends a timed call now: counted, its duration filed, its event queued if a sink wants
+    /// events, its failure kept if one wants that.
     ///
     /// Not inlined: this is most of the code of a call (the buckets, the details, the event),
     /// and one shared copy of it, rather than one per instrumented function, is what keeps
     /// release builds of many profiled functions fast.
     #[inline(never)]
-    fn finish_recorded(&self, error: bool, failed: Option<&Failed<'_>>) {
-        self.end(local::hot(), error, Outcome::Returned, || {
-            failed.map(|failed| failed.failure())
-        });
+    fn finish_timed(&self, end: u64, error: bool, failed: Option<&Failed<'_>>) {
+        self.record(
+            local::hot(),
+            Some(end),
+            error,
+            Outcome::Returned,
+            || failed.map(|failed| failed.failure()),
+            || None,
+        );
     }
 }
 
@@ -180,11 +215,15 @@ impl SyncCall {
     /// Ends the call (see [`Call::finish`]); the span before it is current again.
     #[inline(always)]
     fn finish(&self, error: bool, failed: Option<&Failed<'_>>) {
-        let call = self.call;
-        if call.timed() {
+        if self.call.timed() {
+            let end = clock::now_ticks();
             local::hot().set_context(self.saved);
+            // Copied here, not before the test: the call goes to memory only on this path.
+            let call = self.call;
+            call.finish_timed(end, error, failed);
+        } else {
+            self.call.finish(error, failed);
         }
-        call.finish(error, failed);
     }
 
     /// The span before the call is current again; returns the thread's hot state.
