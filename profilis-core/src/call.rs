@@ -8,14 +8,14 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::clock;
 use crate::event::{Detail, Failure, Outcome, RawEvent};
-use crate::local::{self, Hot};
+use crate::local::{self, Hot, ThreadState};
 use crate::notable;
 use crate::once::{Abandon, RecordOnce};
 use crate::sampler;
@@ -114,7 +114,21 @@ impl Call {
         detail: impl FnOnce() -> Option<Arc<dyn Detail>>,
     ) {
         let ticks = end.map(|end| end.saturating_sub(self.start));
-        hot.record(self.state, self.site, error, ticks, failure, || RawEvent {
+        hot.record(self.state, self.site, error, ticks, failure, || {
+            self.event(end, error, outcome, detail())
+        });
+    }
+
+    /// The call's event, as it ended at `end` (`None`: not timed).
+    #[inline(always)]
+    fn event(
+        &self,
+        end: Option<u64>,
+        error: bool,
+        outcome: Outcome,
+        detail: Option<Arc<dyn Detail>>,
+    ) -> RawEvent {
+        RawEvent {
             site: self.site,
             start: self.start,
             end: end.unwrap_or(0),
@@ -123,9 +137,9 @@ impl Call {
             parent: self.parent,
             error,
             outcome,
-            detail: detail(),
+            detail,
             failure: None,
-        });
+        }
     }
 }
 
@@ -166,14 +180,54 @@ impl Call {
         );
     }
 
-    /// Ends a timed call now: counted, its duration filed, its event queued if a sink wants
-    /// events, its failure kept if one wants that.
+    /// Ends a timed call at `end` (ticks): counted, its duration filed, its event queued if a
+    /// sink wants events, its failure kept if one wants that.
     ///
     /// Not inlined: this is most of the code of a call (the buckets, the details, the event),
     /// and one shared copy of it, rather than one per instrumented function, is what keeps
-    /// release builds of many profiled functions fast.
+    /// release builds of many profiled functions fast. On the usual path it only counts the
+    /// call and files its duration, calling nothing; anything more (the thread's or the site's
+    /// first call, an event, a failure, a slow call) goes on in [`Call::finish_timed_more`] or
+    /// [`Call::finish_timed_first`], so that this one stays small and cheap to call.
     #[inline(never)]
     fn finish_timed(&self, end: u64, error: bool, failed: Option<&Failed<'_>>) {
+        let ticks = end.saturating_sub(self.start);
+        match local::hot().count_timed(self.state, self.site, error, ticks) {
+            Some((ts, row)) => {
+                if local::wants_more(ts, self.site, error, ticks) {
+                    self.finish_timed_more(ts, row, end, error, failed);
+                }
+            }
+            None => self.finish_timed_first(end, error, failed),
+        }
+    }
+
+    /// What a timed call counted by [`Call::finish_timed`] leaves beyond its counts.
+    #[inline(never)]
+    fn finish_timed_more(
+        &self,
+        ts: &ThreadState,
+        row: *const AtomicU64,
+        end: u64,
+        error: bool,
+        failed: Option<&Failed<'_>>,
+    ) {
+        local::after_count(
+            ts,
+            self.site,
+            row,
+            error,
+            Some(end.saturating_sub(self.start)),
+            || failed.map(|failed| failed.failure()),
+            || self.event(Some(end), error, Outcome::Returned, None),
+        );
+    }
+
+    /// A timed call off the usual path (the thread's first call, or the site's): recorded in
+    /// full by [`Hot::record`].
+    #[cold]
+    #[inline(never)]
+    fn finish_timed_first(&self, end: u64, error: bool, failed: Option<&Failed<'_>>) {
         self.record(
             local::hot(),
             Some(end),

@@ -181,6 +181,14 @@ impl Site {
         self.ids().0
     }
 
+    /// The site's dense id and its kind's id, if it is registered (`None` before its first
+    /// use: then [`Site::ids`] registers it).
+    #[inline(always)]
+    pub(crate) fn ids_if_registered(&self) -> Option<(u32, u32)> {
+        let key = self.key.load(Ordering::Relaxed);
+        (key != 0).then_some((key as u32, (key >> 32) as u32))
+    }
+
     /// The site's dense id (from 1) and its kind's id, registering the site on first use.
     #[inline]
     pub(crate) fn ids(&'static self) -> (u32, u32) {

@@ -7,6 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 mod registry;
@@ -103,21 +104,75 @@ impl Hot {
         };
         let (id, kind) = site.ids();
         let row = ts.observe(id, kind, error, ticks);
-        if ts.extra {
-            if let Some(t) = ticks {
-                ts.observe_fine(row, t);
-            }
-            let keep = Keep {
-                failed: error && ts.events_or_details,
-                slow: ts.slow_candidates && ticks.is_some_and(|t| t > site.slow_ticks()),
-            };
-            if keep.failed | keep.slow {
-                let failure = if keep.failed { failure() } else { None };
-                return notable(ts, site, ticks, keep, failure, event());
-            }
-            if ticks.is_some() && ts.events {
-                ts.push(event());
-            }
+        after_count(ts, site, row, error, ticks, failure, event);
+    }
+
+    /// The end of a timed call on the usual path: the thread has its state for the
+    /// generation in `state`, the site its id, and its row of counters here. Counts it and
+    /// files its duration `ticks`, as [`Hot::record`] does, and returns the thread's state and
+    /// the site's row for what else is wanted of the call ([`wants_more`], [`after_count`]).
+    /// `None` when the path is not the usual one: then nothing is recorded, and
+    /// [`Hot::record`] does it all.
+    #[inline(always)]
+    pub(crate) fn count_timed(
+        &self,
+        state: u64,
+        site: &'static Site,
+        error: bool,
+        ticks: u64,
+    ) -> Option<(&ThreadState, *const AtomicU64)> {
+        let ts = self.state.get();
+        // SAFETY: as in `thread_state`.
+        if ts.is_null() || unsafe { (*ts).generation_id } != generation_of(state) {
+            return None;
+        }
+        // SAFETY: as in `thread_state`.
+        let ts = unsafe { &*ts };
+        let (id, kind) = site.ids_if_registered()?;
+        let row = ts.row_if_ready(id)?;
+        ts.observe_row(row, kind, error, Some(ticks));
+        Some((ts, row))
+    }
+}
+
+/// Whether a timed call counted by [`Hot::count_timed`] leaves more than its counts: fine
+/// buckets, an event, a failure or a slow-call candidate (see [`after_count`]).
+#[inline(always)]
+pub(crate) fn wants_more(ts: &ThreadState, site: &'static Site, error: bool, ticks: u64) -> bool {
+    ts.extra
+        && (ts.details
+            || ts.events
+            || (error && ts.events_or_details)
+            || (ts.slow_candidates && ticks > site.slow_ticks()))
+}
+
+/// What a call leaves beyond its counts, once counted in the site's row `row` (null beyond
+/// the table): its duration in fine buckets, its event, its failure, and whether it is a slow-call
+/// candidate, as far as a sink wants them (see [`Hot::record`]).
+#[inline(always)]
+pub(crate) fn after_count(
+    ts: &ThreadState,
+    site: &'static Site,
+    row: *const AtomicU64,
+    error: bool,
+    ticks: Option<u64>,
+    failure: impl FnOnce() -> Option<Failure>,
+    event: impl FnOnce() -> RawEvent,
+) {
+    if ts.extra {
+        if let Some(t) = ticks {
+            ts.observe_fine(row, t);
+        }
+        let keep = Keep {
+            failed: error && ts.events_or_details,
+            slow: ts.slow_candidates && ticks.is_some_and(|t| t > site.slow_ticks()),
+        };
+        if keep.failed | keep.slow {
+            let failure = if keep.failed { failure() } else { None };
+            return notable(ts, site, ticks, keep, failure, event());
+        }
+        if ticks.is_some() && ts.events {
+            ts.push(event());
         }
     }
 }

@@ -146,36 +146,66 @@ impl ThreadState {
         error: bool,
         ticks: Option<u64>,
     ) -> *const AtomicU64 {
-        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
-        let mut chunk = self.chunk(c, Ordering::Relaxed);
-        if chunk.is_null() {
-            chunk = self.first_call_in_chunk(c);
-            if chunk.is_null() {
-                count_overflow(id, error);
-                return ptr::null();
+        let row = match self.row_if_ready(id) {
+            Some(row) => row,
+            None => {
+                let chunk = self.first_call_in_chunk(id as usize / CHUNK);
+                if chunk.is_null() {
+                    count_overflow(id, error);
+                    return ptr::null();
+                }
+                // SAFETY: a chunk holds CHUNK * row values and is only freed with the state.
+                unsafe { chunk.add(id as usize % CHUNK * self.row) }
             }
-        }
-        // SAFETY: a chunk holds CHUNK * row values and is only freed with the ThreadState.
-        let site = unsafe { std::slice::from_raw_parts(chunk.add(i * self.row), self.row) };
-        bump(&site[0]);
+        };
+        self.observe_row(row, kind, error, ticks);
+        row
+    }
+
+    /// The row of counters of site `id`, if its chunk has been made on this thread (`None`
+    /// before the first call of one of its sites here, and beyond the table).
+    #[inline(always)]
+    pub(crate) fn row_if_ready(&self, id: u32) -> Option<*const AtomicU64> {
+        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
+        let chunk = self.chunk(c, Ordering::Relaxed);
+        // SAFETY: a chunk holds CHUNK * row values and is only freed with the state.
+        (!chunk.is_null()).then(|| unsafe { chunk.add(i * self.row) as *const AtomicU64 })
+    }
+
+    /// Counts one call in the site's row `row` (see [`ThreadState::observe`]).
+    #[inline(always)]
+    pub(crate) fn observe_row(
+        &self,
+        row: *const AtomicU64,
+        kind: u32,
+        error: bool,
+        ticks: Option<u64>,
+    ) {
+        // The row holds `self.row >= stride` values: calls, errors, then a count and a sum
+        // for each of the `width` bounds of a bounds row and for `+Inf` (`Bounds::stride`).
+        debug_assert!(self.row >= self.stride);
+        // SAFETY (each `add` below): within the row, by the above; the row is in a chunk
+        // freed only with the state. Unchecked: this is on the path of every call.
+        let value = |i: usize| unsafe { &*row.add(i) };
+        bump(value(0));
         if error {
-            bump(&site[1]);
+            bump(value(1));
         }
         if let Some(ticks) = ticks {
             // Past its own bounds, a duration stops at the row's padding: its `+Inf` bucket.
-            let row = self.bounds.row(kind);
-            let bucket = row
+            let bounds = self.bounds.row(kind);
+            let bucket = bounds
                 .iter()
                 .position(|&bound| ticks <= bound)
-                .unwrap_or(row.len());
-            bump(&site[2 + 2 * bucket]);
-            let sum = &site[3 + 2 * bucket];
+                .unwrap_or(bounds.len());
+            debug_assert!(3 + 2 * bucket < self.stride);
+            bump(value(2 + 2 * bucket));
+            let sum = value(3 + 2 * bucket);
             sum.store(
                 sum.load(Ordering::Relaxed).wrapping_add(ticks),
                 Ordering::Relaxed,
             );
         }
-        site.as_ptr()
     }
 
     /// With details: files a duration of `ticks` in the fine buckets of the site whose row
