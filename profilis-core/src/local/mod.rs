@@ -179,29 +179,9 @@ pub(crate) fn after_count(
 
 impl Hot {
     /// Counts a call sampled out that did not fail: all it leaves is its count (as
-    /// [`Hot::record`] without a duration or an error). Inline only on the usual path (the
-    /// thread's state, the site's id and its counters all there); anything else is one cold
-    /// shared function, so that little is compiled into each instrumented function.
+    /// [`Hot::record`] without a duration or an error).
     #[inline(always)]
     pub(crate) fn count(&self, state: u64, site: &'static Site) {
-        let ts = self.state.get();
-        // SAFETY: as in `thread_state`.
-        if !ts.is_null() && unsafe { (*ts).generation_id } == generation_of(state) {
-            // SAFETY: as in `thread_state`.
-            let ts = unsafe { &*ts };
-            if let Some((id, kind)) = site.ids_if_registered() {
-                if let Some(row) = ts.row_if_ready(id) {
-                    return ts.observe_row(row, kind, false, None);
-                }
-            }
-        }
-        self.count_first(state, site);
-    }
-
-    /// [`Hot::count`] off the usual path: the thread's or the site's first call.
-    #[cold]
-    #[inline(never)]
-    fn count_first(&self, state: u64, site: &'static Site) {
         if let Some(ts) = self.thread_state(state) {
             let (id, kind) = site.ids();
             ts.observe(id, kind, false, None);
