@@ -175,7 +175,7 @@ impl Call {
             None,
             true,
             Outcome::Returned,
-            || failed.map(|failed| failed.failure()),
+            || Failed::failure_of(failed),
             || None,
         );
     }
@@ -218,7 +218,7 @@ impl Call {
             row,
             error,
             Some(end.saturating_sub(self.start)),
-            || failed.map(|failed| failed.failure()),
+            || Failed::failure_of(failed),
             || self.event(Some(end), error, Outcome::Returned, None),
         );
     }
@@ -233,7 +233,7 @@ impl Call {
             Some(end),
             error,
             Outcome::Returned,
-            || failed.map(|failed| failed.failure()),
+            || Failed::failure_of(failed),
             || None,
         );
     }
@@ -366,6 +366,12 @@ impl Failed<'_> {
     #[cold]
     fn failure(&self) -> Failure {
         Failure::new(self.type_name, self.message)
+    }
+
+    /// The [`Failure`] of a call that failed with `failed` (`None` if it did not, or nothing
+    /// is known of why).
+    fn failure_of(failed: Option<&Failed<'_>>) -> Option<Failure> {
+        failed.map(Failed::failure)
     }
 }
 

@@ -186,17 +186,14 @@ impl Site {
     #[inline(always)]
     pub(crate) fn ids_if_registered(&self) -> Option<(u32, u32)> {
         let key = self.key.load(Ordering::Relaxed);
-        (key != 0).then_some((key as u32, (key >> 32) as u32))
+        (key != 0).then(|| split_key(key))
     }
 
     /// The site's dense id (from 1) and its kind's id, registering the site on first use.
     #[inline]
     pub(crate) fn ids(&'static self) -> (u32, u32) {
-        let mut key = self.key.load(Ordering::Relaxed);
-        if key == 0 {
-            key = self.register();
-        }
-        (key as u32, (key >> 32) as u32)
+        self.ids_if_registered()
+            .unwrap_or_else(|| split_key(self.register()))
     }
 
     #[cold]
@@ -223,6 +220,12 @@ static INTERNED: Mutex<Option<Interned>> = Mutex::new(None);
 /// A copy of the registered sites, in id order (the site of id `n` at `n - 1`).
 pub(crate) fn all() -> Vec<&'static Site> {
     SITES.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// A site's key: its id (low 32 bits) and its kind's id (high 32 bits).
+#[inline(always)]
+fn split_key(key: u64) -> (u32, u32) {
+    (key as u32, (key >> 32) as u32)
 }
 
 #[cfg(test)]

@@ -121,13 +121,7 @@ impl Hot {
         error: bool,
         ticks: u64,
     ) -> Option<(&ThreadState, *const AtomicU64)> {
-        let ts = self.state.get();
-        // SAFETY: as in `thread_state`.
-        if ts.is_null() || unsafe { (*ts).generation_id } != generation_of(state) {
-            return None;
-        }
-        // SAFETY: as in `thread_state`.
-        let ts = unsafe { &*ts };
+        let ts = self.state_of(state)?;
         let (id, kind) = site.ids_if_registered()?;
         let row = ts.row_if_ready(id)?;
         ts.observe_row(row, kind, error, Some(ticks));
@@ -193,18 +187,24 @@ impl Hot {
     /// generation has ended, or the thread is exiting).
     #[inline(always)]
     fn thread_state(&self, state: u64) -> Option<&ThreadState> {
-        let mut ts = self.state.get();
-        // SAFETY: a non-null pointer targets the Arc held by OWNER, which clears it before
-        // dropping that Arc.
-        if ts.is_null() || unsafe { (*ts).generation_id } != generation_of(state) {
-            ts = refresh(self, state);
-            if ts.is_null() {
-                return None;
-            }
+        if let Some(ts) = self.state_of(state) {
+            return Some(ts);
         }
-        // SAFETY: as above; the Arc outlives this borrow of the thread's `Hot`, which cannot
+        let ts = refresh(self, state);
+        // SAFETY: as in `state_of`.
+        (!ts.is_null()).then(|| unsafe { &*ts })
+    }
+
+    /// This thread's state, if it has one for the collector generation in `state` (none
+    /// made here: see [`Hot::thread_state`]).
+    #[inline(always)]
+    fn state_of(&self, state: u64) -> Option<&ThreadState> {
+        let ts = self.state.get();
+        // SAFETY: a non-null pointer targets the Arc held by OWNER, which clears it before
+        // dropping that Arc; the Arc outlives this borrow of the thread's `Hot`, which cannot
         // leave the thread.
-        Some(unsafe { &*ts })
+        let ts = unsafe { ts.as_ref() }?;
+        (ts.generation_id == generation_of(state)).then_some(ts)
     }
 }
 

@@ -154,8 +154,7 @@ impl ThreadState {
                     count_overflow(id, error);
                     return ptr::null();
                 }
-                // SAFETY: a chunk holds CHUNK * row values and is only freed with the state.
-                unsafe { chunk.add(id as usize % CHUNK * self.row) }
+                self.row_in(chunk, id)
             }
         };
         self.observe_row(row, kind, error, ticks);
@@ -166,10 +165,15 @@ impl ThreadState {
     /// before the first call of one of its sites here, and beyond the table).
     #[inline(always)]
     pub(crate) fn row_if_ready(&self, id: u32) -> Option<*const AtomicU64> {
-        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
-        let chunk = self.chunk(c, Ordering::Relaxed);
+        let chunk = self.chunk(id as usize / CHUNK, Ordering::Relaxed);
+        (!chunk.is_null()).then(|| self.row_in(chunk, id))
+    }
+
+    /// The row of site `id` in its chunk `chunk` (non-null).
+    #[inline(always)]
+    fn row_in(&self, chunk: *mut AtomicU64, id: u32) -> *const AtomicU64 {
         // SAFETY: a chunk holds CHUNK * row values and is only freed with the state.
-        (!chunk.is_null()).then(|| unsafe { chunk.add(i * self.row) as *const AtomicU64 })
+        unsafe { chunk.add(id as usize % CHUNK * self.row) }
     }
 
     /// Counts one call in the site's row `row` (see [`ThreadState::observe`]).
