@@ -6,9 +6,8 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -55,7 +54,13 @@ impl Call {
         if !sampler::sample(site.threshold(), || hot.random()) {
             return Call::untimed(site, state, parent.span_id);
         }
-        let own = SpanContext::child_of(parent, || hot.random());
+        Call::timed_in(site, state, hot, parent)
+    }
+
+    /// A call sampled in: a child span of `parent`, and the clock read.
+    #[inline(always)]
+    fn timed_in(site: &'static Site, state: u64, hot: &Hot, parent: SpanContext) -> Call {
+        let own = hot.draws(|draws| SpanContext::child_of(parent, || draws.next()));
         Call {
             site,
             state,
@@ -151,7 +156,7 @@ impl Call {
     #[inline(always)]
     fn finish(&self, error: bool, failed: Option<&Failed<'_>>) {
         if self.timed() {
-            self.finish_timed(clock::now_ticks(), error, failed);
+            self.finish_timed_now(error, failed);
         } else if error {
             // Scalars, not the call by reference: the call stays in registers on the paths
             // that do not need it in memory.
@@ -180,42 +185,67 @@ impl Call {
         );
     }
 
-    /// Ends a timed call at `end` (ticks): counted, its duration filed, its event queued if a
-    /// sink wants events, its failure kept if one wants that.
+    /// Ends a timed call now: counted, its duration filed, its event queued if a sink wants
+    /// events, its failure kept if one wants that.
     ///
     /// Not inlined: this is most of the code of a call (the buckets, the details, the event),
     /// and one shared copy of it, rather than one per instrumented function, is what keeps
     /// release builds of many profiled functions fast. On the usual path it only counts the
-    /// call and files its duration, calling nothing; anything more (the thread's or the site's
-    /// first call, an event, a failure, a slow call) goes on in [`Call::finish_timed_more`] or
-    /// [`Call::finish_timed_first`], so that this one stays small and cheap to call.
+    /// call and files its duration ([`Call::count_timed`]), calling nothing; anything more (the
+    /// thread's or the site's first call, an event, a failure, a slow call) goes on in
+    /// [`Call::finish_rest`].
     #[inline(never)]
-    fn finish_timed(&self, end: u64, error: bool, failed: Option<&Failed<'_>>) {
-        let ticks = end.saturating_sub(self.start);
-        match local::hot().count_timed(self.state, self.site, error, ticks) {
-            Some((ts, row)) => {
-                if local::wants_more(ts, self.site, error, ticks) {
-                    self.finish_timed_more(ts, row, end, error, failed);
-                }
-            }
-            None => self.finish_timed_first(end, error, failed),
+    fn finish_timed_now(&self, error: bool, failed: Option<&Failed<'_>>) {
+        let end = clock::now_ticks();
+        let rest = self.count_timed(local::hot(), end, error);
+        if !matches!(rest, Rest::Done) {
+            self.finish_rest(rest, end, error, failed);
         }
     }
 
-    /// What a timed call counted by [`Call::finish_timed`] leaves beyond its counts.
+    /// The usual end of a timed call that ended at `end`: counted and its duration filed, if
+    /// the thread has its state for the generation, the site its id, and its row of counters
+    /// here; what is left to do otherwise.
+    #[inline(always)]
+    fn count_timed(&self, hot: &'static Hot, end: u64, error: bool) -> Rest {
+        let ticks = end.saturating_sub(self.start);
+        match hot.count_timed(self.state, self.site, error, ticks) {
+            Some((ts, row)) if ts.extra => {
+                ts.observe_fine(row, ticks);
+                if local::wants_more(ts, self.site, error, ticks) {
+                    Rest::More(ts)
+                } else {
+                    Rest::Done
+                }
+            }
+            Some(_) => Rest::Done,
+            None => Rest::First,
+        }
+    }
+
+    /// What [`Call::count_timed`] left to do.
+    #[inline(always)]
+    fn finish_rest(&self, rest: Rest, end: u64, error: bool, failed: Option<&Failed<'_>>) {
+        match rest {
+            Rest::Done => {}
+            Rest::More(ts) => self.finish_timed_more(ts, end, error, failed),
+            Rest::First => self.finish_timed_first(end, error, failed),
+        }
+    }
+
+    /// What a timed call counted by [`Call::count_timed`] leaves beyond its counts and fine
+    /// buckets: its event, its failure, a slow-call candidate.
     #[inline(never)]
     fn finish_timed_more(
         &self,
         ts: &ThreadState,
-        row: *const AtomicU64,
         end: u64,
         error: bool,
         failed: Option<&Failed<'_>>,
     ) {
-        local::after_count(
+        local::beyond_fine(
             ts,
             self.site,
-            row,
             error,
             Some(end.saturating_sub(self.start)),
             || Failed::failure_of(failed),
@@ -259,44 +289,101 @@ pub struct CallGuard {
     _not_send: PhantomData<*const ()>,
 }
 
-/// A sync call, and the span the thread was in before it, current again when it ends.
-struct SyncCall {
-    call: Call,
-    saved: SpanContext,
+/// What is left to do at the end of a timed call once [`Call::count_timed`] has run.
+enum Rest {
+    /// Nothing: counted, and nothing more is wanted.
+    Done,
+    /// Counted (and its fine buckets filed) in this thread's state; a sink wants more of it.
+    More(&'static ThreadState),
+    /// Not counted: the thread's or the site's first call (see [`Hot::record`]).
+    First,
+}
+
+/// A sync call: sampled out (only counted), or timed, with the span the thread was in before
+/// it, current again when it ends.
+// A tag of its own, so that `Option<SyncCall>` is told apart by one compare.
+#[repr(u8)]
+enum SyncCall {
+    /// Sampled out: it leaves the thread's span as it is, and is only counted (a failure also
+    /// kept).
+    Counted { site: &'static Site, state: u64 },
+    /// Sampled in: timed, and the current span while it runs.
+    Timed { call: Call, saved: SpanContext },
 }
 
 impl SyncCall {
-    /// Ends the call (see [`Call::finish`]); the span before it is current again.
-    #[inline(always)]
-    fn finish(&self, error: bool, failed: Option<&Failed<'_>>) {
-        if self.call.timed() {
-            let end = clock::now_ticks();
-            local::hot().set_context(self.saved);
-            // Copied here, not before the test: the call goes to memory only on this path.
-            let call = self.call;
-            call.finish_timed(end, error, failed);
-        } else {
-            self.call.finish(error, failed);
+    /// Starts a timed call of `site` under `state` into `slot`, the current span until it ends.
+    #[inline(never)]
+    fn start_timed(site: &'static Site, state: u64, slot: &mut Option<SyncCall>) {
+        let hot = local::hot();
+        let call = Call::timed_in(site, state, hot, hot.context());
+        let saved = hot.set_context(call.own);
+        *slot = Some(SyncCall::Timed { call, saved });
+    }
+
+    /// Ends the timed call in `slot`: the span before it is current again, and the call is
+    /// recorded ([`Call::count_timed`], then [`SyncCall::finish_rest`] if more is wanted).
+    ///
+    /// Shared by every profiled function, as [`SyncCall::start_timed`] is: what is inlined
+    /// into each is only the guard's tests and these two calls.
+    #[inline(never)]
+    fn finish_timed(slot: &mut Option<SyncCall>, error: bool, failed: Option<&Failed<'_>>) {
+        let end = clock::now_ticks();
+        // Read in place: the usual path copies nothing.
+        let Some(SyncCall::Timed { call, saved }) = slot else {
+            return;
+        };
+        let hot = local::hot();
+        hot.set_context(*saved);
+        let rest = call.count_timed(hot, end, error);
+        if !matches!(rest, Rest::Done) {
+            SyncCall::finish_rest(slot, rest, end, error, failed);
+        }
+        // Otherwise the guard empties the slot.
+    }
+
+    /// What [`SyncCall::finish_timed`] left to do of the call in `slot`.
+    #[inline(never)]
+    fn finish_rest(
+        slot: &mut Option<SyncCall>,
+        rest: Rest,
+        end: u64,
+        error: bool,
+        failed: Option<&Failed<'_>>,
+    ) {
+        // Emptied before anything else (a failure's message is written by the user's
+        // `Display`, which may panic: the guard, dropped then, must not record the call again).
+        if let Some(SyncCall::Timed { call, .. }) = slot.take() {
+            call.finish_rest(rest, end, error, failed);
         }
     }
 
-    /// The span before the call is current again; returns the thread's hot state.
-    #[inline(always)]
-    fn restore(&self) -> &'static Hot {
-        let hot = local::hot();
-        if self.call.timed() {
-            hot.set_context(self.saved);
+    /// Ends the failed call sampled out in `slot`, emptied first.
+    #[cold]
+    #[inline(never)]
+    fn finish_counted_failed(slot: &mut Option<SyncCall>, failed: Option<&Failed<'_>>) {
+        if let Some(SyncCall::Counted { site, state }) = slot.take() {
+            // Its parent is the thread's span now, as when it started: a call sampled out
+            // leaves the span as it is, and the calls inside it restored theirs.
+            let parent = local::hot().context().span_id;
+            Call::finish_untimed_failed(site, state, parent, failed);
         }
-        hot
     }
 }
 
 impl Abandon for SyncCall {
     /// A sync call whose guard is dropped without `exit`: its body panicked (a failed call).
     fn abandon(self, outcome: Outcome) {
-        let hot = self.restore();
+        let hot = local::hot();
+        let call = match self {
+            SyncCall::Timed { call, saved } => {
+                hot.set_context(saved);
+                call
+            }
+            SyncCall::Counted { site, state } => Call::untimed(site, state, hot.context().span_id),
+        };
         let outcome = outcome.or_unwinding();
-        self.call.end(hot, true, outcome, || {
+        call.end(hot, true, outcome, || {
             (outcome == Outcome::Panicked).then(notable::panic_failure)
         });
     }
@@ -306,38 +393,79 @@ impl Abandon for SyncCall {
 /// [`CallGuard`] records it when it ends.
 #[inline(always)]
 pub fn enter(site: &'static Site) -> CallGuard {
-    let call = Call::begin(site).map(|call| SyncCall {
-        call,
-        saved: if call.timed() {
-            local::hot().set_context(call.own)
-        } else {
-            SpanContext::default()
-        },
-    });
-    CallGuard {
-        call: RecordOnce::maybe(call),
-        _not_send: PhantomData,
+    let mut guard = CallGuard::new();
+    guard.start(site);
+    guard
+}
+
+impl Default for CallGuard {
+    fn default() -> CallGuard {
+        CallGuard::new()
     }
 }
 
 impl CallGuard {
-    /// Ends the call; `error` says whether it failed.
+    /// A guard with no call in it: [`CallGuard::start`] starts one in place.
     #[inline(always)]
-    pub fn exit(self, error: bool) {
-        // Ended here, never abandoned: the guard is not dropped (also if a sink panics).
-        let guard = ManuallyDrop::new(self);
-        if let Some(call) = guard.call.get() {
-            call.finish(error, None);
+    pub const fn new() -> CallGuard {
+        CallGuard {
+            call: RecordOnce::empty(),
+            _not_send: PhantomData,
         }
     }
 
-    /// Ends the call, failed if `failed` is `Some`, with what it says of why.
+    /// Starts timing a call of `site` in this guard, as [`enter`] does; this is what
+    /// `#[profiled]` expands to. The call is written into the guard, where it stays (no copy of
+    /// it is made when the guard is not moved until the call ends). A guard holds one call: on
+    /// one that holds a call already, this does nothing.
     #[inline(always)]
-    pub fn exit_with(self, failed: Option<Failed<'_>>) {
-        let guard = ManuallyDrop::new(self);
-        if let Some(call) = guard.call.get() {
-            call.finish(failed.is_some(), failed.as_ref());
+    pub fn start(&mut self, site: &'static Site) {
+        let slot = self.call.slot();
+        if slot.is_some() {
+            return;
         }
+        let state = STATE.load(Ordering::Relaxed);
+        if state & ACTIVE != ACTIVE {
+            return;
+        }
+        if sampler::sample(site.threshold(), local::draw) {
+            SyncCall::start_timed(site, state, slot);
+        } else {
+            *slot = Some(SyncCall::Counted { site, state });
+        }
+    }
+
+    /// Ends the call; `error` says whether it failed.
+    #[inline(always)]
+    pub fn exit(self, error: bool) {
+        let mut guard = self;
+        guard.end(error, None);
+    }
+
+    /// Ends the call, failed if `failed` is `Some`, with what it says of why. The guard is
+    /// left empty: dropped afterwards, it records nothing.
+    #[inline(always)]
+    pub fn exit_with(&mut self, failed: Option<Failed<'_>>) {
+        self.end(failed.is_some(), failed.as_ref());
+    }
+
+    /// Ends the call in place (the guard is not moved: it holds the whole call): a timed call
+    /// and a failed one by shared functions, a call sampled out that did not fail is counted
+    /// here.
+    #[inline(always)]
+    fn end(&mut self, error: bool, failed: Option<&Failed<'_>>) {
+        let slot = self.call.slot();
+        match *slot {
+            Some(SyncCall::Timed { .. }) => SyncCall::finish_timed(slot, error, failed),
+            Some(SyncCall::Counted { .. }) if error => {
+                SyncCall::finish_counted_failed(slot, failed);
+            }
+            Some(SyncCall::Counted { site, state }) => local::hot().count(state, site),
+            None => {}
+        }
+        // Ended, never abandoned (the shared functions empty the slot before anything that
+        // could panic); said again here so that the guard's drop is seen to do nothing.
+        *slot = None;
     }
 }
 

@@ -49,6 +49,12 @@ impl<T: Abandon> RecordOnce<T> {
         RecordOnce { call: Some(call) }
     }
 
+    /// Holds no call (records nothing), in a `const` context.
+    #[inline]
+    pub(crate) const fn empty() -> RecordOnce<T> {
+        RecordOnce { call: None }
+    }
+
     /// Holds `call` if there is one (profiling may be off); with `None` it records nothing.
     #[inline]
     pub fn maybe(call: Option<T>) -> RecordOnce<T> {
@@ -59,6 +65,12 @@ impl<T: Abandon> RecordOnce<T> {
     #[inline]
     pub fn get(&self) -> Option<&T> {
         self.call.as_ref()
+    }
+
+    /// Where the call is held, to start one in place.
+    #[inline(always)]
+    pub(crate) fn slot(&mut self) -> &mut Option<T> {
+        &mut self.call
     }
 
     /// The call, to update what it will be recorded with.
@@ -89,8 +101,8 @@ impl<T: Abandon> Drop for RecordOnce<T> {
     /// Not taken: dropped unfinished.
     #[inline]
     fn drop(&mut self) {
-        if let Some(call) = self.call.take() {
-            cancelled(call);
+        if self.call.is_some() {
+            cancelled(&mut self.call);
         }
     }
 }
@@ -108,8 +120,10 @@ impl<T: Abandon> Drop for Unwinding<'_, T> {
 
 #[cold]
 #[inline(never)]
-fn cancelled<T: Abandon>(call: T) {
-    call.abandon(Outcome::Cancelled);
+fn cancelled<T: Abandon>(call: &mut Option<T>) {
+    if let Some(call) = call.take() {
+        call.abandon(Outcome::Cancelled);
+    }
 }
 
 #[cold]

@@ -19,13 +19,33 @@ impl Rng {
     /// The next pseudo-random `u64`.
     #[inline]
     pub(crate) fn next_u64(&self) -> u64 {
+        self.draws(Draws::next)
+    }
+
+    /// Runs `f` with this generator's stream, seeded (once) if it is not yet: for several
+    /// draws in a row at the cost of one check.
+    #[inline]
+    pub(crate) fn draws<R>(&self, f: impl FnOnce(&mut Draws) -> R) -> R {
         let mut s = self.0.get();
         if s == 0 {
             s = seed();
         }
-        s = s.wrapping_add(0xa076_1d64_78bd_642f);
-        self.0.set(s);
-        let t = u128::from(s).wrapping_mul(u128::from(s ^ 0xe703_7ed1_a0b4_28db));
+        let mut draws = Draws(s);
+        let r = f(&mut draws);
+        self.0.set(draws.0);
+        r
+    }
+}
+
+/// A generator's stream while it is drawn from (see [`Rng::draws`]).
+pub(crate) struct Draws(u64);
+
+impl Draws {
+    /// The next pseudo-random `u64`.
+    #[inline]
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0).wrapping_mul(u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db));
         ((t >> 64) as u64) ^ (t as u64)
     }
 }

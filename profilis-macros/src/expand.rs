@@ -151,7 +151,8 @@ fn sync_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream 
     let ret = local("__profilis_ret");
     let enter = quote! {
         #static_item
-        let #guard = #krate::__private::enter(&__PROFILIS_SITE);
+        let mut #guard = #krate::__private::CallGuard::new();
+        #guard.start(&__PROFILIS_SITE);
     };
     match output {
         // Nothing to inspect: the call can only fail by panicking. The closure's `-> ()` keeps
@@ -159,12 +160,13 @@ fn sync_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream 
         ReturnType::Default => quote! {
             #enter
             #krate::__private::call_once(move || -> () #block);
-            #guard.exit(false);
+            #guard.exit_with(::core::option::Option::None);
         },
         // A call that never returns can only end by panicking, which the guard records as it
         // drops; `!` cannot name a local's type on stable Rust, so the body stays inline.
         ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => quote! {
-            #enter
+            #static_item
+            let #guard = #krate::__private::enter(&__PROFILIS_SITE);
             #block
         },
         ReturnType::Type(_, ty) => {

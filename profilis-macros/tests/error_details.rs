@@ -116,6 +116,50 @@ fn a_call_sampled_out_that_fails_is_counted_and_its_failure_kept_under_its_paren
     }
 }
 
+/// An error whose `Display` panics: the user's code, run only when a sink wants the message.
+#[derive(Debug)]
+struct Touchy;
+
+impl fmt::Display for Touchy {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        panic!("touchy display")
+    }
+}
+
+#[profiled]
+fn touchy() -> Result<(), Touchy> {
+    Err(Touchy)
+}
+
+#[profiled(sample = 0.0)]
+fn touchy_unsampled() -> Result<(), Touchy> {
+    Err(Touchy)
+}
+
+#[test]
+fn an_error_whose_display_panics_is_recorded_once() {
+    let (_, captured) = capture_details(|| {
+        for f in [touchy as fn() -> Result<(), Touchy>, touchy_unsampled] {
+            // The guard records the call before the panic leaves it, and not again as the
+            // panic unwinds past it.
+            let unwound = catch_unwind(AssertUnwindSafe(f));
+            assert!(unwound.is_err(), "the panic of the Display is the caller's");
+        }
+        // The span before the calls is current again.
+        assert_eq!(profilis::context::current(), None);
+    });
+    for name in ["error_details::touchy", "error_details::touchy_unsampled"] {
+        let (calls, errors) = captured
+            .counts
+            .iter()
+            .filter(|c| c.site.name() == name)
+            .fold((0, 0), |(calls, errors), c| {
+                (calls + c.calls, errors + c.errors)
+            });
+        assert_eq!((calls, errors), (1, 1), "{name}");
+    }
+}
+
 #[test]
 fn a_display_error_gives_its_type_and_message_in_the_event() {
     let (_, captured) = capture(|| {

@@ -20,7 +20,7 @@ pub(crate) use table::{take_overflow_counts, ThreadState, PAGE};
 
 use crate::event::{Failure, RawEvent};
 use crate::notable;
-use crate::random::Rng;
+use crate::random::{Draws, Rng};
 use crate::site::Site;
 use crate::switch::generation_of;
 use crate::trace::{SpanContext, SpanId, TraceId};
@@ -78,6 +78,12 @@ impl Hot {
         self.rng.next_u64()
     }
 
+    /// Runs `f` with this thread's stream of pseudo-random draws (see [`Rng::draws`]).
+    #[inline]
+    pub(crate) fn draws<R>(&self, f: impl FnOnce(&mut Draws) -> R) -> R {
+        self.rng.draws(f)
+    }
+
     /// Replaces the current span context, returning the previous one.
     #[inline]
     pub(crate) fn set_context(&self, ctx: SpanContext) -> SpanContext {
@@ -129,15 +135,14 @@ impl Hot {
     }
 }
 
-/// Whether a timed call counted by [`Hot::count_timed`] leaves more than its counts: fine
-/// buckets, an event, a failure or a slow-call candidate (see [`after_count`]).
+/// Whether a timed call counted by [`Hot::count_timed`], its fine buckets filed
+/// ([`ThreadState::observe_fine`]), leaves more: an event, a failure or a slow-call candidate
+/// (see [`beyond_fine`]). Asked only when `ts.extra`.
 #[inline(always)]
 pub(crate) fn wants_more(ts: &ThreadState, site: &'static Site, error: bool, ticks: u64) -> bool {
-    ts.extra
-        && (ts.details
-            || ts.events
-            || (error && ts.events_or_details)
-            || (ts.slow_candidates && ticks > site.slow_ticks()))
+    ts.events
+        || (error && ts.events_or_details)
+        || (ts.slow_candidates && ticks > site.slow_ticks())
 }
 
 /// What a call leaves beyond its counts, once counted in the site's row `row` (null beyond
@@ -157,17 +162,31 @@ pub(crate) fn after_count(
         if let Some(t) = ticks {
             ts.observe_fine(row, t);
         }
-        let keep = Keep {
-            failed: error && ts.events_or_details,
-            slow: ts.slow_candidates && ticks.is_some_and(|t| t > site.slow_ticks()),
-        };
-        if keep.failed | keep.slow {
-            let failure = if keep.failed { failure() } else { None };
-            return notable(ts, site, ticks, keep, failure, event());
-        }
-        if ticks.is_some() && ts.events {
-            ts.push(event());
-        }
+        beyond_fine(ts, site, error, ticks, failure, event);
+    }
+}
+
+/// What a call leaves beyond its counts and fine buckets: its event, its failure, and whether
+/// it is a slow-call candidate, as far as a sink wants them (see [`after_count`]).
+#[inline(always)]
+pub(crate) fn beyond_fine(
+    ts: &ThreadState,
+    site: &'static Site,
+    error: bool,
+    ticks: Option<u64>,
+    failure: impl FnOnce() -> Option<Failure>,
+    event: impl FnOnce() -> RawEvent,
+) {
+    let keep = Keep {
+        failed: error && ts.events_or_details,
+        slow: ts.slow_candidates && ticks.is_some_and(|t| t > site.slow_ticks()),
+    };
+    if keep.failed | keep.slow {
+        let failure = if keep.failed { failure() } else { None };
+        return notable(ts, site, ticks, keep, failure, event());
+    }
+    if ticks.is_some() && ts.events {
+        ts.push(event());
     }
 }
 
@@ -247,6 +266,13 @@ fn notable(
     if ticks.is_some() && ts.events {
         ts.push(raw);
     }
+}
+
+/// The next pseudo-random `u64` of this thread: [`Hot::random`], not inlined (for a sampling
+/// decision in code that is inlined into every profiled function).
+#[inline(never)]
+pub(crate) fn draw() -> u64 {
+    hot().random()
 }
 
 /// The current span context of this thread, if it is inside a recorded call or runs under a
