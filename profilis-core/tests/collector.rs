@@ -826,3 +826,27 @@ fn each_kind_files_durations_in_its_own_buckets() {
         "slept 2 ms: above 0.002 s: {late:?}"
     );
 }
+
+#[test]
+fn a_guard_started_in_place_records_its_one_call() {
+    use profilis_core::adapter::CallGuard;
+    use profilis_core::testing::capture;
+
+    static IN_PLACE: Site = Site::function("collector::in_place", None);
+    static SECOND: Site = Site::function("collector::second", None);
+    let ((), captured) = capture(|| {
+        let mut guard = CallGuard::new();
+        guard.start(&IN_PLACE);
+        let inside = context::current().expect("the call is the current span");
+        // A guard holds one call: a second start does nothing.
+        guard.start(&SECOND);
+        assert_eq!(context::current(), Some(inside));
+        guard.exit(true);
+        assert_eq!(context::current(), None, "the span before it is current again");
+        // A guard never started records nothing.
+        CallGuard::default().exit(false);
+    });
+    assert_eq!(captured.count("collector::in_place"), (1, 1));
+    assert_eq!(captured.count("collector::second"), (0, 0));
+    assert_eq!(captured.events.len(), 1, "{:?}", captured.events);
+}
