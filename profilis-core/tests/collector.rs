@@ -842,7 +842,11 @@ fn a_guard_started_in_place_records_its_one_call() {
         guard.start(&SECOND);
         assert_eq!(context::current(), Some(inside));
         guard.exit(true);
-        assert_eq!(context::current(), None, "the span before it is current again");
+        assert_eq!(
+            context::current(),
+            None,
+            "the span before it is current again"
+        );
         // A guard never started records nothing.
         CallGuard::default().exit(false);
     });
