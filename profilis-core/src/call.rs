@@ -151,7 +151,7 @@ impl Call {
 impl Call {
     /// Ends a call that returned; `error` says whether it failed and `failed` what is known
     /// of why. A call sampled out that did not fail is only counted, inline; any other is
-    /// ended by a shared function ([`Call::finish_timed`], or a cold one for a failed call
+    /// ended by a shared function ([`Call::finish_timed_now`], or a cold one for a failed call
     /// sampled out).
     #[inline(always)]
     fn finish(&self, error: bool, failed: Option<&Failed<'_>>) {
@@ -281,8 +281,15 @@ impl Abandon for Call {
     }
 }
 
-/// Times one sync call. Made by [`enter`]; [`CallGuard::exit`] records the call. A guard dropped
-/// without `exit` (the call panicked) records the call as a panicked error.
+/// Times one sync call. Made by [`enter`] (or [`CallGuard::new`] and started in place by
+/// [`CallGuard::start`], as `#[profiled]` does); [`CallGuard::exit`] (or
+/// [`CallGuard::exit_with`]) records the call. A guard dropped without them records the call
+/// as a failed one: panicked if a panic unwinds past it, else cancelled.
+///
+/// Guards end in the reverse order they start, on the thread that started them (a guard is not
+/// `Send`), as the scopes of `#[profiled]` functions do: the span a timed call makes current
+/// is the one its guard restores, and a call sampled out takes the span current at its end as
+/// its parent.
 #[must_use = "the call is recorded when the guard exits or drops"]
 pub struct CallGuard {
     call: RecordOnce<SyncCall>,
@@ -399,13 +406,15 @@ pub fn enter(site: &'static Site) -> CallGuard {
 }
 
 impl Default for CallGuard {
+    /// [`CallGuard::new`]: a guard with no call in it.
     fn default() -> CallGuard {
         CallGuard::new()
     }
 }
 
 impl CallGuard {
-    /// A guard with no call in it: [`CallGuard::start`] starts one in place.
+    /// A guard with no call in it: [`CallGuard::start`] starts one in place. Never started, it
+    /// records nothing (on `exit` or when dropped).
     #[inline(always)]
     pub const fn new() -> CallGuard {
         CallGuard {
@@ -415,9 +424,12 @@ impl CallGuard {
     }
 
     /// Starts timing a call of `site` in this guard, as [`enter`] does; this is what
-    /// `#[profiled]` expands to. The call is written into the guard, where it stays (no copy of
-    /// it is made when the guard is not moved until the call ends). A guard holds one call: on
-    /// one that holds a call already, this does nothing.
+    /// `#[profiled]` expands to. Does nothing when profiling is off or no collector runs (the
+    /// guard then records nothing). Sampled in, the call becomes the thread's current span
+    /// until it ends; sampled out, it is only counted. The call is written into the guard, where
+    /// it stays (no copy of it is made when the guard is not moved until the call ends). A guard
+    /// holds one call: on one that holds a call already, this does nothing; once ended
+    /// ([`CallGuard::exit_with`]), it can be started again.
     #[inline(always)]
     pub fn start(&mut self, site: &'static Site) {
         let slot = self.call.slot();
@@ -442,8 +454,10 @@ impl CallGuard {
         guard.end(error, None);
     }
 
-    /// Ends the call, failed if `failed` is `Some`, with what it says of why. The guard is
-    /// left empty: dropped afterwards, it records nothing.
+    /// Ends the call, failed if `failed` is `Some`, with what it says of why (a [`Failed`] is
+    /// made by `#[profiled]`'s probes of a function's result; an adapter passes `None`, or
+    /// uses [`CallGuard::exit`]). The guard is left empty: dropped afterwards, it records
+    /// nothing.
     #[inline(always)]
     pub fn exit_with(&mut self, failed: Option<Failed<'_>>) {
         self.end(failed.is_some(), failed.as_ref());
@@ -463,8 +477,9 @@ impl CallGuard {
             Some(SyncCall::Counted { site, state }) => local::hot().count(state, site),
             None => {}
         }
-        // Ended, never abandoned (the shared functions empty the slot before anything that
-        // could panic); said again here so that the guard's drop is seen to do nothing.
+        // Ended, never abandoned: what runs above with the call still in the slot runs no
+        // user or sink code (the shared functions empty the slot before a failure's `Display`
+        // is written). Said again here so that the guard's drop is seen to do nothing.
         *slot = None;
     }
 }

@@ -81,13 +81,16 @@ pub use switch::{is_enabled, set_enabled};
 /// crate's version like the rest, but it is where changes to how calls are recorded land first;
 /// expect it to grow, and read the changelog before upgrading an adapter of your own.
 ///
-/// - A call of a site known when it starts: [`enter`] (sync, a static [`Site`](crate::Site))
-///   or [`Timer::start_sampled`]. A call whose site is known only at its end (an HTTP
-///   response's route and status): [`Timer::start`], then [`Timer::finish`] with the site from
+/// - A call of a site known when it starts: [`enter`](crate::adapter::enter) (sync, a static
+///   [`Site`]) or [`Timer::start_sampled`](crate::adapter::Timer::start_sampled).
+///   A call whose site is known only at its end (an HTTP response's route and status):
+///   [`Timer::start`](crate::adapter::Timer::start), then
+///   [`Timer::finish`](crate::adapter::Timer::finish) with the site from
 ///   [`Site::interned`](crate::Site::interned).
-/// - Keep the call in a [`RecordOnce`], so it is recorded exactly once, as panicked or
-///   cancelled if it is dropped before it ends.
-/// - Count calls under way with [`InFlight`], for kinds with an in-flight gauge.
+/// - Keep the call in a [`RecordOnce`](crate::adapter::RecordOnce), so it is recorded exactly
+///   once, as panicked or cancelled if it is dropped before it ends.
+/// - Count calls under way with [`InFlight`](crate::adapter::InFlight), for kinds with an
+///   in-flight gauge.
 pub mod adapter {
     pub use crate::call::{enter, record_measured, CallGuard, Timer};
     pub use crate::in_flight::InFlight;

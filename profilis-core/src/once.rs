@@ -35,7 +35,8 @@ impl Outcome {
 }
 
 /// Holds a call until it ends, and records it exactly once: by [`RecordOnce::take`] when it
-/// completes, else as panicked or cancelled when dropped. See the [module docs](self).
+/// completes, else as panicked (a panic unwinding out of [`RecordOnce::run`]) or cancelled
+/// (dropped unfinished, see [`Outcome::or_unwinding`]) through its [`Abandon`].
 #[derive(Debug)]
 #[must_use = "the call is recorded as cancelled when the guard drops"]
 pub struct RecordOnce<T: Abandon> {

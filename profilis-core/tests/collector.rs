@@ -834,6 +834,7 @@ fn a_guard_started_in_place_records_its_one_call() {
 
     static IN_PLACE: Site = Site::function("collector::in_place", None);
     static SECOND: Site = Site::function("collector::second", None);
+    static UNSAMPLED: Site = Site::function("collector::unsampled", Some(0.0));
     let ((), captured) = capture(|| {
         let mut guard = CallGuard::new();
         guard.start(&IN_PLACE);
@@ -849,8 +850,17 @@ fn a_guard_started_in_place_records_its_one_call() {
         );
         // A guard never started records nothing.
         CallGuard::default().exit(false);
+        // The same for a call sampled out; and a guard ended can be started again.
+        let mut counted = CallGuard::new();
+        counted.start(&UNSAMPLED);
+        counted.start(&SECOND);
+        assert_eq!(context::current(), None, "a call sampled out makes no span");
+        counted.exit_with(None);
+        counted.start(&UNSAMPLED);
+        counted.exit_with(None);
     });
     assert_eq!(captured.count("collector::in_place"), (1, 1));
+    assert_eq!(captured.count("collector::unsampled"), (2, 0));
     assert_eq!(captured.count("collector::second"), (0, 0));
     assert_eq!(captured.events.len(), 1, "{:?}", captured.events);
 }

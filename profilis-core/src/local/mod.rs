@@ -116,7 +116,8 @@ impl Hot {
     /// The end of a timed call on the usual path: the thread has its state for the
     /// generation in `state`, the site its id, and its row of counters here. Counts it and
     /// files its duration `ticks`, as [`Hot::record`] does, and returns the thread's state and
-    /// the site's row for what else is wanted of the call ([`wants_more`], [`after_count`]).
+    /// the site's row for what else is wanted of the call ([`ThreadState::observe_fine`],
+    /// [`wants_more`], [`beyond_fine`]).
     /// `None` when the path is not the usual one: then nothing is recorded, and
     /// [`Hot::record`] does it all.
     #[inline(always)]
