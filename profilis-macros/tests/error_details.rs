@@ -105,14 +105,7 @@ fn a_call_sampled_out_that_fails_is_counted_and_its_failure_kept_under_its_paren
         assert_eq!(failure.exception_value.as_deref(), Some(message));
         assert_eq!(failed[0].parent_span_id, Some(order.span_id), "{name}");
         assert_eq!(failed[0].dur_ns, 0, "{name}: sampled out, not timed");
-        let (calls, errors) = captured
-            .counts
-            .iter()
-            .filter(|c| c.site.name() == name)
-            .fold((0, 0), |(calls, errors), c| {
-                (calls + c.calls, errors + c.errors)
-            });
-        assert_eq!((calls, errors), (3, 1), "{name}");
+        assert_eq!(captured.count(name), (3, 1), "{name}");
     }
 }
 
@@ -149,14 +142,7 @@ fn an_error_whose_display_panics_is_recorded_once() {
         assert_eq!(profilis::context::current(), None);
     });
     for name in ["error_details::touchy", "error_details::touchy_unsampled"] {
-        let (calls, errors) = captured
-            .counts
-            .iter()
-            .filter(|c| c.site.name() == name)
-            .fold((0, 0), |(calls, errors), c| {
-                (calls + c.calls, errors + c.errors)
-            });
-        assert_eq!((calls, errors), (1, 1), "{name}");
+        assert_eq!(captured.count(name), (1, 1), "{name}");
     }
 }
 
