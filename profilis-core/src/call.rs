@@ -854,6 +854,8 @@ impl Timer {
         };
         let timed = timed && self.sampled_in;
         let end = if timed { Some(self.end_now()) } else { None };
+        // The detail is made by the adapter's code, in the middle of recording the call.
+        let _recording = local::Recording::start();
         call.record(local::hot(), end, error, outcome, failure, || {
             Some(Arc::new(detail()) as Arc<dyn Detail>)
         });

@@ -33,10 +33,19 @@ pub(crate) struct Hot {
     state: Cell<*const ThreadState>,
     /// This thread's generator of span ids and sampling draws.
     rng: Rng,
+    /// How many [`Recording`] guards are alive on this thread.
+    recording: Cell<u32>,
+    /// Whether [`Owner::held`] holds a state (to let go of when the last [`Recording`] ends).
+    holds: Cell<bool>,
 }
 
 /// Owns this thread's state; on thread exit, drops it and clears [`Hot::state`].
-struct Owner(RefCell<Option<Arc<ThreadState>>>);
+struct Owner {
+    state: RefCell<Option<Arc<ThreadState>>>,
+    /// The thread's earlier states, replaced (by [`refresh`]) while a call was being recorded
+    /// into them ([`Recording`]): kept until that is done, so that none is freed while in use.
+    held: RefCell<Vec<Arc<ThreadState>>>,
+}
 
 impl Drop for Owner {
     fn drop(&mut self) {
@@ -50,9 +59,16 @@ thread_local! {
             ctx: Cell::new(SpanContext { trace_id: TraceId(0), span_id: SpanId(0) }),
             state: Cell::new(ptr::null()),
             rng: Rng::new(),
+            recording: Cell::new(0),
+            holds: Cell::new(false),
         }
     };
-    static OWNER: Owner = const { Owner(RefCell::new(None)) };
+    static OWNER: Owner = const {
+        Owner {
+            state: RefCell::new(None),
+            held: RefCell::new(Vec::new()),
+        }
+    };
 }
 
 /// This thread's hot state.
@@ -183,12 +199,56 @@ pub(crate) fn beyond_fine(
         slow: ts.slow_candidates && ticks.is_some_and(|t| t > site.slow_ticks()),
     };
     if keep.failed | keep.slow {
+        let _recording = Recording::start();
         let failure = if keep.failed { failure() } else { None };
         return notable(ts, site, ticks, keep, failure, event());
     }
     if ticks.is_some() && ts.events {
+        // No `Recording` here: the events of profiled functions are made by this crate's
+        // code; an adapter's, whose detail is made by code of its own, is recorded under one.
         ts.push(event());
     }
+}
+
+/// Alive while this thread may run code not of this crate in the middle of recording a call
+/// into its state: a failure's message (the error's `Display`), an adapter's detail of an
+/// event. That code may make profiled calls, and under a new collector generation those give
+/// the thread a new state ([`refresh`]). The old one, still in use by the call being recorded,
+/// is then held ([`Owner::held`]) until the last of these guards ends, so the collector cannot
+/// free it.
+pub(crate) struct Recording(&'static Hot);
+
+impl Recording {
+    /// Marks this thread as recording a call until the guard drops.
+    #[inline(always)]
+    pub(crate) fn start() -> Recording {
+        let hot = hot();
+        hot.recording.set(hot.recording.get() + 1);
+        Recording(hot)
+    }
+}
+
+impl Drop for Recording {
+    #[inline(always)]
+    fn drop(&mut self) {
+        let depth = self.0.recording.get() - 1;
+        self.0.recording.set(depth);
+        if depth == 0 && self.0.holds.get() {
+            release_held(self.0);
+        }
+    }
+}
+
+/// Lets go of the states [`Owner::held`] kept while calls were recorded into them.
+#[cold]
+#[inline(never)]
+fn release_held(hot: &Hot) {
+    hot.holds.set(false);
+    let held = OWNER
+        .try_with(|owner| std::mem::take(&mut *owner.held.borrow_mut()))
+        .unwrap_or_default();
+    // Dropped outside the borrow: the last `Arc` of a state runs its destructor.
+    drop(held);
 }
 
 impl Hot {
@@ -306,7 +366,15 @@ fn refresh(hot: &Hot, state: u64) -> *const ThreadState {
     // The old state (if any) stays registered until the collector has read it. During thread
     // teardown OWNER may be gone: record nothing then.
     let owned = OWNER
-        .try_with(|owner| *owner.0.borrow_mut() = Some(ts))
+        .try_with(|owner| {
+            let old = owner.state.replace(Some(ts));
+            // In the middle of recording a call into the old state (this call is made by a
+            // failure's `Display`, say): kept until that is done.
+            if let (Some(old), true) = (old, hot.recording.get() > 0) {
+                owner.held.borrow_mut().push(old);
+                hot.holds.set(true);
+            }
+        })
         .is_ok();
     if !owned {
         return ptr::null();
