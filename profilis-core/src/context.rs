@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::local;
-pub use crate::trace::{parse_traceparent, SpanContext, SpanId, TraceId};
+pub use crate::trace::{format_traceparent, parse_traceparent, SpanContext, SpanId, TraceId};
 
 /// The current span of this thread, if it is inside a recorded call or a [`scope`].
 pub fn current() -> Option<SpanContext> {

@@ -92,6 +92,24 @@ impl SpanContext {
     }
 }
 
+/// The W3C `traceparent` header (version `00`, flags `01`: sampled) that makes the span
+/// `ctx` the parent of the work another service does for it: what an outgoing request
+/// carries. `None` for a context without a trace or a span, which the header cannot carry.
+///
+/// ```
+/// use profilis_core::context::{format_traceparent, parse_traceparent, SpanContext};
+/// use profilis_core::context::{SpanId, TraceId};
+///
+/// let ctx = SpanContext { trace_id: TraceId(0x4bf9), span_id: SpanId(0xf067) };
+/// let header = format_traceparent(ctx).unwrap();
+/// assert_eq!(header, "00-00000000000000000000000000004bf9-000000000000f067-01");
+/// assert_eq!(parse_traceparent(&header), Some(ctx));
+/// ```
+pub fn format_traceparent(ctx: SpanContext) -> Option<String> {
+    (ctx.trace_id.0 != 0 && ctx.span_id.0 != 0)
+        .then(|| format!("00-{}-{}-01", ctx.trace_id, ctx.span_id))
+}
+
 /// Parses a W3C `traceparent` header (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`).
 /// `None` if it is malformed or names the all-zero trace or span. The hex digits are lowercase,
 /// as the W3C grammar says (`HEXDIGLC`): a header with uppercase ones is malformed.

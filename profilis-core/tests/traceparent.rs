@@ -1,8 +1,9 @@
 //! Property tests of `parse_traceparent`, the parser of the one header profilis takes from
 //! other services: it never panics, accepts every well-formed W3C `traceparent` with the ids
-//! it carries, and refuses every header one step away from well-formed.
+//! it carries, and refuses every header one step away from well-formed. And of
+//! `format_traceparent`, which writes the header profilis sends: it parses back to its span.
 
-use profilis_core::context::{parse_traceparent, SpanId, TraceId};
+use profilis_core::context::{format_traceparent, parse_traceparent, SpanContext, SpanId, TraceId};
 use proptest::prelude::*;
 
 /// The parts of a well-formed header.
@@ -180,6 +181,24 @@ proptest! {
     fn version_00_takes_nothing_after_the_flags(h in header(), tail in "-[ -~]{0,20}") {
         let text = Header { version: 0, tail, ..h }.render();
         prop_assert!(parse_traceparent(&text).is_none(), "accepted {text:?}");
+    }
+
+    #[test]
+    fn the_header_an_outgoing_request_carries_parses_back(trace in 1u128.., span in 1u64..) {
+        let ctx = SpanContext { trace_id: TraceId(trace), span_id: SpanId(span) };
+        let header = format_traceparent(ctx).expect("a header for a span with a trace");
+        prop_assert_eq!(header.len(), 55);
+        prop_assert_eq!(parse_traceparent(&header), Some(ctx));
+    }
+
+    #[test]
+    fn a_context_without_a_trace_or_a_span_has_no_header(trace in any::<u128>(), span in any::<u64>(), zero_trace in any::<bool>()) {
+        let ctx = if zero_trace {
+            SpanContext { trace_id: TraceId(0), span_id: SpanId(span) }
+        } else {
+            SpanContext { trace_id: TraceId(trace), span_id: SpanId(0) }
+        };
+        prop_assert_eq!(format_traceparent(ctx), None);
     }
 
     #[test]

@@ -30,17 +30,29 @@ pub enum HttpConfigError {
     /// A sample rate outside `0..=1`.
     #[error(transparent)]
     SampleRate(#[from] ConfigError),
+    /// An empty peer name for an HTTP client (`client::ClientConfig::peer`).
+    #[error("peer name {name:?} is not allowed: expected a non-empty name such as payments")]
+    EmptyPeerName {
+        /// The name as given.
+        name: String,
+    },
+    /// A cap of zero distinct peers (`client::ClientConfig::max_peers`).
+    #[error("max_peers {max} is not allowed: expected at least 1")]
+    MaxPeers {
+        /// The cap as given.
+        max: usize,
+    },
 }
 
 /// A path prefix, or a regular expression (given as `re:<regex>`).
 #[derive(Debug, Clone)]
-pub(super) enum Pattern {
+pub(crate) enum Pattern {
     Prefix(String),
     Regex(Regex),
 }
 
 impl Pattern {
-    fn parse(pattern: &str) -> Result<Pattern, HttpConfigError> {
+    pub(crate) fn parse(pattern: &str) -> Result<Pattern, HttpConfigError> {
         if let Some(re) = pattern.strip_prefix("re:") {
             return Regex::new(re)
                 .map(Pattern::Regex)
@@ -57,7 +69,7 @@ impl Pattern {
         Ok(Pattern::Prefix(pattern.to_owned()))
     }
 
-    pub(super) fn matches(&self, text: &str) -> bool {
+    pub(crate) fn matches(&self, text: &str) -> bool {
         match self {
             Pattern::Prefix(prefix) => text.starts_with(prefix.as_str()),
             Pattern::Regex(re) => re.is_match(text),

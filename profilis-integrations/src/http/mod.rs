@@ -19,6 +19,9 @@
 //! An adapter for another framework starts a [`Request`] with [`HttpRules::start`] and ends it
 //! with [`Request::finish`]; its events carry an [`HttpDetail`].
 
+#[cfg(feature = "http-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-client")))]
+pub mod client;
 mod config;
 mod detail;
 mod request;

@@ -8,7 +8,7 @@ use profilis_core::adapter::{InFlight, Timer};
 use profilis_core::context::parse_traceparent;
 use profilis_core::{global_rate, HTTP};
 
-use super::config::HttpConfig;
+use super::config::{HttpConfig, Pattern};
 use super::request::{End, Request, UNMATCHED_ROUTE};
 
 #[derive(Debug)]
@@ -52,38 +52,51 @@ impl HttpRules {
     pub fn sampling(&self, route: Option<&str>) -> Sampling {
         let route = route.unwrap_or(UNMATCHED_ROUTE);
         let config = &self.0.config;
-        let rate = config
-            .route_rates
-            .iter()
-            .find(|(p, _)| p.matches(route))
-            .map(|(_, rate)| *rate)
-            .or(config.sample_rate)
-            .unwrap_or_else(global_rate);
-        let drawn = if rate >= 1.0 {
-            true
-        } else if rate <= 0.0 {
-            false
-        } else {
-            let unit = (self.next_random() >> 11) as f64 / (1u64 << 53) as f64;
-            unit < rate
-        };
         Sampling {
-            drawn,
+            drawn: draw(
+                &config.route_rates,
+                config.sample_rate,
+                route,
+                &self.0.random,
+            ),
             always_sample_errors: config.always_sample_errors,
             method_label: config.method_label,
         }
     }
+}
 
-    fn next_random(&self) -> u64 {
-        let mut z = self
-            .0
-            .random
-            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
-            .wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+/// The sampling draw of every HTTP adapter, server or client: at the rate of the first rule
+/// of `rates` whose pattern matches `key` (a route template, a peer), else at `rate`, else at
+/// the global rate; drawn from the splitmix64 sequence in `random`.
+pub(crate) fn draw(
+    rates: &[(Pattern, f64)],
+    rate: Option<f64>,
+    key: &str,
+    random: &AtomicU64,
+) -> bool {
+    let rate = rates
+        .iter()
+        .find(|(p, _)| p.matches(key))
+        .map(|(_, rate)| *rate)
+        .or(rate)
+        .unwrap_or_else(global_rate);
+    if rate >= 1.0 {
+        true
+    } else if rate <= 0.0 {
+        false
+    } else {
+        let unit = (next_random(random) >> 11) as f64 / (1u64 << 53) as f64;
+        unit < rate
     }
+}
+
+fn next_random(random: &AtomicU64) -> u64 {
+    let mut z = random
+        .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The sampling decision of one request, made by [`HttpRules::sampling`] once its route is

@@ -1,0 +1,206 @@
+//! Outgoing request profiling for tower clients (hyper-util's `Client`, or any
+//! `Service<http::Request<B>, Response = http::Response<R>>`): [`ClientLayer`] records every
+//! request the client sends as an `HTTP_CLIENT` call and adds the `traceparent` header that
+//! names it (see [the module above](super) for what is recorded).
+//!
+//! ```
+//! use profilis_integrations::http::client::tower::ClientLayer;
+//! use profilis_integrations::http::client::ClientConfig;
+//! use tower_layer::Layer;
+//!
+//! # fn main() -> Result<(), profilis_integrations::http::HttpConfigError> {
+//! # #[derive(Clone)] struct HyperClient;
+//! # let hyper_client = HyperClient;
+//! let rules = ClientConfig::new().peer("payments")?.build();
+//! // `hyper_client`: a `hyper_util::client::legacy::Client`, say.
+//! let client = ClientLayer::new(rules).layer(hyper_client);
+//! # let _ = client;
+//! # Ok(()) }
+//! ```
+//!
+//! The profiled client's errors are boxed (`Box<dyn Error + Send + Sync>`, tower's
+//! `BoxError`), as those of tower's own timeout and retry layers are, so the layer goes
+//! anywhere in a `ServiceBuilder` stack. Put it outside a timeout layer to record timeouts as
+//! `status="timeout"`. How a request failed without a response is read from the error
+//! ([`ClientFailure::of`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+use profilis_core::adapter::RecordOnce;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{add_traceparent, ClientEnd, ClientFailure, ClientRules, Outgoing};
+
+/// A boxed error, as tower's layers return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A tower [`Layer`] that profiles every request of the client it wraps.
+#[derive(Debug, Clone, Default)]
+pub struct ClientLayer {
+    rules: ClientRules,
+}
+
+impl ClientLayer {
+    /// Profiles requests by `rules`.
+    pub fn new(rules: ClientRules) -> ClientLayer {
+        ClientLayer { rules }
+    }
+}
+
+impl<S> Layer<S> for ClientLayer {
+    type Service = ProfiledClient<S>;
+
+    fn layer(&self, inner: S) -> ProfiledClient<S> {
+        ProfiledClient {
+            inner,
+            rules: self.rules.clone(),
+        }
+    }
+}
+
+/// The client [`ClientLayer`] makes: the inner client, profiled.
+#[derive(Debug, Clone)]
+pub struct ProfiledClient<S> {
+    inner: S,
+    rules: ClientRules,
+}
+
+impl<S, ReqBody, ResBody> Service<::http::Request<ReqBody>> for ProfiledClient<S>
+where
+    S: Service<::http::Request<ReqBody>, Response = ::http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: Body,
+{
+    type Response = ::http::Response<ProfiledBody<ResBody>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: ::http::Request<ReqBody>) -> Self::Future {
+        let outgoing = self
+            .rules
+            .start(request.method().as_str(), request.uri().host());
+        if let Some(outgoing) = &outgoing {
+            add_traceparent(outgoing, request.headers_mut());
+        }
+        let mut call = RecordOnce::maybe(outgoing);
+        // A client that panics in `call` has its request recorded as panicked.
+        let inner = call.run(|| self.inner.call(request));
+        ResponseFuture { inner, call }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ProfiledClient`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        // Empty when the request is not profiled (excluded, or profiling off).
+        call: RecordOnce<Outgoing>,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<::http::Response<ResBody>, E>>,
+    E: Into<BoxError>,
+    ResBody: Body,
+{
+    type Output = Result<::http::Response<ProfiledBody<ResBody>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        let Poll::Ready(result) = this.call.run(|| inner.poll(cx)) else {
+            return Poll::Pending;
+        };
+        let call = this.call.take();
+        Poll::Ready(match result {
+            Ok(response) => {
+                let call = call.and_then(|mut call| {
+                    call.respond(response.status().as_u16());
+                    if response.body().is_end_stream() {
+                        call.finish(ClientEnd::Complete, None);
+                        None
+                    } else {
+                        Some(call)
+                    }
+                });
+                Ok(response.map(|body| ProfiledBody {
+                    inner: body,
+                    call: RecordOnce::maybe(call),
+                }))
+            }
+            Err(error) => {
+                let error: BoxError = error.into();
+                if let Some(call) = call {
+                    let failure = ClientFailure::of(&*error);
+                    call.finish(ClientEnd::Failed(failure), Some(&error));
+                }
+                Err(error)
+            }
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records its request when it has been read to its end, failed or
+    /// was dropped.
+    pub struct ProfiledBody<B> {
+        #[pin]
+        inner: B,
+        call: RecordOnce<Outgoing>,
+    }
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for ProfiledBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfiledBody")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for ProfiledBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        if this.call.get().is_none() {
+            return this.inner.poll_frame(cx);
+        }
+        let inner = this.inner.as_mut();
+        let polled = this.call.run(|| inner.poll_frame(cx));
+        let end = match &polled {
+            Poll::Pending => return polled,
+            Poll::Ready(None) => ClientEnd::Complete,
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => ClientEnd::Complete,
+            Poll::Ready(Some(Ok(_))) => return polled,
+            Poll::Ready(Some(Err(_))) => ClientEnd::BodyFailed,
+        };
+        if let Some(call) = this.call.take() {
+            call.finish(end, None);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
