@@ -1,6 +1,7 @@
 //! HTTP request profiling: the shared rules ([`HttpConfig`], [`HttpRules`]) and, behind their
 //! features, the adapters for tower/axum and actix-web and handlers that serve `/metrics` from
-//! the application's own router.
+//! the application's own router; and outgoing requests (`client`, features `http-client`,
+//! `tower-client`, `reqwest`).
 
 pub use profilis_integrations::http::*;
 

@@ -37,6 +37,9 @@
 //!   (`profilis_function_duration_seconds`), and a span of the trace it runs in.
 //! - **HTTP requests** (`profilis::http`, features `axum`, `tower`, `actix`): a layer or middleware
 //!   records every request by route template and status.
+//! - **Outgoing HTTP requests** (`profilis::http::client`, features `reqwest`, `tower-client`):
+//!   a reqwest middleware or a tower client layer records every request a service sends by
+//!   peer and status, and sends a `traceparent` so the service it calls joins the trace.
 //! - **Database queries** (`profilis::db`, features `db`, `rusqlite`, `sqlx`, `diesel`): every query
 //!   by vendor, with its statement masked in events.
 //! - **Outputs**: the Prometheus exporter ([`install_exporter`], [`Exporter`]) with its built-in
@@ -87,6 +90,7 @@
 //! | `pushgateway` | | pushing to a Prometheus Pushgateway (`Pushgateway`, `Exporter::pushgateway`) |
 //! | `exporter-kit` | | writing standalone exporters (`profilis::kit`: clap, tracing) |
 //! | `http`, `tower`, `axum`, `actix` | | HTTP request profiling (`profilis::http`) |
+//! | `http-client`, `tower-client`, `reqwest` | | outgoing HTTP request profiling (`profilis::http::client`) |
 //! | `db`, `rusqlite`, `sqlx`, `sqlx-sqlite`, `sqlx-postgres`, `sqlx-mysql`, `diesel` | | database query profiling (`profilis::db`) |
 //!
 //! A library that only wants to mark its functions takes
