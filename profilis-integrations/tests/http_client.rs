@@ -3,7 +3,7 @@
 //! layer profiles in the same process. Each request is counted on `/metrics` under its peer
 //! and status, timed until its body has been read, failed without a response as
 //! `connect_error` or `timeout`, and carries a `traceparent` that makes the server's request
-//! its child.
+//! its child. The dashboard shows a row per peer.
 //!
 //! One exporter per process, so the tests take turns (`SERIAL`); each labels its requests
 //! with a peer name of its own (but the cap test, which uses hosts).
@@ -107,6 +107,7 @@ fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
             .listen("127.0.0.1:0")
             .unwrap()
             .flush_interval(Duration::from_millis(10))
+            .dashboard(true)
             .sink(Capture(Arc::clone(&events)))
             .install()
             .expect("exporter installs");
@@ -286,6 +287,24 @@ fn the_tower_client_records_each_request_until_its_body_is_read() {
         ),
         Some(1.0)
     );
+    // The dashboard has a row for the peer, as for a route or a function.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = profilis_test_support::get(setup.metrics, "/metrics.json", &[]).text();
+        let json: serde_json::Value = serde_json::from_str(&page).unwrap();
+        let row = json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "http_client" && r["name"] == "tower-peer")
+            .cloned();
+        if let Some(row) = row.filter(|r| r["calls"] == 4) {
+            assert_eq!(row["errors"], 1, "{row}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no dashboard row: {page}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
