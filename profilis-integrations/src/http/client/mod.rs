@@ -1,8 +1,8 @@
 //! Outgoing HTTP requests, the calls a service makes to others: a kind of their own
 //! ([`HTTP_CLIENT`]), the rules every client adapter follows ([`ClientConfig`],
 //! [`ClientRules`]), and the request being recorded ([`Outgoing`]). The adapters: a tower
-//! layer for hyper/tower clients ([`tower`], feature `tower-client`) and a
-//! `reqwest-middleware` middleware ([`reqwest`], feature `reqwest`).
+//! layer for hyper/tower clients (`tower`, feature `tower-client`) and a
+//! `reqwest-middleware` middleware (`reqwest`, feature `reqwest`).
 //!
 //! # What is recorded
 //!
