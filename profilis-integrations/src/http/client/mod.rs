@@ -12,13 +12,15 @@
 //!   [`ClientConfig::method_label`]).
 //! - **Peer**: the target's host (lowercase, without the port), or the name given to the
 //!   client ([`ClientConfig::peer`]). At most [`ClientConfig::max_peers`] distinct hosts
-//!   (default [`DEFAULT_MAX_PEERS`]) get a label of their own; requests to any other host are
-//!   labelled [`OTHER_PEER`], so a client that calls arbitrary hosts cannot add series without
-//!   end.
+//!   (default [`DEFAULT_MAX_PEERS`]) get a label of their own, counted over every client of the
+//!   process; requests to any other host are labelled [`OTHER_PEER`], so clients that call
+//!   arbitrary hosts (or a client built per tenant) cannot add series without end.
 //! - **Status**: the response status; without a response, how the request failed:
-//!   `timeout`, `connect_error` (the connection could not be made), `error` (any other
-//!   transport error, or a panic in the client) or `cancelled` (the caller dropped the request
-//!   before its response).
+//!   `timeout`, `connect_error` (the connection could not be made: refused, unreachable, a name
+//!   that does not resolve), `error` (any other transport error, a connection reset after the
+//!   request was sent, or a panic in the client) or `cancelled` (the caller dropped the
+//!   request before its response). They are read from the types of the client's errors
+//!   ([`ClientFailure::of`]), never from their messages.
 //! - **Duration**: from the request reaching the adapter until the response body has been read
 //!   to its end (or failed, or was dropped), so a slow or streamed body counts in full.
 //! - **Errors**: responses with status >= 500, bodies that fail, and every request without a
@@ -28,7 +30,8 @@
 //! - **Trace context**: the request is a span, a child of the caller's current span (a new
 //!   trace if there is none), and it carries a W3C `traceparent` header naming it
 //!   ([`ClientConfig::propagate`]), so a profiled service that receives it records its request
-//!   as a child of this one, in the same trace.
+//!   as a child of this one, in the same trace. A request sampled out (no event of its own)
+//!   names the caller's span instead, so no event names a parent that no event has.
 //! - **Sampling**: every request is counted; its duration is recorded at the first matching
 //!   per-peer rate ([`ClientConfig::peer_sample_rate`]), else [`ClientConfig::sample_rate`],
 //!   else the global rate, and always for errors (unless
@@ -50,7 +53,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 use profilis_core::adapter::{Abandon, Timer};
-use profilis_core::context::{format_traceparent, SpanContext};
+use profilis_core::context::{self, format_traceparent, SpanContext};
 use profilis_core::{validate_rate, Detail, Failure, Kind, Metric, Outcome, Site, Value};
 
 use super::config::{HttpConfigError, Pattern};
@@ -129,13 +132,15 @@ impl ClientConfig {
                 name: name.to_owned(),
             });
         }
-        // One name per configuration, kept for the process as every label is.
-        self.peer = Some(Box::leak(name.into()));
+        self.peer = Some(intern(name));
         Ok(self)
     }
 
     /// How many distinct hosts get a `peer` label of their own (default
-    /// [`DEFAULT_MAX_PEERS`]); requests to others are labelled [`OTHER_PEER`].
+    /// [`DEFAULT_MAX_PEERS`]); requests to others are labelled [`OTHER_PEER`]. The hosts are
+    /// counted in the process, over every client: a client admits a host it has not seen
+    /// while fewer than its `max_peers` hosts have a label, so however many clients are built,
+    /// at most the largest of their caps get one.
     ///
     /// # Errors
     /// [`HttpConfigError::MaxPeers`] for 0.
@@ -155,7 +160,7 @@ impl ClientConfig {
     /// pattern.
     pub fn exclude_peers<S: AsRef<str>>(mut self, patterns: &[S]) -> Result<Self, HttpConfigError> {
         for p in patterns {
-            self.exclude.push(Pattern::parse(p.as_ref())?);
+            self.exclude.push(peer_pattern(p.as_ref())?);
         }
         Ok(self)
     }
@@ -176,7 +181,7 @@ impl ClientConfig {
     /// As [`ClientConfig::exclude_peers`] and [`ClientConfig::sample_rate`].
     pub fn peer_sample_rate(mut self, pattern: &str, rate: f64) -> Result<Self, HttpConfigError> {
         let rate = validate_rate(rate)?;
-        self.peer_rates.push((Pattern::parse(pattern)?, rate));
+        self.peer_rates.push((peer_pattern(pattern)?, rate));
         Ok(self)
     }
 
@@ -211,8 +216,17 @@ impl ClientConfig {
         ClientRules(Arc::new(Rules {
             config: self,
             random: AtomicU64::new(seed),
-            peers: RwLock::new(HashMap::new()),
         }))
+    }
+}
+
+/// A pattern of peers: as a route pattern, a prefix written lowercase (hosts are compared
+/// lowercase), or a regular expression after `re:`.
+fn peer_pattern(pattern: &str) -> Result<Pattern, HttpConfigError> {
+    if pattern.starts_with("re:") {
+        Pattern::parse(pattern)
+    } else {
+        Pattern::parse(&pattern.to_ascii_lowercase())
     }
 }
 
@@ -220,8 +234,36 @@ impl ClientConfig {
 struct Rules {
     config: ClientConfig,
     random: AtomicU64,
-    /// The hosts admitted as peers (at most `max_peers`), with their labels.
-    peers: RwLock<HashMap<Box<str>, &'static str>>,
+}
+
+/// The peer labels of the process: every host admitted by a client (counted, for the cap) and
+/// every name given to one, each kept once for the process, as every label is.
+#[derive(Default)]
+struct Peers {
+    labels: HashMap<Box<str>, &'static str>,
+    hosts: usize,
+}
+
+static PEERS: RwLock<Option<Peers>> = RwLock::new(None);
+
+/// The label `name` (a peer named by the application's code), made once for the process.
+fn intern(name: &str) -> &'static str {
+    if let Some(&label) = PEERS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|p| p.labels.get(name))
+    {
+        return label;
+    }
+    let mut peers = PEERS.write().unwrap_or_else(|e| e.into_inner());
+    let peers = peers.get_or_insert_with(Peers::default);
+    if let Some(&label) = peers.labels.get(name) {
+        return label;
+    }
+    let label: &'static str = Box::leak(name.into());
+    peers.labels.insert(name.into(), label);
+    label
 }
 
 /// The built rules of outgoing requests (cheap to clone), made by [`ClientConfig::build`].
@@ -241,58 +283,69 @@ impl ClientRules {
     /// its peer is excluded or profiling is off (`None`). Its span is a child of this thread's
     /// current span.
     pub fn start(&self, method: &str, host: Option<&str>) -> Option<Outgoing> {
+        // The caller's span, before the request's own: what its `traceparent` names if its
+        // duration is not recorded (see `Outgoing::traceparent`).
+        let caller = context::current();
+        // Nothing more when profiling is off: no host is admitted then.
+        let timer = Timer::start(None)?;
         let config = &self.0.config;
-        let peer = match config.peer {
-            Some(name) => name,
-            None => {
-                let host = host.filter(|h| !h.is_empty()).map(lowercase);
-                // Tested before the host takes a place among the peers.
-                if let Some(host) = &host {
-                    if config.exclude.iter().any(|p| p.matches(host)) {
-                        return None;
-                    }
-                }
-                self.admit(host)
-            }
-        };
-        if config.exclude.iter().any(|p| p.matches(peer)) {
+        // The rules (exclusions, rates) see the host, lowercase, or the client's name: a host
+        // beyond the cap keeps its rules.
+        let host = host.filter(|h| !h.is_empty()).map(lowercase);
+        let key = config.peer.or(host.as_deref()).unwrap_or(OTHER_PEER);
+        if config.exclude.iter().any(|p| p.matches(key)) {
             return None;
         }
-        let timer = Timer::start(None)?;
+        let drawn = draw(&config.peer_rates, config.sample_rate, key, &self.0.random);
+        let peer = match config.peer {
+            Some(name) => name,
+            None => admit(host, config.max_peers),
+        };
         Some(Outgoing {
             timer,
+            caller,
             peer,
             method: method_label(method),
             status: None,
-            drawn: draw(&config.peer_rates, config.sample_rate, peer, &self.0.random),
+            drawn,
             always_sample_errors: config.always_sample_errors,
             with_method: config.method_label,
             propagate: config.propagate,
         })
     }
+}
 
-    /// The `peer` label of `host` (lowercase): the host if it is admitted (it was before, or
-    /// there is room for one more), else [`OTHER_PEER`].
-    fn admit(&self, host: Option<Cow<'_, str>>) -> &'static str {
-        let Some(host) = host else {
-            return OTHER_PEER;
-        };
-        let peers = &self.0.peers;
-        if let Some(&label) = peers.read().unwrap_or_else(|e| e.into_inner()).get(&*host) {
+/// The `peer` label of `host` (lowercase): the host if it has one (it was admitted before, by
+/// any client), or if fewer than `max` hosts have one, else [`OTHER_PEER`].
+fn admit(host: Option<Cow<'_, str>>, max: usize) -> &'static str {
+    let Some(host) = host else {
+        return OTHER_PEER;
+    };
+    {
+        let peers = PEERS.read().unwrap_or_else(|e| e.into_inner());
+        let peers = peers.as_ref();
+        if let Some(&label) = peers.and_then(|p| p.labels.get(&*host)) {
             return label;
         }
-        let mut admitted = peers.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(&label) = admitted.get(&*host) {
-            return label;
-        }
-        if admitted.len() >= self.0.config.max_peers {
+        // Beyond the cap: no write lock for a host that will not get a label.
+        if peers.is_some_and(|p| p.hosts >= max) {
             return OTHER_PEER;
         }
-        // Kept for the process, as the label of every site is; at most `max_peers` of them.
-        let label: &'static str = Box::leak(host.as_ref().into());
-        admitted.insert(host.into_owned().into_boxed_str(), label);
-        label
     }
+    let mut peers = PEERS.write().unwrap_or_else(|e| e.into_inner());
+    let peers = peers.get_or_insert_with(Peers::default);
+    if let Some(&label) = peers.labels.get(&*host) {
+        return label;
+    }
+    if peers.hosts >= max {
+        return OTHER_PEER;
+    }
+    let label: &'static str = Box::leak(host.as_ref().into());
+    peers
+        .labels
+        .insert(host.into_owned().into_boxed_str(), label);
+    peers.hosts += 1;
+    label
 }
 
 /// A host as a label: lowercase (host names are not case-sensitive), copied only if it must be.
@@ -359,11 +412,14 @@ impl ClientFailure {
         }
     }
 
-    /// How `error` failed, read from it and its sources: an `std::io::Error` of kind
-    /// `TimedOut`, or a message saying it timed out, is a timeout; an I/O error of a
-    /// connection (refused, reset, aborted, not connected, address or host unreachable) is a
-    /// connection error; anything else is [`ClientFailure::Other`]. Adapters with a client
-    /// that knows better (reqwest's `is_timeout`, `is_connect`) ask it first.
+    /// How `error` failed, read from the types of it and its sources (never from their
+    /// messages, which may quote the URL, or fail to write): an `std::io::Error` of kind
+    /// `TimedOut` is a timeout, and so are tower's and tokio's `Elapsed` (with the
+    /// `tower-client` feature); an I/O error saying the connection could not be made (refused,
+    /// address, host or network unreachable), or hyper-util's connect errors (DNS included,
+    /// with `tower-client`), are connection errors; anything else (a connection reset after
+    /// the request was sent, say) is [`ClientFailure::Other`]. Adapters with a client that
+    /// knows better (reqwest's `is_timeout`, `is_connect`) ask it first.
     pub fn of(error: &(dyn std::error::Error + 'static)) -> ClientFailure {
         use std::io::ErrorKind;
         let mut failure = ClientFailure::Other;
@@ -373,28 +429,26 @@ impl ClientFailure {
                 match io.kind() {
                     ErrorKind::TimedOut => return ClientFailure::Timeout,
                     ErrorKind::ConnectionRefused
-                    | ErrorKind::ConnectionReset
-                    | ErrorKind::ConnectionAborted
-                    | ErrorKind::NotConnected
                     | ErrorKind::AddrNotAvailable
                     | ErrorKind::HostUnreachable
                     | ErrorKind::NetworkUnreachable => failure = ClientFailure::Connect,
                     _ => {}
                 }
-            } else if failure == ClientFailure::Other && says_timed_out(e) {
-                // tower's `Elapsed` ("request timed out"), hyper's timeouts: no type to test.
+            }
+            #[cfg(feature = "tower-client")]
+            if e.is::<::tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
                 return ClientFailure::Timeout;
+            }
+            #[cfg(feature = "tower-client")]
+            if e.downcast_ref::<hyper_util::client::legacy::Error>()
+                .is_some_and(hyper_util::client::legacy::Error::is_connect)
+            {
+                failure = ClientFailure::Connect;
             }
             next = e.source();
         }
         failure
     }
-}
-
-/// Whether an error's message says it timed out.
-fn says_timed_out(error: &dyn std::error::Error) -> bool {
-    let message = error.to_string().to_ascii_lowercase();
-    message.contains("timed out") || message.contains("timeout") || message.contains("elapsed")
 }
 
 /// How an outgoing request ended, as far as the adapter could see.
@@ -421,6 +475,8 @@ pub enum ClientEnd {
 #[must_use = "an outgoing request is recorded when finished"]
 pub struct Outgoing {
     timer: Timer,
+    /// The span current when the request started, if any.
+    caller: Option<SpanContext>,
     peer: &'static str,
     method: &'static str,
     /// The response status, once there is a response.
@@ -439,11 +495,20 @@ impl Outgoing {
     }
 
     /// The `traceparent` header the request carries (`None` with
-    /// [`ClientConfig::propagate`] off).
+    /// [`ClientConfig::propagate`] off). It names the request's span when its duration is
+    /// recorded (its event is the parent of the service's request); for a request sampled out
+    /// it names the caller's span instead, so that the service's request does not name a
+    /// parent that no event has (and none without a caller's span).
     pub fn traceparent(&self) -> Option<String> {
-        self.propagate
-            .then(|| format_traceparent(self.context()))
-            .flatten()
+        if !self.propagate {
+            return None;
+        }
+        let span = if self.drawn {
+            self.context()
+        } else {
+            self.caller?
+        };
+        format_traceparent(span)
     }
 
     /// The request's `peer` label.
@@ -498,7 +563,9 @@ impl Outgoing {
 
 impl Abandon for Outgoing {
     fn abandon(self, outcome: Outcome) {
-        let end = if outcome == Outcome::Panicked {
+        // Dropped by a panic unwinding past it (a middleware after this one panicked): a
+        // panic, not a cancellation.
+        let end = if outcome.or_unwinding() == Outcome::Panicked {
             ClientEnd::Panicked
         } else {
             ClientEnd::Cancelled
@@ -614,10 +681,12 @@ mod tests {
 
     #[test]
     fn peers_are_hosts_up_to_the_cap_then_other() {
+        // The only test here that labels requests by host: the hosts are counted for the
+        // process.
         let rules = ClientConfig::new()
             .max_peers(2)
             .unwrap()
-            .exclude_peers(&["internal."])
+            .exclude_peers(&["Internal."])
             .unwrap()
             .build();
         let ((), _) = capture(|| {
@@ -640,13 +709,43 @@ mod tests {
             ));
             assert_eq!(peer(None), Some(OTHER_PEER));
             assert_eq!(peer(Some("")), Some(OTHER_PEER));
+            // The cap is the process's: other clients, however many, label no more hosts
+            // than the largest cap, and keep the labels already given.
+            for i in 0..100 {
+                let other = ClientConfig::new().max_peers(2).unwrap().build();
+                let call = other
+                    .start("GET", Some(&format!("host-{i}.example")))
+                    .unwrap();
+                assert_eq!(call.peer(), OTHER_PEER);
+                call.finish(ClientEnd::Complete, None);
+            }
+            let wider = ClientConfig::new().max_peers(3).unwrap().build();
+            let call = wider.start("GET", Some("d.example")).unwrap();
+            assert_eq!(call.peer(), "d.example");
+            call.finish(ClientEnd::Complete, None);
+            let call = wider.start("GET", Some("A.example")).unwrap();
+            assert_eq!(call.peer(), "a.example");
+            call.finish(ClientEnd::Complete, None);
         });
+        // Off (no collector runs while this test holds the lock every capture takes):
+        // nothing is started, and no host takes a place.
+        {
+            let _no_collector = profilis_core::testing::lock();
+            assert!(rules.start("GET", Some("e.example")).is_none());
+            assert_eq!(admit(Some("e.example".into()), 3), OTHER_PEER);
+        }
         let named = ClientConfig::new().peer("payments").unwrap().build();
         let ((), _) = capture(|| {
             let call = named.start("GET", Some("10.0.0.7")).unwrap();
             assert_eq!(call.peer(), "payments");
             call.finish(ClientEnd::Complete, None);
         });
+        // A name is made once, however many clients take it.
+        let again = ClientConfig::new().peer("payments").unwrap();
+        assert!(std::ptr::eq(
+            again.peer.unwrap(),
+            named.0.config.peer.unwrap()
+        ));
     }
 
     #[test]
@@ -670,7 +769,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_read_from_the_error_and_its_sources() {
+    fn failures_are_read_from_the_types_of_the_error_and_its_sources() {
         use std::io::{Error, ErrorKind};
         #[derive(Debug)]
         struct Wrapper(Error);
@@ -688,32 +787,63 @@ mod tests {
         assert_eq!(ClientFailure::of(&refused), ClientFailure::Connect);
         let timed_out = Wrapper(Error::from(ErrorKind::TimedOut));
         assert_eq!(ClientFailure::of(&timed_out), ClientFailure::Timeout);
-        let elapsed: Box<dyn std::error::Error + Send + Sync> = "request timed out".into();
-        assert_eq!(ClientFailure::of(&*elapsed), ClientFailure::Timeout);
+        // A reset after the request was sent is not a connection that could not be made.
+        let reset = Wrapper(Error::from(ErrorKind::ConnectionReset));
+        assert_eq!(ClientFailure::of(&reset), ClientFailure::Other);
+        // Messages are not read: a URL may say anything.
+        let says: Box<dyn std::error::Error + Send + Sync> =
+            "error sending request for url (http://a/?timeoutSeconds=30): timed out".into();
+        assert_eq!(ClientFailure::of(&*says), ClientFailure::Other);
         let other = Error::other("malformed response");
         assert_eq!(ClientFailure::of(&other), ClientFailure::Other);
+        // An error whose message fails to write is classified all the same.
+        #[derive(Debug)]
+        struct Unwritable;
+        impl fmt::Display for Unwritable {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                Err(fmt::Error)
+            }
+        }
+        impl std::error::Error for Unwritable {}
+        assert_eq!(ClientFailure::of(&Unwritable), ClientFailure::Other);
+    }
+
+    /// A request to the peer named `name` (these tests label no host: see above).
+    fn named(name: &str, method: &str) -> Outgoing {
+        let rules = ClientConfig::new()
+            .peer(name)
+            .unwrap()
+            .method_label(true)
+            .build();
+        rules.start(method, None).expect("a collector runs")
     }
 
     #[test]
     fn each_end_gives_its_status_error_and_outcome() {
-        let rules = ClientConfig::new().method_label(true).build();
         let ((), captured) = capture(|| {
-            let mut ok = rules.start("GET", Some("ok.example")).unwrap();
+            let mut ok = named("ok.example", "GET");
             ok.respond(200);
             ok.finish(ClientEnd::Complete, None);
-            let mut bad = rules.start("POST", Some("bad.example")).unwrap();
+            let mut bad = named("bad.example", "POST");
             bad.respond(503);
             bad.finish(ClientEnd::Complete, None);
-            let timeout = rules.start("GET", Some("slow.example")).unwrap();
+            let timeout = named("slow.example", "GET");
             timeout.finish(
                 ClientEnd::Failed(ClientFailure::Timeout),
                 Some(&"operation timed out"),
             );
-            let dropped = rules.start("GET", Some("gone.example")).unwrap();
+            let dropped = named("gone.example", "GET");
             dropped.abandon(Outcome::Cancelled);
-            let mut unread = rules.start("GET", Some("unread.example")).unwrap();
+            let mut unread = named("unread.example", "GET");
             unread.respond(200);
             unread.abandon(Outcome::Cancelled);
+            // Dropped by a panic unwinding past it: panicked, not cancelled.
+            let unwinding = named("unwinding.example", "GET");
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _call = profilis_core::adapter::RecordOnce::new(unwinding);
+                panic!("a middleware panics on purpose");
+            }));
+            assert!(caught.is_err());
         });
         let ended = |peer: &str| {
             let event = captured.one(peer);
@@ -744,6 +874,10 @@ mod tests {
             ended("unread.example"),
             ("200".into(), false, Outcome::Cancelled)
         );
+        assert_eq!(
+            ended("unwinding.example"),
+            ("error".into(), true, Outcome::Panicked)
+        );
         let slow = captured.one("slow.example");
         assert_eq!(slow.site.label_value("status"), Some("timeout"));
         assert_eq!(slow.site.label_value("method"), Some("GET"));
@@ -758,21 +892,40 @@ mod tests {
 
     #[test]
     fn the_traceparent_names_the_requests_span_under_the_callers() {
-        let rules = ClientConfig::new().build();
-        let quiet = ClientConfig::new().propagate(false).build();
+        let rules = ClientConfig::new().peer("b").unwrap().build();
+        let quiet = ClientConfig::new()
+            .peer("b")
+            .unwrap()
+            .propagate(false)
+            .build();
+        let unsampled = ClientConfig::new()
+            .peer("b")
+            .unwrap()
+            .sample_rate(0.0)
+            .unwrap()
+            .build();
         let ((), _) = capture(|| {
+            // Sampled out, with no caller: no event will have its span, so no header.
+            let call = unsampled.start("GET", None).unwrap();
+            assert_eq!(call.traceparent(), None);
+            call.finish(ClientEnd::Complete, None);
             let caller = profilis_core::adapter::Timer::start(None)
                 .unwrap()
                 .context();
             let _in_caller = profilis_core::context::enter(caller);
-            let call = rules.start("GET", Some("b.example")).unwrap();
+            // Sampled out, under a caller: the header names the caller's span.
+            let call = unsampled.start("GET", None).unwrap();
+            let sent = profilis_core::context::parse_traceparent(&call.traceparent().unwrap());
+            assert_eq!(sent, Some(caller));
+            call.finish(ClientEnd::Complete, None);
+            let call = rules.start("GET", None).unwrap();
             let header = call.traceparent().expect("a traceparent");
             let sent = profilis_core::context::parse_traceparent(&header).unwrap();
             assert_eq!(sent, call.context());
             assert_eq!(sent.trace_id, caller.trace_id);
             assert_ne!(sent.span_id, caller.span_id);
             call.finish(ClientEnd::Complete, None);
-            let call = quiet.start("GET", Some("b.example")).unwrap();
+            let call = quiet.start("GET", None).unwrap();
             assert_eq!(call.traceparent(), None);
             call.finish(ClientEnd::Complete, None);
         });
