@@ -415,15 +415,15 @@ impl<B: Body> Body for ProfiledBody<B> {
         // entering the span for each frame would cost every request.
         let inner = this.inner.as_mut();
         let polled = this.recording.run(|| inner.poll_frame(cx));
-        let end = match &polled {
-            Poll::Pending => return polled,
-            Poll::Ready(None) => End::Complete,
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => End::Complete,
-            Poll::Ready(Some(Ok(_))) => return polled,
-            Poll::Ready(Some(Err(_))) => End::BodyFailed,
+        let Some(failed) = crate::http::body_end(&polled, || this.inner.is_end_stream()) else {
+            return polled;
         };
         if let Some(recording) = this.recording.take() {
-            recording.finish(end);
+            recording.finish(if failed {
+                End::BodyFailed
+            } else {
+                End::Complete
+            });
         }
         polled
     }

@@ -36,3 +36,20 @@ pub use site::site;
 
 #[cfg(any(feature = "tower", feature = "actix"))]
 pub(crate) use request::{in_span, Recording};
+
+/// What a poll of a response body says of its end: `None` while it goes on, `Some(false)` when
+/// it has ended (no more frames, or `at_end` says the last one was just read), `Some(true)`
+/// when it failed. The one rule of every adapter that records a request when its body ends.
+#[cfg(any(feature = "tower", feature = "tower-client", feature = "reqwest"))]
+pub(crate) fn body_end<D, E>(
+    polled: &std::task::Poll<Option<Result<http_body::Frame<D>, E>>>,
+    at_end: impl FnOnce() -> bool,
+) -> Option<bool> {
+    use std::task::Poll;
+    match polled {
+        Poll::Pending => None,
+        Poll::Ready(None) => Some(false),
+        Poll::Ready(Some(Ok(_))) => at_end().then_some(false),
+        Poll::Ready(Some(Err(_))) => Some(true),
+    }
+}

@@ -37,6 +37,8 @@
 //!   else the global rate, and always for errors (unless
 //!   [`ClientConfig::always_sample_errors`] is off): the same rule as the server adapters'.
 
+#[cfg(any(feature = "tower-client", feature = "reqwest"))]
+mod body;
 #[cfg(feature = "tower-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower-client")))]
 pub mod tower;

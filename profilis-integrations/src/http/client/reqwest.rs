@@ -19,15 +19,13 @@
 //! read from reqwest's error (`is_timeout`, `is_connect`), else from its sources
 //! ([`ClientFailure::of`]).
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use ::http::Extensions;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use profilis_core::adapter::RecordOnce;
 use reqwest::{Request, Response, ResponseBuilderExt};
 use reqwest_middleware::{Middleware, Next, Result};
 
+use super::body::ProfiledBody;
 use super::{ClientEnd, ClientFailure, ClientRules, Outgoing};
 
 /// A `reqwest-middleware` middleware that profiles every request of the client it is added
@@ -90,7 +88,7 @@ fn failure_of(error: &reqwest_middleware::Error) -> ClientFailure {
     }
 }
 
-/// `response`, reading its body through a [`WatchedBody`] that records `outgoing` at its end
+/// `response`, reading its body through a [`ProfiledBody`] that records `outgoing` at its end
 /// (or `outgoing` recorded now, for a response without a body).
 fn watch_body(response: Response, outgoing: Outgoing) -> Response {
     let url = response.url().clone();
@@ -104,53 +102,7 @@ fn watch_body(response: Response, outgoing: Outgoing) -> Response {
         outgoing.finish(ClientEnd::Complete, None);
         body
     } else {
-        reqwest::Body::wrap(WatchedBody {
-            inner: body,
-            call: RecordOnce::new(outgoing),
-        })
+        reqwest::Body::wrap(ProfiledBody::new(body, Some(outgoing)))
     };
     Response::from(::http::Response::from_parts(parts, body))
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that records its request when it has been read to its end, failed or
-    /// was dropped.
-    struct WatchedBody<B> {
-        #[pin]
-        inner: B,
-        call: RecordOnce<Outgoing>,
-    }
-}
-
-impl<B: Body> Body for WatchedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
-        let inner = this.inner.as_mut();
-        let polled = this.call.run(|| inner.poll_frame(cx));
-        let end = match &polled {
-            Poll::Pending => return polled,
-            Poll::Ready(None) => ClientEnd::Complete,
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => ClientEnd::Complete,
-            Poll::Ready(Some(Ok(_))) => return polled,
-            Poll::Ready(Some(Err(_))) => ClientEnd::BodyFailed,
-        };
-        if let Some(call) = this.call.take() {
-            call.finish(end, None);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }

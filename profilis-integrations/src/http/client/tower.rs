@@ -28,11 +28,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use profilis_core::adapter::RecordOnce;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use super::body::ProfiledBody;
 use super::{add_traceparent, ClientEnd, ClientFailure, ClientRules, Outgoing};
 
 /// A boxed error, as tower's layers return.
@@ -134,10 +135,7 @@ where
                         Some(call)
                     }
                 });
-                Ok(response.map(|body| ProfiledBody {
-                    inner: body,
-                    call: RecordOnce::maybe(call),
-                }))
+                Ok(response.map(|body| ProfiledBody::new(body, call)))
             }
             Err(error) => {
                 let error: BoxError = error.into();
@@ -148,59 +146,5 @@ where
                 Err(error)
             }
         })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that records its request when it has been read to its end, failed or
-    /// was dropped.
-    pub struct ProfiledBody<B> {
-        #[pin]
-        inner: B,
-        call: RecordOnce<Outgoing>,
-    }
-}
-
-impl<B: std::fmt::Debug> std::fmt::Debug for ProfiledBody<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProfiledBody")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<B: Body> Body for ProfiledBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
-        if this.call.get().is_none() {
-            return this.inner.poll_frame(cx);
-        }
-        let inner = this.inner.as_mut();
-        let polled = this.call.run(|| inner.poll_frame(cx));
-        let end = match &polled {
-            Poll::Pending => return polled,
-            Poll::Ready(None) => ClientEnd::Complete,
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => ClientEnd::Complete,
-            Poll::Ready(Some(Ok(_))) => return polled,
-            Poll::Ready(Some(Err(_))) => ClientEnd::BodyFailed,
-        };
-        if let Some(call) = this.call.take() {
-            call.finish(end, None);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
