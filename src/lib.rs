@@ -233,6 +233,14 @@ pub mod emit;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc {
+    //! gRPC calls served and made, for tonic: [`GrpcLayer`] on the server, [`GrpcClientLayer`]
+    //! on the client; calls by method and gRPC status, trace context in and out.
+    pub use profilis_integrations::grpc::*;
+}
+
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub mod db {

@@ -36,6 +36,12 @@ pub enum HttpConfigError {
         /// The name as given.
         name: String,
     },
+    /// A cap of zero distinct gRPC methods (`grpc::GrpcConfig::max_methods`).
+    #[error("max_methods {max} is not allowed: expected at least 1")]
+    MaxMethods {
+        /// The cap as given.
+        max: usize,
+    },
     /// A cap of zero distinct peers (`client::ClientConfig::max_peers`).
     #[error("max_peers {max} is not allowed: expected at least 1")]
     MaxPeers {

@@ -32,6 +32,11 @@ pub use config::{HttpConfig, HttpConfigError};
 pub use detail::HttpDetail;
 pub use request::{End, Request, CLIENT_CLOSED_REQUEST, UNMATCHED_ROUTE};
 pub use rules::{HttpRules, Sampling};
+
+#[cfg(feature = "grpc")]
+pub(crate) use config::Pattern;
+#[cfg(feature = "grpc")]
+pub(crate) use rules::draw;
 pub use site::site;
 
 #[cfg(any(feature = "tower", feature = "actix"))]
@@ -40,7 +45,12 @@ pub(crate) use request::{in_span, Recording};
 /// What a poll of a response body says of its end: `None` while it goes on, `Some(false)` when
 /// it has ended (no more frames, or `at_end` says the last one was just read), `Some(true)`
 /// when it failed. The one rule of every adapter that records a request when its body ends.
-#[cfg(any(feature = "tower", feature = "tower-client", feature = "reqwest"))]
+#[cfg(any(
+    feature = "tower",
+    feature = "tower-client",
+    feature = "reqwest",
+    feature = "grpc"
+))]
 pub(crate) fn body_end<D, E>(
     polled: &std::task::Poll<Option<Result<http_body::Frame<D>, E>>>,
     at_end: impl FnOnce() -> bool,

@@ -285,8 +285,21 @@ impl ClientRules {
     /// its peer is excluded or profiling is off (`None`). Its span is a child of this thread's
     /// current span.
     pub fn start(&self, method: &str, host: Option<&str>) -> Option<Outgoing> {
-        // The caller's span, before the request's own: what its `traceparent` names if its
-        // duration is not recorded (see `Outgoing::traceparent`).
+        let begun = self.begin(host)?;
+        Some(Outgoing {
+            begun,
+            method: method_label(method),
+            status: None,
+            with_method: self.0.config.method_label,
+        })
+    }
+
+    /// The start every outgoing call shares (an HTTP request, a gRPC call): its timer, its
+    /// peer and its sampling draw, by these rules. `None` if its peer is excluded or profiling
+    /// is off.
+    pub(crate) fn begin(&self, host: Option<&str>) -> Option<Begun> {
+        // The caller's span, before the call's own: what its `traceparent` names if its
+        // duration is not recorded (see `Begun::sent_context`).
         let caller = context::current();
         // Nothing more when profiling is off: no host is admitted then.
         let timer = Timer::start(None)?;
@@ -303,17 +316,49 @@ impl ClientRules {
             Some(name) => name,
             None => admit(host, config.max_peers),
         };
-        Some(Outgoing {
+        Some(Begun {
             timer,
             caller,
             peer,
-            method: method_label(method),
-            status: None,
             drawn,
             always_sample_errors: config.always_sample_errors,
-            with_method: config.method_label,
             propagate: config.propagate,
         })
+    }
+}
+
+/// An outgoing call started by [`ClientRules::begin`]: what every kind of outgoing call
+/// (HTTP, gRPC) keeps until it ends.
+#[derive(Debug)]
+pub(crate) struct Begun {
+    pub(crate) timer: Timer,
+    /// The span current when the call started, if any.
+    pub(crate) caller: Option<SpanContext>,
+    pub(crate) peer: &'static str,
+    pub(crate) drawn: bool,
+    pub(crate) always_sample_errors: bool,
+    pub(crate) propagate: bool,
+}
+
+impl Begun {
+    /// Whether a call that ended `failed` has its duration recorded.
+    pub(crate) fn timed(&self, failed: bool) -> bool {
+        self.drawn || (self.always_sample_errors && failed)
+    }
+
+    /// The span the call's trace context names to the service it calls: its own when its
+    /// duration is recorded (its event is the parent of the service's request); for a call
+    /// sampled out, the caller's, so that the service's request does not name a parent that
+    /// no event has (and none without a caller's span). `None` with propagation off.
+    pub(crate) fn sent_context(&self) -> Option<SpanContext> {
+        if !self.propagate {
+            return None;
+        }
+        if self.drawn {
+            Some(self.timer.context())
+        } else {
+            self.caller
+        }
     }
 }
 
@@ -476,24 +521,18 @@ pub enum ClientEnd {
 #[derive(Debug)]
 #[must_use = "an outgoing request is recorded when finished"]
 pub struct Outgoing {
-    timer: Timer,
-    /// The span current when the request started, if any.
-    caller: Option<SpanContext>,
-    peer: &'static str,
+    begun: Begun,
     method: &'static str,
     /// The response status, once there is a response.
     status: Option<u16>,
-    drawn: bool,
-    always_sample_errors: bool,
     with_method: bool,
-    propagate: bool,
 }
 
 impl Outgoing {
     /// The request's span: its `traceparent` names it, and work done under it (a retry's
     /// backoff, say) is its child.
     pub fn context(&self) -> SpanContext {
-        self.timer.context()
+        self.begun.timer.context()
     }
 
     /// The `traceparent` header the request carries (`None` with
@@ -502,20 +541,12 @@ impl Outgoing {
     /// it names the caller's span instead, so that the service's request does not name a
     /// parent that no event has (and none without a caller's span).
     pub fn traceparent(&self) -> Option<String> {
-        if !self.propagate {
-            return None;
-        }
-        let span = if self.drawn {
-            self.context()
-        } else {
-            self.caller?
-        };
-        format_traceparent(span)
+        format_traceparent(self.begun.sent_context()?)
     }
 
     /// The request's `peer` label.
     pub fn peer(&self) -> &'static str {
-        self.peer
+        self.begun.peer
     }
 
     /// There is a response, with `status`.
@@ -543,22 +574,23 @@ impl Outgoing {
             ClientEnd::Panicked => Outcome::Panicked,
             _ => Outcome::Returned,
         };
-        let site = site(self.peer, status, self.with_method.then_some(self.method));
-        let timed = self.drawn || (self.always_sample_errors && failed);
+        let begun = self.begun;
+        let site = site(begun.peer, status, self.with_method.then_some(self.method));
+        let timed = begun.timed(failed);
         let detail = ClientDetail {
             method: self.method,
-            peer: self.peer,
+            peer: begun.peer,
             status,
         };
         match (status, error) {
-            (Status::Failed(failure), Some(error)) if failed => self.timer.finish_failed(
+            (Status::Failed(failure), Some(error)) if failed => begun.timer.finish_failed(
                 site,
                 timed,
                 outcome,
                 || Failure::new(failure.status_label(), Some(error)),
                 || detail,
             ),
-            _ => self.timer.finish(site, timed, failed, outcome, || detail),
+            _ => begun.timer.finish(site, timed, failed, outcome, || detail),
         }
     }
 }

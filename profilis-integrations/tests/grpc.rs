@@ -1,0 +1,470 @@
+//! gRPC over real loopback HTTP/2: a tonic server profiled by `GrpcLayer` and a tonic client
+//! profiled by `GrpcClientLayer`, with messages derived by prost (no code generation: the
+//! service is written by hand, as tonic's generated code would be). Unary and server-streaming
+//! calls are counted by method and gRPC status on `/metrics`, a stream until its trailers,
+//! an unknown method as `<unmatched>`, a panicking handler as `INTERNAL`; the trace goes from
+//! the caller through the client's call to the server's call and its handler, by
+//! `traceparent` and by `grpc-trace-bin` alone.
+//!
+//! One exporter per process, so the tests take turns (`SERIAL`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::uri::PathAndQuery;
+use profilis::adapter::Timer;
+use profilis::context;
+use profilis::grpc::{
+    format_grpc_trace_bin, GrpcClientLayer, GrpcConfig, GrpcDetail, GrpcLayer, GRPC, GRPC_CLIENT,
+    UNMATCHED_METHOD,
+};
+use profilis::http::client::ClientConfig;
+use profilis::{Batch, Event, Exporter, Outcome, Sink, SinkError};
+use profilis_test_support::sample;
+use tonic::body::Body;
+use tonic::codegen::tokio_stream::{self, wrappers::TcpListenerStream, StreamExt};
+use tonic::server::NamedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status};
+use tonic_prost::ProstCodec;
+use tower::{service_fn, Service, ServiceBuilder};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// How long the server waits between two messages of a stream.
+const BETWEEN: Duration = Duration::from_millis(60);
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Ask {
+    #[prost(string, tag = "1")]
+    text: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Answer {
+    #[prost(string, tag = "1")]
+    text: String,
+}
+
+/// The service `test.Echo`: `Say` (unary: echoes, or fails as asked), `Count` (three
+/// answers, `BETWEEN` apart), `Trace` (the span its handler runs under), `Panic`.
+#[derive(Clone)]
+struct Echo;
+
+impl NamedService for Echo {
+    const NAME: &'static str = "test.Echo";
+}
+
+type Answered = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+
+async fn say(request: Request<Ask>) -> Result<Response<Answer>, Status> {
+    let text = request.into_inner().text;
+    match text.as_str() {
+        "missing" => Err(Status::not_found("no such thing")),
+        "broken" => Err(Status::internal("it broke")),
+        _ => Ok(Response::new(Answer { text })),
+    }
+}
+
+async fn panics(_: Request<Ask>) -> Result<Response<Answer>, Status> {
+    panic!("the handler panics on purpose")
+}
+
+async fn trace(_: Request<Ask>) -> Result<Response<Answer>, Status> {
+    let ctx = context::current().unwrap_or_default();
+    Ok(Response::new(Answer {
+        text: format!("{}-{}", ctx.trace_id, ctx.span_id),
+    }))
+}
+
+type Answers = Pin<Box<dyn tokio_stream::Stream<Item = Result<Answer, Status>> + Send>>;
+
+async fn count(_: Request<Ask>) -> Result<Response<Answers>, Status> {
+    let answers = tokio_stream::iter(0..3).then(|i| async move {
+        if i > 0 {
+            tokio::time::sleep(BETWEEN).await;
+        }
+        Ok(Answer {
+            text: i.to_string(),
+        })
+    });
+    Ok(Response::new(Box::pin(answers) as Answers))
+}
+
+impl Service<http::Request<Body>> for Echo {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Answered;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Answered {
+        let codec = ProstCodec::<Answer, Ask>::default();
+        match request.uri().path() {
+            "/test.Echo/Say" => Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(codec);
+                Ok(grpc.unary(service_fn(say), request).await)
+            }),
+            "/test.Echo/Trace" => Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(codec);
+                Ok(grpc.unary(service_fn(trace), request).await)
+            }),
+            "/test.Echo/Panic" => Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(codec);
+                Ok(grpc.unary(service_fn(panics), request).await)
+            }),
+            "/test.Echo/Count" => Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(codec);
+                Ok(grpc.server_streaming(service_fn(count), request).await)
+            }),
+            _ => Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) }),
+        }
+    }
+}
+
+struct Capture(Arc<Mutex<Vec<Event>>>);
+
+impl Sink for Capture {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+        self.0.lock().unwrap().extend(batch.events.iter().cloned());
+        Ok(())
+    }
+}
+
+struct Setup {
+    runtime: tokio::runtime::Runtime,
+    metrics: SocketAddr,
+    server: SocketAddr,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = SETUP.get_or_init(|| {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let guard = Exporter::new()
+            .service("grpc-test")
+            .listen("127.0.0.1:0")
+            .unwrap()
+            .flush_interval(Duration::from_millis(10))
+            .sink(Capture(Arc::clone(&events)))
+            .install()
+            .expect("exporter installs");
+        let metrics = guard.listen_addr().expect("listener runs");
+        std::mem::forget(guard);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tonic::transport::Server::builder()
+                .layer(GrpcLayer::new(GrpcConfig::new().build()))
+                .add_service(Echo)
+                .serve_with_incoming(TcpListenerStream::new(listener));
+            tokio::spawn(async move { server.await.unwrap() });
+            addr
+        });
+        Setup {
+            runtime,
+            metrics,
+            server,
+            events,
+        }
+    });
+    (setup, serial)
+}
+
+type Client = tonic::client::Grpc<profilis::grpc::GrpcClientService<Channel>>;
+
+impl Setup {
+    /// A profiled client of the server, its calls labelled `peer`.
+    async fn client(&self, peer: &str) -> Client {
+        let channel = Channel::from_shared(format!("http://{}", self.server))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let rules = ClientConfig::new().peer(peer).unwrap().build();
+        tonic::client::Grpc::new(
+            ServiceBuilder::new()
+                .layer(GrpcClientLayer::new(rules))
+                .service(channel),
+        )
+    }
+
+    /// The events of `kind` whose `route` is `route` once there are `n`, in order.
+    fn events(&self, kind: &str, route: &str, n: usize) -> Vec<Event> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found: Vec<Event> = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind().name() == kind && detail(e).route() == route)
+                .cloned()
+                .collect();
+            if found.len() >= n {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} {kind} events of {route}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn metrics_when(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = profilis_test_support::get(self.metrics, "/metrics", &[]).text();
+            if done(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn detail(event: &Event) -> &GrpcDetail {
+    event.detail::<GrpcDetail>().expect("a gRPC detail")
+}
+
+fn ended(event: &Event) -> (&'static str, bool, Outcome) {
+    (detail(event).status().name(), event.error, event.outcome)
+}
+
+async fn say_to(client: &mut Client, text: &str) -> Result<String, Status> {
+    client.ready().await.unwrap();
+    let answer = client
+        .unary(
+            Request::new(Ask { text: text.into() }),
+            PathAndQuery::from_static("/test.Echo/Say"),
+            ProstCodec::<Ask, Answer>::default(),
+        )
+        .await?;
+    Ok(answer.into_inner().text)
+}
+
+#[test]
+fn calls_are_counted_by_method_and_grpc_status_on_both_sides() {
+    let (setup, _serial) = setup();
+    setup.runtime.block_on(async {
+        let mut client = setup.client("echo").await;
+        assert_eq!(say_to(&mut client, "hello").await.unwrap(), "hello");
+        let missing = say_to(&mut client, "missing").await.unwrap_err();
+        assert_eq!(missing.code(), Code::NotFound);
+        let broken = say_to(&mut client, "broken").await.unwrap_err();
+        assert_eq!(broken.code(), Code::Internal);
+        // A method nothing serves.
+        client.ready().await.unwrap();
+        let nope = client
+            .unary(
+                Request::new(Ask::default()),
+                PathAndQuery::from_static("/test.Echo/Nope"),
+                ProstCodec::<Ask, Answer>::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(nope.code(), Code::Unimplemented);
+    });
+    let served = setup.events("grpc", "/test.Echo/Say", 3);
+    assert_eq!(
+        served.iter().map(ended).collect::<Vec<_>>(),
+        [
+            ("OK", false, Outcome::Returned),
+            ("NOT_FOUND", false, Outcome::Returned),
+            ("INTERNAL", true, Outcome::Returned),
+        ]
+    );
+    assert_eq!(served[0].kind(), &GRPC);
+    let made = setup.events("grpc_client", "/test.Echo/Say", 3);
+    assert_eq!(
+        made.iter().map(ended).collect::<Vec<_>>(),
+        [
+            ("OK", false, Outcome::Returned),
+            ("NOT_FOUND", false, Outcome::Returned),
+            ("INTERNAL", true, Outcome::Returned),
+        ]
+    );
+    assert_eq!(made[0].kind(), &GRPC_CLIENT);
+    assert_eq!(detail(&made[0]).peer(), Some("echo"));
+    // The unknown method adds no series of its own, on either side.
+    assert_eq!(
+        ended(&setup.events("grpc", UNMATCHED_METHOD, 1)[0]),
+        ("UNIMPLEMENTED", true, Outcome::Returned)
+    );
+    assert_eq!(setup.events("grpc_client", UNMATCHED_METHOD, 1).len(), 1);
+
+    let text = setup.metrics_when("the gRPC counts", |text| {
+        sample(
+            text,
+            "profilis_grpc_client_requests_total",
+            &[
+                ("peer", "echo"),
+                ("route", "/test.Echo/Say"),
+                ("status", "NOT_FOUND"),
+            ],
+        ) == Some(1.0)
+    });
+    let served = [
+        ("route", "/test.Echo/Say"),
+        ("status", "OK"),
+        ("service", "grpc-test"),
+    ];
+    assert_eq!(
+        sample(&text, "profilis_grpc_requests_total", &served),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "profilis_grpc_request_duration_seconds_count",
+            &served
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("/test.Echo/Nope"), "{text}");
+}
+
+#[test]
+fn a_stream_counts_until_its_trailers() {
+    let (setup, _serial) = setup();
+    let answers = setup.runtime.block_on(async {
+        let mut client = setup.client("echo-stream").await;
+        client.ready().await.unwrap();
+        let mut stream = client
+            .server_streaming(
+                Request::new(Ask::default()),
+                PathAndQuery::from_static("/test.Echo/Count"),
+                ProstCodec::<Ask, Answer>::default(),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        let mut answers = Vec::new();
+        while let Some(answer) = stream.message().await.unwrap() {
+            answers.push(answer.text);
+        }
+        answers
+    });
+    assert_eq!(answers, ["0", "1", "2"]);
+    let least = 2 * BETWEEN.as_nanos() as u64;
+    for kind in ["grpc", "grpc_client"] {
+        let event = &setup.events(kind, "/test.Echo/Count", 1)[0];
+        assert_eq!(ended(event), ("OK", false, Outcome::Returned), "{kind}");
+        assert!(event.dur_ns >= least, "{kind}: {} ns", event.dur_ns);
+    }
+}
+
+#[test]
+fn the_trace_goes_from_the_caller_to_the_handler() {
+    let (setup, _serial) = setup();
+    let caller = Timer::start(None).expect("a collector runs").context();
+    let (seen, seen_by_bin) = setup.runtime.block_on(context::Scoped::new(caller, async {
+        let mut client = setup.client("echo-trace").await;
+        client.ready().await.unwrap();
+        let trace = PathAndQuery::from_static("/test.Echo/Trace");
+        let seen = client
+            .unary(
+                Request::new(Ask::default()),
+                trace.clone(),
+                ProstCodec::<Ask, Answer>::default(),
+            )
+            .await
+            .unwrap()
+            .into_inner()
+            .text;
+        // A caller that sends only `grpc-trace-bin`, through a client without the layer.
+        let channel = Channel::from_shared(format!("http://{}", setup.server))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut plain = tonic::client::Grpc::new(channel);
+        plain.ready().await.unwrap();
+        let mut request = Request::new(Ask::default());
+        let bin = format_grpc_trace_bin(caller).unwrap();
+        request.metadata_mut().insert_bin(
+            "grpc-trace-bin",
+            tonic::metadata::MetadataValue::from_bytes(&base64_decode(&bin)),
+        );
+        let seen_by_bin = plain
+            .unary(request, trace, ProstCodec::<Ask, Answer>::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .text;
+        (seen, seen_by_bin)
+    }));
+    let made = &setup.events("grpc_client", "/test.Echo/Trace", 1)[0];
+    assert_eq!(made.trace_id, caller.trace_id);
+    assert_eq!(made.parent_span_id, Some(caller.span_id));
+    let served = setup.events("grpc", "/test.Echo/Trace", 2);
+    let by_header = served
+        .iter()
+        .find(|e| e.parent_span_id == Some(made.span_id))
+        .expect("the server's call is a child of the client's");
+    assert_eq!(by_header.trace_id, caller.trace_id);
+    // The handler ran under the server's call.
+    assert_eq!(
+        seen,
+        format!("{}-{}", by_header.trace_id, by_header.span_id)
+    );
+    let by_bin = served
+        .iter()
+        .find(|e| e.parent_span_id == Some(caller.span_id))
+        .expect("the call that carried only grpc-trace-bin");
+    assert_eq!(by_bin.trace_id, caller.trace_id);
+    assert_eq!(
+        seen_by_bin,
+        format!("{}-{}", by_bin.trace_id, by_bin.span_id)
+    );
+}
+
+/// The bytes of a base64 value (tonic's binary metadata takes bytes and encodes them).
+fn base64_decode(value: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(value)
+        .unwrap()
+}
+
+#[test]
+fn a_panicking_handler_is_an_internal_error() {
+    let (setup, _serial) = setup();
+    let result = setup.runtime.block_on(async {
+        let mut client = setup.client("echo-panic").await;
+        client.ready().await.unwrap();
+        client
+            .unary(
+                Request::new(Ask::default()),
+                PathAndQuery::from_static("/test.Echo/Panic"),
+                ProstCodec::<Ask, Answer>::default(),
+            )
+            .await
+    });
+    assert!(result.is_err(), "{result:?}");
+    let served = &setup.events("grpc", "/test.Echo/Panic", 1)[0];
+    assert_eq!(ended(served), ("INTERNAL", true, Outcome::Panicked));
+    let made = &setup.events("grpc_client", "/test.Echo/Panic", 1)[0];
+    assert!(made.error);
+    assert_eq!(detail(made).peer(), Some("echo-panic"));
+}
