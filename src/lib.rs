@@ -40,6 +40,8 @@
 //! - **Outgoing HTTP requests** (`profilis::http::client`, features `reqwest`, `tower-client`):
 //!   a reqwest middleware or a tower client layer records every request a service sends by
 //!   peer and status, and sends a `traceparent` so the service it calls joins the trace.
+//! - **gRPC** (`profilis::grpc`, feature `grpc`): tower layers for tonic servers and clients
+//!   record calls by method and gRPC status, with the trace context in and out.
 //! - **Database queries** (`profilis::db`, features `db`, `rusqlite`, `sqlx`, `diesel`): every query
 //!   by vendor, with its statement masked in events.
 //! - **Outputs**: the Prometheus exporter ([`install_exporter`], [`Exporter`]) with its built-in
@@ -91,6 +93,7 @@
 //! | `exporter-kit` | | writing standalone exporters (`profilis::kit`: clap, tracing) |
 //! | `http`, `tower`, `axum`, `actix` | | HTTP request profiling (`profilis::http`) |
 //! | `http-client`, `tower-client`, `reqwest` | | outgoing HTTP request profiling (`profilis::http::client`) |
+//! | `grpc` | | gRPC calls served and made, for tonic (`profilis::grpc`) |
 //! | `db`, `rusqlite`, `sqlx`, `sqlx-sqlite`, `sqlx-postgres`, `sqlx-mysql`, `diesel` | | database query profiling (`profilis::db`) |
 //!
 //! A library that only wants to mark its functions takes

@@ -1,7 +1,9 @@
 //! Adapters that turn the requests a service handles and the queries it runs into profilis
 //! events, each behind its own feature: a tower `Layer` (`tower`; axum's route templates with
 //! `axum`) and an actix-web middleware (`actix`), which follow the same rules, from the `http`
-//! module and feature (route labels, exclusions, sampling and trace context); and database
+//! module and feature (route labels, exclusions, sampling and trace context); outgoing HTTP
+//! requests (`http::client`: a tower client layer, `tower-client`, and a reqwest middleware,
+//! `reqwest`); gRPC served and made (`grpc`, for tonic); and database
 //! hooks (`rusqlite`, `sqlx`, `diesel`), built on the `db` module and feature (timing a query
 //! of any client, statement masking).
 //!
