@@ -32,7 +32,7 @@ use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 use tonic_prost::ProstCodec;
-use tower::{service_fn, Service, ServiceBuilder};
+use tower::{service_fn, Layer, Service, ServiceBuilder};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -52,7 +52,8 @@ struct Answer {
 }
 
 /// The service `test.Echo`: `Say` (unary: echoes, or fails as asked), `Count` (three
-/// answers, `BETWEEN` apart), `Trace` (the span its handler runs under), `Panic`.
+/// answers, `BETWEEN` apart), `Trace` (the span its handler runs under), `Slow` (5 s),
+/// `Panic`.
 #[derive(Clone)]
 struct Echo;
 
@@ -68,6 +69,17 @@ async fn say(request: Request<Ask>) -> Result<Response<Answer>, Status> {
         "missing" => Err(Status::not_found("no such thing")),
         "broken" => Err(Status::internal("it broke")),
         _ => Ok(Response::new(Answer { text })),
+    }
+}
+
+async fn slow(request: Request<Ask>) -> Result<Response<Answer>, Status> {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Ok(Response::new(request.into_inner().into()))
+}
+
+impl From<Ask> for Answer {
+    fn from(ask: Ask) -> Answer {
+        Answer { text: ask.text }
     }
 }
 
@@ -115,6 +127,10 @@ impl Service<http::Request<Body>> for Echo {
             "/test.Echo/Trace" => Box::pin(async move {
                 let mut grpc = tonic::server::Grpc::new(codec);
                 Ok(grpc.unary(service_fn(trace), request).await)
+            }),
+            "/test.Echo/Slow" => Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(codec);
+                Ok(grpc.unary(service_fn(slow), request).await)
             }),
             "/test.Echo/Panic" => Box::pin(async move {
                 let mut grpc = tonic::server::Grpc::new(codec);
@@ -169,7 +185,10 @@ fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let server = tonic::transport::Server::builder()
-                .layer(GrpcLayer::new(GrpcConfig::new().build()))
+                // The service named: its methods are labelled even if they only fail.
+                .layer(GrpcLayer::new(
+                    GrpcConfig::new().services(&[Echo::NAME]).build(),
+                ))
                 .add_service(Echo)
                 .serve_with_incoming(TcpListenerStream::new(listener));
             tokio::spawn(async move { server.await.unwrap() });
@@ -284,25 +303,23 @@ fn calls_are_counted_by_method_and_grpc_status_on_both_sides() {
             .unwrap_err();
         assert_eq!(nope.code(), Code::Unimplemented);
     });
+    // The server's events come from its two worker threads: compared in the order of
+    // their statuses.
+    let ends = |events: &[Event]| {
+        let mut ends: Vec<_> = events.iter().map(ended).collect();
+        ends.sort_unstable_by_key(|(status, ..)| *status);
+        ends
+    };
+    let want = [
+        ("INTERNAL", true, Outcome::Returned),
+        ("NOT_FOUND", false, Outcome::Returned),
+        ("OK", false, Outcome::Returned),
+    ];
     let served = setup.events("grpc", "/test.Echo/Say", 3);
-    assert_eq!(
-        served.iter().map(ended).collect::<Vec<_>>(),
-        [
-            ("OK", false, Outcome::Returned),
-            ("NOT_FOUND", false, Outcome::Returned),
-            ("INTERNAL", true, Outcome::Returned),
-        ]
-    );
+    assert_eq!(ends(&served), want);
     assert_eq!(served[0].kind(), &GRPC);
     let made = setup.events("grpc_client", "/test.Echo/Say", 3);
-    assert_eq!(
-        made.iter().map(ended).collect::<Vec<_>>(),
-        [
-            ("OK", false, Outcome::Returned),
-            ("NOT_FOUND", false, Outcome::Returned),
-            ("INTERNAL", true, Outcome::Returned),
-        ]
-    );
+    assert_eq!(ends(&made), want);
     assert_eq!(made[0].kind(), &GRPC_CLIENT);
     assert_eq!(detail(&made[0]).peer(), Some("echo"));
     // The unknown method adds no series of its own, on either side.
@@ -467,4 +484,82 @@ fn a_panicking_handler_is_an_internal_error() {
     let made = &setup.events("grpc_client", "/test.Echo/Panic", 1)[0];
     assert!(made.error);
     assert_eq!(detail(made).peer(), Some("echo-panic"));
+}
+
+#[test]
+fn calls_made_that_get_no_answer_say_why() {
+    let (setup, _serial) = setup();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    setup.runtime.block_on(async {
+        let layer = |peer: &str| {
+            GrpcClientLayer::new(ClientConfig::new().peer(peer).unwrap().build())
+                .with_grpc_trace_bin(true)
+        };
+        // tonic's own timeout (`Endpoint::timeout`): DEADLINE_EXCEEDED.
+        let channel = Channel::from_shared(format!("http://{}", setup.server))
+            .unwrap()
+            .timeout(Duration::from_millis(100))
+            .connect()
+            .await
+            .unwrap();
+        let mut client = tonic::client::Grpc::new(layer("echo-slow").layer(channel));
+        client.ready().await.unwrap();
+        let late = client
+            .unary(
+                Request::new(Ask::default()),
+                PathAndQuery::from_static("/test.Echo/Slow"),
+                ProstCodec::<Ask, Answer>::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(late.code(), Code::Cancelled, "{late:?}");
+        // Nothing listens: UNAVAILABLE.
+        let channel = Channel::from_shared(format!("http://{closed}"))
+            .unwrap()
+            .connect_lazy();
+        let mut client = tonic::client::Grpc::new(layer("echo-closed").layer(channel));
+        let refused = client.ready().await.map_err(Into::into);
+        let refused = match refused {
+            Err(e) => Status::from_error(e),
+            Ok(()) => client
+                .unary(
+                    Request::new(Ask::default()),
+                    PathAndQuery::from_static("/test.Echo/Say"),
+                    ProstCodec::<Ask, Answer>::default(),
+                )
+                .await
+                .unwrap_err(),
+        };
+        assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    });
+    let by_peer = |peer: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = setup
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| e.kind() == &GRPC_CLIENT && detail(e).peer() == Some(peer))
+                .cloned();
+            if let Some(event) = found {
+                return event;
+            }
+            assert!(Instant::now() < deadline, "no call made to {peer}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let late = by_peer("echo-slow");
+    assert_eq!(ended(&late), ("DEADLINE_EXCEEDED", true, Outcome::Returned));
+    assert_eq!(
+        late.failure
+            .as_deref()
+            .and_then(|f| f.exception_type.as_deref()),
+        Some("timeout")
+    );
+    let refused = by_peer("echo-closed");
+    assert_eq!(ended(&refused), ("UNAVAILABLE", true, Outcome::Returned));
 }

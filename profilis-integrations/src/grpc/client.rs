@@ -24,7 +24,7 @@ static GRPC_TRACE_BIN: HeaderName = HeaderName::from_static("grpc-trace-bin");
 
 /// A tower [`Layer`] that profiles every gRPC call of the client it wraps, by the rules of
 /// HTTP clients ([`ClientRules`]: the peer, its cap, per-peer sampling, propagation), and sends
-/// `traceparent` and `grpc-trace-bin` naming the call. With tonic: wrap the `Channel`
+/// `traceparent` naming the call. With tonic: wrap the `Channel`
 /// (`ServiceBuilder::new().layer(GrpcClientLayer::new(rules)).service(channel)`) and hand the
 /// result to the generated client's `new`. A tonic client sends only the path unless made
 /// with an origin, so give the peer a name ([`ClientConfig::peer`]).
@@ -33,12 +33,25 @@ static GRPC_TRACE_BIN: HeaderName = HeaderName::from_static("grpc-trace-bin");
 #[derive(Debug, Clone, Default)]
 pub struct GrpcClientLayer {
     rules: ClientRules,
+    trace_bin: bool,
 }
 
 impl GrpcClientLayer {
-    /// Profiles calls by `rules`.
+    /// Profiles calls by `rules`, sending `traceparent`.
     pub fn new(rules: ClientRules) -> GrpcClientLayer {
-        GrpcClientLayer { rules }
+        GrpcClientLayer {
+            rules,
+            trace_bin: false,
+        }
+    }
+
+    /// Whether calls also carry `grpc-trace-bin` (OpenCensus's binary trace context, for
+    /// servers that read only that; default off: a header that changes with every call costs
+    /// each call's HTTP/2 header compression).
+    #[must_use]
+    pub fn with_grpc_trace_bin(mut self, on: bool) -> GrpcClientLayer {
+        self.trace_bin = on;
+        self
     }
 }
 
@@ -49,6 +62,7 @@ impl<S> Layer<S> for GrpcClientLayer {
         GrpcClientService {
             inner,
             rules: self.rules.clone(),
+            trace_bin: self.trace_bin,
         }
     }
 }
@@ -58,6 +72,7 @@ impl<S> Layer<S> for GrpcClientLayer {
 pub struct GrpcClientService<S> {
     inner: S,
     rules: ClientRules,
+    trace_bin: bool,
 }
 
 impl<S, ReqBody, ResBody> Service<::http::Request<ReqBody>> for GrpcClientService<S>
@@ -81,7 +96,10 @@ where
                 if !headers.contains_key(&TRACEPARENT) {
                     let values = [
                         (&TRACEPARENT, format_traceparent(ctx)),
-                        (&GRPC_TRACE_BIN, format_grpc_trace_bin(ctx)),
+                        (
+                            &GRPC_TRACE_BIN,
+                            self.trace_bin.then(|| format_grpc_trace_bin(ctx)).flatten(),
+                        ),
                     ];
                     for (name, value) in values {
                         if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {

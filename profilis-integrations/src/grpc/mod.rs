@@ -32,13 +32,24 @@
 //! - **Errors**: the statuses a server is to blame for (`UNKNOWN`, `DEADLINE_EXCEEDED`,
 //!   `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`), panics, bodies that fail, and
 //!   calls that ended without a status; the others (`NOT_FOUND`, `INVALID_ARGUMENT`, ...) are
-//!   answers, as an HTTP 4xx is.
-//! - **Routes**: at most [`GrpcConfig::max_methods`] distinct methods (over the process) get
-//!   a label; a served call answered `UNIMPLEMENTED` for a method never served before is
-//!   labelled [`UNMATCHED_METHOD`], so clients that send arbitrary paths add no series.
+//!   answers, as an HTTP 4xx is. A call abandoned before its end (`CANCELLED`, outcome
+//!   `cancelled`) is an error, as an HTTP request whose client went away is; a `CANCELLED`
+//!   answer is not.
+//! - **Routes**: a method served gets a `route` label of its own once a call of it has
+//!   succeeded (`OK`); until then, and for paths that do not look like a method or are longer
+//!   than 256 bytes, calls are labelled [`UNMATCHED_METHOD`]. A client sending arbitrary
+//!   paths gets `UNIMPLEMENTED`, or whatever a layer inside answers, never `OK`, so it adds no
+//!   series. Methods of the services named by [`GrpcConfig::services`] get their label from
+//!   their first call not answered `UNIMPLEMENTED`, even a failed one (name them: a method
+//!   that only ever fails is otherwise `<unmatched>`). At most [`GrpcConfig::max_methods`]
+//!   methods served get a label in the process
+//!   (calls made: any answer but `UNIMPLEMENTED` labels the method, up to
+//!   [`DEFAULT_MAX_METHODS`]).
 //! - **Trace context**: a served call is a child of the caller's `traceparent`, or of its
 //!   `grpc-trace-bin` (the binary trace context of OpenCensus, base64); a call made carries
-//!   both, naming its span (as HTTP clients do). Handlers run under the served call's span.
+//!   `traceparent` naming its span, as HTTP clients do (and `grpc-trace-bin` too, with
+//!   [`GrpcClientLayer::with_grpc_trace_bin`], for servers that read only that). Handlers run
+//!   under the served call's span.
 //! - **Sampling**: every call is counted; served calls are timed at the first matching
 //!   per-method rate ([`GrpcConfig::method_sample_rate`]), calls made at the client's per-peer
 //!   rate, and errors always.
@@ -52,7 +63,7 @@ pub use server::{GrpcFuture, GrpcLayer, GrpcService};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
@@ -215,9 +226,16 @@ pub fn format_grpc_trace_bin(ctx: SpanContext) -> Option<String> {
 /// malformed, of another version, or names the all-zero trace or span.
 pub fn parse_grpc_trace_bin(value: &str) -> Option<SpanContext> {
     let value = value.trim().trim_end_matches('=');
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(value)
+    // 29 bytes are 39 characters; a longer value (a later version's fields) is read no
+    // further than its first 29 bytes, and a much longer one not at all.
+    if value.len() > 64 {
+        return None;
+    }
+    let mut buffer = [0u8; 48];
+    let len = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode_slice(value, &mut buffer)
         .ok()?;
+    let bytes = &buffer[..len];
     let (&version, mut rest) = bytes.split_first()?;
     if version != 0 {
         return None;
@@ -257,6 +275,7 @@ fn incoming_context(headers: &HeaderMap) -> Option<SpanContext> {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct GrpcConfig {
+    services: Vec<String>,
     exclude: Vec<Pattern>,
     sample_rate: Option<f64>,
     method_rates: Vec<(Pattern, f64)>,
@@ -268,6 +287,7 @@ pub struct GrpcConfig {
 impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
+            services: Vec::new(),
             exclude: Vec::new(),
             sample_rate: None,
             method_rates: Vec::new(),
@@ -282,6 +302,16 @@ impl GrpcConfig {
     /// Every call profiled, durations at the global sample rate, errors always timed.
     pub fn new() -> GrpcConfig {
         GrpcConfig::default()
+    }
+
+    /// The services this server serves (`shop.Cart`, tonic's `NamedService::NAME`): their
+    /// methods get a `route` label from their first call that is not answered
+    /// `UNIMPLEMENTED`, even one that fails. Methods of other services get one only once a
+    /// call of theirs succeeds (see the [module docs](self)).
+    pub fn services<S: AsRef<str>>(mut self, services: &[S]) -> Self {
+        self.services
+            .extend(services.iter().map(|s| format!("/{}/", s.as_ref())));
+        self
     }
 
     /// Leaves calls of methods that start with one of `patterns` (`/grpc.health.v1.Health/`,
@@ -386,11 +416,16 @@ impl GrpcRules {
             method,
             &self.0.random,
         );
+        let declared = config
+            .services
+            .iter()
+            .any(|s| method.starts_with(s.as_str()));
         Some(GrpcCall {
             kind: &GRPC,
             timer,
             peer: None,
-            route: Route::of(method, config.max_methods),
+            declared,
+            route: SERVED.route(method, config.max_methods),
             drawn,
             always_sample_errors: config.always_sample_errors,
             headers_status: None,
@@ -398,45 +433,112 @@ impl GrpcRules {
     }
 }
 
-/// The methods that have a `route` label in the process, for the cap.
-static METHODS: RwLock<Option<HashMap<Box<str>, &'static str>>> = RwLock::new(None);
+/// The methods that have a `route` label in the process: one table for calls served, one
+/// for calls made, each with its cap.
+struct Methods {
+    labels: RwLock<Option<HashMap<Box<str>, &'static str>>>,
+    /// Set once the table holds its cap: no more allocation or write lock for new methods.
+    full: AtomicBool,
+}
+
+static SERVED: Methods = Methods::new();
+static MADE: Methods = Methods::new();
+
+/// The longest method labelled, in bytes (a longer path is `<unmatched>`).
+const MAX_METHOD_LEN: usize = 256;
+
+impl Methods {
+    const fn new() -> Methods {
+        Methods {
+            labels: RwLock::new(None),
+            full: AtomicBool::new(false),
+        }
+    }
+
+    /// The route of a call of `method`: its label if it has one; else, if the table has room
+    /// and `method` looks like a gRPC method (`/package.Service/Method`), a method that may get
+    /// one when the call ends; else `<unmatched>`.
+    fn route(&'static self, method: &str, max: usize) -> Route {
+        if let Some(&label) = self
+            .labels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|m| m.get(method))
+        {
+            return Route::Known(label);
+        }
+        if self.full.load(Ordering::Relaxed) || !is_method(method) {
+            return Route::Known(UNMATCHED_METHOD);
+        }
+        Route::New {
+            table: self,
+            method: method.into(),
+            max,
+        }
+    }
+}
+
+/// Whether `path` has the shape of a gRPC method, `/package.Service/Method`: two non-empty
+/// parts of letters, digits, `_` and `.`, at most [`MAX_METHOD_LEN`] bytes in all.
+fn is_method(path: &str) -> bool {
+    let Some((service, method)) = path.strip_prefix('/').and_then(|rest| rest.split_once('/'))
+    else {
+        return false;
+    };
+    let part = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    };
+    path.len() <= MAX_METHOD_LEN && part(service) && part(method)
+}
 
 /// A call's `route` label, or what it will be once its status is known.
 #[derive(Debug)]
 enum Route {
-    /// A method with a label.
+    /// A method with a label (or `<unmatched>`).
     Known(&'static str),
-    /// A method without one yet: labelled when it ends, unless it was answered
-    /// `UNIMPLEMENTED` or the cap is reached.
-    New(Box<str>, usize),
+    /// A method without a label yet: it gets one when the call ends as [`Route::label`]
+    /// says.
+    New {
+        table: &'static Methods,
+        method: Box<str>,
+        max: usize,
+    },
+}
+
+impl std::fmt::Debug for Methods {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Methods")
+    }
 }
 
 impl Route {
-    fn of(method: &str, max: usize) -> Route {
-        let methods = METHODS.read().unwrap_or_else(|e| e.into_inner());
-        match methods.as_ref().and_then(|m| m.get(method)) {
-            Some(&label) => Route::Known(label),
-            None => Route::New(method.into(), max),
-        }
-    }
-
-    /// The label, now that the call ended with `status`.
-    fn label(self, status: GrpcStatus) -> &'static str {
-        let (method, max) = match self {
+    /// The label, now that the call ended with `status`. A method gets one of its own by a
+    /// call that ended well (`OK`; for calls made, any status but `UNIMPLEMENTED`): a server
+    /// answers paths nothing serves with `UNIMPLEMENTED`, but a layer inside (auth, say) or a
+    /// fallback may answer them otherwise, and a client may give up on them, so only a
+    /// handler's success shows a method is served. Until then its calls are `<unmatched>`.
+    fn label(self, admit: bool) -> &'static str {
+        let (table, method, max) = match self {
             Route::Known(label) => return label,
-            Route::New(method, max) => (method, max),
+            Route::New { table, method, max } => (table, method, max),
         };
-        let mut methods = METHODS.write().unwrap_or_else(|e| e.into_inner());
-        let methods = methods.get_or_insert_with(HashMap::new);
-        if let Some(&label) = methods.get(&*method) {
+        if !admit {
+            return UNMATCHED_METHOD;
+        }
+        let mut labels = table.labels.write().unwrap_or_else(|e| e.into_inner());
+        let labels = labels.get_or_insert_with(HashMap::new);
+        if let Some(&label) = labels.get(&*method) {
             return label;
         }
-        // A path nothing serves (or beyond the cap): no label of its own.
-        if status == GrpcStatus::UNIMPLEMENTED || methods.len() >= max {
+        if labels.len() >= max {
+            table.full.store(true, Ordering::Relaxed);
             return UNMATCHED_METHOD;
         }
         let label: &'static str = Box::leak(method.clone());
-        methods.insert(method, label);
+        labels.insert(method, label);
         label
     }
 }
@@ -448,6 +550,8 @@ struct GrpcCall {
     timer: Timer,
     /// The peer of a call made.
     peer: Option<&'static str>,
+    /// A call served of a method of a service the rules name ([`GrpcConfig::services`]).
+    declared: bool,
     route: Route,
     drawn: bool,
     always_sample_errors: bool,
@@ -462,7 +566,8 @@ impl GrpcCall {
             kind: &GRPC_CLIENT,
             timer: begun.timer,
             peer: Some(begun.peer),
-            route: Route::of(method, DEFAULT_MAX_METHODS),
+            declared: false,
+            route: MADE.route(method, DEFAULT_MAX_METHODS),
             drawn: begun.drawn,
             always_sample_errors: begun.always_sample_errors,
             headers_status: None,
@@ -493,7 +598,16 @@ impl GrpcCall {
             || body_failed
             || outcome != Outcome::Returned
             || failure.is_some();
-        let route = self.route.label(status);
+        // Served: only a success (or a declared service) shows the method is served. Made:
+        // the code chose the method (capped and shape-checked all the same, for a proxy that
+        // forwards its callers' paths); any end but `UNIMPLEMENTED` labels it.
+        let admit = if std::ptr::eq(self.kind, &GRPC) {
+            (self.declared && status != GrpcStatus::UNIMPLEMENTED)
+                || (status == GrpcStatus::OK && outcome == Outcome::Returned)
+        } else {
+            status != GrpcStatus::UNIMPLEMENTED
+        };
+        let route = self.route.label(admit);
         let site = site(self.kind, self.peer, route, status);
         let timed = self.drawn || (self.always_sample_errors && failed);
         let detail = GrpcDetail {
@@ -514,6 +628,10 @@ impl GrpcCall {
 impl Abandon for GrpcCall {
     fn abandon(self, outcome: Outcome) {
         let outcome = outcome.or_unwinding();
+        // A trailers-only response whose body was dropped unread: it ended with its status.
+        if outcome != Outcome::Panicked && self.headers_status.is_some() {
+            return self.finish(None, false, Outcome::Returned, None);
+        }
         // A handler (or client) that panicked: `INTERNAL`; dropped before its end (the
         // client went away, or the caller gave up): `CANCELLED`.
         let status = if outcome == Outcome::Panicked {
@@ -707,6 +825,82 @@ mod tests {
     }
 
     #[test]
+    fn a_method_is_labelled_by_a_success_or_its_declared_service_never_by_arbitrary_paths() {
+        use profilis_core::testing::capture;
+        let rules = GrpcConfig::new().services(&["unit.Declared"]).build();
+        let ((), captured) = capture(|| {
+            let headers = HeaderMap::new();
+            let end = |path: &str, status: GrpcStatus, outcome: Outcome| {
+                let call = rules.start(path, &headers).expect("a collector runs");
+                call.finish(Some(status), false, outcome, None);
+            };
+            // What a hostile client gets for paths nothing serves: never a label.
+            end("/unit.Evil/A", GrpcStatus::from_code(16), Outcome::Returned);
+            end("/unit.Evil/B", GrpcStatus::UNKNOWN, Outcome::Returned);
+            end("/unit.Evil/C", GrpcStatus::CANCELLED, Outcome::Cancelled);
+            end("/unit.Evil/D", GrpcStatus::UNIMPLEMENTED, Outcome::Returned);
+            // Not the shape of a method, even answered OK.
+            end("/unit.Odd", GrpcStatus::OK, Outcome::Returned);
+            end("/unit.Odd/a/b", GrpcStatus::OK, Outcome::Returned);
+            end(
+                &format!("/unit.Long/{}", "x".repeat(300)),
+                GrpcStatus::OK,
+                Outcome::Returned,
+            );
+            // A success labels a method; its later failures keep the label.
+            end(
+                "/unit.Served/Get",
+                GrpcStatus::from_code(5),
+                Outcome::Returned,
+            );
+            end("/unit.Served/Get", GrpcStatus::OK, Outcome::Returned);
+            end("/unit.Served/Get", GrpcStatus::INTERNAL, Outcome::Returned);
+            // A declared service's method is labelled by its first failure.
+            end(
+                "/unit.Declared/Fail",
+                GrpcStatus::INTERNAL,
+                Outcome::Returned,
+            );
+            end(
+                "/unit.Declared/Gone",
+                GrpcStatus::UNIMPLEMENTED,
+                Outcome::Returned,
+            );
+        });
+        let routes = |status: &str| {
+            let mut routes: Vec<&str> = captured
+                .events
+                .iter()
+                .filter(|e| e.detail::<GrpcDetail>().unwrap().status().name() == status)
+                .map(|e| e.detail::<GrpcDetail>().unwrap().route())
+                .collect();
+            routes.sort_unstable();
+            routes
+        };
+        assert_eq!(routes("UNAUTHENTICATED"), [UNMATCHED_METHOD]);
+        assert_eq!(routes("UNKNOWN"), [UNMATCHED_METHOD]);
+        assert_eq!(routes("CANCELLED"), [UNMATCHED_METHOD]);
+        assert_eq!(
+            routes("UNIMPLEMENTED"),
+            [UNMATCHED_METHOD, UNMATCHED_METHOD]
+        );
+        assert_eq!(
+            routes("OK"),
+            [
+                "/unit.Served/Get",
+                UNMATCHED_METHOD,
+                UNMATCHED_METHOD,
+                UNMATCHED_METHOD,
+            ]
+        );
+        assert_eq!(routes("NOT_FOUND"), [UNMATCHED_METHOD]);
+        assert_eq!(
+            routes("INTERNAL"),
+            ["/unit.Declared/Fail", "/unit.Served/Get"]
+        );
+    }
+
+    #[test]
     fn grpc_trace_bin_round_trips_and_refuses_bad_values() {
         let ctx = SpanContext {
             trace_id: TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
@@ -727,6 +921,7 @@ mod tests {
             "!!",
             "AQ",
             &base64::engine::general_purpose::STANDARD.encode([0u8; 29]),
+            &"A".repeat(1 << 20),
         ] {
             assert_eq!(parse_grpc_trace_bin(bad), None, "{bad}");
         }

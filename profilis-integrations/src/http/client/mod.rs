@@ -462,7 +462,7 @@ impl ClientFailure {
     /// How `error` failed, read from the types of it and its sources (never from their
     /// messages, which may quote the URL, or fail to write): an `std::io::Error` of kind
     /// `TimedOut` is a timeout, and so are tower's and tokio's `Elapsed` (with the
-    /// `tower-client` feature); an I/O error saying the connection could not be made (refused,
+    /// `tower-client` or `grpc` feature) and tonic's `TimeoutExpired` (with `grpc`); an I/O error saying the connection could not be made (refused,
     /// address, host or network unreachable), or hyper-util's connect errors (DNS included,
     /// with `tower-client`), are connection errors; anything else (a connection reset after
     /// the request was sent, say) is [`ClientFailure::Other`]. Adapters with a client that
@@ -482,8 +482,12 @@ impl ClientFailure {
                     _ => {}
                 }
             }
-            #[cfg(feature = "tower-client")]
+            #[cfg(any(feature = "tower-client", feature = "grpc"))]
             if e.is::<::tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
+                return ClientFailure::Timeout;
+            }
+            #[cfg(feature = "grpc")]
+            if e.is::<tonic::TimeoutExpired>() {
                 return ClientFailure::Timeout;
             }
             #[cfg(feature = "tower-client")]
