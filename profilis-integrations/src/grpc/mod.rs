@@ -582,8 +582,9 @@ impl GrpcCall {
         });
     }
 
-    /// Records the call as ended with `status` (`None`: the trailers had none), `failed`
-    /// for a body that failed, with `failure` (a call made that got no response).
+    /// Records the call as ended with `status` (`None`: the trailers had none; then the
+    /// head's, else `UNKNOWN`), `body_failed` for a body that failed, `failure` for a call
+    /// made that got no response.
     fn finish(
         self,
         status: Option<GrpcStatus>,
