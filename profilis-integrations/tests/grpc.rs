@@ -4,7 +4,7 @@
 //! calls are counted by method and gRPC status on `/metrics`, a stream until its trailers,
 //! an unknown method as `<unmatched>`, a panicking handler as `INTERNAL`; the trace goes from
 //! the caller through the client's call to the server's call and its handler, by
-//! `traceparent` and by `grpc-trace-bin` alone.
+//! `traceparent` and by `grpc-trace-bin` alone. The dashboard has rows for both kinds.
 //!
 //! One exporter per process, so the tests take turns (`SERIAL`).
 
@@ -171,6 +171,7 @@ fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
             .listen("127.0.0.1:0")
             .unwrap()
             .flush_interval(Duration::from_millis(10))
+            .dashboard(true)
             .sink(Capture(Arc::clone(&events)))
             .install()
             .expect("exporter installs");
@@ -359,6 +360,28 @@ fn calls_are_counted_by_method_and_grpc_status_on_both_sides() {
         Some(1.0)
     );
     assert!(!text.contains("/test.Echo/Nope"), "{text}");
+    // The dashboard has a row for the method served and one for the method called.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = profilis_test_support::get(setup.metrics, "/metrics.json", &[]).text();
+        let json: serde_json::Value = serde_json::from_str(&page).unwrap();
+        let rows = json["rows"].as_array().unwrap();
+        let row = |kind: &str, name: &str| {
+            rows.iter()
+                .find(|r| r["kind"] == kind && r["name"] == name)
+                .cloned()
+        };
+        if let (Some(served), Some(made)) =
+            (row("grpc", "/test.Echo/Say"), row("grpc_client", "echo"))
+        {
+            assert!(served["calls"].as_u64().unwrap() >= 3, "{served}");
+            assert!(served["errors"].as_u64().unwrap() >= 1, "{served}");
+            assert!(made["calls"].as_u64().unwrap() >= 3, "{made}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no dashboard rows: {page}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
