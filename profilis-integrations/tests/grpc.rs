@@ -544,7 +544,7 @@ fn calls_made_that_get_no_answer_say_why() {
             .unwrap()
             .connect_lazy();
         let mut client = tonic::client::Grpc::new(layer("echo-closed").layer(channel));
-        let refused = client.ready().await.map_err(Into::into);
+        let refused = client.ready().await;
         let refused = match refused {
             Err(e) => Status::from_error(e),
             Ok(()) => client
