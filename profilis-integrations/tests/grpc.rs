@@ -12,9 +12,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use profilis::adapter::Timer;
@@ -24,8 +24,8 @@ use profilis::grpc::{
     UNMATCHED_METHOD,
 };
 use profilis::http::client::ClientConfig;
-use profilis::{Batch, Event, Exporter, Outcome, Sink, SinkError};
-use profilis_test_support::sample;
+use profilis::{Event, Exporter, Outcome};
+use profilis_test_support::{page_when, sample, KeepEvents};
 use tonic::body::Body;
 use tonic::codegen::tokio_stream::{self, wrappers::TcpListenerStream, StreamExt};
 use tonic::server::NamedService;
@@ -145,34 +145,25 @@ impl Service<http::Request<Body>> for Echo {
     }
 }
 
-struct Capture(Arc<Mutex<Vec<Event>>>);
-
-impl Sink for Capture {
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
-        self.0.lock().unwrap().extend(batch.events.iter().cloned());
-        Ok(())
-    }
-}
-
 struct Setup {
     runtime: tokio::runtime::Runtime,
     metrics: SocketAddr,
     server: SocketAddr,
-    events: Arc<Mutex<Vec<Event>>>,
+    events: KeepEvents,
 }
 
 fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let setup = SETUP.get_or_init(|| {
-        let events = Arc::new(Mutex::new(Vec::new()));
+        let events = KeepEvents::default();
         let guard = Exporter::new()
             .service("grpc-test")
             .listen("127.0.0.1:0")
             .unwrap()
             .flush_interval(Duration::from_millis(10))
             .dashboard(true)
-            .sink(Capture(Arc::clone(&events)))
+            .sink(events.clone())
             .install()
             .expect("exporter installs");
         let metrics = guard.listen_addr().expect("listener runs");
@@ -225,40 +216,19 @@ impl Setup {
 
     /// The events of `kind` whose `route` is `route` once there are `n`, in order.
     fn events(&self, kind: &str, route: &str, n: usize) -> Vec<Event> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found: Vec<Event> = self
-                .events
-                .lock()
-                .unwrap()
+        let what = format!("{n} {kind} events of {route}");
+        self.events.when(&what, |events| {
+            let found: Vec<Event> = events
                 .iter()
                 .filter(|e| e.kind().name() == kind && detail(e).route() == route)
                 .cloned()
                 .collect();
-            if found.len() >= n {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {n} {kind} events of {route}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            (found.len() >= n).then_some(found)
+        })
     }
 
     fn metrics_when(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = profilis_test_support::get(self.metrics, "/metrics", &[]).text();
-            if done(&text) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        page_when(self.metrics, "/metrics", what, done)
     }
 }
 
@@ -360,28 +330,24 @@ fn calls_are_counted_by_method_and_grpc_status_on_both_sides() {
         Some(1.0)
     );
     assert!(!text.contains("/test.Echo/Nope"), "{text}");
-    // The dashboard has a row for the method served and one for the method called.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let page = profilis_test_support::get(setup.metrics, "/metrics.json", &[]).text();
-        let json: serde_json::Value = serde_json::from_str(&page).unwrap();
-        let rows = json["rows"].as_array().unwrap();
-        let row = |kind: &str, name: &str| {
-            rows.iter()
-                .find(|r| r["kind"] == kind && r["name"] == name)
-                .cloned()
-        };
-        if let (Some(served), Some(made)) =
-            (row("grpc", "/test.Echo/Say"), row("grpc_client", "echo"))
-        {
-            assert!(served["calls"].as_u64().unwrap() >= 3, "{served}");
-            assert!(served["errors"].as_u64().unwrap() >= 1, "{served}");
-            assert!(made["calls"].as_u64().unwrap() >= 3, "{made}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no dashboard rows: {page}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The dashboard has a row for the method served and one for the peer called.
+    let row = |page: &str, kind: &str, name: &str| {
+        let json: serde_json::Value = serde_json::from_str(page).unwrap();
+        json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == kind && r["name"] == name)
+            .cloned()
+    };
+    let page = page_when(setup.metrics, "/metrics.json", "dashboard rows", |page| {
+        row(page, "grpc", "/test.Echo/Say").is_some() && row(page, "grpc_client", "echo").is_some()
+    });
+    let served = row(&page, "grpc", "/test.Echo/Say").unwrap();
+    assert!(served["calls"].as_u64().unwrap() >= 3, "{served}");
+    assert!(served["errors"].as_u64().unwrap() >= 1, "{served}");
+    let made = row(&page, "grpc_client", "echo").unwrap();
+    assert!(made["calls"].as_u64().unwrap() >= 3, "{made}");
 }
 
 #[test]
@@ -559,21 +525,14 @@ fn calls_made_that_get_no_answer_say_why() {
         assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     });
     let by_peer = |peer: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found = setup
-                .events
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|e| e.kind() == &GRPC_CLIENT && detail(e).peer() == Some(peer))
-                .cloned();
-            if let Some(event) = found {
-                return event;
-            }
-            assert!(Instant::now() < deadline, "no call made to {peer}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        setup
+            .events
+            .when(&format!("a call made to {peer}"), |events| {
+                events
+                    .iter()
+                    .find(|e| e.kind() == &GRPC_CLIENT && detail(e).peer() == Some(peer))
+                    .cloned()
+            })
     };
     let late = by_peer("echo-slow");
     assert_eq!(ended(&late), ("DEADLINE_EXCEEDED", true, Outcome::Returned));

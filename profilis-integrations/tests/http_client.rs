@@ -10,8 +10,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
@@ -29,8 +29,8 @@ use profilis::http::client::tower::ClientLayer;
 use profilis::http::client::{ClientConfig, ClientDetail, HTTP_CLIENT, OTHER_PEER};
 use profilis::http::tower::ProfilisLayer;
 use profilis::http::{HttpConfig, HttpDetail};
-use profilis::{Batch, Event, Exporter, Outcome, Sink, SinkError};
-use profilis_test_support::sample;
+use profilis::{Event, Exporter, Outcome};
+use profilis_test_support::{page_when, sample, KeepEvents};
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
 /// The tests share one collector: one runs at a time.
@@ -46,16 +46,7 @@ struct Setup {
     /// The profiled axum server the clients call.
     server: SocketAddr,
     /// Every event of an outgoing or incoming request, as a sink got them.
-    events: Arc<Mutex<Vec<Event>>>,
-}
-
-struct Capture(Arc<Mutex<Vec<Event>>>);
-
-impl Sink for Capture {
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
-        self.0.lock().unwrap().extend(batch.events.iter().cloned());
-        Ok(())
-    }
+    events: KeepEvents,
 }
 
 fn app() -> Router {
@@ -101,14 +92,14 @@ fn setup() -> (&'static Setup, MutexGuard<'static, ()>) {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let setup = SETUP.get_or_init(|| {
-        let events = Arc::new(Mutex::new(Vec::new()));
+        let events = KeepEvents::default();
         let guard = Exporter::new()
             .service("client-test")
             .listen("127.0.0.1:0")
             .unwrap()
             .flush_interval(Duration::from_millis(10))
             .dashboard(true)
-            .sink(Capture(Arc::clone(&events)))
+            .sink(events.clone())
             .install()
             .expect("exporter installs");
         let metrics = guard.listen_addr().expect("listener runs");
@@ -143,19 +134,20 @@ impl Setup {
     /// The client events of `peer` once there are `n` of them (the collector flushes every
     /// 10 ms), in the order they were recorded.
     fn client_events(&self, peer: &str, n: usize) -> Vec<Event> {
-        self.events_when(&format!("{n} requests to {peer}"), |events| {
-            let of_peer: Vec<Event> = events
-                .iter()
-                .filter(|e| e.kind() == &HTTP_CLIENT && e.name() == peer)
-                .cloned()
-                .collect();
-            (of_peer.len() >= n).then_some(of_peer)
-        })
+        self.events
+            .when(&format!("{n} requests to {peer}"), |events| {
+                let of_peer: Vec<Event> = events
+                    .iter()
+                    .filter(|e| e.kind() == &HTTP_CLIENT && e.name() == peer)
+                    .cloned()
+                    .collect();
+                (of_peer.len() >= n).then_some(of_peer)
+            })
     }
 
     /// The server's event of the request whose parent span is `parent`.
     fn server_event_under(&self, parent: SpanContext) -> Event {
-        self.events_when("the server's request", |events| {
+        self.events.when("the server's request", |events| {
             events
                 .iter()
                 .find(|e| e.kind() == &profilis::HTTP && e.parent_span_id == Some(parent.span_id))
@@ -163,31 +155,9 @@ impl Setup {
         })
     }
 
-    fn events_when<T>(&self, what: &str, pick: impl Fn(&[Event]) -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(found) = pick(&self.events.lock().unwrap()) {
-                return found;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
     /// The metrics page once `done` holds for it.
     fn metrics_when(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = profilis_test_support::get(self.metrics, "/metrics", &[]).text();
-            if done(&text) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        page_when(self.metrics, "/metrics", what, done)
     }
 }
 
@@ -288,23 +258,20 @@ fn the_tower_client_records_each_request_until_its_body_is_read() {
         Some(1.0)
     );
     // The dashboard has a row for the peer, as for a route or a function.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let page = profilis_test_support::get(setup.metrics, "/metrics.json", &[]).text();
-        let json: serde_json::Value = serde_json::from_str(&page).unwrap();
-        let row = json["rows"]
+    let row = |page: &str| {
+        let json: serde_json::Value = serde_json::from_str(page).unwrap();
+        json["rows"]
             .as_array()
             .unwrap()
             .iter()
             .find(|r| r["kind"] == "http_client" && r["name"] == "tower-peer")
-            .cloned();
-        if let Some(row) = row.filter(|r| r["calls"] == 4) {
-            assert_eq!(row["errors"], 1, "{row}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no dashboard row: {page}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            .cloned()
+            .filter(|r| r["calls"] == 4)
+    };
+    let page = page_when(setup.metrics, "/metrics.json", "a dashboard row", |page| {
+        row(page).is_some()
+    });
+    assert_eq!(row(&page).unwrap()["errors"], 1, "{page}");
 }
 
 #[test]

@@ -220,6 +220,56 @@ pub fn promtool_check_metrics(page: &[u8]) {
     );
 }
 
+/// A sink that keeps every event it is given, for a test to look through.
+#[derive(Clone, Default)]
+pub struct KeepEvents(pub std::sync::Arc<std::sync::Mutex<Vec<profilis::Event>>>);
+
+impl profilis::Sink for KeepEvents {
+    fn write(&mut self, batch: &profilis::Batch<'_>) -> Result<(), profilis::SinkError> {
+        let mut events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        events.extend(batch.events.iter().cloned());
+        Ok(())
+    }
+}
+
+impl KeepEvents {
+    /// What `pick` finds among the events kept, once it finds something (waiting at most
+    /// 10 s; `what` names it if it never does).
+    ///
+    /// # Panics
+    /// If nothing is found in time.
+    pub fn when<T>(&self, what: &str, pick: impl Fn(&[profilis::Event]) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(found) = pick(&self.0.lock().unwrap_or_else(|e| e.into_inner())) {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The page of `path` (`/metrics`, `/metrics.json`) served at `addr`, once `done` holds for it
+/// (waiting at most 10 s).
+///
+/// # Panics
+/// If `done` does not hold in time; the message has `what` and the last page.
+pub fn page_when(addr: SocketAddr, path: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = get(addr, path, &[]).text();
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Polls `f` until it returns `Some`, for at most `limit`.
 pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
