@@ -8,18 +8,13 @@ use std::task::{Context, Poll};
 use ::http::header::{HeaderName, HeaderValue};
 use http_body::Body;
 use profilis_core::adapter::RecordOnce;
-use profilis_core::context::format_traceparent;
 use profilis_core::{Failure, Outcome};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{format_grpc_trace_bin, watch, GrpcBody, GrpcCall, GrpcStatus};
-use crate::http::client::{ClientFailure, ClientRules};
+use crate::http::client::{add_traceparent, BoxError, ClientFailure, ClientRules};
 
-/// A boxed error, as tower's layers (and tonic's `Channel`) return.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static GRPC_TRACE_BIN: HeaderName = HeaderName::from_static("grpc-trace-bin");
 
 /// A tower [`Layer`] that profiles every gRPC call of the client it wraps, by the rules of
@@ -91,22 +86,14 @@ where
 
     fn call(&mut self, mut request: ::http::Request<ReqBody>) -> Self::Future {
         let call = self.rules.begin(request.uri().host()).map(|begun| {
-            if let Some(ctx) = begun.sent_context() {
-                let headers = request.headers_mut();
-                if !headers.contains_key(&TRACEPARENT) {
-                    let values = [
-                        (&TRACEPARENT, format_traceparent(ctx)),
-                        (
-                            &GRPC_TRACE_BIN,
-                            self.trace_bin.then(|| format_grpc_trace_bin(ctx)).flatten(),
-                        ),
-                    ];
-                    for (name, value) in values {
-                        if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                            headers.insert(name.clone(), value);
-                        }
-                    }
-                }
+            let headers = request.headers_mut();
+            let sent = add_traceparent(begun.sent_context(), headers);
+            if let Some(value) = sent
+                .filter(|_| self.trace_bin)
+                .and_then(format_grpc_trace_bin)
+                .and_then(|v| HeaderValue::from_str(&v).ok())
+            {
+                headers.insert(GRPC_TRACE_BIN.clone(), value);
             }
             GrpcCall::made(begun, request.uri().path())
         });

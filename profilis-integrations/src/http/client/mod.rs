@@ -417,24 +417,31 @@ fn method_label(method: &str) -> &'static str {
         .unwrap_or("OTHER")
 }
 
+/// A boxed error, as tower's layers (and tonic's `Channel`) return: the error of the client
+/// layers.
+#[cfg(any(feature = "tower-client", feature = "grpc"))]
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The W3C trace context header, made once.
-#[cfg(any(feature = "tower-client", feature = "reqwest"))]
+#[cfg(any(feature = "tower-client", feature = "reqwest", feature = "grpc"))]
 static TRACEPARENT: ::http::header::HeaderName =
     ::http::header::HeaderName::from_static("traceparent");
 
-/// Adds the `traceparent` naming `outgoing` to `headers`, unless they carry one already (the
-/// caller's own propagation wins).
-#[cfg(any(feature = "tower-client", feature = "reqwest"))]
-fn add_traceparent(outgoing: &Outgoing, headers: &mut ::http::HeaderMap) {
+/// Adds the `traceparent` naming `sent` (what an outgoing call sends, see
+/// `Begun::sent_context`) to `headers`, unless they carry one already (the caller's own
+/// propagation wins). The context added, if any.
+#[cfg(any(feature = "tower-client", feature = "reqwest", feature = "grpc"))]
+pub(crate) fn add_traceparent(
+    sent: Option<SpanContext>,
+    headers: &mut ::http::HeaderMap,
+) -> Option<SpanContext> {
     if headers.contains_key(&TRACEPARENT) {
-        return;
+        return None;
     }
-    if let Some(value) = outgoing
-        .traceparent()
-        .and_then(|header| ::http::HeaderValue::from_str(&header).ok())
-    {
-        headers.insert(TRACEPARENT.clone(), value);
-    }
+    let ctx = sent?;
+    let value = ::http::HeaderValue::from_str(&format_traceparent(ctx)?).ok()?;
+    headers.insert(TRACEPARENT.clone(), value);
+    Some(ctx)
 }
 
 /// How an outgoing request failed without a response.

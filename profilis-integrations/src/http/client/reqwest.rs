@@ -57,7 +57,7 @@ impl Middleware for ProfilisMiddleware {
         let Some(outgoing) = outgoing else {
             return next.run(request, extensions).await;
         };
-        super::add_traceparent(&outgoing, request.headers_mut());
+        super::add_traceparent(outgoing.begun.sent_context(), request.headers_mut());
         // Kept in a `RecordOnce` while the request runs: dropped (the caller gave up), it is
         // recorded as cancelled; a panic below, as panicked.
         let mut call = RecordOnce::new(outgoing);

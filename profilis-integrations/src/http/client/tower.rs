@@ -36,8 +36,7 @@ use tower_service::Service;
 pub use super::body::ProfiledBody;
 use super::{add_traceparent, ClientEnd, ClientFailure, ClientRules, Outgoing};
 
-/// A boxed error, as tower's layers return.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use super::BoxError;
 
 /// A tower [`Layer`] that profiles every request of the client it wraps.
 #[derive(Debug, Clone, Default)]
@@ -89,7 +88,7 @@ where
             .rules
             .start(request.method().as_str(), request.uri().host());
         if let Some(outgoing) = &outgoing {
-            add_traceparent(outgoing, request.headers_mut());
+            add_traceparent(outgoing.begun.sent_context(), request.headers_mut());
         }
         let mut call = RecordOnce::maybe(outgoing);
         // A client that panics in `call` has its request recorded as panicked.
