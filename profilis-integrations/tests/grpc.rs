@@ -505,7 +505,8 @@ fn calls_made_that_get_no_answer_say_why() {
             .await
             .unwrap_err();
         assert_eq!(late.code(), Code::Cancelled, "{late:?}");
-        // Nothing listens: UNAVAILABLE.
+        // Nothing listens: UNAVAILABLE. (A method of its own: the other tests count the
+        // calls of theirs.)
         let channel = Channel::from_shared(format!("http://{closed}"))
             .unwrap()
             .connect_lazy();
@@ -516,7 +517,7 @@ fn calls_made_that_get_no_answer_say_why() {
             Ok(()) => client
                 .unary(
                     Request::new(Ask::default()),
-                    PathAndQuery::from_static("/test.Echo/Say"),
+                    PathAndQuery::from_static("/test.Echo/Unreachable"),
                     ProstCodec::<Ask, Answer>::default(),
                 )
                 .await
