@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use ::http::header::{HeaderName, HeaderValue};
 use http_body::Body;
 use profilis_core::adapter::RecordOnce;
-use profilis_core::{Failure, Outcome};
+use profilis_core::Outcome;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -139,8 +139,12 @@ where
                         ClientFailure::Connect => GrpcStatus::UNAVAILABLE,
                         ClientFailure::Other => GrpcStatus::UNKNOWN,
                     };
-                    let failure = Failure::new(failure.status_label(), Some(&error));
-                    call.finish(Some(status), false, Outcome::Returned, Some(failure));
+                    call.finish(
+                        Some(status),
+                        false,
+                        Outcome::Returned,
+                        Some((failure, &error)),
+                    );
                 }
                 Err(error)
             }

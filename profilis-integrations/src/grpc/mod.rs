@@ -74,7 +74,7 @@ use profilis_core::adapter::{Abandon, RecordOnce, Timer};
 use profilis_core::context::{SpanContext, SpanId, TraceId};
 use profilis_core::{validate_rate, Detail, Failure, Kind, Metric, Outcome, Site, Value};
 
-use crate::http::client::Begun;
+use crate::http::client::{Begun, ClientFailure};
 use crate::http::{body_end, HttpConfigError, Pattern};
 
 /// gRPC calls served: `GRPC` events, labelled `route` (the method) and `status`.
@@ -421,7 +421,6 @@ impl GrpcRules {
             .iter()
             .any(|s| method.starts_with(s.as_str()));
         Some(GrpcCall {
-            kind: &GRPC,
             timer,
             peer: None,
             declared,
@@ -546,9 +545,8 @@ impl Route {
 /// A gRPC call being recorded, served or made.
 #[derive(Debug)]
 struct GrpcCall {
-    kind: &'static Kind,
     timer: Timer,
-    /// The peer of a call made.
+    /// The peer of a call made (`None` for a call served).
     peer: Option<&'static str>,
     /// A call served of a method of a service the rules name ([`GrpcConfig::services`]).
     declared: bool,
@@ -563,7 +561,6 @@ impl GrpcCall {
     /// A call made, started by the client's rules.
     fn made(begun: Begun, method: &str) -> GrpcCall {
         GrpcCall {
-            kind: &GRPC_CLIENT,
             timer: begun.timer,
             peer: Some(begun.peer),
             declared: false,
@@ -582,15 +579,25 @@ impl GrpcCall {
         });
     }
 
+    /// Its kind: served or made.
+    fn kind(&self) -> &'static Kind {
+        if self.peer.is_some() {
+            &GRPC_CLIENT
+        } else {
+            &GRPC
+        }
+    }
+
     /// Records the call as ended with `status` (`None`: the trailers had none; then the
     /// head's, else `UNKNOWN`), `body_failed` for a body that failed, `failure` for a call
-    /// made that got no response.
+    /// made that got no response: how it failed and the client's error, written out only if
+    /// an output wants it.
     fn finish(
         self,
         status: Option<GrpcStatus>,
         body_failed: bool,
         outcome: Outcome,
-        failure: Option<Failure>,
+        failure: Option<(ClientFailure, &dyn std::fmt::Display)>,
     ) {
         let status = status
             .or(self.headers_status)
@@ -602,14 +609,15 @@ impl GrpcCall {
         // Served: only a success (or a declared service) shows the method is served. Made:
         // the code chose the method (capped and shape-checked all the same, for a proxy that
         // forwards its callers' paths); any end but `UNIMPLEMENTED` labels it.
-        let admit = if std::ptr::eq(self.kind, &GRPC) {
+        let kind = self.kind();
+        let admit = if self.peer.is_none() {
             (self.declared && status != GrpcStatus::UNIMPLEMENTED)
                 || (status == GrpcStatus::OK && outcome == Outcome::Returned)
         } else {
             status != GrpcStatus::UNIMPLEMENTED
         };
         let route = self.route.label(admit);
-        let site = site(self.kind, self.peer, route, status);
+        let site = site(kind, self.peer, route, status);
         let timed = self.drawn || (self.always_sample_errors && failed);
         let detail = GrpcDetail {
             peer: self.peer,
@@ -617,10 +625,13 @@ impl GrpcCall {
             status,
         };
         match failure {
-            Some(failure) => {
-                self.timer
-                    .finish_failed(site, timed, outcome, || failure, || detail);
-            }
+            Some((how, error)) => self.timer.finish_failed(
+                site,
+                timed,
+                outcome,
+                || Failure::new(how.status_label(), Some(error)),
+                || detail,
+            ),
             None => self.timer.finish(site, timed, failed, outcome, || detail),
         }
     }
