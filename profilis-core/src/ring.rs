@@ -46,7 +46,8 @@ struct Slot<T> {
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
-/// Outcome of [`Queue::push`].
+/// Outcome of [`Queue::push`]. The events lost (all but `Yes`) are set aside, not dropped:
+/// the producer takes them with [`Queue::take_not_kept`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
     /// Queued.
@@ -58,6 +59,14 @@ pub(crate) enum Pushed {
     /// Not queued, after evicting the oldest event: the slot to write was still being read.
     /// Two events lost.
     EvictedAndRejected,
+}
+
+/// The events a push did not keep ([`Queue::take_not_kept`]).
+pub(crate) struct NotKept<T> {
+    /// The oldest event, evicted to make room (drop-oldest).
+    pub(crate) evicted: Option<T>,
+    /// The new event, not queued.
+    pub(crate) rejected: Option<T>,
 }
 
 /// Why [`Segment::try_push`] did not queue an event (which it hands back).
@@ -201,6 +210,10 @@ struct Producer<T> {
     write: AtomicPtr<Segment<T>>,
     /// Events pushed so far (producer-written).
     pushed: AtomicU64,
+    /// The events the last push did not keep, set aside until the producer takes them
+    /// (owner-only): dropping an event may run code not of this crate (an adapter's detail),
+    /// so it is done by the producer once the push is over, not in the middle of it.
+    not_kept: UnsafeCell<NotKept<T>>,
 }
 
 #[repr(align(128))]
@@ -234,6 +247,10 @@ impl<T> Queue<T> {
             producer: Producer {
                 write: AtomicPtr::new(first),
                 pushed: AtomicU64::new(0),
+                not_kept: UnsafeCell::new(NotKept {
+                    evicted: None,
+                    rejected: None,
+                }),
             },
             reader: Reader {
                 read: AtomicPtr::new(first),
@@ -257,8 +274,48 @@ impl<T> Queue<T> {
                 self.count_pushed();
                 Pushed::Yes
             }
-            Err(NotPushed::Busy(_)) => Pushed::Rejected,
+            Err(NotPushed::Busy(event)) => self.busy(event),
             Err(NotPushed::Full(event)) => self.push_full(write, event),
+        }
+    }
+
+    /// Drop-oldest only: the slot to write is still being read; `event` is rejected.
+    #[cold]
+    #[inline(never)]
+    fn busy(&self, event: T) -> Pushed {
+        self.set_aside(None, Some(event))
+    }
+
+    /// Owning thread only: keeps the events a push lost for [`Queue::take_not_kept`]; what
+    /// that push returns.
+    #[cold]
+    #[inline(never)]
+    fn set_aside(&self, evicted: Option<T>, rejected: Option<T>) -> Pushed {
+        let pushed = match (&evicted, &rejected) {
+            (None, None) => Pushed::Yes,
+            (Some(_), None) => Pushed::EvictedOldest,
+            (None, Some(_)) => Pushed::Rejected,
+            (Some(_), Some(_)) => Pushed::EvictedAndRejected,
+        };
+        // SAFETY: only the owning thread (this one) touches `not_kept`, and it holds no
+        // reference into it across a push.
+        let not_kept = unsafe { &mut *self.producer.not_kept.get() };
+        // The producer takes the events after every push that lost some: nothing is left here
+        // to be dropped now, in the middle of a push.
+        debug_assert!(not_kept.evicted.is_none() && not_kept.rejected.is_none());
+        *not_kept = NotKept { evicted, rejected };
+        pushed
+    }
+
+    /// Owning thread only: the events the last push set aside (each `None` after a push that
+    /// lost nothing, and once taken). The caller drops them, after its last use of anything
+    /// that the drop could free.
+    pub(crate) fn take_not_kept(&self) -> NotKept<T> {
+        // SAFETY: as in `set_aside`.
+        let not_kept = unsafe { &mut *self.producer.not_kept.get() };
+        NotKept {
+            evicted: not_kept.evicted.take(),
+            rejected: not_kept.rejected.take(),
         }
     }
 
@@ -277,19 +334,18 @@ impl<T> Queue<T> {
     #[cold]
     #[inline(never)]
     fn push_full(&self, write: *const Segment<T>, event: T) -> Pushed {
-        let mut evicted = false;
+        let mut evicted = None;
         loop {
             // SAFETY: still the ring being written (nothing is linked before the return below).
             let queued = self.queued(unsafe { &*write });
             if queued < self.limit {
                 return match self.push_with_room(write, event, queued) {
-                    Ok(()) if evicted => Pushed::EvictedOldest,
-                    Ok(()) => Pushed::Yes,
-                    Err(()) if evicted => Pushed::EvictedAndRejected,
-                    Err(()) => Pushed::Rejected,
+                    Ok(()) if evicted.is_none() => Pushed::Yes,
+                    Ok(()) => self.set_aside(evicted, None),
+                    Err(rejected) => self.set_aside(evicted, Some(rejected)),
                 };
             }
-            if evicted || self.policy == DropPolicy::Newest {
+            if evicted.is_some() || self.policy == DropPolicy::Newest {
                 break;
             }
             // Drop-oldest: evict the oldest event; if the collector is reading the older rings
@@ -302,16 +358,12 @@ impl<T> Queue<T> {
                 }
                 oldest
             });
-            if oldest.is_none() {
-                break;
+            match oldest {
+                Some(oldest) => evicted = Some(oldest),
+                None => break,
             }
-            evicted = true;
         }
-        if evicted {
-            Pushed::EvictedAndRejected
-        } else {
-            Pushed::Rejected
-        }
+        self.set_aside(evicted, Some(event))
     }
 
     /// Events queued now, seen from the producer writing `segment`: the ring's own when it is
@@ -328,8 +380,8 @@ impl<T> Queue<T> {
     /// Pushes into `write` (the ring being written), raising its limit to the room the queue
     /// has (`queued` now), or into a new, larger ring when `write` has no more room to give.
     /// Once the new ring is linked, `write` may be freed by the collector: it is not touched
-    /// again.
-    fn push_with_room(&self, write: *const Segment<T>, event: T, queued: u64) -> Result<(), ()> {
+    /// again. An event not pushed is handed back.
+    fn push_with_room(&self, write: *const Segment<T>, event: T, queued: u64) -> Result<(), T> {
         let target = {
             // SAFETY: the ring being written; not freed before `next` is linked below, and
             // this reference is not used after that.
@@ -342,7 +394,7 @@ impl<T> Queue<T> {
             } else if segment.slots.len() < self.max_slots {
                 self.link(write, segment.slots.len() * 2, self.limit - queued)
             } else {
-                return Err(());
+                return Err(event);
             }
         };
         // SAFETY: the ring being written now (`write`, or the one just linked): only this
@@ -353,7 +405,7 @@ impl<T> Queue<T> {
                 self.count_pushed();
                 Ok(())
             }
-            Err(_) => Err(()),
+            Err(NotPushed::Full(event) | NotPushed::Busy(event)) => Err(event),
         }
     }
 
@@ -497,6 +549,25 @@ mod tests {
 
     static SITE: Site = Site::function("ring::test", None);
 
+    /// Pushes as a thread's state does, taking what the push did not keep: the outcome, and
+    /// the numbers of the evicted and of the rejected event, if any.
+    fn push(queue: &Queue<Event>, event: Event) -> (Pushed, Option<u64>, Option<u64>) {
+        let pushed = queue.push(event);
+        let lost = queue.take_not_kept();
+        let expected = match pushed {
+            Pushed::Yes => (false, false),
+            Pushed::EvictedOldest => (true, false),
+            Pushed::Rejected => (false, true),
+            Pushed::EvictedAndRejected => (true, true),
+        };
+        let handed_back = (lost.evicted.is_some(), lost.rejected.is_some());
+        assert_eq!(handed_back, expected, "the events {pushed:?} lost");
+        let number = |e: Event| e.ts_ns;
+        (pushed, lost.evicted.map(number), lost.rejected.map(number))
+    }
+
+    const KEPT: (Pushed, Option<u64>, Option<u64>) = (Pushed::Yes, None, None);
+
     fn ev(n: u64) -> Event {
         Event {
             site: &SITE,
@@ -516,12 +587,12 @@ mod tests {
     fn fifo_and_bounded_at_limit_not_capacity() {
         let ring = Queue::new(5, DropPolicy::Newest); // capacity 8, limit 5
         for i in 0..5 {
-            assert_eq!(ring.push(ev(i)), Pushed::Yes);
+            assert_eq!(push(&ring, ev(i)), KEPT);
         }
-        assert_eq!(ring.push(ev(99)), Pushed::Rejected);
+        assert_eq!(push(&ring, ev(99)), (Pushed::Rejected, None, Some(99)));
         assert_eq!(ring.len(), 5);
         assert_eq!(ring.pop().unwrap().ts_ns, 0);
-        assert_eq!(ring.push(ev(5)), Pushed::Yes);
+        assert_eq!(push(&ring, ev(5)), KEPT);
         let rest: Vec<u64> = std::iter::from_fn(|| ring.pop()).map(|e| e.ts_ns).collect();
         assert_eq!(rest, vec![1, 2, 3, 4, 5]);
         assert!(ring.pop().is_none());
@@ -531,15 +602,13 @@ mod tests {
     fn drop_oldest_keeps_the_newest() {
         let ring = Queue::new(3, DropPolicy::Oldest);
         for i in 0..10 {
-            let r = ring.push(ev(i));
-            assert_eq!(
-                r,
-                if i < 3 {
-                    Pushed::Yes
-                } else {
-                    Pushed::EvictedOldest
-                }
-            );
+            // Each push past the limit evicts the oldest event, and hands it back.
+            let expected = if i < 3 {
+                KEPT
+            } else {
+                (Pushed::EvictedOldest, Some(i - 3), None)
+            };
+            assert_eq!(push(&ring, ev(i)), expected);
         }
         let rest: Vec<u64> = std::iter::from_fn(|| ring.pop()).map(|e| e.ts_ns).collect();
         assert_eq!(rest, vec![7, 8, 9]);
@@ -565,15 +634,15 @@ mod tests {
         assert_eq!(queue.shape(), (1, FIRST_SEGMENT_SLOTS));
         // Drained as it goes, the queue never grows, however many events pass.
         for i in 0..10_000 {
-            assert_eq!(queue.push(ev(i)), Pushed::Yes);
+            assert_eq!(push(&queue, ev(i)), KEPT);
             assert_eq!(queue.pop().unwrap().ts_ns, i);
         }
         assert_eq!(queue.shape(), (1, FIRST_SEGMENT_SLOTS));
         // Not drained, it grows up to its limit and no further, keeping every event in order.
         for i in 0..2048 {
-            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+            assert_eq!(push(&queue, ev(i)), KEPT, "event {i}");
         }
-        assert_eq!(queue.push(ev(9999)), Pushed::Rejected);
+        assert_eq!(push(&queue, ev(9999)), (Pushed::Rejected, None, Some(9999)));
         assert_eq!(queue.len(), 2048);
         // 64 + 128 + ... + 1024 slots hold 1974 events: the rest went to a ring of 2048.
         assert_eq!(queue.shape(), (6, 2048));
@@ -584,9 +653,9 @@ mod tests {
         assert_eq!(queue.shape(), (1, 2048), "emptied rings are freed");
         // Full again, from the one ring: it takes what it can hold, the next the rest.
         for i in 0..2048 {
-            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+            assert_eq!(push(&queue, ev(i)), KEPT, "event {i}");
         }
-        assert_eq!(queue.push(ev(9999)), Pushed::Rejected);
+        assert_eq!(push(&queue, ev(9999)), (Pushed::Rejected, None, Some(9999)));
         assert_eq!(queue.shape(), (2, 4096), "the largest ring the limit needs");
     }
 
@@ -594,7 +663,7 @@ mod tests {
     fn an_empty_grown_queue_shrinks_back_to_its_first_ring() {
         let queue = Queue::new(2048, DropPolicy::Newest);
         for i in 0..1000 {
-            assert_eq!(queue.push(ev(i)), Pushed::Yes);
+            assert_eq!(push(&queue, ev(i)), KEPT);
         }
         queue.shrink();
         assert_eq!(queue.shape().1, 1024, "not while events are queued");
@@ -610,9 +679,9 @@ mod tests {
             "the large ring is freed"
         );
         for i in 0..2048 {
-            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+            assert_eq!(push(&queue, ev(i)), KEPT, "event {i}");
         }
-        assert_eq!(queue.push(ev(9999)), Pushed::Rejected);
+        assert_eq!(push(&queue, ev(9999)), (Pushed::Rejected, None, Some(9999)));
     }
 
     #[test]
@@ -621,19 +690,19 @@ mod tests {
         // room left, and takes more as the older ones drain.
         let queue = Queue::new(100, DropPolicy::Newest);
         for i in 0..62 {
-            assert_eq!(queue.push(ev(i)), Pushed::Yes);
+            assert_eq!(push(&queue, ev(i)), KEPT);
         }
         for i in 62..100 {
-            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+            assert_eq!(push(&queue, ev(i)), KEPT, "event {i}");
         }
-        assert_eq!(queue.push(ev(100)), Pushed::Rejected);
+        assert_eq!(push(&queue, ev(100)), (Pushed::Rejected, None, Some(100)));
         for i in 0..10 {
             assert_eq!(queue.pop().unwrap().ts_ns, i);
         }
         for i in 101..111 {
-            assert_eq!(queue.push(ev(i)), Pushed::Yes, "event {i}");
+            assert_eq!(push(&queue, ev(i)), KEPT, "event {i}");
         }
-        assert_eq!(queue.push(ev(111)), Pushed::Rejected);
+        assert_eq!(push(&queue, ev(111)), (Pushed::Rejected, None, Some(111)));
         assert_eq!(queue.len(), 100);
         let rest: Vec<u64> = std::iter::from_fn(|| queue.pop())
             .map(|e| e.ts_ns)
@@ -645,18 +714,18 @@ mod tests {
     #[test]
     fn drop_oldest_evicts_when_full_across_rings() {
         let queue = Queue::new(300, DropPolicy::Oldest);
-        let mut dropped = 0;
+        let mut dropped = Vec::new();
         for i in 0..1000 {
-            match queue.push(ev(i)) {
-                Pushed::Yes => {}
-                Pushed::EvictedOldest | Pushed::Rejected => dropped += 1,
-                Pushed::EvictedAndRejected => dropped += 2,
-            }
+            let (_, evicted, rejected) = push(&queue, ev(i));
+            dropped.extend(evicted.into_iter().chain(rejected));
         }
         let rest: Vec<u64> = std::iter::from_fn(|| queue.pop())
             .map(|e| e.ts_ns)
             .collect();
-        assert_eq!(rest.len() as u64 + dropped, 1000);
+        // Every event is either still queued or was handed back, once.
+        let mut all: Vec<u64> = rest.iter().copied().chain(dropped).collect();
+        all.sort_unstable();
+        assert!(all.iter().copied().eq(0..1000));
         assert_eq!(rest.len(), 300);
         assert!(rest.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(*rest.last().unwrap(), 999, "the newest is kept");
@@ -682,7 +751,7 @@ mod tests {
         };
         let mut i = 0;
         while i < 100_000 {
-            if ring.push(ev(i)) == Pushed::Yes {
+            if push(&ring, ev(i)) == KEPT {
                 i += 1;
             }
         }
@@ -708,13 +777,10 @@ mod tests {
                 }
             })
         };
-        let mut dropped = 0;
+        let mut dropped = Vec::new();
         for i in 0..200_000 {
-            match ring.push(ev(i)) {
-                Pushed::Yes => {}
-                Pushed::EvictedOldest | Pushed::Rejected => dropped += 1,
-                Pushed::EvictedAndRejected => dropped += 2,
-            }
+            let (_, evicted, rejected) = push(&ring, ev(i));
+            dropped.extend(evicted.into_iter().chain(rejected));
         }
         done.store(true, Ordering::Release);
         let seen = reader.join().unwrap();
@@ -722,6 +788,9 @@ mod tests {
             seen.windows(2).all(|w| w[0] < w[1]),
             "each event once, in order"
         );
-        assert_eq!(seen.len() as u64 + dropped, 200_000);
+        // Every event was read or handed back by its push, once: none is lost unseen.
+        let mut all: Vec<u64> = seen.into_iter().chain(dropped).collect();
+        all.sort_unstable();
+        assert!(all.iter().copied().eq(0..200_000));
     }
 }

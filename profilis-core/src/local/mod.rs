@@ -206,6 +206,8 @@ pub(crate) fn beyond_fine(
     if ticks.is_some() && ts.events {
         // No `Recording` here: the events of profiled functions are made by this crate's
         // code; an adapter's, whose detail is made by code of its own, is recorded under one.
+        // The push is the last use of `ts`: the events a full queue does not keep are dropped
+        // at its end, and their details' `Drop` may let go of this state.
         ts.push(event());
     }
 }
@@ -325,6 +327,7 @@ fn notable(
         notable::failed(raw.clone());
     }
     if ticks.is_some() && ts.events {
+        // Last, as in `beyond_fine`.
         ts.push(raw);
     }
 }

@@ -374,18 +374,38 @@ impl ThreadState {
     #[inline(always)]
     pub(crate) fn push(&self, event: RawEvent) {
         match self.ring.push(event) {
-            Pushed::Yes => {}
-            Pushed::EvictedOldest => bump(&self.evicted),
-            Pushed::Rejected => {
-                bump(&self.rejected);
-                return;
+            Pushed::Yes => self.queued(),
+            lost => self.lost(lost),
+        }
+    }
+
+    /// A push that lost events: counts them, then drops them, last. Dropping an adapter's event
+    /// runs its detail's `Drop`, code not of this crate, which may make profiled calls: on this
+    /// thread's queue, now that the push is done with it, or, under a new collector
+    /// generation, on a new state, after which this one may be freed. Nothing uses this state
+    /// after the drop: not this function, nor its callers (a push is the last thing they do
+    /// with it).
+    #[cold]
+    #[inline(never)]
+    fn lost(&self, pushed: Pushed) {
+        match pushed {
+            Pushed::Yes => self.queued(),
+            Pushed::EvictedOldest => {
+                bump(&self.evicted);
+                self.queued();
             }
+            Pushed::Rejected => bump(&self.rejected),
             Pushed::EvictedAndRejected => {
                 bump(&self.evicted);
                 bump(&self.rejected);
-                return;
             }
         }
+        drop(self.ring.take_not_kept());
+    }
+
+    /// One more event queued: wakes the collector once a batch is full.
+    #[inline(always)]
+    fn queued(&self) {
         let left = self.until_wake.load(Ordering::Relaxed) - 1;
         if left == 0 {
             self.wake();
