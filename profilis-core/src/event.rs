@@ -40,6 +40,11 @@ pub enum Value<'a> {
 /// labels, then to `null`.
 ///
 /// Read a detail back as its own type with [`Event::detail`].
+///
+/// A detail is dropped where its event ends: on the collector's thread once the sinks have it,
+/// or on the thread that recorded it when a full queue evicts or rejects its event (with
+/// [`DropPolicy::Oldest`](crate::DropPolicy::Oldest), the oldest event is evicted). A `Drop`
+/// of its own may make profiled calls; on the recording thread it runs once the push is over.
 pub trait Detail: Any + fmt::Debug + Send + Sync {
     /// The value of the field `key`, if this detail has one.
     fn field(&self, key: &str) -> Option<Value<'_>>;
