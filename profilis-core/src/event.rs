@@ -41,10 +41,11 @@ pub enum Value<'a> {
 ///
 /// Read a detail back as its own type with [`Event::detail`].
 ///
-/// A detail is dropped where its event ends: on the collector's thread once the sinks have it,
-/// or on the thread that recorded it when a full queue evicts or rejects its event (with
-/// [`DropPolicy::Oldest`](crate::DropPolicy::Oldest), the oldest event is evicted). A `Drop`
-/// of its own may make profiled calls; on the recording thread it runs once the push is over.
+/// A detail is dropped with the last copy of its event, on whichever thread lets go of it: the
+/// collector's once the sinks have it, a sink's that kept it, or a recording thread's when a
+/// full queue does not keep it (with [`DropPolicy::Oldest`](crate::DropPolicy::Oldest), the
+/// oldest event is evicted) or when the dashboard's lists of failed and slow calls move on. A
+/// `Drop` of its own may make profiled calls.
 pub trait Detail: Any + fmt::Debug + Send + Sync {
     /// The value of the field `key`, if this detail has one.
     fn field(&self, key: &str) -> Option<Value<'_>>;

@@ -583,6 +583,42 @@ mod tests {
         }
     }
 
+    /// An event that checks it is not dropped in the middle of a push (its drop may run code
+    /// that pushes, or frees the queue).
+    struct Checked;
+
+    thread_local! {
+        static PUSHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    impl Drop for Checked {
+        fn drop(&mut self) {
+            assert!(!PUSHING.get(), "an event dropped in the middle of a push");
+        }
+    }
+
+    #[test]
+    fn no_event_is_dropped_in_the_middle_of_a_push() {
+        for policy in [DropPolicy::Newest, DropPolicy::Oldest] {
+            // A limit above the first ring's size: pushes also grow the queue.
+            let queue = Queue::new(100, policy);
+            let mut lost = 0;
+            for i in 0..1000 {
+                PUSHING.set(true);
+                let _ = queue.push(Checked);
+                PUSHING.set(false);
+                let not_kept = queue.take_not_kept();
+                lost += usize::from(not_kept.evicted.is_some())
+                    + usize::from(not_kept.rejected.is_some());
+                drop(not_kept);
+                if i % 3 == 0 {
+                    drop(queue.pop());
+                }
+            }
+            assert!(lost > 0, "{policy:?}: the queue filled");
+        }
+    }
+
     #[test]
     fn fifo_and_bounded_at_limit_not_capacity() {
         let ring = Queue::new(5, DropPolicy::Newest); // capacity 8, limit 5

@@ -214,7 +214,7 @@ pub(crate) fn beyond_fine(
 
 /// Alive while this thread may run code not of this crate in the middle of recording a call
 /// into its state: a failure's message (the error's `Display`), an adapter's detail of an
-/// event. That code may make profiled calls, and under a new collector generation those give
+/// event, the `Drop` of the details of events a full queue did not keep. That code may make profiled calls, and under a new collector generation those give
 /// the thread a new state ([`refresh`]). The old one, still in use by the call being recorded,
 /// is then held ([`Owner::held`]) until the last of these guards ends, so the collector cannot
 /// free it.

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::registry::{Bounds, Generation};
+use super::Recording;
 use crate::event::RawEvent;
 use crate::latency;
 use crate::ring::{Pushed, Queue};
@@ -379,12 +380,12 @@ impl ThreadState {
         }
     }
 
-    /// A push that lost events: counts them, then drops them, last. Dropping an adapter's event
-    /// runs its detail's `Drop`, code not of this crate, which may make profiled calls: on this
-    /// thread's queue, now that the push is done with it, or, under a new collector
-    /// generation, on a new state, after which this one may be freed. Nothing uses this state
-    /// after the drop: not this function, nor its callers (a push is the last thing they do
-    /// with it).
+    /// A push that lost events: counts them, then drops them, last, under a [`Recording`]
+    /// guard. Dropping an adapter's event runs its detail's `Drop`, code not of this crate,
+    /// which may make profiled calls: on this thread's queue, now that the push is done with
+    /// it, or, under a new collector generation, on a new state; this one is then held until
+    /// the guard ends. Nothing uses this state after the drop: not this function, nor its
+    /// callers (a push is the last thing they do with it).
     #[cold]
     #[inline(never)]
     fn lost(&self, pushed: Pushed) {
@@ -400,7 +401,9 @@ impl ThreadState {
                 bump(&self.rejected);
             }
         }
+        let recording = Recording::start();
         drop(self.ring.take_not_kept());
+        drop(recording);
     }
 
     /// One more event queued: wakes the collector once a batch is full.
