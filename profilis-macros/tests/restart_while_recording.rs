@@ -96,6 +96,13 @@ fn config() -> CollectorConfig {
 /// The running collector and its sink.
 static COLLECTOR: Mutex<Option<(Collector, Counted)>> = Mutex::new(None);
 
+/// Stops the running collector (cleanly) and returns its sink.
+fn stop() -> Counted {
+    let (collector, sink) = COLLECTOR.lock().unwrap().take().expect("a collector");
+    assert!(collector.shutdown().is_clean());
+    sink
+}
+
 /// The tests share the one collector: one at a time.
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -168,12 +175,7 @@ fn a_display_that_restarts_the_collector_leaves_the_failed_call_sound() {
     assert!(fails_if(true).is_err());
     after();
 
-    let (collector, third) = COLLECTOR
-        .lock()
-        .unwrap()
-        .take()
-        .expect("the third collector");
-    assert!(collector.shutdown().is_clean());
+    let third = stop();
     // The calls after the last restart are counted by the third collector.
     assert!(third.has("restart_while_recording::inside"));
     assert!(third.has("restart_while_recording::after"));
@@ -245,12 +247,7 @@ fn a_detail_dropped_by_a_full_queue_that_restarts_the_collector_leaves_the_push_
     );
     queued();
 
-    let (collector, second) = COLLECTOR
-        .lock()
-        .unwrap()
-        .take()
-        .expect("the second collector");
-    assert!(collector.shutdown().is_clean());
+    let second = stop();
     // The calls after the restart are counted by the second collector.
     assert!(second.has("restart_while_recording::inside"));
     assert!(second.has("restart_while_recording::queued"));
