@@ -207,15 +207,17 @@ pub(crate) fn beyond_fine(
         // No `Recording` here: the events of profiled functions are made by this crate's
         // code; an adapter's, whose detail is made by code of its own, is recorded under one.
         // The push is the last use of `ts`: the events a full queue does not keep are dropped
-        // at its end, and their details' `Drop` may let go of this state.
+        // at its end (under a guard of its own), and their details' `Drop` may make the
+        // thread let go of this state.
         ts.push(event());
     }
 }
 
 /// Alive while this thread may run code not of this crate in the middle of recording a call
 /// into its state: a failure's message (the error's `Display`), an adapter's detail of an
-/// event, the `Drop` of the details of events a full queue did not keep. That code may make profiled calls, and under a new collector generation those give
-/// the thread a new state ([`refresh`]). The old one, still in use by the call being recorded,
+/// event, the `Drop` of the details of events a full queue did not keep. That code may make
+/// profiled calls, and under a new collector generation those give the thread a new state
+/// ([`refresh`]). The old one, still in use by the call being recorded,
 /// is then held ([`Owner::held`]) until the last of these guards ends, so the collector cannot
 /// free it.
 pub(crate) struct Recording(&'static Hot);
