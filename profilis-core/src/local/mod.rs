@@ -217,9 +217,8 @@ pub(crate) fn beyond_fine(
 /// into its state: a failure's message (the error's `Display`), an adapter's detail of an
 /// event, the `Drop` of the details of events a full queue did not keep. That code may make
 /// profiled calls, and under a new collector generation those give the thread a new state
-/// ([`refresh`]). The old one, still in use by the call being recorded,
-/// is then held ([`Owner::held`]) until the last of these guards ends, so the collector cannot
-/// free it.
+/// ([`refresh`]). The old one, still in use by the call being recorded, is then held
+/// ([`Owner::held`]) until the last of these guards ends, so the collector cannot free it.
 pub(crate) struct Recording(&'static Hot);
 
 impl Recording {
