@@ -493,6 +493,68 @@ fn a_flush_past_the_shutdown_timeout_is_reported() {
     panic!("the late flush never ended");
 }
 
+/// A sink that shuts its own collector down (taken from `collector`) on its first batch, and
+/// reports what that shutdown said, then that its last flush ran.
+struct ShutsItsCollectorDown {
+    collector: Arc<Mutex<Option<Collector>>>,
+    report: std::sync::mpsc::Sender<ShutdownReport>,
+    flushed: Arc<AtomicBool>,
+}
+
+impl Sink for ShutsItsCollectorDown {
+    fn write(&mut self, _batch: &Batch<'_>) -> Result<(), SinkError> {
+        if let Some(collector) = self.collector.lock().unwrap().take() {
+            let _ = self.report.send(collector.shutdown());
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.flushed.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_sink_that_shuts_its_collector_down_does_not_wait_for_itself() {
+    let _serial = serial();
+    static SITE: Site = Site::function("collector::shut_by_its_sink", None);
+    let collector = Arc::new(Mutex::new(None));
+    let (report, reported) = std::sync::mpsc::channel();
+    let flushed = Arc::new(AtomicBool::new(false));
+    let started = Collector::start(
+        CollectorConfig {
+            // Were the shutdown to wait for its own thread, it would wait this long.
+            shutdown_timeout: Duration::from_secs(3600),
+            ..quick()
+        },
+        vec![Box::new(ShutsItsCollectorDown {
+            collector: collector.clone(),
+            report,
+            flushed: flushed.clone(),
+        })],
+    )
+    .unwrap();
+    *collector.lock().unwrap() = Some(started);
+    call(&SITE, false);
+    let report = reported
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the sink's shutdown returned");
+    // It could not wait for the flush: it says so.
+    assert!(!report.flushed, "{report:?}");
+    // The collector then drains and flushes on its own.
+    for _ in 0..10_000 {
+        if flushed.load(Ordering::Acquire) {
+            // And a collector can start again.
+            let next = Collector::start(quick(), Vec::new()).expect("a new collector");
+            assert!(next.shutdown().is_clean());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the collector shut down by its sink never flushed");
+}
+
 #[test]
 fn switched_off_records_nothing() {
     let _serial = serial();

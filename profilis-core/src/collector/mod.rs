@@ -124,6 +124,10 @@ impl Collector {
     /// most `shutdown_timeout`. The report says whether that finished in time and what the
     /// sinks' last flushes lost (each failed flush is also printed on stderr).
     ///
+    /// Called on the collector's own thread (by a sink, or by the `Drop` of an event's
+    /// detail), it cannot wait for that thread: it returns at once with `flushed: false`, and
+    /// the collector drains and flushes once the work at hand returns, unwatched.
+    ///
     /// ```
     /// use profilis_core::{Collector, CollectorConfig};
     ///
@@ -143,6 +147,19 @@ impl Collector {
         local::set_generation(None);
         self.stop.store(true, Ordering::Release);
         worker.thread().unpark();
+        if worker.thread().id() == std::thread::current().id() {
+            // Code the collector runs (a sink, a detail's `Drop`) stops it: waiting here would
+            // hold the collector for `shutdown_timeout`, waiting for itself.
+            eprintln!(
+                "profilis: the collector was shut down from its own thread (a sink or an \
+                 event's detail); it drains and flushes after the work at hand, unwatched"
+            );
+            COLLECTOR_RUNNING.store(false, Ordering::Release);
+            return ShutdownReport {
+                flushed: false,
+                ..ShutdownReport::default()
+            };
+        }
         let report = match self.done.recv_timeout(self.timeout) {
             Ok(outcome) => ShutdownReport {
                 flushed: worker.join().is_ok(),
