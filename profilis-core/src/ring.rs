@@ -279,7 +279,9 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Drop-oldest only: the slot to write is still being read; `event` is rejected.
+    /// Drop-oldest only: the slot to write is still being read; `event` is rejected. Out of
+    /// line, so that [`Queue::push`], inlined where events are pushed, holds no set-aside
+    /// value of its own.
     #[cold]
     #[inline(never)]
     fn busy(&self, event: T) -> Pushed {

@@ -147,39 +147,42 @@ impl Collector {
         local::set_generation(None);
         self.stop.store(true, Ordering::Release);
         worker.thread().unpark();
-        if worker.thread().id() == std::thread::current().id() {
-            // Code the collector runs (a sink, a detail's `Drop`) stops it: waiting here would
-            // hold the collector for `shutdown_timeout`, waiting for itself.
-            eprintln!(
-                "profilis: the collector was shut down from its own thread (a sink or an \
-                 event's detail); it drains and flushes after the work at hand, unwatched"
-            );
-            COLLECTOR_RUNNING.store(false, Ordering::Release);
-            return ShutdownReport {
-                flushed: false,
-                ..ShutdownReport::default()
-            };
-        }
-        let report = match self.done.recv_timeout(self.timeout) {
-            Ok(outcome) => ShutdownReport {
+        let on_its_own_thread = worker.thread().id() == std::thread::current().id();
+        let report = match self.done_in_time(on_its_own_thread) {
+            Some(outcome) => ShutdownReport {
                 flushed: worker.join().is_ok(),
                 failed_flushes: outcome.failed,
                 lost: outcome.lost,
             },
-            Err(_) => {
-                eprintln!(
-                    "profilis: the collector did not finish flushing within {:?}; \
-                     events still queued may be lost",
-                    self.timeout
-                );
-                ShutdownReport {
-                    flushed: false,
-                    ..ShutdownReport::default()
-                }
-            }
+            None => ShutdownReport {
+                flushed: false,
+                ..ShutdownReport::default()
+            },
         };
         COLLECTOR_RUNNING.store(false, Ordering::Release);
         report
+    }
+
+    /// The collector's last flush, if it ends within `shutdown_timeout` (`None` past it, said
+    /// on stderr). Not waited for on the collector's own thread: code it runs (a sink, a
+    /// detail's `Drop`) that stops it would wait for itself, holding it that long.
+    fn done_in_time(&self, on_its_own_thread: bool) -> Option<FlushOutcome> {
+        if on_its_own_thread {
+            eprintln!(
+                "profilis: the collector was shut down from its own thread (a sink or an \
+                 event's detail); it drains and flushes after the work at hand, unwatched"
+            );
+            return None;
+        }
+        let outcome = self.done.recv_timeout(self.timeout).ok();
+        if outcome.is_none() {
+            eprintln!(
+                "profilis: the collector did not finish flushing within {:?}; \
+                 events still queued may be lost",
+                self.timeout
+            );
+        }
+        outcome
     }
 }
 
