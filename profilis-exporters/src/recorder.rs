@@ -111,8 +111,10 @@ impl PrometheusRecorder {
     }
 }
 
+/// The label set of an application's series: its keys as the application gave them, each
+/// made one the series may carry (see [`text_format::app_label_set`]).
 fn labels(key: &Key) -> String {
-    text_format::label_set(key.labels().map(|l| (l.key(), l.value())))
+    text_format::app_label_set(key.labels().map(|l| (l.key(), l.value())))
 }
 
 impl Recorder for PrometheusRecorder {
@@ -429,6 +431,41 @@ mod tests {
         );
         let page = page(&recorder);
         assert_eq!(page.help_of("b_orders"), Some("Orders\nby \"kind\" \\ all"));
+    }
+
+    #[test]
+    fn label_keys_the_page_cannot_carry_as_they_are_are_renamed_not_dropped() {
+        let recorder = PrometheusRecorder::new(&[1.0]);
+        metrics::with_local_recorder(&recorder, || {
+            // `le` is the histogram's own label.
+            metrics::histogram!("lat", "le" => "x").record(0.5);
+            // Two keys that sanitize alike, and one that would be `exported_a_b` too.
+            metrics::counter!("jobs_total", "a.b" => "1", "a-b" => "2", "exported_a_b" => "3")
+                .increment(1);
+            // Names Prometheus reserves.
+            metrics::counter!("jobs_total", "__name__" => "y", "__x" => "z").increment(2);
+            // Prometheus keeps `le` for histograms: not on a gauge either.
+            metrics::gauge!("depth", "le" => "q").set(1.0);
+            metrics::describe_histogram!("lat", "Latency.");
+            metrics::describe_counter!("jobs_total", "Jobs.");
+            metrics::describe_gauge!("depth", "Depth.");
+        });
+        let text = recorder.render();
+        let expected = [
+            "lat_bucket{exported_le=\"x\",le=\"1\"} 1\n",
+            "lat_bucket{exported_le=\"x\",le=\"+Inf\"} 1\n",
+            "jobs_total{a_b=\"1\",exported_a_b=\"2\",exported_exported_a_b=\"3\"} 1\n",
+            "jobs_total{exported___name__=\"y\",exported___x=\"z\"} 2\n",
+            "depth{exported_le=\"q\"} 1\n",
+        ];
+        for line in expected {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        let read = page(&recorder);
+        assert_eq!(read.named("jobs_total").count(), 2, "{text}");
+        promtool_check_metrics(text.as_bytes());
+        let om = recorder.render_as(ExpositionFormat::OpenMetrics);
+        parse_openmetrics(&om).unwrap_or_else(|e| panic!("{e}\n{om}"));
     }
 
     /// A page with awkward label values and help texts, through every path that renders.

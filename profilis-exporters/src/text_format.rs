@@ -106,6 +106,31 @@ where
     out
 }
 
+/// As [`label_set`], for label keys the application chose (through the `metrics` macros),
+/// whatever they are: each key is also made one the series may carry. A key that Prometheus
+/// reserves (`__...`), `le` (a histogram's bucket bound, which Prometheus also lints on any
+/// other family), or one that sanitizes to a key already in the set is written
+/// `exported_<key>` (as often as needed to make it unique), as Prometheus renames a scraped
+/// label that clashes with one of its own. Nothing is dropped: two label sets that differ stay
+/// two series.
+pub(crate) fn app_label_set<K, V>(labels: impl IntoIterator<Item = (K, V)>) -> String
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut keys: Vec<String> = Vec::new();
+    let mut values = Vec::new();
+    for (key, value) in labels {
+        let mut key = label_key(key.as_ref()).into_owned();
+        while key.starts_with("__") || key == "le" || keys.contains(&key) {
+            key.insert_str(0, "exported_");
+        }
+        keys.push(key);
+        values.push(value);
+    }
+    label_set(keys.iter().zip(values.iter()))
+}
+
 /// The type of a family, as its `# TYPE` line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum FamilyType {
