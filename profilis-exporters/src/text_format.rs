@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 /// Appends `value` as a label value (without its quotes): `\` as `\\`, `"` as `\"`, a line
@@ -503,6 +503,44 @@ impl Page {
         }
     }
 
+    /// The families a page in `format` leaves out because one of the names it would write is
+    /// written by another family: a histogram `req` writes `req_count`, so a counter
+    /// `req_count` would be read as part of it (Go's parser, and so `promtool`, refuses the
+    /// whole page then), and in OpenMetrics the counters `x` and `x_total` both write
+    /// `x_total`. Histograms claim their names first, then gauges, then counters named
+    /// `_total` (whose name is the same in both formats), then other counters, each by name.
+    fn left_out(&self, format: ExpositionFormat) -> BTreeSet<&str> {
+        let rank = |name: &str, family: &Family| match family.kind {
+            FamilyType::Histogram => 0,
+            FamilyType::Gauge => 1,
+            FamilyType::Counter if name.ends_with("_total") => 2,
+            FamilyType::Counter => 3,
+        };
+        let mut order: Vec<_> = self.families.iter().collect();
+        order.sort_by_key(|&(name, family)| rank(name, family));
+        let mut claimed = BTreeSet::new();
+        let mut left_out = BTreeSet::new();
+        for (name, family) in order {
+            let names = match (family.kind, format) {
+                (FamilyType::Histogram, _) => ["", "_bucket", "_sum", "_count"]
+                    .iter()
+                    .map(|suffix| format!("{name}{suffix}"))
+                    .collect(),
+                (FamilyType::Counter, ExpositionFormat::OpenMetrics) => {
+                    let base = open_metrics_counter_name(name);
+                    vec![base.to_owned(), format!("{base}_total")]
+                }
+                _ => vec![name.clone()],
+            };
+            if names.iter().any(|n| claimed.contains(n)) {
+                left_out.insert(name.as_str());
+            } else {
+                claimed.extend(names);
+            }
+        }
+        left_out
+    }
+
     /// The page in `format`.
     pub(crate) fn render_as(&self, format: ExpositionFormat) -> String {
         match format {
@@ -515,23 +553,19 @@ impl Page {
     /// any) lines and its samples, no blank lines, and `# EOF` last. A counter's family is
     /// named without `_total` and its samples with it (`app_orders` counts in
     /// `app_orders_total`); help texts escape `"` too; histogram buckets carry their
-    /// exemplars, and a histogram's `_sum` is left out when it is negative or NaN (OpenMetrics
-    /// allows neither). A counter whose OpenMetrics name is another family's name is left out
-    /// (one name, one family).
+    /// exemplars, and a histogram's `_sum` is left out when it is negative or NaN, or when a
+    /// bucket's bound is negative (OpenMetrics allows none of these: its sum is a counter).
+    /// A family that would write a name another family writes is left out (see
+    /// [`Page::left_out`]).
     fn render_open_metrics(&self) -> String {
         let mut out = String::new();
+        let left_out = self.left_out(ExpositionFormat::OpenMetrics);
         for (name, family) in &self.families {
+            if left_out.contains(name.as_str()) {
+                continue;
+            }
             let family_name = match family.kind {
-                FamilyType::Counter => {
-                    let base = name.strip_suffix("_total").filter(|b| !b.is_empty());
-                    let base = base.unwrap_or(name);
-                    let total = format!("{base}_total");
-                    let clash = |other: &str| other != name && self.families.contains_key(other);
-                    if clash(base) || clash(&total) {
-                        continue;
-                    }
-                    base
-                }
+                FamilyType::Counter => open_metrics_counter_name(name),
                 FamilyType::Gauge | FamilyType::Histogram => name.as_str(),
             };
             out.push_str("# TYPE ");
@@ -583,7 +617,8 @@ impl Page {
                             previous = le;
                         }
                         write_sample(&mut out, family_name, "_count", labels, None, cumulative);
-                        if h.sum >= 0.0 {
+                        let negative_bound = h.buckets.iter().any(|&(le, _)| le < 0.0);
+                        if h.sum >= 0.0 && !negative_bound {
                             write_sample(&mut out, family_name, "_sum", labels, None, Value(h.sum));
                         }
                     }
@@ -595,10 +630,15 @@ impl Page {
     }
 
     /// The page in the text format: per family its `# HELP` (if any) and `# TYPE` lines, its
-    /// samples, and a blank line.
+    /// samples, and a blank line. A family that would write a name another family writes is
+    /// left out (see [`Page::left_out`]).
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
+        let left_out = self.left_out(ExpositionFormat::Text);
         for (name, family) in &self.families {
+            if left_out.contains(name.as_str()) {
+                continue;
+            }
             let help = family.help.as_deref().or(family.default_help.as_deref());
             write_header(&mut out, name, help, family.kind);
             for (labels, sample) in &family.series {
@@ -623,6 +663,13 @@ impl Page {
         }
         out
     }
+}
+
+/// The name of counter `name`'s family in OpenMetrics: without `_total` (its samples add it).
+fn open_metrics_counter_name(name: &str) -> &str {
+    name.strip_suffix("_total")
+        .filter(|base| !base.is_empty())
+        .unwrap_or(name)
 }
 
 #[cfg(test)]
@@ -829,5 +876,67 @@ mod tests {
             Page::default().render_as(ExpositionFormat::OpenMetrics),
             "# EOF\n"
         );
+    }
+
+    #[test]
+    fn a_family_that_would_write_another_family_s_names_is_left_out_of_that_format_only() {
+        let mut page = Page::default();
+        // The histogram `req` writes `req_count` and `req_sum`: those families are left out
+        // of both formats, whatever their labels; the histogram stays.
+        let histogram = HistogramSample {
+            buckets: vec![(1.0, 1), (f64::INFINITY, 0)],
+            sum: 0.5,
+        };
+        page.add("req", String::new(), Sample::Histogram(histogram));
+        page.add("req_count", label_set([("a", "b")]), Sample::Counter(3));
+        page.add("req_sum", String::new(), Sample::Gauge(4.0));
+        for name in ["req", "req_count", "req_sum"] {
+            page.help(name, "Help.");
+        }
+        // Go's parser (`promtool`) reads the page: it refuses a second family `req_count`.
+        let text = page.render();
+        profilis_test_support::promtool_check_metrics(text.as_bytes());
+        // Both write `jobs_total` in OpenMetrics: the one named so stays there; the text
+        // format has both.
+        page.add("jobs", String::new(), Sample::Counter(1));
+        page.add("jobs_total", String::new(), Sample::Counter(2));
+        for format in [ExpositionFormat::Text, ExpositionFormat::OpenMetrics] {
+            let text = page.render_as(format);
+            assert!(text.contains("req_bucket{le=\"1\"} 1\n"), "{text}");
+            assert!(
+                !text.contains("req_count{a") && !text.contains("req_sum 4"),
+                "{text}"
+            );
+        }
+        let text = page.render();
+        assert!(
+            text.contains("\njobs 1\n") && text.contains("\njobs_total 2\n"),
+            "{text}"
+        );
+        profilis_test_support::parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let om = page.render_as(ExpositionFormat::OpenMetrics);
+        assert!(
+            om.contains("# TYPE jobs counter\njobs_total 2\n") && !om.contains("jobs_total 1"),
+            "{om}"
+        );
+        profilis_test_support::parse_openmetrics(&om).unwrap_or_else(|e| panic!("{e}\n{om}"));
+    }
+
+    #[test]
+    fn openmetrics_has_no_sum_for_a_histogram_with_a_negative_bound() {
+        let mut page = Page::default();
+        // A sum that is not negative, but the buckets go below zero.
+        let histogram = HistogramSample {
+            buckets: vec![(-10.0, 1), (0.0, 0), (10.0, 2), (f64::INFINITY, 0)],
+            sum: 3.0,
+        };
+        page.add("delta", String::new(), Sample::Histogram(histogram));
+        let om = page.render_as(ExpositionFormat::OpenMetrics);
+        assert!(
+            !om.contains("delta_sum") && om.contains("delta_count 3\n"),
+            "{om}"
+        );
+        // The text format has no such rule.
+        assert!(page.render().contains("delta_sum 3\n"));
     }
 }
