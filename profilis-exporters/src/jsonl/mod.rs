@@ -93,7 +93,10 @@ impl JsonlCounters {
 /// M bytes in rotated files), both optional: after each rotation the oldest rotated files are
 /// deleted until both limits hold, so the disk cannot fill. Only names of the rotated form are
 /// counted or deleted. `keep_bytes` counts every rotated file, the newest included, so set it
-/// well above `rotate_bytes`.
+/// well above `rotate_bytes`. Names only grow, so the lowest is the oldest: if the wall clock
+/// steps back behind the newest name (NTP, a restored VM), a rotated file takes that name's
+/// second and a greater `-N` instead of an earlier time, and retention still deletes the oldest
+/// files, never the one just rotated.
 ///
 /// # Durability
 ///

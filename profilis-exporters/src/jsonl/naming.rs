@@ -54,13 +54,19 @@ pub(super) fn rotated_files(dir: &Path) -> io::Result<Vec<(RotatedKey, PathBuf, 
 }
 
 /// `profilis-YYYYmmdd-HHMMSS.jsonl` for `now` (UTC), or with `-1`, `-2`, ... if taken or if
-/// `newest` was made in the same second, so names only grow.
+/// `newest` was made in the same second, so names only grow. They grow even when the wall
+/// clock has stepped back behind `newest` (NTP, a restored VM): the name then takes
+/// `newest`'s second and a greater number, so retention, which deletes the lowest names first,
+/// still deletes the oldest files and never the one just rotated.
 pub(super) fn free_rotated_path(
     dir: &Path,
     now: SystemTime,
     newest: Option<RotatedKey>,
 ) -> io::Result<(RotatedKey, PathBuf)> {
-    let (date, time) = utc_date_time(now);
+    let (date, time) = match (utc_date_time(now), newest) {
+        (now, Some((d, t, _))) if (d, t) > now => (d, t),
+        (now, _) => now,
+    };
     let first = match newest {
         Some((d, t, n)) if (d, t) == (date, time) => n + 1,
         _ => 0,
@@ -153,5 +159,34 @@ mod tests {
         ] {
             assert_eq!(parse_rotated(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn names_keep_growing_when_the_clock_steps_back() {
+        let dir = std::env::temp_dir().join(format!("profilis-naming-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000); // 20231114-221320
+                                                                   // The newest rotated file was named an hour ahead of the clock now.
+        let newest = (20231114, 231320, 0);
+        let (key, path) = free_rotated_path(&dir, now, Some(newest)).unwrap();
+        assert_eq!(key, (20231114, 231320, 1));
+        assert!(
+            path.ends_with("profilis-20231114-231320-1.jsonl"),
+            "{path:?}"
+        );
+        assert!(key > newest);
+        // Behind the clock, or in the same second: as before.
+        let earlier = (20231114, 211320, 4);
+        assert_eq!(
+            free_rotated_path(&dir, now, Some(earlier)).unwrap().0,
+            (20231114, 221320, 0)
+        );
+        assert_eq!(
+            free_rotated_path(&dir, now, Some((20231114, 221320, 2)))
+                .unwrap()
+                .0,
+            (20231114, 221320, 3)
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
