@@ -493,6 +493,37 @@ fn zero_limits_and_bad_tokens_are_refused_before_binding() {
     )
     .unwrap_err();
     assert!(zero_timeout.to_string().contains("read_timeout"));
+    // "No limit" written as the longest duration: refused, not a panic in every connection.
+    for (config, name) in [
+        (
+            ListenerConfig {
+                connection_timeout: Duration::MAX,
+                ..ephemeral()
+            },
+            "connection_timeout",
+        ),
+        (
+            ListenerConfig {
+                read_timeout: listener::MAX_TIMEOUT + Duration::from_nanos(1),
+                ..ephemeral()
+            },
+            "read_timeout",
+        ),
+    ] {
+        let error = listener::start(config, page()).unwrap_err();
+        assert!(
+            matches!(error, ListenerError::InvalidSetting { name: n, .. } if n == name),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("at most 24 hours"), "{error}");
+    }
+    // The longest allowed starts, and answers.
+    let longest = start(ListenerConfig {
+        read_timeout: listener::MAX_TIMEOUT,
+        connection_timeout: listener::MAX_TIMEOUT,
+        ..ephemeral()
+    });
+    assert_eq!(get(longest.local_addr(), "/metrics").status, 200);
     for token in ["", "has space", "tab\there"] {
         let error = listener::start(
             ListenerConfig {

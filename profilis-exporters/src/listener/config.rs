@@ -282,13 +282,18 @@ pub fn parse_allow_list(s: &str) -> Result<Vec<IpNet>, ListenerError> {
     Ok(networks)
 }
 
+/// The longest [`ListenerConfig::read_timeout`] and
+/// [`ListenerConfig::connection_timeout`]: a day. A listener that lets a client hold a place
+/// longer is not bounded in any useful sense (and `Duration::MAX` does not fit on a clock).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 pub(super) fn validate(config: &ListenerConfig) -> Result<(), ListenerError> {
     let nonzero_duration = |name, value: Duration| {
-        if value.is_zero() {
+        if value.is_zero() || value > MAX_TIMEOUT {
             Err(ListenerError::InvalidSetting {
                 name,
                 value: format!("{value:?}"),
-                expected: "a duration greater than zero",
+                expected: "a duration greater than zero and at most 24 hours (MAX_TIMEOUT)",
             })
         } else {
             Ok(())

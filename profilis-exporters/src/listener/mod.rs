@@ -29,6 +29,10 @@
 //! | [`max_header_bytes`](ListenerConfig::max_header_bytes) | [`DEFAULT_MAX_HEADER_BYTES`], 8 KiB of request line and headers |
 //! | [`max_connections`](ListenerConfig::max_connections) | [`DEFAULT_MAX_CONNECTIONS`], 16 open connections of allowed clients; when all are taken a newcomer takes the place of one that is not answering a request (see Limits below) |
 //!
+//! The two timeouts must be greater than zero and at most a day ([`MAX_TIMEOUT`]), the counts
+//! at least 1; [`start`] refuses any other value with [`ListenerError::InvalidSetting`] naming
+//! the setting.
+//!
 //! # Security
 //!
 //! - **Address.** The default address is loopback, reachable only from the same host. Bind to
@@ -107,6 +111,7 @@ pub use config::{
     parse_allow_list, parse_allowed_network, parse_listen_addr, BeforeScrape, IpNet,
     ListenerConfig, ListenerError, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_PORT, DEFAULT_READ_TIMEOUT,
+    MAX_TIMEOUT,
 };
 use connection::{answer_and_close, Answer};
 use server::Server;
