@@ -537,6 +537,21 @@ fn failures(page: &str, reason: &str) -> f64 {
 }
 
 #[test]
+fn the_longest_target_timeout_starts() {
+    // The option takes up to a day; the kit's limit is a day too, and the margin the exporter
+    // adds to the fetch's timeout must not push it past that.
+    let server = StatusServer::started(tutorial_document());
+    let mut exporter = Exporter::start(
+        "longest-timeout",
+        server.port,
+        &["--target-timeout-seconds", "86400"],
+    );
+    exporter.wait_until("the tutorial's values", |p| {
+        serves_tutorial(p, 10.0, "healthy")
+    });
+}
+
+#[test]
 fn a_slow_target_times_out() {
     let server = StatusServer::started(tutorial_document());
     let mut exporter = Exporter::start("slow", server.port, &["--target-timeout-seconds", "0.5"]);

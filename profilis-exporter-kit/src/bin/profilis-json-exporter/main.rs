@@ -68,10 +68,14 @@ impl Script for JsonExporter {
         })
     }
 
+    /// Polls every interval, within the fetch's timeout and the margin, or the kit's longest
+    /// timeout when the fetch's is that already (`--target-timeout-seconds 86400`): the fetch
+    /// then reports its own timeout or the kit's limit does, counted as a timeout either way.
     fn update_mode(&self) -> UpdateMode {
         UpdateMode::Poll {
             interval: self.interval,
-            timeout: self.fetcher_timeout() + KIT_TIMEOUT_MARGIN,
+            timeout: (self.fetcher_timeout() + KIT_TIMEOUT_MARGIN)
+                .min(profilis_exporter_kit::MAX_POLL_DURATION),
         }
     }
 
