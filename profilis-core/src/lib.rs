@@ -111,4 +111,8 @@ pub mod __private {
         Instrumented, Probe,
     };
     pub use crate::site::Site;
+
+    /// The output of an `async fn` that never returns (`-> !`), which `!` cannot name on
+    /// stable Rust: its body's future yields this, and `match value {}` turns it back into `!`.
+    pub enum Never {}
 }

@@ -325,6 +325,7 @@ pub(crate) fn check_item(item: Item, outer: &Args) -> (TokenStream, syn::Result<
         Item::Fn(f) => {
             let result = match f.sig.constness {
                 Some(constness) if !outer.skip => Err(const_fn_error(constness.span)),
+                _ if already_instrumented(&f.block) => Err(already_instrumented_error(&f.sig)),
                 _ => Ok(()),
             };
             let tokens = f.to_token_stream();
@@ -428,6 +429,26 @@ fn is_bodyless_fn(item: &Item) -> bool {
 
 fn const_fn_error(span: Span) -> syn::Error {
     syn::Error::new(span, "#[profiled] cannot be used on a const fn")
+}
+
+/// Whether `block` is the body `#[profiled]` made of a function (its first statement is the
+/// call site's `static`): a method of a `#[profiled]` impl block that carries a second
+/// `#[profiled]` the block did not see as one (renamed by `use .. as`, or inside `cfg_attr`).
+fn already_instrumented(block: &syn::Block) -> bool {
+    matches!(
+        block.stmts.first(),
+        Some(syn::Stmt::Item(Item::Static(s))) if s.ident == "__PROFILIS_SITE"
+    )
+}
+
+fn already_instrumented_error(sig: &syn::Signature) -> syn::Error {
+    syn::Error::new(
+        sig.ident.span(),
+        "this function is already instrumented by a #[profiled] above this one (on the \
+         function or on its impl block): each call would be recorded twice. Keep one. An impl \
+         block's #[profiled] reads a method's own #[profiled(..)] or #[profiled(skip)] only \
+         when its path ends in `profiled`: not renamed with `use .. as`, not inside `cfg_attr`",
+    )
 }
 
 /// The span of the keyword that says what kind of item this is (`struct`, `trait`, ...),

@@ -201,12 +201,17 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
             }
         }
     };
+    // `!` cannot be named there: the future of a function that never returns yields the
+    // uninhabited `Never`, matched away after the `.await`.
+    let never = matches!(output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)));
     let fix_output = match output {
+        ReturnType::Type(_, ty) if never => Some(fix_output(
+            &syn::parse_quote_spanned!(ty.span()=> #krate::__private::Never),
+        )),
         ReturnType::Type(_, ty) => infer_impl_trait(ty).map(|ty| fix_output(&ty)),
         ReturnType::Default => Some(fix_output(&syn::parse_quote!(()))),
     };
-    quote! {
-        #static_item
+    let call = quote! {
         #krate::__private::instrument(
             &__PROFILIS_SITE,
             async move {
@@ -216,14 +221,29 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
             #classify,
         )
         .await
+    };
+    if never {
+        quote! {
+            #static_item
+            match #call {}
+        }
+    } else {
+        quote! {
+            #static_item
+            #call
+        }
     }
 }
 
-/// A body of the shape `async_trait` generates, `{ Box::pin(async move { .. }) }`: the
-/// async block is wrapped in place so the call is timed from its first poll to completion,
-/// not just the boxing. Any other body comes back unchanged as `Err`.
+/// A body that makes a future and returns it: its tail is an async block, `async ..`, or
+/// one boxed as `async_trait` does, `Box::pin(async ..)`. The async block is wrapped in place
+/// so the call is timed from its first poll to completion, not just the making of the future;
+/// statements before it (cloning what the block needs) run when the future is made, untimed.
+/// A body that may `return` before its tail (a `return` token anywhere in it, macros
+/// included) could return a future not wrapped, so it comes back unchanged as `Err`, as does
+/// any other body.
 fn boxed_async_body(site: &SiteSpec, mut block: Block) -> Result<TokenStream, Block> {
-    let Some(async_block) = boxed_async_block(&mut block) else {
+    let Some(async_block) = tail_async_block(&mut block) else {
         return Err(block);
     };
     let krate = &site.krate;
@@ -240,10 +260,19 @@ fn boxed_async_body(site: &SiteSpec, mut block: Block) -> Result<TokenStream, Bl
     })
 }
 
-/// The `async` argument of a body that is exactly `Box::pin(async ..)`, as an expression slot
-/// to replace.
-fn boxed_async_block(block: &mut Block) -> Option<&mut Expr> {
-    let [Stmt::Expr(Expr::Call(call), None)] = block.stmts.as_mut_slice() else {
+/// The async block a body ends with (`async ..` or `Box::pin(async ..)`), as an expression
+/// slot to replace; `None` if the body may return before it.
+fn tail_async_block(block: &mut Block) -> Option<&mut Expr> {
+    let (Stmt::Expr(tail, None), before) = block.stmts.split_last_mut()? else {
+        return None;
+    };
+    if before.iter().any(|stmt| has_return(stmt.to_token_stream())) {
+        return None;
+    }
+    if matches!(tail, Expr::Async(_)) {
+        return Some(tail);
+    }
+    let Expr::Call(call) = tail else {
         return None;
     };
     let Expr::Path(func) = &*call.func else {
@@ -258,6 +287,15 @@ fn boxed_async_block(block: &mut Block) -> Option<&mut Expr> {
     }
     let arg = call.args.first_mut()?;
     matches!(arg, Expr::Async(_)).then_some(arg)
+}
+
+/// Whether `tokens` hold the keyword `return` anywhere, in macro calls and closures too.
+fn has_return(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(ident) => ident == "return",
+        proc_macro2::TokenTree::Group(group) => has_return(group.stream()),
+        _ => false,
+    })
 }
 
 /// The return type `ty` with each `impl Trait` in it replaced by `_`, so it can be written

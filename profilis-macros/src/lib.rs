@@ -57,7 +57,11 @@
 //! method may carry its own `#[profiled(...)]`: its `name` and `sample` win over the block's,
 //! its `crate` or else the block's is used, and `#[profiled(skip)]` leaves it alone. The
 //! method attributes are removed. `const fn` methods and other items (constants, types,
-//! macros) are left alone.
+//! macros) are left alone. The block knows a method's own attribute by its path, which must
+//! end in `profiled` (`#[profiled]`, `#[profilis::profiled]`): one renamed with `use .. as`,
+//! or inside `cfg_attr`, expands on its own afterwards onto a method the block has
+//! instrumented already, and is a compile error ("already instrumented"), as two
+//! `#[profiled]` on one function are, rather than record each call twice.
 //!
 //! # Sampling
 //!
@@ -96,6 +100,14 @@
 //! current span, so profiled calls it makes, across `.await` and on any runtime or thread,
 //! are its children (same trace id, parent span id = its span id).
 //!
+//! An `async fn` that never returns (`-> !`) is timed until it panics or its future is
+//! dropped. A plain function whose body ends with the future it returns, `async ..` or
+//! `Box::pin(async ..)` (`fn run(&self) -> impl Future<Output = u32> + Send { let id = self.id;
+//! async move { .. } }`, as in traits whose futures must be `Send`), is timed the same way,
+//! from the future's first poll: the statements before that tail run untimed when the future
+//! is made. One that may `return` before its tail is timed as a sync function, the making of
+//! the future.
+//!
 //! A future dropped after its first poll but before it completes (cancelled by `select!`, a
 //! timeout, an aborted task) is recorded once with outcome `Cancelled`; it is not an error. An
 //! `async fn` future dropped without ever being polled never started its body and records
@@ -108,9 +120,9 @@
 //!
 //! - `#[async_trait]` above `#[profiled]` (on the impl block or on a method): `async_trait`
 //!   runs first and turns each `async fn` into a function whose body is
-//!   `Box::pin(async move { .. })`. A body of exactly that shape is recognised and the async
-//!   block is instrumented, so the real async work is timed, not the boxing. (A hand-written
-//!   function whose whole body is `Box::pin(async ..)` is timed the same way.)
+//!   `Box::pin(async move { .. })`. A body of that shape is recognised and the async
+//!   block is instrumented, so the real async work is timed, not the boxing (see above for
+//!   hand-written ones).
 //! - `#[profiled]` above `#[async_trait]`: the `async fn`s are instrumented as above, then
 //!   `async_trait` boxes them.
 //!

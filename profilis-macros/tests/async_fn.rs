@@ -59,6 +59,46 @@ async fn forever() {
     std::future::pending::<()>().await;
 }
 
+/// A plain function returning the future it makes: the future's work is the call.
+#[profiled]
+fn make_fetch(id: u64) -> impl Future<Output = Result<String, String>> + Send + 'static {
+    let label = format!("user {id}");
+    async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if id == 0 {
+            return Err("no such id".into());
+        }
+        Ok(label)
+    }
+}
+
+/// The same, but a `return` before the tail could hand back a future not wrapped: timed as a
+/// sync function (the making of the future).
+#[profiled]
+fn make_fetch_or_not(id: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send>> {
+    if id == 0 {
+        return Box::pin(async { 0 });
+    }
+    Box::pin(async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        id
+    })
+}
+
+/// A function that never returns: `!` is its return type.
+#[profiled]
+async fn serve_forever(interval: Duration) -> ! {
+    loop {
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[profiled]
+async fn explode_never() -> ! {
+    tokio::task::yield_now().await;
+    panic!("never returns");
+}
+
 #[profiled]
 async fn explode() -> u32 {
     tokio::task::yield_now().await;
@@ -118,6 +158,41 @@ fn duration_starts_at_the_first_poll() {
 }
 
 #[test]
+fn a_function_returning_a_future_it_makes_times_the_future() {
+    let ((ok, err, other), captured) = capture_async(async {
+        let ok = make_fetch(7);
+        let err = make_fetch(0);
+        let other = make_fetch_or_not(3);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let polled = std::time::Instant::now();
+        let (ok, err, other) = (ok.await, err.await, other.await);
+        (ok, err, (other, polled.elapsed()))
+    });
+    assert_eq!(ok.as_deref(), Ok("user 7"));
+    assert!(err.is_err());
+    let (other, window) = other;
+    assert_eq!(other, 3);
+    let calls = captured.named("async_fn::make_fetch");
+    assert_eq!(calls.len(), 2);
+    for call in &calls {
+        // Timed from the first poll: the sleep inside, not the wait before it.
+        assert!(call.dur_ns >= ms(10), "dur_ns = {}", call.dur_ns);
+        assert!(u128::from(call.dur_ns) <= window.as_nanos() + u128::from(ms(1)));
+    }
+    assert_eq!(
+        calls.iter().filter(|c| c.error).count(),
+        1,
+        "the Err is an error"
+    );
+    // The fallback still records the call: the making of the future, which ended before the
+    // futures above were first polled.
+    let made = captured.one("async_fn::make_fetch_or_not");
+    for call in &calls {
+        assert!(made.ts_ns + made.dur_ns <= call.ts_ns, "{made:?} {call:?}");
+    }
+}
+
+#[test]
 fn err_outputs_are_errors() {
     let ((), captured) = capture_async(async {
         assert!(fetch(0).await.is_err());
@@ -152,12 +227,17 @@ fn a_dropped_future_is_recorded_once_as_cancelled() {
     let ((), captured) = capture_async(async {
         let timed_out = tokio::time::timeout(Duration::from_millis(5), forever()).await;
         assert!(timed_out.is_err());
+        let never = serve_forever(Duration::from_millis(1));
+        let timed_out = tokio::time::timeout(Duration::from_millis(5), never).await;
+        assert!(timed_out.is_err());
         drop(fetch(1));
     });
-    let event = captured.one("async_fn::forever");
-    assert_eq!(event.outcome, Outcome::Cancelled);
-    assert!(!event.error);
-    assert!(event.dur_ns >= ms(5), "dur_ns = {}", event.dur_ns);
+    for name in ["async_fn::forever", "async_fn::serve_forever"] {
+        let event = captured.one(name);
+        assert_eq!(event.outcome, Outcome::Cancelled, "{name}");
+        assert!(!event.error, "{name}");
+        assert!(event.dur_ns >= ms(5), "{name}: dur_ns = {}", event.dur_ns);
+    }
     // The body of an `async fn` never polled never started: there was no call.
     assert!(captured.named("async_fn::fetch").is_empty());
 }
@@ -176,6 +256,20 @@ fn a_panicking_future_is_recorded_and_the_panic_propagates() {
         "the panic payload is unchanged"
     );
     let event = captured.one("async_fn::explode");
+    assert!(event.error);
+    assert_eq!(event.outcome, Outcome::Panicked);
+}
+
+#[test]
+fn a_function_that_never_returns_is_recorded_when_it_panics() {
+    let (payload, captured) = capture_async(async {
+        AssertUnwindSafe(explode_never())
+            .catch_unwind()
+            .await
+            .expect_err("explode_never panics")
+    });
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"never returns"));
+    let event = captured.one("async_fn::explode_never");
     assert!(event.error);
     assert_eq!(event.outcome, Outcome::Panicked);
 }

@@ -29,7 +29,7 @@ impl Thing {
         2
     }
 
-    #[profiled_alias(crate = ::profilis, name = "thing_other")]
+    #[my_profilis::profiled(crate = ::profilis, name = "thing_other")]
     fn other(&self) -> u32 {
         3
     }
