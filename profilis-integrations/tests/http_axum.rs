@@ -635,6 +635,38 @@ fn profiled_calls_in_a_handler_are_children_of_the_request() {
 }
 
 #[test]
+fn invented_methods_share_one_method_label() {
+    let (t, _serial) = setup();
+    let app: Router =
+        Router::new()
+            .route("/any", axum::routing::any(ok))
+            .layer(ProfilisLayer::new(
+                HttpConfig::new().method_label(true).build(),
+            ));
+    let addr = t.serve(app);
+    for method in ["FOO1", "FOO2", "PROPFIND", "GET"] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, _, _) = t
+            .runtime
+            .block_on(request(&t.client, method, addr, "/any", &[]));
+        assert_eq!(status, StatusCode::OK);
+    }
+    let count = |text: &str, method| {
+        sample(
+            text,
+            "profilis_http_requests_total",
+            &[("route", "/any"), ("method", method)],
+        )
+    };
+    let text = t.metrics_when("the four requests", |text| {
+        count(text, "OTHER") == Some(3.0) && count(text, "GET") == Some(1.0)
+    });
+    for invented in ["FOO1", "FOO2", "PROPFIND"] {
+        assert!(!text.contains(&format!("method=\"{invented}\"")), "{text}");
+    }
+}
+
+#[test]
 fn metrics_router_serves_the_page_like_the_listener() {
     let (t, _serial) = setup();
     let app: Router = Router::new()

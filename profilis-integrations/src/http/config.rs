@@ -156,7 +156,10 @@ impl HttpConfig {
         self
     }
 
-    /// Adds the opt-in `method` label to the HTTP metrics (default off, as in the contract).
+    /// Adds the opt-in `method` label to the HTTP metrics (default off, as in the contract):
+    /// the standard methods by name, any other a client sends (`PROPFIND`, `FOO1`) as
+    /// `OTHER`, so a client cannot add series by inventing methods. Events keep the method
+    /// as sent.
     pub fn method_label(mut self, on: bool) -> Self {
         self.method_label = on;
         self

@@ -51,6 +51,20 @@ pub(crate) use request::{in_span, Recording};
     feature = "reqwest",
     feature = "grpc"
 ))]
+/// The `method` label of a request, the one rule of every HTTP adapter, server or client:
+/// the standard methods by name, any other (an extension method such as `PROPFIND`, or
+/// whatever a client sends) as `OTHER`, so that no client can add series by inventing methods.
+pub(crate) fn method_label(method: &str) -> &'static str {
+    const METHODS: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("OTHER")
+}
+
 pub(crate) fn body_end<D, E>(
     polled: &std::task::Poll<Option<Result<http_body::Frame<D>, E>>>,
     at_end: impl FnOnce() -> bool,

@@ -32,7 +32,8 @@ thread_local! {
 }
 
 /// The site of HTTP requests of `route` answered with `status`, labelled with `method` if it
-/// is given (the opt-in `method` label), made on first use and kept for the process.
+/// is given (the opt-in `method` label: a standard method by name, any other as `OTHER`, so a
+/// client cannot add series by inventing methods), made on first use and kept for the process.
 ///
 /// Called once per request, so it is cached per thread twice over: a small table indexed by
 /// the address of `route` (a route template is usually one string that lives as long as the
@@ -40,6 +41,7 @@ thread_local! {
 /// status and method; behind it, a map from the route text; then core's interned sites.
 #[inline]
 pub fn site(route: &str, status: u16, method: Option<&str>) -> &'static Site {
+    let method = method.map(super::method_label);
     let slot = recent_slot(route, status);
     if let Ok(Some(known)) = RECENT.try_with(|recent| recent[slot].get()) {
         if known.is(route, status, method) {
@@ -139,6 +141,13 @@ mod tests {
                 ("method", "GET")
             ]
         );
+        // Any method but the standard ones is one label value.
+        let other = site("/users/{id}", 200, Some("FOO1"));
+        assert!(std::ptr::eq(
+            other,
+            site("/users/{id}", 200, Some("PROPFIND"))
+        ));
+        assert_eq!(other.label_value("method"), Some("OTHER"));
         assert_eq!(a.kind(), &HTTP);
         assert!(std::ptr::eq(
             a,

@@ -288,7 +288,7 @@ impl ClientRules {
         let begun = self.begin(host)?;
         Some(Outgoing {
             begun,
-            method: method_label(method),
+            method: super::method_label(method),
             status: None,
             with_method: self.0.config.method_label,
         })
@@ -402,19 +402,6 @@ fn lowercase(host: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(host)
     }
-}
-
-/// The `method` label of a request: the standard methods by name, any other as `OTHER` (a
-/// method is chosen by the caller's code, but a label must not take arbitrary values).
-fn method_label(method: &str) -> &'static str {
-    const METHODS: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ];
-    METHODS
-        .iter()
-        .find(|m| **m == method)
-        .copied()
-        .unwrap_or("OTHER")
 }
 
 /// A boxed error, as tower's layers (and tonic's `Channel`) return: the error of the client
@@ -807,10 +794,10 @@ mod tests {
 
     #[test]
     fn methods_are_labelled_from_a_fixed_set() {
-        assert_eq!(method_label("GET"), "GET");
-        assert_eq!(method_label("PATCH"), "PATCH");
-        assert_eq!(method_label("BREW"), "OTHER");
-        assert_eq!(method_label("get"), "OTHER");
+        assert_eq!(crate::http::method_label("GET"), "GET");
+        assert_eq!(crate::http::method_label("PATCH"), "PATCH");
+        assert_eq!(crate::http::method_label("BREW"), "OTHER");
+        assert_eq!(crate::http::method_label("get"), "OTHER");
     }
 
     #[test]
