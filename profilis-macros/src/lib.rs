@@ -106,7 +106,9 @@
 //! async move { .. } }`, as in traits whose futures must be `Send`), is timed the same way,
 //! from the future's first poll: the statements before that tail run untimed when the future
 //! is made. One that may `return` before its tail is timed as a sync function, the making of
-//! the future.
+//! the future. Such a function (unlike an `async fn`, whose body starts at the first poll) has
+//! been called once it returns its future: a future of it dropped without being polled is
+//! recorded as a call cancelled at once.
 //!
 //! A future dropped after its first poll but before it completes (cancelled by `select!`, a
 //! timeout, an aborted task) is recorded once with outcome `Cancelled`; it is not an error. An
