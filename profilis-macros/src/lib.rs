@@ -82,6 +82,11 @@
 //! The body runs inside a closure called once, right away, so that `return` and `?` in it
 //! end the body, not the instrumentation, and its result can be inspected. Parameters are
 //! moved into the closure, which can hand back borrows of them (`&mut self.field`). The
+//! closure takes only the parameters (and fields of them) its body uses: those are dropped
+//! when the body ends, inside the timed call, and the others when the function returns, after
+//! it. So parameters whose `Drop` does something that must happen in a set order (guards,
+//! transactions) may drop in another order than without the attribute: bind them in the body
+//! (`let _tx = tx;`) to keep it. The
 //! signature, visibility and attributes (`#[must_use]`, `#[inline]`, doc comments, ...) are
 //! kept as written, so the function's API and documentation do not change. One `static`
 //! call site is made per function, shared by all its instances (generic functions
