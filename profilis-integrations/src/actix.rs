@@ -189,10 +189,15 @@ where
         let Poll::Ready(result) = in_span(this.recording, || future.poll(cx)) else {
             return Poll::Pending;
         };
-        let mut recording = this.recording.take();
+        // Still in its guard: what is asked of the response below (its error's status code,
+        // its body's size) is code of the application's, run as part of the request, so that
+        // a panic in it is recorded.
+        let mut recording = std::mem::replace(this.recording, RecordOnce::maybe(None));
         Poll::Ready(match result {
             Ok(res) => {
-                if let (Some(recording), Some(rewrite)) = (&mut recording, this.rewrite.as_ref()) {
+                if let (Some(recording), Some(rewrite)) =
+                    (recording.get_mut(), this.rewrite.as_ref())
+                {
                     recording.respond(res.status().as_u16());
                     if res.request().path() != rewrite.uri.path() {
                         // A service inside (`NormalizePath`, say) routed a rewritten path.
@@ -203,20 +208,25 @@ where
                 }
                 Ok(res.map_body(|_, body| {
                     // actix writes the head of an empty response and drops its body unread.
-                    if let Some(recording) = &mut recording {
-                        if matches!(body.size(), BodySize::None | BodySize::Sized(0)) {
+                    if recording.get().is_some() {
+                        let size = recording.run(|| body.size());
+                        if let (Some(recording), BodySize::None | BodySize::Sized(0)) =
+                            (recording.get_mut(), size)
+                        {
                             recording.if_cancelled(End::Complete);
                         }
                     }
-                    ProfiledBody {
-                        body,
-                        recording: RecordOnce::maybe(recording),
-                    }
+                    ProfiledBody { body, recording }
                 }))
             }
             Err(err) => {
-                if let Some(mut recording) = recording {
-                    recording.respond(err.as_response_error().status_code().as_u16());
+                if recording.get().is_some() {
+                    let status = recording.run(|| err.as_response_error().status_code());
+                    if let Some(r) = recording.get_mut() {
+                        r.respond(status.as_u16());
+                    }
+                }
+                if let Some(recording) = recording.take() {
                     recording.finish(End::Complete);
                 }
                 Err(err)

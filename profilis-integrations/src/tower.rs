@@ -342,16 +342,23 @@ where
         let Poll::Ready(result) = in_span(this.recording, || inner.poll(cx)) else {
             return Poll::Pending;
         };
-        let mut recording = this.recording.take();
+        // Still in its guard: the body's `is_end_stream` is code of the application's, run as
+        // part of the request, so that a panic in it is recorded.
+        let mut recording = std::mem::replace(this.recording, RecordOnce::maybe(None));
         Poll::Ready(match result {
             Ok(response) => {
                 let status = response.status();
-                let sent = recording.as_mut().is_some_and(|r| {
+                let sends = recording.get_mut().map(|r| {
                     r.respond(status.as_u16());
                     // From here on a panic is the body's: the response was there.
                     r.if_panicked(End::BodyFailed);
-                    !sends_body(r.method(), status) || response.body().is_end_stream()
+                    sends_body(r.method(), status)
                 });
+                let sent = match sends {
+                    Some(true) => recording.run(|| response.body().is_end_stream()),
+                    Some(false) => true,
+                    None => false,
+                };
                 if sent {
                     if let Some(recording) = recording.take() {
                         recording.finish(End::Complete);
@@ -359,11 +366,11 @@ where
                 }
                 Ok(response.map(|body| ProfiledBody {
                     inner: body,
-                    recording: RecordOnce::maybe(recording),
+                    recording,
                 }))
             }
             Err(error) => {
-                if let Some(mut recording) = recording {
+                if let Some(mut recording) = recording.take() {
                     recording.respond(500);
                     recording.finish(End::Complete);
                 }

@@ -595,6 +595,52 @@ fn errors_returned_by_inner_services_keep_their_route_and_status() {
     no_request_in_flight();
 }
 
+/// An error whose status code panics when asked.
+#[derive(Debug)]
+struct Touchy;
+
+impl std::fmt::Display for Touchy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("touchy")
+    }
+}
+
+impl actix_web::ResponseError for Touchy {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        panic!("status_code panics on purpose")
+    }
+}
+
+#[test]
+fn an_error_whose_status_code_panics_is_still_recorded() {
+    let (listener, _turn) = exclusive();
+    let app = serve(HttpConfig::new().build(), |cfg| {
+        cfg.service(
+            web::scope("/touchy")
+                .wrap_fn(|_req, _srv| {
+                    std::future::ready(Err::<actix_web::dev::ServiceResponse, _>(
+                        actix_web::Error::from(Touchy),
+                    ))
+                })
+                .route("/{name}", web::get().to(ok)),
+        )
+        .route("/after", web::get().to(ok));
+    });
+    // The panic ends the connection's task: no answer.
+    let mut stream = TcpStream::connect(app).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+        .write_all(b"GET /touchy/a HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    assert_eq!(get(app, "/after", &[]).status, 200);
+    wait_exact(listener, REQUESTS, "/touchy/{name}", "500", 1.0);
+    let (event, _) = http_event("/touchy/{name}");
+    assert_eq!(event.outcome, Outcome::Panicked);
+    no_request_in_flight();
+}
+
 async fn sleepy() -> &'static str {
     actix_web::rt::time::sleep(Duration::from_millis(1_000)).await;
     "late"

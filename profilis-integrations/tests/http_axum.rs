@@ -778,6 +778,25 @@ impl http_body::Body for PanickingBody {
     }
 }
 
+/// A body whose `is_end_stream` panics: asked by the layer when the response is there.
+struct EndPanickingBody;
+
+impl http_body::Body for EndPanickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        panic!("is_end_stream panicked on purpose")
+    }
+}
+
 #[test]
 fn panics_in_call_and_in_the_body_are_recorded_once() {
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -817,6 +836,18 @@ fn panics_in_call_and_in_the_body_are_recorded_once() {
     assert!(panicked.is_err(), "the panic goes on");
     drop(body);
 
+    // The body panics when asked whether it has ended, as the response comes back.
+    let service = layer.layer(tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(axum::http::Response::new(EndPanickingBody))
+    }));
+    let request = Request::get("/tower/panic-in-end-check")
+        .body(Body::empty())
+        .unwrap();
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        t.runtime.block_on(service.oneshot(request))
+    }));
+    assert!(panicked.is_err(), "the panic goes on");
+
     let event = t.event("the panic in call", |e| is_http(e, "/tower/panic-in-call"));
     assert_eq!(http_detail(&event).unwrap().status, 500);
     assert_eq!((event.error, event.outcome), (true, Outcome::Panicked));
@@ -825,9 +856,15 @@ fn panics_in_call_and_in_the_body_are_recorded_once() {
     });
     assert_eq!(http_detail(&event).unwrap().status, 200);
     assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
-    let text = t.metrics_when("both panics", |text| {
+    let event = t.event("the panic in is_end_stream", |e| {
+        is_http(e, "/tower/panic-in-end-check")
+    });
+    assert_eq!(http_detail(&event).unwrap().status, 200);
+    assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
+    let text = t.metrics_when("the three panics", |text| {
         requests(text, "/tower/panic-in-call", "500") == Some(1.0)
             && requests(text, "/tower/panic-in-body", "200") == Some(1.0)
+            && requests(text, "/tower/panic-in-end-check", "200") == Some(1.0)
     });
     assert_eq!(requests(&text, "/tower/panic-in-call", "500"), Some(1.0));
     assert_eq!(requests(&text, "/tower/panic-in-body", "200"), Some(1.0));
