@@ -274,6 +274,45 @@ fn the_tower_client_records_each_request_until_its_body_is_read() {
     assert_eq!(row(&page).unwrap()["errors"], 1, "{page}");
 }
 
+/// A response body whose `is_end_stream` panics, as a client's inner service might hand back.
+struct EndPanickingBody;
+
+impl http_body::Body for EndPanickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        panic!("is_end_stream panicked on purpose")
+    }
+}
+
+#[test]
+fn the_tower_client_records_a_request_whose_body_panics_when_asked_if_it_ended() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    let (setup, _serial) = setup();
+    let rules = ClientConfig::new().peer("tower-touchy").unwrap().build();
+    let client = ClientLayer::new(rules).layer(tower::service_fn(
+        |_: axum::http::Request<Empty<Bytes>>| async {
+            Ok::<_, Infallible>(axum::http::Response::new(EndPanickingBody))
+        },
+    ));
+    let url = setup.url("/ok");
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        setup.runtime.block_on(client.oneshot(get_request(&url)))
+    }));
+    assert!(panicked.is_err(), "the panic goes on");
+    let events = setup.client_events("tower-touchy", 1);
+    assert!(events[0].error, "{:?}", events[0]);
+}
+
 #[test]
 fn the_tower_client_sends_its_span_and_the_server_records_a_child() {
     let (setup, _serial) = setup();

@@ -127,12 +127,13 @@ where
         let Poll::Ready(result) = this.call.run(|| inner.poll(cx)) else {
             return Poll::Pending;
         };
-        let call = this.call.take();
+        // Still in its guard: `watch` runs the body's own code.
+        let mut call = std::mem::replace(this.call, RecordOnce::maybe(None));
         Poll::Ready(match result {
             Ok(response) => Ok(watch(response, call)),
             Err(error) => {
                 let error: BoxError = error.into();
-                if let Some(call) = call {
+                if let Some(call) = call.take() {
                     let failure = ClientFailure::of(&*error);
                     let status = match failure {
                         ClientFailure::Timeout => GrpcStatus::DEADLINE_EXCEEDED,

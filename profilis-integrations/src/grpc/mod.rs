@@ -791,19 +791,19 @@ impl<B: Body> Body for GrpcBody<B> {
 /// call recorded now, for a trailers-only response).
 fn watch<B: Body>(
     response: ::http::Response<B>,
-    call: Option<GrpcCall>,
+    mut call: RecordOnce<GrpcCall>,
 ) -> ::http::Response<GrpcBody<B>> {
     let (head, body) = response.into_parts();
-    let call = call.and_then(|mut call| {
+    if let Some(call) = call.get_mut() {
         call.respond(&head);
-        if body.is_end_stream() {
+    }
+    // The body's own code, run as part of the call: a panic in it is recorded.
+    if call.get().is_some() && call.run(|| body.is_end_stream()) {
+        if let Some(call) = call.take() {
             call.finish(None, false, Outcome::Returned, None);
-            None
-        } else {
-            Some(call)
         }
-    });
-    ::http::Response::from_parts(head, GrpcBody::new(body, call))
+    }
+    ::http::Response::from_parts(head, GrpcBody::new(body, call.take()))
 }
 
 #[cfg(test)]

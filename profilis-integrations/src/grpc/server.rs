@@ -102,11 +102,12 @@ where
         let Poll::Ready(result) = in_span(this.call, || inner.poll(cx)) else {
             return Poll::Pending;
         };
-        let call = this.call.take();
+        // Still in its guard: `watch` runs the body's own code.
+        let mut call = std::mem::replace(this.call, RecordOnce::maybe(None));
         Poll::Ready(match result {
             Ok(response) => Ok(watch(response, call)),
             Err(error) => {
-                if let Some(call) = call {
+                if let Some(call) = call.take() {
                     // No response at all: the server failed.
                     call.finish(
                         Some(super::GrpcStatus::UNKNOWN),

@@ -122,23 +122,24 @@ where
         let Poll::Ready(result) = this.call.run(|| inner.poll(cx)) else {
             return Poll::Pending;
         };
-        let call = this.call.take();
+        // Still in its guard: the body's `is_end_stream` is its own code, run as part of the
+        // call so that a panic in it is recorded.
+        let mut call = std::mem::replace(this.call, RecordOnce::maybe(None));
         Poll::Ready(match result {
             Ok(response) => {
-                let call = call.and_then(|mut call| {
+                if let Some(call) = call.get_mut() {
                     call.respond(response.status().as_u16());
-                    if response.body().is_end_stream() {
+                }
+                if call.get().is_some() && call.run(|| response.body().is_end_stream()) {
+                    if let Some(call) = call.take() {
                         call.finish(ClientEnd::Complete, None);
-                        None
-                    } else {
-                        Some(call)
                     }
-                });
-                Ok(response.map(|body| ProfiledBody::new(body, call)))
+                }
+                Ok(response.map(|body| ProfiledBody::new(body, call.take())))
             }
             Err(error) => {
                 let error: BoxError = error.into();
-                if let Some(call) = call {
+                if let Some(call) = call.take() {
                     let failure = ClientFailure::of(&*error);
                     call.finish(ClientEnd::Failed(failure), Some(&error));
                 }
