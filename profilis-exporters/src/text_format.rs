@@ -93,12 +93,24 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
+    write_labels(labels, label_key)
+}
+
+/// `key="value",...`, each key as `key` writes it, values escaped.
+fn write_labels<K, V>(
+    labels: impl IntoIterator<Item = (K, V)>,
+    key: impl Fn(&str) -> Cow<'_, str>,
+) -> String
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
     let mut out = String::new();
-    for (key, value) in labels {
+    for (k, value) in labels {
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(&label_key(key.as_ref()));
+        out.push_str(&key(k.as_ref()));
         out.push_str("=\"");
         escape_label_value(&mut out, value.as_ref());
         out.push('"');
@@ -113,11 +125,39 @@ where
 /// `exported_<key>` (as often as needed to make it unique), as Prometheus renames a scraped
 /// label that clashes with one of its own. Nothing is dropped: two label sets that differ stay
 /// two series.
-pub(crate) fn app_label_set<K, V>(labels: impl IntoIterator<Item = (K, V)>) -> String
+pub(crate) fn app_label_set<I, K, V>(labels: I) -> String
 where
+    I: IntoIterator<Item = (K, V)> + Clone,
     K: AsRef<str>,
     V: AsRef<str>,
 {
+    // Usually every key is one the series may carry as it is: nothing to copy. (Checked byte
+    // by byte: this runs for every series of every scrape.)
+    let plain = |key: &str| {
+        let bytes = key.as_bytes();
+        bytes.first().is_some_and(|b| !b.is_ascii_digit())
+            && bytes
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+            && !key.starts_with("__")
+            && key != "le"
+    };
+    let as_they_are = labels.clone().into_iter().enumerate().all(|(i, (key, _))| {
+        let key = key.as_ref();
+        plain(key)
+            && (i == 0
+                || labels
+                    .clone()
+                    .into_iter()
+                    .take(i)
+                    .all(|(earlier, _)| earlier.as_ref() != key))
+    });
+    if as_they_are {
+        fn as_it_is(key: &str) -> Cow<'_, str> {
+            Cow::Borrowed(key)
+        }
+        return write_labels(labels, as_it_is);
+    }
     let mut keys: Vec<String> = Vec::new();
     let mut values = Vec::new();
     for (key, value) in labels {
