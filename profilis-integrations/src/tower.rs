@@ -422,7 +422,10 @@ impl<B: Body> Body for ProfiledBody<B> {
         // entering the span for each frame would cost every request.
         let inner = this.inner.as_mut();
         let polled = this.recording.run(|| inner.poll_frame(cx));
-        let Some(failed) = crate::http::body_end(&polled, || this.inner.is_end_stream()) else {
+        // The body's own code, run as part of the request: a panic in it is recorded.
+        let inner = this.inner.as_ref();
+        let at_end = || this.recording.run(|| inner.is_end_stream());
+        let Some(failed) = crate::http::body_end(&polled, at_end) else {
             return polled;
         };
         if let Some(recording) = this.recording.take() {

@@ -797,6 +797,36 @@ impl http_body::Body for EndPanickingBody {
     }
 }
 
+/// A body of one frame whose `is_end_stream` panics once that frame was polled.
+#[derive(Default)]
+struct LatePanickingBody {
+    sent: bool,
+}
+
+impl http_body::Body for LatePanickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.sent {
+            return std::task::Poll::Ready(None);
+        }
+        self.sent = true;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from("one")))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        assert!(
+            !self.sent,
+            "is_end_stream panicked on purpose after a frame"
+        );
+        false
+    }
+}
+
 #[test]
 fn panics_in_call_and_in_the_body_are_recorded_once() {
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -856,6 +886,29 @@ fn panics_in_call_and_in_the_body_are_recorded_once() {
     });
     assert_eq!(http_detail(&event).unwrap().status, 200);
     assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
+    // The same, asked after the body's first frame.
+    let service = layer.layer(tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(axum::http::Response::new(LatePanickingBody::default()))
+    }));
+    let request = Request::get("/tower/panic-in-late-end-check")
+        .body(Body::empty())
+        .unwrap();
+    let response = t
+        .runtime
+        .block_on(service.oneshot(request))
+        .expect("a response");
+    let mut body = response.into_body();
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        futures::executor::block_on(body.frame())
+    }));
+    assert!(panicked.is_err(), "the panic goes on");
+    drop(body);
+    let event = t.event("the late panic in is_end_stream", |e| {
+        is_http(e, "/tower/panic-in-late-end-check")
+    });
+    assert_eq!(http_detail(&event).unwrap().status, 200);
+    assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
+
     let event = t.event("the panic in is_end_stream", |e| {
         is_http(e, "/tower/panic-in-end-check")
     });

@@ -769,7 +769,11 @@ impl<B: Body> Body for GrpcBody<B> {
             Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().and_then(GrpcStatus::from_headers),
             _ => None,
         };
-        let ended = body_end(&polled, || trailers.is_some() || this.inner.is_end_stream());
+        // The body's own code, run as part of the call: a panic in it is recorded.
+        let inner = this.inner.as_ref();
+        let ended = body_end(&polled, || {
+            trailers.is_some() || this.call.run(|| inner.is_end_stream())
+        });
         if let Some(failed) = ended {
             if let Some(call) = this.call.take() {
                 call.finish(trailers, failed, Outcome::Returned, None);

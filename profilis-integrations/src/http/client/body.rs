@@ -53,7 +53,9 @@ impl<B: Body> Body for ProfiledBody<B> {
         }
         let inner = this.inner.as_mut();
         let polled = this.call.run(|| inner.poll_frame(cx));
-        let Some(failed) = body_end(&polled, || this.inner.is_end_stream()) else {
+        // The body's own code, run as part of the call: a panic in it is recorded.
+        let inner = this.inner.as_ref();
+        let Some(failed) = body_end(&polled, || this.call.run(|| inner.is_end_stream())) else {
             return polled;
         };
         if let Some(call) = this.call.take() {
