@@ -325,7 +325,9 @@ pub(crate) fn check_item(item: Item, outer: &Args) -> (TokenStream, syn::Result<
         Item::Fn(f) => {
             let result = match f.sig.constness {
                 Some(constness) if !outer.skip => Err(const_fn_error(constness.span)),
-                _ if already_instrumented(&f.block) => Err(already_instrumented_error(&f.sig)),
+                _ if already_instrumented(&f.block) => {
+                    Err(already_instrumented_error(&f.sig, outer.skip))
+                }
                 _ => Ok(()),
             };
             let tokens = f.to_token_stream();
@@ -349,6 +351,16 @@ pub(crate) fn check_item(item: Item, outer: &Args) -> (TokenStream, syn::Result<
                     plan.push(None);
                     continue;
                 };
+                if already_instrumented(&method.block) {
+                    // A second #[profiled] on the block (or one renamed): the first has
+                    // instrumented every method already.
+                    push(
+                        &mut errors,
+                        already_instrumented_error(&method.sig, outer.skip),
+                    );
+                    plan.push(None);
+                    continue;
+                }
                 let mut own: Option<Args> = None;
                 let mut found = false;
                 let mut kept = Vec::with_capacity(method.attrs.len());
@@ -441,14 +453,19 @@ fn already_instrumented(block: &syn::Block) -> bool {
     )
 }
 
-fn already_instrumented_error(sig: &syn::Signature) -> syn::Error {
-    syn::Error::new(
-        sig.ident.span(),
+fn already_instrumented_error(sig: &syn::Signature, skip: bool) -> syn::Error {
+    let message = if skip {
+        "this #[profiled(skip)] is ignored: the function is already instrumented by a \
+         #[profiled] above it (on the function or on its impl block). An impl block's \
+         #[profiled] reads a method's own #[profiled(skip)] only when its path ends in \
+         `profiled`: not renamed with `use .. as`, not inside `cfg_attr`"
+    } else {
         "this function is already instrumented by a #[profiled] above this one (on the \
          function or on its impl block): each call would be recorded twice. Keep one. An impl \
          block's #[profiled] reads a method's own #[profiled(..)] or #[profiled(skip)] only \
-         when its path ends in `profiled`: not renamed with `use .. as`, not inside `cfg_attr`",
-    )
+         when its path ends in `profiled`: not renamed with `use .. as`, not inside `cfg_attr`"
+    };
+    syn::Error::new(sig.ident.span(), message)
 }
 
 /// The span of the keyword that says what kind of item this is (`struct`, `trait`, ...),

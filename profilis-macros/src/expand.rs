@@ -126,6 +126,16 @@ impl SiteSpec {
     }
 }
 
+/// Whether `ty` is `!`, also as `(!)` or through a `macro_rules!` fragment (`$r:ty`).
+fn is_never(ty: &Type) -> bool {
+    match ty {
+        Type::Never(_) => true,
+        Type::Group(group) => is_never(&group.elem),
+        Type::Paren(paren) => is_never(&paren.elem),
+        _ => false,
+    }
+}
+
 /// A generated local: hygienic, so it can neither capture nor shadow the user's names.
 fn local(name: &str) -> syn::Ident {
     syn::Ident::new(name, Span::mixed_site())
@@ -164,7 +174,7 @@ fn sync_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream 
         },
         // A call that never returns can only end by panicking, which the guard records as it
         // drops; `!` cannot name a local's type on stable Rust, so the body stays inline.
-        ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => quote! {
+        ReturnType::Type(_, ty) if is_never(ty) => quote! {
             #static_item
             let #guard = #krate::__private::enter(&__PROFILIS_SITE);
             #block
@@ -203,7 +213,7 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
     };
     // `!` cannot be named there: the future of a function that never returns yields the
     // uninhabited `Never`, matched away after the `.await`.
-    let never = matches!(output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)));
+    let never = matches!(output, ReturnType::Type(_, ty) if is_never(ty));
     let fix_output = match output {
         ReturnType::Type(_, ty) if never => Some(fix_output(
             &syn::parse_quote_spanned!(ty.span()=> #krate::__private::Never),
@@ -239,9 +249,8 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
 /// one boxed as `async_trait` does, `Box::pin(async ..)`. The async block is wrapped in place
 /// so the call is timed from its first poll to completion, not just the making of the future;
 /// statements before it (cloning what the block needs) run when the future is made, untimed.
-/// A body that may `return` before its tail (a `return` token anywhere in it, macros
-/// included) could return a future not wrapped, so it comes back unchanged as `Err`, as does
-/// any other body.
+/// A body that may `return` before its tail ([`may_return`]) could return a future not
+/// wrapped, so it comes back unchanged as `Err`, as does any other body.
 fn boxed_async_body(site: &SiteSpec, mut block: Block) -> Result<TokenStream, Block> {
     let Some(async_block) = tail_async_block(&mut block) else {
         return Err(block);
@@ -266,7 +275,7 @@ fn tail_async_block(block: &mut Block) -> Option<&mut Expr> {
     let (Stmt::Expr(tail, None), before) = block.stmts.split_last_mut()? else {
         return None;
     };
-    if before.iter().any(|stmt| has_return(stmt.to_token_stream())) {
+    if before.iter().any(|stmt| may_return(stmt.to_token_stream())) {
         return None;
     }
     if matches!(tail, Expr::Async(_)) {
@@ -289,13 +298,80 @@ fn tail_async_block(block: &mut Block) -> Option<&mut Expr> {
     matches!(arg, Expr::Async(_)).then_some(arg)
 }
 
-/// Whether `tokens` hold the keyword `return` anywhere, in macro calls and closures too.
-fn has_return(tokens: TokenStream) -> bool {
-    tokens.into_iter().any(|tree| match tree {
-        proc_macro2::TokenTree::Ident(ident) => ident == "return",
-        proc_macro2::TokenTree::Group(group) => has_return(group.stream()),
-        _ => false,
-    })
+/// Whether `tokens` may `return` from the function: the keyword `return` anywhere in them
+/// (inside a closure too, where it could not: a false alarm only costs the timing of the
+/// future), or a call of a macro that is not one of the common ones known never to return
+/// from their caller (a macro of your own may expand to `return`, which no token here shows).
+fn may_return(tokens: TokenStream) -> bool {
+    const NEVER_RETURN: [&str; 34] = [
+        "assert",
+        "assert_eq",
+        "assert_ne",
+        "cfg",
+        "column",
+        "concat",
+        "dbg",
+        "debug",
+        "debug_assert",
+        "debug_assert_eq",
+        "debug_assert_ne",
+        "debug_span",
+        "env",
+        "eprint",
+        "eprintln",
+        "error",
+        "error_span",
+        "event",
+        "file",
+        "format",
+        "format_args",
+        "info",
+        "info_span",
+        "line",
+        "matches",
+        "module_path",
+        "print",
+        "println",
+        "stringify",
+        "trace",
+        "trace_span",
+        "vec",
+        "warn",
+        "warn_span",
+    ];
+    let mut trees = tokens.into_iter().peekable();
+    while let Some(tree) = trees.next() {
+        match tree {
+            proc_macro2::TokenTree::Ident(ident) => {
+                if ident == "return" {
+                    return true;
+                }
+                let is_call = matches!(
+                    trees.peek(),
+                    Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == '!'
+                );
+                let name = ident.to_string();
+                // `if !(..)`, `while !(..)`: a keyword, not a macro.
+                let keyword = matches!(name.as_str(), "if" | "while" | "match" | "in" | "else");
+                if is_call && !keyword && !NEVER_RETURN.contains(&name.as_str()) {
+                    // `ident!`, then its arguments: a macro call (`!=` is two puncts, and an
+                    // identifier before it is followed by `!` `=` with no group).
+                    let mut ahead = trees.clone();
+                    ahead.next();
+                    if matches!(ahead.next(), Some(proc_macro2::TokenTree::Group(_))) {
+                        return true;
+                    }
+                }
+            }
+            proc_macro2::TokenTree::Group(group) => {
+                if may_return(group.stream()) {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The return type `ty` with each `impl Trait` in it replaced by `_`, so it can be written

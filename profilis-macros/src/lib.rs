@@ -61,7 +61,8 @@
 //! end in `profiled` (`#[profiled]`, `#[profilis::profiled]`): one renamed with `use .. as`,
 //! or inside `cfg_attr`, expands on its own afterwards onto a method the block has
 //! instrumented already, and is a compile error ("already instrumented"), as two
-//! `#[profiled]` on one function are, rather than record each call twice.
+//! `#[profiled]` on one function or impl block are, rather than record each call twice (or,
+//! for a `skip`, be ignored).
 //!
 //! # Sampling
 //!
@@ -110,8 +111,9 @@
 //! `Box::pin(async ..)` (`fn run(&self) -> impl Future<Output = u32> + Send { let id = self.id;
 //! async move { .. } }`, as in traits whose futures must be `Send`), is timed the same way,
 //! from the future's first poll: the statements before that tail run untimed when the future
-//! is made. One that may `return` before its tail is timed as a sync function, the making of
-//! the future. Such a function (unlike an `async fn`, whose body starts at the first poll) has
+//! is made. One that may `return` before its tail (a `return` anywhere before it, or a macro
+//! of your own, which may expand to one; the common macros of `std`, `log` and `tracing` are
+//! known not to) is timed as a sync function, the making of the future. Such a function (unlike an `async fn`, whose body starts at the first poll) has
 //! been called once it returns its future: a future of it dropped without being polled is
 //! recorded as a call cancelled at once.
 //!

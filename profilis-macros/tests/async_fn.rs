@@ -85,6 +85,37 @@ fn make_fetch_or_not(id: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Se
     })
 }
 
+/// An early `return` no token shows: a macro of the user's own.
+macro_rules! early {
+    ($id:expr) => {
+        if $id == 0 {
+            return Box::pin(async { 0 });
+        }
+    };
+}
+
+#[profiled]
+fn make_fetch_early_by_macro(id: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send>> {
+    early!(id);
+    Box::pin(async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        id
+    })
+}
+
+/// `-> !` through a `macro_rules!` type fragment.
+macro_rules! never_returning {
+    ($name:ident, $never:ty) => {
+        #[profiled]
+        async fn $name() -> $never {
+            tokio::task::yield_now().await;
+            panic!("never returns either");
+        }
+    };
+}
+
+never_returning!(explode_never_by_macro, !);
+
 /// A function that never returns: `!` is its return type.
 #[profiled]
 async fn serve_forever(interval: Duration) -> ! {
@@ -184,6 +215,12 @@ fn a_function_returning_a_future_it_makes_times_the_future() {
         1,
         "the Err is an error"
     );
+    // Both paths of a function whose macro may return early are recorded, as sync calls.
+    let ((), early) = capture_async(async {
+        assert_eq!(make_fetch_early_by_macro(0).await, 0);
+        assert_eq!(make_fetch_early_by_macro(2).await, 2);
+    });
+    assert_eq!(early.named("async_fn::make_fetch_early_by_macro").len(), 2);
     // The fallback still records the call: the making of the future, which ended before the
     // futures above were first polled.
     let made = captured.one("async_fn::make_fetch_or_not");
@@ -272,6 +309,14 @@ fn a_function_that_never_returns_is_recorded_when_it_panics() {
     let event = captured.one("async_fn::explode_never");
     assert!(event.error);
     assert_eq!(event.outcome, Outcome::Panicked);
+    let (_, captured) = capture_async(async {
+        AssertUnwindSafe(explode_never_by_macro())
+            .catch_unwind()
+            .await
+            .expect_err("explode_never_by_macro panics")
+    });
+    let event = captured.one("async_fn::explode_never_by_macro");
+    assert_eq!((event.error, event.outcome), (true, Outcome::Panicked));
 }
 
 fn check_family(captured: &profilis::testing::Captured) {
