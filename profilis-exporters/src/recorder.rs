@@ -444,8 +444,9 @@ mod tests {
                 .increment(1);
             // Names Prometheus reserves.
             metrics::counter!("jobs_total", "__name__" => "y", "__x" => "z").increment(2);
-            // Prometheus keeps `le` for histograms: not on a gauge either.
-            metrics::gauge!("depth", "le" => "q").set(1.0);
+            // Prometheus keeps `le` for histograms and `quantile` for summaries: not on a gauge
+            // either.
+            metrics::gauge!("depth", "le" => "q", "quantile" => "0.99").set(1.0);
             metrics::describe_histogram!("lat", "Latency.");
             metrics::describe_counter!("jobs_total", "Jobs.");
             metrics::describe_gauge!("depth", "Depth.");
@@ -456,7 +457,7 @@ mod tests {
             "lat_bucket{exported_le=\"x\",le=\"+Inf\"} 1\n",
             "jobs_total{a_b=\"1\",exported_a_b=\"2\",exported_exported_a_b=\"3\"} 1\n",
             "jobs_total{exported___name__=\"y\",exported___x=\"z\"} 2\n",
-            "depth{exported_le=\"q\"} 1\n",
+            "depth{exported_le=\"q\",exported_quantile=\"0.99\"} 1\n",
         ];
         for line in expected {
             assert!(text.contains(line), "{line:?} in\n{text}");

@@ -120,11 +120,12 @@ where
 
 /// As [`label_set`], for label keys the application chose (through the `metrics` macros),
 /// whatever they are: each key is also made one the series may carry. A key that Prometheus
-/// reserves (`__...`), `le` (a histogram's bucket bound, which Prometheus also lints on any
-/// other family), or one that sanitizes to a key already in the set is written
-/// `exported_<key>` (as often as needed to make it unique), as Prometheus renames a scraped
-/// label that clashes with one of its own. Nothing is dropped: two label sets that differ stay
-/// two series.
+/// reserves (`__...`), `le` or `quantile` (a histogram's bucket bound and a summary's
+/// quantile, which Prometheus also lints on any other family), or one that sanitizes to a key
+/// already in the set is written `exported_<key>` (as often as needed to make it unique), as
+/// Prometheus renames a scraped label that clashes with one of its own. No label is dropped;
+/// as with names, label sets the same once sanitized are one series, and the keys keep the
+/// order they were given in.
 pub(crate) fn app_label_set<I, K, V>(labels: I) -> String
 where
     I: IntoIterator<Item = (K, V)> + Clone,
@@ -141,6 +142,7 @@ where
                 .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
             && !key.starts_with("__")
             && key != "le"
+            && key != "quantile"
     };
     let as_they_are = labels.clone().into_iter().enumerate().all(|(i, (key, _))| {
         let key = key.as_ref();
@@ -162,7 +164,7 @@ where
     let mut values = Vec::new();
     for (key, value) in labels {
         let mut key = label_key(key.as_ref()).into_owned();
-        while key.starts_with("__") || key == "le" || keys.contains(&key) {
+        while key.starts_with("__") || key == "le" || key == "quantile" || keys.contains(&key) {
             key.insert_str(0, "exported_");
         }
         keys.push(key);

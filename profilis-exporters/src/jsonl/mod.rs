@@ -96,7 +96,9 @@ impl JsonlCounters {
 /// well above `rotate_bytes`. Names only grow, so the lowest is the oldest: if the wall clock
 /// steps back behind the newest name (NTP, a restored VM), a rotated file takes that name's
 /// second and a greater `-N` instead of an earlier time, and retention still deletes the oldest
-/// files, never the one just rotated.
+/// files, never the one just rotated. (So a rotated file named far ahead, by a clock far wrong
+/// or by hand, holds the names at its second until the clock passes it: remove it to have
+/// names tell the time again.)
 ///
 /// # Durability
 ///

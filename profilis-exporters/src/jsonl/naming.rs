@@ -63,6 +63,9 @@ pub(super) fn free_rotated_path(
     now: SystemTime,
     newest: Option<RotatedKey>,
 ) -> io::Result<(RotatedKey, PathBuf)> {
+    // A newest name whose number cannot grow (only a file made by hand can have one) is
+    // not followed: the clock's second then names the file.
+    let newest = newest.filter(|&(_, _, n)| n < u64::MAX);
     let (date, time) = match (utc_date_time(now), newest) {
         (now, Some((d, t, _))) if (d, t) > now => (d, t),
         (now, _) => now,
@@ -186,6 +189,12 @@ mod tests {
                 .unwrap()
                 .0,
             (20231114, 221320, 3)
+        );
+        // A number that cannot grow: the clock names the file, nothing overflows.
+        let stuck = (20231114, 231320, u64::MAX);
+        assert_eq!(
+            free_rotated_path(&dir, now, Some(stuck)).unwrap().0,
+            (20231114, 221320, 0)
         );
         fs::remove_dir_all(&dir).unwrap();
     }
