@@ -363,11 +363,7 @@ fn may_return(tokens: TokenStream) -> bool {
                     }
                 }
             }
-            proc_macro2::TokenTree::Group(group) => {
-                if may_return(group.stream()) {
-                    return true;
-                }
-            }
+            proc_macro2::TokenTree::Group(group) if may_return(group.stream()) => return true,
             _ => {}
         }
     }
