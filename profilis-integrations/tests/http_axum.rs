@@ -878,14 +878,6 @@ fn panics_in_call_and_in_the_body_are_recorded_once() {
     }));
     assert!(panicked.is_err(), "the panic goes on");
 
-    let event = t.event("the panic in call", |e| is_http(e, "/tower/panic-in-call"));
-    assert_eq!(http_detail(&event).unwrap().status, 500);
-    assert_eq!((event.error, event.outcome), (true, Outcome::Panicked));
-    let event = t.event("the panic in the body", |e| {
-        is_http(e, "/tower/panic-in-body")
-    });
-    assert_eq!(http_detail(&event).unwrap().status, 200);
-    assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
     // The same, asked after the body's first frame.
     let service = layer.layer(tower::service_fn(|_: Request<Body>| async {
         Ok::<_, Infallible>(axum::http::Response::new(LatePanickingBody::default()))
@@ -903,18 +895,27 @@ fn panics_in_call_and_in_the_body_are_recorded_once() {
     }));
     assert!(panicked.is_err(), "the panic goes on");
     drop(body);
+
+    let event = t.event("the panic in call", |e| is_http(e, "/tower/panic-in-call"));
+    assert_eq!(http_detail(&event).unwrap().status, 500);
+    assert_eq!((event.error, event.outcome), (true, Outcome::Panicked));
+    let event = t.event("the panic in the body", |e| {
+        is_http(e, "/tower/panic-in-body")
+    });
+    assert_eq!(http_detail(&event).unwrap().status, 200);
+    assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
+    let event = t.event("the panic in is_end_stream", |e| {
+        is_http(e, "/tower/panic-in-end-check")
+    });
+    assert_eq!(http_detail(&event).unwrap().status, 200);
+    assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
     let event = t.event("the late panic in is_end_stream", |e| {
         is_http(e, "/tower/panic-in-late-end-check")
     });
     assert_eq!(http_detail(&event).unwrap().status, 200);
     assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
 
-    let event = t.event("the panic in is_end_stream", |e| {
-        is_http(e, "/tower/panic-in-end-check")
-    });
-    assert_eq!(http_detail(&event).unwrap().status, 200);
-    assert_eq!((event.error, event.outcome), (true, Outcome::Returned));
-    let text = t.metrics_when("the three panics", |text| {
+    let text = t.metrics_when("the four panics", |text| {
         requests(text, "/tower/panic-in-call", "500") == Some(1.0)
             && requests(text, "/tower/panic-in-body", "200") == Some(1.0)
             && requests(text, "/tower/panic-in-end-check", "200") == Some(1.0)
