@@ -377,7 +377,8 @@ pub fn respond_installed<'a>(
     accept_encoding: impl IntoIterator<Item = &'a str>,
 ) -> DashboardResponse {
     let Some(dashboard) = installed() else {
-        return if crate::render().is_none() {
+        // Told without rendering the page: these requests need no token.
+        return if !crate::exporter::is_installed() {
             DashboardResponse::text(503, "the profilis exporter is not installed\n")
         } else {
             DashboardResponse::text(

@@ -81,6 +81,12 @@ pub(super) fn install_recorder(
     Ok(new)
 }
 
+/// Whether an exporter has been installed (its recorder is the process's), without rendering
+/// a page.
+pub(crate) fn is_installed() -> bool {
+    RECORDER.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
 /// The Prometheus exposition text of profilis's recorder, or `None` before
 /// [`install_exporter`](crate::install_exporter) has run. For applications that serve
 /// `/metrics` from their own router.
