@@ -162,7 +162,8 @@ pub(super) enum Answer {
 
 impl Answer {
     fn bytes(self) -> Vec<u8> {
-        let date = httpdate::fmt_http_date(SystemTime::now());
+        // `fmt_http_date` panics before 1970: a clock set that far back dates the answer 1970.
+        let date = httpdate::fmt_http_date(SystemTime::now().max(SystemTime::UNIX_EPOCH));
         let head = match self {
             Self::Forbidden => "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n".to_owned(),
             Self::Busy => format!(
