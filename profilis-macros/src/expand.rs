@@ -350,10 +350,13 @@ fn may_return(tokens: TokenStream) -> bool {
                     trees.peek(),
                     Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == '!'
                 );
+                if !is_call {
+                    continue;
+                }
                 let name = ident.to_string();
                 // `if !(..)`, `while !(..)`: a keyword, not a macro.
                 let keyword = matches!(name.as_str(), "if" | "while" | "match" | "in" | "else");
-                if is_call && !keyword && !NEVER_RETURN.contains(&name.as_str()) {
+                if !keyword && !NEVER_RETURN.contains(&name.as_str()) {
                     // `ident!`, then its arguments: a macro call (`!=` is two puncts, and an
                     // identifier before it is followed by `!` `=` with no group).
                     let mut ahead = trees.clone();
