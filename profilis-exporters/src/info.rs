@@ -158,13 +158,34 @@ pub enum MetricError {
     },
 }
 
-/// The label names of metric `metric`, checked: each allowed by the format, none twice.
+/// Why `label` is kept from the metrics declared here (info metrics, state sets, metric
+/// sets): Prometheus' tools (promtool, the text format's rules) keep these two for the series
+/// of histograms and summaries and refuse them on any other metric.
+pub(crate) fn reserved_label(label: &str) -> Option<&'static str> {
+    match label {
+        "le" => Some("`le` labels the buckets of histograms; no other metric may have it"),
+        "quantile" => {
+            Some("`quantile` labels the quantiles of summaries; no other metric may have it")
+        }
+        _ => None,
+    }
+}
+
+/// The label names of metric `metric`, checked: each allowed by the format, none kept by
+/// Prometheus ([`reserved_label`]), none twice.
 pub(crate) fn check_label_names(metric: &str, labels: &[&str]) -> Result<(), MetricError> {
     for (i, label) in labels.iter().enumerate() {
         if !is_label_key(label) {
             return Err(MetricError::LabelName {
                 metric: metric.to_owned(),
                 label: (*label).to_owned(),
+            });
+        }
+        if let Some(why) = reserved_label(label) {
+            return Err(MetricError::ReservedLabel {
+                metric: metric.to_owned(),
+                label: (*label).to_owned(),
+                why,
             });
         }
         if labels[..i].contains(label) {
@@ -306,6 +327,14 @@ impl StateSet {
             return Err(MetricError::MetricName {
                 name: name.to_owned(),
                 allowed: STATE_SET_NAME,
+            });
+        }
+        // Its name is also the label of its states.
+        if let Some(why) = reserved_label(name) {
+            return Err(MetricError::ReservedLabel {
+                metric: name.to_owned(),
+                label: name.to_owned(),
+                why,
             });
         }
         let states = check_states(name, states)?;
@@ -618,6 +647,21 @@ mod tests {
                     label: label.into()
                 }),
                 "{label:?}"
+            );
+        }
+        // Prometheus keeps `le` and `quantile` for histograms and summaries.
+        for label in ["le", "quantile"] {
+            let err = Info::new("app", &[(label, "x")]).err();
+            assert!(
+                matches!(&err, Some(MetricError::ReservedLabel { metric, label: got, .. })
+                    if metric == "app_info" && got == label),
+                "{label:?}: {err:?}"
+            );
+            let err = StateSet::unpublished(label, &["up"]).err();
+            assert!(
+                matches!(&err, Some(MetricError::ReservedLabel { metric, label: got, .. })
+                    if metric == label && got == label),
+                "{label:?}: {err:?}"
             );
         }
         let err = Info::new("app", &[("v", "1"), ("v", "2")]).err().unwrap();

@@ -339,24 +339,6 @@ impl MetricSet {
         kind: Kind,
     ) -> Result<Handle, MetricError> {
         crate::info::check_label_names(&name, labels)?;
-        for label in labels {
-            // Prometheus' tools (promtool, the text format's rules) keep these two for the
-            // series of histograms and summaries and refuse them on any other metric.
-            let why = match *label {
-                "le" => Some("`le` labels the buckets of histograms; no other metric may have it"),
-                "quantile" => Some(
-                    "`quantile` labels the quantiles of summaries; no other metric may have it",
-                ),
-                _ => None,
-            };
-            if let Some(why) = why {
-                return Err(MetricError::ReservedLabel {
-                    metric: name,
-                    label: (*label).to_owned(),
-                    why,
-                });
-            }
-        }
         let written = kind.written_names(&name);
         reserved(&name, &written)?;
         // The published sets' lock first, as everywhere (see `published_sets`).
