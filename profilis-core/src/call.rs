@@ -604,6 +604,55 @@ fn cancelled_unpolled(site: &'static Site) {
     drop(RecordOnce::maybe(Call::begin(site)));
 }
 
+/// Held by a function that returns the future it makes (`#[profiled]` on a plain function
+/// whose body ends with `async ..` or `Box::pin(async ..)`) from its start until that future,
+/// wrapped by [`instrument`], is made ([`Handover::done`]). Dropped before, by an early
+/// `return` (of a future not wrapped) or a panic, it records the call as ending then: counted,
+/// failed if panicking, so that no path of the function goes unrecorded.
+#[must_use = "dropped, it records the call as ended"]
+pub struct Handover {
+    site: &'static Site,
+}
+
+impl Handover {
+    /// Starts holding the call of `site`.
+    #[inline(always)]
+    pub fn new(site: &'static Site) -> Handover {
+        Handover { site }
+    }
+
+    /// The future is made and wrapped: it records the call from now on.
+    #[inline(always)]
+    pub fn done(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Handover {
+    fn drop(&mut self) {
+        handover_dropped(self.site);
+    }
+}
+
+/// A [`Handover`] dropped before its future was made: the call ended now, by an early return
+/// or a panic.
+#[cold]
+#[inline(never)]
+fn handover_dropped(site: &'static Site) {
+    let Some(call) = Call::begin(site) else {
+        return;
+    };
+    let panicked = std::thread::panicking();
+    let outcome = if panicked {
+        Outcome::Panicked
+    } else {
+        Outcome::Returned
+    };
+    call.end(local::hot(), panicked, outcome, || {
+        panicked.then(notable::panic_failure)
+    });
+}
+
 /// Times `future` as a call of `site`; `classify` says whether its output is an error, and
 /// what is known of why.
 pub fn instrument<F, C>(site: &'static Site, future: F, classify: C) -> Instrumented<F, C>

@@ -108,7 +108,7 @@ pub mod adapter {
 pub mod __private {
     pub use crate::call::{
         call_once, enter, instrument, CallGuard, Failed, FailedDisplay, FailedOther, FailedResult,
-        Instrumented, Probe,
+        Handover, Instrumented, Probe,
     };
     pub use crate::site::Site;
 

@@ -323,8 +323,10 @@ impl Target {
 pub(crate) fn check_item(item: Item, outer: &Args) -> (TokenStream, syn::Result<Target>) {
     match item {
         Item::Fn(f) => {
-            let result = match f.sig.constness {
-                Some(constness) if !outer.skip => Err(const_fn_error(constness.span)),
+            let second = f.attrs.iter().find(|attr| is_profiled(attr));
+            let result = match (second, f.sig.constness) {
+                (Some(second), _) => Err(second_attribute_error(second)),
+                (None, Some(constness)) if !outer.skip => Err(const_fn_error(constness.span)),
                 _ if already_instrumented(&f.block) => {
                     Err(already_instrumented_error(&f.sig, outer.skip))
                 }
@@ -335,6 +337,9 @@ pub(crate) fn check_item(item: Item, outer: &Args) -> (TokenStream, syn::Result<
         }
         Item::Impl(mut imp) => {
             let mut errors = None;
+            if let Some(second) = imp.attrs.iter().find(|attr| is_profiled(attr)) {
+                push(&mut errors, second_attribute_error(second));
+            }
             if let Some(name) = &outer.name {
                 // One label for every method would merge them into one series.
                 push(
@@ -441,6 +446,16 @@ fn is_bodyless_fn(item: &Item) -> bool {
 
 fn const_fn_error(span: Span) -> syn::Error {
     syn::Error::new(span, "#[profiled] cannot be used on a const fn")
+}
+
+/// A second `#[profiled]` on the item (`attr`, the one after this): each call would be
+/// recorded twice, or a `skip` ignored.
+fn second_attribute_error(attr: &Attribute) -> syn::Error {
+    syn::Error::new_spanned(
+        attr,
+        "#[profiled] is on this item twice: each call would be recorded twice (or a skip \
+         ignored). Keep one",
+    )
 }
 
 /// Whether `block` is the body `#[profiled]` made of a function (its first statement is the

@@ -248,9 +248,10 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
 /// A body that makes a future and returns it: its tail is an async block, `async ..`, or
 /// one boxed as `async_trait` does, `Box::pin(async ..)`. The async block is wrapped in place
 /// so the call is timed from its first poll to completion, not just the making of the future;
-/// statements before it (cloning what the block needs) run when the future is made, untimed.
-/// A body that may `return` before its tail ([`may_return`]) could return a future not
-/// wrapped, so it comes back unchanged as `Err`, as does any other body.
+/// statements before it (cloning what the block needs) run when the future is made, untimed,
+/// under a `__private::Handover` that records the call if they end it instead (an early
+/// `return`, which hands back a future not wrapped, or a panic). Any other body comes back
+/// unchanged as `Err`.
 fn boxed_async_body(site: &SiteSpec, mut block: Block) -> Result<TokenStream, Block> {
     let Some(async_block) = tail_async_block(&mut block) else {
         return Err(block);
@@ -262,22 +263,30 @@ fn boxed_async_body(site: &SiteSpec, mut block: Block) -> Result<TokenStream, Bl
         #krate::__private::instrument(&__PROFILIS_SITE, #inner, #classify)
     };
     let static_item = site.static_item();
-    let stmts = &block.stmts;
+    let (tail, before) = block.stmts.split_last().expect("a body with a tail");
+    if before.is_empty() {
+        // Nothing can end the call before its future is made (`async_trait`'s shape).
+        return Ok(quote! {
+            #static_item
+            #tail
+        });
+    }
+    let handover = local("__profilis_handover");
     Ok(quote! {
         #static_item
-        #(#stmts)*
+        let #handover = #krate::__private::Handover::new(&__PROFILIS_SITE);
+        #(#before)*
+        #handover.done();
+        #tail
     })
 }
 
 /// The async block a body ends with (`async ..` or `Box::pin(async ..)`), as an expression
-/// slot to replace; `None` if the body may return before it.
+/// slot to replace.
 fn tail_async_block(block: &mut Block) -> Option<&mut Expr> {
-    let (Stmt::Expr(tail, None), before) = block.stmts.split_last_mut()? else {
+    let Some(Stmt::Expr(tail, None)) = block.stmts.last_mut() else {
         return None;
     };
-    if before.iter().any(|stmt| may_return(stmt.to_token_stream())) {
-        return None;
-    }
     if matches!(tail, Expr::Async(_)) {
         return Some(tail);
     }
@@ -296,81 +305,6 @@ fn tail_async_block(block: &mut Block) -> Option<&mut Expr> {
     }
     let arg = call.args.first_mut()?;
     matches!(arg, Expr::Async(_)).then_some(arg)
-}
-
-/// Whether `tokens` may `return` from the function: the keyword `return` anywhere in them
-/// (inside a closure too, where it could not: a false alarm only costs the timing of the
-/// future), or a call of a macro that is not one of the common ones known never to return
-/// from their caller (a macro of your own may expand to `return`, which no token here shows).
-fn may_return(tokens: TokenStream) -> bool {
-    const NEVER_RETURN: [&str; 34] = [
-        "assert",
-        "assert_eq",
-        "assert_ne",
-        "cfg",
-        "column",
-        "concat",
-        "dbg",
-        "debug",
-        "debug_assert",
-        "debug_assert_eq",
-        "debug_assert_ne",
-        "debug_span",
-        "env",
-        "eprint",
-        "eprintln",
-        "error",
-        "error_span",
-        "event",
-        "file",
-        "format",
-        "format_args",
-        "info",
-        "info_span",
-        "line",
-        "matches",
-        "module_path",
-        "print",
-        "println",
-        "stringify",
-        "trace",
-        "trace_span",
-        "vec",
-        "warn",
-        "warn_span",
-    ];
-    let mut trees = tokens.into_iter().peekable();
-    while let Some(tree) = trees.next() {
-        match tree {
-            proc_macro2::TokenTree::Ident(ident) => {
-                if ident == "return" {
-                    return true;
-                }
-                let is_call = matches!(
-                    trees.peek(),
-                    Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == '!'
-                );
-                if !is_call {
-                    continue;
-                }
-                let name = ident.to_string();
-                // `if !(..)`, `while !(..)`: a keyword, not a macro.
-                let keyword = matches!(name.as_str(), "if" | "while" | "match" | "in" | "else");
-                if !keyword && !NEVER_RETURN.contains(&name.as_str()) {
-                    // `ident!`, then its arguments: a macro call (`!=` is two puncts, and an
-                    // identifier before it is followed by `!` `=` with no group).
-                    let mut ahead = trees.clone();
-                    ahead.next();
-                    if matches!(ahead.next(), Some(proc_macro2::TokenTree::Group(_))) {
-                        return true;
-                    }
-                }
-            }
-            proc_macro2::TokenTree::Group(group) if may_return(group.stream()) => return true,
-            _ => {}
-        }
-    }
-    false
 }
 
 /// The return type `ty` with each `impl Trait` in it replaced by `_`, so it can be written

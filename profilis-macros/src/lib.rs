@@ -111,11 +111,11 @@
 //! `Box::pin(async ..)` (`fn run(&self) -> impl Future<Output = u32> + Send { let id = self.id;
 //! async move { .. } }`, as in traits whose futures must be `Send`), is timed the same way,
 //! from the future's first poll: the statements before that tail run untimed when the future
-//! is made. One that may `return` before its tail (a `return` anywhere before it, or a macro
-//! of your own, which may expand to one; the common macros of `std`, `log` and `tracing` are
-//! known not to) is timed as a sync function, the making of the future. Such a function (unlike an `async fn`, whose body starts at the first poll) has
-//! been called once it returns its future: a future of it dropped without being polled is
-//! recorded as a call cancelled at once.
+//! is made. If those statements end the call instead, by an early `return` (of a future that
+//! is not wrapped) or a panic, the call is recorded as ending there: counted, failed if it
+//! panicked, without a duration of its own. Such a function (unlike an `async fn`, whose
+//! body starts at the first poll) has been called once it returns its future: a future of it
+//! dropped without being polled is recorded as a call cancelled at once.
 //!
 //! A future dropped after its first poll but before it completes (cancelled by `select!`, a
 //! timeout, an aborted task) is recorded once with outcome `Cancelled`; it is not an error. An

@@ -72,21 +72,22 @@ fn make_fetch(id: u64) -> impl Future<Output = Result<String, String>> + Send + 
     }
 }
 
-/// The same, but a `return` before the tail could hand back a future not wrapped: timed as a
-/// sync function (the making of the future).
+/// The same with statements before its tail that may end the call there: an early `return`
+/// of a future not wrapped, or a panic.
 #[profiled]
 fn make_fetch_or_not(id: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send>> {
     if id == 0 {
         return Box::pin(async { 0 });
     }
+    assert!(id != 13, "unlucky");
     Box::pin(async move {
         tokio::time::sleep(Duration::from_millis(10)).await;
         id
     })
 }
 
-/// An early `return` no token shows: a macro of the user's own.
-macro_rules! early {
+/// An early `return` no token shows: a macro of the user's own, named like a common one.
+macro_rules! info {
     ($id:expr) => {
         if $id == 0 {
             return Box::pin(async { 0 });
@@ -96,7 +97,7 @@ macro_rules! early {
 
 #[profiled]
 fn make_fetch_early_by_macro(id: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send>> {
-    early!(id);
+    info!(id);
     Box::pin(async move {
         tokio::time::sleep(Duration::from_millis(10)).await;
         id
@@ -203,30 +204,49 @@ fn a_function_returning_a_future_it_makes_times_the_future() {
     assert!(err.is_err());
     let (other, window) = other;
     assert_eq!(other, 3);
-    let calls = captured.named("async_fn::make_fetch");
+    let mut calls = captured.named("async_fn::make_fetch");
     assert_eq!(calls.len(), 2);
-    for call in &calls {
-        // Timed from the first poll: the sleep inside, not the wait before it.
-        assert!(call.dur_ns >= ms(10), "dur_ns = {}", call.dur_ns);
-        assert!(u128::from(call.dur_ns) <= window.as_nanos() + u128::from(ms(1)));
-    }
     assert_eq!(
         calls.iter().filter(|c| c.error).count(),
         1,
         "the Err is an error"
     );
-    // Both paths of a function whose macro may return early are recorded, as sync calls.
-    let ((), early) = capture_async(async {
+    calls.push(captured.one("async_fn::make_fetch_or_not"));
+    for call in &calls {
+        // Timed from the first poll: the sleep inside, not the wait before it.
+        assert!(call.dur_ns >= ms(10), "dur_ns = {}", call.dur_ns);
+        assert!(u128::from(call.dur_ns) <= window.as_nanos() + u128::from(ms(1)));
+    }
+}
+
+#[test]
+fn a_future_returning_function_ended_before_its_tail_is_recorded() {
+    let ((), captured) = capture_async(async {
+        // An early return, written out or by a macro: a future that is not wrapped.
+        assert_eq!(make_fetch_or_not(0).await, 0);
         assert_eq!(make_fetch_early_by_macro(0).await, 0);
         assert_eq!(make_fetch_early_by_macro(2).await, 2);
+        // A panic before the tail.
+        let unlucky = std::panic::catch_unwind(|| make_fetch_or_not(13));
+        assert!(unlucky.is_err(), "the panic goes on");
     });
-    assert_eq!(early.named("async_fn::make_fetch_early_by_macro").len(), 2);
-    // The fallback still records the call: the making of the future, which ended before the
-    // futures above were first polled.
-    let made = captured.one("async_fn::make_fetch_or_not");
-    for call in &calls {
-        assert!(made.ts_ns + made.dur_ns <= call.ts_ns, "{made:?} {call:?}");
-    }
+    let calls = captured.named("async_fn::make_fetch_or_not");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let outcomes: Vec<_> = calls.iter().map(|c| (c.error, c.outcome)).collect();
+    assert!(
+        outcomes.contains(&(false, Outcome::Returned)),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&(true, Outcome::Panicked)),
+        "{outcomes:?}"
+    );
+    let by_macro = captured.named("async_fn::make_fetch_early_by_macro");
+    assert_eq!(by_macro.len(), 2, "both paths: {by_macro:?}");
+    assert!(
+        by_macro.iter().any(|c| c.dur_ns >= ms(10)),
+        "the wrapped one"
+    );
 }
 
 #[test]

@@ -45,4 +45,8 @@ fn bad_arguments_still_fail_without_the_enabled_feature() {
         stderr.contains("unknown profiled argument `sampel`"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("#[profiled] is on this item twice"),
+        "{stderr}"
+    );
 }

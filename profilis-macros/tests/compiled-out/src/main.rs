@@ -55,3 +55,9 @@ fn main() {
 #[cfg(feature = "bad")]
 #[profiled(sampel = 0.5)]
 fn misspelled() {}
+
+// Two on one item: an error with the instrumentation compiled out too.
+#[cfg(feature = "bad")]
+#[profiled]
+#[profiled(sample = 0.5)]
+fn twice() {}
