@@ -827,6 +827,29 @@ impl http_body::Body for LatePanickingBody {
     }
 }
 
+/// Sends one request of `path` to `service` and reads its response's body until it panics.
+fn read_until_the_body_panics<S, B>(t: &Setup, service: S, path: &str)
+where
+    S: tower::Service<Request<Body>, Response = axum::http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Unpin,
+{
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use tower::ServiceExt;
+
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = t
+        .runtime
+        .block_on(service.oneshot(request))
+        .expect("a response");
+    let mut body = response.into_body();
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        futures::executor::block_on(body.frame())
+    }));
+    assert!(panicked.is_err(), "the panic goes on");
+    drop(body);
+}
+
 #[test]
 fn panics_in_call_and_in_the_body_are_recorded_once() {
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -852,19 +875,7 @@ fn panics_in_call_and_in_the_body_are_recorded_once() {
     let service = layer.layer(tower::service_fn(|_: Request<Body>| async {
         Ok::<_, Infallible>(axum::http::Response::new(PanickingBody))
     }));
-    let request = Request::get("/tower/panic-in-body")
-        .body(Body::empty())
-        .unwrap();
-    let response = t
-        .runtime
-        .block_on(service.oneshot(request))
-        .expect("a response");
-    let mut body = response.into_body();
-    let panicked = catch_unwind(AssertUnwindSafe(|| {
-        futures::executor::block_on(body.frame())
-    }));
-    assert!(panicked.is_err(), "the panic goes on");
-    drop(body);
+    read_until_the_body_panics(t, service, "/tower/panic-in-body");
 
     // The body panics when asked whether it has ended, as the response comes back.
     let service = layer.layer(tower::service_fn(|_: Request<Body>| async {
@@ -882,19 +893,7 @@ fn panics_in_call_and_in_the_body_are_recorded_once() {
     let service = layer.layer(tower::service_fn(|_: Request<Body>| async {
         Ok::<_, Infallible>(axum::http::Response::new(LatePanickingBody::default()))
     }));
-    let request = Request::get("/tower/panic-in-late-end-check")
-        .body(Body::empty())
-        .unwrap();
-    let response = t
-        .runtime
-        .block_on(service.oneshot(request))
-        .expect("a response");
-    let mut body = response.into_body();
-    let panicked = catch_unwind(AssertUnwindSafe(|| {
-        futures::executor::block_on(body.frame())
-    }));
-    assert!(panicked.is_err(), "the panic goes on");
-    drop(body);
+    read_until_the_body_panics(t, service, "/tower/panic-in-late-end-check");
 
     let event = t.event("the panic in call", |e| is_http(e, "/tower/panic-in-call"));
     assert_eq!(http_detail(&event).unwrap().status, 500);
