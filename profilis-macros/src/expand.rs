@@ -221,12 +221,15 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
         ReturnType::Type(_, ty) => infer_impl_trait(ty).map(|ty| fix_output(&ty)),
         ReturnType::Default => Some(fix_output(&syn::parse_quote!(()))),
     };
+    // The body's statements, not its block: `{ 4 }` as the async block's value would be
+    // linted as braces around a value (`unused_braces`), an error under `deny(warnings)`.
+    let stmts = &block.stmts;
     let call = quote! {
         #krate::__private::instrument(
             &__PROFILIS_SITE,
             async move {
                 #fix_output
-                #block
+                #(#stmts)*
             },
             #classify,
         )

@@ -108,7 +108,12 @@ impl Native for Service {
 
 fn assert_send<T: Send>(_: T) {}
 
+/// A body that is one value: its braces must not be linted as unnecessary.
+#[profiled]
+async fn one_value() -> u32 { 4 }
+
 fn main() {
+    assert_send(one_value());
     assert_send(question_mark("1".into()));
     assert_send(calls_others());
     assert_send(generic(1u8));
