@@ -639,18 +639,15 @@ impl Drop for Handover {
 #[cold]
 #[inline(never)]
 fn handover_dropped(site: &'static Site) {
-    let Some(call) = Call::begin(site) else {
-        return;
-    };
-    let panicked = std::thread::panicking();
-    let outcome = if panicked {
-        Outcome::Panicked
-    } else {
-        Outcome::Returned
-    };
-    call.end(local::hot(), panicked, outcome, || {
-        panicked.then(notable::panic_failure)
-    });
+    if let Some(call) = Call::begin(site) {
+        // Ended as a call dropped unfinished is, but returned, unless a panic ends it.
+        let outcome = if std::thread::panicking() {
+            Outcome::Panicked
+        } else {
+            Outcome::Returned
+        };
+        call.abandon(outcome);
+    }
 }
 
 /// Times `future` as a call of `site`; `classify` says whether its output is an error, and

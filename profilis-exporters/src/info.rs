@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::text_format::{self, is_label_key, is_metric_name, Page, Sample};
+use crate::text_format::{self, is_label_key, is_metric_name, reserved_label, Page, Sample};
 
 /// What the names given to [`info`] must look like.
 const METRIC_NAME: &str =
@@ -156,19 +156,6 @@ pub enum MetricError {
         /// Why it is kept.
         why: &'static str,
     },
-}
-
-/// Why `label` is kept from the metrics declared here (info metrics, state sets, metric
-/// sets): Prometheus' tools (promtool, the text format's rules) keep these two for the series
-/// of histograms and summaries and refuse them on any other metric.
-pub(crate) fn reserved_label(label: &str) -> Option<&'static str> {
-    match label {
-        "le" => Some("`le` labels the buckets of histograms; no other metric may have it"),
-        "quantile" => {
-            Some("`quantile` labels the quantiles of summaries; no other metric may have it")
-        }
-        _ => None,
-    }
 }
 
 /// The label names of metric `metric`, checked: each allowed by the format, none kept by

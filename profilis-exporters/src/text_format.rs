@@ -118,6 +118,26 @@ where
     out
 }
 
+/// Why `label` is kept from the series of other metrics: Prometheus' tools (promtool, the
+/// text format's rules) keep `le` and `quantile` for the series of histograms and summaries
+/// and refuse them on any other metric. Declared metrics (info metrics, state sets, metric
+/// sets) refuse them; the application's `metrics` keys are renamed ([`app_label_set`]).
+pub(crate) fn reserved_label(label: &str) -> Option<&'static str> {
+    match label {
+        "le" => Some("`le` labels the buckets of histograms; no other metric may have it"),
+        "quantile" => {
+            Some("`quantile` labels the quantiles of summaries; no other metric may have it")
+        }
+        _ => None,
+    }
+}
+
+/// Whether the application's label key `key` is written `exported_<key>`: Prometheus keeps
+/// it (`__...`, [`reserved_label`]).
+fn kept_by_prometheus(key: &str) -> bool {
+    key.starts_with("__") || reserved_label(key).is_some()
+}
+
 /// As [`label_set`], for label keys the application chose (through the `metrics` macros),
 /// whatever they are: each key is also made one the series may carry. A key that Prometheus
 /// reserves (`__...`), `le` or `quantile` (a histogram's bucket bound and a summary's
@@ -140,9 +160,7 @@ where
             && bytes
                 .iter()
                 .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
-            && !key.starts_with("__")
-            && key != "le"
-            && key != "quantile"
+            && !kept_by_prometheus(key)
     };
     let as_they_are = labels.clone().into_iter().enumerate().all(|(i, (key, _))| {
         let key = key.as_ref();
@@ -164,7 +182,7 @@ where
     let mut values = Vec::new();
     for (key, value) in labels {
         let mut key = label_key(key.as_ref()).into_owned();
-        while key.starts_with("__") || key == "le" || key == "quantile" || keys.contains(&key) {
+        while kept_by_prometheus(&key) || keys.contains(&key) {
             key.insert_str(0, "exported_");
         }
         keys.push(key);
