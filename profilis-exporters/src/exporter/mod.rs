@@ -16,6 +16,7 @@ mod prometheus;
 
 pub use builder::Exporter;
 pub use env::parse_buckets;
+#[cfg(feature = "dashboard")]
 pub(crate) use prometheus::is_installed;
 pub use prometheus::{render, render_as};
 

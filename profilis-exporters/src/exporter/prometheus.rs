@@ -83,6 +83,7 @@ pub(super) fn install_recorder(
 
 /// Whether an exporter has been installed (its recorder is the process's), without rendering
 /// a page.
+#[cfg(feature = "dashboard")]
 pub(crate) fn is_installed() -> bool {
     RECORDER.lock().unwrap_or_else(|e| e.into_inner()).is_some()
 }

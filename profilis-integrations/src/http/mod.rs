@@ -42,15 +42,6 @@ pub use site::site;
 #[cfg(any(feature = "tower", feature = "actix"))]
 pub(crate) use request::{in_span, Recording};
 
-/// What a poll of a response body says of its end: `None` while it goes on, `Some(false)` when
-/// it has ended (no more frames, or `at_end` says the last one was just read), `Some(true)`
-/// when it failed. The one rule of every adapter that records a request when its body ends.
-#[cfg(any(
-    feature = "tower",
-    feature = "tower-client",
-    feature = "reqwest",
-    feature = "grpc"
-))]
 /// The `method` label of a request, the one rule of every HTTP adapter, server or client:
 /// the standard methods by name, any other (an extension method such as `PROPFIND`, or
 /// whatever a client sends) as `OTHER`, so that no client can add series by inventing methods.
@@ -65,6 +56,15 @@ pub(crate) fn method_label(method: &str) -> &'static str {
         .unwrap_or("OTHER")
 }
 
+/// What a poll of a response body says of its end: `None` while it goes on, `Some(false)` when
+/// it has ended (no more frames, or `at_end` says the last one was just read), `Some(true)`
+/// when it failed. The one rule of every adapter that records a request when its body ends.
+#[cfg(any(
+    feature = "tower",
+    feature = "tower-client",
+    feature = "reqwest",
+    feature = "grpc"
+))]
 pub(crate) fn body_end<D, E>(
     polled: &std::task::Poll<Option<Result<http_body::Frame<D>, E>>>,
     at_end: impl FnOnce() -> bool,
@@ -75,5 +75,16 @@ pub(crate) fn body_end<D, E>(
         Poll::Ready(None) => Some(false),
         Poll::Ready(Some(Ok(_))) => at_end().then_some(false),
         Poll::Ready(Some(Err(_))) => Some(true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn methods_are_labelled_from_a_fixed_set() {
+        assert_eq!(super::method_label("GET"), "GET");
+        assert_eq!(super::method_label("PATCH"), "PATCH");
+        assert_eq!(super::method_label("BREW"), "OTHER");
+        assert_eq!(super::method_label("get"), "OTHER");
     }
 }

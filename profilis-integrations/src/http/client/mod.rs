@@ -793,14 +793,6 @@ mod tests {
     }
 
     #[test]
-    fn methods_are_labelled_from_a_fixed_set() {
-        assert_eq!(crate::http::method_label("GET"), "GET");
-        assert_eq!(crate::http::method_label("PATCH"), "PATCH");
-        assert_eq!(crate::http::method_label("BREW"), "OTHER");
-        assert_eq!(crate::http::method_label("get"), "OTHER");
-    }
-
-    #[test]
     fn failures_are_read_from_the_types_of_the_error_and_its_sources() {
         use std::io::{Error, ErrorKind};
         #[derive(Debug)]
