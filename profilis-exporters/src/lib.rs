@@ -59,6 +59,8 @@ mod json;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod labels;
+#[cfg(any(feature = "listener", feature = "pushgateway"))]
+mod limits;
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub mod listener;

@@ -9,9 +9,11 @@ pub const QUEUE_DEPTH: &str = "profilis_queue_depth";
 /// Counter, no labels: sink writes that failed, and failed last flushes at shutdown.
 pub const SINK_FAILURES_TOTAL: &str = "profilis_sink_failures_total";
 
-/// Describes the collector's health metrics ([`EVENTS_DROPPED_TOTAL`], [`QUEUE_DEPTH`],
-/// [`SINK_FAILURES_TOTAL`]) to the current `metrics` recorder: their help texts, for a page
-/// scraped before the first batch as for any later one.
+/// Describes the exporter's health metrics ([`EVENTS_DROPPED_TOTAL`], [`QUEUE_DEPTH`],
+/// [`SINK_FAILURES_TOTAL`], and the outputs' [`TEXTFILE_FAILURES_TOTAL`] and
+/// [`PUSH_FAILURES_TOTAL`]) to the current `metrics` recorder: their help texts, for a page
+/// scraped before the first batch as for any later one (a family without one fails
+/// `promtool check metrics`). A text given for a family that is not on the page is not shown.
 pub(crate) fn describe_health() {
     metrics::describe_counter!(
         EVENTS_DROPPED_TOTAL,
@@ -19,7 +21,26 @@ pub(crate) fn describe_health() {
     );
     metrics::describe_gauge!(QUEUE_DEPTH, "Events queued in the collector");
     metrics::describe_counter!(SINK_FAILURES_TOTAL, "Sink writes that failed");
+    metrics::describe_counter!(TEXTFILE_FAILURES_TOTAL, "Textfile writes that failed");
+    metrics::describe_counter!(
+        PUSH_FAILURES_TOTAL,
+        "Pushes to the Pushgateway that failed when the exporter stopped"
+    );
 }
+
+/// Profilis's own families with no labels: facts of the process that writes them, which every
+/// program writing a textfile would name the same way (see
+/// [`Exporter::textfile`](crate::Exporter::textfile)).
+pub(crate) const UNLABELLED: [&str; 8] = [
+    EVENTS_DROPPED_TOTAL,
+    QUEUE_DEPTH,
+    SINK_FAILURES_TOTAL,
+    JSONL_ROTATED_FILES_TOTAL,
+    JSONL_REMOVED_FILES_TOTAL,
+    JSONL_DROPPED_LINES_TOTAL,
+    TEXTFILE_FAILURES_TOTAL,
+    PUSH_FAILURES_TOTAL,
+];
 /// Counter, no labels: active JSONL files rotated.
 pub const JSONL_ROTATED_FILES_TOTAL: &str = "profilis_jsonl_rotated_files_total";
 /// Counter, no labels: rotated JSONL files deleted by retention.

@@ -41,6 +41,10 @@ pub(crate) fn add_to(page: &mut Page) {
 }
 
 fn add_metrics(page: &mut Page, m: &Metrics) {
+    // The help texts are the client guidelines' own, word for word, as the Go and Python
+    // clients write them: where these families meet another program's (node_exporter's own,
+    // the Pushgateway's), a different text is a conflict (node_exporter refuses the family,
+    // the Pushgateway logs it and rewrites it).
     let mut gauge = |name: &str, help: &str, value: Option<f64>| {
         if let Some(value) = value {
             page.add(name, String::new(), Sample::Gauge(value));
@@ -52,44 +56,44 @@ fn add_metrics(page: &mut Page, m: &Metrics) {
     let limit = |v: Option<u64>| v.map(|v| if v == 0 { f64::INFINITY } else { v as f64 });
     gauge(
         RESIDENT_MEMORY_BYTES,
-        "Resident memory of the process, in bytes.",
+        "Resident memory size in bytes.",
         bytes(m.resident_memory_bytes),
     );
     gauge(
         VIRTUAL_MEMORY_BYTES,
-        "Virtual memory of the process, in bytes.",
+        "Virtual memory size in bytes.",
         bytes(m.virtual_memory_bytes),
     );
     gauge(
         VIRTUAL_MEMORY_MAX_BYTES,
-        "The most virtual memory the process may have, in bytes (+Inf: no limit).",
+        "Maximum amount of virtual memory available in bytes.",
         limit(m.virtual_memory_max_bytes),
     );
     gauge(
         OPEN_FDS,
-        "File descriptors the process has open.",
+        "Number of open file descriptors.",
         bytes(m.open_fds),
     );
     gauge(
         MAX_FDS,
-        "The most file descriptors the process may open (+Inf: no limit).",
+        "Maximum number of open file descriptors.",
         limit(m.max_fds),
     );
     gauge(
         START_TIME_SECONDS,
-        "When the process started, in seconds since the Unix epoch.",
+        "Start time of the process since unix epoch in seconds.",
         bytes(m.start_time_seconds),
     );
     gauge(
         THREADS,
-        "Operating system threads of the process.",
+        "Number of OS threads in the process.",
         bytes(m.threads),
     );
     if let Some(cpu) = m.cpu_seconds_total {
         page.add(CPU_SECONDS_TOTAL, String::new(), Sample::FloatCounter(cpu));
         page.default_help(
             CPU_SECONDS_TOTAL,
-            "CPU time the process has used, user and system, in seconds.",
+            "Total user and system CPU time spent in seconds.",
         );
     }
 }
@@ -222,15 +226,15 @@ mod tests {
         );
         assert_eq!(
             page.render(),
-            "# HELP process_cpu_seconds_total CPU time the process has used, user and system, in seconds.\n\
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
              # TYPE process_cpu_seconds_total counter\n\
              process_cpu_seconds_total 1.25\n\
              \n\
-             # HELP process_max_fds The most file descriptors the process may open (+Inf: no limit).\n\
+             # HELP process_max_fds Maximum number of open file descriptors.\n\
              # TYPE process_max_fds gauge\n\
              process_max_fds +Inf\n\
              \n\
-             # HELP process_open_fds File descriptors the process has open.\n\
+             # HELP process_open_fds Number of open file descriptors.\n\
              # TYPE process_open_fds gauge\n\
              process_open_fds 7\n\n"
         );

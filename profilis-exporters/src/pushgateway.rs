@@ -5,8 +5,11 @@
 //! The requests are those of the Pushgateway's API: `PUT` (push: replace every metric of the
 //! group), `POST` (push-add: replace only the metrics of the same names) and `DELETE` (remove
 //! the group), to `/metrics/job/<job>{/<label>/<value>}`. A value is percent-encoded, or
-//! written in base64url as `<label>@base64/<value>` when it holds a `/` (and as
-//! `<label>@base64/=` when empty), as the API asks.
+//! written in base64url as `<label>@base64/<value>` when it holds a `/` or is `.` or `..`
+//! (which a path would read as its own segments), and as `<label>@base64/=` when empty, as the
+//! API asks. Redirects are not followed: a client that follows one turns a `PUT` into a
+//! bodiless `GET`, and the page it lands on (a proxy's login page) would answer `200` for a
+//! push that stored nothing; a `3xx` is a [`PushError::Status`] instead.
 //!
 //! The client is `ureq`: a small, blocking HTTP/1.1 client with no runtime, which is what a
 //! push from a guard's `drop` (or the end of `main`) needs; hyper would need a tokio runtime
@@ -71,7 +74,16 @@ pub enum PushError {
         /// The user name given.
         user: String,
     },
-    /// The gateway answered with a status other than 2xx.
+    /// The timeout is zero or longer than [`Pushgateway::MAX_TIMEOUT`].
+    #[error(
+        "Pushgateway timeout {timeout:?}: must be greater than zero and at most 24 hours (Pushgateway::MAX_TIMEOUT)"
+    )]
+    InvalidTimeout {
+        /// The timeout given.
+        timeout: Duration,
+    },
+    /// The gateway answered with a status other than 2xx (a redirect, `3xx`, among them: it
+    /// is not followed).
     #[error("{method} {url}: the Pushgateway answered {status}: {body}")]
     Status {
         /// `PUT`, `POST` or `DELETE`.
@@ -111,7 +123,7 @@ pub enum PushError {
 /// let gateway = Pushgateway::new("http://pushgateway:9091", "nightly_import")?
 ///     .grouping("shard", "eu/1")?
 ///     .basic_auth("ci", "secret")?
-///     .timeout(Duration::from_secs(5));
+///     .timeout(Duration::from_secs(5))?;
 /// let profilis = Exporter::new().pushgateway(gateway).install()?;
 /// // ... the job's work; pushing along the way is allowed too:
 /// profilis.push(PushMethod::Post)?;
@@ -143,14 +155,19 @@ impl Pushgateway {
     /// The default timeout of a request (connecting, sending and reading the answer).
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+    /// The longest [`Pushgateway::timeout`]: a day, as for the listener's timeouts.
+    /// `Duration::MAX` does not fit on a clock.
+    pub const MAX_TIMEOUT: Duration = crate::limits::MAX_TIMEOUT;
+
     /// A gateway at `url` (`http://host:9091`, or with a path prefix when it is served under
     /// one) for `job`, with no grouping labels, no auth, a timeout of
     /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT), and a `PUT` when the exporter's guard drops.
     ///
     /// # Errors
     /// [`PushError::InvalidUrl`] if `url` is not `http://host[:port][/path]` (an `https://`
-    /// URL, credentials in the URL, a query or fragment are refused, each saying so);
-    /// [`PushError::EmptyJob`] if `job` is empty.
+    /// URL, credentials in the URL, a query or fragment are refused, each saying so, as are a
+    /// port that is not a number up to 65535 and characters a URL cannot hold, such as a
+    /// space); [`PushError::EmptyJob`] if `job` is empty.
     pub fn new(url: &str, job: &str) -> Result<Pushgateway, PushError> {
         let invalid = |reason| PushError::InvalidUrl {
             url: url.to_owned(),
@@ -183,6 +200,21 @@ impl Pushgateway {
             return Err(PushError::EmptyJob);
         }
         let mut full = format!("http://{}/metrics/", rest.trim_end_matches('/'));
+        // What the requests go to, checked now rather than at the first push (for a batch
+        // job, often the one as it ends), with the parser ureq sends them with.
+        let uri = full.parse::<ureq::http::Uri>().map_err(|_| {
+            invalid("is not a URL: a space, or another character a URL cannot hold, or a bad host")
+        })?;
+        // `Uri` takes any digits as a port (and leaves it out if they overflow).
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let after_host = authority
+            .rsplit_once(']')
+            .map_or(authority, |(_, rest)| rest);
+        if let Some((_, port)) = after_host.rsplit_once(':') {
+            if port.parse::<u16>().is_err() {
+                return Err(invalid("has a port that is not a number from 0 to 65535"));
+            }
+        }
         push_segment(&mut full, "job", job);
         Ok(Pushgateway {
             url: full,
@@ -246,9 +278,16 @@ impl Pushgateway {
 
     /// The longest a request may take, connecting included (default 10 s). A push that takes
     /// longer fails with [`PushError::Request`].
-    pub fn timeout(mut self, timeout: Duration) -> Pushgateway {
+    ///
+    /// # Errors
+    /// [`PushError::InvalidTimeout`] if `timeout` is zero (every push would fail) or longer
+    /// than [`Pushgateway::MAX_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Result<Pushgateway, PushError> {
+        if !crate::limits::valid_timeout(timeout) {
+            return Err(PushError::InvalidTimeout { timeout });
+        }
         self.timeout = timeout;
-        self
+        Ok(self)
     }
 
     /// What the exporter's guard does when it drops, after the last flush: `Some(Put)` (the
@@ -305,6 +344,8 @@ impl Pushgateway {
         ureq::Agent::config_builder()
             .timeout_global(Some(self.timeout))
             .http_status_as_error(false)
+            // A redirect is the answer, an error: see the module's docs.
+            .max_redirects(0)
             .build()
             .into()
     }
@@ -339,11 +380,12 @@ impl Pushgateway {
 }
 
 /// Appends `name/value` to a URL path as the Pushgateway's API asks: the value
-/// percent-encoded, or `name@base64/<base64url>` when it holds a `/` or is empty.
+/// percent-encoded, or `name@base64/<base64url>` when it holds a `/`, is `.` or `..` (path
+/// segments of their own), or is empty.
 fn push_segment(url: &mut String, name: &str, value: &str) {
     if value.is_empty() {
         let _ = write!(url, "{name}@base64/=");
-    } else if value.contains('/') {
+    } else if value.contains('/') || value == "." || value == ".." {
         let encoded = base64::engine::general_purpose::URL_SAFE.encode(value);
         let _ = write!(url, "{name}@base64/{encoded}");
     } else {
@@ -379,6 +421,52 @@ mod tests {
         );
         let slash_job = Pushgateway::new("http://gw/prefix", "a/b").unwrap();
         assert_eq!(slash_job.url(), "http://gw/prefix/metrics/job@base64/YS9i");
+        // `.` and `..` would be path segments of their own; `...` is a name like any other.
+        let dots = Pushgateway::new("http://gw", "..")
+            .unwrap()
+            .grouping("dir", ".")
+            .unwrap()
+            .grouping("more", "...")
+            .unwrap();
+        assert_eq!(
+            dots.url(),
+            "http://gw/metrics/job@base64/Li4=/dir@base64/Lg==/more/..."
+        );
+    }
+
+    #[test]
+    fn urls_that_cannot_be_sent_are_refused_when_given() {
+        for url in [
+            "http://gw:99999",
+            "http://gw:port",
+            "http://g w:9091",
+            "http://gw:9091/a b",
+            "http://[::1",
+        ] {
+            let err = Pushgateway::new(url, "job").unwrap_err();
+            assert!(
+                matches!(&err, PushError::InvalidUrl { url: u, .. } if u == url),
+                "{url}: {err}"
+            );
+        }
+        for url in ["http://gw:9091", "http://[::1]:9091/prefix", "http://gw:0"] {
+            assert!(Pushgateway::new(url, "job").is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_bounded() {
+        let gateway = Pushgateway::new("http://gw", "job").unwrap();
+        for timeout in [Duration::ZERO, Duration::MAX, Pushgateway::MAX_TIMEOUT * 2] {
+            let err = gateway.clone().timeout(timeout).unwrap_err();
+            assert!(
+                matches!(err, PushError::InvalidTimeout { timeout: t } if t == timeout),
+                "{err}"
+            );
+            assert!(err.to_string().contains("24 hours"), "{err}");
+        }
+        let longest = gateway.timeout(Pushgateway::MAX_TIMEOUT).unwrap();
+        assert_eq!(longest.timeout, Pushgateway::MAX_TIMEOUT);
     }
 
     #[test]

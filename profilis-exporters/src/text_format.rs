@@ -523,6 +523,14 @@ impl Page {
         }
     }
 
+    /// Takes the families `names` off the page, those already on it (a family added later
+    /// stays).
+    pub(crate) fn leave_out(&mut self, names: &[&str]) {
+        for name in names {
+            self.families.remove(metric_name(name).as_ref());
+        }
+    }
+
     /// Gives family `name` the help text `help`, if it is on the page without one.
     pub(crate) fn help(&mut self, name: &str, help: &str) {
         if let Some(family) = self.families.get_mut(metric_name(name).as_ref()) {

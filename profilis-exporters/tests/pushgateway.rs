@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use profilis_core::Site;
 use profilis_exporters::{Exporter, PushError, PushMethod, Pushgateway};
-use profilis_test_support::{find_on_path, free_port, missing, sample, try_get, wait_for};
+use profilis_test_support::{
+    find_on_path, free_port, missing, promtool_check_metrics, sample, try_get, wait_for,
+};
 
 static SITE: Site = Site::function("pushgateway_tests::job", None);
 
@@ -234,6 +236,110 @@ fn basic_auth_is_sent_to_a_gateway_that_requires_it() {
     assert_eq!(sample(&page, "rows_total", &[("job", "auth")]), None);
 }
 
+/// A job or grouping value `.` or `..` would be a path's own segment: the gateway (Go's router)
+/// redirects the cleaned path, `/metrics/job/..` to `/metrics`, and nothing is stored. They
+/// go in base64, and the gateway stores them as given.
+#[test]
+fn dot_values_are_stored_as_given() {
+    let Some(gateway) = Gateway::start(None, false) else {
+        return;
+    };
+    let group = Pushgateway::new(&gateway.url(), "..")
+        .unwrap()
+        .grouping("dir", ".")
+        .unwrap();
+    group
+        .push(PushMethod::Put, "# TYPE rows_total counter\nrows_total 4\n")
+        .unwrap();
+    let page = gateway.metrics();
+    assert_eq!(
+        sample(&page, "rows_total", &[("job", ".."), ("dir", ".")]),
+        Some(4.0),
+        "{page}"
+    );
+    group.delete().unwrap();
+    let page = gateway.metrics();
+    assert_eq!(
+        sample(&page, "rows_total", &[("job", "..")]),
+        None,
+        "{page}"
+    );
+}
+
+/// A server in front of the gateway that redirects every push (a proxy sending it to a login
+/// page, which answers `200`): the redirect is not followed, and the push is an error naming
+/// the status, not a success that stored nothing. Returns the request lines the server saw.
+#[test]
+fn a_redirect_is_an_error_not_followed() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = Arc::clone(&seen);
+    // Serves until the test's process ends (it blocks in `accept` after the last request).
+    std::thread::spawn(move || {
+        for stream in server.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let request_line = request_line.trim().to_owned();
+            let answer = if request_line.starts_with("GET /login") {
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nlogin"
+            } else {
+                "HTTP/1.1 302 Found\r\nlocation: /login\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            };
+            log.lock().unwrap().push(request_line);
+            stream.write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    let gateway = Pushgateway::new(&url, "nightly").unwrap();
+    for method in [PushMethod::Put, PushMethod::Post] {
+        let err = gateway.push(method, "a 1\n").unwrap_err();
+        assert!(
+            matches!(&err, PushError::Status { status: 302, .. }),
+            "{err}"
+        );
+    }
+    let err = gateway.delete().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PushError::Status {
+                method: "DELETE",
+                status: 302,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "PUT /metrics/job/nightly HTTP/1.1",
+            "POST /metrics/job/nightly HTTP/1.1",
+            "DELETE /metrics/job/nightly HTTP/1.1"
+        ]
+    );
+}
+
 #[test]
 fn a_closed_port_and_a_silent_server_are_typed_errors() {
     let closed = format!("http://127.0.0.1:{}", free_port());
@@ -260,7 +366,8 @@ fn a_closed_port_and_a_silent_server_are_typed_errors() {
     let url = format!("http://{}", silent.local_addr().unwrap());
     let gateway = Pushgateway::new(&url, "silent")
         .unwrap()
-        .timeout(Duration::from_millis(300));
+        .timeout(Duration::from_millis(300))
+        .unwrap();
     let err = gateway.push(PushMethod::Post, "a 1\n").unwrap_err();
     assert!(
         matches!(&err, PushError::Request { method: "POST", .. }),
@@ -279,7 +386,8 @@ fn the_guard_pushes_after_its_last_flush_and_a_failed_push_loses_nothing() {
         .unwrap()
         .grouping("shard", "eu/1")
         .unwrap()
-        .timeout(Duration::from_secs(5));
+        .timeout(Duration::from_secs(5))
+        .unwrap();
     let exporter = Exporter::new()
         .service("pushgateway-test")
         // The collector flushes only at shutdown: a profiled call reaches the gateway only
@@ -291,6 +399,7 @@ fn the_guard_pushes_after_its_last_flush_and_a_failed_push_loses_nothing() {
     let guard = exporter.install().unwrap();
     let nightly = &[("job", "nightly"), ("shard", "eu/1")];
 
+    metrics::describe_counter!("nightly_rows_total", "Rows imported");
     let rows = metrics::counter!("nightly_rows_total");
     rows.increment(3);
     guard.push(PushMethod::Put).unwrap();
@@ -320,6 +429,14 @@ fn the_guard_pushes_after_its_last_flush_and_a_failed_push_loses_nothing() {
         sample(&guard.render(), "nightly_rows_total", &[]),
         Some(7.0)
     );
+    // The page pushed passes promtool: every family has its help, the push failures' counter
+    // among them.
+    let pushed = guard.render();
+    assert!(
+        pushed.contains("# HELP profilis_push_failures_total "),
+        "{pushed}"
+    );
+    promtool_check_metrics(pushed.as_bytes());
 
     // Back on the same address, it gets everything from the push when the guard drops,
     // the call flushed only then included.

@@ -19,6 +19,9 @@ static SITE: Site = Site::function("textfile_tests::work", None);
 /// Longest any wait in these tests lasts; far above what a healthy run needs.
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Held by each test that installs an exporter: one collector runs in a process at a time.
+static INSTALLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A fresh directory, removed when dropped.
 struct TempDir(PathBuf);
 
@@ -57,12 +60,15 @@ impl Drop for TempDir {
 struct NodeExporter {
     child: Child,
     addr: SocketAddr,
+    /// Where its log (stderr) goes.
+    log: PathBuf,
 }
 
 impl NodeExporter {
-    /// Starts `prometheus-node-exporter` with only the textfile collector, reading `dir`.
-    /// `None` (and "skipped", or a failure under CI) when it is not installed.
-    fn start(dir: &Path) -> Option<NodeExporter> {
+    /// Starts `prometheus-node-exporter` with only the textfile collector, reading `dir`, its
+    /// log written to `log`. `None` (and "skipped", or a failure under CI) when it is not
+    /// installed.
+    fn start(dir: &Path, log: &Path) -> Option<NodeExporter> {
         let Some(binary) = find_on_path("prometheus-node-exporter") else {
             missing(
                 "`prometheus-node-exporter`",
@@ -77,10 +83,24 @@ impl NodeExporter {
             .arg(format!("--collector.textfile.directory={}", dir.display()))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(log).unwrap())
             .spawn()
             .expect("node_exporter starts");
-        Some(NodeExporter { child, addr })
+        Some(NodeExporter {
+            child,
+            addr,
+            log: log.to_owned(),
+        })
+    }
+
+    /// The errors node_exporter logged gathering its page: a family it refused (one of the
+    /// file's clashing with its own, or with another file's), which its page does not show.
+    fn gathering_errors(&self) -> Vec<String> {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|line| line.contains("error gathering metrics"))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// node_exporter's `/metrics` once it contains `want` (`None` if it never does).
@@ -157,6 +177,7 @@ fn bad_paths_are_typed_errors_naming_the_path() {
 
 #[test]
 fn node_exporter_exposes_what_the_exporter_writes() {
+    let _one_at_a_time = INSTALLS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("node-exporter");
     let file = dir.path().join("profilis_batch.prom");
     let exporter = Exporter::new()
@@ -174,7 +195,8 @@ fn node_exporter_exposes_what_the_exporter_writes() {
     // Recorded directly into profilis's recorder, with a label value the format escapes.
     let rows = metrics::counter!("batch_rows_total", "table" => "or\"ders");
     rows.increment(7);
-    let Some(node) = NodeExporter::start(dir.path()) else {
+    let logs = TempDir::new("node-exporter-log");
+    let Some(node) = NodeExporter::start(dir.path(), &logs.path().join("stderr.log")) else {
         return;
     };
     let page = node
@@ -230,10 +252,19 @@ fn node_exporter_exposes_what_the_exporter_writes() {
         Some(1.0),
         "{written}"
     );
-    assert_eq!(
-        sample(&written, "profilis_textfile_failures_total", &[]),
-        Some(0.0)
-    );
+    // No family of the writing process without labels: node_exporter's own `process_*` and
+    // another profilis program's file would have the same series.
+    for line in written
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(
+            !(line.starts_with("process_") || line.starts_with("profilis_")) || line.contains('{'),
+            "{line}\n{written}"
+        );
+    }
+    assert!(!written.contains("process_cpu_seconds_total"), "{written}");
+    assert!(!written.contains("profilis_queue_depth"), "{written}");
     let page = node
         .scrape_until(|page| {
             sample(
@@ -244,6 +275,31 @@ fn node_exporter_exposes_what_the_exporter_writes() {
         })
         .expect("node_exporter exposes the last write");
     assert_eq!(sample(&page, "node_textfile_scrape_error", &[]), Some(0.0));
+    // node_exporter kept every family of the file: none was refused for clashing with its own.
+    assert_eq!(node.gathering_errors(), Vec::<String>::new());
     // Only the file remains: no temporary file left behind.
     assert_eq!(dir.entries(), ["profilis_batch.prom"]);
+}
+
+/// An install that fails after the textfile was set up (here: the listener's address is
+/// taken) leaves no file behind, which node_exporter would serve for as long as it stays.
+#[cfg(feature = "listener")]
+#[test]
+fn a_failed_install_leaves_no_file() {
+    let _one_at_a_time = INSTALLS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("failed-install");
+    let file = dir.path().join("service.prom");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let err = Exporter::new()
+        .listen(&addr)
+        .unwrap()
+        .textfile(&file, Duration::from_secs(1))
+        .unwrap()
+        .install()
+        .err()
+        .expect("the listener's address is taken");
+    assert!(matches!(&err, Error::Listener(_)), "{err}");
+    assert!(err.to_string().contains(&addr), "{err}");
+    assert_eq!(dir.entries(), Vec::<String>::new());
 }

@@ -318,6 +318,11 @@ impl Exporter {
     /// last time, after the last flush. A failed periodic write is retried at the next
     /// interval, counted in `profilis_textfile_failures_total` and said once on stderr.
     ///
+    /// The file has the page of `/metrics` without the families that are facts of the
+    /// writing process, with no labels, which node_exporter would refuse as clashing with its
+    /// own or with another program's file: the process metrics and profilis's own health
+    /// metrics ([`metric_names`](crate::metric_names): dropped events, queue depth, failures).
+    ///
     /// ```no_run
     /// # fn main() -> Result<(), profilis_exporters::Error> {
     /// let _profilis = profilis_exporters::Exporter::new()
@@ -471,18 +476,6 @@ impl Exporter {
             },
             sinks,
         )?;
-        // On error the collector is dropped here, which stops it.
-        let textfile = match self.textfile {
-            Some((path, interval)) => {
-                let render_from = installed.clone();
-                Some(crate::textfile::TextfileWriter::start(
-                    path,
-                    interval,
-                    std::sync::Arc::new(move || render_from.render()),
-                )?)
-            }
-            None => None,
-        };
         #[cfg(feature = "listener")]
         let listener = if let Some(addr) = listen {
             let render_from = installed.clone();
@@ -503,6 +496,20 @@ impl Exporter {
             )?)
         } else {
             None
+        };
+        // The last step that can fail, so that a failed install leaves no file behind for
+        // node_exporter to serve. On error the collector and the listener are dropped here,
+        // which stops them.
+        let textfile = match self.textfile {
+            Some((path, interval)) => {
+                let render_from = installed.clone();
+                Some(crate::textfile::TextfileWriter::start(
+                    path,
+                    interval,
+                    std::sync::Arc::new(move || render_from.render_textfile()),
+                )?)
+            }
+            None => None,
         };
         #[cfg(feature = "dashboard")]
         if let Some(dashboard) = &dashboard {

@@ -95,7 +95,9 @@ impl ExporterGuard {
     }
 
     /// Writes the exposition now to `path` for node_exporter's textfile collector, atomically
-    /// ([`write_textfile`](crate::write_textfile)).
+    /// ([`write_textfile`](crate::write_textfile)): the page of
+    /// [`Exporter::textfile`](crate::Exporter::textfile), without the process metrics and
+    /// profilis's unlabelled health metrics.
     ///
     /// # Errors
     /// As [`write_textfile`](crate::write_textfile).
@@ -103,7 +105,7 @@ impl ExporterGuard {
         &self,
         path: impl AsRef<std::path::Path>,
     ) -> Result<(), crate::TextfileError> {
-        crate::write_textfile(path, &self.render())
+        crate::write_textfile(path, &self.installed.render_textfile())
     }
 
     /// Pushes the exposition now to the exporter's Pushgateway
@@ -158,8 +160,7 @@ impl ExporterGuard {
             .map_or_else(ShutdownReport::default, Collector::shutdown);
         // A failed last flush comes after the last batch, whose stats fed this counter.
         metrics::counter!(SINK_FAILURES_TOTAL).absolute(profilis_core::stats().sink_failures);
-        // The outputs of the exposition see the last flush: first the push, then the textfile
-        // (which then also shows a failed push).
+        // The outputs of the exposition see the last flush.
         #[cfg(feature = "pushgateway")]
         if let Some(gateway) = self.pushgateway.take() {
             if let Some(method) = gateway.on_drop() {

@@ -32,6 +32,20 @@ impl Installed {
         self.render_as(ExpositionFormat::Text)
     }
 
+    /// The page a textfile gets: [`Installed::render`]'s without the families that are facts
+    /// of this process, which every program writing a file would name the same way, with no
+    /// labels: the process metrics (node_exporter has its own) and profilis's own health
+    /// metrics ([`metric_names::UNLABELLED`](crate::metric_names::UNLABELLED)).
+    /// node_exporter reads every file of its directory into one page, and refuses a series
+    /// another file or its own page already has.
+    pub(super) fn render_textfile(&self) -> String {
+        self.recorder.render_with(ExpositionFormat::Text, |page| {
+            crate::info::add_to(page);
+            crate::metric_set::add_to(page);
+            page.leave_out(&crate::metric_names::UNLABELLED);
+        })
+    }
+
     /// Pages from now on carry the process metrics, or not.
     pub(super) fn set_process_metrics(&self, on: bool) {
         self.process_metrics.store(on, Ordering::Release);

@@ -285,11 +285,11 @@ pub fn parse_allow_list(s: &str) -> Result<Vec<IpNet>, ListenerError> {
 /// The longest [`ListenerConfig::read_timeout`] and
 /// [`ListenerConfig::connection_timeout`]: a day. A listener that lets a client hold a place
 /// longer is not bounded in any useful sense (and `Duration::MAX` does not fit on a clock).
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+pub const MAX_TIMEOUT: Duration = crate::limits::MAX_TIMEOUT;
 
 pub(super) fn validate(config: &ListenerConfig) -> Result<(), ListenerError> {
     let nonzero_duration = |name, value: Duration| {
-        if value.is_zero() || value > MAX_TIMEOUT {
+        if !crate::limits::valid_timeout(value) {
             Err(ListenerError::InvalidSetting {
                 name,
                 value: format!("{value:?}"),
