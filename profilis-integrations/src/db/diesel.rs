@@ -20,17 +20,33 @@
 //! default for all backends, so it takes one vendor).
 //!
 //! The statement diesel reports is its SQL with `?`/`$n` placeholders; the bind values it
-//! appends are dropped, and the rest is [masked](crate::db::mask) like every statement. diesel
-//! does not report rows to instrumentation, so events have no `rows`.
+//! appends are not written at all (a bulk insert's would be megabytes), and the rest is
+//! [masked](crate::db::mask) like every statement, and written no further than masking reads.
+//! A query whose text diesel cannot write (an update that sets nothing, which diesel answers
+//! with `EmptyChangeset`) has no statement. diesel does not report rows to instrumentation, so
+//! events have no `rows`.
+//!
+//! On a few error paths diesel reports a query's start and never its end: a bind value that
+//! cannot be sent, an `EmptyChangeset` on PostgreSQL, SQL holding a NUL byte. Queries of one
+//! connection never overlap (a query borrows the connection), so when the next query starts,
+//! one still unfinished has failed: it is recorded then as failed, its duration running to
+//! that moment, with the failure "diesel reported no end of this query" (or when the
+//! connection is dropped, as cancelled, if no other query came).
+
+use std::fmt;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 
 use profilis_core::Failure;
 
+use super::mask::{read_budget, statement_limit};
 use super::Query;
 
 /// The type every diesel query fails with, as users name it.
 pub const ERROR_TYPE: &str = "diesel::result::Error";
+
+/// The failure's message of a query diesel reported no end of (see the module's docs).
+const NO_END: &str = "diesel reported no end of this query: it failed before it ran (a bind value it could not send, say)";
 
 /// Records the queries of a diesel connection as queries of one vendor.
 #[derive(Debug)]
@@ -54,17 +70,23 @@ impl Instrumentation for ProfilisInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
             InstrumentationEvent::StartQuery { .. } => {
+                // Queries of a connection do not overlap: one still here has failed without
+                // an end.
+                for abandoned in self.running.drain(..) {
+                    abandoned.finish_failed(None, || Failure::new(ERROR_TYPE, Some(&NO_END)));
+                }
                 if let Some(query) = Query::start(self.vendor) {
                     self.running.push(query);
                 }
             }
             InstrumentationEvent::FinishQuery { query, error, .. } => {
                 if let Some(running) = self.running.pop() {
-                    let statement = || Some(without_binds(query.to_string()));
+                    let sql = || statement(query);
                     match error {
-                        None => running.finish_with(statement, false, None),
-                        Some(err) => running
-                            .finish_failed_with(statement, || Failure::new(ERROR_TYPE, Some(err))),
+                        None => running.finish_with(sql, false, None),
+                        Some(err) => {
+                            running.finish_failed_with(sql, || Failure::new(ERROR_TYPE, Some(err)))
+                        }
                     }
                 }
             }
@@ -73,13 +95,57 @@ impl Instrumentation for ProfilisInstrumentation {
     }
 }
 
-/// diesel's display of a query ends in ` -- binds: [...]`, the values: cut them off, at the
-/// first such mark (a value could contain the mark; cutting more is the safe side).
-fn without_binds(mut sql: String) -> String {
-    if let Some(at) = sql.find(" -- binds: ") {
-        sql.truncate(at);
+/// The SQL of diesel's display of `query`, written up to the mark of its bind values
+/// (` -- binds: [...]`) or the most bytes masking reads ([`read_budget`]), whichever comes
+/// first: the values are never written, however large. `None` when diesel cannot write the
+/// query (its display fails for an update that sets nothing): never a panic in the
+/// application's query.
+fn statement(query: &dyn fmt::Display) -> Option<String> {
+    const BINDS: &str = " -- binds: ";
+    /// Keeps what diesel writes until the mark or the budget, then fails the write so that
+    /// diesel stops (`stopped` tells that failure from diesel's own).
+    struct UpToBinds {
+        text: String,
+        budget: usize,
+        stopped: bool,
     }
-    sql
+    impl fmt::Write for UpToBinds {
+        fn write_str(&mut self, piece: &str) -> fmt::Result {
+            let searched_from = self.text.len().saturating_sub(BINDS.len() - 1);
+            // One more character than the budget at most, so that masking sees the text was
+            // cut and marks it so.
+            let room = (self.budget + 4).saturating_sub(self.text.len());
+            let mut take = piece.len().min(room);
+            while !piece.is_char_boundary(take) {
+                take -= 1;
+            }
+            self.text.push_str(&piece[..take]);
+            // The mark is ASCII: where it is found is a character boundary.
+            let found = self.text.as_bytes()[searched_from..]
+                .windows(BINDS.len())
+                .position(|window| window == BINDS.as_bytes());
+            if let Some(at) = found {
+                self.text.truncate(searched_from + at);
+                self.stopped = true;
+                return Err(fmt::Error);
+            }
+            if take < piece.len() {
+                self.stopped = true;
+                return Err(fmt::Error);
+            }
+            Ok(())
+        }
+    }
+    let mut writer = UpToBinds {
+        text: String::new(),
+        budget: read_budget(statement_limit()),
+        stopped: false,
+    };
+    match fmt::write(&mut writer, format_args!("{query}")) {
+        Ok(()) => Some(writer.text),
+        Err(_) if writer.stopped => Some(writer.text),
+        Err(_) => None,
+    }
 }
 
 static DEFAULT_VENDOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
@@ -182,16 +248,167 @@ mod tests {
     #[test]
     fn bind_values_are_cut_off() {
         assert_eq!(
-            without_binds(
-                "SELECT `t`.`x` FROM `t` WHERE (`t`.`x` = ?) -- binds: [\"secret\"]".into()
-            ),
-            "SELECT `t`.`x` FROM `t` WHERE (`t`.`x` = ?)"
+            statement(&"SELECT `t`.`x` FROM `t` WHERE (`t`.`x` = ?) -- binds: [\"secret\"]")
+                .as_deref(),
+            Some("SELECT `t`.`x` FROM `t` WHERE (`t`.`x` = ?)")
         );
-        assert_eq!(without_binds("SELECT 1".into()), "SELECT 1");
+        assert_eq!(statement(&"SELECT 1").as_deref(), Some("SELECT 1"));
         assert_eq!(
-            without_binds("SELECT ? -- binds: [\"x -- binds: \nsecret\"]".into()),
-            "SELECT ?",
+            statement(&"SELECT ? -- binds: [\"x -- binds: \nsecret\"]").as_deref(),
+            Some("SELECT ?"),
             "a value holding the mark is cut off too"
+        );
+    }
+
+    /// What diesel's display does: the SQL, the mark, then every bind value.
+    struct Displayed<F>(F);
+    impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Displayed<F> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            (self.0)(f)
+        }
+    }
+
+    #[test]
+    fn the_text_is_written_no_further_than_masking_reads_and_never_panics() {
+        // The values after the mark are never written, however large (this one panics if it
+        // is asked to write).
+        let binds = Displayed(|f: &mut fmt::Formatter<'_>| {
+            f.write_str("INSERT INTO blobs (b) VALUES (?)")?;
+            f.write_str(" -- binds: ")?;
+            unreachable!("the bind values were written")
+        });
+        assert_eq!(
+            statement(&binds).as_deref(),
+            Some("INSERT INTO blobs (b) VALUES (?)")
+        );
+        // SQL longer than masking reads is cut just past that, in one piece or many.
+        let budget = read_budget(statement_limit());
+        let long = "x".repeat(budget * 4);
+        let cut = statement(&long).unwrap();
+        assert!(
+            cut.len() > budget && cut.len() <= budget + 4,
+            "{}",
+            cut.len()
+        );
+        let pieces = Displayed(|f: &mut fmt::Formatter<'_>| {
+            for _ in 0..budget {
+                f.write_str("é")?;
+            }
+            unreachable!("written past the budget")
+        });
+        let cut = statement(&pieces).unwrap();
+        assert!(
+            cut.len() > budget && cut.len() <= budget + 4,
+            "{}",
+            cut.len()
+        );
+        // A display that fails (diesel's, for a query it cannot build) is no statement.
+        let failing = Displayed(|f: &mut fmt::Formatter<'_>| {
+            f.write_str("UPDATE")?;
+            Err(fmt::Error)
+        });
+        assert_eq!(statement(&failing), None);
+    }
+
+    mod schema {
+        diesel::table! {
+            notes (id) {
+                id -> Integer,
+                body -> Nullable<Text>,
+            }
+        }
+    }
+
+    #[derive(diesel::AsChangeset)]
+    #[diesel(table_name = schema::notes)]
+    struct NoteChanges {
+        body: Option<String>,
+    }
+
+    /// An update that sets nothing (a PATCH with no fields): diesel answers `EmptyChangeset`,
+    /// and cannot write the query's text. The application gets its error, not a panic, and the
+    /// query is a failed one without a statement.
+    #[test]
+    fn an_update_that_sets_nothing_is_an_error_not_a_panic() {
+        let (result, captured) = capture(|| {
+            let mut conn = SqliteConnection::establish(":memory:").unwrap();
+            conn.set_instrumentation(ProfilisInstrumentation::new("diesel-empty"));
+            conn.batch_execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+                .unwrap();
+            diesel::update(schema::notes::table)
+                .set(&NoteChanges { body: None })
+                .execute(&mut conn)
+        });
+        assert!(
+            matches!(
+                result,
+                Err(diesel::result::Error::QueryBuilderError(ref e)) if e.to_string().contains("no changes")
+                    || e.to_string().to_lowercase().contains("empty")
+            ),
+            "{result:?}"
+        );
+        let events = captured.named("diesel-empty");
+        let last = events.last().expect("the update is recorded");
+        assert!(last.error);
+        assert_eq!(last.detail::<DbDetail>().unwrap().query, None);
+        assert_eq!(
+            last.failure
+                .as_deref()
+                .and_then(|f| f.exception_type.as_deref()),
+            Some(ERROR_TYPE)
+        );
+    }
+
+    /// A bind value that cannot be sent: diesel reports the query's start, then fails before
+    /// it runs and reports no end. The next query's start records it as failed, so that it
+    /// is counted then, not left on the connection (10,000 such failures were 10,000 queries
+    /// held until the connection was dropped).
+    #[test]
+    fn a_query_diesel_reports_no_end_of_is_failed_when_the_next_starts() {
+        use diesel::serialize::{self, Output, ToSql};
+        use diesel::sql_types::Text;
+        use diesel::sqlite::Sqlite;
+
+        #[derive(Debug)]
+        struct Unsendable;
+        impl ToSql<Text, Sqlite> for Unsendable {
+            fn to_sql<'b>(&'b self, _: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+                Err("cannot send".into())
+            }
+        }
+
+        let ((), captured) = capture(|| {
+            let mut conn = SqliteConnection::establish(":memory:").unwrap();
+            conn.set_instrumentation(ProfilisInstrumentation::new("diesel-no-end"));
+            conn.batch_execute("CREATE TABLE notes (body TEXT)")
+                .unwrap();
+            for _ in 0..100 {
+                let result = diesel::sql_query("INSERT INTO notes (body) VALUES (?)")
+                    .bind::<Text, _>(Unsendable)
+                    .execute(&mut conn);
+                assert!(result.is_err());
+            }
+            conn.batch_execute("SELECT 1").unwrap();
+            // Each was recorded when the next started (the connection, dropped here, holds
+            // none of them: else they would be recorded now, as cancelled).
+        });
+        let events = captured.named("diesel-no-end");
+        let failed: Vec<_> = events.iter().filter(|e| e.error).collect();
+        assert_eq!(failed.len(), 100, "{events:?}");
+        for event in &failed {
+            assert_eq!(event.outcome, profilis_core::Outcome::Returned);
+            assert_eq!(
+                event
+                    .failure
+                    .as_deref()
+                    .and_then(|f| f.exception_value.as_deref()),
+                Some(NO_END)
+            );
+        }
+        assert_eq!(
+            events.iter().filter(|e| !e.error).count(),
+            2,
+            "CREATE TABLE and SELECT 1"
         );
     }
 }

@@ -37,7 +37,7 @@ pub fn for_event(vendor: &str, sql: &str) -> Option<String> {
     }
     // Runs on the caller's thread: of a statement of megabytes (a bulk insert) only the start
     // is masked, enough for `IN` lists of thousands to shrink to `IN (?)` within the limit.
-    let budget = limit.saturating_mul(INPUT_PER_OUTPUT);
+    let budget = read_budget(limit);
     let whole = sql.len() <= budget;
     let sql = if whole {
         sql
@@ -55,6 +55,13 @@ pub fn for_event(vendor: &str, sql: &str) -> Option<String> {
 
 /// Bytes of a statement masked for each byte of the statement limit.
 const INPUT_PER_OUTPUT: usize = 64;
+
+/// The most bytes of a statement read for its event under statement limit `limit`: what
+/// [`for_event`] masks, and all an adapter that builds the text needs to build (a longer
+/// text is cut there).
+pub(crate) fn read_budget(limit: usize) -> usize {
+    limit.saturating_mul(INPUT_PER_OUTPUT)
+}
 
 /// Cuts `s` to at most `limit` bytes at a character boundary, ending it with `…` when cut or
 /// when it was `cut_already` (the mark included in the limit where it fits).

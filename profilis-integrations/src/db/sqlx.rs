@@ -26,8 +26,11 @@
 //!
 //! Limits: only queries run through a [`Profiled`] executor are seen (not the ones sqlx runs
 //! itself, such as `BEGIN`/`COMMIT` of a `Transaction` or migrations); a query is timed from
-//! the call to its last row, pool acquisition included; a stream dropped before its end is
-//! recorded then, as it stands. `rows` in events is the rows returned; for a statement that
+//! the call to its last row, pool acquisition included. A query dropped before it gave
+//! anything (an `execute` or `fetch_all` cut short by a timeout or a `select!`, waiting for a
+//! connection of a pool, say) is a failed query with outcome `cancelled`, as a query future
+//! dropped early is everywhere; a stream dropped after some rows or results (a caller that read
+//! the rows it wanted) is recorded then, as it stands. `rows` in events is the rows returned; for a statement that
 //! returned none: 0 for a read (`SELECT`, ...), the rows affected for a write, which needs the
 //! `sqlx-sqlite`, `sqlx-postgres` or `sqlx-mysql` feature for its driver (else `null`), and
 //! `null` for a `WITH` statement, which may be either.
@@ -135,6 +138,8 @@ struct Fetch {
     returned: u64,
     /// Rows its results said it affected; `None` once one result could not say.
     affected: Option<u64>,
+    /// Whether the stream gave a row or a result yet.
+    gave: bool,
 }
 
 /// The type every sqlx query fails with, as users name it.
@@ -177,12 +182,14 @@ impl Fetch {
 }
 
 impl Abandon for Fetch {
-    /// Dropped between polls, the stream was ended by a caller that read the rows it wanted:
-    /// recorded as it stands. Dropped by a panic in its poll: panicked.
+    /// Dropped between polls after it gave a row or a result, the stream was ended by a
+    /// caller that read what it wanted: recorded as it stands. Dropped before it gave anything
+    /// (a timeout around `execute`, say): cancelled, a failed query. Dropped by a panic in its
+    /// poll: panicked.
     fn abandon(self, outcome: Outcome) {
         match outcome {
-            Outcome::Panicked => self.query.abandon(outcome),
-            Outcome::Returned | Outcome::Cancelled => self.record(None),
+            Outcome::Returned | Outcome::Cancelled if self.gave => self.record(None),
+            outcome => self.query.abandon(outcome),
         }
     }
 }
@@ -204,8 +211,23 @@ enum Kind {
 }
 
 fn kind_of(sql: &str) -> Kind {
-    let first = sql
-        .trim_start()
+    // The first word after any comments and opening parentheses (`/* report */ SELECT`,
+    // `(SELECT ..) UNION ..`): an empty one would be taken for a write, and a read given the
+    // last write's count as its rows.
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, next)| next);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, next)| next);
+        } else if let Some(after) = rest.strip_prefix('(') {
+            rest = after;
+        } else {
+            break;
+        }
+    }
+    let first = rest
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()
         .unwrap_or_default();
@@ -231,6 +253,7 @@ impl<DB: Database> Stream for Recorded<'_, DB> {
         };
         let ended = match &poll {
             Poll::Ready(Some(Ok(Either::Left(result)))) => {
+                fetch.gave = true;
                 fetch.affected = fetch
                     .affected
                     .zip(rows_affected(result))
@@ -238,6 +261,7 @@ impl<DB: Database> Stream for Recorded<'_, DB> {
                 None
             }
             Poll::Ready(Some(Ok(Either::Right(_)))) => {
+                fetch.gave = true;
                 fetch.returned += 1;
                 None
             }
@@ -286,6 +310,7 @@ where
                 query: started,
                 returned: 0,
                 affected: Some(0),
+                gave: false,
             }),
         })
     }
@@ -369,6 +394,12 @@ mod tests {
         assert_eq!(kind_of("UPDATE t SET a = 1"), Kind::Write);
         assert_eq!(kind_of("with c as (select 1) delete from t"), Kind::Either);
         assert_eq!(kind_of(""), Kind::Write);
+        // The first word after comments and opening parentheses.
+        assert_eq!(kind_of("/* report */ SELECT 1"), Kind::Read);
+        assert_eq!(kind_of("-- report\n  select 1"), Kind::Read);
+        assert_eq!(kind_of("((SELECT 1) UNION (SELECT 2))"), Kind::Read);
+        assert_eq!(kind_of("/* a */ -- b\n DELETE FROM t"), Kind::Write);
+        assert_eq!(kind_of("/* never ends"), Kind::Write);
     }
 
     #[test]
@@ -413,6 +444,13 @@ mod tests {
                     .await
                     .unwrap();
                 assert_eq!(x, 1);
+                // A read that starts with a comment and returns nothing: 0 rows, not the
+                // last write's count.
+                let none = sqlx::query("/* report */ SELECT x FROM t WHERE x < 0")
+                    .fetch_all(profiled(&pool))
+                    .await
+                    .unwrap();
+                assert!(none.is_empty());
                 // A stream its caller stops reading after one row of two.
                 let mut rows = sqlx::query("SELECT x FROM t WHERE x > 1").fetch(profiled(&pool));
                 let first = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await;
@@ -421,6 +459,16 @@ mod tests {
                 // A query dropped while it waits for the pool's only connection.
                 let held = pool.acquire().await.unwrap();
                 let mut waiting = Box::pin(sqlx::query("SELECT 2").fetch_optional(profiled(&pool)));
+                let polled = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx)));
+                assert!(polled.await.is_pending());
+                drop(waiting);
+                // The same for `execute` and `fetch_all`, which read a stream to its end:
+                // dropped before it gave anything, they are cancelled too.
+                let mut waiting = Box::pin(sqlx::query("DELETE FROM t").execute(profiled(&pool)));
+                let polled = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx)));
+                assert!(polled.await.is_pending());
+                drop(waiting);
+                let mut waiting = Box::pin(sqlx::query("SELECT 3").fetch_all(profiled(&pool)));
                 let polled = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx)));
                 assert!(polled.await.is_pending());
                 drop(waiting);
@@ -450,8 +498,13 @@ mod tests {
             [(Some(1), false, Outcome::Returned)],
             "as it stood when dropped"
         );
-        // The driver never asked for its SQL: it never ran.
-        assert_eq!(ended(None), [(None, true, Outcome::Cancelled)]);
-        assert_eq!(captured.count("sqlite"), (5, 1));
+        assert_eq!(
+            ended(Some("SELECT x FROM t WHERE x < ?")),
+            [(Some(0), false, Outcome::Returned)],
+            "a read after a comment"
+        );
+        // The driver never asked for their SQL: they never ran.
+        assert_eq!(ended(None), [(None, true, Outcome::Cancelled); 3]);
+        assert_eq!(captured.count("sqlite"), (8, 3));
     }
 }
