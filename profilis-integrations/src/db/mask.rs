@@ -93,8 +93,12 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
 ///   string; `` `...` `` is an identifier. `[...]`, an identifier in SQLite and SQL Server but
 ///   an array in PostgreSQL (`ARRAY['a', 'b']`, `tags[1]`), is read token by token: its words
 ///   stay and the literals in it are masked;
-/// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed;
-/// - runs of whitespace become one space; `IN (?, ?, ?)` becomes `IN (?)`; a final `;` goes.
+/// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed; a block
+///   comment ends where its nested ones do (PostgreSQL's rule: where comments do not nest, this
+///   removes more, never less);
+/// - runs of whitespace become one space; a list of literals and placeholders after `IN`
+///   (`IN (?, ?, ?)`, `IN ($1, $2)`, `IN (?1, ?2)`, `IN (-1, 2)`) becomes `IN (?)`; a final `;`
+///   goes.
 ///
 /// An unterminated string, quoted identifier or comment masks everything after its start.
 ///
@@ -137,10 +141,7 @@ pub fn mask(vendor: &str, sql: &str) -> String {
                 space = true;
             }
             b'/' if next == Some(b'*') => {
-                i = match sql[i + 2..].find("*/") {
-                    Some(end) => i + 2 + end + 2,
-                    None => bytes.len(),
-                };
+                i = block_comment_end(bytes, i);
                 space = true;
             }
             b'\'' => {
@@ -220,11 +221,14 @@ pub fn mask(vendor: &str, sql: &str) -> String {
     collapse_in_lists(out)
 }
 
-/// `IN (?, ?, ?)` → `IN (?)`, so statements that differ only in list length read the same.
+/// `IN (?, ?, ?)` → `IN (?)`, so statements that differ only in list length read the same:
+/// lists of masked literals (`?`, `-?`) and of placeholders (`?`, `?1`, `$1`, `:name`, `@p1`).
 fn collapse_in_lists(masked: String) -> String {
     static IN_LIST: OnceLock<Regex> = OnceLock::new();
     let re = IN_LIST.get_or_init(|| {
-        Regex::new(r"(?i)\b(IN) ?\( ?\?(?: ?, ?\?)* ?\)").expect("the IN-list pattern is valid")
+        const ITEM: &str = r"(?:-? ?\?[0-9]*|\$[0-9]+|[:@][A-Za-z_][A-Za-z0-9_]*)";
+        Regex::new(&format!(r"(?i)\b(IN) ?\( ?{ITEM}(?: ?, ?{ITEM})* ?\)"))
+            .expect("the IN-list pattern is valid")
     });
     match re.replace_all(&masked, "$1 (?)") {
         Cow::Borrowed(_) => masked,
@@ -242,6 +246,30 @@ fn word_end(bytes: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// The index after the end of the block comment opening at `start` (`/*`), counting the
+/// comments nested in it; the end of `bytes` if it is not closed.
+fn block_comment_end(bytes: &[u8], start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    bytes.len()
 }
 
 /// The index after the end of the line starting a comment at `i`.
@@ -289,7 +317,8 @@ fn dollar_quoted_end(sql: &str, start: usize) -> Option<usize> {
     if bytes.get(i).is_some_and(|b| b.is_ascii_digit()) {
         return None;
     }
-    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+    // A tag is an identifier: letters (any, as in PostgreSQL), digits and `_`.
+    while i < bytes.len() && is_word_byte(bytes[i]) {
         i += 1;
     }
     if bytes.get(i) != Some(&b'$') {
@@ -393,6 +422,35 @@ mod tests {
                 "INSERT INTO t VALUES (?1, ?2, :a, @b, $c)",
             ),
             ("sqlite", "SELECT 1; SELECT 2;", "SELECT ?; SELECT ?"),
+            // Lists of placeholders and of signed literals shrink too.
+            (
+                "postgres",
+                "SELECT * FROM t WHERE a IN ($1, $2, $3) AND b IN (-1, -2, 3) AND c in (:x,:y)",
+                "SELECT * FROM t WHERE a IN (?) AND b IN (?) AND c in (?)",
+            ),
+            (
+                "sqlite",
+                "DELETE FROM t WHERE id IN (?1, ?2) OR id IN (@a, @b)",
+                "DELETE FROM t WHERE id IN (?) OR id IN (?)",
+            ),
+            // Not a list of literals: kept.
+            (
+                "postgres",
+                "SELECT * FROM t WHERE a IN (SELECT b FROM u)",
+                "SELECT * FROM t WHERE a IN (SELECT b FROM u)",
+            ),
+            // A tag with letters beyond ASCII is a tag; nested comments end where they nest.
+            (
+                "postgres",
+                "SELECT $é$4111 1111 ann@example.com$é$, $été$secret$été$ FROM t",
+                "SELECT ?, ? FROM t",
+            ),
+            (
+                "postgres",
+                "SELECT 1 /* outer /* inner */ patient ann smith */ FROM t",
+                "SELECT ? FROM t",
+            ),
+            ("sqlite", "SELECT 1 /* a /* b */ 'c' never closed", "SELECT ?"),
             // A backslash ends a string where it is no escape, and escapes where it is one.
             (
                 "postgres",
