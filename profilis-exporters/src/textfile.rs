@@ -72,18 +72,18 @@ pub(crate) fn check_name(path: &Path) -> Result<(), TextfileError> {
 /// Numbers the temporary files of this process, so two writers of one path never share one.
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `text` (an exposition, as [`render`](crate::render) or
-/// [`ExporterGuard::render`](crate::ExporterGuard::render) gives it) to `path` atomically:
-/// a temporary file in the same directory, synced, then renamed over `path`.
+/// Writes `text` (an exposition in the Prometheus text format) to `path` atomically: a
+/// temporary file in the same directory, synced, then renamed over `path`.
+///
+/// The text is written as it is. For profilis's own page, use
+/// [`ExporterGuard::write_textfile`](crate::ExporterGuard::write_textfile), which leaves out
+/// what node_exporter would refuse (see [`Exporter::textfile`](crate::Exporter::textfile)).
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let profilis = profilis_exporters::Exporter::new().install()?;
-/// // ... the batch job's work
-/// profilis_exporters::write_textfile(
-///     "/var/lib/prometheus/node-exporter/batch.prom",
-///     &profilis.render(),
-/// )?;
+/// // A page of your own, made however you like:
+/// let page = "# HELP batch_rows_total Rows imported.\n# TYPE batch_rows_total counter\nbatch_rows_total 42\n";
+/// profilis_exporters::write_textfile("/var/lib/prometheus/node-exporter/batch.prom", page)?;
 /// # Ok(()) }
 /// ```
 ///
@@ -147,7 +147,6 @@ impl TextfileWriter {
         render: Arc<dyn Fn() -> String + Send + Sync>,
     ) -> Result<TextfileWriter, TextfileError> {
         metrics::counter!(TEXTFILE_FAILURES_TOTAL).absolute(0);
-        write_textfile(&path, &render())?;
         let (stop, stopped) = mpsc::channel::<()>();
         let (to, from) = (path.clone(), Arc::clone(&render));
         let thread = std::thread::Builder::new()
@@ -162,6 +161,13 @@ impl TextfileWriter {
                 path: path.clone(),
                 source,
             })?;
+        // The first write once nothing else can fail, so that a failed start leaves no file;
+        // if it fails, the thread (waiting out its first interval) stops.
+        if let Err(e) = write_textfile(&path, &render()) {
+            drop(stop);
+            let _ = thread.join();
+            return Err(e);
+        }
         Ok(TextfileWriter {
             path,
             render,

@@ -27,11 +27,13 @@
 //! events have no `rows`.
 //!
 //! On a few error paths diesel reports a query's start and never its end: a bind value that
-//! cannot be sent, an `EmptyChangeset` on PostgreSQL, SQL holding a NUL byte. Queries of one
-//! connection never overlap (a query borrows the connection), so when the next query starts,
-//! one still unfinished has failed: it is recorded then as failed, its duration running to
-//! that moment, with the failure "diesel reported no end of this query" (or when the
-//! connection is dropped, as cancelled, if no other query came).
+//! cannot be sent, an `EmptyChangeset` on PostgreSQL, SQL holding a NUL byte. A query of a
+//! connection runs inside another only one level deep (PostgreSQL's lookup of a custom type's
+//! id, while the query that binds it is being built), so when a query starts while two or more
+//! are unfinished, all but the last of those have failed: they are recorded then as failed,
+//! their durations running to that moment, with the failure "diesel reported no end of this
+//! query". At most one such query per connection waits to be recorded (until two more have
+//! started, or the connection is dropped: then as cancelled).
 
 use std::fmt;
 
@@ -47,6 +49,10 @@ pub const ERROR_TYPE: &str = "diesel::result::Error";
 
 /// The failure's message of a query diesel reported no end of (see the module's docs).
 const NO_END: &str = "diesel reported no end of this query: it failed before it ran (a bind value it could not send, say)";
+
+/// The most queries of a connection unfinished when another starts that can still end: the
+/// one it runs inside (see the module's docs). Any before it have failed.
+const MAY_END: usize = 1;
 
 /// Records the queries of a diesel connection as queries of one vendor.
 #[derive(Debug)]
@@ -66,30 +72,38 @@ impl ProfilisInstrumentation {
     }
 }
 
+impl ProfilisInstrumentation {
+    /// A query started: the innermost from now on.
+    fn started(&mut self) {
+        // Of the queries still unfinished, only the last may be one this one runs inside.
+        let failed = self.running.len().saturating_sub(MAY_END);
+        for abandoned in self.running.drain(..failed) {
+            abandoned.finish_failed(None, || Failure::new(ERROR_TYPE, Some(&NO_END)));
+        }
+        if let Some(query) = Query::start(self.vendor) {
+            self.running.push(query);
+        }
+    }
+
+    /// The innermost query finished, failed with `error` if given.
+    fn finished(&mut self, query: &dyn fmt::Display, error: Option<&diesel::result::Error>) {
+        if let Some(running) = self.running.pop() {
+            let sql = || statement(query);
+            match error {
+                None => running.finish_with(sql, false, None),
+                Some(err) => {
+                    running.finish_failed_with(sql, || Failure::new(ERROR_TYPE, Some(err)))
+                }
+            }
+        }
+    }
+}
+
 impl Instrumentation for ProfilisInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
-            InstrumentationEvent::StartQuery { .. } => {
-                // Queries of a connection do not overlap: one still here has failed without
-                // an end.
-                for abandoned in self.running.drain(..) {
-                    abandoned.finish_failed(None, || Failure::new(ERROR_TYPE, Some(&NO_END)));
-                }
-                if let Some(query) = Query::start(self.vendor) {
-                    self.running.push(query);
-                }
-            }
-            InstrumentationEvent::FinishQuery { query, error, .. } => {
-                if let Some(running) = self.running.pop() {
-                    let sql = || statement(query);
-                    match error {
-                        None => running.finish_with(sql, false, None),
-                        Some(err) => {
-                            running.finish_failed_with(sql, || Failure::new(ERROR_TYPE, Some(err)))
-                        }
-                    }
-                }
-            }
+            InstrumentationEvent::StartQuery { .. } => self.started(),
+            InstrumentationEvent::FinishQuery { query, error, .. } => self.finished(query, error),
             _ => {}
         }
     }
@@ -114,7 +128,10 @@ fn statement(query: &dyn fmt::Display) -> Option<String> {
             let searched_from = self.text.len().saturating_sub(BINDS.len() - 1);
             // One more character than the budget at most, so that masking sees the text was
             // cut and marks it so.
-            let room = (self.budget + 4).saturating_sub(self.text.len());
+            let room = self
+                .budget
+                .saturating_add(4)
+                .saturating_sub(self.text.len());
             let mut take = piece.len().min(room);
             while !piece.is_char_boundary(take) {
                 take -= 1;
@@ -270,6 +287,8 @@ mod tests {
 
     #[test]
     fn the_text_is_written_no_further_than_masking_reads_and_never_panics() {
+        // The statement limit is the process's: other tests change it.
+        let _serial = profilis_core::testing::lock();
         // The values after the mark are never written, however large (this one panics if it
         // is asked to write).
         let binds = Displayed(|f: &mut fmt::Formatter<'_>| {
@@ -308,6 +327,63 @@ mod tests {
             Err(fmt::Error)
         });
         assert_eq!(statement(&failing), None);
+        // No limit at all: the budget does not overflow (it panicked in a debug build, and
+        // cut every statement to 3 bytes in a release one).
+        crate::db::mask::set_statement_limit(usize::MAX);
+        let whole = statement(&"SELECT 1 -- binds: []");
+        crate::db::mask::set_statement_limit(crate::db::mask::DEFAULT_STATEMENT_LIMIT);
+        assert_eq!(whole.as_deref(), Some("SELECT 1"));
+    }
+
+    /// A query that runs inside another (PostgreSQL's lookup of a custom type, while the query
+    /// binding it is built) ends before it, and neither is taken for one diesel reported no
+    /// end of; one left below them by an earlier failure is, once they start.
+    #[test]
+    fn a_query_inside_another_is_not_taken_for_a_failed_one() {
+        let ((), captured) = capture(|| {
+            let mut conn = ProfilisInstrumentation::new("diesel-nested");
+            // An outer query and two lookups inside it, one after the other.
+            conn.started();
+            conn.started();
+            conn.finished(&"SELECT oid FROM pg_type WHERE typname = $1", None);
+            conn.started();
+            conn.finished(&"SELECT oid FROM pg_type WHERE typname = $1", None);
+            conn.finished(&"INSERT INTO t (mood) VALUES ($1)", None);
+            assert!(conn.running.is_empty());
+            // A query diesel reported no end of, then one with a lookup inside.
+            conn.started();
+            conn.started();
+            conn.started();
+            assert_eq!(conn.running.len(), 2, "the first is recorded as failed");
+            conn.finished(&"SELECT oid FROM pg_type WHERE typname = $1", None);
+            conn.finished(&"UPDATE t SET mood = $1", None);
+            assert!(conn.running.is_empty());
+        });
+        let seen: Vec<_> = captured
+            .named("diesel-nested")
+            .iter()
+            .map(|e| {
+                let detail = e.detail::<DbDetail>().unwrap();
+                let failure = e.failure.as_deref().and_then(|f| f.exception_value.clone());
+                (detail.query.as_deref().map(str::to_owned), e.error, failure)
+            })
+            .collect();
+        let lookup = Some("SELECT oid FROM pg_type WHERE typname = $1".to_owned());
+        assert_eq!(
+            seen,
+            [
+                (lookup.clone(), false, None),
+                (lookup.clone(), false, None),
+                (
+                    Some("INSERT INTO t (mood) VALUES ($1)".to_owned()),
+                    false,
+                    None
+                ),
+                (None, true, Some(NO_END.to_owned())),
+                (lookup, false, None),
+                (Some("UPDATE t SET mood = $1".to_owned()), false, None),
+            ]
+        );
     }
 
     mod schema {
@@ -360,9 +436,9 @@ mod tests {
     }
 
     /// A bind value that cannot be sent: diesel reports the query's start, then fails before
-    /// it runs and reports no end. The next query's start records it as failed, so that it
-    /// is counted then, not left on the connection (10,000 such failures were 10,000 queries
-    /// held until the connection was dropped).
+    /// it runs and reports no end. It is recorded as failed when two more queries have
+    /// started, so that it is counted then, not left on the connection (10,000 such failures
+    /// were 10,000 queries held until the connection was dropped).
     #[test]
     fn a_query_diesel_reports_no_end_of_is_failed_when_the_next_starts() {
         use diesel::serialize::{self, Output, ToSql};
@@ -389,13 +465,15 @@ mod tests {
                 assert!(result.is_err());
             }
             conn.batch_execute("SELECT 1").unwrap();
-            // Each was recorded when the next started (the connection, dropped here, holds
-            // none of them: else they would be recorded now, as cancelled).
+            // All but the last were recorded as the queries after them started; the
+            // connection, dropped here, held only that one (recorded now, as cancelled).
         });
         let events = captured.named("diesel-no-end");
         let failed: Vec<_> = events.iter().filter(|e| e.error).collect();
         assert_eq!(failed.len(), 100, "{events:?}");
-        for event in &failed {
+        let (at_drop, before) = failed.split_last().unwrap();
+        assert_eq!(at_drop.outcome, profilis_core::Outcome::Cancelled);
+        for event in before {
             assert_eq!(event.outcome, profilis_core::Outcome::Returned);
             assert_eq!(
                 event

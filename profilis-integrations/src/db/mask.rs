@@ -93,12 +93,12 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
 ///   string; `` `...` `` is an identifier. `[...]`, an identifier in SQLite and SQL Server but
 ///   an array in PostgreSQL (`ARRAY['a', 'b']`, `tags[1]`), is read token by token: its words
 ///   stay and the literals in it are masked;
-/// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed; a block
-///   comment ends where its nested ones do (PostgreSQL's rule: where comments do not nest, this
-///   removes more, never less);
+/// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed; for
+///   `postgres` (and `postgresql`, `cockroachdb`), whose block comments nest, a block comment
+///   ends where its nested ones do;
 /// - runs of whitespace become one space; a list of literals and placeholders after `IN`
-///   (`IN (?, ?, ?)`, `IN ($1, $2)`, `IN (?1, ?2)`, `IN (-1, 2)`) becomes `IN (?)`; a final `;`
-///   goes.
+///   (`IN (?, ?, ?)`, `IN ($1, $2)`, `IN (?1, ?2)`, `IN (:a, :b)`, `IN (-1, 2)`) becomes
+///   `IN (?)`; a final `;` goes.
 ///
 /// An unterminated string, quoted identifier or comment masks everything after its start.
 ///
@@ -112,6 +112,9 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
 /// ```
 pub fn mask(vendor: &str, sql: &str) -> String {
     let mysql = matches!(vendor, "mysql" | "mariadb");
+    // Where block comments nest; elsewhere one ends at its first `*/`, and reading on past it
+    // could take a string's quote for the comment's text and the string for SQL.
+    let nested_comments = matches!(vendor, "postgres" | "postgresql" | "cockroachdb");
     let bytes = sql.as_bytes();
     let mut out = String::with_capacity(sql.len());
     let mut space = false;
@@ -141,7 +144,7 @@ pub fn mask(vendor: &str, sql: &str) -> String {
                 space = true;
             }
             b'/' if next == Some(b'*') => {
-                i = block_comment_end(bytes, i);
+                i = block_comment_end(bytes, i, nested_comments);
                 space = true;
             }
             b'\'' => {
@@ -222,11 +225,12 @@ pub fn mask(vendor: &str, sql: &str) -> String {
 }
 
 /// `IN (?, ?, ?)` → `IN (?)`, so statements that differ only in list length read the same:
-/// lists of masked literals (`?`, `-?`) and of placeholders (`?`, `?1`, `$1`, `:name`, `@p1`).
+/// lists of masked literals (`?`, `-?`) and of placeholders (`?`, `?1`, `$1`, `:name`). (Not
+/// `@name`: MySQL's user variables and PostgreSQL's `@` operator read so too.)
 fn collapse_in_lists(masked: String) -> String {
     static IN_LIST: OnceLock<Regex> = OnceLock::new();
     let re = IN_LIST.get_or_init(|| {
-        const ITEM: &str = r"(?:-? ?\?[0-9]*|\$[0-9]+|[:@][A-Za-z_][A-Za-z0-9_]*)";
+        const ITEM: &str = r"(?:-? ?\?[0-9]*|\$[0-9]+|:[A-Za-z_][A-Za-z0-9_]*)";
         Regex::new(&format!(r"(?i)\b(IN) ?\( ?{ITEM}(?: ?, ?{ITEM})* ?\)"))
             .expect("the IN-list pattern is valid")
     });
@@ -249,13 +253,13 @@ fn word_end(bytes: &[u8], mut i: usize) -> usize {
 }
 
 /// The index after the end of the block comment opening at `start` (`/*`), counting the
-/// comments nested in it; the end of `bytes` if it is not closed.
-fn block_comment_end(bytes: &[u8], start: usize) -> usize {
+/// comments nested in it if `nested`; the end of `bytes` if it is not closed.
+fn block_comment_end(bytes: &[u8], start: usize, nested: bool) -> usize {
     let mut depth = 0usize;
     let mut i = start;
     while i + 1 < bytes.len() {
         match (bytes[i], bytes[i + 1]) {
-            (b'/', b'*') => {
+            (b'/', b'*') if nested || depth == 0 => {
                 depth += 1;
                 i += 2;
             }
@@ -431,7 +435,7 @@ mod tests {
             (
                 "sqlite",
                 "DELETE FROM t WHERE id IN (?1, ?2) OR id IN (@a, @b)",
-                "DELETE FROM t WHERE id IN (?) OR id IN (?)",
+                "DELETE FROM t WHERE id IN (?) OR id IN (@a, @b)",
             ),
             // Not a list of literals: kept.
             (
@@ -450,7 +454,19 @@ mod tests {
                 "SELECT 1 /* outer /* inner */ patient ann smith */ FROM t",
                 "SELECT ? FROM t",
             ),
-            ("sqlite", "SELECT 1 /* a /* b */ 'c' never closed", "SELECT ?"),
+            ("postgres", "SELECT 1 /* a /* b */ 'c' never closed", "SELECT ?"),
+            // Where comments do not nest, the first `*/` ends one: reading on would take the
+            // string's quote for the comment's and keep the string.
+            (
+                "sqlite",
+                "UPDATE users /* old /* */ SET name = 'x */ Ann Smith' WHERE id = 1",
+                "UPDATE users SET name = ? WHERE id = ?",
+            ),
+            (
+                "mysql",
+                "UPDATE users /* old /* */ SET name = 'x */ Ann Smith' WHERE id = 1",
+                "UPDATE users SET name = ? WHERE id = ?",
+            ),
             // A backslash ends a string where it is no escape, and escapes where it is one.
             (
                 "postgres",
