@@ -87,7 +87,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(hello))
         .route("/users/{id}", get(user))
         .route("/fail", get(fail))
-        .route("/slow", get(slow));
+        .route("/slow", get(slow))
+        // Before the layer, so that requests matching no route are recorded (`<unmatched>`).
+        .fallback(|| async { StatusCode::NOT_FOUND });
     match layer {
         Layer::Profilis => {
             let rules = HttpConfig::new().exclude_routes(&["/favicon.ico"])?.build();

@@ -131,15 +131,21 @@ fn profiled_calls_are_served_on_metrics_and_pass_promtool() {
         Err(Error::Collector(StartError::AlreadyRunning))
     ));
 
-    // The port is taken: a typed error naming the address.
+    // The port is taken: a typed error naming the address. The install's sample rate is not
+    // left behind for the next install to inherit.
     drop(guard);
-    let taken = Exporter::new().listen_addr(addr);
+    let rate_before = profilis::global_rate();
+    let taken = Exporter::new()
+        .listen_addr(addr)
+        .sample_rate(rate_before / 4.0)
+        .unwrap();
     let _holder = std::net::TcpListener::bind(addr).unwrap();
     match taken.install() {
         Err(Error::Listener(ListenerError::AddrInUse { addr: a })) => assert_eq!(a, addr),
         Err(other) => panic!("expected AddrInUse, got {other}"),
         Ok(_) => panic!("expected AddrInUse, got an exporter"),
     }
+    assert_eq!(profilis::global_rate(), rate_before);
 }
 
 #[test]
@@ -165,6 +171,20 @@ fn bad_settings_are_typed_errors_naming_the_value() {
             matches!(err, Error::Config(ConfigError::SampleRate { .. })),
             "{err}"
         );
+    }
+    // An empty label from code, as from the environment, is refused (Prometheus would read it
+    // as none, and merge the series of the processes it tells apart).
+    for (exporter, name) in [
+        (Exporter::new().service(""), "service"),
+        (Exporter::new().instance(" "), "instance"),
+        (Exporter::new().worker("\t"), "worker"),
+    ] {
+        let err = exporter.install().err().expect("rejected");
+        assert!(
+            matches!(err, Error::EmptyLabel { name: n, .. } if n == name),
+            "{err}"
+        );
+        assert!(err.to_string().contains(name), "{err}");
     }
     let err = Exporter::new()
         .listen("not an address")

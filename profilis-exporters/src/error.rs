@@ -15,6 +15,17 @@ pub enum Error {
     /// started. (Its settings are checked first: a bad one is [`Error::Config`].)
     #[error(transparent)]
     Collector(StartError),
+    /// A `service`, `instance` or `worker` label given in code is empty (or only whitespace):
+    /// Prometheus reads an empty label as no label, and the series of the processes it
+    /// should tell apart would be one. (From the environment, such a value is
+    /// [`Error::Config`].)
+    #[error("the `{name}` label ({setter}) must not be empty: Prometheus reads an empty label as none, and would merge the series it tells apart")]
+    EmptyLabel {
+        /// `service`, `instance` or `worker`.
+        name: &'static str,
+        /// The builder method that set it.
+        setter: &'static str,
+    },
     /// Some other code installed a global `metrics` recorder first.
     #[error("a global `metrics` recorder is already installed in this process: profilis must install its own (or record into yours with FacadeSink)")]
     RecorderInstalled,

@@ -32,8 +32,11 @@ let app: Router = Router::new()
 //! - **Route**: the template from the route function (with the `axum` feature, by default
 //!   axum's `MatchedPath`, which includes the prefixes of nested routers), else
 //!   [`UNMATCHED_ROUTE`](crate::http::UNMATCHED_ROUTE). Install the layer with axum's
-//!   `Router::layer` *after* adding the routes (and fallback): a layer wrapped around the
-//!   whole router runs before routing and sees no `MatchedPath`.
+//!   `Router::layer` *after* adding the routes and a fallback (`.fallback(|| async {
+//!   StatusCode::NOT_FOUND })`): `Router::layer` wraps only what the router has by then, and
+//!   axum's default fallback is not among it, so without one the requests that match no route
+//!   are not recorded. A layer wrapped around the whole router runs before routing and sees
+//!   no `MatchedPath`.
 //! - **Status**: the response status. A handler that panics is recorded as 500 and
 //!   [`End::Panicked`]; the panic then goes on unchanged, so the framework's own handling (such
 //!   as `tower_http::catch_panic`) still sees it. A service that returns an error instead of a

@@ -395,6 +395,21 @@ impl Exporter {
         for (matcher, values) in env_metric_buckets.into_iter().chain(self.metric_buckets) {
             metric_buckets.set(matcher, &values);
         }
+        for (name, setter, value) in [
+            ("service", "Exporter::service", &self.service),
+            ("instance", "Exporter::instance", &self.instance),
+            ("worker", "Exporter::worker", &self.worker),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(Error::EmptyLabel { name, setter });
+            }
+        }
+        // Checked now, set last: a failed install leaves the process's rate as it was.
+        let rate = self
+            .sample_rate
+            .or(env.sample_rate)
+            .map(profilis_core::validate_rate)
+            .transpose()?;
         let labels = GlobalLabels {
             service: self.service.or(env.service).unwrap_or_else(default_service),
             instance: self
@@ -454,9 +469,6 @@ impl Exporter {
         if self.pushgateway.is_some() {
             metrics::counter!(metric_names::PUSH_FAILURES_TOTAL).absolute(0);
         }
-        if let Some(rate) = self.sample_rate.or(env.sample_rate) {
-            set_global_rate(rate)?;
-        }
         let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(PrometheusSink::new(
             labels.clone(),
             installed.clone(),
@@ -511,6 +523,10 @@ impl Exporter {
             }
             None => None,
         };
+        // Nothing can fail from here on.
+        if let Some(rate) = rate {
+            set_global_rate(rate)?;
+        }
         #[cfg(feature = "dashboard")]
         if let Some(dashboard) = &dashboard {
             crate::dashboard::install(dashboard);

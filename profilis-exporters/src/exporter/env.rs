@@ -106,7 +106,7 @@ impl EnvSettings {
             #[cfg(feature = "listener")]
             listen: parse_env(
                 "PROFILIS_LISTEN",
-                "host:port, such as 127.0.0.1:9464 or 0.0.0.0:9464",
+                "ip:port or localhost:port (an IP address, not a host name), such as 127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464 or localhost:9464",
                 |v| crate::listener::parse_listen_addr(v).ok(),
             )?,
             service: env_label("PROFILIS_SERVICE")?,
