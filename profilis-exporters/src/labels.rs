@@ -12,6 +12,13 @@ pub struct GlobalLabels {
     pub worker: String,
 }
 
+/// Whether `value` can be a `service`, `instance` or `worker` label, from code or the
+/// environment: not empty nor only whitespace (Prometheus reads an empty label as none, and
+/// the series it should tell apart would be one).
+pub(crate) fn is_label_value(value: &str) -> bool {
+    !value.trim().is_empty()
+}
+
 impl GlobalLabels {
     /// `service`, `instance` and `worker`, in contract order.
     pub fn pairs(&self) -> [(&'static str, &str); 3] {

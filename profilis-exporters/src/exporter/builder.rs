@@ -400,7 +400,10 @@ impl Exporter {
             ("instance", "Exporter::instance", &self.instance),
             ("worker", "Exporter::worker", &self.worker),
         ] {
-            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            if value
+                .as_deref()
+                .is_some_and(|v| !crate::labels::is_label_value(v))
+            {
                 return Err(Error::EmptyLabel { name, setter });
             }
         }

@@ -96,7 +96,7 @@ fn parse_switch(value: &str) -> Option<bool> {
 
 fn env_label(name: &'static str) -> Result<Option<String>, ConfigError> {
     parse_env(name, "a non-empty label value", |v| {
-        (!v.trim().is_empty()).then(|| v.to_owned())
+        crate::labels::is_label_value(v).then(|| v.to_owned())
     })
 }
 

@@ -39,11 +39,11 @@ impl Installed {
     /// node_exporter reads every file of its directory into one page, and refuses a series
     /// another file or its own page already has.
     pub(super) fn render_textfile(&self) -> String {
-        self.recorder.render_with(ExpositionFormat::Text, |page| {
-            crate::info::add_to(page);
-            crate::metric_set::add_to(page);
-            page.leave_out(&crate::metric_names::UNLABELLED);
-        })
+        self.render_page(
+            ExpositionFormat::Text,
+            false,
+            &crate::metric_names::UNLABELLED,
+        )
     }
 
     /// Pages from now on carry the process metrics, or not.
@@ -53,12 +53,25 @@ impl Installed {
 
     /// The exposition in `format`, with what [`Installed::render`] has.
     pub(super) fn render_as(&self, format: ExpositionFormat) -> String {
+        let process_metrics = self.process_metrics.load(Ordering::Acquire);
+        self.render_page(format, process_metrics, &[])
+    }
+
+    /// Every family of the recorder, the process metrics if `process_metrics`, the published
+    /// info metrics, state sets and metric sets, in `format`, but the families `left_out`.
+    fn render_page(
+        &self,
+        format: ExpositionFormat,
+        process_metrics: bool,
+        left_out: &[&str],
+    ) -> String {
         self.recorder.render_with(format, |page| {
-            if self.process_metrics.load(Ordering::Acquire) {
+            if process_metrics {
                 crate::process::add_to(page);
             }
             crate::info::add_to(page);
             crate::metric_set::add_to(page);
+            page.leave_out(left_out);
         })
     }
 }

@@ -254,7 +254,7 @@ fn word_end(bytes: &[u8], mut i: usize) -> usize {
 
 /// The index after the end of the block comment opening at `start` (`/*`), counting the
 /// comments nested in it if `nested`; the end of `bytes` if it is not closed.
-fn block_comment_end(bytes: &[u8], start: usize, nested: bool) -> usize {
+pub(super) fn block_comment_end(bytes: &[u8], start: usize, nested: bool) -> usize {
     let mut depth = 0usize;
     let mut i = start;
     while i + 1 < bytes.len() {
@@ -277,7 +277,7 @@ fn block_comment_end(bytes: &[u8], start: usize, nested: bool) -> usize {
 }
 
 /// The index after the end of the line starting a comment at `i`.
-fn line_end(bytes: &[u8], i: usize) -> usize {
+pub(super) fn line_end(bytes: &[u8], i: usize) -> usize {
     bytes[i..]
         .iter()
         .position(|&b| b == b'\n')

@@ -214,13 +214,15 @@ fn kind_of(sql: &str) -> Kind {
     // The first word after any comments and opening parentheses (`/* report */ SELECT`,
     // `(SELECT ..) UNION ..`): an empty one would be taken for a write, and a read given the
     // last write's count as its rows.
+    // Comments end where masking ends them (not nested: only the start is read here).
+    use super::mask::{block_comment_end, line_end};
     let mut rest = sql;
     loop {
         rest = rest.trim_start();
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after.split_once('\n').map_or("", |(_, next)| next);
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, next)| next);
+        if rest.starts_with("--") {
+            rest = &rest[line_end(rest.as_bytes(), 0)..];
+        } else if rest.starts_with("/*") {
+            rest = &rest[block_comment_end(rest.as_bytes(), 0, false)..];
         } else if let Some(after) = rest.strip_prefix('(') {
             rest = after;
         } else {
