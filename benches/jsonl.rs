@@ -1,6 +1,8 @@
 //! Events per second the JSONL sink writes to files in a temp directory: serialization into the
 //! reused buffer, one `write_all` per batch, and size rotation (64 MiB files, the newest four
-//! kept), as the collector hands it batches of 128 (its default `batch_max`) and 1024 events.
+//! kept), as the collector hands it batches of 128 (its default `batch_max`) and 1024 events;
+//! and what handing the same batches to the sink on its own thread (`NonBlocking`) costs the
+//! collector's thread.
 //!
 //! `cargo bench --features jsonl --bench jsonl`. Figures go to BENCHMARKS.md.
 
@@ -8,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use profilis::context::{SpanId, TraceId};
-use profilis::{Batch, Event, JsonlConfig, JsonlSink, Outcome, Sink, Site, Stats};
+use profilis::{Batch, Event, JsonlConfig, JsonlSink, NonBlocking, Outcome, Sink, Site, Stats};
 
 static SITE: Site = Site::function("shop::orders::price_order", None);
 
@@ -45,6 +47,17 @@ fn jsonl(c: &mut Criterion) {
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(BenchmarkId::new("write", size), |b| {
             b.iter(|| sink.write(black_box(&batch)).expect("write"));
+        });
+        sink.flush().expect("flush");
+        // What the collector's thread pays for the same batch when the sink runs on a thread
+        // of its own (as `Exporter::jsonl` runs it): the batch's copy, handed over. (A batch
+        // that finds the sink's queue full is refused after the copy, at the same cost.)
+        let mut sink = NonBlocking::new(
+            JsonlSink::new(JsonlConfig::new(&dir).keep_files(4)).expect("temp dir"),
+        )
+        .expect("a thread");
+        group.bench_function(BenchmarkId::new("handed_over", size), |b| {
+            b.iter(|| black_box(sink.write(black_box(&batch))));
         });
         sink.flush().expect("flush");
     }

@@ -122,8 +122,8 @@ pub use profilis_core::{
     global_rate, in_flight, is_enabled, kinds, set_enabled, set_global_rate, sink_fn, stats,
     validate_buckets, validate_rate, Batch, BucketTotal, Buckets, CallCount, Collector,
     CollectorConfig, ConfigError, Detail, DropPolicy, Event, EventFilter, Failure, FanOut,
-    FlushOutcome, FnSink, Kind, Latency, Metric, Outcome, ShutdownReport, Sink, SinkError, Site,
-    StartError, Stats, Value, DB, DEFAULT_BUCKETS, FUNCTION, HTTP,
+    FlushOutcome, FnSink, Kind, Latency, Metric, NonBlocking, Outcome, ShutdownReport, Sink,
+    SinkError, Site, StartError, Stats, Value, DB, DEFAULT_BUCKETS, FUNCTION, HTTP,
 };
 pub use profilis_macros::profiled;
 

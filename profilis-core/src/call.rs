@@ -634,6 +634,24 @@ impl Drop for Handover {
     }
 }
 
+/// Ends the call in a [`CallGuard`] when dropped: returned, not failed, on any way out of the
+/// function (its tail, a `return`, a `?`); a panic unwinding past it leaves the call to the
+/// guard, which records it as panicked. `#[profiled]` keeps the body of a function returning
+/// an `impl Trait` (not a future) inline with it: such a result cannot be read for an error,
+/// and a closure around the body would lose the signature a returned closure is checked
+/// against (`-> impl Fn(&u32) -> bool`).
+#[must_use = "dropped, it ends the call"]
+pub struct ExitOnDrop<'a>(pub &'a mut CallGuard);
+
+impl Drop for ExitOnDrop<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.0.exit_with(None);
+        }
+    }
+}
+
 /// A [`Handover`] dropped before its future was made: the call ended now, by an early return
 /// or a panic.
 #[cold]

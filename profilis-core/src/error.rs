@@ -100,6 +100,15 @@ pub enum StartError {
     /// The collector's thread could not be started.
     #[error("could not start the profilis collector thread")]
     Spawn(#[source] std::io::Error),
+    /// The thread of a [`NonBlocking`](crate::NonBlocking) sink could not be started.
+    #[error("could not start a thread for the sink {sink}")]
+    SinkSpawn {
+        /// The sink's name.
+        sink: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why a sink could not take a batch. Counted as a sink failure; the other sinks go on.

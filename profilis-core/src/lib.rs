@@ -47,6 +47,7 @@ mod in_flight;
 mod kind;
 mod latency;
 mod local;
+mod non_blocking;
 mod notable;
 mod once;
 mod random;
@@ -66,6 +67,7 @@ pub use event::{Detail, Event, Failure, Outcome, Value};
 pub use in_flight::in_flight;
 pub use kind::{kinds, Kind, Metric, DB, FUNCTION, HTTP};
 pub use latency::Latency;
+pub use non_blocking::NonBlocking;
 pub use ring::DropPolicy;
 pub use sampler::{global_rate, set_global_rate, validate_rate};
 pub use sink::{
@@ -107,8 +109,8 @@ pub mod adapter {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        call_once, enter, instrument, CallGuard, Failed, FailedDisplay, FailedOther, FailedResult,
-        Handover, Instrumented, Probe,
+        call_once, enter, instrument, CallGuard, ExitOnDrop, Failed, FailedDisplay, FailedOther,
+        FailedResult, Handover, Instrumented, Probe,
     };
     pub use crate::site::Site;
 

@@ -6,7 +6,7 @@
 //! Also the panic messages: a panic hook (installed once, chained to the one before) keeps the
 //! message of the thread's last panic, which the guard of a call unwinding from it reads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, LazyLock, Once};
 
 use crossbeam_queue::ArrayQueue;
@@ -53,6 +53,19 @@ pub(crate) fn take(mut failed: impl FnMut(RawEvent), mut slow: impl FnMut(RawEve
 thread_local! {
     /// The message of this thread's last panic (as the hook saw it).
     static LAST_PANIC: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    /// Whether the hook keeps this thread's panics from the hooks installed before it (see
+    /// [`quietly`]).
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (which must catch its own panics) with this thread's panics kept from the panic
+/// hooks installed before profilis's: a sink that panicked once and was said so on stderr is
+/// not printed again at every batch, only counted.
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let before = QUIET.try_with(|quiet| quiet.replace(true)).unwrap_or(false);
+    let result = f();
+    let _ = QUIET.try_with(|quiet| quiet.set(before));
+    result
 }
 
 /// Installs (once per process) a panic hook that keeps each panic's message for the thread it
@@ -77,7 +90,9 @@ pub(crate) fn install_panic_hook() {
                     *last = message;
                 }
             });
-            previous(info);
+            if !QUIET.try_with(Cell::get).unwrap_or(false) {
+                previous(info);
+            }
         }));
     });
 }

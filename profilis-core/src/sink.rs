@@ -7,6 +7,7 @@ use crate::error::SinkError;
 use crate::event::Event;
 use crate::kind::Kind;
 use crate::latency::Latency;
+use crate::notable;
 use crate::site::Site;
 
 /// The collector's counters. At any quiet moment
@@ -73,7 +74,10 @@ pub struct Batch<'a> {
     pub slow: &'a [Event],
 }
 
-/// A destination for batches. Runs on the collector thread, never on the application's.
+/// A destination for batches. Runs on the collector thread, never on the application's; a
+/// sink that can wait (a file, a pipe, a network) belongs in a [`NonBlocking`](crate::NonBlocking),
+/// on a thread of its own, so that it never holds up the collector and the other sinks
+/// (`Exporter` runs the sinks it is given that way).
 ///
 /// An `Err` or a panic is counted as a sink failure (`profilis_sink_failures_total`); the other
 /// sinks still get the batch and the application is never affected.
@@ -294,9 +298,17 @@ impl FanOut {
     ) -> FlushOutcome {
         let mut outcome = FlushOutcome::default();
         for member in &mut self.members {
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                op(member.sink.as_mut(), &mut member.filtered)
-            }));
+            let mut run = || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    op(member.sink.as_mut(), &mut member.filtered)
+                }))
+            };
+            // A sink that failed before is said no more: its panics are not printed again.
+            let result = if member.failures == 0 {
+                run()
+            } else {
+                notable::quietly(run)
+            };
             let message = match result {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => {

@@ -220,3 +220,70 @@ fn the_error_names_the_sink_and_the_io_error() {
     };
     assert!(sink.write(&empty).is_ok());
 }
+
+/// A console whose reader stopped reading (`app | less`, left alone): every write waits until
+/// the test lets it go.
+struct StalledPipe(Arc<Mutex<std::sync::mpsc::Receiver<()>>>);
+
+impl Write for StalledPipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = self.0.lock().unwrap().recv();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `profilis_function_calls_total` of `site` on the page.
+fn calls_on_page(text: &str, site: &Site) -> u64 {
+    let label = format!("function=\"{}\"", site.name());
+    text.lines()
+        .filter(|l| l.starts_with("profilis_function_calls_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_console_that_waits_holds_up_neither_the_application_nor_prometheus() {
+    let _serial = serial();
+    let (release, stalled) = std::sync::mpsc::channel();
+    let exporter = profilis_exporters::Exporter::new();
+    #[cfg(feature = "listener")]
+    let exporter = exporter.without_listener();
+    let guard = exporter
+        .flush_interval(Duration::from_millis(2))
+        .shutdown_timeout(Duration::from_millis(200))
+        .console(ConsoleSink::to_writer(StalledPipe(Arc::new(Mutex::new(
+            stalled,
+        )))))
+        .install()
+        .expect("installs");
+    let failures_before = stats().sink_failures;
+    let base = calls_on_page(&guard.render(), &OK_SITE);
+    // Round after round of calls: each round must reach the page although the console has
+    // not written a line since the first.
+    for round in 1..=20u64 {
+        for _ in 0..500 {
+            enter(&OK_SITE).exit(false);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let counted = calls_on_page(&guard.render(), &OK_SITE);
+            if counted >= base + round * 500 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: {counted} calls on the page"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    // The batches the stalled console could not take were counted as its failures.
+    assert!(stats().sink_failures > failures_before, "{:?}", stats());
+    let report = guard.shutdown();
+    assert!(!report.is_clean(), "the console never wrote: {report:?}");
+    drop(release);
+}

@@ -20,6 +20,7 @@ use crate::local::{self, Generation};
 use crate::sink::{FanOut, FlushOutcome, Sink, Stats};
 use crate::switch;
 use worker::Worker;
+pub(crate) use worker::SINK_FAILURES;
 
 static COLLECTOR_RUNNING: AtomicBool = AtomicBool::new(false);
 static GENERATIONS: AtomicU64 = AtomicU64::new(0);

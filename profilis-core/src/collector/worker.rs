@@ -19,7 +19,9 @@ use crate::site::{self, Site};
 
 pub(super) static POPPED: AtomicU64 = AtomicU64::new(0);
 pub(super) static PROCESSED: AtomicU64 = AtomicU64::new(0);
-pub(super) static SINK_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// Sink calls that failed, on the collector's thread or a [`NonBlocking`](crate::NonBlocking)
+/// sink's own.
+pub(crate) static SINK_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// The collector's counters as of `snapshot`.
 pub(super) fn stats_of(snapshot: &Snapshot) -> Stats {

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use profilis_core::{
-    set_global_rate, validate_rate, Buckets, Collector, CollectorConfig, DropPolicy, Kind, Sink,
+    set_global_rate, validate_rate, Buckets, Collector, CollectorConfig, DropPolicy, Kind,
+    NonBlocking, Sink, StartError,
 };
 
 use super::env::{default_instance, default_service, EnvSettings};
@@ -286,7 +287,9 @@ impl Exporter {
         self
     }
 
-    /// Another sink that gets every batch, beside the Prometheus one.
+    /// Another sink that gets every batch, beside the Prometheus one. It runs on a thread of
+    /// its own ([`NonBlocking`]), as the JSONL and console sinks do: if it waits, `/metrics`
+    /// and the other sinks do not.
     pub fn sink(mut self, sink: impl Sink) -> Self {
         self.sinks.push(Box::new(sink));
         self
@@ -472,17 +475,29 @@ impl Exporter {
         if self.pushgateway.is_some() {
             metrics::counter!(metric_names::PUSH_FAILURES_TOTAL).absolute(0);
         }
+        // Profilis's own in-memory sinks run on the collector's thread; every sink that
+        // writes somewhere (the console, JSONL files, the application's) on a thread of its
+        // own, so one that waits never holds up the counts Prometheus gets.
+        let writers = self.sinks;
+        #[cfg(feature = "jsonl")]
+        let writers = writers
+            .into_iter()
+            .chain(jsonl.into_iter().map(|s| Box::new(s) as Box<dyn Sink>));
         let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(PrometheusSink::new(
             labels.clone(),
             installed.clone(),
         ))];
-        sinks.extend(self.sinks);
         #[cfg(feature = "dashboard")]
         if let Some(dashboard) = &dashboard {
             sinks.push(Box::new(dashboard.sink()));
         }
-        #[cfg(feature = "jsonl")]
-        sinks.extend(jsonl.into_iter().map(|s| Box::new(s) as Box<dyn Sink>));
+        for sink in writers {
+            let name = sink.name().to_owned();
+            let sink = NonBlocking::from_box(sink)
+                .map_err(|source| StartError::SinkSpawn { sink: name, source })?
+                .flush_timeout(self.collector.shutdown_timeout);
+            sinks.push(Box::new(sink));
+        }
         let collector = Collector::start(
             CollectorConfig {
                 // Durations are filed on the calling thread in each histogram's own buckets.

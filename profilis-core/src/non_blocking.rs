@@ -1,0 +1,410 @@
+//! A sink on a thread of its own ([`NonBlocking`]): the collector hands it a copy of each
+//! batch and goes on, so a sink that waits (a pipe nobody reads, a stalled disk, a network)
+//! never holds up the collector, and with it the counts every other sink (Prometheus) gets.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::collector::SINK_FAILURES;
+use crate::error::SinkError;
+use crate::event::Event;
+use crate::sink::{Batch, CallCount, FanOut, FlushOutcome, Sink, Stats};
+
+/// Batches a [`NonBlocking`] sink holds for its thread before it refuses more.
+const QUEUED_BATCHES: usize = 16;
+
+/// A sink that runs another on a thread of its own, as tracing-appender's `NonBlocking` does
+/// for a writer. The collector hands it a copy of each batch and goes on at once, so a sink
+/// that waits (a console piped into a reader that stopped, a FIFO, a stalled disk or network)
+/// holds up neither the collector nor the other sinks: Prometheus keeps counting.
+///
+/// The thread keeps up to 16 batches. A batch that finds them all waiting waits for room, so a
+/// sink that is only slower than the collector loses nothing (the collector waits for it, as
+/// it would have); but if the thread takes no batch within
+/// [`stall_timeout`](NonBlocking::stall_timeout) (1 s by default), the sink is stalled: that
+/// batch, and each one after it that finds no room, is refused at once until the thread
+/// takes a batch again. A refused batch fails the write with an error that says how many
+/// events it lost (counted in `profilis_sink_failures_total` and [`Stats::sink_failures`],
+/// said once on stderr). The wrapped sink's own errors and panics are counted and said the
+/// same way. [`Sink::flush`] waits for the thread to write what it holds and flush, at most
+/// [`flush_timeout`](NonBlocking::flush_timeout) (5 s by default).
+///
+/// [`Exporter`](https://docs.rs/profilis-exporters) runs the JSONL, console and added sinks
+/// this way. The wrapped sink's event filter, if any, is applied on its thread.
+///
+/// ```
+/// use profilis_core::{sink_fn, NonBlocking};
+///
+/// let slow = sink_fn(|batch| {
+///     std::thread::sleep(std::time::Duration::from_millis(1)); // a slow destination
+///     let _ = batch.events.len();
+///     Ok(())
+/// });
+/// let sink = NonBlocking::new(slow).expect("a thread for the sink");
+/// # drop(sink);
+/// ```
+pub struct NonBlocking {
+    name: String,
+    wants_events: bool,
+    wants_details: bool,
+    wants_exemplars: bool,
+    sender: SyncSender<Message>,
+    /// Events handed over and not written yet.
+    queued: Arc<AtomicU64>,
+    flush_timeout: Duration,
+    stall_timeout: Duration,
+    /// Whether the last batch waited `stall_timeout` for room in vain: until the thread takes
+    /// a batch again, batches that find no room are refused at once.
+    stalled: bool,
+}
+
+enum Message {
+    Batch(OwnedBatch),
+    Flush(mpsc::Sender<FlushOutcome>),
+}
+
+/// A batch's copy, for the sink's thread.
+struct OwnedBatch {
+    events: Vec<Event>,
+    counts: Vec<CallCount>,
+    stats: Stats,
+    errors: Vec<Event>,
+    slow: Vec<Event>,
+}
+
+impl NonBlocking {
+    /// `sink` on a thread of its own (named `profilis-sink`).
+    ///
+    /// # Errors
+    /// The thread could not be started.
+    pub fn new(sink: impl Sink) -> std::io::Result<NonBlocking> {
+        NonBlocking::from_box(Box::new(sink))
+    }
+
+    /// As [`NonBlocking::new`], for a boxed sink.
+    ///
+    /// # Errors
+    /// The thread could not be started.
+    pub fn from_box(sink: Box<dyn Sink>) -> std::io::Result<NonBlocking> {
+        let name = sink.name().to_owned();
+        let (wants_events, wants_details, wants_exemplars) = (
+            sink.wants_events(),
+            sink.wants_details(),
+            sink.wants_exemplars(),
+        );
+        let (sender, receiver) = mpsc::sync_channel(QUEUED_BATCHES);
+        let queued = Arc::new(AtomicU64::new(0));
+        let written = Arc::clone(&queued);
+        thread::Builder::new()
+            .name("profilis-sink".into())
+            .spawn(move || run(FanOut::new(vec![sink]), &receiver, &written))?;
+        Ok(NonBlocking {
+            name,
+            wants_events,
+            wants_details,
+            wants_exemplars,
+            sender,
+            queued,
+            flush_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(1),
+            stalled: false,
+        })
+    }
+
+    /// How long a batch that finds the thread's 16 batches waiting waits for room before the
+    /// sink is taken as stalled (default 1 s). A sink slower than the collector thus holds it
+    /// back a little, as it would on the collector's thread, and loses nothing; one that takes
+    /// no batch for this long loses the batches that find no room from then on, without
+    /// waiting, until it takes one again.
+    #[must_use]
+    pub fn stall_timeout(mut self, timeout: Duration) -> NonBlocking {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// How long [`Sink::flush`] waits for the thread to write what it holds and flush
+    /// (default 5 s). What it has not written by then is reported lost.
+    #[must_use]
+    pub fn flush_timeout(mut self, timeout: Duration) -> NonBlocking {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// An error for a batch of `events` events not handed over.
+    fn not_handed_over(&self, why: &str, events: u64) -> SinkError {
+        SinkError::new(format!(
+            "{why}: a batch of {events} event(s) was not handed to it"
+        ))
+        .with_lost(events)
+    }
+}
+
+/// The sink's thread: writes each batch, flushes when asked, and flushes once more if the
+/// sender goes away with batches written since the last flush.
+fn run(mut sink: FanOut, receiver: &Receiver<Message>, queued: &AtomicU64) {
+    let mut unflushed = false;
+    while let Ok(message) = receiver.recv() {
+        match message {
+            Message::Batch(owned) => {
+                let batch = Batch {
+                    events: &owned.events,
+                    counts: &owned.counts,
+                    stats: owned.stats,
+                    errors: &owned.errors,
+                    slow: &owned.slow,
+                };
+                let failed = sink.write_all(&batch);
+                SINK_FAILURES.fetch_add(failed, Ordering::Relaxed);
+                queued.fetch_sub(owned.events.len() as u64, Ordering::AcqRel);
+                unflushed = true;
+            }
+            Message::Flush(reply) => {
+                let _ = reply.send(sink.flush_all());
+                unflushed = false;
+            }
+        }
+    }
+    if unflushed {
+        let flushed = sink.flush_all();
+        SINK_FAILURES.fetch_add(flushed.failed, Ordering::Relaxed);
+    }
+}
+
+impl Sink for NonBlocking {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+        let details = self.wants_details || self.wants_exemplars;
+        let owned = OwnedBatch {
+            events: if self.wants_events {
+                batch.events.to_vec()
+            } else {
+                Vec::new()
+            },
+            counts: batch.counts.to_vec(),
+            stats: batch.stats,
+            errors: if details {
+                batch.errors.to_vec()
+            } else {
+                Vec::new()
+            },
+            slow: if details {
+                batch.slow.to_vec()
+            } else {
+                Vec::new()
+            },
+        };
+        let events = owned.events.len() as u64;
+        // Counted before the thread can take it, so `queued` never goes below zero.
+        self.queued.fetch_add(events, Ordering::AcqRel);
+        let mut message = Message::Batch(owned);
+        let deadline = (!self.stalled).then(|| Instant::now() + self.stall_timeout);
+        loop {
+            match self.sender.try_send(message) {
+                Ok(()) => {
+                    self.stalled = false;
+                    return Ok(());
+                }
+                Err(TrySendError::Full(again))
+                    if deadline.is_some_and(|deadline| Instant::now() < deadline) =>
+                {
+                    message = again;
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => {
+                    self.queued.fetch_sub(events, Ordering::AcqRel);
+                    let why = match e {
+                        TrySendError::Full(_) => {
+                            self.stalled = true;
+                            "its thread has taken no batch for a while"
+                        }
+                        TrySendError::Disconnected(_) => "its thread has stopped",
+                    };
+                    return Err(self.not_handed_over(why, events));
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let deadline = Instant::now() + self.flush_timeout;
+        let late = |queued: &AtomicU64| {
+            let left = queued.load(Ordering::Acquire);
+            SinkError::new(format!(
+                "its thread did not finish writing within {:?}: {left} event(s) not written",
+                self.flush_timeout
+            ))
+            .with_lost(left)
+        };
+        let (reply, outcome) = mpsc::channel();
+        let mut message = Message::Flush(reply);
+        loop {
+            match self.sender.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(again)) if Instant::now() < deadline => {
+                    message = again;
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(TrySendError::Full(_)) => return Err(late(&self.queued)),
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(SinkError::new("its thread has stopped"))
+                }
+            }
+        }
+        match outcome.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(FlushOutcome { failed: 0, .. }) => Ok(()),
+            // The wrapped sink's failed flush was said on stderr by its thread.
+            Ok(FlushOutcome { lost, .. }) => {
+                Err(SinkError::new("its flush failed").with_lost(lost))
+            }
+            Err(_) => Err(late(&self.queued)),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn wants_events(&self) -> bool {
+        self.wants_events
+    }
+
+    fn wants_details(&self) -> bool {
+        self.wants_details
+    }
+
+    fn wants_exemplars(&self) -> bool {
+        self.wants_exemplars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::sink_fn;
+    use std::sync::Mutex;
+
+    fn batch_of<'a>(events: &'a [Event], counts: &'a [CallCount]) -> Batch<'a> {
+        Batch {
+            events,
+            counts,
+            stats: Stats::default(),
+            errors: &[],
+            slow: &[],
+        }
+    }
+
+    #[test]
+    fn a_sink_that_waits_does_not_hold_up_the_writer_and_its_losses_are_errors() {
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = Mutex::new(wait);
+        let written = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&written);
+        let mut sink = NonBlocking::new(sink_fn(move |_batch| {
+            // Waits until released: a reader that stopped reading.
+            let _ = wait.lock().unwrap().recv();
+            seen.fetch_add(1, Ordering::AcqRel);
+            Ok(())
+        }))
+        .expect("a thread")
+        .flush_timeout(Duration::from_millis(50))
+        .stall_timeout(Duration::from_millis(50));
+        let mut results = Vec::new();
+        // The thread takes one batch and waits in it; 16 more wait in the queue; the next
+        // waits for room in vain, and the rest are refused at once.
+        for _ in 0..(QUEUED_BATCHES + 5) {
+            results.push(sink.write(&batch_of(&[], &[])));
+        }
+        let refused = results.iter().filter(|r| r.is_err()).count();
+        assert!(refused >= 4, "{refused} refused");
+        let error = results
+            .into_iter()
+            .find_map(Result::err)
+            .expect("a refusal");
+        assert!(
+            error.to_string().contains("has taken no batch for a while"),
+            "{error}"
+        );
+        // A flush that cannot finish in time says so.
+        let late = sink.flush().expect_err("the thread is stuck");
+        assert!(
+            late.to_string().contains("did not finish writing"),
+            "{late}"
+        );
+        // Released, it writes what it took, and a flush then succeeds.
+        for _ in 0..(QUEUED_BATCHES + 5) {
+            let _ = release.send(());
+        }
+        let mut sink = sink.flush_timeout(Duration::from_secs(30));
+        sink.flush().expect("flushes once released");
+        assert_eq!(
+            written.load(Ordering::Acquire) as usize,
+            QUEUED_BATCHES + 5 - refused
+        );
+    }
+
+    #[test]
+    fn every_batch_handed_over_is_written_in_order_and_flushed() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let flushed = Arc::new(AtomicU64::new(0));
+        struct Recording(Arc<Mutex<Vec<u64>>>, Arc<AtomicU64>);
+        impl Sink for Recording {
+            fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
+                self.0.lock().unwrap().push(batch.stats.enqueued);
+                Ok(())
+            }
+            fn flush(&mut self) -> Result<(), SinkError> {
+                self.1.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
+            fn wants_events(&self) -> bool {
+                false
+            }
+        }
+        let mut sink = NonBlocking::new(Recording(Arc::clone(&seen), Arc::clone(&flushed)))
+            .expect("a thread")
+            .flush_timeout(Duration::from_secs(30));
+        assert!(!sink.wants_events(), "the wrapped sink's wishes are kept");
+        // More than the thread holds: a sink that moves gets every batch (the writer waits
+        // for room), in order.
+        for i in 0..100 {
+            let mut batch = batch_of(&[], &[]);
+            batch.stats.enqueued = i;
+            sink.write(&batch).expect("handed over");
+        }
+        sink.flush().expect("flushes");
+        assert_eq!(*seen.lock().unwrap(), (0..100).collect::<Vec<_>>());
+        assert_eq!(flushed.load(Ordering::Acquire), 1);
+        // Dropped after batches not flushed: the thread flushes them.
+        sink.write(&batch_of(&[], &[])).expect("handed over");
+        drop(sink);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while flushed.load(Ordering::Acquire) < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(flushed.load(Ordering::Acquire), 2);
+    }
+
+    #[test]
+    fn the_wrapped_sinks_failures_and_panics_are_counted() {
+        let before = SINK_FAILURES.load(Ordering::Acquire);
+        let mut calls = 0;
+        let mut sink = NonBlocking::new(sink_fn(move |_| {
+            calls += 1;
+            match calls {
+                1 => Err(SinkError::new("refused")),
+                2 => panic!("a sink that panics"),
+                _ => Ok(()),
+            }
+        }))
+        .expect("a thread")
+        .flush_timeout(Duration::from_secs(30));
+        for _ in 0..3 {
+            sink.write(&batch_of(&[], &[])).expect("handed over");
+        }
+        sink.flush().expect("its flush succeeds");
+        // Other tests may fail sinks at the same time: at least these two.
+        assert!(SINK_FAILURES.load(Ordering::Acquire) >= before + 2);
+    }
+}
