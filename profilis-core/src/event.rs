@@ -7,6 +7,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::kind::Kind;
@@ -109,10 +110,22 @@ pub(crate) fn bounded_message(message: &dyn fmt::Display) -> String {
         kept: String::new(),
         cut: false,
     };
-    // A `Display` that fails (or is cut) leaves what it wrote.
-    let _ = fmt::write(&mut out, format_args!("{message}"));
+    // A `Display` that fails (or is cut) leaves what it wrote. One that panics too: the
+    // application's call returned, and its error must not become a panic because of us.
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        let _ = fmt::write(&mut out, format_args!("{message}"));
+    }))
+    .is_err();
     let mut kept = out.kept;
-    if out.cut {
+    if panicked {
+        const NOTE: &str = "(its Display panicked)";
+        let end = floor_char_boundary(&kept, Failure::MAX_MESSAGE - NOTE.len() - 1);
+        kept.truncate(end);
+        if !kept.is_empty() {
+            kept.push(' ');
+        }
+        kept.push_str(NOTE);
+    } else if out.cut {
         let end = floor_char_boundary(&kept, Failure::MAX_MESSAGE - '…'.len_utf8());
         kept.truncate(end);
         kept.push('…');

@@ -5,9 +5,13 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{Block, Expr, ImplItem, LitStr, ReturnType, Signature, Stmt, Type};
+use syn::{
+    Block, Expr, GenericArgument, ImplItem, LitStr, PathArguments, ReturnType, Signature, Stmt,
+    Token, Type, TypeParamBound,
+};
 
 use crate::attr::{Args, Target};
 
@@ -146,12 +150,38 @@ fn instrument_body(site: &SiteSpec, sig: &Signature, block: Block) -> Block {
     let tokens = if sig.asyncness.is_some() {
         async_body(site, &sig.output, block)
     } else {
-        match boxed_async_body(site, block) {
+        let future = match &sig.output {
+            ReturnType::Type(_, ty) => future_return(ty),
+            ReturnType::Default => None,
+        };
+        match boxed_async_body(site, future.as_ref(), block) {
             Ok(tokens) => tokens,
-            Err(block) => sync_body(site, &sig.output, block),
+            Err(block) => match &sig.output {
+                ReturnType::Type(_, ty) if is_impl_trait(ty) => opaque_body(site, block),
+                output => sync_body(site, output, block),
+            },
         }
     };
     syn::parse2(quote!({ #tokens })).expect("generated body parses")
+}
+
+/// A function returning an `impl Trait` that is not a future: its result cannot be read for an
+/// error, so the body stays inline, the function's own tail (a closure in a body wrapped in
+/// another closure loses the signature it is checked against: `-> impl Fn(&u32) -> bool`).
+/// The call ends as the body is left, by `ExitOnDrop`; a panic leaves it to the guard.
+fn opaque_body(site: &SiteSpec, block: Block) -> TokenStream {
+    let krate = &site.krate;
+    let static_item = site.static_item();
+    let guard = local("__profilis_guard");
+    let exit = local("__profilis_exit");
+    let stmts = &block.stmts;
+    quote! {
+        #static_item
+        let mut #guard = #krate::__private::CallGuard::new();
+        #guard.start(&__PROFILIS_SITE);
+        let #exit = #krate::__private::ExitOnDrop(&mut #guard);
+        #(#stmts)*
+    }
 }
 
 fn sync_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream {
@@ -174,11 +204,16 @@ fn sync_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream 
         },
         // A call that never returns can only end by panicking, which the guard records as it
         // drops; `!` cannot name a local's type on stable Rust, so the body stays inline.
-        ReturnType::Type(_, ty) if is_never(ty) => quote! {
-            #static_item
-            let #guard = #krate::__private::enter(&__PROFILIS_SITE);
-            #block
-        },
+        // The body's statements, not its block: braces around the tail would be linted
+        // (`unused_braces`).
+        ReturnType::Type(_, ty) if is_never(ty) => {
+            let stmts = &block.stmts;
+            quote! {
+                #static_item
+                let #guard = #krate::__private::enter(&__PROFILIS_SITE);
+                #(#stmts)*
+            }
+        }
         ReturnType::Type(_, ty) => {
             let failed = site.failed(quote!(&#ret));
             // The closure's own return type is the function's, so the body's tail and its
@@ -194,23 +229,25 @@ fn sync_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream 
     }
 }
 
+/// A first, never-taken `return` of type `ty` for an async block. An async block has no
+/// return type to write down: this fixes it before the body is checked, so the body's
+/// `return`s and `?` are coerced and converted to that type exactly as in the original
+/// function (and the probes of its output see its type).
+fn fix_output(ty: &Type) -> TokenStream {
+    // Spanned at the return type, which type errors then point at.
+    let span = ty.span();
+    let ret = syn::Ident::new("__profilis_ret", span.resolved_at(Span::mixed_site()));
+    quote_spanned! {span=>
+        if let ::core::option::Option::Some(#ret) = ::core::option::Option::None::<#ty> {
+            return #ret;
+        }
+    }
+}
+
 fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream {
     let krate = &site.krate;
     let static_item = site.static_item();
     let classify = site.classify();
-    // An async block has no return type to write down. A first, never-taken `return` of the
-    // function's return type fixes it before the body is checked, so the body's `return`s and
-    // `?` are coerced and converted to that type exactly as in the original `async fn`.
-    let fix_output = |ty: &Type| {
-        // Spanned at the return type, which type errors then point at.
-        let span = ty.span();
-        let ret = syn::Ident::new("__profilis_ret", span.resolved_at(Span::mixed_site()));
-        quote_spanned! {span=>
-            if let ::core::option::Option::Some(#ret) = ::core::option::Option::None::<#ty> {
-                return #ret;
-            }
-        }
-    };
     // `!` cannot be named there: the future of a function that never returns yields the
     // uninhabited `Never`, matched away after the `.await`.
     let never = matches!(output, ReturnType::Type(_, ty) if is_never(ty));
@@ -249,22 +286,63 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
 }
 
 /// A body that makes a future and returns it: its tail is an async block, `async ..`, or
-/// one boxed as `async_trait` does, `Box::pin(async ..)`. The async block is wrapped in place
-/// so the call is timed from its first poll to completion, not just the making of the future;
-/// statements before it (cloning what the block needs) run when the future is made, untimed,
-/// under a `__private::Handover` that records the call if they end it instead (an early
-/// `return`, which hands back a future not wrapped, or a panic). Any other body comes back
-/// unchanged as `Err`.
-fn boxed_async_body(site: &SiteSpec, mut block: Block) -> Result<TokenStream, Block> {
-    let Some(async_block) = tail_async_block(&mut block) else {
-        return Err(block);
-    };
+/// one boxed as `async_trait` does, `Box::pin(async ..)`; or, when the return type says it is
+/// a future (`future`: `impl Future<..>`, `Pin<Box<dyn Future<..>>>`, `BoxFuture<..>`), any
+/// expression (`work()`, `Box::pin(work())`, `async { .. }.boxed()`). The future is wrapped in
+/// place so the call is timed from its first poll to completion, not just the making of the
+/// future (an async block also gets the `Output` the signature names, which it may not infer
+/// by itself); statements before it (cloning what the block needs) run when the future is
+/// made, untimed, under a `__private::Handover` that records the call if they end it instead
+/// (an early `return`, which hands back a future not wrapped, or a panic). Any other body
+/// comes back unchanged as `Err`.
+fn boxed_async_body(
+    site: &SiteSpec,
+    future: Option<&FutureReturn>,
+    mut block: Block,
+) -> Result<TokenStream, Block> {
     let krate = &site.krate;
     let classify = site.classify();
-    let inner = std::mem::replace(async_block, Expr::Verbatim(TokenStream::new()));
-    *async_block = syn::parse_quote! {
-        #krate::__private::instrument(&__PROFILIS_SITE, #inner, #classify)
-    };
+    let output = future
+        .and_then(|future| future.output.as_ref())
+        .and_then(infer_impl_trait);
+    if let Some(async_block) = tail_async_block(&mut block) {
+        if let (Expr::Async(inner), Some(output)) = (&mut *async_block, &output) {
+            let fix = fix_output(output);
+            inner.block.stmts.insert(0, syn::parse_quote!(#fix));
+        }
+        let inner = std::mem::replace(async_block, Expr::Verbatim(TokenStream::new()));
+        *async_block = syn::parse_quote! {
+            #krate::__private::instrument(&__PROFILIS_SITE, #inner, #classify)
+        };
+    } else {
+        let Some(future) = future else {
+            return Err(block);
+        };
+        let Some(Stmt::Expr(tail, None)) = block.stmts.last_mut() else {
+            return Err(block);
+        };
+        // `todo!()`, `unimplemented!()`: no future to wrap (`!` is not one).
+        if matches!(tail, Expr::Macro(_)) {
+            return Err(block);
+        }
+        // `Box::pin(work())`: its future is wrapped inside the box it goes in.
+        let in_box = box_pin_argument(tail).is_some();
+        let slot = if in_box {
+            box_pin_argument(tail).expect("checked")
+        } else {
+            tail
+        };
+        let inner = std::mem::replace(slot, Expr::Verbatim(TokenStream::new()));
+        let wrapped: Expr = syn::parse_quote! {
+            #krate::__private::instrument(&__PROFILIS_SITE, #inner, #classify)
+        };
+        // A boxed future made some other way (`.boxed()`) is boxed once more, wrapped.
+        *slot = if future.boxed && !in_box {
+            syn::parse_quote!(::std::boxed::Box::pin(#wrapped))
+        } else {
+            wrapped
+        };
+    }
     let static_item = site.static_item();
     let (tail, before) = block.stmts.split_last().expect("a body with a tail");
     if before.is_empty() {
@@ -293,7 +371,13 @@ fn tail_async_block(block: &mut Block) -> Option<&mut Expr> {
     if matches!(tail, Expr::Async(_)) {
         return Some(tail);
     }
-    let Expr::Call(call) = tail else {
+    let argument = box_pin_argument(tail)?;
+    matches!(argument, Expr::Async(_)).then_some(argument)
+}
+
+/// The one argument of `expr` if it is a call of `Box::pin` (by any path ending so).
+fn box_pin_argument(expr: &mut Expr) -> Option<&mut Expr> {
+    let Expr::Call(call) = expr else {
         return None;
     };
     let Expr::Path(func) = &*call.func else {
@@ -306,8 +390,111 @@ fn tail_async_block(block: &mut Block) -> Option<&mut Expr> {
     if !is_box_pin || call.args.len() != 1 {
         return None;
     }
-    let arg = call.args.first_mut()?;
-    matches!(arg, Expr::Async(_)).then_some(arg)
+    call.args.first_mut()
+}
+
+/// What a plain function's return type says of the future it returns.
+struct FutureReturn {
+    /// `Pin<Box<dyn Future ..>>`, or `BoxFuture`/`LocalBoxFuture` (futures' aliases of it): a
+    /// future wrapped in place goes in a box again.
+    boxed: bool,
+    /// The future's `Output`, when the type names it.
+    output: Option<Type>,
+}
+
+/// The future `ty` names: `impl Future<Output = T>` (with at most `Send`, `Sync`, `Unpin`
+/// and lifetimes beside it, which a wrapped future keeps), `Pin<Box<dyn Future<Output = T>
+/// ..>>`, or `BoxFuture<'_, T>`/`LocalBoxFuture<'_, T>`.
+fn future_return(ty: &Type) -> Option<FutureReturn> {
+    match ty {
+        Type::Group(group) => future_return(&group.elem),
+        Type::Paren(paren) => future_return(&paren.elem),
+        Type::ImplTrait(impl_trait) => {
+            let kept = impl_trait.bounds.iter().all(|bound| match bound {
+                TypeParamBound::Trait(t) => t.path.segments.last().is_some_and(|last| {
+                    ["Future", "Send", "Sync", "Unpin"]
+                        .iter()
+                        .any(|name| last.ident == name)
+                }),
+                TypeParamBound::Lifetime(_) => true,
+                _ => false,
+            });
+            if !kept {
+                return None;
+            }
+            future_bound(&impl_trait.bounds).map(|output| FutureReturn {
+                boxed: false,
+                output,
+            })
+        }
+        Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last()?;
+            let PathArguments::AngleBracketed(args) = &last.arguments else {
+                return None;
+            };
+            let first_type = args.args.iter().find_map(|arg| match arg {
+                GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            });
+            if last.ident == "BoxFuture" || last.ident == "LocalBoxFuture" {
+                return Some(FutureReturn {
+                    boxed: true,
+                    output: first_type.cloned(),
+                });
+            }
+            if last.ident != "Pin" {
+                return None;
+            }
+            let Some(Type::Path(boxed)) = first_type else {
+                return None;
+            };
+            let boxed = boxed.path.segments.last()?;
+            let PathArguments::AngleBracketed(args) = &boxed.arguments else {
+                return None;
+            };
+            let Some(GenericArgument::Type(Type::TraitObject(object))) = args.args.first() else {
+                return None;
+            };
+            if boxed.ident != "Box" {
+                return None;
+            }
+            future_bound(&object.bounds).map(|output| FutureReturn {
+                boxed: true,
+                output,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `Some(output)` when `bounds` have a `Future` bound; `output` is its `Output = ..`, if named.
+fn future_bound(bounds: &Punctuated<TypeParamBound, Token![+]>) -> Option<Option<Type>> {
+    bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        let last = t.path.segments.last()?;
+        if last.ident != "Future" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            return Some(None);
+        };
+        Some(args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(assoc.ty.clone()),
+            _ => None,
+        }))
+    })
+}
+
+/// Whether `ty` is an `impl Trait` itself.
+fn is_impl_trait(ty: &Type) -> bool {
+    match ty {
+        Type::ImplTrait(_) => true,
+        Type::Group(group) => is_impl_trait(&group.elem),
+        Type::Paren(paren) => is_impl_trait(&paren.elem),
+        _ => false,
+    }
 }
 
 /// The return type `ty` with each `impl Trait` in it replaced by `_`, so it can be written

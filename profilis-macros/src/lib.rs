@@ -97,6 +97,14 @@
 //! Because the body is a closure, `Location::caller()` inside a `#[track_caller]` function
 //! body sees the body, not the caller.
 //!
+//! A function returning an `impl Trait` that is not a future (`-> impl Fn(&u32) -> bool`,
+//! `-> impl Iterator<Item = u8>`) keeps its body inline instead, as the function's own tail:
+//! a closure it returns is checked against the signature as without the attribute (inside
+//! another closure it would lose it: `|x| x % 2 == 0` would not be general over `&u32`). Such
+//! a result cannot be read for an error, so those calls fail only by panicking; `return` and
+//! `?` end the call as the body does. (An `async fn` returning `impl Fn(&T) -> R` has no such
+//! way: give the closure's argument its type, `|x: &u32| ..`.)
+//!
 //! # Async functions
 //!
 //! An `async fn` keeps its signature; its body becomes a future wrapped with
@@ -110,8 +118,13 @@
 //! dropped. A plain function whose body ends with the future it returns, `async ..` or
 //! `Box::pin(async ..)` (`fn run(&self) -> impl Future<Output = u32> + Send { let id = self.id;
 //! async move { .. } }`, as in traits whose futures must be `Send`), is timed the same way,
-//! from the future's first poll: the statements before that tail run untimed when the future
-//! is made. If those statements end the call instead, by an early `return` (of a future that
+//! from the future's first poll; so is any body whose signature says it returns a future,
+//! whatever its tail makes it with: `-> impl Future<..>` (with at most `Send`, `Sync`,
+//! `Unpin` and lifetimes beside it), `-> Pin<Box<dyn Future<..> ..>>` and futures'
+//! `BoxFuture`/`LocalBoxFuture` (`work(id)`, `Box::pin(work(id))`, `async { .. }.boxed()`; a
+//! boxed future not made by `Box::pin(..)` in the tail is wrapped and boxed once more). An
+//! async block gets the `Output` the signature names, as it would be inferred without the
+//! attribute. The statements before that tail run untimed when the future is made. If those statements end the call instead, by an early `return` (of a future that
 //! is not wrapped) or a panic, the call is recorded as ending there: counted, failed if it
 //! panicked, without a duration of its own. Such a function (unlike an `async fn`, whose
 //! body starts at the first poll) has been called once it returns its future: a future of it
@@ -138,9 +151,14 @@
 //! # Generated code and lints
 //!
 //! Generated locals are named `__profilis_*` and are hygienic, so they neither see nor shadow
-//! yours. The body is kept token for token, so type errors and lints point at your code as
-//! they would without the attribute; the only lint attribute added is an
-//! `#[allow(unused_imports)]` on the macro's own `use` of the error-detection traits.
+//! yours (the one item, the `static __PROFILIS_SITE` each function gets, is seen by its body
+//! like any item: do not name one of yours so). The body is kept token for token, so type
+//! errors point at your code as they would without the attribute, and rustc's lints of the
+//! body's own code do too; the only lint attribute added is an `#[allow(unused_imports)]` on
+//! the macro's own `use` of the error-detection traits. Lints about the function as a whole
+//! may not see it the same: a body run inside a closure is not one clippy's
+//! `needless_return`, `unused_async` or `missing_const_for_fn` look at, and an unused private
+//! profiled function is not reported by `dead_code`.
 //!
 //! # The `enabled` feature
 //!

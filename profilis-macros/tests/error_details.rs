@@ -129,20 +129,45 @@ fn touchy_unsampled() -> Result<(), Touchy> {
     Err(Touchy)
 }
 
+#[profiled]
+async fn touchy_async() -> Result<(), Touchy> {
+    Err(Touchy)
+}
+
 #[test]
-fn an_error_whose_display_panics_is_recorded_once() {
+fn an_error_whose_display_panics_is_returned_as_it_is_and_recorded_once() {
     let (_, captured) = capture_details(|| {
         for f in [touchy as fn() -> Result<(), Touchy>, touchy_unsampled] {
-            // The guard records the call before the panic leaves it, and not again as the
-            // panic unwinds past it.
-            let unwound = catch_unwind(AssertUnwindSafe(f));
-            assert!(unwound.is_err(), "the panic of the Display is the caller's");
+            // Without profiling nothing would call this `Display`: its panic must not reach
+            // the caller because profiling wrote the message.
+            let returned = catch_unwind(AssertUnwindSafe(f));
+            assert!(matches!(returned, Ok(Err(Touchy))), "{returned:?}");
         }
+        let returned = catch_unwind(AssertUnwindSafe(|| {
+            futures::executor::block_on(touchy_async())
+        }));
+        assert!(matches!(returned, Ok(Err(Touchy))), "{returned:?}");
         // The span before the calls is current again.
         assert_eq!(profilis::context::current(), None);
     });
-    for name in ["error_details::touchy", "error_details::touchy_unsampled"] {
+    for name in [
+        "error_details::touchy",
+        "error_details::touchy_unsampled",
+        "error_details::touchy_async",
+    ] {
         assert_eq!(captured.count(name), (1, 1), "{name}");
+        let failed: Vec<_> = captured
+            .errors
+            .iter()
+            .filter(|e| e.name() == name)
+            .collect();
+        assert_eq!(failed.len(), 1, "{name}: {:?}", captured.errors);
+        let failure = failed[0].failure.as_ref().expect("a failure");
+        assert_eq!(
+            failure.exception_value.as_deref(),
+            Some("(its Display panicked)"),
+            "{name}"
+        );
     }
 }
 

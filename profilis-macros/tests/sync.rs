@@ -1,5 +1,7 @@
 //! `#[profiled]` on sync functions: names, durations, errors, panics, nesting and the
-//! signature shapes the macro must keep compiling.
+//! signature shapes the macro must keep compiling (without lints of the expansion's own:
+//! `unused_braces` was one, on a `-> !` body).
+#![deny(unused_braces)]
 
 use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -100,6 +102,16 @@ unsafe fn read(ptr: *const u32) -> u32 {
 fn diverges() -> ! {
     panic!("never returns")
 }
+
+/// A divergent function of the test crate's API.
+#[profiled]
+#[rustfmt::skip]
+pub fn fails_with(message: &str) -> ! { panic!("{message}") }
+
+/// On one line, as rustfmt leaves it where it does not run (rustc lints such braces).
+#[profiled]
+#[rustfmt::skip]
+pub fn exits(code: u8) -> ! { std::process::exit(code.into()) }
 
 #[profiled]
 fn take_ownership(items: Vec<String>) -> Vec<String> {
