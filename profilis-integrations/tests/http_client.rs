@@ -486,3 +486,83 @@ fn hosts_beyond_the_cap_share_one_peer_label() {
             && !text.contains("peer=\"127.0.0.2\"")
     });
 }
+
+/// Review finding: reqwest's error message quotes the request's URL, query string included,
+/// and a `Request` built by hand keeps its userinfo; events, JSONL and the dashboard's
+/// `/errors.json` must not carry either (nor a fragment).
+#[test]
+fn a_failed_requests_message_keeps_no_query_fragment_or_userinfo() {
+    let (setup, _serial) = setup();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ProfilisMiddleware::new(
+            ClientConfig::new().peer("reqwest-secret").unwrap().build(),
+        ))
+        .build();
+    let port = closed_port();
+    let with_query = format!("http://127.0.0.1:{port}/charge?api_key=SECRET123#FRAGMENT9");
+    let with_userinfo = format!("http://admin:hunter2@127.0.0.1:{port}/login?token=SECRET456");
+    setup.runtime.block_on(async {
+        let error = client.get(&with_query).send().await.unwrap_err();
+        // The caller's own error is left as it is.
+        assert!(error.to_string().contains("SECRET123"), "{error}");
+        // Built by hand, the request keeps the URL's userinfo (reqwest's builder strips it).
+        let request = reqwest::Request::new(
+            reqwest::Method::GET,
+            reqwest::Url::parse(&with_userinfo).unwrap(),
+        );
+        let error = client.execute(request).await.unwrap_err();
+        assert!(error.to_string().contains("hunter2"), "{error}");
+        // A tower client whose stack quotes the URL in its error (hyper-util's own does not).
+        let quoting = ServiceBuilder::new()
+            .layer(ClientLayer::new(
+                ClientConfig::new().peer("tower-secret").unwrap().build(),
+            ))
+            .map_err({
+                let url = with_userinfo.clone();
+                move |e: hyper_util::client::legacy::Error| format!("GET {url} failed: {e}")
+            })
+            .service(hyper_client());
+        let error = quoting.oneshot(get_request(&with_query)).await.unwrap_err();
+        assert!(error.to_string().contains("SECRET456"), "{error}");
+    });
+    let tower = &setup.client_events("tower-secret", 1)[0];
+    let message = tower.failure.as_deref().unwrap().exception_value.clone();
+    assert_eq!(
+        message.as_deref(),
+        Some(&*format!(
+            "GET http://127.0.0.1:{port}/login failed: client error (Connect)"
+        )),
+    );
+    let events = setup.client_events("reqwest-secret", 2);
+    let secrets = [
+        "SECRET123",
+        "FRAGMENT9",
+        "SECRET456",
+        "hunter2",
+        "admin",
+        "api_key",
+        "token",
+    ];
+    for event in &events {
+        assert_eq!(status_of(event), "connect_error");
+        let message = event
+            .failure
+            .as_deref()
+            .and_then(|f| f.exception_value.clone())
+            .expect("the client's error message");
+        for secret in secrets {
+            assert!(!message.contains(secret), "{secret} in {message:?}");
+        }
+        // What is left names the request: scheme, host, port and path.
+        assert!(
+            message.contains(&format!("(http://127.0.0.1:{port}/charge)"))
+                || message.contains(&format!("(http://127.0.0.1:{port}/login)")),
+            "{message}"
+        );
+    }
+    let errors = profilis_test_support::get(setup.metrics, "/errors.json", &[]).text();
+    assert!(errors.contains("/charge"), "{errors}");
+    for secret in secrets {
+        assert!(!errors.contains(secret), "{secret} in {errors}");
+    }
+}

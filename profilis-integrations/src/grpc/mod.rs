@@ -74,7 +74,7 @@ use profilis_core::adapter::{Abandon, RecordOnce, Timer};
 use profilis_core::context::{SpanContext, SpanId, TraceId};
 use profilis_core::{validate_rate, Detail, Failure, Kind, Metric, Outcome, Site, Value};
 
-use crate::http::client::{Begun, ClientFailure};
+use crate::http::client::{Begun, ClientFailure, Redacted};
 use crate::http::{body_end, HttpConfigError, Pattern};
 
 /// gRPC calls served: `GRPC` events, labelled `route` (the method) and `status`.
@@ -629,7 +629,7 @@ impl GrpcCall {
                 site,
                 timed,
                 outcome,
-                || Failure::new(how.status_label(), Some(error)),
+                || Failure::new(how.status_label(), Some(&Redacted(error))),
                 || detail,
             ),
             None => self.timer.finish(site, timed, failed, outcome, || detail),
