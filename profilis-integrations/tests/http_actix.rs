@@ -669,3 +669,54 @@ fn a_client_gone_before_the_response_is_recorded_once() {
     wait_exact(listener, REQUESTS, "/sleepy", "200", 1.0);
     no_request_in_flight();
 }
+
+/// Review finding: the route label was read from actix's resource map before routing, by the
+/// raw path and without guards: `/member%73/1`, served by `/members/{id}`, was
+/// `<unmatched>`; `/stat%73` got past `exclude_routes(&["/stats"])`; and a guarded
+/// `/goods/{id}` registered before `/goods/special` labelled `/goods/special` requests as
+/// `/goods/{id}`. The label is now the pattern actix matched, and exclusions see it too.
+#[test]
+fn labels_and_exclusions_follow_the_resource_actix_routed_to() {
+    let (listener, _turn) = exclusive();
+    let rules = HttpConfig::new()
+        .exclude_routes(&["/stats"])
+        .unwrap()
+        .build();
+    let app = serve(rules, |cfg| {
+        cfg.route("/members/{id}", web::get().to(ok))
+            .route("/stats", web::get().to(ok))
+            .service(
+                web::resource("/goods/{id}")
+                    .guard(actix_web::guard::Header("x-v", "2"))
+                    .to(ok),
+            )
+            .service(web::resource("/goods/special").to(ok))
+            .route("/kept-after", web::get().to(ok));
+    });
+    for (path, headers) in [
+        ("/member%73/1", &[][..]),
+        ("/members/%31", &[]),
+        ("/stat%73", &[]),
+        ("/stats", &[]),
+        ("/goods/special", &[]),
+        ("/goods/special", &[("x-v", "2")]),
+    ] {
+        assert_eq!(get(app, path, headers).status, 200, "{path} {headers:?}");
+    }
+    // Recorded after the others: once it is on the page, so are they.
+    assert_eq!(get(app, "/kept-after", &[]).status, 200);
+    wait_exact(listener, REQUESTS, "/kept-after", "200", 1.0);
+    let text = wait_exact(listener, REQUESTS, "/members/{id}", "200", 2.0);
+    assert_eq!(
+        sample(&text, REQUESTS, &[("route", "/goods/special")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, REQUESTS, &[("route", "/goods/{id}")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("route=\"/stats\""), "{text}");
+    no_request_in_flight();
+}

@@ -5,8 +5,9 @@
 //! - **Route labels** are route templates (`/users/{id}`), never raw paths: a request that
 //!   matches no route is labelled [`UNMATCHED_ROUTE`], so no client can create new series.
 //! - **Exclusions** ([`HttpConfig::exclude_routes`]) are path prefixes, or regular expressions
-//!   after `re:` (as in Python profilis), matched against the request path. Excluded requests
-//!   are not timed or counted at all.
+//!   after `re:` (as in Python profilis), matched against the request path (the actix
+//!   middleware: the path as actix decodes it, and the route pattern that served the request
+//!   too). Excluded requests are not timed or counted at all.
 //! - **Sampling**: requests are always counted exactly (`profilis_http_requests_total`); their
 //!   duration is recorded at the first matching per-route rate, else the configured rate, else
 //!   the global rate. With `always_sample_errors` (the default), responses with status >= 500
