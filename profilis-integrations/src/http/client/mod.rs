@@ -15,7 +15,10 @@
 //!   (default [`DEFAULT_MAX_PEERS`]) get a label of their own, counted over every client of the
 //!   process; requests to any other host are labelled [`OTHER_PEER`], so clients that call
 //!   arbitrary hosts (or a client built per tenant) cannot add series without end.
-//! - **Status**: the response status; without a response, how the request failed:
+//! - **Status**: the response status (a status without a standard reason, as
+//!   `http::StatusCode::canonical_reason` knows them, as its class: `555` is `5xx`, `777` is
+//!   `7xx`, so a hostile upstream adds at most ten values per peer; events keep the number);
+//!   without a response, how the request failed:
 //!   `timeout`, `connect_error` (the connection could not be made: refused, unreachable, a name
 //!   that does not resolve), `error` (any other transport error, a connection reset after the
 //!   request was sent, or a panic in the client) or `cancelled` (the caller dropped the
@@ -672,7 +675,8 @@ impl Outgoing {
             Status::Code(code) => {
                 code >= 500 || matches!(end, ClientEnd::BodyFailed | ClientEnd::Panicked)
             }
-            Status::Failed(_) | Status::Cancelled => true,
+            // (A class is a label, never an end.)
+            Status::Class(_) | Status::Failed(_) | Status::Cancelled => true,
         };
         let outcome = match end {
             ClientEnd::Cancelled => Outcome::Cancelled,
@@ -680,7 +684,11 @@ impl Outgoing {
             _ => Outcome::Returned,
         };
         let begun = self.begun;
-        let site = site(begun.peer, status, self.with_method.then_some(self.method));
+        let site = site(
+            begun.peer,
+            status.labelled(),
+            self.with_method.then_some(self.method),
+        );
         let timed = begun.timed(failed);
         let detail = ClientDetail {
             method: self.method,
@@ -717,19 +725,44 @@ impl Abandon for Outgoing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Status {
     Code(u16),
+    /// A label only: the class (1 to 9) of a status without a standard reason, or 0 for a
+    /// status outside 100 to 999 (see [`Status::labelled`]).
+    Class(u16),
     Failed(ClientFailure),
     Cancelled,
 }
 
 impl Status {
     fn label(self) -> Cow<'static, str> {
-        match self {
+        match self.labelled() {
             Status::Code(code) => Cow::Owned(code.to_string()),
+            Status::Class(0) => Cow::Borrowed(UNKNOWN_STATUS),
+            Status::Class(class) => Cow::Owned(format!("{class}xx")),
             Status::Failed(failure) => Cow::Borrowed(failure.status_label()),
             Status::Cancelled => Cow::Borrowed("cancelled"),
         }
     }
+
+    /// The status as its label says it: a response status `http::StatusCode` knows a reason
+    /// for (the registered ones, `418` included) as it is, any other from 100 to 999 as its
+    /// class (`555` is `5xx`, `777` is `7xx`), anything else [`UNKNOWN_STATUS`]. A hostile or
+    /// broken upstream answering invented statuses adds at most the ten classes to a peer's
+    /// series, not one per status. The one rule of every client adapter.
+    fn labelled(self) -> Status {
+        let Status::Code(code) = self else {
+            return self;
+        };
+        match ::http::StatusCode::from_u16(code) {
+            Ok(known) if known.canonical_reason().is_some() => self,
+            Ok(_) => Status::Class(code / 100),
+            Err(_) => Status::Class(0),
+        }
+    }
 }
+
+/// The `status` label of a response status outside 100 to 999 (which no HTTP client gives;
+/// only [`Outgoing::respond`] can be told one).
+pub const UNKNOWN_STATUS: &str = "unknown";
 
 /// The detail of an `HTTP_CLIENT` event: JSON sinks write it as
 /// `"method":"GET","peer":"payments","status":200` (`"status":"timeout"` without a
@@ -775,6 +808,7 @@ impl Detail for ClientDetail {
                 Status::Code(code) => Value::U64(u64::from(code)),
                 Status::Failed(failure) => Value::Str(failure.status_label()),
                 Status::Cancelled => Value::Str("cancelled"),
+                Status::Class(_) => Value::Str(UNKNOWN_STATUS),
             }),
             _ => None,
         }
@@ -937,6 +971,22 @@ mod tests {
         }
         impl std::error::Error for Unwritable {}
         assert_eq!(ClientFailure::of(&Unwritable), ClientFailure::Other);
+    }
+
+    #[test]
+    fn statuses_without_a_standard_reason_are_labelled_by_class() {
+        let label = |code| Status::Code(code).label().into_owned();
+        assert_eq!(label(200), "200");
+        assert_eq!(label(418), "418");
+        assert_eq!(label(511), "511");
+        assert_eq!(label(555), "5xx");
+        assert_eq!(label(299), "2xx");
+        assert_eq!(label(999), "9xx");
+        for outside in [0, 99, 1000, u16::MAX] {
+            assert_eq!(label(outside), UNKNOWN_STATUS);
+        }
+        assert_eq!(Status::Code(555).labelled(), Status::Code(599).labelled());
+        assert_eq!(Status::Cancelled.label(), "cancelled");
     }
 
     #[test]
