@@ -666,6 +666,54 @@ fn invented_methods_share_one_method_label() {
     }
 }
 
+/// Review finding: a request's method went whole into its event (a 100,000-byte method into
+/// JSONL and the console). Standard methods are kept as they are, others cut to
+/// `http::MAX_METHOD_LEN` bytes.
+#[test]
+fn a_huge_invented_method_is_cut_in_events() {
+    let (t, _serial) = setup();
+    let app: Router = Router::new()
+        .route("/any-method", axum::routing::any(ok))
+        .layer(ProfilisLayer::new(HttpConfig::new().build()));
+    let addr = t.serve(app);
+    let huge = "M".repeat(100_000);
+    for method in [huge.as_str(), "PROPFIND", "DELETE"] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, _, _) =
+            t.runtime
+                .block_on(request(&t.client, method, addr, "/any-method", &[]));
+        assert_eq!(status, StatusCode::OK);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let methods: Vec<String> = loop {
+        let methods: Vec<String> = t
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| is_http(e, "/any-method"))
+            .map(|e| http_detail(e).unwrap().method.to_string())
+            .collect();
+        if methods.len() >= 3 {
+            break methods;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {} events",
+            methods.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        methods,
+        [
+            "M".repeat(profilis::http::MAX_METHOD_LEN),
+            "PROPFIND".into(),
+            "DELETE".into()
+        ]
+    );
+}
+
 #[test]
 fn metrics_router_serves_the_page_like_the_listener() {
     let (t, _serial) = setup();

@@ -17,6 +17,9 @@
 //! - **How a request ends** ([`End`]): the status recorded for panics (500) and for requests
 //!   abandoned before a response ([`CLIENT_CLOSED_REQUEST`]), and which ends are errors.
 //!
+//! - **Methods** in events are kept as sent, cut to [`MAX_METHOD_LEN`] bytes; the opt-in
+//!   `method` label is a standard method or `OTHER`.
+//!
 //! An adapter for another framework starts a [`Request`] with [`HttpRules::start`] and ends it
 //! with [`Request::finish`]; its events carry an [`HttpDetail`].
 
@@ -43,18 +46,39 @@ pub use site::site;
 #[cfg(any(feature = "tower", feature = "actix"))]
 pub(crate) use request::{in_span, Recording};
 
+/// The standard methods, by name.
+const METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
 /// The `method` label of a request, the one rule of every HTTP adapter, server or client:
 /// the standard methods by name, any other (an extension method such as `PROPFIND`, or
 /// whatever a client sends) as `OTHER`, so that no client can add series by inventing methods.
 pub(crate) fn method_label(method: &str) -> &'static str {
-    const METHODS: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ];
     METHODS
         .iter()
         .find(|m| **m == method)
         .copied()
         .unwrap_or("OTHER")
+}
+
+/// The longest method an HTTP event keeps ([`HttpDetail::method`]), in bytes.
+pub const MAX_METHOD_LEN: usize = 32;
+
+/// The method an HTTP event keeps, the one rule of every server adapter (client events keep
+/// [`method_label`]): a standard one as it is, any other cut to its first
+/// [`MAX_METHOD_LEN`] bytes (at a character boundary), so a client sending a method of
+/// hundreds of kilobytes (which HTTP servers accept) does not have it copied into every event,
+/// JSONL line and console line.
+pub(crate) fn method_text(method: &str) -> &str {
+    if method.len() <= MAX_METHOD_LEN {
+        return method;
+    }
+    let mut end = MAX_METHOD_LEN;
+    while !method.is_char_boundary(end) {
+        end -= 1;
+    }
+    &method[..end]
 }
 
 /// What a poll of a response body says of its end: `None` while it goes on, `Some(false)` when
@@ -87,5 +111,18 @@ mod tests {
         assert_eq!(super::method_label("PATCH"), "PATCH");
         assert_eq!(super::method_label("BREW"), "OTHER");
         assert_eq!(super::method_label("get"), "OTHER");
+    }
+
+    #[test]
+    fn events_keep_a_method_of_at_most_max_method_len_bytes() {
+        use super::{method_text, MAX_METHOD_LEN};
+        assert_eq!(method_text("OPTIONS"), "OPTIONS");
+        assert_eq!(method_text("PROPFIND"), "PROPFIND");
+        let exact = "M".repeat(MAX_METHOD_LEN);
+        assert_eq!(method_text(&exact), exact);
+        assert_eq!(method_text(&"M".repeat(390_000)), exact);
+        // Cut at a character boundary: 31 bytes, then a 2-byte character across the bound.
+        let wide = format!("{}é{}", "M".repeat(MAX_METHOD_LEN - 1), "M".repeat(10));
+        assert_eq!(method_text(&wide), "M".repeat(MAX_METHOD_LEN - 1));
     }
 }

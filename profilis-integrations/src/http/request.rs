@@ -161,7 +161,7 @@ fn record(
         end.is_error(status),
         end.outcome(),
         || HttpDetail {
-            method: Arc::from(method),
+            method: Arc::from(super::method_text(method)),
             route: site.label(),
             status,
         },
