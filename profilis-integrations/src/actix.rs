@@ -43,8 +43,11 @@
 //! # When a request ends
 //!
 //! The duration runs until the response body has been sent (its last chunk handed to actix),
-//! not just until the handler returned, so a streaming response is timed in full. Each
-//! request is recorded exactly once:
+//! not just until the handler returned, so a streaming response is timed in full. A
+//! `101 Switching Protocols` response is no exception: actix streams the upgraded connection
+//! (a WebSocket of actix-ws or actix-web-actors) as its body, so its request, status 101, is
+//! recorded when that stream ends, and its duration is the whole connection's (the tower
+//! layer records a 101 at its head instead). Each request is recorded exactly once:
 //!
 //! - the body completes: [`End::Complete`] with the response status;
 //! - the body fails: [`End::BodyFailed`], still with the response status;

@@ -720,3 +720,56 @@ fn labels_and_exclusions_follow_the_resource_actix_routed_to() {
     assert!(!text.contains("route=\"/stats\""), "{text}");
     no_request_in_flight();
 }
+
+/// The docs say (review finding: the README stated one rule for all adapters) that actix
+/// streams an upgraded connection as the body of its `101 Switching Protocols` response, so
+/// the middleware records such a request, status 101, when that stream ends.
+#[test]
+fn a_101_response_is_recorded_when_its_upgraded_stream_ends() {
+    static RELEASE: Mutex<Option<futures::channel::oneshot::Receiver<()>>> = Mutex::new(None);
+    async fn upgrade() -> HttpResponse {
+        let release = RELEASE.lock().unwrap().take();
+        let first =
+            futures::stream::once(async { Ok::<_, actix_web::Error>(Bytes::from("frame")) });
+        let last = futures::stream::once(async move {
+            if let Some(release) = release {
+                let _ = release.await;
+            }
+            Ok(Bytes::from("last"))
+        });
+        HttpResponse::SwitchingProtocols()
+            .insert_header(("upgrade", "websocket"))
+            .streaming(futures::StreamExt::chain(first, last))
+    }
+    let (_listener, _turn) = exclusive();
+    let (release, released) = futures::channel::oneshot::channel();
+    *RELEASE.lock().unwrap() = Some(released);
+    let app = serve(HttpConfig::new().build(), |cfg| {
+        cfg.route("/upgrade-101", web::get().to(upgrade));
+    });
+    let mut stream = TcpStream::connect(app).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET /upgrade-101 HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("frame") {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"));
+    // The head and a frame are out, the stream goes on: the request is still under way.
+    assert_eq!(profilis::in_flight(&profilis::HTTP), 1);
+    assert!(!EVENTS.lock().unwrap().iter().any(|e| e
+        .detail::<HttpDetail>()
+        .is_some_and(|d| d.route == "/upgrade-101")));
+    release.send(()).unwrap();
+    let (event, _) = http_event("/upgrade-101");
+    let detail = event.detail::<HttpDetail>().unwrap();
+    assert_eq!((detail.status, event.error), (101, false));
+    no_request_in_flight();
+}
