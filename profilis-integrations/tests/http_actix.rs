@@ -678,12 +678,14 @@ fn a_client_gone_before_the_response_is_recorded_once() {
 #[test]
 fn labels_and_exclusions_follow_the_resource_actix_routed_to() {
     let (listener, _turn) = exclusive();
+    // `/hidden/{id}` is a template: no path starts with it, the route that served one does.
     let rules = HttpConfig::new()
-        .exclude_routes(&["/stats"])
+        .exclude_routes(&["/stats", "/hidden/{id}"])
         .unwrap()
         .build();
     let app = serve(rules, |cfg| {
         cfg.route("/members/{id}", web::get().to(ok))
+            .route("/hidden/{id}", web::get().to(ok))
             .route("/stats", web::get().to(ok))
             .service(
                 web::resource("/goods/{id}")
@@ -698,6 +700,7 @@ fn labels_and_exclusions_follow_the_resource_actix_routed_to() {
         ("/members/%31", &[]),
         ("/stat%73", &[]),
         ("/stats", &[]),
+        ("/hidden/7", &[]),
         ("/goods/special", &[]),
         ("/goods/special", &[("x-v", "2")]),
     ] {
@@ -718,6 +721,7 @@ fn labels_and_exclusions_follow_the_resource_actix_routed_to() {
         "{text}"
     );
     assert!(!text.contains("route=\"/stats\""), "{text}");
+    assert!(!text.contains("route=\"/hidden/{id}\""), "{text}");
     no_request_in_flight();
 }
 
