@@ -20,7 +20,7 @@ pub mod axum {
     //! axum's `MatchedPath` with this feature.
     //!
     //! ```no_run
-    //! use axum::{extract::Path, routing::get, Router};
+    //! use axum::{extract::Path, http::StatusCode, routing::get, Router};
     //! use profilis::http::axum::metrics_router;
     //! use profilis::http::tower::ProfilisLayer;
     //! use profilis::http::HttpConfig;
@@ -33,6 +33,9 @@ pub mod axum {
     //! let _profilis = profilis::Exporter::new().without_listener().install()?;
     //! let app: Router = Router::new()
     //!     .route("/users/{id}", get(user))
+    //!     // Before the layer: axum's default fallback is not wrapped by `Router::layer`, so
+    //!     // without one, requests that match no route are not recorded.
+    //!     .fallback(|| async { StatusCode::NOT_FOUND })
     //!     .layer(ProfilisLayer::new(HttpConfig::new().build()))
     //!     // Merged after the layer: scrapes are not profiled themselves.
     //!     .merge(metrics_router());

@@ -23,16 +23,31 @@
 //!
 //! # Route labels
 //!
-//! The pattern is looked up in actix's resource map when the request comes in, so panics and
-//! errors are labelled too, and again after the response if a service inside the middleware
-//! (`NormalizePath`, say) rewrote the path. A path that matches no resource, including one
-//! under an existing scope, gets [`UNMATCHED_ROUTE`](crate::http::UNMATCHED_ROUTE).
+//! The label is the pattern of the resource that served the request, read from the response
+//! (`match_pattern` of its request), so it is what actix routed: the path percent-decoded as
+//! actix decodes it (`/user%73/1` is `/users/{id}`), resource guards tried (a guarded
+//! `/items/{id}` that refused the request does not label the `/items/special` that served it),
+//! after any rewrite by a service inside the middleware (`NormalizePath`, say). A path that
+//! matches no resource, including one under an existing scope, gets
+//! [`UNMATCHED_ROUTE`](crate::http::UNMATCHED_ROUTE). (When no resource served it, actix
+//! reads the pattern from its resource map by the raw path: a request that a guarded
+//! resource refused and the default service answered is labelled with that resource's
+//! pattern, a template all the same.) A handler that panics leaves no response: its request
+//! is labelled by the pattern its decoded path matches in the resource map, guards not tried.
+//!
+//! Exclusions ([`HttpConfig::exclude_routes`](crate::http::HttpConfig::exclude_routes)) are
+//! matched against the decoded path when the request comes in (an excluded one is not timed
+//! at all), and against the route pattern once the response says it: `/metric%73`, served by
+//! `/metrics`, is excluded by `/metrics` as `/metrics` is.
 //!
 //! # When a request ends
 //!
 //! The duration runs until the response body has been sent (its last chunk handed to actix),
-//! not just until the handler returned, so a streaming response is timed in full. Each
-//! request is recorded exactly once:
+//! not just until the handler returned, so a streaming response is timed in full. A
+//! `101 Switching Protocols` response is no exception: actix streams the upgraded connection
+//! (a WebSocket of actix-ws or actix-web-actors) as its body, so its request, status 101, is
+//! recorded when that stream ends, and its duration is the whole connection's (the tower
+//! layer records a 101 at its head instead). Each request is recorded exactly once:
 //!
 //! - the body completes: [`End::Complete`] with the response status;
 //! - the body fails: [`End::BodyFailed`], still with the response status;
@@ -57,7 +72,7 @@ use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::{Method, Uri};
+use actix_web::http::Method;
 use actix_web::web::Bytes;
 use actix_web::Error;
 use profilis_core::adapter::RecordOnce;
@@ -130,37 +145,30 @@ where
             .headers()
             .get("traceparent")
             .and_then(|v| v.to_str().ok());
-        let Some(request) = self.rules.start(req.path(), traceparent) else {
+        // The path as actix routes it: percent-encoded characters that need none decoded
+        // (`/metric%73` is `/metrics`).
+        let path = req.match_info().as_str();
+        let Some(request) = self.rules.start(path, traceparent) else {
             return ProfiledResponse {
                 future: self.service.call(req),
                 recording: RecordOnce::maybe(None),
-                rewrite: None,
+                rules: None,
             };
         };
-        // Known before the call, so that panics and errors get their route too.
-        let route = req.match_pattern();
+        // Until the response says which resource served the request: the pattern its path
+        // matches in the resource map (guards not tried), so that a panic, which leaves no
+        // response, gets a route too.
+        let route = req.resource_map().match_pattern(path);
         let sampling = self.rules.sampling(route.as_deref());
         let mut recording = Recording::new(request, sampling, req.method().clone(), route);
-        let rewrite = Rewrite {
-            rules: self.rules.clone(),
-            uri: req.uri().clone(),
-        };
         // Some services do their work in `call` itself: it runs under the request's span too.
         let future = in_span(&mut recording, || self.service.call(req));
         ProfiledResponse {
             future,
             recording,
-            rewrite: Some(rewrite),
+            rules: Some(self.rules.clone()),
         }
     }
-}
-
-/// What the response needs to label a request whose path a service inside rewrote.
-#[derive(Debug)]
-struct Rewrite {
-    rules: HttpRules,
-    /// The request's URI when it came in.
-    uri: Uri,
 }
 
 pin_project_lite::pin_project! {
@@ -172,7 +180,8 @@ pin_project_lite::pin_project! {
         future: F,
         // Empty when the request is not profiled (excluded, or profiling off).
         recording: RecordOnce<Recording>,
-        rewrite: Option<Rewrite>,
+        // The rules, to label the request by the resource that served it.
+        rules: Option<HttpRules>,
     }
 }
 
@@ -195,15 +204,19 @@ where
         let mut recording = std::mem::replace(this.recording, RecordOnce::maybe(None));
         Poll::Ready(match result {
             Ok(res) => {
-                if let (Some(recording), Some(rewrite)) =
-                    (recording.get_mut(), this.rewrite.as_ref())
-                {
-                    recording.respond(res.status().as_u16());
-                    if res.request().path() != rewrite.uri.path() {
-                        // A service inside (`NormalizePath`, say) routed a rewritten path.
-                        let route = res.request().match_pattern();
-                        let sampling = rewrite.rules.sampling(route.as_deref());
-                        recording.reroute(route, sampling);
+                if let (Some(call), Some(rules)) = (recording.get_mut(), this.rules.as_ref()) {
+                    call.respond(res.status().as_u16());
+                    // The pattern of the resource that served the request, as actix routed it
+                    // (its guards tried, after a service inside such as `NormalizePath`
+                    // rewrote the path).
+                    let route = res.request().match_pattern();
+                    if route.as_deref() != call.route().map(String::as_str) {
+                        let sampling = rules.sampling(route.as_deref());
+                        call.reroute(route, sampling);
+                    }
+                    if call.route().is_some_and(|route| rules.excludes(route)) {
+                        // Excluded by its route: not recorded at all.
+                        drop(recording.take());
                     }
                 }
                 Ok(res.map_body(|_, body| {

@@ -7,7 +7,7 @@
     feature = "axum",
     doc = r#"
 ```
-use axum::{extract::Path, routing::get, Router};
+use axum::{extract::Path, http::StatusCode, routing::get, Router};
 use profilis_integrations::http::HttpConfig;
 use profilis_integrations::tower::ProfilisLayer;
 
@@ -19,6 +19,9 @@ async fn user(Path(id): Path<u64>) -> String {
 let rules = HttpConfig::new().exclude_routes(&["/healthz", "re:^/static/"])?.build();
 let app: Router = Router::new()
     .route("/users/{id}", get(user))
+    // A fallback of its own: axum's default one is not wrapped by `Router::layer`, so
+    // without it requests that match no route would not be recorded.
+    .fallback(|| async { StatusCode::NOT_FOUND })
     // After the routes: `Router::layer` wraps each route, where `MatchedPath` is known.
     .layer(ProfilisLayer::new(rules));
 # let _ = app;
@@ -37,15 +40,26 @@ let app: Router = Router::new()
 //!   axum's default fallback is not among it, so without one the requests that match no route
 //!   are not recorded. A layer wrapped around the whole router runs before routing and sees
 //!   no `MatchedPath`.
+//! - **Nested services**: axum 0.8 gives the requests of a service nested with
+//!   `Router::nest_service` (`ServeDir`, say) no `MatchedPath`, and sets their `NestedPath`
+//!   inside the route, after this layer has seen them: they are labelled
+//!   [`UNMATCHED_ROUTE`](crate::http::UNMATCHED_ROUTE). (`Router::nest` with a router keeps
+//!   full templates.) To label them, nest the service after `.layer(..)`, wrapped in a layer
+//!   of its own with a route function:
+//!   `.nest_service("/files", ProfilisLayer::new(rules).with_route_fn(|_: &Request<Body>|
+//!   Some("/files/{*path}")).layer(serve_dir))`.
 //! - **Status**: the response status. A handler that panics is recorded as 500 and
 //!   [`End::Panicked`]; the panic then goes on unchanged, so the framework's own handling (such
 //!   as `tower_http::catch_panic`) still sees it. A service that returns an error instead of a
 //!   response is recorded as 500.
 //! - **Duration**: from the request reaching the layer until the response body has been
 //!   sent: its last frame handed to the server (or the response head, for a body that is empty
-//!   or not sent, as for `HEAD`, 204 and 304). Not just until the handler returned, so a
+//!   or not sent, as for `HEAD`, 1xx, 204 and 304). Not just until the handler returned, so a
 //!   streamed or slow-to-produce body counts in full; the time the client takes to read the
-//!   last bytes from the socket does not.
+//!   last bytes from the socket does not. A `101 Switching Protocols` response (a WebSocket
+//!   upgrade) is recorded when its head is answered, with status 101: the upgraded connection
+//!   that follows is not part of the request. (The actix middleware differs: see
+//!   [`crate::actix`].)
 //! - **How it ended**, once per request: [`End::Complete`]; [`End::BodyFailed`] when the body
 //!   returns an error (or panics); [`End::Cancelled`] when the body is dropped before its end
 //!   (with the response status), or the response future before there was a response (the

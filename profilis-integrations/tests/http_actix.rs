@@ -669,3 +669,111 @@ fn a_client_gone_before_the_response_is_recorded_once() {
     wait_exact(listener, REQUESTS, "/sleepy", "200", 1.0);
     no_request_in_flight();
 }
+
+/// Review finding: the route label was read from actix's resource map before routing, by the
+/// raw path and without guards: `/member%73/1`, served by `/members/{id}`, was
+/// `<unmatched>`; `/stat%73` got past `exclude_routes(&["/stats"])`; and a guarded
+/// `/goods/{id}` registered before `/goods/special` labelled `/goods/special` requests as
+/// `/goods/{id}`. The label is now the pattern actix matched, and exclusions see it too.
+#[test]
+fn labels_and_exclusions_follow_the_resource_actix_routed_to() {
+    let (listener, _turn) = exclusive();
+    // `/hidden/{id}` is a template: no path starts with it, the route that served one does.
+    let rules = HttpConfig::new()
+        .exclude_routes(&["/stats", "/hidden/{id}"])
+        .unwrap()
+        .build();
+    let app = serve(rules, |cfg| {
+        cfg.route("/members/{id}", web::get().to(ok))
+            .route("/hidden/{id}", web::get().to(ok))
+            .route("/stats", web::get().to(ok))
+            .service(
+                web::resource("/goods/{id}")
+                    .guard(actix_web::guard::Header("x-v", "2"))
+                    .to(ok),
+            )
+            .service(web::resource("/goods/special").to(ok))
+            .route("/kept-after", web::get().to(ok));
+    });
+    for (path, headers) in [
+        ("/member%73/1", &[][..]),
+        ("/members/%31", &[]),
+        ("/stat%73", &[]),
+        ("/stats", &[]),
+        ("/hidden/7", &[]),
+        ("/goods/special", &[]),
+        ("/goods/special", &[("x-v", "2")]),
+    ] {
+        assert_eq!(get(app, path, headers).status, 200, "{path} {headers:?}");
+    }
+    // Recorded after the others: once it is on the page, so are they.
+    assert_eq!(get(app, "/kept-after", &[]).status, 200);
+    wait_exact(listener, REQUESTS, "/kept-after", "200", 1.0);
+    let text = wait_exact(listener, REQUESTS, "/members/{id}", "200", 2.0);
+    assert_eq!(
+        sample(&text, REQUESTS, &[("route", "/goods/special")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, REQUESTS, &[("route", "/goods/{id}")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("route=\"/stats\""), "{text}");
+    assert!(!text.contains("route=\"/hidden/{id}\""), "{text}");
+    no_request_in_flight();
+}
+
+/// The docs say (review finding: the README stated one rule for all adapters) that actix
+/// streams an upgraded connection as the body of its `101 Switching Protocols` response, so
+/// the middleware records such a request, status 101, when that stream ends.
+#[test]
+fn a_101_response_is_recorded_when_its_upgraded_stream_ends() {
+    static RELEASE: Mutex<Option<futures::channel::oneshot::Receiver<()>>> = Mutex::new(None);
+    async fn upgrade() -> HttpResponse {
+        let release = RELEASE.lock().unwrap().take();
+        let first =
+            futures::stream::once(async { Ok::<_, actix_web::Error>(Bytes::from("frame")) });
+        let last = futures::stream::once(async move {
+            if let Some(release) = release {
+                let _ = release.await;
+            }
+            Ok(Bytes::from("last"))
+        });
+        HttpResponse::SwitchingProtocols()
+            .insert_header(("upgrade", "websocket"))
+            .streaming(futures::StreamExt::chain(first, last))
+    }
+    let (_listener, _turn) = exclusive();
+    let (release, released) = futures::channel::oneshot::channel();
+    *RELEASE.lock().unwrap() = Some(released);
+    let app = serve(HttpConfig::new().build(), |cfg| {
+        cfg.route("/upgrade-101", web::get().to(upgrade));
+    });
+    let mut stream = TcpStream::connect(app).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET /upgrade-101 HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("frame") {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"));
+    // The head and a frame are out, the stream goes on: the request is still under way.
+    assert_eq!(profilis::in_flight(&profilis::HTTP), 1);
+    assert!(!EVENTS.lock().unwrap().iter().any(|e| e
+        .detail::<HttpDetail>()
+        .is_some_and(|d| d.route == "/upgrade-101")));
+    release.send(()).unwrap();
+    let (event, _) = http_event("/upgrade-101");
+    let detail = event.detail::<HttpDetail>().unwrap();
+    assert_eq!((detail.status, event.error), (101, false));
+    no_request_in_flight();
+}

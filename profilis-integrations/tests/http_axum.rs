@@ -571,6 +571,79 @@ fn nested_routers_give_the_full_template() {
     assert!(!text.contains("route=\"/stats/{day}\""));
 }
 
+/// Review finding (documented, not changed): axum 0.8 gives the requests of a service nested
+/// with `nest_service` no `MatchedPath` (and sets its `NestedPath` inside the route, after a
+/// `Router::layer`), so they are `<unmatched>`; the docs' way to label them, a layer of their
+/// own with a route function, gives them their template.
+#[test]
+fn nested_services_are_unmatched_unless_given_a_route_function() {
+    let (t, _serial) = setup();
+    let rules = HttpConfig::new().build();
+    let files = tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(axum::response::Response::new(Body::from("file")))
+    });
+    let labelled =
+        ProfilisLayer::new(rules.clone()).with_route_fn(|_: &Request<Body>| Some("/files/{*path}"));
+    let app: Router = Router::new()
+        .route("/nest-home", get(ok))
+        .nest_service("/blobs", files)
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(ProfilisLayer::new(rules))
+        // After the layer, so that it is not recorded twice.
+        .nest_service("/files", tower::Layer::layer(&labelled, files));
+    let addr = t.serve(app);
+    let before = requests(&t.metrics_text(), UNMATCHED_ROUTE, "200").unwrap_or(0.0);
+    for path in ["/blobs/a/b", "/files/a/b", "/files/c", "/nest-home"] {
+        assert_eq!(t.get(addr, path).0, StatusCode::OK, "{path}");
+    }
+    let text = t.metrics_when("the nested services' requests", |text| {
+        requests(text, "/files/{*path}", "200") == Some(2.0)
+            && requests(text, UNMATCHED_ROUTE, "200") == Some(before + 1.0)
+            && requests(text, "/nest-home", "200") == Some(1.0)
+    });
+    assert!(!text.contains("/blobs"), "{text}");
+}
+
+/// The docs say (review finding: the README stated one rule for all adapters) that the tower
+/// layer records a `101 Switching Protocols` response when its head is answered: the
+/// upgraded connection is not part of the request.
+#[test]
+fn a_101_response_is_recorded_at_its_head() {
+    use std::io::{Read, Write};
+    let (t, _serial) = setup();
+    let app: Router = Router::new()
+        .route(
+            "/upgrade-101",
+            get(|| async {
+                axum::response::Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header("upgrade", "websocket")
+                    .header("connection", "upgrade")
+                    .body(Body::empty())
+                    .unwrap()
+            }),
+        )
+        .layer(ProfilisLayer::new(HttpConfig::new().build()));
+    let addr = t.serve(app);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /upgrade-101 HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    // Recorded while the upgraded connection is still open.
+    let event = t.event("the upgrade's request", |e| is_http(e, "/upgrade-101"));
+    assert_eq!(
+        (http_detail(&event).unwrap().status, event.error),
+        (101, false)
+    );
+    drop(stream);
+}
+
 #[profiled(name = "axum_test_load_order")]
 async fn load_order(id: u64) -> Result<u64, String> {
     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -664,6 +737,56 @@ fn invented_methods_share_one_method_label() {
     for invented in ["FOO1", "FOO2", "PROPFIND"] {
         assert!(!text.contains(&format!("method=\"{invented}\"")), "{text}");
     }
+}
+
+/// Review finding: a request's method went whole into its event (a 100,000-byte method into
+/// JSONL and the console). Standard methods are kept as they are, others cut to
+/// `http::MAX_METHOD_LEN` bytes.
+#[test]
+fn a_huge_invented_method_is_cut_in_events() {
+    let (t, _serial) = setup();
+    let app: Router = Router::new()
+        .route("/any-method", axum::routing::any(ok))
+        .layer(ProfilisLayer::new(HttpConfig::new().build()));
+    let addr = t.serve(app);
+    let huge = "M".repeat(100_000);
+    for method in [huge.as_str(), "PROPFIND", "DELETE"] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, _, _) =
+            t.runtime
+                .block_on(request(&t.client, method, addr, "/any-method", &[]));
+        assert_eq!(status, StatusCode::OK);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Served by two worker threads: compared in order of their text.
+    let methods: Vec<String> = loop {
+        let mut methods: Vec<String> = t
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| is_http(e, "/any-method"))
+            .map(|e| http_detail(e).unwrap().method.to_string())
+            .collect();
+        if methods.len() >= 3 {
+            methods.sort_unstable();
+            break methods;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {} events",
+            methods.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        methods,
+        [
+            "DELETE".into(),
+            "M".repeat(profilis::http::MAX_METHOD_LEN),
+            "PROPFIND".into()
+        ]
+    );
 }
 
 #[test]

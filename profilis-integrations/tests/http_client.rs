@@ -486,3 +486,170 @@ fn hosts_beyond_the_cap_share_one_peer_label() {
             && !text.contains("peer=\"127.0.0.2\"")
     });
 }
+
+/// Review finding: reqwest's error message quotes the request's URL, query string included,
+/// and a `Request` built by hand keeps its userinfo; events, JSONL and the dashboard's
+/// `/errors.json` must not carry either (nor a fragment).
+#[test]
+fn a_failed_requests_message_keeps_no_query_fragment_or_userinfo() {
+    let (setup, _serial) = setup();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ProfilisMiddleware::new(
+            ClientConfig::new().peer("reqwest-secret").unwrap().build(),
+        ))
+        .build();
+    let port = closed_port();
+    let with_query = format!("http://127.0.0.1:{port}/charge?api_key=SECRET123#FRAGMENT9");
+    let with_userinfo = format!("http://admin:hunter2@127.0.0.1:{port}/login?token=SECRET456");
+    setup.runtime.block_on(async {
+        let error = client.get(&with_query).send().await.unwrap_err();
+        // The caller's own error is left as it is.
+        assert!(error.to_string().contains("SECRET123"), "{error}");
+        // Built by hand, the request keeps the URL's userinfo (reqwest's builder strips it).
+        let request = reqwest::Request::new(
+            reqwest::Method::GET,
+            reqwest::Url::parse(&with_userinfo).unwrap(),
+        );
+        let error = client.execute(request).await.unwrap_err();
+        assert!(error.to_string().contains("hunter2"), "{error}");
+        // A tower client whose stack quotes the URL in its error (hyper-util's own does not).
+        let quoting = ServiceBuilder::new()
+            .layer(ClientLayer::new(
+                ClientConfig::new().peer("tower-secret").unwrap().build(),
+            ))
+            .map_err({
+                let url = with_userinfo.clone();
+                move |e: hyper_util::client::legacy::Error| format!("GET {url} failed: {e}")
+            })
+            .service(hyper_client());
+        let error = quoting.oneshot(get_request(&with_query)).await.unwrap_err();
+        assert!(error.to_string().contains("SECRET456"), "{error}");
+    });
+    let tower = &setup.client_events("tower-secret", 1)[0];
+    let message = tower.failure.as_deref().unwrap().exception_value.clone();
+    assert_eq!(
+        message.as_deref(),
+        Some(&*format!(
+            "GET http://127.0.0.1:{port}/login failed: client error (Connect)"
+        )),
+    );
+    let events = setup.client_events("reqwest-secret", 2);
+    let secrets = [
+        "SECRET123",
+        "FRAGMENT9",
+        "SECRET456",
+        "hunter2",
+        "admin",
+        "api_key",
+        "token",
+    ];
+    for event in &events {
+        assert_eq!(status_of(event), "connect_error");
+        let message = event
+            .failure
+            .as_deref()
+            .and_then(|f| f.exception_value.clone())
+            .expect("the client's error message");
+        for secret in secrets {
+            assert!(!message.contains(secret), "{secret} in {message:?}");
+        }
+        // What is left names the request: scheme, host, port and path.
+        assert!(
+            message.contains(&format!("(http://127.0.0.1:{port}/charge)"))
+                || message.contains(&format!("(http://127.0.0.1:{port}/login)")),
+            "{message}"
+        );
+    }
+    let errors = profilis_test_support::get(setup.metrics, "/errors.json", &[]).text();
+    assert!(errors.contains("/charge"), "{errors}");
+    for secret in secrets {
+        assert!(!errors.contains(secret), "{secret} in {errors}");
+    }
+}
+
+/// A hostile upstream on loopback: answers every request with the status its path ends with
+/// (`/s/777`), whatever it is, and closes the connection.
+fn status_echoing_upstream() -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head);
+            let path = head.split_whitespace().nth(1).unwrap_or("/s/200");
+            let code = path.rsplit('/').next().unwrap_or("200");
+            let answer = format!(
+                "HTTP/1.1 {code} Whatever\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    addr
+}
+
+/// Review finding: an upstream answering invented statuses (555, 600, 777, 999) made a
+/// series per status per peer. Statuses without a standard reason are labelled by class.
+#[test]
+fn statuses_without_a_standard_reason_are_labelled_by_class() {
+    let (setup, _serial) = setup();
+    let upstream = status_echoing_upstream();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ProfilisMiddleware::new(
+            ClientConfig::new()
+                .peer("hostile-statuses")
+                .unwrap()
+                .build(),
+        ))
+        .build();
+    let codes = [200u16, 418, 555, 599, 600, 777, 999];
+    setup.runtime.block_on(async {
+        for code in codes {
+            let response = client
+                .get(format!("http://{upstream}/s/{code}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), code);
+            response.bytes().await.unwrap();
+        }
+    });
+    let events = setup.client_events("hostile-statuses", codes.len());
+    // Events keep the status the upstream gave; the label is bounded.
+    let got: Vec<(Option<u16>, String, Option<&str>)> = events
+        .iter()
+        .map(|e| {
+            let label = e.site.label_value("status");
+            (detail(e).status(), status_of(e), label)
+        })
+        .collect();
+    let want = [
+        (200, "200"),
+        (418, "418"),
+        (555, "5xx"),
+        (599, "5xx"),
+        (600, "6xx"),
+        (777, "7xx"),
+        (999, "9xx"),
+    ];
+    let want: Vec<(Option<u16>, String, Option<&str>)> = want
+        .iter()
+        .map(|&(code, label)| (Some(code), label.to_owned(), Some(label)))
+        .collect();
+    assert_eq!(got, want);
+    let text = setup.metrics_when("the classes' series", |text| {
+        sample(
+            text,
+            "profilis_http_client_requests_total",
+            &[("peer", "hostile-statuses"), ("status", "5xx")],
+        ) == Some(2.0)
+    });
+    for invented in ["555", "599", "600", "777", "999"] {
+        assert!(!text.contains(&format!("status=\"{invented}\"")), "{text}");
+    }
+}

@@ -39,10 +39,19 @@
 //!   succeeded (`OK`); until then, and for paths that do not look like a method or are longer
 //!   than 256 bytes, calls are labelled [`UNMATCHED_METHOD`]. A client sending arbitrary
 //!   paths gets `UNIMPLEMENTED`, or whatever a layer inside answers, never `OK`, so it adds no
-//!   series. Methods of the services named by [`GrpcConfig::services`] get their label from
-//!   their first call not answered `UNIMPLEMENTED`, even a failed one (name them: a method
-//!   that only ever fails is otherwise `<unmatched>`). At most [`GrpcConfig::max_methods`]
-//!   methods served get a label in the process
+//!   series. Methods of the services named by [`GrpcConfig::services`] also get their label
+//!   from a failure that only a method's own handler gives: `INVALID_ARGUMENT`, `NOT_FOUND`,
+//!   `ALREADY_EXISTS`, `FAILED_PRECONDITION`, `ABORTED`, `OUT_OF_RANGE`, `INTERNAL` (a panic
+//!   too) or `DATA_LOSS`, read from `grpc-status` (name them: a method that only ever fails
+//!   is otherwise `<unmatched>`). The statuses a layer in front of the methods answers
+//!   before dispatching, whatever path the client sent, label nothing: `UNIMPLEMENTED`,
+//!   `UNAUTHENTICATED` and `PERMISSION_DENIED` (an auth interceptor), `RESOURCE_EXHAUSTED`
+//!   (a rate limiter), `UNAVAILABLE` (load shedding), `CANCELLED` and `DEADLINE_EXCEEDED`
+//!   (the client went away, a timeout), `UNKNOWN` (a layer's error), and an HTTP status
+//!   without `grpc-status`. So a client refused by an auth check adds no series, whatever
+//!   paths it invents; a layer in front that answers one of the statuses above
+//!   (`INVALID_ARGUMENT` for a missing header, say) would still let it add some, up to the
+//!   cap. At most [`GrpcConfig::max_methods`] methods served get a label in the process
 //!   (calls made: any answer but `UNIMPLEMENTED` labels the method, up to
 //!   [`DEFAULT_MAX_METHODS`]).
 //! - **Trace context**: a served call is a child of the caller's `traceparent`, or of its
@@ -74,7 +83,7 @@ use profilis_core::adapter::{Abandon, RecordOnce, Timer};
 use profilis_core::context::{SpanContext, SpanId, TraceId};
 use profilis_core::{validate_rate, Detail, Failure, Kind, Metric, Outcome, Site, Value};
 
-use crate::http::client::{Begun, ClientFailure};
+use crate::http::client::{Begun, ClientFailure, Redacted};
 use crate::http::{body_end, HttpConfigError, Pattern};
 
 /// gRPC calls served: `GRPC` events, labelled `route` (the method) and `status`.
@@ -179,6 +188,18 @@ impl GrpcStatus {
     /// `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS` (the others are answers, as an HTTP 4xx is).
     pub fn is_server_error(self) -> bool {
         matches!(self.0, 2 | 4 | 12 | 13 | 14 | 15)
+    }
+
+    /// Whether a method's own handler answers this, not a layer in front of it: `OK`,
+    /// `INVALID_ARGUMENT`, `NOT_FOUND`, `ALREADY_EXISTS`, `FAILED_PRECONDITION`, `ABORTED`,
+    /// `OUT_OF_RANGE`, `INTERNAL`, `DATA_LOSS`. The others are what is answered before (or
+    /// without) dispatching on the method, whatever path the client sent: `UNIMPLEMENTED`
+    /// (no such method), `UNAUTHENTICATED` and `PERMISSION_DENIED` (an auth interceptor),
+    /// `RESOURCE_EXHAUSTED` (a rate limiter), `UNAVAILABLE` (load shedding, a server shutting
+    /// down), `CANCELLED` and `DEADLINE_EXCEEDED` (the client went away, or a timeout layer
+    /// gave up), `UNKNOWN` (a layer's error, a response that is not gRPC).
+    fn is_answered_by_a_method(self) -> bool {
+        matches!(self.0, 0 | 3 | 5 | 6 | 9 | 10 | 11 | 13 | 15)
     }
 
     /// The `grpc-status` of `headers` (trailers, or the headers of a trailers-only
@@ -305,9 +326,11 @@ impl GrpcConfig {
     }
 
     /// The services this server serves (`shop.Cart`, tonic's `NamedService::NAME`): their
-    /// methods get a `route` label from their first call that is not answered
-    /// `UNIMPLEMENTED`, even one that fails. Methods of other services get one only once a
-    /// call of theirs succeeds (see the [module docs](self)).
+    /// methods get a `route` label from their first call that succeeds or fails in a way only
+    /// a method's handler does (`NOT_FOUND`, `INTERNAL`, ...; not `UNAUTHENTICATED`,
+    /// `UNAVAILABLE` or the other statuses a layer in front answers whatever the path).
+    /// Methods of other services get one only once a call of theirs succeeds (see the
+    /// [module docs](self)).
     pub fn services<S: AsRef<str>>(mut self, services: &[S]) -> Self {
         self.services
             .extend(services.iter().map(|s| format!("/{}/", s.as_ref())));
@@ -428,6 +451,7 @@ impl GrpcRules {
             drawn,
             always_sample_errors: config.always_sample_errors,
             headers_status: None,
+            grpc_status_read: false,
         })
     }
 }
@@ -514,11 +538,11 @@ impl std::fmt::Debug for Methods {
 }
 
 impl Route {
-    /// The label, now that the call ended with `status`. A method gets one of its own by a
-    /// call that ended well (`OK`; for calls made, any status but `UNIMPLEMENTED`): a server
-    /// answers paths nothing serves with `UNIMPLEMENTED`, but a layer inside (auth, say) or a
-    /// fallback may answer them otherwise, and a client may give up on them, so only a
-    /// handler's success shows a method is served. Until then its calls are `<unmatched>`.
+    /// The label, now that the call ended: `admit` says whether its end shows the method is
+    /// served (see `GrpcCall::finish`). A server answers paths nothing serves with
+    /// `UNIMPLEMENTED`, but a layer inside (auth, say) or a fallback may answer them
+    /// otherwise, and a client may give up on them, so only a handler's answer shows a method
+    /// is served. Until then its calls are `<unmatched>`.
     fn label(self, admit: bool) -> &'static str {
         let (table, method, max) = match self {
             Route::Known(label) => return label,
@@ -555,6 +579,9 @@ struct GrpcCall {
     always_sample_errors: bool,
     /// The `grpc-status` of a trailers-only response, or the status its HTTP status maps to.
     headers_status: Option<GrpcStatus>,
+    /// Whether the response is a gRPC one (its head, or its trailers, say `grpc-status`), not
+    /// an HTTP status mapped to a gRPC one.
+    grpc_status_read: bool,
 }
 
 impl GrpcCall {
@@ -568,13 +595,16 @@ impl GrpcCall {
             drawn: begun.drawn,
             always_sample_errors: begun.always_sample_errors,
             headers_status: None,
+            grpc_status_read: false,
         }
     }
 
     /// The response's head arrived: its status, if it is a trailers-only response (or not a
     /// gRPC response at all).
     fn respond(&mut self, head: &::http::response::Parts) {
-        self.headers_status = GrpcStatus::from_headers(&head.headers).or_else(|| {
+        let read = GrpcStatus::from_headers(&head.headers);
+        self.grpc_status_read = read.is_some();
+        self.headers_status = read.or_else(|| {
             (head.status != ::http::StatusCode::OK).then(|| GrpcStatus::of_http(head.status))
         });
     }
@@ -599,6 +629,9 @@ impl GrpcCall {
         outcome: Outcome,
         failure: Option<(ClientFailure, &dyn std::fmt::Display)>,
     ) {
+        // Given (the trailers', or this layer's for a panic or a failed service), else the
+        // head's `grpc-status`; not an HTTP status mapped to one.
+        let grpc_status_read = status.is_some() || self.grpc_status_read;
         let status = status
             .or(self.headers_status)
             .unwrap_or(GrpcStatus::UNKNOWN);
@@ -606,13 +639,16 @@ impl GrpcCall {
             || body_failed
             || outcome != Outcome::Returned
             || failure.is_some();
-        // Served: only a success (or a declared service) shows the method is served. Made:
-        // the code chose the method (capped and shape-checked all the same, for a proxy that
-        // forwards its callers' paths); any end but `UNIMPLEMENTED` labels it.
+        // Served: only a success shows the method is served; for a declared service, also
+        // a gRPC answer that only a method's handler gives (a failure of its own, a panic's
+        // `INTERNAL`), never one a layer in front answers whatever the path (an auth check's
+        // `UNAUTHENTICATED`), nor an HTTP status without `grpc-status`. Made: the code chose
+        // the method (capped and shape-checked all the same, for a proxy that forwards its
+        // callers' paths); any end but `UNIMPLEMENTED` labels it.
         let kind = self.kind();
         let admit = if self.peer.is_none() {
-            (self.declared && status != GrpcStatus::UNIMPLEMENTED)
-                || (status == GrpcStatus::OK && outcome == Outcome::Returned)
+            (status == GrpcStatus::OK && outcome == Outcome::Returned)
+                || (self.declared && grpc_status_read && status.is_answered_by_a_method())
         } else {
             status != GrpcStatus::UNIMPLEMENTED
         };
@@ -629,7 +665,7 @@ impl GrpcCall {
                 site,
                 timed,
                 outcome,
-                || Failure::new(how.status_label(), Some(error)),
+                || Failure::new(how.status_label(), Some(&Redacted(error))),
                 || detail,
             ),
             None => self.timer.finish(site, timed, failed, outcome, || detail),
@@ -882,6 +918,19 @@ mod tests {
                 GrpcStatus::UNIMPLEMENTED,
                 Outcome::Returned,
             );
+            // What a layer in front of a declared service's methods answers, whatever the
+            // path: never a label.
+            for code in [16, 7, 8, 14, 1, 4, 2] {
+                let path = format!("/unit.Declared/Refused{code}");
+                end(&path, GrpcStatus::from_code(code), Outcome::Returned);
+            }
+            // Nor an HTTP answer without `grpc-status` (a proxy's 400, mapped to `INTERNAL`).
+            let call = rules.start("/unit.Declared/Http", &headers).unwrap();
+            let (mut head, ()) = ::http::Response::new(()).into_parts();
+            head.status = ::http::StatusCode::BAD_REQUEST;
+            let mut call = call;
+            call.respond(&head);
+            call.finish(None, false, Outcome::Returned, None);
         });
         let routes = |status: &str| {
             let mut routes: Vec<&str> = captured
@@ -893,9 +942,17 @@ mod tests {
             routes.sort_unstable();
             routes
         };
-        assert_eq!(routes("UNAUTHENTICATED"), [UNMATCHED_METHOD]);
-        assert_eq!(routes("UNKNOWN"), [UNMATCHED_METHOD]);
-        assert_eq!(routes("CANCELLED"), [UNMATCHED_METHOD]);
+        assert_eq!(routes("UNAUTHENTICATED"), [UNMATCHED_METHOD; 2]);
+        assert_eq!(routes("UNKNOWN"), [UNMATCHED_METHOD; 2]);
+        assert_eq!(routes("CANCELLED"), [UNMATCHED_METHOD; 2]);
+        for status in [
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "UNAVAILABLE",
+            "DEADLINE_EXCEEDED",
+        ] {
+            assert_eq!(routes(status), [UNMATCHED_METHOD], "{status}");
+        }
         assert_eq!(
             routes("UNIMPLEMENTED"),
             [UNMATCHED_METHOD, UNMATCHED_METHOD]
@@ -912,7 +969,7 @@ mod tests {
         assert_eq!(routes("NOT_FOUND"), [UNMATCHED_METHOD]);
         assert_eq!(
             routes("INTERNAL"),
-            ["/unit.Declared/Fail", "/unit.Served/Get"]
+            ["/unit.Declared/Fail", "/unit.Served/Get", UNMATCHED_METHOD]
         );
     }
 

@@ -10,7 +10,8 @@ use profilis_core::{Detail, Value};
 /// `event.detail::<HttpDetail>()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpDetail {
-    /// Request method (`GET`, ...).
+    /// Request method (`GET`, ...): a standard one as it is, any other cut to its first
+    /// [`MAX_METHOD_LEN`](super::MAX_METHOD_LEN) bytes.
     pub method: Arc<str>,
     /// Route template (`/users/{id}`), never a raw path: the `route` label of the event's
     /// site, which lives as long as the process.

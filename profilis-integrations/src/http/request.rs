@@ -125,8 +125,7 @@ impl HttpRules {
         status: u16,
         duration: std::time::Duration,
     ) {
-        let label = route.unwrap_or(UNMATCHED_ROUTE);
-        if self.0.config.exclude.iter().any(|p| p.matches(label)) {
+        if self.excludes(route.unwrap_or(UNMATCHED_ROUTE)) {
             return;
         }
         let Some(timer) = Timer::measured(None, duration) else {
@@ -162,7 +161,7 @@ fn record(
         end.is_error(status),
         end.outcome(),
         || HttpDetail {
-            method: Arc::from(method),
+            method: Arc::from(super::method_text(method)),
             route: site.label(),
             status,
         },
@@ -214,6 +213,11 @@ impl<M: AsRef<str>, R: AsRef<str>> Recording<M, R> {
 
     pub(crate) fn method(&self) -> &M {
         &self.method
+    }
+
+    /// The route template the request is recorded under, so far (`None`: no route).
+    pub(crate) fn route(&self) -> Option<&R> {
+        self.route.as_ref()
     }
 
     /// There is a response, with `status`.

@@ -36,12 +36,18 @@ impl HttpRules {
     /// Starts profiling a request, unless its path is excluded or profiling is off (`None`).
     /// `traceparent` is the request's W3C `traceparent` header, if any.
     pub fn start(&self, path: &str, traceparent: Option<&str>) -> Option<Request> {
-        if self.0.config.exclude.iter().any(|p| p.matches(path)) {
+        if self.excludes(path) {
             return None;
         }
         let parent = traceparent.and_then(parse_traceparent);
         let timer = Timer::start(parent)?;
         Some(Request::new(timer, InFlight::start(&HTTP)))
+    }
+
+    /// Whether `path` (a request's path, or its route template) is excluded
+    /// ([`HttpConfig::exclude_routes`]): the one test of every adapter.
+    pub(crate) fn excludes(&self, path: &str) -> bool {
+        self.0.config.exclude.iter().any(|p| p.matches(path))
     }
 
     /// Decides whether a request of `route` (its template; `None`: it matched no route) has

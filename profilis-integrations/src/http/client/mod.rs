@@ -15,7 +15,10 @@
 //!   (default [`DEFAULT_MAX_PEERS`]) get a label of their own, counted over every client of the
 //!   process; requests to any other host are labelled [`OTHER_PEER`], so clients that call
 //!   arbitrary hosts (or a client built per tenant) cannot add series without end.
-//! - **Status**: the response status; without a response, how the request failed:
+//! - **Status**: the response status (a status without a standard reason, as
+//!   `http::StatusCode::canonical_reason` knows them, as its class: `555` is `5xx`, `777` is
+//!   `7xx`, so a hostile upstream adds at most ten values per peer; events keep the number);
+//!   without a response, how the request failed:
 //!   `timeout`, `connect_error` (the connection could not be made: refused, unreachable, a name
 //!   that does not resolve), `error` (any other transport error, a connection reset after the
 //!   request was sent, or a panic in the client) or `cancelled` (the caller dropped the
@@ -24,7 +27,11 @@
 //! - **Duration**: from the request reaching the adapter until the response body has been read
 //!   to its end (or failed, or was dropped), so a slow or streamed body counts in full.
 //! - **Errors**: responses with status >= 500, bodies that fail, and every request without a
-//!   response; a failure without a response carries the client's error message in its event.
+//!   response; a failure without a response carries the client's error message in its event
+//!   (its `Display`, first 2 KiB read, at most 512 bytes kept), with every URL in it cut to
+//!   scheme, host, port and path: no userinfo, query string or fragment, which may hold
+//!   credentials (reqwest's messages quote the request's URL:
+//!   `error sending request for url (http://host:8080/charge)`).
 //!   A response body dropped before its end ends the request then, with outcome
 //!   `Cancelled`, failed only if its status is.
 //! - **Trace context**: the request is a span, a child of the caller's current span (a new
@@ -496,6 +503,109 @@ impl ClientFailure {
     }
 }
 
+/// A client's error message as an event keeps it: written out (at most
+/// [`MAX_ERROR_TEXT`] bytes read), with every URL in it (`scheme://...`, up to the next
+/// whitespace) cut to its scheme, host, port and path. Its userinfo (`user:password@`), query
+/// string and fragment are left out, as they may hold credentials (`?api_key=...`): reqwest
+/// quotes the request's URL in its errors, and a middleware's or a client's error may quote
+/// anything. The one rule of every client adapter, HTTP and gRPC.
+pub(crate) struct Redacted<'a>(pub(crate) &'a dyn fmt::Display);
+
+/// How much of a client's error message is read before its URLs are redacted, in bytes: more
+/// than events keep ([`Failure::MAX_MESSAGE`]), so a redacted URL still leaves them room.
+const MAX_ERROR_TEXT: usize = 4 * Failure::MAX_MESSAGE;
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_urls(&read_bounded(self.0, MAX_ERROR_TEXT)))
+    }
+}
+
+/// `message` written out, up to `max` bytes. A message cut there loses its last word (from its
+/// last whitespace on), so that no URL is kept cut inside its userinfo, where it would not be
+/// recognised as one.
+fn read_bounded(message: &dyn fmt::Display, max: usize) -> String {
+    struct Bounded {
+        text: String,
+        max: usize,
+        cut: bool,
+    }
+    impl fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let room = self.max - self.text.len();
+            if s.len() <= room {
+                self.text.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.text.push_str(&s[..end]);
+            self.cut = true;
+            Err(fmt::Error)
+        }
+    }
+    let mut out = Bounded {
+        text: String::new(),
+        max,
+        cut: false,
+    };
+    // A `Display` that fails leaves what it wrote.
+    let _ = fmt::write(&mut out, format_args!("{message}"));
+    let mut text = out.text;
+    if out.cut {
+        let last_word = text.rfind(char::is_whitespace).unwrap_or(0);
+        text.truncate(last_word);
+        text.push('…');
+    }
+    text
+}
+
+/// `text` with every URL in it cut to its scheme, host, port and path (see [`Redacted`]). A
+/// URL runs from its `://` to the next whitespace; its authority ends at the first `/`, `?`,
+/// `#` or `\\` (as URL parsers read it), and its userinfo is what comes before the
+/// authority's last `@`. A URL in brackets or quotes keeps its closing one.
+fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // What encloses the URL, if anything: the character before its scheme.
+        let scheme_start = before[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let closer = match before[..scheme_start].chars().next_back() {
+            Some('(') => Some(')'),
+            Some('[') => Some(']'),
+            Some('<') => Some('>'),
+            Some('"') => Some('"'),
+            Some('\'') => Some('\''),
+            _ => None,
+        };
+        let end = after.find(char::is_whitespace).unwrap_or(after.len());
+        let (url, tail) = after.split_at(end);
+        let authority_end = url.find(['/', '?', '#', '\\']).unwrap_or(url.len());
+        let (authority, path_on) = url.split_at(authority_end);
+        out.push_str(
+            authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host),
+        );
+        let path_end = path_on.find(['?', '#']).unwrap_or(path_on.len());
+        out.push_str(&path_on[..path_end]);
+        let dropped = &path_on[path_end..];
+        if let Some(closer) = closer.filter(|&c| dropped.ends_with(c)) {
+            out.push(closer);
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// How an outgoing request ended, as far as the adapter could see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientEnd {
@@ -565,7 +675,8 @@ impl Outgoing {
             Status::Code(code) => {
                 code >= 500 || matches!(end, ClientEnd::BodyFailed | ClientEnd::Panicked)
             }
-            Status::Failed(_) | Status::Cancelled => true,
+            // (A class is a label, never an end.)
+            Status::Class(_) | Status::Failed(_) | Status::Cancelled => true,
         };
         let outcome = match end {
             ClientEnd::Cancelled => Outcome::Cancelled,
@@ -573,7 +684,11 @@ impl Outgoing {
             _ => Outcome::Returned,
         };
         let begun = self.begun;
-        let site = site(begun.peer, status, self.with_method.then_some(self.method));
+        let site = site(
+            begun.peer,
+            status.labelled(),
+            self.with_method.then_some(self.method),
+        );
         let timed = begun.timed(failed);
         let detail = ClientDetail {
             method: self.method,
@@ -585,7 +700,7 @@ impl Outgoing {
                 site,
                 timed,
                 outcome,
-                || Failure::new(failure.status_label(), Some(error)),
+                || Failure::new(failure.status_label(), Some(&Redacted(error))),
                 || detail,
             ),
             _ => begun.timer.finish(site, timed, failed, outcome, || detail),
@@ -610,19 +725,44 @@ impl Abandon for Outgoing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Status {
     Code(u16),
+    /// A label only: the class (1 to 9) of a status without a standard reason, or 0 for a
+    /// status outside 100 to 999 (see [`Status::labelled`]).
+    Class(u16),
     Failed(ClientFailure),
     Cancelled,
 }
 
 impl Status {
     fn label(self) -> Cow<'static, str> {
-        match self {
+        match self.labelled() {
             Status::Code(code) => Cow::Owned(code.to_string()),
+            Status::Class(0) => Cow::Borrowed(UNKNOWN_STATUS),
+            Status::Class(class) => Cow::Owned(format!("{class}xx")),
             Status::Failed(failure) => Cow::Borrowed(failure.status_label()),
             Status::Cancelled => Cow::Borrowed("cancelled"),
         }
     }
+
+    /// The status as its label says it: a response status `http::StatusCode` knows a reason
+    /// for (the registered ones, `418` included) as it is, any other from 100 to 999 as its
+    /// class (`555` is `5xx`, `777` is `7xx`), anything else [`UNKNOWN_STATUS`]. A hostile or
+    /// broken upstream answering invented statuses adds at most the ten classes to a peer's
+    /// series, not one per status. The one rule of every client adapter.
+    fn labelled(self) -> Status {
+        let Status::Code(code) = self else {
+            return self;
+        };
+        match ::http::StatusCode::from_u16(code) {
+            Ok(known) if known.canonical_reason().is_some() => self,
+            Ok(_) => Status::Class(code / 100),
+            Err(_) => Status::Class(0),
+        }
+    }
 }
+
+/// The `status` label of a response status outside 100 to 999 (which no HTTP client gives;
+/// only [`Outgoing::respond`] can be told one).
+pub const UNKNOWN_STATUS: &str = "unknown";
 
 /// The detail of an `HTTP_CLIENT` event: JSON sinks write it as
 /// `"method":"GET","peer":"payments","status":200` (`"status":"timeout"` without a
@@ -668,6 +808,7 @@ impl Detail for ClientDetail {
                 Status::Code(code) => Value::U64(u64::from(code)),
                 Status::Failed(failure) => Value::Str(failure.status_label()),
                 Status::Cancelled => Value::Str("cancelled"),
+                Status::Class(_) => Value::Str(UNKNOWN_STATUS),
             }),
             _ => None,
         }
@@ -830,6 +971,58 @@ mod tests {
         }
         impl std::error::Error for Unwritable {}
         assert_eq!(ClientFailure::of(&Unwritable), ClientFailure::Other);
+    }
+
+    #[test]
+    fn statuses_without_a_standard_reason_are_labelled_by_class() {
+        let label = |code| Status::Code(code).label().into_owned();
+        assert_eq!(label(200), "200");
+        assert_eq!(label(418), "418");
+        assert_eq!(label(511), "511");
+        assert_eq!(label(555), "5xx");
+        assert_eq!(label(299), "2xx");
+        assert_eq!(label(999), "9xx");
+        for outside in [0, 99, 1000, u16::MAX] {
+            assert_eq!(label(outside), UNKNOWN_STATUS);
+        }
+        assert_eq!(Status::Code(555).labelled(), Status::Code(599).labelled());
+        assert_eq!(Status::Cancelled.label(), "cancelled");
+    }
+
+    #[test]
+    fn error_messages_keep_no_userinfo_query_or_fragment_of_any_url() {
+        let redacted = |message: &str| Redacted(&message).to_string();
+        assert_eq!(
+            redacted("error sending request for url (http://127.0.0.1:1/p?api_key=SECRET)"),
+            "error sending request for url (http://127.0.0.1:1/p)"
+        );
+        assert_eq!(
+            redacted("for url (https://admin:hunter2@Example.com:8443/a/b#frag)"),
+            "for url (https://Example.com:8443/a/b)"
+        );
+        // A query holding the closing bracket, several URLs, no path, a URL at the end.
+        assert_eq!(
+            redacted("[http://h/p?k=a)SECRET)] then ws://u@h2?t=S x http://h3/q#f"),
+            "[http://h/p] then ws://h2 x http://h3/q"
+        );
+        // An `@` in the path is not userinfo; one before the path is, however many.
+        assert_eq!(
+            redacted("GET http://a:b@c@host/users/@me?x=1 failed"),
+            "GET http://host/users/@me failed"
+        );
+        assert_eq!(redacted("no url: timed out"), "no url: timed out");
+        assert_eq!(redacted("://?x"), "://");
+        // A message cut where it is read loses its last word, a URL's userinfo with it.
+        let long = format!(
+            "{} http://admin:hunter2@host/p",
+            "x".repeat(MAX_ERROR_TEXT - 20)
+        );
+        let cut = redacted(&long);
+        assert!(!cut.contains("hunter2") && !cut.contains("admin"), "{cut}");
+        assert!(cut.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
+        // Cut inside a character, it stays a string.
+        let wide = "é".repeat(MAX_ERROR_TEXT);
+        assert!(redacted(&wide).ends_with('…'));
     }
 
     /// A request to the peer named `name` (these tests label no host: see above).
