@@ -13,6 +13,10 @@
 //!
 //! A function recorded by name is interned once (a lock and a hash lookup on each call): meant
 //! for work measured elsewhere, not for a hot loop, where `#[profiled]` costs far less.
+//!
+//! A call is kept as its start and end on profilis's clock, which starts about when the
+//! machine did: a duration longer than the machine has been up (a job that outlived a reboot)
+//! is recorded as that long, the time since the clock's start.
 
 use std::time::Duration;
 
