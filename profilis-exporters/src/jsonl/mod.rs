@@ -1,7 +1,8 @@
 //! The rotating JSONL event sink ([`JsonlSink`], documented there) and its parts:
 //! `config` (settings and their checks), `writer` (appending lines, retries, the bounded
 //! pending buffer), `rotation` (rotation, retention, shutdown), `recovery` (a crash's active
-//! file) and `naming` (rotated file names and their UTC stamps).
+//! file; opening the active file), `files` (opening a file without following a link or
+//! blocking on a FIFO) and `naming` (rotated file names and their UTC stamps).
 
 use std::fs::{self, File};
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use profilis_core::{Batch, Sink, SinkError};
 
 mod config;
+mod files;
 mod naming;
 mod recovery;
 mod rotation;
@@ -75,6 +77,17 @@ impl JsonlCounters {
 /// `-2`, ..., so no rotation overwrites another (the number only grows within a second, even
 /// after retention deleted a file of that second). A rotated file is complete and never written
 /// again; files sort oldest first by (time, number).
+///
+/// The sink writes only to regular files it opened itself: never through a symbolic link, and
+/// never to a FIFO, a device or a socket (`O_NOFOLLOW` and a non-blocking open, then the open
+/// file is checked). If something other than a regular file is at the active path, at start or
+/// put there while the sink runs, it is left as it is (not followed, cut, written, renamed or
+/// rotated) and the sink writes to a new file beside it, `profilis-active.jsonl.tmp.1` (`.2`,
+/// ... if taken), which is rotated like the active file; the next write or flush then returns
+/// an error naming the path (counted as a sink failure and in
+/// [`JsonlCounters::failed_writes`]; no line is lost). After each rotation the sink tries the
+/// active path again. A file beside the active path that a crash left is recovered at the next
+/// start like the active file.
 ///
 /// # Rotation
 ///
@@ -171,6 +184,9 @@ pub struct JsonlSink {
     /// even if retention has freed a smaller one.
     newest: Option<RotatedKey>,
     counters: JsonlCounters,
+    /// Set when something other than a regular file was found at the active path and the
+    /// sink moved beside it: the failure the next write or flush reports.
+    not_regular: Option<String>,
 }
 
 impl JsonlSink {
@@ -208,6 +224,7 @@ impl JsonlSink {
             retry_at: None,
             newest: None,
             counters: JsonlCounters(Arc::default()),
+            not_regular: None,
         };
         sink.recover().map_err(dir_error)?;
         Ok(sink)
@@ -254,7 +271,7 @@ impl Sink for JsonlSink {
             Ok(()) => {
                 self.retry_at = None;
                 self.backoff = self.config.retry_initial;
-                Ok(())
+                self.report_not_regular()
             }
             Err(e) => {
                 self.counters

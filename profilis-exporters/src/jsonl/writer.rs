@@ -142,9 +142,24 @@ impl JsonlSink {
             Ok(()) => {
                 self.retry_at = None;
                 self.backoff = self.config.retry_initial;
-                Ok(())
+                self.report_not_regular()
             }
             Err(e) => Err(self.failed(now, e)),
+        }
+    }
+
+    /// After lines were written beside the active path because something other than a
+    /// regular file is there: a failure, counted, that says so (no line is lost).
+    pub(super) fn report_not_regular(&mut self) -> Result<(), SinkError> {
+        match self.not_regular.take() {
+            None => Ok(()),
+            Some(message) => {
+                self.counters
+                    .0
+                    .failed_writes
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(SinkError::new(message))
+            }
         }
     }
 
@@ -168,13 +183,17 @@ impl JsonlSink {
     }
 }
 
-/// Creates, writes and removes a probe file in `dir`.
+/// Creates, writes and removes a probe file in `dir`: a new file (`O_EXCL`, which never
+/// follows a link), after removing one left by a process of the same id.
 pub(super) fn probe(dir: &Path) -> io::Result<()> {
     let path = dir.join(format!(".profilis-probe-{}", std::process::id()));
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut file = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .open(&path)?;
     let written = file.write_all(b"probe\n");
     drop(file);

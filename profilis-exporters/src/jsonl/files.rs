@@ -1,0 +1,89 @@
+//! Opening the sink's files without following a link or blocking on a FIFO put at their
+//! path.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// What is at a path instead of a regular file: "a symbolic link", "a FIFO", ...
+pub(super) type NotRegular = &'static str;
+
+/// Opens `path` for reading and appending, creating it if missing (with `create_new`, only
+/// creating it: an existing entry is [`io::ErrorKind::AlreadyExists`]). Never through a
+/// symbolic link at `path` (`O_NOFOLLOW`), and never blocking, on a FIFO nobody reads say (the
+/// open is `O_NONBLOCK`, cleared once the open file is seen to be a regular file). Anything
+/// but a regular file is `Ok(Err(what))` and is left as it is: not truncated, not written.
+pub(super) fn open_regular(path: &Path, create_new: bool) -> io::Result<Result<File, NotRegular>> {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true);
+    if create_new {
+        options.create_new(true);
+    } else {
+        options.create(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    #[cfg(not(unix))]
+    if let Some(what) = not_regular_at(path) {
+        return Ok(Err(what));
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        // A link (`ELOOP`), a directory (`EISDIR`), a socket (`ENXIO`), ...: say what is there.
+        Err(e) => {
+            return match not_regular_at(path) {
+                Some(what) => Ok(Err(what)),
+                None => Err(e),
+            }
+        }
+    };
+    // The file opened, not the path: nothing can be swapped in between.
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Ok(Err(describe(file_type)));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: `fcntl` on a descriptor `file` owns, with integer arguments only.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags == -1 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } == -1
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(Ok(file))
+}
+
+/// What is at `path` if it exists and is not a regular file (not following a link).
+pub(super) fn not_regular_at(path: &Path) -> Option<NotRegular> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    (!meta.is_file()).then(|| describe(meta.file_type()))
+}
+
+fn describe(file_type: std::fs::FileType) -> NotRegular {
+    if file_type.is_symlink() {
+        return "a symbolic link";
+    }
+    if file_type.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_block_device() || file_type.is_char_device() {
+            return "a device";
+        }
+    }
+    "something other than a regular file"
+}
