@@ -1,7 +1,8 @@
 //! The rotating JSONL sink against real directories: rotation names, retention, recovery after
 //! a real `kill -9` of a writing child process, failures and retries, and shutdown through a
 //! real collector, and a full disk (a file size limit, in a child process) at shutdown reported
-//! by the exporter's guard; links and FIFOs put at the active path.
+//! by the exporter's guard; links and FIFOs put at the active path, two sinks (of one process
+//! or two) on one directory.
 //! Each test has its own directory under the system temp dir.
 
 use std::collections::{HashMap, HashSet};
@@ -361,8 +362,11 @@ fn a_crash_right_after_a_rotation_keeps_the_rotated_files_as_they_are() {
     write(&mut sink, 1..3).unwrap();
     write(&mut sink, 3..4).unwrap();
     // Each write rotates at once (`rotate_bytes(1)`), so this is the state a kill between a
-    // rotation and the next write leaves: rotated files and no active file.
-    std::mem::forget(sink);
+    // rotation and the next write leaves: rotated files and no active file. Dropped without
+    // its last flush, the sink leaves it as it is (nothing is pending), and frees the
+    // directory's lock as a killed process does.
+    assert_eq!(sink.pending_bytes(), 0);
+    drop(sink);
     assert!(
         !active.exists(),
         "the active file is made by the next write"
@@ -1242,4 +1246,131 @@ fn a_file_written_beside_a_link_is_recovered_after_a_crash() {
     assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2, 3]);
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(fs::symlink_metadata(&active).unwrap().is_symlink());
+}
+
+#[test]
+fn a_second_sink_on_the_same_directory_is_refused_naming_it() {
+    let dir = TempDir::new("two-sinks");
+    let mut first = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let err = JsonlSink::new(JsonlConfig::new(dir.path()).active_name("other.tmp")).unwrap_err();
+    let JsonlError::InUse { path } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*path, dir.path());
+    let message = err.to_string();
+    assert!(
+        message.contains(&*dir.path().to_string_lossy()),
+        "{message}"
+    );
+    assert!(!dir.path().join("other.tmp").exists(), "nothing written");
+    write(&mut first, 0..2).unwrap();
+    first.flush().unwrap();
+    drop(first);
+    // Free again once the first sink is gone.
+    let mut again = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    write(&mut again, 2..3).unwrap();
+    again.flush().unwrap();
+    assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2]);
+}
+
+/// Set in the environment of the child process of
+/// `a_directory_held_by_another_process_is_refused`.
+const HOLD_DIR: &str = "PROFILIS_JSONL_TEST_HOLD_DIR";
+/// What `hold_dir_child` prints once its sink holds the directory.
+const HOLDING: &str = "holding-the-directory";
+
+/// Not a test on its own: holds a sink on a directory until its stdin is closed.
+#[test]
+fn hold_dir_child() {
+    let Some(dir) = std::env::var_os(HOLD_DIR) else {
+        return;
+    };
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir)).unwrap();
+    write(&mut sink, 0..2).unwrap();
+    println!("{HOLDING}");
+    std::io::stdout().flush().unwrap();
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest).unwrap();
+    sink.flush().unwrap();
+}
+
+/// A child process this test started, killed (by its id) if the test ends before it does.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn a_directory_held_by_another_process_is_refused() {
+    use std::io::BufRead as _;
+    let dir = TempDir::new("two-processes");
+    let mut child = ChildGuard(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "hold_dir_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HOLD_DIR, dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut lines = stdout.lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the child ended before holding the directory")
+            .unwrap();
+        if line.contains(HOLDING) {
+            break;
+        }
+    }
+    let err = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, JsonlError::InUse { path } if path == dir.path()),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
+    drop(child.0.stdin.take());
+    assert!(child.0.wait().unwrap().success());
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    write(&mut sink, 2..3).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2], "no line lost");
+}
+
+#[test]
+fn two_jsonl_sinks_on_one_directory_are_refused_at_install() {
+    let _one = COLLECTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("install-twice");
+    let err = Exporter::new()
+        .without_listener()
+        .jsonl(JsonlConfig::new(dir.path()))
+        .jsonl(JsonlConfig::new(dir.path().join(".")).active_name("other.tmp"))
+        .install()
+        .err()
+        .expect("install fails");
+    let Error::Jsonl(JsonlError::SharedDir { path }) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*path, dir.path());
+    assert!(
+        err.to_string().contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
+    assert!(!dir.path().exists(), "checked before any sink starts");
 }

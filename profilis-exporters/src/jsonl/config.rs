@@ -19,6 +19,21 @@ pub enum JsonlError {
         #[source]
         source: io::Error,
     },
+    /// Another JSONL sink, of this process or another, writes to the directory: one sink
+    /// writes to a directory at a time. It holds an exclusive lock on the directory (`flock`)
+    /// for its whole life.
+    #[error("JSONL directory {} is in use by another JSONL sink (of this process or another): one sink writes to a directory at a time", path.display())]
+    InUse {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Two JSONL sinks of one exporter ([`Exporter::jsonl`](crate::Exporter::jsonl) given twice)
+    /// name the same directory.
+    #[error("two JSONL sinks of the exporter write to the directory {}: one sink writes to a directory at a time (give each its own directory)", path.display())]
+    SharedDir {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A setting that cannot be used.
     #[error("JSONL setting {name} = {value} is not allowed: expected {expected}")]
     Setting {
@@ -182,5 +197,13 @@ impl JsonlConfig {
             });
         }
         Ok(())
+    }
+
+    /// The directory made absolute against the current directory.
+    pub(crate) fn absolute_dir(&self) -> Result<PathBuf, JsonlError> {
+        std::path::absolute(&self.dir).map_err(|source| JsonlError::Dir {
+            path: self.dir.clone(),
+            source,
+        })
     }
 }

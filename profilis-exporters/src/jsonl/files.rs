@@ -1,5 +1,5 @@
 //! Opening the sink's files without following a link or blocking on a FIFO put at their
-//! path.
+//! path, and the lock that keeps a directory to one sink.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -86,4 +86,53 @@ fn describe(file_type: std::fs::FileType) -> NotRegular {
         }
     }
     "something other than a regular file"
+}
+
+/// Why [`lock_dir`] failed.
+pub(super) enum LockError {
+    /// Another sink holds the lock.
+    InUse,
+    /// The lock could not be taken.
+    Io(io::Error),
+}
+
+/// Takes the exclusive lock that keeps `dir` to one sink, for as long as the returned file is
+/// open: `flock` (non-blocking) on the directory itself on Unix, so no file is added to it;
+/// elsewhere on a file `.profilis-jsonl.lock` in it. `Ok(None)` where the file system has no
+/// such locks (some network file systems): the rule is then not enforced.
+pub(super) fn lock_dir(dir: &Path) -> Result<Option<File>, LockError> {
+    #[cfg(unix)]
+    let file = File::open(dir).map_err(LockError::Io)?;
+    #[cfg(not(unix))]
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(".profilis-jsonl.lock"))
+        .map_err(LockError::Io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LockError::InUse),
+        Err(std::fs::TryLockError::Error(e)) if no_locks_here(&e) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io(e)),
+    }
+}
+
+/// Whether `error` says that the file system or platform has no such locks.
+fn no_locks_here(error: &io::Error) -> bool {
+    if error.kind() == io::ErrorKind::Unsupported {
+        return true;
+    }
+    #[cfg(unix)]
+    if let Some(code) = error.raw_os_error() {
+        return [
+            libc::ENOLCK,
+            libc::EOPNOTSUPP,
+            libc::ENOTSUP,
+            libc::EINVAL,
+            libc::EBADF,
+        ]
+        .contains(&code);
+    }
+    false
 }

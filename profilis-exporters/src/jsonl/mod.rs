@@ -144,7 +144,18 @@ impl JsonlCounters {
 /// exporter's guard or of the collector reports them
 /// ([`ShutdownReport::lost`](profilis_core::ShutdownReport::lost), and `is_clean()` is false).
 ///
-/// One sink writes to a directory at a time.
+/// # One sink per directory
+///
+/// One sink writes to a directory at a time, and this is enforced: the sink holds an exclusive
+/// lock on the directory for its whole life (`flock`, taken without waiting, on the directory
+/// itself on Unix so that no file is added to it; elsewhere on a file `.profilis-jsonl.lock`
+/// in it), and [`JsonlSink::new`] fails with [`JsonlError::InUse`] naming the directory while
+/// another sink, of this process or another, holds it. (Two writers on one directory lost
+/// lines: a rotation's rename replaced a file the other had just made.) The lock goes with the
+/// sink, or with its process if that is killed. Where the file system has no such locks (some
+/// network file systems) the rule is not enforced. [`Exporter::jsonl`](crate::Exporter::jsonl)
+/// given two configurations naming one directory fails at install with
+/// [`JsonlError::SharedDir`].
 ///
 /// # Example
 ///
@@ -187,6 +198,8 @@ pub struct JsonlSink {
     /// Set when something other than a regular file was found at the active path and the
     /// sink moved beside it: the failure the next write or flush reports.
     not_regular: Option<String>,
+    /// The directory's lock, held for the sink's life (`None` where locks are not supported).
+    _lock: Option<File>,
 }
 
 impl JsonlSink {
@@ -196,7 +209,8 @@ impl JsonlSink {
     ///
     /// # Errors
     /// [`JsonlError::Setting`] for a setting that cannot be used; [`JsonlError::Dir`] naming the
-    /// directory if it cannot be created or written (for instance a path under a regular file).
+    /// directory if it cannot be created or written (for instance a path under a regular file);
+    /// [`JsonlError::InUse`] naming it if another sink writes to it.
     pub fn new(config: JsonlConfig) -> Result<JsonlSink, JsonlError> {
         config.validate()?;
         let dir = config.dir.clone();
@@ -205,6 +219,11 @@ impl JsonlSink {
             source,
         };
         fs::create_dir_all(&config.dir).map_err(dir_error)?;
+        let lock = match files::lock_dir(&config.dir) {
+            Ok(lock) => lock,
+            Err(files::LockError::InUse) => return Err(JsonlError::InUse { path: dir }),
+            Err(files::LockError::Io(e)) => return Err(dir_error(e)),
+        };
         probe(&config.dir).map_err(dir_error)?;
         for name in [
             JSONL_ROTATED_FILES_TOTAL,
@@ -225,6 +244,7 @@ impl JsonlSink {
             newest: None,
             counters: JsonlCounters(Arc::default()),
             not_regular: None,
+            _lock: lock,
         };
         sink.recover().map_err(dir_error)?;
         Ok(sink)
