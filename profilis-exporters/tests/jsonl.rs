@@ -1374,3 +1374,30 @@ fn two_jsonl_sinks_on_one_directory_are_refused_at_install() {
     );
     assert!(!dir.path().exists(), "checked before any sink starts");
 }
+
+#[test]
+fn retry_waits_beyond_a_day_are_rejected_naming_the_bound() {
+    let dir = TempDir::new("backoff");
+    let config = JsonlConfig::new(dir.path())
+        .retry_backoff(Duration::from_secs(u64::MAX / 2), Duration::MAX);
+    let err = JsonlSink::new(config).unwrap_err();
+    let JsonlError::Setting {
+        name,
+        value,
+        expected,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*name, "retry_backoff");
+    assert!(value.contains(&format!("{:?}", Duration::MAX)), "{value}");
+    assert!(expected.contains("at most 1 day"), "{expected}");
+    let day = Duration::from_secs(24 * 60 * 60);
+    let longer = JsonlConfig::new(dir.path()).retry_backoff(Duration::from_secs(1), day * 2);
+    assert!(longer.validate().is_err());
+    JsonlConfig::new(dir.path())
+        .retry_backoff(day, day)
+        .validate()
+        .unwrap();
+    assert!(!dir.path().exists());
+}

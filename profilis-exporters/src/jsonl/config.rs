@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::naming::parse_rotated;
+use crate::limits::{valid_timeout, MAX_TIMEOUT};
+
+// The bound the message of `retry_backoff` names.
+const _: () = assert!(MAX_TIMEOUT.as_secs() == 86_400);
 
 /// Why a JSONL sink could not start.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +132,8 @@ impl JsonlConfig {
     }
 
     /// After a failed write, wait `initial` before retrying, then twice as long after each
-    /// further failure, at most `max` (default 100 ms and 10 s).
+    /// further failure, at most `max` (default 100 ms and 10 s; `initial` above zero, `max` at
+    /// least `initial` and at most a day).
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry_initial = initial;
         self.retry_max = max;
@@ -189,11 +194,15 @@ impl JsonlConfig {
                 expected: "more than zero",
             });
         }
-        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+        if self.retry_initial.is_zero()
+            || self.retry_max < self.retry_initial
+            || !valid_timeout(self.retry_max)
+        {
             return Err(JsonlError::Setting {
                 name: "retry_backoff",
                 value: format!("{:?}, {:?}", self.retry_initial, self.retry_max),
-                expected: "an initial wait above zero and a maximum at least as long",
+                expected: "an initial wait above zero and a maximum at least as long, at most \
+                           1 day (86400s)",
             });
         }
         Ok(())

@@ -129,7 +129,8 @@ impl JsonlCounters {
 /// which the collector counts as a sink failure (`profilis_sink_failures_total`); the sink never
 /// panics and never blocks the application (it runs on the collector thread). The lines that
 /// could not be written stay in a pending buffer and are retried with the next batches after a
-/// backoff that doubles from 100 ms up to 10 s ([`JsonlConfig::retry_backoff`]); batches that
+/// backoff that doubles from 100 ms up to 10 s ([`JsonlConfig::retry_backoff`], whose longest
+/// wait is at most a day: a longer one is a [`JsonlError::Setting`]); batches that
 /// arrive while waiting are added to the buffer and reported as failed too. A directory that
 /// vanished is created again on retry; an active file that was deleted or moved is reopened. The
 /// buffer is bounded ([`JsonlConfig::pending_bytes`], 16 MiB by default): beyond it the oldest

@@ -11,6 +11,7 @@ use std::time::Instant;
 use profilis_core::SinkError;
 
 use super::{count_lines, JsonlSink, JSONL_DROPPED_LINES_TOTAL};
+use crate::limits::MAX_TIMEOUT;
 
 /// A pending buffer grown past this by a failure is shrunk back once written.
 const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
@@ -170,8 +171,13 @@ impl JsonlSink {
             .failed_writes
             .fetch_add(1, Ordering::Relaxed);
         let wait = self.backoff;
-        self.retry_at = Some(now + wait);
-        self.backoff = (wait * 2).min(self.config.retry_max);
+        // Settings bound the wait (`MAX_TIMEOUT`); nothing here overflows whatever it is.
+        self.retry_at = Some(
+            now.checked_add(wait)
+                .or_else(|| now.checked_add(MAX_TIMEOUT))
+                .unwrap_or(now),
+        );
+        self.backoff = wait.saturating_mul(2).min(self.config.retry_max);
         SinkError::with_source(
             format!(
                 "cannot write JSONL file {} ({} bytes kept for a retry in {wait:?})",
@@ -199,4 +205,28 @@ pub(super) fn probe(dir: &Path) -> io::Result<()> {
     drop(file);
     let removed = fs::remove_file(&path);
     written.and(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::JsonlConfig;
+
+    #[test]
+    fn the_longest_wait_does_not_overflow_the_clock() {
+        let dir = std::env::temp_dir().join(format!("profilis-jsonl-wait-{}", std::process::id()));
+        let mut sink = JsonlSink::new(JsonlConfig::new(&dir)).unwrap();
+        // Beyond what settings allow, as if a check were missed.
+        sink.backoff = Duration::MAX;
+        sink.config.retry_max = Duration::MAX;
+        let now = Instant::now();
+        let err = sink.failed(now, io::Error::other("disk full"));
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(sink.retry_at.is_some_and(|at| at >= now));
+        assert_eq!(sink.backoff, Duration::MAX);
+        drop(sink);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
