@@ -2,7 +2,7 @@
 //! a real `kill -9` of a writing child process, failures and retries, and shutdown through a
 //! real collector, and a full disk (a file size limit, in a child process) at shutdown reported
 //! by the exporter's guard; links and FIFOs put at the active path, two sinks (of one process
-//! or two) on one directory.
+//! or two) on one directory, and a relative directory after a `chdir`.
 //! Each test has its own directory under the system temp dir.
 
 use std::collections::{HashMap, HashSet};
@@ -544,6 +544,7 @@ fn settings_that_cannot_be_used_are_rejected_naming_them() {
                 .retry_backoff(Duration::from_secs(2), Duration::from_secs(1)),
             "retry_backoff",
         ),
+        (JsonlConfig::new(""), "dir"),
     ];
     for (config, setting) in cases {
         let err = JsonlSink::new(config).unwrap_err();
@@ -1400,4 +1401,36 @@ fn retry_waits_beyond_a_day_are_rejected_naming_the_bound() {
         .validate()
         .unwrap();
     assert!(!dir.path().exists());
+}
+
+/// Set in the environment of the child process of
+/// `a_relative_directory_is_resolved_once_at_start`.
+const CHDIR_BASE: &str = "PROFILIS_JSONL_TEST_CHDIR_BASE";
+
+/// Not a test on its own: starts a sink on `logs` in `a`, then moves to `b` and writes.
+#[test]
+fn chdir_child() {
+    let Some(base) = std::env::var_os(CHDIR_BASE) else {
+        return;
+    };
+    let base = PathBuf::from(base);
+    std::env::set_current_dir(base.join("a")).unwrap();
+    let mut sink = JsonlSink::new(JsonlConfig::new("logs")).unwrap();
+    assert_eq!(sink.config().dir(), base.join("a").join("logs"));
+    std::env::set_current_dir(base.join("b")).unwrap();
+    write(&mut sink, 0..3).unwrap();
+    sink.flush().unwrap();
+}
+
+#[test]
+fn a_relative_directory_is_resolved_once_at_start() {
+    let base = TempDir::new("chdir");
+    fs::create_dir_all(base.path().join("a")).unwrap();
+    fs::create_dir_all(base.path().join("b")).unwrap();
+    assert_child_ok(&run_child("chdir_child", CHDIR_BASE, base.path()));
+    assert_eq!(
+        seqs_of(&rotated(&base.path().join("a").join("logs"))),
+        [0, 1, 2]
+    );
+    assert!(!base.path().join("b").join("logs").exists());
 }

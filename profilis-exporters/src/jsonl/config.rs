@@ -77,7 +77,9 @@ impl JsonlConfig {
     /// Default longest wait between retries.
     pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(10);
 
-    /// Files in `dir` (created if missing), every other setting at its default.
+    /// Files in `dir` (created if missing), every other setting at its default. A relative
+    /// `dir` is resolved against the current directory once, when the sink starts
+    /// ([`JsonlSink::new`](super::JsonlSink::new)): a later `chdir` does not move the files.
     pub fn new(dir: impl Into<PathBuf>) -> JsonlConfig {
         JsonlConfig {
             dir: dir.into(),
@@ -140,7 +142,8 @@ impl JsonlConfig {
         self
     }
 
-    /// The directory.
+    /// The directory: as given, or, in [`JsonlSink::config`](super::JsonlSink::config), made
+    /// absolute when the sink started.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -150,11 +153,19 @@ impl JsonlConfig {
         self.dir.join(&self.active_name)
     }
 
-    /// Checks every setting (not the directory: [`JsonlSink::new`](super::JsonlSink::new) does).
+    /// Checks every setting (not the directory: [`JsonlSink::new`](super::JsonlSink::new) does,
+    /// save that its path must not be empty).
     ///
     /// # Errors
     /// [`JsonlError::Setting`] naming the first setting that cannot be used.
     pub fn validate(&self) -> Result<(), JsonlError> {
+        if self.dir.as_os_str().is_empty() {
+            return Err(JsonlError::Setting {
+                name: "dir",
+                value: "\"\"".to_owned(),
+                expected: "a directory path, not empty (\".\" for the current directory)",
+            });
+        }
         let name = self.active_name.as_str();
         if name.is_empty()
             || name == "."
@@ -208,7 +219,8 @@ impl JsonlConfig {
         Ok(())
     }
 
-    /// The directory made absolute against the current directory.
+    /// The directory made absolute against the current directory, once: a later `chdir` of
+    /// the process does not move the files.
     pub(crate) fn absolute_dir(&self) -> Result<PathBuf, JsonlError> {
         std::path::absolute(&self.dir).map_err(|source| JsonlError::Dir {
             path: self.dir.clone(),

@@ -70,6 +70,10 @@ impl JsonlCounters {
 ///
 /// # Files
 ///
+/// The directory ([`JsonlConfig::new`]) is created if missing; a relative one is made absolute
+/// once, when the sink starts ([`JsonlSink::config`] shows it so), so a later `chdir` of the
+/// process does not move the files.
+///
 /// Events are appended to the *active file*, `profilis-active.jsonl.tmp` by default
 /// ([`JsonlConfig::active_name`]). Rotation renames it (an atomic `rename` in the same
 /// directory) to `profilis-YYYYmmdd-HHMMSS.jsonl`, the time being UTC; if that name is taken
@@ -212,8 +216,9 @@ impl JsonlSink {
     /// [`JsonlError::Setting`] for a setting that cannot be used; [`JsonlError::Dir`] naming the
     /// directory if it cannot be created or written (for instance a path under a regular file);
     /// [`JsonlError::InUse`] naming it if another sink writes to it.
-    pub fn new(config: JsonlConfig) -> Result<JsonlSink, JsonlError> {
+    pub fn new(mut config: JsonlConfig) -> Result<JsonlSink, JsonlError> {
         config.validate()?;
+        config.dir = config.absolute_dir()?;
         let dir = config.dir.clone();
         let dir_error = |source| JsonlError::Dir {
             path: dir.clone(),
