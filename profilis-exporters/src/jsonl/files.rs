@@ -27,8 +27,12 @@ pub(super) fn open_regular(path: &Path, create_new: bool) -> io::Result<Result<F
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY);
     }
     #[cfg(not(unix))]
-    if let Some(what) = not_regular_at(path) {
-        return Ok(Err(what));
+    {
+        // No `O_NOFOLLOW` here: look first (a link put in between is still refused below,
+        // once open, unless it points to a regular file).
+        if let Some(what) = not_regular_at(path) {
+            return Ok(Err(what));
+        }
     }
     let file = match options.open(path) {
         Ok(file) => file,

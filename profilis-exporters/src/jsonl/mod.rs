@@ -175,9 +175,12 @@ impl JsonlCounters {
 ///     .keep_files(48)
 ///     .keep_bytes(1024 * 1024 * 1024);
 /// // With the exporter: the directory is checked by `install`, and dropping the guard
-/// // writes the last events and rotates the active file.
-/// let _profilis = profilis_exporters::Exporter::new().jsonl(config.clone()).install()?;
-/// // Or as a sink of your own collector.
+/// // writes the last events, rotates the active file and frees the directory.
+/// let profilis = profilis_exporters::Exporter::new().jsonl(config.clone()).install()?;
+/// // ... the application runs ...
+/// drop(profilis);
+/// // Or as a sink of your own collector: one sink writes to a directory at a time, so not
+/// // while the exporter's runs (that would be `JsonlError::InUse`).
 /// let sink = JsonlSink::new(config)?;
 /// # drop(sink);
 /// # Ok(()) }
