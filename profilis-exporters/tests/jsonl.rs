@@ -1434,3 +1434,27 @@ fn a_relative_directory_is_resolved_once_at_start() {
     );
     assert!(!base.path().join("b").join("logs").exists());
 }
+
+/// A hard link to a file outside the directory, put at the active path: a regular file, but
+/// not the sink's own (another name reaches it), so neither cut nor written.
+#[cfg(unix)]
+#[test]
+fn a_hard_link_at_the_active_path_is_neither_cut_nor_written() {
+    let dir = TempDir::new("hard-link");
+    fs::create_dir_all(dir.path()).unwrap();
+    let victim = dir.moved();
+    let text = "keep=1\nlast line without newline";
+    fs::write(&victim, text).unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    fs::hard_link(&victim, &active).unwrap();
+
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let err = write(&mut sink, 0..3).unwrap_err();
+    assert!(err.to_string().contains("other hard links"), "{err}");
+    write(&mut sink, 3..5).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), text);
+    assert_eq!(fs::read_to_string(&active).unwrap(), text);
+    rotated_are_regular(dir.path());
+    assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2, 3, 4]);
+}

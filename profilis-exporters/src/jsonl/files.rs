@@ -5,14 +5,17 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 
-/// What is at a path instead of a regular file: "a symbolic link", "a FIFO", ...
+/// What is at a path instead of a regular file of the sink's own: "a symbolic link, not a
+/// regular file", "a FIFO, not a regular file", ...
 pub(super) type NotRegular = &'static str;
 
 /// Opens `path` for reading and appending, creating it if missing (with `create_new`, only
 /// creating it: an existing entry is [`io::ErrorKind::AlreadyExists`]). Never through a
 /// symbolic link at `path` (`O_NOFOLLOW`), and never blocking, on a FIFO nobody reads say (the
 /// open is `O_NONBLOCK`, cleared once the open file is seen to be a regular file). Anything
-/// but a regular file is `Ok(Err(what))` and is left as it is: not truncated, not written.
+/// but a regular file is `Ok(Err(what))` and is left as it is: not truncated, not written. So
+/// is, on Unix, a regular file with other hard links: another name (outside the directory,
+/// say) reaches it, so it is not the sink's own.
 pub(super) fn open_regular(path: &Path, create_new: bool) -> io::Result<Result<File, NotRegular>> {
     let mut options = OpenOptions::new();
     options.read(true).append(true);
@@ -45,9 +48,19 @@ pub(super) fn open_regular(path: &Path, create_new: bool) -> io::Result<Result<F
         }
     };
     // The file opened, not the path: nothing can be swapped in between.
-    let file_type = file.metadata()?.file_type();
-    if !file_type.is_file() {
-        return Ok(Err(describe(file_type)));
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Ok(Err(describe(meta.file_type())));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Ok(Err(
+                "a regular file with other hard links (another name reaches it, so it is not \
+                 the sink's own)",
+            ));
+        }
     }
     #[cfg(unix)]
     {
@@ -71,25 +84,25 @@ pub(super) fn not_regular_at(path: &Path) -> Option<NotRegular> {
 
 fn describe(file_type: std::fs::FileType) -> NotRegular {
     if file_type.is_symlink() {
-        return "a symbolic link";
+        return "a symbolic link, not a regular file";
     }
     if file_type.is_dir() {
-        return "a directory";
+        return "a directory, not a regular file";
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
         if file_type.is_fifo() {
-            return "a FIFO";
+            return "a FIFO, not a regular file";
         }
         if file_type.is_socket() {
-            return "a socket";
+            return "a socket, not a regular file";
         }
         if file_type.is_block_device() || file_type.is_char_device() {
-            return "a device";
+            return "a device, not a regular file";
         }
     }
-    "something other than a regular file"
+    "not a regular file"
 }
 
 /// Why [`lock_dir`] failed.

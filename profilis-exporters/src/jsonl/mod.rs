@@ -84,7 +84,8 @@ impl JsonlCounters {
 ///
 /// The sink writes only to regular files it opened itself: never through a symbolic link, and
 /// never to a FIFO, a device or a socket (`O_NOFOLLOW` and a non-blocking open, then the open
-/// file is checked). If something other than a regular file is at the active path, at start or
+/// file is checked; on Unix a file with other hard links, which another name reaches, is not
+/// the sink's own either). If something other than a regular file is at the active path, at start or
 /// put there while the sink runs, it is left as it is (not followed, cut, written, renamed or
 /// rotated) and the sink writes to a new file beside it, `profilis-active.jsonl.tmp.1` (`.2`,
 /// ... if taken), which is rotated like the active file; the next write or flush then returns

@@ -66,9 +66,9 @@ impl JsonlSink {
             Err(what) => {
                 let (path, file) = self.open_beside()?;
                 self.not_regular = Some(format!(
-                    "JSONL file {} is {what}, not a regular file: the sink does not write \
-                     through it nor move it, and writes to {} instead (remove it, and the \
-                     sink takes that name again after its next rotation)",
+                    "JSONL file {} is {what}: the sink neither writes to it nor moves it, and \
+                     writes to {} instead (remove it, and the sink takes that name again after \
+                     its next rotation)",
                     self.active.display(),
                     path.display(),
                 ));

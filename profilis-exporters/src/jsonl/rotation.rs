@@ -33,7 +33,7 @@ impl JsonlSink {
         self.file = None;
         if let Some(what) = self.active_not_regular() {
             return Err(io::Error::other(format!(
-                "JSONL file {} is {what}, not a regular file: not rotated",
+                "JSONL file {} is {what}: not rotated",
                 self.active.display()
             )));
         }
