@@ -1458,3 +1458,24 @@ fn a_hard_link_at_the_active_path_is_neither_cut_nor_written() {
     rotated_are_regular(dir.path());
     assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2, 3, 4]);
 }
+
+/// The lock is on the directory the sink started in: if that is moved away and the sink makes
+/// the path anew, it locks the new directory too, so a second sink still cannot start there.
+#[cfg(unix)]
+#[test]
+fn a_directory_made_anew_is_locked_again() {
+    let dir = TempDir::new("relock");
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    write(&mut sink, 0..2).unwrap();
+    fs::rename(dir.path(), dir.moved()).unwrap();
+    write(&mut sink, 2..4).unwrap();
+    assert!(dir.path().is_dir(), "made anew");
+    let err = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, JsonlError::InUse { path } if path == dir.path()),
+        "{err:?}"
+    );
+    sink.flush().unwrap();
+    assert_eq!(seqs_of(&rotated(dir.path())), [2, 3]);
+    assert_eq!(seqs_in(&dir.moved().join(DEFAULT_ACTIVE_NAME)), [0, 1]);
+}

@@ -158,7 +158,9 @@ impl JsonlCounters {
 /// in it), and [`JsonlSink::new`] fails with [`JsonlError::InUse`] naming the directory while
 /// another sink, of this process or another, holds it. (Two writers on one directory lost
 /// lines: a rotation's rename replaced a file the other had just made.) The lock goes with the
-/// sink, or with its process if that is killed. Where the file system has no such locks (some
+/// sink, or with its process if that is killed. If the directory is moved or removed while
+/// the sink runs, the sink makes it anew and locks that one too (on Unix). Where the file
+/// system has no such locks (some
 /// network file systems) the rule is not enforced. [`Exporter::jsonl`](crate::Exporter::jsonl)
 /// given two configurations naming one directory fails at install with
 /// [`JsonlError::SharedDir`].
@@ -207,8 +209,10 @@ pub struct JsonlSink {
     /// Set when something other than a regular file was found at the active path and the
     /// sink moved beside it: the failure the next write or flush reports.
     not_regular: Option<String>,
-    /// The directory's lock, held for the sink's life (`None` where locks are not supported).
-    _lock: Option<File>,
+    /// The directory's lock, held for the sink's life (`None` where locks are not supported);
+    /// taken again if the directory is made anew ([`JsonlSink::relock_if_made_anew`]).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    lock: Option<File>,
 }
 
 impl JsonlSink {
@@ -254,7 +258,7 @@ impl JsonlSink {
             newest: None,
             counters: JsonlCounters(Arc::default()),
             not_regular: None,
-            _lock: lock,
+            lock,
         };
         sink.recover().map_err(dir_error)?;
         Ok(sink)

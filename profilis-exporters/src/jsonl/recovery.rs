@@ -7,6 +7,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[cfg(unix)]
+use super::files::{lock_dir, LockError};
 use super::files::{not_regular_at, open_regular};
 use super::naming::{beside_name, left_active_files, rotated_files};
 use super::JsonlSink;
@@ -61,6 +63,7 @@ impl JsonlSink {
     pub(super) fn open_active(&mut self) -> io::Result<()> {
         self.file = None;
         fs::create_dir_all(&self.config.dir)?;
+        self.relock_if_made_anew()?;
         let mut file = match open_regular(&self.active, false)? {
             Ok(file) => file,
             Err(what) => {
@@ -109,6 +112,39 @@ impl JsonlSink {
             "{} is not a regular file, and no file beside it could be created",
             self.active.display()
         )))
+    }
+
+    /// The lock is on the directory the sink started in: if that was moved or removed and the
+    /// path made anew (by [`JsonlSink::open_active`]), the new directory is locked too, or, if
+    /// another sink got there first, nothing is written to it (an error: the lines wait for
+    /// a retry). On Unix; elsewhere the lock file went with the old directory.
+    pub(super) fn relock_if_made_anew(&mut self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let Some(lock) = &self.lock else {
+                return Ok(());
+            };
+            let (held, now) = (lock.metadata()?, fs::metadata(&self.config.dir)?);
+            if held.ino() == now.ino() && held.dev() == now.dev() {
+                return Ok(());
+            }
+            match lock_dir(&self.config.dir) {
+                Ok(lock) => {
+                    self.lock = lock;
+                    Ok(())
+                }
+                Err(LockError::InUse) => Err(io::Error::other(format!(
+                    "JSONL directory {} was made anew and another JSONL sink writes to it now",
+                    self.config.dir.display()
+                ))),
+                Err(LockError::Io(e)) => Err(e),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(())
+        }
     }
 
     /// Whether the open active file is no longer the one at the active path (deleted, moved,
