@@ -2,7 +2,8 @@
 //! `config` (settings and their checks), `writer` (appending lines, retries, the bounded
 //! pending buffer), `rotation` (rotation, retention, shutdown), `recovery` (a crash's active
 //! file; opening the active file), `files` (opening a file without following a link or
-//! blocking on a FIFO) and `naming` (rotated file names and their UTC stamps).
+//! blocking on a FIFO; the directory's lock) and `naming` (rotated file names and their UTC
+//! stamps, the names beside the active file).
 
 use std::fs::{self, File};
 use std::path::PathBuf;
