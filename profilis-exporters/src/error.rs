@@ -64,8 +64,8 @@ pub enum Error {
     /// [`StateSet`](crate::StateSet)): a name the format does not allow, say.
     #[error(transparent)]
     Metric(#[from] crate::info::MetricError),
-    /// A JSONL sink could not start: a setting, or a directory that cannot be created or
-    /// written.
+    /// A JSONL sink could not start: a setting, a directory that cannot be created or
+    /// written, or one another JSONL sink writes to.
     #[cfg(feature = "jsonl")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
     #[error(transparent)]

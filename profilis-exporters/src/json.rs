@@ -1,6 +1,6 @@
 //! The JSON form of an event ([`JsonEvent`]), written into a reused buffer (no allocation per
 //! event once the buffer has grown). The JSONL and console sinks both write events through
-//! this.
+//! this, with U+2028, U+2029 and U+0085 escaped (`escape_line_separators`).
 
 use std::fmt;
 
@@ -47,6 +47,10 @@ impl Serialize for Field<'_> {
 /// at most [`Failure::MAX_MESSAGE`](profilis_core::Failure::MAX_MESSAGE) bytes; `null` if it
 /// has none). An event without a captured failure has neither key: successful calls, and
 /// failures known only by their result (an HTTP 5xx, whose `status` says it).
+///
+/// The JSONL and console sinks also write U+2028, U+2029 and U+0085 as `\u2028`, `\u2029`
+/// and `\u0085` so that line splitters see one event per line; serialized with a serializer
+/// of your own, they are written as that serializer writes them (serde_json: raw).
 pub struct JsonEvent<'a>(pub &'a Event);
 
 impl Serialize for JsonEvent<'_> {
@@ -80,18 +84,68 @@ impl Serialize for JsonEvent<'_> {
     }
 }
 
-/// Appends `event` as one compact JSON line (ending in `\n`) to `buf`.
+/// Appends `event` as one compact JSON line (ending in `\n`) to `buf`, with U+2028, U+2029 and
+/// U+0085 escaped ([`escape_line_separators`]).
 pub(crate) fn write_line(buf: &mut Vec<u8>, event: &Event) {
+    let start = buf.len();
     // Writing to a Vec cannot fail, and every value here serializes.
     let _ = serde_json::to_writer(&mut *buf, &JsonEvent(event));
+    escape_line_separators(buf, start);
     buf.push(b'\n');
 }
 
-/// Appends `event` as indented, multi-line JSON (ending in `\n`) to `buf`.
+/// Appends `event` as indented, multi-line JSON (ending in `\n`) to `buf`, with U+2028,
+/// U+2029 and U+0085 escaped ([`escape_line_separators`]).
 #[cfg(feature = "console")]
 pub(crate) fn write_pretty(buf: &mut Vec<u8>, event: &Event) {
+    let start = buf.len();
     let _ = serde_json::to_writer_pretty(&mut *buf, &JsonEvent(event));
+    escape_line_separators(buf, start);
     buf.push(b'\n');
+}
+
+/// Writes U+2028, U+2029 and U+0085 in the JSON text `buf[start..]` as `\u2028`, `\u2029`
+/// and `\u0085`. JSON allows them raw, but line splitters break lines on them (Python's
+/// `str.splitlines`, JavaScript's line terminators), so a reader of JSONL would see a line cut
+/// in two (Python profilis writes ASCII only). In serde_json's output anything not ASCII is
+/// inside a string, where the escape means the same. Everything else is left as it is: a line
+/// of ASCII (the usual event) costs one `is_ascii` pass.
+fn escape_line_separators(buf: &mut Vec<u8>, start: usize) {
+    if buf[start..].is_ascii() {
+        return;
+    }
+    escape_line_separators_in(buf, start);
+}
+
+/// [`escape_line_separators`] for text that is not all ASCII.
+#[cold]
+fn escape_line_separators_in(buf: &mut Vec<u8>, start: usize) {
+    // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8, U+0085 is C2 85.
+    let separator_at = |bytes: &[u8], at: usize| -> Option<(&'static [u8], usize)> {
+        match bytes[at..] {
+            [0xE2, 0x80, 0xA8, ..] => Some((b"\\u2028", 3)),
+            [0xE2, 0x80, 0xA9, ..] => Some((b"\\u2029", 3)),
+            [0xC2, 0x85, ..] => Some((b"\\u0085", 2)),
+            _ => None,
+        }
+    };
+    let Some(first) = (start..buf.len()).find(|&at| separator_at(buf, at).is_some()) else {
+        return;
+    };
+    let tail = buf.split_off(first);
+    let mut at = 0;
+    while at < tail.len() {
+        match separator_at(&tail, at) {
+            Some((escape, len)) => {
+                buf.extend_from_slice(escape);
+                at += len;
+            }
+            None => {
+                buf.push(tail[at]);
+                at += 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -216,5 +270,56 @@ mod tests {
         let object = parsed.as_object().unwrap();
         assert!(!object.contains_key("exception_type"), "{object:?}");
         assert!(!object.contains_key("exception_value"), "{object:?}");
+    }
+
+    /// Line separators a line splitter breaks lines on (Python's `str.splitlines`,
+    /// JavaScript), valid raw in JSON.
+    const SEPARATORS: [char; 3] = ['\u{2028}', '\u{2029}', '\u{85}'];
+
+    static ODD: Site = Site::function("app::odd\u{2028}ls\u{2029}ps\u{85}nel é ✓", None);
+
+    #[test]
+    fn line_separators_are_escaped_so_a_line_splitter_sees_one_line() {
+        let mut failed = event(&ODD, None, Outcome::Returned);
+        failed.error = true;
+        // At either end of the string, next to a character JSON escapes, and among others.
+        let message = "\u{2028}\"\u{85}\u{2029}\\x\u{2028}\u{2028}\u{85}";
+        failed.failure = Some(Arc::new(Failure::new("T", Some(&message))));
+        let mut outputs = vec![line(&failed)];
+        #[cfg(feature = "console")]
+        {
+            let mut pretty = Vec::new();
+            write_pretty(&mut pretty, &failed);
+            outputs.push(String::from_utf8(pretty).unwrap());
+        }
+        for text in outputs {
+            assert!(!text.contains(SEPARATORS), "{text:?}");
+            assert!(
+                text.contains("app::odd\\u2028ls\\u2029ps\\u0085nel é ✓"),
+                "other characters are written as they are: {text:?}"
+            );
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed["fn"], ODD.name());
+            assert_eq!(parsed["exception_value"], message);
+        }
+        let text = line(&failed);
+        let lines: Vec<&str> = text.split(['\n', '\r']).collect();
+        assert_eq!(lines.len(), 2, "one line and the empty rest: {lines:?}");
+        assert_eq!(text.split(SEPARATORS).count(), 1);
+
+        // Without them, byte for byte what serde_json writes, compact and pretty.
+        let mut other = event(&PRICE, Some(SpanId(3)), Outcome::Panicked);
+        other.error = true;
+        let message = "é ✓ \"q\" \\ \u{1} \u{7f} \u{2027}\u{202a}\u{84}\u{86} 😀";
+        other.failure = Some(Arc::new(Failure::new("E", Some(&message))));
+        let expected = serde_json::to_string(&JsonEvent(&other)).unwrap() + "\n";
+        assert_eq!(line(&other), expected);
+        #[cfg(feature = "console")]
+        {
+            let mut pretty = Vec::new();
+            write_pretty(&mut pretty, &other);
+            let expected = serde_json::to_string_pretty(&JsonEvent(&other)).unwrap() + "\n";
+            assert_eq!(String::from_utf8(pretty).unwrap(), expected);
+        }
     }
 }

@@ -59,7 +59,7 @@ mod json;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod labels;
-#[cfg(any(feature = "listener", feature = "pushgateway"))]
+#[cfg(any(feature = "listener", feature = "pushgateway", feature = "jsonl"))]
 mod limits;
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]

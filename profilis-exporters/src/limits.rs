@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// The longest timeout any output takes (the listener's read and connection timeouts, a
-/// Pushgateway request's): a day. Longer is not a bound in any useful sense, and
+/// Pushgateway request's, the JSONL sink's longest wait between retries): a day. Longer is not a bound in any useful sense, and
 /// `Duration::MAX` does not fit on a clock (`Instant + Duration` panics).
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 

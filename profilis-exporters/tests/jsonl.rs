@@ -1,6 +1,8 @@
 //! The rotating JSONL sink against real directories: rotation names, retention, recovery after
 //! a real `kill -9` of a writing child process, failures and retries, and shutdown through a
-//! real collector, and a full disk (`/dev/full`) at shutdown reported by the exporter's guard.
+//! real collector, and a full disk (a file size limit, in a child process) at shutdown reported
+//! by the exporter's guard; links and FIFOs put at the active path, two sinks (of one process
+//! or two) on one directory, and a relative directory after a `chdir`.
 //! Each test has its own directory under the system temp dir.
 
 use std::collections::{HashMap, HashSet};
@@ -137,7 +139,7 @@ fn rotated(dir: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// Every regular file of `dir` (any name; not a link such as `fill_disk`'s to `/dev/full`).
+/// Every regular file of `dir` (any name; not a link or a FIFO).
 fn all_files(dir: &Path) -> Vec<PathBuf> {
     match fs::read_dir(dir) {
         Ok(entries) => entries
@@ -360,8 +362,11 @@ fn a_crash_right_after_a_rotation_keeps_the_rotated_files_as_they_are() {
     write(&mut sink, 1..3).unwrap();
     write(&mut sink, 3..4).unwrap();
     // Each write rotates at once (`rotate_bytes(1)`), so this is the state a kill between a
-    // rotation and the next write leaves: rotated files and no active file.
-    std::mem::forget(sink);
+    // rotation and the next write leaves: rotated files and no active file. Dropped without
+    // its last flush, the sink leaves it as it is (nothing is pending), and frees the
+    // directory's lock as a killed process does.
+    assert_eq!(sink.pending_bytes(), 0);
+    drop(sink);
     assert!(
         !active.exists(),
         "the active file is made by the next write"
@@ -539,6 +544,7 @@ fn settings_that_cannot_be_used_are_rejected_naming_them() {
                 .retry_backoff(Duration::from_secs(2), Duration::from_secs(1)),
             "retry_backoff",
         ),
+        (JsonlConfig::new(""), "dir"),
     ];
     for (config, setting) in cases {
         let err = JsonlSink::new(config).unwrap_err();
@@ -626,16 +632,46 @@ fn lines_that_cannot_be_written_before_drop_are_counted_as_dropped() {
     assert_eq!(counters.dropped_lines(), 4);
 }
 
-/// Makes the disk under the active file full: the active file becomes a symbolic link to
-/// `/dev/full`, where every write fails with `ENOSPC` ("No space left on device"). The lines
-/// written so far are kept in `before-full.jsonl`.
-fn fill_disk(dir: &Path) {
-    let active = dir.join(DEFAULT_ACTIVE_NAME);
-    fs::rename(&active, dir.join("before-full.jsonl")).unwrap();
-    std::os::unix::fs::symlink("/dev/full", &active).unwrap();
+/// Makes every later write of this process that would grow a file fail, as on a full disk:
+/// a file size limit (`RLIMIT_FSIZE`, `ulimit -f`) of `bytes`, with `SIGXFSZ` ignored so that
+/// such a write fails with `EFBIG` ("File too large") instead of killing the process. Only for
+/// a child process of these tests: the limit is the whole process's. (A link to `/dev/full` no
+/// longer works: the sink does not write through links.)
+#[cfg(unix)]
+fn fill_disk(bytes: u64) {
+    // SAFETY: plain system calls on this process's own signal disposition and limits.
+    unsafe {
+        assert_ne!(libc::signal(libc::SIGXFSZ, libc::SIG_IGN), libc::SIG_ERR);
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = bytes as libc::rlim_t;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
 }
 
-/// The lines of the files of `dir`, by name (not following the link to `/dev/full`).
+/// Runs the test `name` of this binary in a child process, with `var` set to `value`: for a
+/// test that changes what is the whole process's (limits, the current directory).
+fn run_child(name: &str, var: &str, value: &Path) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(var, value)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Asserts that a child of `run_child` succeeded, showing its output if not.
+fn assert_child_ok(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "the child failed: {}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The lines of the regular files of `dir`, by name.
 fn lines_on_disk(dir: &Path) -> Vec<u64> {
     let mut files: Vec<(String, PathBuf)> = all_files(dir)
         .into_iter()
@@ -645,13 +681,24 @@ fn lines_on_disk(dir: &Path) -> Vec<u64> {
     seqs_of(&files)
 }
 
+/// Set in the environment of the child process of
+/// `a_full_disk_at_the_last_flush_loses_the_pending_lines_and_says_how_many`.
+const FULL_FLUSH_DIR: &str = "PROFILIS_JSONL_TEST_FULL_FLUSH_DIR";
+
+/// Not a test on its own: the body of
+/// `a_full_disk_at_the_last_flush_loses_the_pending_lines_and_says_how_many`, in a child process
+/// (its file size limit is the whole process's).
+#[cfg(unix)]
 #[test]
-fn a_full_disk_at_the_last_flush_loses_the_pending_lines_and_says_how_many() {
-    let dir = TempDir::new("full-flush");
-    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+fn full_flush_child() {
+    let Some(dir) = std::env::var_os(FULL_FLUSH_DIR) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut sink = JsonlSink::new(JsonlConfig::new(&dir)).unwrap();
     let counters = sink.counters();
     write(&mut sink, 10..13).unwrap();
-    fill_disk(dir.path());
+    fill_disk(3 * line_len());
     let err = write(&mut sink, 13..20).unwrap_err();
     assert_eq!(err.lost(), 0, "kept for a retry, not lost: {err}");
     assert_eq!(counters.dropped_lines(), 0);
@@ -661,15 +708,22 @@ fn a_full_disk_at_the_last_flush_loses_the_pending_lines_and_says_how_many() {
     let message = err.to_string();
     let expected = format!(
         "7 JSONL line(s) could not be written to {} at shutdown and are lost",
-        dir.path().display()
+        dir.display()
     );
     assert!(message.contains(&expected), "{message}");
-    assert!(message.contains("No space left on device"), "{message}");
+    assert!(message.contains("File too large"), "{message}");
     assert_eq!(counters.dropped_lines(), 7);
     assert_eq!(sink.pending_bytes(), 0);
-    assert_eq!(lines_on_disk(dir.path()), [10, 11, 12]);
+    assert_eq!(lines_on_disk(&dir), [10, 11, 12]);
     drop(sink);
     assert_eq!(counters.dropped_lines(), 7, "counted once");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_full_disk_at_the_last_flush_loses_the_pending_lines_and_says_how_many() {
+    let dir = TempDir::new("full-flush");
+    assert_child_ok(&run_child("full_flush_child", FULL_FLUSH_DIR, dir.path()));
 }
 
 /// Set in the environment of the child process of `lines_lost_at_shutdown_are_reported`.
@@ -733,6 +787,7 @@ fn value_of(page: &str, name: &str) -> Option<u64> {
 
 /// Not a test on its own: the exporter that `lines_lost_at_shutdown_are_reported` runs in a
 /// child process (this test binary, re-executed), for its stderr and for a recorder of its own.
+#[cfg(unix)]
 #[test]
 fn full_disk_child() {
     let Some(dir) = std::env::var_os(FULL_DISK_DIR) else {
@@ -765,7 +820,7 @@ fn full_disk_child() {
         fs::read(&active)
             .is_ok_and(|text| text.iter().filter(|&&b| b == b'\n').count() == BEFORE_FULL)
     });
-    fill_disk(&dir);
+    fill_disk(fs::metadata(&active).unwrap().len());
     calls(AFTER_FULL);
     wait_until("a failed write", || counters.failed_writes() > 0);
 
@@ -797,6 +852,7 @@ fn full_disk_child() {
     println!("{REPORT} report-text {report}");
 }
 
+#[cfg(unix)]
 #[test]
 fn lines_lost_at_shutdown_are_reported() {
     let dir = TempDir::new("full-shutdown");
@@ -854,7 +910,7 @@ fn lines_lost_at_shutdown_are_reported() {
         dir.path().display()
     );
     assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
-    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("File too large"), "{stderr}");
 
     // Counted while the listener still served, and kept in the recorder afterwards.
     assert_eq!(number("during:profilis_jsonl_dropped_lines_total"), lost);
@@ -986,4 +1042,440 @@ fn failures_are_counted_by_the_collector_and_the_lines_retried() {
     assert_eq!(span_ids(&[&dir.moved()]).len(), 50);
     assert_each_once(&span_ids(&[dir.path(), &dir.moved()]), made);
     assert!(!active.exists(), "the active file is rotated at shutdown");
+}
+
+/// Makes a FIFO at `path`.
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Runs `f` on a thread of its own and returns its result; fails (after unblocking it by
+/// opening the FIFO `fifo` for reading, so the thread can end) if it does not return within
+/// `PATIENCE`: the sink blocked on the FIFO.
+#[cfg(unix)]
+fn without_blocking<T: Send + 'static>(fifo: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(PATIENCE) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the thread panicked"),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _reader = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(fifo);
+            panic!("the sink blocked on the FIFO at {}", fifo.display());
+        }
+    }
+}
+
+/// Asserts that every file in `dir` whose name is of the rotated form is a regular file (not
+/// a link moved there).
+fn rotated_are_regular(dir: &Path) {
+    for (name, path) in rotated(dir) {
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file(), "{name} is not a regular file: {meta:?}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_at_the_active_path_at_start_is_neither_followed_nor_moved() {
+    let dir = TempDir::new("link-start");
+    fs::create_dir_all(dir.path()).unwrap();
+    // Outside the directory: the `.moved` sibling, removed with it.
+    let victim = dir.moved();
+    let text = "keep=1\nlast line without newline";
+    fs::write(&victim, text).unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    std::os::unix::fs::symlink(&victim, &active).unwrap();
+
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let counters = sink.counters();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), text, "not cut");
+    assert!(rotated(dir.path()).is_empty(), "the link is not rotated");
+    // The lines go to a file of the sink's own; the link is a counted failure naming it.
+    let err = write(&mut sink, 0..3).unwrap_err();
+    assert_eq!(err.lost(), 0, "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&*active.to_string_lossy()), "{message}");
+    assert!(message.contains("not a regular file"), "{message}");
+    assert_eq!(counters.failed_writes(), 1);
+    write(&mut sink, 3..5).unwrap();
+    sink.flush().unwrap();
+
+    assert_eq!(fs::read_to_string(&victim).unwrap(), text, "not written");
+    assert!(
+        fs::symlink_metadata(&active).unwrap().is_symlink(),
+        "left as it is"
+    );
+    rotated_are_regular(dir.path());
+    assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2, 3, 4]);
+    assert_eq!(counters.dropped_lines(), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_swapped_in_while_running_is_not_written_through() {
+    let dir = TempDir::new("link-swap");
+    let victim = dir.moved();
+    fs::write(&victim, "precious\n").unwrap();
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let counters = sink.counters();
+    write(&mut sink, 0..3).unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    fs::rename(&active, dir.path().join("aside.jsonl")).unwrap();
+    std::os::unix::fs::symlink(&victim, &active).unwrap();
+
+    let err = write(&mut sink, 3..6).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert_eq!(counters.failed_writes(), 1);
+    write(&mut sink, 6..8).unwrap();
+    sink.flush().unwrap();
+
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        fs::symlink_metadata(&active).unwrap().is_symlink(),
+        "left as it is"
+    );
+    rotated_are_regular(dir.path());
+    assert_eq!(lines_on_disk(dir.path()), (0..8).collect::<Vec<_>>());
+    assert_eq!(counters.dropped_lines(), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_at_the_active_path_does_not_block_the_sink() {
+    use std::os::unix::fs::FileTypeExt;
+    // More than a pipe's buffer (64 KiB): written into a FIFO nobody reads, they would block.
+    const MANY: u64 = 2000;
+    // At start.
+    let dir = TempDir::new("fifo-start");
+    fs::create_dir_all(dir.path()).unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    mkfifo(&active);
+    let path = dir.path().to_owned();
+    let (counters, first, second) = without_blocking(&active, move || {
+        let mut sink = JsonlSink::new(JsonlConfig::new(&path)).unwrap();
+        let first = write(&mut sink, 0..MANY).map_err(|e| e.to_string());
+        let second = write(&mut sink, MANY..MANY + 2).map_err(|e| e.to_string());
+        let flushed = sink.flush().map_err(|e| e.to_string());
+        (sink.counters(), first, second.and(flushed))
+    });
+    let message = first.unwrap_err();
+    assert!(message.contains("not a regular file"), "{message}");
+    second.unwrap();
+    assert_eq!(counters.failed_writes(), 1);
+    assert!(fs::symlink_metadata(&active).unwrap().file_type().is_fifo());
+    rotated_are_regular(dir.path());
+    assert_eq!(
+        seqs_of(&rotated(dir.path())),
+        (0..MANY + 2).collect::<Vec<_>>()
+    );
+
+    // Put in while the sink runs.
+    let dir = TempDir::new("fifo-swap");
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let counters = sink.counters();
+    write(&mut sink, 0..3).unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    fs::rename(&active, dir.path().join("aside.jsonl")).unwrap();
+    mkfifo(&active);
+    let (sink, first, second) = without_blocking(&active, move || {
+        let first = write(&mut sink, 3..MANY).map_err(|e| e.to_string());
+        let second = write(&mut sink, MANY..MANY + 2).map_err(|e| e.to_string());
+        let flushed = sink.flush().map_err(|e| e.to_string());
+        (sink, first, second.and(flushed))
+    });
+    drop(sink);
+    let message = first.unwrap_err();
+    assert!(message.contains("not a regular file"), "{message}");
+    second.unwrap();
+    assert_eq!(counters.failed_writes(), 1);
+    assert!(fs::symlink_metadata(&active).unwrap().file_type().is_fifo());
+    assert_eq!(lines_on_disk(dir.path()), (0..MANY + 2).collect::<Vec<_>>());
+    assert_eq!(counters.dropped_lines(), 0);
+}
+
+/// Set in the environment of the child process of
+/// `a_file_written_beside_a_link_is_recovered_after_a_crash`.
+const LINK_CRASH_DIR: &str = "PROFILIS_JSONL_TEST_LINK_CRASH_DIR";
+
+/// Not a test on its own: writes beside the link, then exits without flushing or dropping the
+/// sink, as a crash would.
+#[cfg(unix)]
+#[test]
+fn link_crash_child() {
+    let Some(dir) = std::env::var_os(LINK_CRASH_DIR) else {
+        return;
+    };
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir)).unwrap();
+    write(&mut sink, 0..3).unwrap_err();
+    std::process::exit(0);
+}
+
+/// A crash while the sink wrote to its own file beside a link: the next start rotates that file
+/// too, and leaves the link alone.
+#[cfg(unix)]
+#[test]
+fn a_file_written_beside_a_link_is_recovered_after_a_crash() {
+    let dir = TempDir::new("link-crash");
+    fs::create_dir_all(dir.path()).unwrap();
+    let victim = dir.moved();
+    fs::write(&victim, "precious\n").unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    std::os::unix::fs::symlink(&victim, &active).unwrap();
+    assert_child_ok(&run_child("link_crash_child", LINK_CRASH_DIR, dir.path()));
+    assert!(rotated(dir.path()).is_empty());
+
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    rotated_are_regular(dir.path());
+    assert_eq!(
+        seqs_of(&rotated(dir.path())),
+        [0, 1, 2],
+        "recovered at start"
+    );
+    write(&mut sink, 3..4).unwrap_err();
+    sink.flush().unwrap();
+    assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2, 3]);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(fs::symlink_metadata(&active).unwrap().is_symlink());
+}
+
+#[test]
+fn a_second_sink_on_the_same_directory_is_refused_naming_it() {
+    let dir = TempDir::new("two-sinks");
+    let mut first = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let err = JsonlSink::new(JsonlConfig::new(dir.path()).active_name("other.tmp")).unwrap_err();
+    let JsonlError::InUse { path } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*path, dir.path());
+    let message = err.to_string();
+    assert!(
+        message.contains(&*dir.path().to_string_lossy()),
+        "{message}"
+    );
+    assert!(!dir.path().join("other.tmp").exists(), "nothing written");
+    write(&mut first, 0..2).unwrap();
+    first.flush().unwrap();
+    drop(first);
+    // Free again once the first sink is gone.
+    let mut again = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    write(&mut again, 2..3).unwrap();
+    again.flush().unwrap();
+    assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2]);
+}
+
+/// Set in the environment of the child process of
+/// `a_directory_held_by_another_process_is_refused`.
+const HOLD_DIR: &str = "PROFILIS_JSONL_TEST_HOLD_DIR";
+/// What `hold_dir_child` prints once its sink holds the directory.
+const HOLDING: &str = "holding-the-directory";
+
+/// Not a test on its own: holds a sink on a directory until its stdin is closed.
+#[test]
+fn hold_dir_child() {
+    let Some(dir) = std::env::var_os(HOLD_DIR) else {
+        return;
+    };
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir)).unwrap();
+    write(&mut sink, 0..2).unwrap();
+    println!("{HOLDING}");
+    std::io::stdout().flush().unwrap();
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest).unwrap();
+    sink.flush().unwrap();
+}
+
+/// A child process this test started, killed (by its id) if the test ends before it does.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn a_directory_held_by_another_process_is_refused() {
+    use std::io::BufRead as _;
+    let dir = TempDir::new("two-processes");
+    let mut child = ChildGuard(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "hold_dir_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HOLD_DIR, dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut lines = stdout.lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the child ended before holding the directory")
+            .unwrap();
+        if line.contains(HOLDING) {
+            break;
+        }
+    }
+    let err = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, JsonlError::InUse { path } if path == dir.path()),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
+    drop(child.0.stdin.take());
+    assert!(child.0.wait().unwrap().success());
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    write(&mut sink, 2..3).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2], "no line lost");
+}
+
+#[test]
+fn two_jsonl_sinks_on_one_directory_are_refused_at_install() {
+    let _one = COLLECTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("install-twice");
+    let err = Exporter::new()
+        .without_listener()
+        .jsonl(JsonlConfig::new(dir.path()))
+        .jsonl(JsonlConfig::new(dir.path().join(".")).active_name("other.tmp"))
+        .install()
+        .err()
+        .expect("install fails");
+    let Error::Jsonl(JsonlError::SharedDir { path }) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*path, dir.path());
+    assert!(
+        err.to_string().contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
+    assert!(!dir.path().exists(), "checked before any sink starts");
+}
+
+#[test]
+fn retry_waits_beyond_a_day_are_rejected_naming_the_bound() {
+    let dir = TempDir::new("backoff");
+    let config = JsonlConfig::new(dir.path())
+        .retry_backoff(Duration::from_secs(u64::MAX / 2), Duration::MAX);
+    let err = JsonlSink::new(config).unwrap_err();
+    let JsonlError::Setting {
+        name,
+        value,
+        expected,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*name, "retry_backoff");
+    assert!(value.contains(&format!("{:?}", Duration::MAX)), "{value}");
+    assert!(expected.contains("at most 1 day"), "{expected}");
+    let day = Duration::from_secs(24 * 60 * 60);
+    let longer = JsonlConfig::new(dir.path()).retry_backoff(Duration::from_secs(1), day * 2);
+    assert!(longer.validate().is_err());
+    JsonlConfig::new(dir.path())
+        .retry_backoff(day, day)
+        .validate()
+        .unwrap();
+    assert!(!dir.path().exists());
+}
+
+/// Set in the environment of the child process of
+/// `a_relative_directory_is_resolved_once_at_start`.
+const CHDIR_BASE: &str = "PROFILIS_JSONL_TEST_CHDIR_BASE";
+
+/// Not a test on its own: starts a sink on `logs` in `a`, then moves to `b` and writes.
+#[test]
+fn chdir_child() {
+    let Some(base) = std::env::var_os(CHDIR_BASE) else {
+        return;
+    };
+    let base = PathBuf::from(base);
+    std::env::set_current_dir(base.join("a")).unwrap();
+    let mut sink = JsonlSink::new(JsonlConfig::new("logs")).unwrap();
+    assert_eq!(sink.config().dir(), base.join("a").join("logs"));
+    std::env::set_current_dir(base.join("b")).unwrap();
+    write(&mut sink, 0..3).unwrap();
+    sink.flush().unwrap();
+}
+
+#[test]
+fn a_relative_directory_is_resolved_once_at_start() {
+    let base = TempDir::new("chdir");
+    fs::create_dir_all(base.path().join("a")).unwrap();
+    fs::create_dir_all(base.path().join("b")).unwrap();
+    assert_child_ok(&run_child("chdir_child", CHDIR_BASE, base.path()));
+    assert_eq!(
+        seqs_of(&rotated(&base.path().join("a").join("logs"))),
+        [0, 1, 2]
+    );
+    assert!(!base.path().join("b").join("logs").exists());
+}
+
+/// A hard link to a file outside the directory, put at the active path: a regular file, but
+/// not the sink's own (another name reaches it), so neither cut nor written.
+#[cfg(unix)]
+#[test]
+fn a_hard_link_at_the_active_path_is_neither_cut_nor_written() {
+    let dir = TempDir::new("hard-link");
+    fs::create_dir_all(dir.path()).unwrap();
+    let victim = dir.moved();
+    let text = "keep=1\nlast line without newline";
+    fs::write(&victim, text).unwrap();
+    let active = dir.path().join(DEFAULT_ACTIVE_NAME);
+    fs::hard_link(&victim, &active).unwrap();
+
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    let err = write(&mut sink, 0..3).unwrap_err();
+    assert!(err.to_string().contains("other hard links"), "{err}");
+    write(&mut sink, 3..5).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), text);
+    assert_eq!(fs::read_to_string(&active).unwrap(), text);
+    rotated_are_regular(dir.path());
+    assert_eq!(seqs_of(&rotated(dir.path())), [0, 1, 2, 3, 4]);
+}
+
+/// The lock is on the directory the sink started in: if that is moved away and the sink makes
+/// the path anew, it locks the new directory too, so a second sink still cannot start there.
+#[cfg(unix)]
+#[test]
+fn a_directory_made_anew_is_locked_again() {
+    let dir = TempDir::new("relock");
+    let mut sink = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap();
+    write(&mut sink, 0..2).unwrap();
+    fs::rename(dir.path(), dir.moved()).unwrap();
+    write(&mut sink, 2..4).unwrap();
+    assert!(dir.path().is_dir(), "made anew");
+    let err = JsonlSink::new(JsonlConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, JsonlError::InUse { path } if path == dir.path()),
+        "{err:?}"
+    );
+    sink.flush().unwrap();
+    assert_eq!(seqs_of(&rotated(dir.path())), [2, 3]);
+    assert_eq!(seqs_in(&dir.moved().join(DEFAULT_ACTIVE_NAME)), [0, 1]);
 }

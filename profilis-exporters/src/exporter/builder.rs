@@ -306,7 +306,10 @@ impl Exporter {
 
     /// Events appended to rotating JSONL files (see [`JsonlSink`](crate::JsonlSink)). The
     /// directory is created and checked by [`Exporter::install`]; dropping the guard writes
-    /// the last events and rotates the active file.
+    /// the last events and rotates the active file. Each JSONL sink needs a directory of its
+    /// own: two naming one directory make `install` fail with
+    /// [`JsonlError::SharedDir`](crate::JsonlError::SharedDir), and a directory another sink
+    /// (of any process) writes to with [`JsonlError::InUse`](crate::JsonlError::InUse).
     #[cfg(feature = "jsonl")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jsonl")))]
     pub fn jsonl(mut self, config: crate::jsonl::JsonlConfig) -> Self {
@@ -388,6 +391,8 @@ impl Exporter {
         let env = EnvSettings::read()?;
         let env_metric_buckets = super::env::metric_buckets()?;
         self.collector.validate()?;
+        #[cfg(feature = "jsonl")]
+        check_jsonl_dirs(&self.jsonl)?;
         let all = self.buckets.or(env.buckets);
         let mut buckets = Buckets::new(all.as_deref().unwrap_or(&profilis_core::DEFAULT_BUCKETS))?;
         for (kind, values) in &self.kind_buckets {
@@ -562,4 +567,23 @@ impl Exporter {
             pushgateway: self.pushgateway,
         })
     }
+}
+
+/// Two JSONL sinks of one exporter must not share a directory (each written twice, and lines
+/// lost to each other's renames): checked before anything starts. The paths are compared made
+/// absolute; the same directory reached through a link is caught by the directory's lock when
+/// the second sink starts ([`JsonlError::InUse`](crate::JsonlError::InUse)).
+#[cfg(feature = "jsonl")]
+fn check_jsonl_dirs(configs: &[crate::jsonl::JsonlConfig]) -> Result<(), Error> {
+    let mut seen: Vec<std::path::PathBuf> = Vec::with_capacity(configs.len());
+    for config in configs {
+        config.validate()?;
+        let dir = config.absolute_dir()?;
+        if let Some(first) = seen.iter().find(|seen| **seen == dir) {
+            let path = first.clone();
+            return Err(crate::jsonl::JsonlError::SharedDir { path }.into());
+        }
+        seen.push(dir);
+    }
+    Ok(())
 }

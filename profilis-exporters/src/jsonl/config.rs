@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::naming::parse_rotated;
+use crate::limits::{valid_timeout, MAX_TIMEOUT};
+
+// The bound the message of `retry_backoff` names.
+const _: () = assert!(MAX_TIMEOUT.as_secs() == 86_400);
 
 /// Why a JSONL sink could not start.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +22,21 @@ pub enum JsonlError {
         /// What the operating system said.
         #[source]
         source: io::Error,
+    },
+    /// Another JSONL sink, of this process or another, writes to the directory: one sink
+    /// writes to a directory at a time. It holds an exclusive lock on the directory (`flock`)
+    /// for its whole life.
+    #[error("JSONL directory {} is in use by another JSONL sink (of this process or another): one sink writes to a directory at a time", path.display())]
+    InUse {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Two JSONL sinks of one exporter ([`Exporter::jsonl`](crate::Exporter::jsonl) given twice)
+    /// name the same directory.
+    #[error("two JSONL sinks of the exporter write to the directory {}: one sink writes to a directory at a time (give each its own directory)", path.display())]
+    SharedDir {
+        /// The directory.
+        path: PathBuf,
     },
     /// A setting that cannot be used.
     #[error("JSONL setting {name} = {value} is not allowed: expected {expected}")]
@@ -58,7 +77,9 @@ impl JsonlConfig {
     /// Default longest wait between retries.
     pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(10);
 
-    /// Files in `dir` (created if missing), every other setting at its default.
+    /// Files in `dir` (created if missing), every other setting at its default. A relative
+    /// `dir` is resolved against the current directory once, when the sink starts
+    /// ([`JsonlSink::new`](super::JsonlSink::new)): a later `chdir` does not move the files.
     pub fn new(dir: impl Into<PathBuf>) -> JsonlConfig {
         JsonlConfig {
             dir: dir.into(),
@@ -113,14 +134,16 @@ impl JsonlConfig {
     }
 
     /// After a failed write, wait `initial` before retrying, then twice as long after each
-    /// further failure, at most `max` (default 100 ms and 10 s).
+    /// further failure, at most `max` (default 100 ms and 10 s; `initial` above zero, `max` at
+    /// least `initial` and at most a day).
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry_initial = initial;
         self.retry_max = max;
         self
     }
 
-    /// The directory.
+    /// The directory: as given, or, in [`JsonlSink::config`](super::JsonlSink::config), made
+    /// absolute when the sink started.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -130,11 +153,19 @@ impl JsonlConfig {
         self.dir.join(&self.active_name)
     }
 
-    /// Checks every setting (not the directory: [`JsonlSink::new`](super::JsonlSink::new) does).
+    /// Checks every setting (not the directory: [`JsonlSink::new`](super::JsonlSink::new) does,
+    /// save that its path must not be empty).
     ///
     /// # Errors
     /// [`JsonlError::Setting`] naming the first setting that cannot be used.
     pub fn validate(&self) -> Result<(), JsonlError> {
+        if self.dir.as_os_str().is_empty() {
+            return Err(JsonlError::Setting {
+                name: "dir",
+                value: "\"\"".to_owned(),
+                expected: "a directory path, not empty (\".\" for the current directory)",
+            });
+        }
         let name = self.active_name.as_str();
         if name.is_empty()
             || name == "."
@@ -174,13 +205,26 @@ impl JsonlConfig {
                 expected: "more than zero",
             });
         }
-        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+        if self.retry_initial.is_zero()
+            || self.retry_max < self.retry_initial
+            || !valid_timeout(self.retry_max)
+        {
             return Err(JsonlError::Setting {
                 name: "retry_backoff",
                 value: format!("{:?}, {:?}", self.retry_initial, self.retry_max),
-                expected: "an initial wait above zero and a maximum at least as long",
+                expected: "an initial wait above zero and a maximum at least as long, at most \
+                           1 day (86400s)",
             });
         }
         Ok(())
+    }
+
+    /// The directory made absolute against the current directory, once: a later `chdir` of
+    /// the process does not move the files.
+    pub(crate) fn absolute_dir(&self) -> Result<PathBuf, JsonlError> {
+        std::path::absolute(&self.dir).map_err(|source| JsonlError::Dir {
+            path: self.dir.clone(),
+            source,
+        })
     }
 }

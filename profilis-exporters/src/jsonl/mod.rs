@@ -1,7 +1,9 @@
 //! The rotating JSONL event sink ([`JsonlSink`], documented there) and its parts:
 //! `config` (settings and their checks), `writer` (appending lines, retries, the bounded
 //! pending buffer), `rotation` (rotation, retention, shutdown), `recovery` (a crash's active
-//! file) and `naming` (rotated file names and their UTC stamps).
+//! file; opening the active file), `files` (opening a file without following a link or
+//! blocking on a FIFO; the directory's lock) and `naming` (rotated file names and their UTC
+//! stamps, the names beside the active file).
 
 use std::fs::{self, File};
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use profilis_core::{Batch, Sink, SinkError};
 
 mod config;
+mod files;
 mod naming;
 mod recovery;
 mod rotation;
@@ -68,6 +71,10 @@ impl JsonlCounters {
 ///
 /// # Files
 ///
+/// The directory ([`JsonlConfig::new`]) is created if missing; a relative one is made absolute
+/// once, when the sink starts ([`JsonlSink::config`] shows it so), so a later `chdir` of the
+/// process does not move the files.
+///
 /// Events are appended to the *active file*, `profilis-active.jsonl.tmp` by default
 /// ([`JsonlConfig::active_name`]). Rotation renames it (an atomic `rename` in the same
 /// directory) to `profilis-YYYYmmdd-HHMMSS.jsonl`, the time being UTC; if that name is taken
@@ -75,6 +82,18 @@ impl JsonlCounters {
 /// `-2`, ..., so no rotation overwrites another (the number only grows within a second, even
 /// after retention deleted a file of that second). A rotated file is complete and never written
 /// again; files sort oldest first by (time, number).
+///
+/// The sink writes only to regular files it opened itself: never through a symbolic link, and
+/// never to a FIFO, a device or a socket (`O_NOFOLLOW` and a non-blocking open, then the open
+/// file is checked; on Unix a file with other hard links, which another name reaches, is not
+/// the sink's own either). If something other than a regular file is at the active path, at start or
+/// put there while the sink runs, it is left as it is (not followed, cut, written, renamed or
+/// rotated) and the sink writes to a new file beside it, `profilis-active.jsonl.tmp.1` (`.2`,
+/// ... if taken), which is rotated like the active file; the next write or flush then returns
+/// an error naming the path (counted as a sink failure and in
+/// [`JsonlCounters::failed_writes`]; no line is lost). After each rotation the sink tries the
+/// active path again. A file beside the active path that a crash left is recovered at the next
+/// start like the active file.
 ///
 /// # Rotation
 ///
@@ -116,7 +135,8 @@ impl JsonlCounters {
 /// which the collector counts as a sink failure (`profilis_sink_failures_total`); the sink never
 /// panics and never blocks the application (it runs on the collector thread). The lines that
 /// could not be written stay in a pending buffer and are retried with the next batches after a
-/// backoff that doubles from 100 ms up to 10 s ([`JsonlConfig::retry_backoff`]); batches that
+/// backoff that doubles from 100 ms up to 10 s ([`JsonlConfig::retry_backoff`], whose longest
+/// wait is at most a day: a longer one is a [`JsonlError::Setting`]); batches that
 /// arrive while waiting are added to the buffer and reported as failed too. A directory that
 /// vanished is created again on retry; an active file that was deleted or moved is reopened. The
 /// buffer is bounded ([`JsonlConfig::pending_bytes`], 16 MiB by default): beyond it the oldest
@@ -131,7 +151,20 @@ impl JsonlCounters {
 /// exporter's guard or of the collector reports them
 /// ([`ShutdownReport::lost`](profilis_core::ShutdownReport::lost), and `is_clean()` is false).
 ///
-/// One sink writes to a directory at a time.
+/// # One sink per directory
+///
+/// One sink writes to a directory at a time, and this is enforced: the sink holds an exclusive
+/// lock on the directory for its whole life (`flock`, taken without waiting, on the directory
+/// itself on Unix so that no file is added to it; elsewhere on a file `.profilis-jsonl.lock`
+/// in it), and [`JsonlSink::new`] fails with [`JsonlError::InUse`] naming the directory while
+/// another sink, of this process or another, holds it. (Two writers on one directory lost
+/// lines: a rotation's rename replaced a file the other had just made.) The lock goes with the
+/// sink, or with its process if that is killed. If the directory is moved or removed while
+/// the sink runs, the sink makes it anew and locks that one too (on Unix). Where the file
+/// system has no such locks (some
+/// network file systems) the rule is not enforced. [`Exporter::jsonl`](crate::Exporter::jsonl)
+/// given two configurations naming one directory fails at install with
+/// [`JsonlError::SharedDir`].
 ///
 /// # Example
 ///
@@ -146,9 +179,12 @@ impl JsonlCounters {
 ///     .keep_files(48)
 ///     .keep_bytes(1024 * 1024 * 1024);
 /// // With the exporter: the directory is checked by `install`, and dropping the guard
-/// // writes the last events and rotates the active file.
-/// let _profilis = profilis_exporters::Exporter::new().jsonl(config.clone()).install()?;
-/// // Or as a sink of your own collector.
+/// // writes the last events, rotates the active file and frees the directory.
+/// let profilis = profilis_exporters::Exporter::new().jsonl(config.clone()).install()?;
+/// // ... the application runs ...
+/// drop(profilis);
+/// // Or as a sink of your own collector: one sink writes to a directory at a time, so not
+/// // while the exporter's runs (that would be `JsonlError::InUse`).
 /// let sink = JsonlSink::new(config)?;
 /// # drop(sink);
 /// # Ok(()) }
@@ -171,6 +207,13 @@ pub struct JsonlSink {
     /// even if retention has freed a smaller one.
     newest: Option<RotatedKey>,
     counters: JsonlCounters,
+    /// Set when something other than a regular file was found at the active path and the
+    /// sink moved beside it: the failure the next write or flush reports.
+    not_regular: Option<String>,
+    /// The directory's lock, held for the sink's life (`None` where locks are not supported);
+    /// taken again if the directory is made anew ([`JsonlSink::relock_if_made_anew`]).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    lock: Option<File>,
 }
 
 impl JsonlSink {
@@ -180,15 +223,22 @@ impl JsonlSink {
     ///
     /// # Errors
     /// [`JsonlError::Setting`] for a setting that cannot be used; [`JsonlError::Dir`] naming the
-    /// directory if it cannot be created or written (for instance a path under a regular file).
-    pub fn new(config: JsonlConfig) -> Result<JsonlSink, JsonlError> {
+    /// directory if it cannot be created or written (for instance a path under a regular file);
+    /// [`JsonlError::InUse`] naming it if another sink writes to it.
+    pub fn new(mut config: JsonlConfig) -> Result<JsonlSink, JsonlError> {
         config.validate()?;
+        config.dir = config.absolute_dir()?;
         let dir = config.dir.clone();
         let dir_error = |source| JsonlError::Dir {
             path: dir.clone(),
             source,
         };
         fs::create_dir_all(&config.dir).map_err(dir_error)?;
+        let lock = match files::lock_dir(&config.dir) {
+            Ok(lock) => lock,
+            Err(files::LockError::InUse) => return Err(JsonlError::InUse { path: dir }),
+            Err(files::LockError::Io(e)) => return Err(dir_error(e)),
+        };
         probe(&config.dir).map_err(dir_error)?;
         for name in [
             JSONL_ROTATED_FILES_TOTAL,
@@ -208,6 +258,8 @@ impl JsonlSink {
             retry_at: None,
             newest: None,
             counters: JsonlCounters(Arc::default()),
+            not_regular: None,
+            lock,
         };
         sink.recover().map_err(dir_error)?;
         Ok(sink)
@@ -254,7 +306,7 @@ impl Sink for JsonlSink {
             Ok(()) => {
                 self.retry_at = None;
                 self.backoff = self.config.retry_initial;
-                Ok(())
+                self.report_not_regular()
             }
             Err(e) => {
                 self.counters

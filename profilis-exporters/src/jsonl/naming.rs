@@ -53,6 +53,48 @@ pub(super) fn rotated_files(dir: &Path) -> io::Result<Vec<(RotatedKey, PathBuf, 
     Ok(rotated)
 }
 
+/// The name of the `n`th file the sink writes to instead of the active file when something
+/// other than a regular file is at the active path (a link, a FIFO): `<active name>.<n>`, never
+/// of the rotated form (it does not end in `.jsonl`).
+pub(super) fn beside_name(active_name: &str, n: u32) -> String {
+    format!("{active_name}.{n}")
+}
+
+/// The files a sink wrote to and left behind in `dir` (a crash): the active file, then the
+/// ones beside it ([`beside_name`]) by number; regular files only.
+pub(super) fn left_active_files(dir: &Path, active_name: &str) -> io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let n = if name == active_name {
+            0
+        } else {
+            match name
+                .strip_prefix(active_name)
+                .and_then(|rest| rest.strip_prefix('.'))
+            {
+                Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    match n.parse::<u32>() {
+                        Ok(n) if n > 0 => n,
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            }
+        };
+        // The entry itself, not a link's target.
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            found.push((n, entry.path()));
+        }
+    }
+    found.sort_unstable();
+    Ok(found.into_iter().map(|(_, path)| path).collect())
+}
+
 /// `profilis-YYYYmmdd-HHMMSS.jsonl` for `now` (UTC), or with `-1`, `-2`, ... if taken or if
 /// `newest` was made in the same second, so names only grow. They grow even when the wall
 /// clock has stepped back behind `newest` (NTP, a restored VM): the name then takes

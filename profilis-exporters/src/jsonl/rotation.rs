@@ -26,11 +26,20 @@ impl JsonlSink {
     }
 
     /// Renames the active file to the first free rotated name of this second, then applies
-    /// retention. The next write opens a new active file.
+    /// retention. The next write opens a new active file, at the active path again if the
+    /// sink wrote beside it. Something other than a regular file at the active file's path (a
+    /// link or a FIFO put there since it was opened) is not renamed: an error.
     pub(super) fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
+        if let Some(what) = self.active_not_regular() {
+            return Err(io::Error::other(format!(
+                "JSONL file {} is {what}: not rotated",
+                self.active.display()
+            )));
+        }
         let (key, target) = free_rotated_path(&self.config.dir, SystemTime::now(), self.newest)?;
         fs::rename(&self.active, &target)?;
+        self.active = self.config.active_path();
         self.newest = Some(key);
         self.active_bytes = 0;
         self.first_line_at = None;
@@ -76,13 +85,17 @@ impl JsonlSink {
     }
 
     /// At shutdown: the active file is synced and rotated if it holds lines, removed if empty.
+    /// Something other than a regular file at its path is left as it is.
     pub(super) fn finish_active(&mut self) -> io::Result<()> {
         if self.file_moved() {
             self.file = None;
         }
         if self.file.is_none() {
-            if !self.active.try_exists()? {
-                return Ok(());
+            match fs::symlink_metadata(&self.active) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+                Ok(meta) if !meta.is_file() => return Ok(()),
+                Ok(_) => {}
             }
             self.open_active()?;
         }
@@ -93,10 +106,15 @@ impl JsonlSink {
             self.rotate()
         } else {
             self.file = None;
-            match fs::remove_file(&self.active) {
+            if self.active_not_regular().is_some() {
+                return Ok(());
+            }
+            let removed = match fs::remove_file(&self.active) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
-            }
+            };
+            self.active = self.config.active_path();
+            removed
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use profilis_core::SinkError;
 
 use super::{count_lines, JsonlSink, JSONL_DROPPED_LINES_TOTAL};
+use crate::limits::MAX_TIMEOUT;
 
 /// A pending buffer grown past this by a failure is shrunk back once written.
 const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
@@ -142,9 +143,24 @@ impl JsonlSink {
             Ok(()) => {
                 self.retry_at = None;
                 self.backoff = self.config.retry_initial;
-                Ok(())
+                self.report_not_regular()
             }
             Err(e) => Err(self.failed(now, e)),
+        }
+    }
+
+    /// After lines were written beside the active path because something other than a
+    /// regular file is there: a failure, counted, that says so (no line is lost).
+    pub(super) fn report_not_regular(&mut self) -> Result<(), SinkError> {
+        match self.not_regular.take() {
+            None => Ok(()),
+            Some(message) => {
+                self.counters
+                    .0
+                    .failed_writes
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(SinkError::new(message))
+            }
         }
     }
 
@@ -155,8 +171,13 @@ impl JsonlSink {
             .failed_writes
             .fetch_add(1, Ordering::Relaxed);
         let wait = self.backoff;
-        self.retry_at = Some(now + wait);
-        self.backoff = (wait * 2).min(self.config.retry_max);
+        // Settings bound the wait (`MAX_TIMEOUT`); nothing here overflows whatever it is.
+        self.retry_at = Some(
+            now.checked_add(wait)
+                .or_else(|| now.checked_add(MAX_TIMEOUT))
+                .unwrap_or(now),
+        );
+        self.backoff = wait.saturating_mul(2).min(self.config.retry_max);
         SinkError::with_source(
             format!(
                 "cannot write JSONL file {} ({} bytes kept for a retry in {wait:?})",
@@ -168,16 +189,44 @@ impl JsonlSink {
     }
 }
 
-/// Creates, writes and removes a probe file in `dir`.
+/// Creates, writes and removes a probe file in `dir`: a new file (`O_EXCL`, which never
+/// follows a link), after removing one left by a process of the same id.
 pub(super) fn probe(dir: &Path) -> io::Result<()> {
     let path = dir.join(format!(".profilis-probe-{}", std::process::id()));
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut file = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .open(&path)?;
     let written = file.write_all(b"probe\n");
     drop(file);
     let removed = fs::remove_file(&path);
     written.and(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::JsonlConfig;
+
+    #[test]
+    fn the_longest_wait_does_not_overflow_the_clock() {
+        let dir = std::env::temp_dir().join(format!("profilis-jsonl-wait-{}", std::process::id()));
+        let mut sink = JsonlSink::new(JsonlConfig::new(&dir)).unwrap();
+        // Beyond what settings allow, as if a check were missed.
+        sink.backoff = Duration::MAX;
+        sink.config.retry_max = Duration::MAX;
+        let now = Instant::now();
+        let err = sink.failed(now, io::Error::other("disk full"));
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(sink.retry_at.is_some_and(|at| at >= now));
+        assert_eq!(sink.backoff, Duration::MAX);
+        drop(sink);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
