@@ -77,7 +77,9 @@ impl Kind {
 
     /// The keys an event of this kind carries beyond the common ones, in order. Their values
     /// come from the event's [`Detail`](crate::Detail), else from the site's labels, else
-    /// they are `null`.
+    /// they are `null`. A field named like a key every event has (`kind`, `ts_ns`, `dur_ns`,
+    /// `fn`, `error`, `exception_type`, `exception_value`, `outcome`, `trace_id`, `span_id`,
+    /// `parent_span_id`), or a second time, is left out of the JSON events.
     pub const fn with_event_fields(mut self, fields: &'static [&'static str]) -> Kind {
         self.event_fields = fields;
         self

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use profilis_core::{Event, Outcome, Value};
+use profilis_core::{Event, Outcome, Value, DB, FUNCTION, HTTP};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// Formats a value with `Display` straight into the JSON string (no intermediate `String`).
@@ -51,7 +51,28 @@ impl Serialize for Field<'_> {
 /// The JSONL and console sinks also write U+2028, U+2029 and U+0085 as `\u2028`, `\u2029`
 /// and `\u0085` so that line splitters see one event per line; serialized with a serializer
 /// of your own, they are written as that serializer writes them (serde_json: raw).
+///
+/// A kind's event field named like one of the keys above (`kind`, `ts_ns`, `dur_ns`, `fn`,
+/// `error`, `exception_type`, `exception_value`, `outcome`, `trace_id`, `span_id`,
+/// `parent_span_id`), or named twice, is left out: a JSON object with a key twice is read
+/// differently by different readers.
 pub struct JsonEvent<'a>(pub &'a Event);
+
+/// The keys events of every kind may have, which a kind's own fields
+/// ([`Kind::event_fields`](profilis_core::Kind::event_fields)) cannot be.
+pub(crate) const COMMON_KEYS: [&str; 11] = [
+    "kind",
+    "ts_ns",
+    "dur_ns",
+    "fn",
+    "error",
+    "exception_type",
+    "exception_value",
+    "outcome",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+];
 
 impl Serialize for JsonEvent<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -64,7 +85,17 @@ impl Serialize for JsonEvent<'_> {
         if e.site.is_function() {
             map.serialize_entry("fn", e.name())?;
         }
-        for &key in kind.event_fields() {
+        // profilis's own kinds name no key twice (a test says so); a kind of one's own might,
+        // and a key written twice is read differently by different readers (the last wins
+        // for serde_json and Python): such fields are left out.
+        let own = [&FUNCTION, &HTTP, &DB]
+            .iter()
+            .any(|k| std::ptr::eq(*k, kind));
+        let fields = kind.event_fields();
+        for (i, &key) in fields.iter().enumerate() {
+            if !own && (COMMON_KEYS.contains(&key) || fields[..i].contains(&key)) {
+                continue;
+            }
             map.serialize_entry(key, &Field(e.field(key)))?;
         }
         map.serialize_entry("error", &e.error)?;
@@ -152,7 +183,7 @@ fn escape_line_separators_in(buf: &mut Vec<u8>, start: usize) {
 mod tests {
     use super::*;
     use profilis_core::context::{SpanId, TraceId};
-    use profilis_core::{Detail, Failure, Site, HTTP};
+    use profilis_core::{Detail, Failure, Site};
     use std::sync::Arc;
 
     static PRICE: Site = Site::function("shop::orders::price", None);
@@ -191,6 +222,50 @@ mod tests {
         let mut buf = Vec::new();
         write_line(&mut buf, e);
         String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn profilis_kinds_name_no_key_twice_and_others_are_left_out_if_they_do() {
+        for kind in [&FUNCTION, &HTTP, &DB] {
+            let fields = kind.event_fields();
+            for (i, key) in fields.iter().enumerate() {
+                assert!(!COMMON_KEYS.contains(key), "{key}");
+                assert!(!fields[..i].contains(key), "{key}");
+            }
+        }
+        static ODD: profilis_core::Kind = profilis_core::Kind::new(
+            "odd",
+            "ODD",
+            "odd",
+            profilis_core::Metric {
+                name: "odd_total",
+                help: "Odd calls",
+            },
+            profilis_core::Metric {
+                name: "odd_duration_seconds",
+                help: "Odd call duration",
+            },
+        )
+        .with_event_fields(&["error", "extra", "trace_id", "kind", "extra"]);
+        let text = line(&event(
+            Site::interned(&ODD, "odd", &[("extra", "1")]),
+            None,
+            Outcome::Returned,
+        ));
+        for key in COMMON_KEYS.iter().chain(&["extra"]) {
+            let times = text.matches(&format!("\"{key}\":")).count();
+            let expected = usize::from(
+                *key != "fn"
+                    && *key != "exception_type"
+                    && *key != "exception_value"
+                    && *key != "outcome",
+            );
+            assert_eq!(times, expected, "{key} in {text}");
+        }
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["kind"], "ODD");
+        assert_eq!(parsed["extra"], "1");
+        assert_eq!(parsed["error"], false);
     }
 
     #[test]
