@@ -641,13 +641,29 @@ impl Drop for Handover {
 /// and a closure around the body would lose the signature a returned closure is checked
 /// against (`-> impl Fn(&u32) -> bool`).
 #[must_use = "dropped, it ends the call"]
-pub struct ExitOnDrop<'a>(pub &'a mut CallGuard);
+pub struct ExitOnDrop<'a> {
+    guard: &'a mut CallGuard,
+    /// Whether a panic was unwinding when the call started (a function called by a `Drop`
+    /// during unwinding): only a panic that starts after it ends the call as panicked.
+    unwinding: bool,
+}
+
+impl ExitOnDrop<'_> {
+    /// Ends the call in `guard` when dropped.
+    #[inline(always)]
+    pub fn new(guard: &mut CallGuard) -> ExitOnDrop<'_> {
+        ExitOnDrop {
+            guard,
+            unwinding: std::thread::panicking(),
+        }
+    }
+}
 
 impl Drop for ExitOnDrop<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if !std::thread::panicking() {
-            self.0.exit_with(None);
+        if self.unwinding || !std::thread::panicking() {
+            self.guard.exit_with(None);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! batch and goes on, so a sink that waits (a pipe nobody reads, a stalled disk, a network)
 //! never holds up the collector, and with it the counts every other sink (Prometheus) gets.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -28,12 +29,18 @@ const QUEUED_BATCHES: usize = 16;
 /// batch, and each one after it that finds no room, is refused at once until the thread
 /// takes a batch again. A refused batch fails the write with an error that says how many
 /// events it lost (counted in `profilis_sink_failures_total` and [`Stats::sink_failures`],
-/// said once on stderr). The wrapped sink's own errors and panics are counted and said the
-/// same way. [`Sink::flush`] waits for the thread to write what it holds and flush, at most
-/// [`flush_timeout`](NonBlocking::flush_timeout) (5 s by default).
+/// said once on stderr); the next [`Sink::flush`] reports them lost. The wrapped sink's own
+/// errors and panics are counted and said the same way. [`Sink::flush`] waits for the thread
+/// to write what it holds and flush, at most [`flush_timeout`](NonBlocking::flush_timeout)
+/// (5 s by default). Dropped, it ends the thread and waits (as long again, and not for a
+/// thread a flush found stuck) until the wrapped sink is dropped, so what it holds (a file,
+/// a lock) is let go when a collector's shutdown returns.
 ///
 /// [`Exporter`](https://docs.rs/profilis-exporters) runs the JSONL, console and added sinks
-/// this way. The wrapped sink's event filter, if any, is applied on its thread.
+/// this way, with both timeouts its `shutdown_timeout`. The wrapped sink's event filter, if
+/// any, is applied on its thread (a refused batch counts all its events as lost). A
+/// shutdown called from the thread (by the sink) does not wait for the collector, which waits
+/// for the thread: it returns at once, as on the collector's own thread.
 ///
 /// ```
 /// use profilis_core::{sink_fn, NonBlocking};
@@ -51,7 +58,14 @@ pub struct NonBlocking {
     wants_events: bool,
     wants_details: bool,
     wants_exemplars: bool,
-    sender: SyncSender<Message>,
+    /// `None` once dropped: the thread then ends.
+    sender: Option<SyncSender<Message>>,
+    /// Says when the thread has ended, its sink dropped (a file sink's lock let go).
+    ended: Receiver<()>,
+    /// Whether a flush found the thread stuck: it is not waited for again.
+    stuck: bool,
+    /// Batches refused since the last flush, and their events, which it reports lost.
+    refused: (u64, u64),
     /// Events handed over and not written yet.
     queued: Arc<AtomicU64>,
     flush_timeout: Duration,
@@ -96,17 +110,25 @@ impl NonBlocking {
             sink.wants_exemplars(),
         );
         let (sender, receiver) = mpsc::sync_channel(QUEUED_BATCHES);
+        let (end, ended) = mpsc::channel();
         let queued = Arc::new(AtomicU64::new(0));
         let written = Arc::clone(&queued);
         thread::Builder::new()
             .name("profilis-sink".into())
-            .spawn(move || run(FanOut::new(vec![sink]), &receiver, &written))?;
+            .spawn(move || {
+                ON_SINK_THREAD.with(|on| on.set(true));
+                run(FanOut::new(vec![sink]), &receiver, &written);
+                let _ = end.send(());
+            })?;
         Ok(NonBlocking {
             name,
             wants_events,
             wants_details,
             wants_exemplars,
-            sender,
+            sender: Some(sender),
+            ended,
+            stuck: false,
+            refused: (0, 0),
             queued,
             flush_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(1),
@@ -142,8 +164,20 @@ impl NonBlocking {
     }
 }
 
+thread_local! {
+    /// Whether this thread is a [`NonBlocking`] sink's.
+    static ON_SINK_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is a [`NonBlocking`] sink's, which a shutdown called from there
+/// (by the sink) must not wait for: the collector waits for it.
+pub(crate) fn on_sink_thread() -> bool {
+    ON_SINK_THREAD.try_with(Cell::get).unwrap_or(false)
+}
+
 /// The sink's thread: writes each batch, flushes when asked, and flushes once more if the
-/// sender goes away with batches written since the last flush.
+/// sender goes away with batches written since the last flush. The sink is dropped when it
+/// returns.
 fn run(mut sink: FanOut, receiver: &Receiver<Message>, queued: &AtomicU64) {
     let mut unflushed = false;
     while let Ok(message) = receiver.recv() {
@@ -170,6 +204,18 @@ fn run(mut sink: FanOut, receiver: &Receiver<Message>, queued: &AtomicU64) {
     if unflushed {
         let flushed = sink.flush_all();
         SINK_FAILURES.fetch_add(flushed.failed, Ordering::Relaxed);
+    }
+}
+
+impl Drop for NonBlocking {
+    /// Ends the thread and waits (at most the flush timeout, and not for a thread a flush
+    /// found stuck) until it has written what it held and dropped its sink: a file sink's
+    /// lock is let go before the collector's shutdown returns.
+    fn drop(&mut self) {
+        self.sender = None;
+        if !self.stuck && !on_sink_thread() {
+            let _ = self.ended.recv_timeout(self.flush_timeout);
+        }
     }
 }
 
@@ -200,8 +246,11 @@ impl Sink for NonBlocking {
         self.queued.fetch_add(events, Ordering::AcqRel);
         let mut message = Message::Batch(owned);
         let deadline = (!self.stalled).then(|| Instant::now() + self.stall_timeout);
+        let Some(sender) = &self.sender else {
+            return Err(self.not_handed_over("its thread has stopped", events));
+        };
         loop {
-            match self.sender.try_send(message) {
+            match sender.try_send(message) {
                 Ok(()) => {
                     self.stalled = false;
                     return Ok(());
@@ -214,6 +263,8 @@ impl Sink for NonBlocking {
                 }
                 Err(e) => {
                     self.queued.fetch_sub(events, Ordering::AcqRel);
+                    self.refused.0 += 1;
+                    self.refused.1 = self.refused.1.saturating_add(events);
                     let why = match e {
                         TrySendError::Full(_) => {
                             self.stalled = true;
@@ -228,37 +279,53 @@ impl Sink for NonBlocking {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        let deadline = Instant::now() + self.flush_timeout;
+        let timeout = self.flush_timeout;
+        let deadline = Instant::now() + timeout;
         let late = |queued: &AtomicU64| {
             let left = queued.load(Ordering::Acquire);
             SinkError::new(format!(
-                "its thread did not finish writing within {:?}: {left} event(s) not written",
-                self.flush_timeout
+                "its thread did not finish writing within {timeout:?}: {left} event(s) not written"
             ))
             .with_lost(left)
         };
         let (reply, outcome) = mpsc::channel();
         let mut message = Message::Flush(reply);
+        let Some(sender) = &self.sender else {
+            return Err(SinkError::new("its thread has stopped"));
+        };
         loop {
-            match self.sender.try_send(message) {
+            match sender.try_send(message) {
                 Ok(()) => break,
                 Err(TrySendError::Full(again)) if Instant::now() < deadline => {
                     message = again;
                     thread::sleep(Duration::from_millis(1));
                 }
-                Err(TrySendError::Full(_)) => return Err(late(&self.queued)),
+                Err(TrySendError::Full(_)) => {
+                    self.stuck = true;
+                    return Err(late(&self.queued));
+                }
                 Err(TrySendError::Disconnected(_)) => {
                     return Err(SinkError::new("its thread has stopped"))
                 }
             }
         }
+        let (batches, events) = std::mem::take(&mut self.refused);
         match outcome.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(FlushOutcome { failed: 0, .. }) => Ok(()),
+            Ok(FlushOutcome { failed: 0, .. }) if batches == 0 => Ok(()),
+            // Batches refused while it was stalled: lost, and the report says so.
+            Ok(FlushOutcome { failed: 0, .. }) => Err(SinkError::new(format!(
+                "{batches} batch(es) with {events} event(s) were not handed to it while it \
+                 was stalled"
+            ))
+            .with_lost(events)),
             // The wrapped sink's failed flush was said on stderr by its thread.
             Ok(FlushOutcome { lost, .. }) => {
-                Err(SinkError::new("its flush failed").with_lost(lost))
+                Err(SinkError::new("its flush failed").with_lost(lost.saturating_add(events)))
             }
-            Err(_) => Err(late(&self.queued)),
+            Err(_) => {
+                self.stuck = true;
+                Err(late(&self.queued))
+            }
         }
     }
 
@@ -337,6 +404,13 @@ mod tests {
             let _ = release.send(());
         }
         let mut sink = sink.flush_timeout(Duration::from_secs(30));
+        // The next flush reports what was refused (these batches had no events), then all
+        // is well.
+        let stalled = sink.flush().expect_err("batches were refused");
+        assert!(
+            stalled.to_string().contains("while it was stalled"),
+            "{stalled}"
+        );
         sink.flush().expect("flushes once released");
         assert_eq!(
             written.load(Ordering::Acquire) as usize,

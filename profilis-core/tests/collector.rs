@@ -517,22 +517,38 @@ impl Sink for ShutsItsCollectorDown {
 
 #[test]
 fn a_sink_that_shuts_its_collector_down_does_not_wait_for_itself() {
+    shut_down_by_its_sink(false);
+}
+
+#[test]
+fn a_sink_on_a_thread_of_its_own_that_shuts_its_collector_down_does_not_wait_for_it() {
+    shut_down_by_its_sink(true);
+}
+
+/// A sink shuts its collector down; `own_thread`: the sink runs in a `NonBlocking`.
+fn shut_down_by_its_sink(own_thread: bool) {
     let _serial = serial();
     static SITE: Site = Site::function("collector::shut_by_its_sink", None);
     let collector = Arc::new(Mutex::new(None));
     let (report, reported) = std::sync::mpsc::channel();
     let flushed = Arc::new(AtomicBool::new(false));
+    let sink = ShutsItsCollectorDown {
+        collector: collector.clone(),
+        report,
+        flushed: flushed.clone(),
+    };
+    let sink: Box<dyn Sink> = if own_thread {
+        Box::new(profilis_core::NonBlocking::new(sink).expect("a thread"))
+    } else {
+        Box::new(sink)
+    };
     let started = Collector::start(
         CollectorConfig {
             // Were the shutdown to wait for its own thread, it would wait this long.
             shutdown_timeout: Duration::from_secs(3600),
             ..quick()
         },
-        vec![Box::new(ShutsItsCollectorDown {
-            collector: collector.clone(),
-            report,
-            flushed: flushed.clone(),
-        })],
+        vec![sink],
     )
     .unwrap();
     *collector.lock().unwrap() = Some(started);

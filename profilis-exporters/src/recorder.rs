@@ -483,6 +483,10 @@ mod tests {
             metrics::gauge!("depth", "z" => "1", "a" => "2").set(4.0);
             metrics::histogram!("lat", "b" => "1", "a" => "2").record(0.5);
             metrics::histogram!("lat", "a" => "2", "b" => "1").record(2.0);
+            metrics::describe_counter!("jobs_total", "Jobs.");
+            metrics::describe_counter!("odd_total", "Odd ones.");
+            metrics::describe_gauge!("depth", "Depth.");
+            metrics::describe_histogram!("lat", "Latency.");
         });
         let text = recorder.render();
         for line in [

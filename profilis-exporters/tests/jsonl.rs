@@ -1377,6 +1377,27 @@ fn two_jsonl_sinks_on_one_directory_are_refused_at_install() {
 }
 
 #[test]
+fn a_shut_down_exporter_has_let_go_of_its_directory() {
+    let _one = COLLECTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("let-go");
+    // Its sink runs on a thread of its own: the shutdown returns once that thread has dropped
+    // it, with the directory's lock, so the directory can be used again at once, every time.
+    for round in 0..10 {
+        let guard = Exporter::new()
+            .without_listener()
+            .jsonl(JsonlConfig::new(dir.path()))
+            .install()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        calls(100);
+        let report = guard.shutdown();
+        assert!(report.is_clean(), "round {round}: {report}");
+        let sink = JsonlSink::new(JsonlConfig::new(dir.path()))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        drop(sink);
+    }
+}
+
+#[test]
 fn retry_waits_beyond_a_day_are_rejected_naming_the_bound() {
     let dir = TempDir::new("backoff");
     let config = JsonlConfig::new(dir.path())

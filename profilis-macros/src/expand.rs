@@ -179,7 +179,7 @@ fn opaque_body(site: &SiteSpec, block: Block) -> TokenStream {
         #static_item
         let mut #guard = #krate::__private::CallGuard::new();
         #guard.start(&__PROFILIS_SITE);
-        let #exit = #krate::__private::ExitOnDrop(&mut #guard);
+        let #exit = #krate::__private::ExitOnDrop::new(&mut #guard);
         #(#stmts)*
     }
 }
@@ -286,15 +286,14 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
 }
 
 /// A body that makes a future and returns it: its tail is an async block, `async ..`, or
-/// one boxed as `async_trait` does, `Box::pin(async ..)`; or, when the return type says it is
-/// a future (`future`: `impl Future<..>`, `Pin<Box<dyn Future<..>>>`, `BoxFuture<..>`), any
-/// expression (`work()`, `Box::pin(work())`, `async { .. }.boxed()`). The future is wrapped in
-/// place so the call is timed from its first poll to completion, not just the making of the
-/// future (an async block also gets the `Output` the signature names, which it may not infer
-/// by itself); statements before it (cloning what the block needs) run when the future is
-/// made, untimed, under a `__private::Handover` that records the call if they end it instead
-/// (an early `return`, which hands back a future not wrapped, or a panic). Any other body
-/// comes back unchanged as `Err`.
+/// one boxed as `async_trait` does, `Box::pin(async ..)`. The async block is wrapped in place
+/// so the call is timed from its first poll to completion, not just the making of the future
+/// (and gets the `Output` the signature names, `future`, which it may not infer by itself);
+/// statements before it (cloning what the block needs) run when the future is made, untimed,
+/// under a `__private::Handover` that records the call if they end it instead (an early
+/// `return`, which hands back a future not wrapped, or a panic). A body returning
+/// `Pin<Box<dyn Future ..>>` made otherwise is [`boxed_body`]'s. Any other body comes back
+/// unchanged as `Err`.
 fn boxed_async_body(
     site: &SiteSpec,
     future: Option<&FutureReturn>,
@@ -305,44 +304,22 @@ fn boxed_async_body(
     let output = future
         .and_then(|future| future.output.as_ref())
         .and_then(infer_impl_trait);
-    if let Some(async_block) = tail_async_block(&mut block) {
-        if let (Expr::Async(inner), Some(output)) = (&mut *async_block, &output) {
-            let fix = fix_output(output);
-            inner.block.stmts.insert(0, syn::parse_quote!(#fix));
-        }
-        let inner = std::mem::replace(async_block, Expr::Verbatim(TokenStream::new()));
-        *async_block = syn::parse_quote! {
-            #krate::__private::instrument(&__PROFILIS_SITE, #inner, #classify)
+    let Some(async_block) = tail_async_block(&mut block) else {
+        return match future {
+            Some(FutureReturn {
+                boxed: Some(ty), ..
+            }) => Ok(boxed_body(site, ty, block)),
+            _ => Err(block),
         };
-    } else {
-        let Some(future) = future else {
-            return Err(block);
-        };
-        let Some(Stmt::Expr(tail, None)) = block.stmts.last_mut() else {
-            return Err(block);
-        };
-        // `todo!()`, `unimplemented!()`: no future to wrap (`!` is not one).
-        if matches!(tail, Expr::Macro(_)) {
-            return Err(block);
-        }
-        // `Box::pin(work())`: its future is wrapped inside the box it goes in.
-        let in_box = box_pin_argument(tail).is_some();
-        let slot = if in_box {
-            box_pin_argument(tail).expect("checked")
-        } else {
-            tail
-        };
-        let inner = std::mem::replace(slot, Expr::Verbatim(TokenStream::new()));
-        let wrapped: Expr = syn::parse_quote! {
-            #krate::__private::instrument(&__PROFILIS_SITE, #inner, #classify)
-        };
-        // A boxed future made some other way (`.boxed()`) is boxed once more, wrapped.
-        *slot = if future.boxed && !in_box {
-            syn::parse_quote!(::std::boxed::Box::pin(#wrapped))
-        } else {
-            wrapped
-        };
+    };
+    if let (Expr::Async(inner), Some(output)) = (&mut *async_block, &output) {
+        let fix = fix_output(output);
+        inner.block.stmts.insert(0, syn::parse_quote!(#fix));
     }
+    let inner = std::mem::replace(async_block, Expr::Verbatim(TokenStream::new()));
+    *async_block = syn::parse_quote! {
+        #krate::__private::instrument(&__PROFILIS_SITE, #inner, #classify)
+    };
     let static_item = site.static_item();
     let (tail, before) = block.stmts.split_last().expect("a body with a tail");
     if before.is_empty() {
@@ -360,6 +337,31 @@ fn boxed_async_body(
         #handover.done();
         #tail
     })
+}
+
+/// A function returning `Pin<Box<dyn Future ..>>` (`ty`) whose body makes it some other way
+/// than with an async block in its tail (`Box::pin(work())`, `if .. { Box::pin(a()) } else
+/// { .. }`, an early `return`): the whole body runs when the function is called, in a closure
+/// of the function's return type (so every `return` and branch is coerced to it as before),
+/// under a `Handover` that records the call if it panics; the future it makes is then wrapped
+/// and boxed again, so the call is timed as the future's work, with its error.
+fn boxed_body(site: &SiteSpec, ty: &Type, block: Block) -> TokenStream {
+    let krate = &site.krate;
+    let classify = site.classify();
+    let static_item = site.static_item();
+    let handover = local("__profilis_handover");
+    let future = local("__profilis_future");
+    quote! {
+        #static_item
+        let #handover = #krate::__private::Handover::new(&__PROFILIS_SITE);
+        let #future = #krate::__private::call_once(move || -> #ty #block);
+        #handover.done();
+        ::std::boxed::Box::pin(#krate::__private::instrument(
+            &__PROFILIS_SITE,
+            #future,
+            #classify,
+        ))
+    }
 }
 
 /// The async block a body ends with (`async ..` or `Box::pin(async ..)`), as an expression
@@ -395,16 +397,17 @@ fn box_pin_argument(expr: &mut Expr) -> Option<&mut Expr> {
 
 /// What a plain function's return type says of the future it returns.
 struct FutureReturn {
-    /// `Pin<Box<dyn Future ..>>`, or `BoxFuture`/`LocalBoxFuture` (futures' aliases of it): a
-    /// future wrapped in place goes in a box again.
-    boxed: bool,
+    /// For `Pin<Box<dyn Future ..>>`: that type (it has no `impl Trait` in it), which a body
+    /// that is not an async block can be made to return ([`boxed_body`]).
+    boxed: Option<Type>,
     /// The future's `Output`, when the type names it.
     output: Option<Type>,
 }
 
 /// The future `ty` names: `impl Future<Output = T>` (with at most `Send`, `Sync`, `Unpin`
-/// and lifetimes beside it, which a wrapped future keeps), `Pin<Box<dyn Future<Output = T>
-/// ..>>`, or `BoxFuture<'_, T>`/`LocalBoxFuture<'_, T>`.
+/// and lifetimes beside it, which a wrapped future keeps) or `Pin<Box<dyn Future<Output = T>
+/// ..>>`. Not an alias (`BoxFuture<..>`): what it stands for cannot be read here (tonic's
+/// `BoxFuture<T, E>` is a future of `Result<T, E>`).
 fn future_return(ty: &Type) -> Option<FutureReturn> {
     match ty {
         Type::Group(group) => future_return(&group.elem),
@@ -423,7 +426,7 @@ fn future_return(ty: &Type) -> Option<FutureReturn> {
                 return None;
             }
             future_bound(&impl_trait.bounds).map(|output| FutureReturn {
-                boxed: false,
+                boxed: None,
                 output,
             })
         }
@@ -432,34 +435,24 @@ fn future_return(ty: &Type) -> Option<FutureReturn> {
             let PathArguments::AngleBracketed(args) = &last.arguments else {
                 return None;
             };
-            let first_type = args.args.iter().find_map(|arg| match arg {
-                GenericArgument::Type(ty) => Some(ty),
-                _ => None,
-            });
-            if last.ident == "BoxFuture" || last.ident == "LocalBoxFuture" {
-                return Some(FutureReturn {
-                    boxed: true,
-                    output: first_type.cloned(),
-                });
-            }
-            if last.ident != "Pin" {
-                return None;
-            }
-            let Some(Type::Path(boxed)) = first_type else {
+            let Some(GenericArgument::Type(Type::Path(boxed))) = args.args.first() else {
                 return None;
             };
-            let boxed = boxed.path.segments.last()?;
-            let PathArguments::AngleBracketed(args) = &boxed.arguments else {
+            if last.ident != "Pin" || args.args.len() != 1 {
+                return None;
+            }
+            let boxed_last = boxed.path.segments.last()?;
+            let PathArguments::AngleBracketed(args) = &boxed_last.arguments else {
                 return None;
             };
             let Some(GenericArgument::Type(Type::TraitObject(object))) = args.args.first() else {
                 return None;
             };
-            if boxed.ident != "Box" {
+            if boxed_last.ident != "Box" || args.args.len() != 1 {
                 return None;
             }
             future_bound(&object.bounds).map(|output| FutureReturn {
-                boxed: true,
+                boxed: Some(ty.clone()),
                 output,
             })
         }

@@ -118,13 +118,17 @@
 //! dropped. A plain function whose body ends with the future it returns, `async ..` or
 //! `Box::pin(async ..)` (`fn run(&self) -> impl Future<Output = u32> + Send { let id = self.id;
 //! async move { .. } }`, as in traits whose futures must be `Send`), is timed the same way,
-//! from the future's first poll; so is any body whose signature says it returns a future,
-//! whatever its tail makes it with: `-> impl Future<..>` (with at most `Send`, `Sync`,
-//! `Unpin` and lifetimes beside it), `-> Pin<Box<dyn Future<..> ..>>` and futures'
-//! `BoxFuture`/`LocalBoxFuture` (`work(id)`, `Box::pin(work(id))`, `async { .. }.boxed()`; a
-//! boxed future not made by `Box::pin(..)` in the tail is wrapped and boxed once more). An
-//! async block gets the `Output` the signature names, as it would be inferred without the
-//! attribute. The statements before that tail run untimed when the future is made. If those statements end the call instead, by an early `return` (of a future that
+//! from the future's first poll (an async block gets the `Output` an `impl Future<Output = ..>`
+//! or `Pin<Box<dyn Future<Output = ..>>>` signature names, as it would be inferred without
+//! the attribute). So is a function returning `Pin<Box<dyn Future<..> ..>>` written out
+//! (not through an alias such as `BoxFuture`, whose meaning the macro cannot read) that makes
+//! its future any other way (`Box::pin(work(id))`, `async { .. }.boxed()`, in branches or by
+//! an early `return`): its whole body runs, untimed, when it is called, in a closure of its
+//! return type, and the future it makes is wrapped and boxed once more (one allocation). A
+//! function returning `impl Future` made by a call (`work(id)`) is timed as the making of the
+//! future only: the future's type cannot be named, so it is left as it is (its body stays
+//! inline, as for any other `impl Trait`). The statements before an async block tail run
+//! untimed when the future is made. If those statements end the call instead, by an early `return` (of a future that
 //! is not wrapped) or a panic, the call is recorded as ending there: counted, failed if it
 //! panicked, without a duration of its own. Such a function (unlike an `async fn`, whose
 //! body starts at the first poll) has been called once it returns its future: a future of it

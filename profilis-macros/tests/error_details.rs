@@ -6,7 +6,8 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use profilis::profiled;
-use profilis::testing::{capture, capture_details};
+use profilis::testing::{capture, capture_details, Captured};
+use profilis::Event;
 
 #[derive(Debug)]
 struct OutOfStock {
@@ -95,18 +96,24 @@ fn a_call_sampled_out_that_fails_is_counted_and_its_failure_kept_under_its_paren
         ("error_details::reserve_unsampled", "sku 0 is out of stock"),
         ("error_details::fetch_unsampled", "sku 9 is out of stock"),
     ] {
-        let failed: Vec<_> = captured
-            .errors
-            .iter()
-            .filter(|e| e.name() == name)
-            .collect();
-        assert_eq!(failed.len(), 1, "{name}: {:?}", captured.errors);
-        let failure = failed[0].failure.as_ref().expect("a failure");
+        let failed = one_failed(&captured, name);
+        let failure = failed.failure.as_ref().expect("a failure");
         assert_eq!(failure.exception_value.as_deref(), Some(message));
-        assert_eq!(failed[0].parent_span_id, Some(order.span_id), "{name}");
-        assert_eq!(failed[0].dur_ns, 0, "{name}: sampled out, not timed");
+        assert_eq!(failed.parent_span_id, Some(order.span_id), "{name}");
+        assert_eq!(failed.dur_ns, 0, "{name}: sampled out, not timed");
         assert_eq!(captured.count(name), (3, 1), "{name}");
     }
+}
+
+/// The one failed call of `name` handed over as a detail.
+fn one_failed<'a>(captured: &'a Captured, name: &str) -> &'a Event {
+    let failed: Vec<&Event> = captured
+        .errors
+        .iter()
+        .filter(|e| e.name() == name)
+        .collect();
+    assert_eq!(failed.len(), 1, "{name}: {:?}", captured.errors);
+    failed[0]
 }
 
 /// An error whose `Display` panics: the user's code, run only when a sink wants the message.
@@ -156,13 +163,10 @@ fn an_error_whose_display_panics_is_returned_as_it_is_and_recorded_once() {
         "error_details::touchy_async",
     ] {
         assert_eq!(captured.count(name), (1, 1), "{name}");
-        let failed: Vec<_> = captured
-            .errors
-            .iter()
-            .filter(|e| e.name() == name)
-            .collect();
-        assert_eq!(failed.len(), 1, "{name}: {:?}", captured.errors);
-        let failure = failed[0].failure.as_ref().expect("a failure");
+        let failure = one_failed(&captured, name)
+            .failure
+            .as_ref()
+            .expect("a failure");
         assert_eq!(
             failure.exception_value.as_deref(),
             Some("(its Display panicked)"),

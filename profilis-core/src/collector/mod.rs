@@ -125,9 +125,10 @@ impl Collector {
     /// most `shutdown_timeout`. The report says whether that finished in time and what the
     /// sinks' last flushes lost (each failed flush is also printed on stderr).
     ///
-    /// Called on the collector's own thread (by a sink, or by the `Drop` of an event's
-    /// detail), it cannot wait for that thread: it returns at once with `flushed: false`, and
-    /// the collector drains and flushes once the work at hand returns, unwatched.
+    /// Called on the collector's own thread or a [`NonBlocking`](crate::NonBlocking) sink's
+    /// (by a sink, or by the `Drop` of an event's detail), it cannot wait for that thread: it
+    /// returns at once with `flushed: false`, and the collector drains and flushes once the
+    /// work at hand returns, unwatched.
     ///
     /// ```
     /// use profilis_core::{Collector, CollectorConfig};
@@ -148,7 +149,9 @@ impl Collector {
         local::set_generation(None);
         self.stop.store(true, Ordering::Release);
         worker.thread().unpark();
-        let on_its_own_thread = worker.thread().id() == std::thread::current().id();
+        // A `NonBlocking` sink's thread is the collector's too: the collector waits for it.
+        let on_its_own_thread = worker.thread().id() == std::thread::current().id()
+            || crate::non_blocking::on_sink_thread();
         let report = match self.done_in_time(on_its_own_thread) {
             Some(outcome) => ShutdownReport {
                 flushed: worker.join().is_ok(),
@@ -191,7 +194,9 @@ impl Collector {
 /// returns the same. [`ShutdownReport::is_clean`] is the one question most callers ask: did
 /// everything recorded reach the sinks?
 ///
-/// Only the shutdown is reported here. Losses while running are counted as they happen:
+/// Only the shutdown is reported here, with what each sink's last flush says it lost (a
+/// [`NonBlocking`](crate::NonBlocking) sink's includes the batches it refused while
+/// stalled). Losses while running are counted as they happen:
 /// events dropped by full queues in [`Stats::dropped`] (`profilis_events_dropped_total`),
 /// failed sink calls in [`Stats::sink_failures`] (`profilis_sink_failures_total`), and the
 /// sinks' own counters (`profilis_jsonl_dropped_lines_total`).
