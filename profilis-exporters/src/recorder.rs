@@ -455,8 +455,7 @@ mod tests {
         let expected = [
             "lat_bucket{exported_le=\"x\",le=\"1\"} 1\n",
             "lat_bucket{exported_le=\"x\",le=\"+Inf\"} 1\n",
-            // Sorted: `a-b` before `a.b`, whatever order they were given in.
-            "jobs_total{a_b=\"2\",exported_a_b=\"1\",exported_exported_a_b=\"3\"} 1\n",
+            "jobs_total{a_b=\"1\",exported_a_b=\"2\",exported_exported_a_b=\"3\"} 1\n",
             "jobs_total{exported___name__=\"y\",exported___x=\"z\"} 2\n",
             "depth{exported_le=\"q\",exported_quantile=\"0.99\"} 1\n",
         ];
@@ -468,39 +467,6 @@ mod tests {
         promtool_check_metrics(text.as_bytes());
         let om = recorder.render_as(ExpositionFormat::OpenMetrics);
         parse_openmetrics(&om).unwrap_or_else(|e| panic!("{e}\n{om}"));
-    }
-
-    #[test]
-    fn the_same_labels_in_another_order_are_one_series() {
-        let recorder = PrometheusRecorder::new(&[1.0]);
-        metrics::with_local_recorder(&recorder, || {
-            // `metrics` keys keep the order given: these are two counters to it.
-            metrics::counter!("jobs_total", "shop" => "1", "kind" => "x").increment(1);
-            metrics::counter!("jobs_total", "kind" => "x", "shop" => "1").increment(2);
-            // And with keys that are renamed or sanitized.
-            metrics::counter!("odd_total", "le" => "1", "a.b" => "2", "a-b" => "3").increment(1);
-            metrics::counter!("odd_total", "a-b" => "3", "le" => "1", "a.b" => "2").increment(1);
-            metrics::gauge!("depth", "z" => "1", "a" => "2").set(4.0);
-            metrics::histogram!("lat", "b" => "1", "a" => "2").record(0.5);
-            metrics::histogram!("lat", "a" => "2", "b" => "1").record(2.0);
-            metrics::describe_counter!("jobs_total", "Jobs.");
-            metrics::describe_counter!("odd_total", "Odd ones.");
-            metrics::describe_gauge!("depth", "Depth.");
-            metrics::describe_histogram!("lat", "Latency.");
-        });
-        let text = recorder.render();
-        for line in [
-            "jobs_total{kind=\"x\",shop=\"1\"} 3\n",
-            "odd_total{a_b=\"3\",exported_a_b=\"2\",exported_le=\"1\"} 2\n",
-            "depth{a=\"2\",z=\"1\"} 4\n",
-            "lat_count{a=\"2\",b=\"1\"} 2\n",
-        ] {
-            assert!(text.contains(line), "{line:?} in\n{text}");
-        }
-        let read = page(&recorder);
-        assert_eq!(read.named("jobs_total").count(), 1, "{text}");
-        assert_eq!(read.named("odd_total").count(), 1, "{text}");
-        promtool_check_metrics(text.as_bytes());
     }
 
     /// A page with awkward label values and help texts, through every path that renders.
