@@ -17,6 +17,13 @@ use crate::sink::{Batch, CallCount, FanOut, FlushOutcome, Sink, Stats};
 /// Batches a [`NonBlocking`] sink holds for its thread before it refuses more.
 const QUEUED_BATCHES: usize = 16;
 
+/// How long a batch waits for room before the sink is taken as stalled, by default.
+const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a [`NonBlocking`] dropped waits for its thread to drop the wrapped sink, at most:
+/// after a last flush that succeeded the thread has nothing left to do but that.
+const DROP_WAIT: Duration = Duration::from_secs(1);
+
 /// A sink that runs another on a thread of its own, as tracing-appender's `NonBlocking` does
 /// for a writer. The collector hands it a copy of each batch and goes on at once, so a sink
 /// that waits (a console piped into a reader that stopped, a FIFO, a stalled disk or network)
@@ -25,19 +32,19 @@ const QUEUED_BATCHES: usize = 16;
 /// The thread keeps up to 16 batches. A batch that finds them all waiting waits for room, so a
 /// sink that is only slower than the collector loses nothing (the collector waits for it, as
 /// it would have); but if the thread takes no batch within
-/// [`stall_timeout`](NonBlocking::stall_timeout) (1 s by default), the sink is stalled: that
+/// [`stall_timeout`](NonBlocking::stall_timeout) (5 s by default), the sink is stalled: that
 /// batch, and each one after it that finds no room, is refused at once until the thread
 /// takes a batch again. A refused batch fails the write with an error that says how many
 /// events it lost (counted in `profilis_sink_failures_total` and [`Stats::sink_failures`],
 /// said once on stderr); the next [`Sink::flush`] reports them lost. The wrapped sink's own
 /// errors and panics are counted and said the same way. [`Sink::flush`] waits for the thread
 /// to write what it holds and flush, at most [`flush_timeout`](NonBlocking::flush_timeout)
-/// (5 s by default). Dropped, it ends the thread and waits (as long again, and not for a
+/// (5 s by default). Dropped, it ends the thread and waits (at most 1 s, and not for a
 /// thread a flush found stuck) until the wrapped sink is dropped, so what it holds (a file,
 /// a lock) is let go when a collector's shutdown returns.
 ///
 /// [`Exporter`](https://docs.rs/profilis-exporters) runs the JSONL, console and added sinks
-/// this way, with both timeouts its `shutdown_timeout`. The wrapped sink's event filter, if
+/// this way, with its `shutdown_timeout` as the flush timeout. The wrapped sink's event filter, if
 /// any, is applied on its thread (a refused batch counts all its events as lost). A
 /// shutdown called from the thread (by the sink) does not wait for the collector, which waits
 /// for the thread: it returns at once, as on the collector's own thread.
@@ -131,13 +138,13 @@ impl NonBlocking {
             refused: (0, 0),
             queued,
             flush_timeout: Duration::from_secs(5),
-            stall_timeout: Duration::from_secs(1),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             stalled: false,
         })
     }
 
     /// How long a batch that finds the thread's 16 batches waiting waits for room before the
-    /// sink is taken as stalled (default 1 s). A sink slower than the collector thus holds it
+    /// sink is taken as stalled (default 5 s). A sink slower than the collector thus holds it
     /// back a little, as it would on the collector's thread, and loses nothing; one that takes
     /// no batch for this long loses the batches that find no room from then on, without
     /// waiting, until it takes one again.
@@ -208,13 +215,13 @@ fn run(mut sink: FanOut, receiver: &Receiver<Message>, queued: &AtomicU64) {
 }
 
 impl Drop for NonBlocking {
-    /// Ends the thread and waits (at most the flush timeout, and not for a thread a flush
-    /// found stuck) until it has written what it held and dropped its sink: a file sink's
-    /// lock is let go before the collector's shutdown returns.
+    /// Ends the thread and waits (at most 1 s, and not for a thread a flush found stuck) until
+    /// it has dropped its sink: after a shutdown's last flush, a file sink's lock is let go
+    /// before the collector's shutdown returns.
     fn drop(&mut self) {
         self.sender = None;
         if !self.stuck && !on_sink_thread() {
-            let _ = self.ended.recv_timeout(self.flush_timeout);
+            let _ = self.ended.recv_timeout(DROP_WAIT.min(self.flush_timeout));
         }
     }
 }
@@ -245,7 +252,8 @@ impl Sink for NonBlocking {
         // Counted before the thread can take it, so `queued` never goes below zero.
         self.queued.fetch_add(events, Ordering::AcqRel);
         let mut message = Message::Batch(owned);
-        let deadline = (!self.stalled).then(|| Instant::now() + self.stall_timeout);
+        // No deadline past what the clock can say: wait for room as long as it takes.
+        let deadline = (!self.stalled).then(|| Instant::now().checked_add(self.stall_timeout));
         let Some(sender) = &self.sender else {
             return Err(self.not_handed_over("its thread has stopped", events));
         };
@@ -256,7 +264,9 @@ impl Sink for NonBlocking {
                     return Ok(());
                 }
                 Err(TrySendError::Full(again))
-                    if deadline.is_some_and(|deadline| Instant::now() < deadline) =>
+                    if deadline.is_some_and(|deadline| {
+                        deadline.is_none_or(|deadline| Instant::now() < deadline)
+                    }) =>
                 {
                     message = again;
                     thread::sleep(Duration::from_millis(1));
@@ -280,13 +290,18 @@ impl Sink for NonBlocking {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         let timeout = self.flush_timeout;
-        let deadline = Instant::now() + timeout;
+        // `None`: past what the clock can say, so no deadline.
+        let deadline = Instant::now().checked_add(timeout);
+        let in_time = || deadline.is_none_or(|deadline| Instant::now() < deadline);
+        // Batches refused while it was stalled are lost too, and reported with the rest.
+        let (batches, refused) = std::mem::take(&mut self.refused);
         let late = |queued: &AtomicU64| {
             let left = queued.load(Ordering::Acquire);
             SinkError::new(format!(
-                "its thread did not finish writing within {timeout:?}: {left} event(s) not written"
+                "its thread did not finish writing within {timeout:?}: {left} event(s) not \
+                 written, {refused} more refused while it was stalled"
             ))
-            .with_lost(left)
+            .with_lost(left.saturating_add(refused))
         };
         let (reply, outcome) = mpsc::channel();
         let mut message = Message::Flush(reply);
@@ -296,7 +311,7 @@ impl Sink for NonBlocking {
         loop {
             match sender.try_send(message) {
                 Ok(()) => break,
-                Err(TrySendError::Full(again)) if Instant::now() < deadline => {
+                Err(TrySendError::Full(again)) if in_time() => {
                     message = again;
                     thread::sleep(Duration::from_millis(1));
                 }
@@ -309,9 +324,20 @@ impl Sink for NonBlocking {
                 }
             }
         }
-        let (batches, events) = std::mem::take(&mut self.refused);
-        match outcome.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(FlushOutcome { failed: 0, .. }) if batches == 0 => Ok(()),
+        let reply = match deadline {
+            Some(deadline) => {
+                outcome.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => outcome
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        let events = refused;
+        match reply {
+            Ok(FlushOutcome { failed: 0, .. }) if batches == 0 => {
+                self.stuck = false;
+                Ok(())
+            }
             // Batches refused while it was stalled: lost, and the report says so.
             Ok(FlushOutcome { failed: 0, .. }) => Err(SinkError::new(format!(
                 "{batches} batch(es) with {events} event(s) were not handed to it while it \
@@ -352,6 +378,36 @@ mod tests {
     use crate::sink::sink_fn;
     use std::sync::Mutex;
 
+    static SITE: crate::Site = crate::Site::function("non_blocking::tests", None);
+
+    fn event() -> Event {
+        Event {
+            site: &SITE,
+            ts_ns: 1,
+            dur_ns: 2,
+            error: false,
+            outcome: crate::Outcome::Returned,
+            trace_id: Default::default(),
+            span_id: Default::default(),
+            parent_span_id: None,
+            detail: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn timeouts_past_what_the_clock_can_say_wait_as_long_as_it_takes() {
+        let mut sink = NonBlocking::new(sink_fn(|_| Ok(())))
+            .expect("a thread")
+            .flush_timeout(Duration::MAX)
+            .stall_timeout(Duration::MAX);
+        let events = [event()];
+        for _ in 0..(QUEUED_BATCHES * 4) {
+            sink.write(&batch_of(&events, &[])).expect("handed over");
+        }
+        sink.flush().expect("flushed");
+    }
+
     fn batch_of<'a>(events: &'a [Event], counts: &'a [CallCount]) -> Batch<'a> {
         Batch {
             events,
@@ -378,10 +434,11 @@ mod tests {
         .flush_timeout(Duration::from_millis(50))
         .stall_timeout(Duration::from_millis(50));
         let mut results = Vec::new();
+        let events = [event(), event(), event()];
         // The thread takes one batch and waits in it; 16 more wait in the queue; the next
         // waits for room in vain, and the rest are refused at once.
         for _ in 0..(QUEUED_BATCHES + 5) {
-            results.push(sink.write(&batch_of(&[], &[])));
+            results.push(sink.write(&batch_of(&events, &[])));
         }
         let refused = results.iter().filter(|r| r.is_err()).count();
         assert!(refused >= 4, "{refused} refused");
@@ -393,24 +450,20 @@ mod tests {
             error.to_string().contains("has taken no batch for a while"),
             "{error}"
         );
-        // A flush that cannot finish in time says so.
+        // A flush that cannot finish in time says so, and counts as lost what it holds and
+        // what it refused.
         let late = sink.flush().expect_err("the thread is stuck");
         assert!(
             late.to_string().contains("did not finish writing"),
             "{late}"
         );
+        let held = (QUEUED_BATCHES + 5 - refused) as u64 * 3;
+        assert_eq!(late.lost(), held + refused as u64 * 3, "{late}");
         // Released, it writes what it took, and a flush then succeeds.
         for _ in 0..(QUEUED_BATCHES + 5) {
             let _ = release.send(());
         }
         let mut sink = sink.flush_timeout(Duration::from_secs(30));
-        // The next flush reports what was refused (these batches had no events), then all
-        // is well.
-        let stalled = sink.flush().expect_err("batches were refused");
-        assert!(
-            stalled.to_string().contains("while it was stalled"),
-            "{stalled}"
-        );
         sink.flush().expect("flushes once released");
         assert_eq!(
             written.load(Ordering::Acquire) as usize,

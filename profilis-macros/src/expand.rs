@@ -291,9 +291,9 @@ fn async_body(site: &SiteSpec, output: &ReturnType, block: Block) -> TokenStream
 /// (and gets the `Output` the signature names, `future`, which it may not infer by itself);
 /// statements before it (cloning what the block needs) run when the future is made, untimed,
 /// under a `__private::Handover` that records the call if they end it instead (an early
-/// `return`, which hands back a future not wrapped, or a panic). A body returning
-/// `Pin<Box<dyn Future ..>>` made otherwise is [`boxed_body`]'s. Any other body comes back
-/// unchanged as `Err`.
+/// `return`, which hands back a future not wrapped, or a panic). A body returning a nameable
+/// `Pin<Box<dyn Future ..>>` that is more than `Box::pin(async ..)` is [`boxed_body`]'s. Any
+/// other body comes back unchanged as `Err`.
 fn boxed_async_body(
     site: &SiteSpec,
     future: Option<&FutureReturn>,
@@ -304,13 +304,18 @@ fn boxed_async_body(
     let output = future
         .and_then(|future| future.output.as_ref())
         .and_then(infer_impl_trait);
+    // A boxed future made otherwise than by the async block alone (an early `return` before
+    // it, say): the whole body runs in a closure, so every future it can return is wrapped.
+    if let Some(FutureReturn {
+        boxed: Some(ty), ..
+    }) = future
+    {
+        if block.stmts.len() > 1 || tail_async_block(&mut block).is_none() {
+            return Ok(boxed_body(site, ty, block));
+        }
+    }
     let Some(async_block) = tail_async_block(&mut block) else {
-        return match future {
-            Some(FutureReturn {
-                boxed: Some(ty), ..
-            }) => Ok(boxed_body(site, ty, block)),
-            _ => Err(block),
-        };
+        return Err(block);
     };
     if let (Expr::Async(inner), Some(output)) = (&mut *async_block, &output) {
         let fix = fix_output(output);
@@ -451,8 +456,13 @@ fn future_return(ty: &Type) -> Option<FutureReturn> {
             if boxed_last.ident != "Box" || args.args.len() != 1 {
                 return None;
             }
+            // A type with an `impl Trait` in it (`Output = impl Display`) cannot be a
+            // closure's return type.
+            let nameable = infer_impl_trait(ty).is_some_and(|named| {
+                named.to_token_stream().to_string() == ty.to_token_stream().to_string()
+            });
             future_bound(&object.bounds).map(|output| FutureReturn {
-                boxed: Some(ty.clone()),
+                boxed: nameable.then(|| ty.clone()),
                 output,
             })
         }

@@ -121,10 +121,12 @@
 //! from the future's first poll (an async block gets the `Output` an `impl Future<Output = ..>`
 //! or `Pin<Box<dyn Future<Output = ..>>>` signature names, as it would be inferred without
 //! the attribute). So is a function returning `Pin<Box<dyn Future<..> ..>>` written out
-//! (not through an alias such as `BoxFuture`, whose meaning the macro cannot read) that makes
-//! its future any other way (`Box::pin(work(id))`, `async { .. }.boxed()`, in branches or by
-//! an early `return`): its whole body runs, untimed, when it is called, in a closure of its
-//! return type, and the future it makes is wrapped and boxed once more (one allocation). A
+//! (not through an alias such as `BoxFuture`, whose meaning the macro cannot read, nor with
+//! an `impl Trait` inside) whose body is more than `Box::pin(async ..)` (`Box::pin(work(id))`,
+//! `async { .. }.boxed()`, branches, statements and early `return`s before the tail): its
+//! whole body runs, untimed, when it is called, in a closure of its return type, and the
+//! future it makes, whichever `return` gave it, is wrapped and boxed once more (one
+//! allocation). A
 //! function returning `impl Future` made by a call (`work(id)`) is timed as the making of the
 //! future only: the future's type cannot be named, so it is left as it is (its body stays
 //! inline, as for any other `impl Trait`). The statements before an async block tail run

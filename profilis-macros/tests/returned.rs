@@ -59,6 +59,21 @@ fn via_early_return(fail: bool) -> Pin<Box<dyn Future<Output = Result<u8, String
 }
 
 #[profiled]
+fn via_early_return_then_block(
+    fail: bool,
+) -> Pin<Box<dyn Future<Output = Result<u8, String>> + Send>> {
+    if fail {
+        return Box::pin(work(true));
+    }
+    Box::pin(async move { work(false).await })
+}
+
+#[profiled]
+fn boxed_impl_output() -> Pin<Box<dyn Future<Output = impl std::fmt::Display>>> {
+    Box::pin(ready(1u8))
+}
+
+#[profiled]
 fn via_block(fail: bool) -> impl Future<Output = Result<u8, String>> + Send + 'static {
     async move { work(fail).await }
 }
@@ -183,6 +198,7 @@ fn boxed_futures_made_in_any_form_are_timed_as_their_work_with_their_errors() {
             assert_eq!(via_boxed(fail).await.is_err(), fail);
             assert_eq!(via_branches(fail).await.is_err(), fail);
             assert_eq!(via_early_return(fail).await.is_err(), fail);
+            assert_eq!(via_early_return_then_block(fail).await.is_err(), fail);
             assert_eq!(via_block(fail).await.is_err(), fail);
             assert_eq!(via_call(fail).await.is_err(), fail);
         }
@@ -192,6 +208,7 @@ fn boxed_futures_made_in_any_form_are_timed_as_their_work_with_their_errors() {
         "returned::via_boxed",
         "returned::via_branches",
         "returned::via_early_return",
+        "returned::via_early_return_then_block",
         "returned::via_block",
     ] {
         assert_eq!(captured.count(name), (2, 1), "{name}");
@@ -223,6 +240,7 @@ fn async_blocks_and_tails_get_the_type_the_signature_names() {
         assert_eq!(inferred_tail(ready(4)).await, 4);
         assert_eq!(into_tail(Box::new(ready(5))).await, 5);
         assert_eq!(boxed_sync(6).await, 6);
+        assert_eq!(boxed_impl_output().await.to_string(), "1");
         assert_eq!(boxed_borrowing("abc").await, 4);
         assert_eq!(boxed_local(std::rc::Rc::new(7)).await, 7);
         let panicked = std::panic::AssertUnwindSafe(block_that_panics())

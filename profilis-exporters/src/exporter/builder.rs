@@ -500,8 +500,7 @@ impl Exporter {
             let name = sink.name().to_owned();
             let sink = NonBlocking::from_box(sink)
                 .map_err(|source| StartError::SinkSpawn { sink: name, source })?
-                .flush_timeout(self.collector.shutdown_timeout)
-                .stall_timeout(self.collector.shutdown_timeout);
+                .flush_timeout(self.collector.shutdown_timeout);
             sinks.push(Box::new(sink));
         }
         let collector = Collector::start(
