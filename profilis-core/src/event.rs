@@ -83,20 +83,23 @@ impl Failure {
     }
 }
 
-/// `message` written out, cut to [`Failure::MAX_MESSAGE`] bytes.
-pub(crate) fn bounded_message(message: &dyn fmt::Display) -> String {
-    /// Keeps what fits; once a piece does not, keeps nothing more (and fails every write, so
-    /// a well-behaved `Display` stops; one that ignores the error writes nothing more).
-    struct Bounded {
-        kept: String,
+/// Appends `message`, as its `Display` writes it, to `into`, up to `max` bytes of `into` (cut
+/// at a character boundary); returns whether it was cut. A `Display` that fails leaves what it
+/// wrote; once a piece does not fit, every later write fails, so a well-behaved `Display`
+/// stops (one that ignores the error writes nothing more). One that panics leaves what it wrote
+/// in `into` for a caller that catches the panic.
+pub fn write_bounded(message: &dyn fmt::Display, max: usize, into: &mut String) -> bool {
+    struct Bounded<'a> {
+        kept: &'a mut String,
+        max: usize,
         cut: bool,
     }
-    impl fmt::Write for Bounded {
+    impl fmt::Write for Bounded<'_> {
         fn write_str(&mut self, s: &str) -> fmt::Result {
             if self.cut {
                 return Err(fmt::Error);
             }
-            let room = Failure::MAX_MESSAGE.saturating_sub(self.kept.len());
+            let room = self.max.saturating_sub(self.kept.len());
             if s.len() <= room {
                 self.kept.push_str(s);
                 return Ok(());
@@ -107,28 +110,38 @@ pub(crate) fn bounded_message(message: &dyn fmt::Display) -> String {
         }
     }
     let mut out = Bounded {
-        kept: String::new(),
+        kept: into,
+        max,
         cut: false,
     };
+    let _ = fmt::write(&mut out, format_args!("{message}"));
+    out.cut
+}
+
+/// `message` written out, cut to [`Failure::MAX_MESSAGE`] bytes.
+pub(crate) fn bounded_message(message: &dyn fmt::Display) -> String {
+    let mut kept = String::new();
     // A `Display` that fails (or is cut) leaves what it wrote. One that panics too: the
     // application's call returned, and its error must not become a panic because of us.
-    let panicked = catch_unwind(AssertUnwindSafe(|| {
-        let _ = fmt::write(&mut out, format_args!("{message}"));
-    }))
-    .is_err();
-    let mut kept = out.kept;
-    if panicked {
-        const NOTE: &str = "(its Display panicked)";
-        let end = floor_char_boundary(&kept, Failure::MAX_MESSAGE - NOTE.len() - 1);
-        kept.truncate(end);
-        if !kept.is_empty() {
-            kept.push(' ');
+    let written = catch_unwind(AssertUnwindSafe(|| {
+        write_bounded(message, Failure::MAX_MESSAGE, &mut kept)
+    }));
+    match written {
+        Err(_) => {
+            const NOTE: &str = "(its Display panicked)";
+            let end = floor_char_boundary(&kept, Failure::MAX_MESSAGE - NOTE.len() - 1);
+            kept.truncate(end);
+            if !kept.is_empty() {
+                kept.push(' ');
+            }
+            kept.push_str(NOTE);
         }
-        kept.push_str(NOTE);
-    } else if out.cut {
-        let end = floor_char_boundary(&kept, Failure::MAX_MESSAGE - '…'.len_utf8());
-        kept.truncate(end);
-        kept.push('…');
+        Ok(true) => {
+            let end = floor_char_boundary(&kept, Failure::MAX_MESSAGE - '…'.len_utf8());
+            kept.truncate(end);
+            kept.push('…');
+        }
+        Ok(false) => {}
     }
     kept
 }

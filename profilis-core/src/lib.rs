@@ -95,6 +95,7 @@ pub use switch::{is_enabled, set_enabled};
 ///   in-flight gauge.
 pub mod adapter {
     pub use crate::call::{enter, record_measured, CallGuard, Timer};
+    pub use crate::event::write_bounded;
     pub use crate::in_flight::InFlight;
     pub use crate::once::{Abandon, RecordOnce};
 

@@ -214,6 +214,38 @@ fn run(mut sink: FanOut, receiver: &Receiver<Message>, queued: &AtomicU64) {
     }
 }
 
+/// Why [`send_while`] did not send.
+enum NotSent {
+    /// No room, in time.
+    Full,
+    /// The thread has ended.
+    Stopped,
+}
+
+/// Sends `message`, waiting for room while `in_time()` says so.
+fn send_while(
+    sender: &SyncSender<Message>,
+    mut message: Message,
+    in_time: impl Fn() -> bool,
+) -> Result<(), NotSent> {
+    loop {
+        match sender.try_send(message) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(again)) if in_time() => {
+                message = again;
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(TrySendError::Full(_)) => return Err(NotSent::Full),
+            Err(TrySendError::Disconnected(_)) => return Err(NotSent::Stopped),
+        }
+    }
+}
+
+/// Whether `deadline` is still ahead (`None`: there is none).
+fn in_time_for(deadline: Option<Instant>) -> bool {
+    deadline.is_none_or(|deadline| Instant::now() < deadline)
+}
+
 impl Drop for NonBlocking {
     /// Ends the thread and waits (at most 1 s, and not for a thread a flush found stuck) until
     /// it has dropped its sink: after a shutdown's last flush, a file sink's lock is let go
@@ -251,39 +283,29 @@ impl Sink for NonBlocking {
         let events = owned.events.len() as u64;
         // Counted before the thread can take it, so `queued` never goes below zero.
         self.queued.fetch_add(events, Ordering::AcqRel);
-        let mut message = Message::Batch(owned);
-        // No deadline past what the clock can say: wait for room as long as it takes.
+        // A stalled sink's batch waits for no room; no deadline past what the clock can say.
         let deadline = (!self.stalled).then(|| Instant::now().checked_add(self.stall_timeout));
+        let in_time = || deadline.is_some_and(in_time_for);
         let Some(sender) = &self.sender else {
             return Err(self.not_handed_over("its thread has stopped", events));
         };
-        loop {
-            match sender.try_send(message) {
-                Ok(()) => {
-                    self.stalled = false;
-                    return Ok(());
-                }
-                Err(TrySendError::Full(again))
-                    if deadline.is_some_and(|deadline| {
-                        deadline.is_none_or(|deadline| Instant::now() < deadline)
-                    }) =>
-                {
-                    message = again;
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => {
-                    self.queued.fetch_sub(events, Ordering::AcqRel);
-                    self.refused.0 += 1;
-                    self.refused.1 = self.refused.1.saturating_add(events);
-                    let why = match e {
-                        TrySendError::Full(_) => {
-                            self.stalled = true;
-                            "its thread has taken no batch for a while"
-                        }
-                        TrySendError::Disconnected(_) => "its thread has stopped",
-                    };
-                    return Err(self.not_handed_over(why, events));
-                }
+        match send_while(sender, Message::Batch(owned), in_time) {
+            Ok(()) => {
+                self.stalled = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.queued.fetch_sub(events, Ordering::AcqRel);
+                self.refused.0 += 1;
+                self.refused.1 = self.refused.1.saturating_add(events);
+                let why = match e {
+                    NotSent::Full => {
+                        self.stalled = true;
+                        "its thread has taken no batch for a while"
+                    }
+                    NotSent::Stopped => "its thread has stopped",
+                };
+                Err(self.not_handed_over(why, events))
             }
         }
     }
@@ -292,7 +314,7 @@ impl Sink for NonBlocking {
         let timeout = self.flush_timeout;
         // `None`: past what the clock can say, so no deadline.
         let deadline = Instant::now().checked_add(timeout);
-        let in_time = || deadline.is_none_or(|deadline| Instant::now() < deadline);
+        let in_time = || in_time_for(deadline);
         // Batches refused while it was stalled are lost too, and reported with the rest.
         let (batches, refused) = std::mem::take(&mut self.refused);
         let late = |queued: &AtomicU64| {
@@ -304,25 +326,16 @@ impl Sink for NonBlocking {
             .with_lost(left.saturating_add(refused))
         };
         let (reply, outcome) = mpsc::channel();
-        let mut message = Message::Flush(reply);
         let Some(sender) = &self.sender else {
             return Err(SinkError::new("its thread has stopped"));
         };
-        loop {
-            match sender.try_send(message) {
-                Ok(()) => break,
-                Err(TrySendError::Full(again)) if in_time() => {
-                    message = again;
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Err(TrySendError::Full(_)) => {
-                    self.stuck = true;
-                    return Err(late(&self.queued));
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    return Err(SinkError::new("its thread has stopped"))
-                }
+        match send_while(sender, Message::Flush(reply), in_time) {
+            Ok(()) => {}
+            Err(NotSent::Full) => {
+                self.stuck = true;
+                return Err(late(&self.queued));
             }
+            Err(NotSent::Stopped) => return Err(SinkError::new("its thread has stopped")),
         }
         let reply = match deadline {
             Some(deadline) => {
@@ -332,7 +345,6 @@ impl Sink for NonBlocking {
                 .recv()
                 .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
-        let events = refused;
         match reply {
             Ok(FlushOutcome { failed: 0, .. }) if batches == 0 => {
                 self.stuck = false;
@@ -340,13 +352,13 @@ impl Sink for NonBlocking {
             }
             // Batches refused while it was stalled: lost, and the report says so.
             Ok(FlushOutcome { failed: 0, .. }) => Err(SinkError::new(format!(
-                "{batches} batch(es) with {events} event(s) were not handed to it while it \
+                "{batches} batch(es) with {refused} event(s) were not handed to it while it \
                  was stalled"
             ))
-            .with_lost(events)),
+            .with_lost(refused)),
             // The wrapped sink's failed flush was said on stderr by its thread.
             Ok(FlushOutcome { lost, .. }) => {
-                Err(SinkError::new("its flush failed").with_lost(lost.saturating_add(events)))
+                Err(SinkError::new("its flush failed").with_lost(lost.saturating_add(refused)))
             }
             Err(_) => {
                 self.stuck = true;

@@ -458,9 +458,7 @@ fn future_return(ty: &Type) -> Option<FutureReturn> {
             }
             // A type with an `impl Trait` in it (`Output = impl Display`) cannot be a
             // closure's return type.
-            let nameable = infer_impl_trait(ty).is_some_and(|named| {
-                named.to_token_stream().to_string() == ty.to_token_stream().to_string()
-            });
+            let nameable = !has_impl_trait(ty);
             future_bound(&object.bounds).map(|output| FutureReturn {
                 boxed: nameable.then(|| ty.clone()),
                 output,
@@ -507,15 +505,28 @@ fn infer_impl_trait(ty: &Type) -> Option<Type> {
         return None;
     }
     let mut ty = ty.clone();
-    ReplaceImplTrait.visit_type_mut(&mut ty);
+    ReplaceImplTrait::default().visit_type_mut(&mut ty);
     Some(ty)
 }
 
-struct ReplaceImplTrait;
+/// Whether `ty` has an `impl Trait` anywhere in it.
+fn has_impl_trait(ty: &Type) -> bool {
+    let mut replace = ReplaceImplTrait::default();
+    replace.visit_type_mut(&mut ty.clone());
+    replace.replaced
+}
+
+/// Replaces each `impl Trait` it visits by `_`.
+#[derive(Default)]
+struct ReplaceImplTrait {
+    /// Whether it replaced any.
+    replaced: bool,
+}
 
 impl VisitMut for ReplaceImplTrait {
     fn visit_type_mut(&mut self, ty: &mut Type) {
         if let Type::ImplTrait(impl_trait) = ty {
+            self.replaced = true;
             let underscore = syn::Token![_](impl_trait.span());
             *ty = Type::Infer(syn::TypeInfer {
                 underscore_token: underscore,

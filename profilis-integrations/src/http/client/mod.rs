@@ -525,36 +525,8 @@ impl fmt::Display for Redacted<'_> {
 /// last whitespace on), so that no URL is kept cut inside its userinfo, where it would not be
 /// recognised as one.
 fn read_bounded(message: &dyn fmt::Display, max: usize) -> String {
-    struct Bounded {
-        text: String,
-        max: usize,
-        cut: bool,
-    }
-    impl fmt::Write for Bounded {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let room = self.max - self.text.len();
-            if s.len() <= room {
-                self.text.push_str(s);
-                return Ok(());
-            }
-            let mut end = room;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            self.text.push_str(&s[..end]);
-            self.cut = true;
-            Err(fmt::Error)
-        }
-    }
-    let mut out = Bounded {
-        text: String::new(),
-        max,
-        cut: false,
-    };
-    // A `Display` that fails leaves what it wrote.
-    let _ = fmt::write(&mut out, format_args!("{message}"));
-    let mut text = out.text;
-    if out.cut {
+    let mut text = String::new();
+    if profilis_core::adapter::write_bounded(message, max, &mut text) {
         let last_word = text.rfind(char::is_whitespace).unwrap_or(0);
         text.truncate(last_word);
         text.push('…');
