@@ -469,6 +469,62 @@ mod tests {
         parse_openmetrics(&om).unwrap_or_else(|e| panic!("{e}\n{om}"));
     }
 
+    #[test]
+    fn the_same_labels_in_another_order_are_one_series() {
+        let recorder = PrometheusRecorder::new(&[1.0]);
+        metrics::with_local_recorder(&recorder, || {
+            // `metrics` keys compare their labels in any order (a `Key`'s hash and equality),
+            // so these are one key, one series: written once, in the order first given.
+            // (Two lines with one label set would be a duplicate series Prometheus drops.)
+            metrics::counter!("jobs_total", "shop" => "1", "kind" => "x").increment(1);
+            metrics::counter!("jobs_total", "kind" => "x", "shop" => "1").increment(2);
+            // Another set of the same keys stays its own series.
+            metrics::counter!("jobs_total", "kind" => "y", "shop" => "1").increment(5);
+            // Keys that are renamed or sanitized, and a key given twice.
+            metrics::counter!("odd_total", "le" => "1", "a.b" => "2", "a-b" => "3").increment(1);
+            metrics::counter!("odd_total", "a-b" => "3", "le" => "1", "a.b" => "2").increment(1);
+            metrics::counter!("twice_total", "k" => "1", "k" => "2").increment(1);
+            metrics::counter!("twice_total", "k" => "2", "k" => "1").increment(1);
+            metrics::gauge!("depth", "z" => "1", "a" => "2").set(4.0);
+            metrics::gauge!("depth", "a" => "2", "z" => "1").set(6.0);
+            metrics::histogram!("lat", "b" => "1", "a" => "2").record(0.5);
+            metrics::histogram!("lat", "a" => "2", "b" => "1").record(2.0);
+            // A counter and a gauge of one name and labels are not one storage.
+            metrics::counter!("mixed_total", "p" => "1", "q" => "2").increment(7);
+            metrics::gauge!("mixed_total", "q" => "2", "p" => "1").set(1.0);
+            metrics::describe_counter!("jobs_total", "Jobs");
+            metrics::describe_counter!("odd_total", "Odd");
+            metrics::describe_counter!("twice_total", "Twice");
+            metrics::describe_gauge!("depth", "Depth");
+            metrics::describe_histogram!("lat", "Latency");
+            metrics::describe_counter!("mixed_total", "Mixed");
+        });
+        let text = recorder.render();
+        // Written once, in the order first given, with what both recorded.
+        for line in [
+            "jobs_total{shop=\"1\",kind=\"x\"} 3\n",
+            "jobs_total{kind=\"y\",shop=\"1\"} 5\n",
+            "odd_total{exported_le=\"1\",a_b=\"2\",exported_a_b=\"3\"} 2\n",
+            "depth{z=\"1\",a=\"2\"} 6\n",
+            "lat_count{b=\"1\",a=\"2\"} 2\n",
+            "lat_sum{b=\"1\",a=\"2\"} 2.5\n",
+            "mixed_total{p=\"1\",q=\"2\"} 7\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        let read = page(&recorder);
+        assert_eq!(read.named("jobs_total").count(), 2, "{text}");
+        assert_eq!(read.named("odd_total").count(), 1, "{text}");
+        assert_eq!(read.named("twice_total").count(), 1, "{text}");
+        assert_eq!(read.named("depth").count(), 1, "{text}");
+        assert_eq!(read.named("lat_count").count(), 1, "{text}");
+        let twice = read.named("twice_total").next().map(|s| s.value);
+        assert_eq!(twice, Some(2.0), "{text}");
+        promtool_check_metrics(text.as_bytes());
+        let om = recorder.render_as(ExpositionFormat::OpenMetrics);
+        parse_openmetrics(&om).unwrap_or_else(|e| panic!("{e}\n{om}"));
+    }
+
     /// A page with awkward label values and help texts, through every path that renders.
     fn awkward_page() -> (String, Vec<&'static str>) {
         let (recorder, values) = awkward_recorder();
