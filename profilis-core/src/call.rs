@@ -608,17 +608,24 @@ fn cancelled_unpolled(site: &'static Site) {
 /// whose body ends with `async ..` or `Box::pin(async ..)`) from its start until that future,
 /// wrapped by [`instrument`], is made ([`Handover::done`]). Dropped before, by an early
 /// `return` (of a future not wrapped) or a panic, it records the call as ending then: counted,
-/// failed if panicking, so that no path of the function goes unrecorded.
+/// failed if a panic started after it (not one that was already unwinding when the function
+/// was called, from a `Drop`), so that no path of the function goes unrecorded.
 #[must_use = "dropped, it records the call as ended"]
 pub struct Handover {
     site: &'static Site,
+    /// Whether a panic was unwinding when the call started: only a panic that starts after it
+    /// ends the call as panicked (as for [`ExitOnDrop`]).
+    unwinding: bool,
 }
 
 impl Handover {
     /// Starts holding the call of `site`.
     #[inline(always)]
     pub fn new(site: &'static Site) -> Handover {
-        Handover { site }
+        Handover {
+            site,
+            unwinding: std::thread::panicking(),
+        }
     }
 
     /// The future is made and wrapped: it records the call from now on.
@@ -630,7 +637,7 @@ impl Handover {
 
 impl Drop for Handover {
     fn drop(&mut self) {
-        handover_dropped(self.site);
+        handover_dropped(self.site, self.unwinding);
     }
 }
 
@@ -669,13 +676,13 @@ impl Drop for ExitOnDrop<'_> {
 }
 
 /// A [`Handover`] dropped before its future was made: the call ended now, by an early return
-/// or a panic.
+/// or a panic (one that started after the call did: not `unwinding` when it started).
 #[cold]
 #[inline(never)]
-fn handover_dropped(site: &'static Site) {
+fn handover_dropped(site: &'static Site, unwinding: bool) {
     if let Some(call) = Call::begin(site) {
         // Ended as a call dropped unfinished is, but returned, unless a panic ends it.
-        let outcome = if std::thread::panicking() {
+        let outcome = if !unwinding && std::thread::panicking() {
             Outcome::Panicked
         } else {
             Outcome::Returned

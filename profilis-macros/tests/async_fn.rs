@@ -219,6 +219,58 @@ fn a_function_returning_a_future_it_makes_times_the_future() {
     }
 }
 
+/// A boxed future through an alias, which `#[profiled]` cannot name: its async tail is wrapped,
+/// and the statements before it run under a `Handover`.
+type Fetch = std::pin::Pin<Box<dyn Future<Output = u64> + Send>>;
+
+#[profiled]
+fn make_fetch_aliased(id: u64) -> Fetch {
+    if id == 0 {
+        return Box::pin(async { 0 });
+    }
+    Box::pin(async move { id })
+}
+
+/// Makes futures, by an early `return` or not, and runs them when dropped: while a panic
+/// unwinds, in the test below.
+struct FetchesOnDrop;
+
+impl Drop for FetchesOnDrop {
+    fn drop(&mut self) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for (id, mut future) in [
+            (0, make_fetch_aliased(0)),
+            (2, make_fetch_aliased(2)),
+            (0, make_fetch_or_not(0)),
+            (0, make_fetch_early_by_macro(0)),
+        ] {
+            assert_eq!(future.as_mut().poll(&mut cx), std::task::Poll::Ready(id));
+        }
+    }
+}
+
+#[test]
+fn a_future_returning_function_called_while_a_panic_unwinds_returned() {
+    let ((), captured) = capture_async(async {
+        let unwound = std::panic::catch_unwind(|| {
+            let _fetches = FetchesOnDrop;
+            panic!("unwinding");
+        });
+        assert!(unwound.is_err());
+    });
+    for (name, calls) in [
+        ("async_fn::make_fetch_aliased", 2),
+        ("async_fn::make_fetch_or_not", 1),
+        ("async_fn::make_fetch_early_by_macro", 1),
+    ] {
+        let recorded = captured.named(name);
+        assert_eq!(recorded.len(), calls, "{name}: {recorded:?}");
+        for call in recorded {
+            assert_eq!((call.outcome, call.error), (Outcome::Returned, false), "{name}");
+        }
+    }
+}
+
 #[test]
 fn a_future_returning_function_ended_before_its_tail_is_recorded() {
     let ((), captured) = capture_async(async {
@@ -242,6 +294,7 @@ fn a_future_returning_function_ended_before_its_tail_is_recorded() {
         "{outcomes:?}"
     );
     let by_macro = captured.named("async_fn::make_fetch_early_by_macro");
+    assert!(by_macro.iter().all(|c| c.outcome == Outcome::Returned));
     assert_eq!(by_macro.len(), 2, "both paths: {by_macro:?}");
     assert!(
         by_macro.iter().any(|c| c.dur_ns >= ms(10)),
