@@ -266,7 +266,11 @@ fn a_future_returning_function_called_while_a_panic_unwinds_returned() {
         let recorded = captured.named(name);
         assert_eq!(recorded.len(), calls, "{name}: {recorded:?}");
         for call in recorded {
-            assert_eq!((call.outcome, call.error), (Outcome::Returned, false), "{name}");
+            assert_eq!(
+                (call.outcome, call.error),
+                (Outcome::Returned, false),
+                "{name}"
+            );
         }
     }
 }

@@ -22,6 +22,12 @@
 //!   counts as a query without the error flag. Where failures matter, wrap the call in
 //!   [`crate::db::query`]`("sqlite", sql, || ...)` on a connection that is not instrumented.
 //! - A connection has one trace hook: calling `trace_v2` on it afterwards replaces this one.
+//! - A prepared statement that SQLite prepares again as it starts, because another connection
+//!   changed the schema since, is recorded as its first attempt: SQLite reports the attempt
+//!   that found the schema changed as a statement that ended (before it prepares the statement
+//!   again), then runs it again with no sign of a start. So that one run counts once, as it
+//!   should, but with no rows and the first attempt's short time. The runs after it are
+//!   recorded as usual.
 
 use std::cell::RefCell;
 
@@ -144,5 +150,46 @@ mod tests {
                 ("SELECT count(*) FROM t WHERE x > ?".to_owned(), Some(1)),
             ]
         );
+    }
+
+    /// A file of its own for a database two connections share, removed when dropped.
+    struct DbFile(std::path::PathBuf);
+
+    impl Drop for DbFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// What the module docs say of a statement prepared again after a schema change.
+    #[test]
+    fn a_statement_prepared_again_after_a_schema_change_counts_once_as_its_first_attempt() {
+        let file = DbFile(
+            std::env::temp_dir().join(format!("profilis-reprepare-{}.sqlite", std::process::id())),
+        );
+        let ((), captured) = capture(|| {
+            let a = Connection::open(&file.0).unwrap();
+            let b = Connection::open(&file.0).unwrap();
+            a.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2), (3);")
+                .unwrap();
+            instrument(&a);
+            let mut stmt = a.prepare("SELECT x FROM t WHERE x > 0").unwrap();
+            for round in 0..3 {
+                if round == 1 {
+                    // Another connection changes the schema: SQLite prepares `stmt` again
+                    // when it next starts.
+                    b.execute_batch("CREATE INDEX i ON t (x)").unwrap();
+                }
+                let n = stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap().count();
+                assert_eq!(n, 3);
+            }
+            assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 1);
+        });
+        let rows: Vec<_> = captured
+            .named(VENDOR)
+            .iter()
+            .map(|e| e.detail::<DbDetail>().unwrap().rows)
+            .collect();
+        assert_eq!(rows, [Some(3), None, Some(3)]);
     }
 }
