@@ -10,6 +10,10 @@ pub use profilis_integrations::http::*;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use profilis_integrations::tower;
 
+/// The body of a `/metrics` answer refused for want of the bearer token.
+#[cfg(any(feature = "axum", feature = "actix"))]
+const UNAUTHORIZED_BODY: &str = "a bearer token is needed: Authorization: Bearer <token>\n";
+
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum {
@@ -65,11 +69,13 @@ pub mod axum {
     //! # Ok(()) }
     //! ```
 
-    use axum::http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION};
+    use axum::http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, WWW_AUTHENTICATE};
     use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
     use axum::response::{IntoResponse, Response};
     use axum::routing::get;
     use axum::Router;
+
+    use super::UNAUTHORIZED_BODY;
 
     /// A router that answers `GET` (and `HEAD`) `/metrics` with [`metrics_handler`]. Merge it
     /// into the application's router (`app.merge(metrics_router())`).
@@ -86,8 +92,19 @@ pub mod axum {
     /// exemplars for Prometheus, else the text format with
     /// [`METRICS_CONTENT_TYPE`](crate::exposition::METRICS_CONTENT_TYPE)), gzip-compressed when
     /// the request's `Accept-Encoding` accepts gzip, and `Vary: Accept, Accept-Encoding`.
+    /// `401 Unauthorized` (with `WWW-Authenticate: Bearer`) without the exporter's
+    /// [bearer token](crate::Exporter::bearer_token) when one is set, as the listener answers;
     /// `503 Service Unavailable` before the exporter is installed.
     pub async fn metrics_handler(headers: HeaderMap) -> Response {
+        let authorization = headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
+        if !crate::exposition::scrape_authorized(authorization) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(WWW_AUTHENTICATE, "Bearer")],
+                UNAUTHORIZED_BODY,
+            )
+                .into_response();
+        }
         let format = crate::ExpositionFormat::negotiate(
             headers
                 .get_all(ACCEPT)
@@ -213,9 +230,11 @@ pub mod actix {
     //! exporter's bearer token, if one is set.
 
     use actix_web::dev::HttpServiceFactory;
-    use actix_web::http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION};
+    use actix_web::http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, WWW_AUTHENTICATE};
     use actix_web::http::StatusCode;
     use actix_web::{web, HttpRequest, HttpResponse};
+
+    use super::UNAUTHORIZED_BODY;
 
     pub use profilis_integrations::actix::*;
 
@@ -233,8 +252,19 @@ pub mod actix {
     /// exemplars for Prometheus, else the text format with
     /// [`METRICS_CONTENT_TYPE`](crate::exposition::METRICS_CONTENT_TYPE)), gzip-compressed when
     /// the request's `Accept-Encoding` accepts gzip, and `Vary: Accept, Accept-Encoding`.
+    /// `401 Unauthorized` (with `WWW-Authenticate: Bearer`) without the exporter's
+    /// [bearer token](crate::Exporter::bearer_token) when one is set, as the listener answers;
     /// `503 Service Unavailable` before the exporter is installed.
     pub async fn metrics(req: HttpRequest) -> HttpResponse {
+        let authorization = req
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|value| value.as_bytes());
+        if !crate::exposition::scrape_authorized(authorization) {
+            return HttpResponse::Unauthorized()
+                .insert_header((WWW_AUTHENTICATE, "Bearer"))
+                .body(UNAUTHORIZED_BODY);
+        }
         let format = crate::ExpositionFormat::negotiate(
             req.headers()
                 .get_all(ACCEPT)

@@ -1,6 +1,7 @@
 //! The dashboard mounted in an axum router and an actix-web app over real loopback HTTP:
 //! `503` before the exporter is installed, the page without the token, the JSON with the
 //! exporter's token only, `400` on a bad window, real calls listed; `404` once it is off.
+//! The mounted `/metrics` beside it asks for the same token, as the listener's does.
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -17,7 +18,9 @@ const TOKEN: &str = "mounted-token";
 const WAIT: Duration = Duration::from_secs(10);
 
 fn serve_axum(runtime: &tokio::runtime::Runtime) -> SocketAddr {
-    let app: Router = Router::new().nest("/profilis/", profilis::http::axum::dashboard_router());
+    let app: Router = Router::new()
+        .nest("/profilis/", profilis::http::axum::dashboard_router())
+        .merge(profilis::http::axum::metrics_router());
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -32,9 +35,11 @@ fn serve_actix() -> SocketAddr {
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = HttpServer::new(|| {
-                App::new().service(
-                    web::scope("/profilis").service(profilis::http::actix::dashboard_service()),
-                )
+                App::new()
+                    .service(
+                        web::scope("/profilis").service(profilis::http::actix::dashboard_service()),
+                    )
+                    .service(profilis::http::actix::metrics_service())
             })
             .workers(1)
             .disable_signals()
@@ -62,6 +67,7 @@ fn mounted_handlers_answer_like_the_listener_with_the_exporters_token() {
         let before = get(addr, "/profilis/metrics.json", &[]);
         assert_eq!(before.status, 503, "{addr}: {}", before.text());
         assert!(before.text().contains("not installed"));
+        assert_eq!(get(addr, "/metrics", &[]).status, 503, "{addr}");
     }
 
     let guard = profilis::Exporter::new()
@@ -111,6 +117,24 @@ fn mounted_handlers_answer_like_the_listener_with_the_exporters_token() {
             &[auth[0], ("Accept-Encoding", "gzip")],
         );
         assert_eq!(zipped.header("content-encoding"), Some("gzip"), "{addr}");
+        // `/metrics` beside it: the same token, or 401 as the listener answers.
+        let refused = get(addr, "/metrics", &[]);
+        assert_eq!(refused.status, 401, "{addr}: {}", refused.text());
+        assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+        assert!(
+            !refused.text().contains("dashboard_mount"),
+            "{}",
+            refused.text()
+        );
+        let wrong = get(addr, "/metrics", &[("Authorization", "Bearer not-it")]);
+        assert_eq!(wrong.status, 401, "{addr}");
+        let page = get(addr, "/metrics", &auth);
+        assert_eq!(page.status, 200, "{addr}");
+        assert!(
+            page.text().contains("dashboard_mount::work"),
+            "{}",
+            page.text()
+        );
     }
 
     drop(guard);
@@ -118,5 +142,8 @@ fn mounted_handlers_answer_like_the_listener_with_the_exporters_token() {
         let off = get(addr, "/profilis/metrics.json", &auth);
         assert_eq!(off.status, 404, "{addr}");
         assert!(off.text().contains("dashboard is off"), "{}", off.text());
+        // The page outlives the guard, and so does its token.
+        assert_eq!(get(addr, "/metrics", &[]).status, 401, "{addr}");
+        assert_eq!(get(addr, "/metrics", &auth).status, 200, "{addr}");
     }
 }

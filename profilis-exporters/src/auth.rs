@@ -1,6 +1,29 @@
 //! The bearer token check shared by the built-in listener and the dashboard's handlers (which
 //! framework routers mount too), so every door asks for the token the same way.
 
+#[cfg(feature = "dashboard")]
+use std::sync::Mutex;
+
+/// The bearer token of the exporter installed last (none if it had none), which the `/metrics`
+/// handlers mounted in an application's own router ask for: the page they serve is that
+/// exporter's, and stays on after its guard drops, so the token stays with it.
+#[cfg(feature = "dashboard")]
+static INSTALLED_TOKEN: Mutex<Option<String>> = Mutex::new(None);
+
+/// Makes `token` the one [`installed_authorized`] asks for.
+#[cfg(feature = "dashboard")]
+pub(crate) fn install_token(token: Option<String>) {
+    *INSTALLED_TOKEN.lock().unwrap_or_else(|e| e.into_inner()) = token;
+}
+
+/// Whether `authorization` carries the installed exporter's bearer token; always `true` when
+/// it has none (or none is installed).
+#[cfg(feature = "dashboard")]
+pub(crate) fn installed_authorized(authorization: Option<&[u8]>) -> bool {
+    let token = INSTALLED_TOKEN.lock().unwrap_or_else(|e| e.into_inner());
+    bearer_authorized(token.as_deref(), authorization)
+}
+
 /// Whether `token` can be a bearer token: not empty, visible ASCII only (no spaces).
 pub(crate) fn valid_bearer_token(token: &str) -> bool {
     !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())

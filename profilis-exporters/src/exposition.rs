@@ -82,6 +82,23 @@ pub fn metrics_page_as<'a>(
     }
 }
 
+/// Whether a request to a `/metrics` handler mounted in an application's own router (the
+/// axum and actix-web handlers of `profilis::http`) may have the page: `authorization` (its
+/// `Authorization` header's value, if any) must carry the installed exporter's
+/// [bearer token](crate::Exporter::bearer_token) as `Bearer <token>`, as the built-in
+/// listener asks. Always `true` when that exporter has no token, or before one is installed.
+/// A handler answers `false` with `401 Unauthorized` and `WWW-Authenticate: Bearer`.
+///
+/// ```
+/// // No exporter installed in this process: nothing to ask for.
+/// assert!(profilis_exporters::exposition::scrape_authorized(None));
+/// ```
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub fn scrape_authorized(authorization: Option<&[u8]>) -> bool {
+    crate::auth::installed_authorized(authorization)
+}
+
 /// Whether `Accept-Encoding` accepts gzip: `gzip` or `x-gzip` with a non-zero weight, or else
 /// `*` with a non-zero weight. No header means identity only.
 pub(crate) fn accepts_gzip<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {

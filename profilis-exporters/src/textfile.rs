@@ -5,7 +5,9 @@
 //! A file is written atomically: the text goes to a hidden temporary file in the same
 //! directory (`.<name>.<pid>.<n>.tmp`, which node_exporter does not read since it does not end
 //! in `.prom`), is synced, then renamed over the target. A reader sees the old page or the
-//! new one, never half of one.
+//! new one, never half of one. The temporary file is always a new one (`O_CREAT | O_EXCL`): in
+//! a directory others can write to, a link planted at its name is never followed and a file
+//! already there never taken over; the next name is tried.
 
 use std::ffi::OsString;
 use std::fs;
@@ -105,27 +107,58 @@ pub fn write_textfile(path: impl AsRef<Path>, text: &str) -> Result<(), Textfile
             dir: dir.to_owned(),
         });
     }
-    let mut temp_name = OsString::from(".");
-    temp_name.push(path.file_name().unwrap_or_default());
-    temp_name.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let temp = dir.join(temp_name);
-    let written = fs::File::create(&temp)
-        .and_then(|mut file| {
-            file.write_all(text.as_bytes())?;
-            file.sync_data()
-        })
-        .and_then(|()| fs::rename(&temp, path));
+    let (temp, file) = create_temp(dir, path).map_err(|source| TextfileError::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    let written = write_and_sync(file, text).and_then(|()| fs::rename(&temp, path));
     written.map_err(|source| {
+        // The temporary file is this writer's own (made by `create_temp`), so removing it
+        // removes nothing of anyone else's.
         let _ = fs::remove_file(&temp);
         TextfileError::Write {
             path: path.to_owned(),
             source,
         }
     })
+}
+
+/// Most names tried for a temporary file before giving up: each name already taken (by a
+/// file or link another process left there) costs one.
+const TEMP_ATTEMPTS: u32 = 64;
+
+/// Makes a new temporary file next to `path`, `.<name>.<pid>.<n>.tmp`, and opens it for
+/// writing. The name must not exist yet (`O_CREAT | O_EXCL`): a link planted at that name in a
+/// directory others can write to is not followed (which would write the page, or truncate,
+/// whatever file it points to, with this process's rights), and a file left there is not
+/// taken over; the next name is tried instead.
+fn create_temp(dir: &Path, path: &Path) -> io::Result<(PathBuf, fs::File)> {
+    let mut last_error = None;
+    for _ in 0..TEMP_ATTEMPTS {
+        let mut temp_name = OsString::from(".");
+        temp_name.push(path.file_name().unwrap_or_default());
+        temp_name.push(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let temp = dir.join(temp_name);
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+        {
+            Ok(file) => return Ok((temp, file)),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last_error = Some(error),
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()))
+}
+
+fn write_and_sync(mut file: fs::File, text: &str) -> io::Result<()> {
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
 }
 
 /// The exporter's periodic writer: a thread that writes the exposition to one file every

@@ -153,8 +153,9 @@ impl Exporter {
     }
 
     /// Requests must carry `Authorization: Bearer <token>`; others get 401: those of the
-    /// built-in listener (`/metrics` and the dashboard's JSON) and those of the dashboard's
-    /// handlers mounted in a router of your own.
+    /// built-in listener (`/metrics` and the dashboard's JSON), and those of the `/metrics`
+    /// and dashboard handlers mounted in a router of your own (`profilis::http`, through
+    /// [`exposition::scrape_authorized`](crate::exposition::scrape_authorized)).
     ///
     /// Without this call, `PROFILIS_BEARER_TOKEN` gives the token. A token that is empty or
     /// not visible ASCII makes [`Exporter::install`] fail with [`Error::BearerToken`].
@@ -453,6 +454,8 @@ impl Exporter {
             return Err(Error::BearerToken);
         }
         #[cfg(feature = "dashboard")]
+        let bearer_token_kept = bearer_token.clone();
+        #[cfg(feature = "dashboard")]
         let dashboard = {
             #[cfg(feature = "listener")]
             let on_by_default = listen.is_some_and(|addr| addr.ip().to_canonical().is_loopback());
@@ -554,6 +557,9 @@ impl Exporter {
         if let Some(dashboard) = &dashboard {
             crate::dashboard::install(dashboard);
         }
+        // The mounted `/metrics` handlers serve this exporter's page from now on: its token.
+        #[cfg(feature = "dashboard")]
+        crate::auth::install_token(bearer_token_kept);
         Ok(ExporterGuard {
             collector: Some(collector),
             #[cfg(feature = "dashboard")]

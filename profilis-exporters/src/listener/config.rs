@@ -43,7 +43,9 @@ pub struct ListenerConfig {
     /// Time a client has to send the request line and headers of each request, counted from
     /// when the listener starts waiting for them (also bounds idle keep-alive connections).
     /// When every place is taken, a client still sending them may be closed sooner to make room
-    /// (see [`max_connections`](Self::max_connections)).
+    /// (see [`max_connections`](Self::max_connections)). Also the stall limit: a response its
+    /// client has not taken within this time (a client that asks for the page and reads none
+    /// of it) no longer keeps its connection's place when a newcomer needs one.
     pub read_timeout: Duration,
     /// Longest time a connection may stay open, from accept to close, whatever it is doing,
     /// except waiting for the [`before_scrape`](Self::before_scrape) hook: that time does not
@@ -54,7 +56,9 @@ pub struct ListenerConfig {
     pub max_header_bytes: usize,
     /// Most connections of allowed clients open at once. When all are taken, a newcomer takes
     /// the place of the oldest connection without a complete request, else of the longest idle
-    /// keep-alive one; when every connection is answering a request, the newcomer gets `503`
+    /// keep-alive one, else of the one whose response has waited the longest, past
+    /// [`read_timeout`](Self::read_timeout), for its client to take it; when every connection
+    /// is answering a request within that time, the newcomer gets `503`
     /// with `Retry-After`. Refused clients never take a place. See the
     /// [module docs](super#security).
     pub max_connections: usize,

@@ -24,7 +24,7 @@
 //! | [`addr`](ListenerConfig::addr) | [`DEFAULT_LISTEN`], `127.0.0.1:9464`: loopback only |
 //! | [`allow`](ListenerConfig::allow) | empty: everyone who can reach the address |
 //! | [`bearer_token`](ListenerConfig::bearer_token) | none |
-//! | [`read_timeout`](ListenerConfig::read_timeout) | [`DEFAULT_READ_TIMEOUT`], 5 s to send the request headers (also the longest idle time between keep-alive requests) |
+//! | [`read_timeout`](ListenerConfig::read_timeout) | [`DEFAULT_READ_TIMEOUT`], 5 s to send the request headers (also the longest idle time between keep-alive requests, and how long a response may wait for its client to take it before the connection gives way to a newcomer) |
 //! | [`connection_timeout`](ListenerConfig::connection_timeout) | [`DEFAULT_CONNECTION_TIMEOUT`], 30 s for the whole connection |
 //! | [`max_header_bytes`](ListenerConfig::max_header_bytes) | [`DEFAULT_MAX_HEADER_BYTES`], 8 KiB of request line and headers |
 //! | [`max_connections`](ListenerConfig::max_connections) | [`DEFAULT_MAX_CONNECTIONS`], 16 open connections of allowed clients; when all are taken a newcomer takes the place of one that is not answering a request (see Limits below) |
@@ -64,12 +64,15 @@
 //!   are refused with `431` and the connection closed. Allowed clients share
 //!   `max_connections` places, and idle or slow clients cannot fill them: when all are taken, a
 //!   newcomer takes the place of the oldest connection that has not sent a complete request
-//!   head yet, or else of the connection idle the longest between keep-alive requests; that
+//!   head yet, or else of the connection idle the longest between keep-alive requests, or else
+//!   of the connection whose response has waited the longest for its client to take it, once
+//!   that is longer than the read timeout (a client that asks for a page larger than the
+//!   socket buffers and never reads it cannot hold its place for the connection timeout); that
 //!   connection is closed. A connection whose request is being answered (until its response has
-//!   been written to the socket) is never closed for a newcomer. Only when every place is
-//!   answering a request does a newcomer get `503 Service Unavailable` with `Retry-After: 1`
-//!   and the connection closed, answered like a refused client (at most 8 at a time, each for
-//!   at most 1 s, past that closed at once). Each accepted connection gets to read its request
+//!   been written to the socket, within the read timeout) is not closed for a newcomer. Only
+//!   when every place is answering a request does a newcomer get `503 Service Unavailable`
+//!   with `Retry-After: 1` and the connection closed, answered like a refused client (at most
+//!   8 at a time, each for at most 1 s, past that closed at once). Each accepted connection gets to read its request
 //!   before the next is accepted, so a scraper that sends its request right after connecting
 //!   is answering before a flood of newcomers can displace it: 64 clients reconnecting as fast
 //!   as they are cut, sending nothing or their headers one byte a second, from a refused or an

@@ -1,12 +1,15 @@
 //! The connections of allowed clients: at most `max_connections` open at once, and which one
 //! gives way when another client arrives and all are taken. A connection answering a request is
-//! never closed for a newcomer; one that has not sent a complete request yet gives way first
-//! (the oldest first), then one idle between keep-alive requests (the longest idle first). Only
-//! when every connection is answering a request is there no room.
+//! not closed for a newcomer; one that has not sent a complete request yet gives way first
+//! (the oldest first), then one idle between keep-alive requests (the longest idle first), then
+//! one whose response has waited longer than the stall limit for the client to take it (the
+//! longest waiting first): a client that asks for a page and never reads it does not keep its
+//! place. Only when every connection is answering a request within that limit is there no room.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::task::AbortHandle;
 
@@ -17,6 +20,9 @@ pub(super) struct Pool {
 
 struct State {
     capacity: usize,
+    /// How long a response may wait for its client to take it before the connection gives way
+    /// to a newcomer.
+    stall_limit: Duration,
     /// Advances on every admission and change of phase; orders connections by age.
     clock: u64,
     /// Every open connection, by id (the tick it was admitted at).
@@ -25,6 +31,9 @@ struct State {
     waiting: BTreeMap<u64, u64>,
     /// Keep-alive connections between requests: tick their last response went out -> id.
     idle: BTreeMap<u64, u64>,
+    /// Connections whose response is written but not yet taken by the client: tick it was
+    /// handed at -> (when, id).
+    sending: BTreeMap<u64, (Instant, u64)>,
 }
 
 struct Open {
@@ -39,6 +48,8 @@ enum Phase {
     Waiting(u64),
     /// A request is being answered.
     Busy,
+    /// The response is handed to the connection, not yet all sent; the key in `sending`.
+    Sending(u64),
     /// Between keep-alive requests; the key in `idle`.
     Idle(u64),
 }
@@ -48,14 +59,18 @@ enum Phase {
 pub(super) struct Full;
 
 impl Pool {
-    pub(super) fn new(capacity: usize) -> Arc<Self> {
+    /// A pool of `capacity` places, where a response that waits longer than `stall_limit` for
+    /// its client to take it no longer keeps its connection's place.
+    pub(super) fn new(capacity: usize, stall_limit: Duration) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 capacity,
+                stall_limit,
                 clock: 0,
                 open: HashMap::new(),
                 waiting: BTreeMap::new(),
                 idle: BTreeMap::new(),
+                sending: BTreeMap::new(),
             }),
         })
     }
@@ -81,6 +96,7 @@ impl Pool {
                     .first_key_value()
                     .or_else(|| state.idle.first_key_value())
                     .map(|(_, &id)| id)
+                    .or_else(|| state.stalled())
                     .ok_or(Full)?;
                 state.remove(victim).flatten()
             } else {
@@ -122,6 +138,13 @@ impl State {
         Some(open.abort)
     }
 
+    /// The connection whose response has waited the longest for its client, if that is longer
+    /// than the stall limit.
+    fn stalled(&self) -> Option<u64> {
+        let (_, &(since, id)) = self.sending.first_key_value()?;
+        (since.elapsed() >= self.stall_limit).then_some(id)
+    }
+
     /// Takes a connection out of the order of its phase.
     fn leave(&mut self, phase: Phase) {
         match phase {
@@ -131,26 +154,43 @@ impl State {
             Phase::Idle(key) => {
                 self.idle.remove(&key);
             }
+            Phase::Sending(key) => {
+                self.sending.remove(&key);
+            }
             Phase::Busy => {}
         }
     }
 
-    fn enter(&mut self, id: u64, busy: bool) {
+    fn enter(&mut self, id: u64, next: Next) {
         let Some(phase) = self.open.get(&id).map(|open| open.phase) else {
             return; // evicted already
         };
         self.leave(phase);
-        let phase = if busy {
-            Phase::Busy
-        } else {
-            let key = self.tick();
-            self.idle.insert(key, id);
-            Phase::Idle(key)
+        let phase = match next {
+            Next::Busy => Phase::Busy,
+            Next::Sending => {
+                let key = self.tick();
+                self.sending.insert(key, (Instant::now(), id));
+                Phase::Sending(key)
+            }
+            Next::Idle => {
+                let key = self.tick();
+                self.idle.insert(key, id);
+                Phase::Idle(key)
+            }
         };
         if let Some(open) = self.open.get_mut(&id) {
             open.phase = phase;
         }
     }
+}
+
+/// The phase [`State::enter`] moves a connection to.
+#[derive(Clone, Copy)]
+enum Next {
+    Busy,
+    Sending,
+    Idle,
 }
 
 /// One connection's place in the [`Pool`]; given back when the last clone is dropped, which is
@@ -174,19 +214,22 @@ impl Slot {
     /// A complete request head arrived: the connection is busy until its response is sent.
     pub(super) fn request_started(&self) {
         self.response_handed.store(false, Ordering::Relaxed);
-        self.pool.state().enter(self.id, true);
+        self.pool.state().enter(self.id, Next::Busy);
     }
 
-    /// The whole response is in the connection's write buffer (its body was dropped).
+    /// The whole response is in the connection's write buffer (its body was dropped): from now
+    /// on it waits for the client to take it, for the stall limit at most.
     pub(super) fn response_handed(&self) {
+        let mut state = self.pool.state();
         self.response_handed.store(true, Ordering::Relaxed);
+        state.enter(self.id, Next::Sending);
     }
 
     /// The connection flushed its write buffer to the socket: a handed response is now sent,
     /// and the connection idle until the next request.
     pub(super) fn flushed(&self) {
         if self.response_handed.swap(false, Ordering::Relaxed) {
-            self.pool.state().enter(self.id, false);
+            self.pool.state().enter(self.id, Next::Idle);
         }
     }
 
@@ -206,6 +249,9 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
+    /// A stall limit no test reaches.
+    const NEVER: Duration = Duration::from_secs(24 * 60 * 60);
+
     fn admit(pool: &Arc<Pool>) -> Arc<Slot> {
         pool.admit().expect("room for a connection")
     }
@@ -219,14 +265,14 @@ mod tests {
 
     #[test]
     fn connections_within_the_capacity_are_all_kept() {
-        let pool = Pool::new(3);
+        let pool = Pool::new(3, NEVER);
         let slots: Vec<_> = (0..3).map(|_| admit(&pool)).collect();
         assert!(slots.iter().all(|slot| slot.is_open()));
     }
 
     #[test]
     fn when_full_the_oldest_connection_without_a_request_gives_way() {
-        let pool = Pool::new(3);
+        let pool = Pool::new(3, NEVER);
         let oldest = admit(&pool);
         let middle = admit(&pool);
         let newest = admit(&pool);
@@ -240,7 +286,7 @@ mod tests {
 
     #[test]
     fn connections_without_a_request_give_way_before_idle_keep_alive_ones() {
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, NEVER);
         let idle = admit(&pool);
         serve(&idle);
         let waiting = admit(&pool);
@@ -254,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_longest_idle_connection_gives_way_when_none_is_waiting() {
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, NEVER);
         let first = admit(&pool);
         let second = admit(&pool);
         serve(&second);
@@ -266,7 +312,7 @@ mod tests {
 
     #[test]
     fn busy_connections_never_give_way_and_full_means_all_busy() {
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, NEVER);
         let first = admit(&pool);
         let second = admit(&pool);
         first.request_started();
@@ -283,8 +329,49 @@ mod tests {
     }
 
     #[test]
+    fn a_response_the_client_does_not_take_within_the_stall_limit_gives_way() {
+        // A limit of zero: every handed response not yet flushed has waited long enough.
+        let pool = Pool::new(3, Duration::ZERO);
+        let answering = admit(&pool);
+        let first_stalled = admit(&pool);
+        let second_stalled = admit(&pool);
+        for slot in [&answering, &first_stalled, &second_stalled] {
+            slot.request_started();
+        }
+        assert!(
+            pool.admit().is_err(),
+            "a connection answering a request gave way"
+        );
+        first_stalled.response_handed();
+        second_stalled.response_handed();
+        // The response waiting the longest gives way first; the one being answered never.
+        let arriving = admit(&pool);
+        assert!(!first_stalled.is_open());
+        assert!(second_stalled.is_open() && answering.is_open());
+        // A response its client took leaves the connection idle, and its next request busy:
+        // no longer one that gives way.
+        second_stalled.flushed();
+        second_stalled.request_started();
+        arriving.request_started();
+        assert!(
+            pool.admit().is_err(),
+            "a connection answering a request gave way"
+        );
+    }
+
+    #[test]
+    fn a_response_within_the_stall_limit_keeps_its_place() {
+        let pool = Pool::new(1, NEVER);
+        let slot = admit(&pool);
+        slot.request_started();
+        slot.response_handed();
+        assert!(pool.admit().is_err());
+        assert!(slot.is_open());
+    }
+
+    #[test]
     fn a_flush_without_a_handed_response_keeps_a_connection_busy() {
-        let pool = Pool::new(1);
+        let pool = Pool::new(1, NEVER);
         let slot = admit(&pool);
         slot.request_started();
         slot.flushed();
@@ -293,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_dropped_slot_frees_its_place() {
-        let pool = Pool::new(1);
+        let pool = Pool::new(1, NEVER);
         let slot = admit(&pool);
         slot.request_started();
         assert!(pool.admit().is_err());
@@ -304,7 +391,7 @@ mod tests {
 
     #[test]
     fn an_evicted_slot_ignores_later_changes_and_its_drop() {
-        let pool = Pool::new(1);
+        let pool = Pool::new(1, NEVER);
         let evicted = admit(&pool);
         let current = admit(&pool);
         assert!(!evicted.is_open());

@@ -65,7 +65,7 @@ impl Server {
             dashboard: config.dashboard,
             before_scrape: config.before_scrape,
             connection_timeout: config.connection_timeout,
-            pool: Pool::new(config.max_connections),
+            pool: Pool::new(config.max_connections, config.read_timeout),
             refusing: Arc::new(Semaphore::new(ANSWERING_LIMIT)),
             turning_away: Arc::new(Semaphore::new(ANSWERING_LIMIT)),
             http,
