@@ -182,7 +182,8 @@ mod attr;
 mod expand;
 
 /// Times every call of a function, or of every method of an impl block; see the
-/// [crate documentation](crate) for the arguments and semantics.
+/// [`profilis-macros` crate documentation](https://docs.rs/profilis-macros) for the arguments
+/// and semantics.
 ///
 /// ```
 /// # use profilis::profiled;
