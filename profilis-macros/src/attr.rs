@@ -447,7 +447,11 @@ fn is_bodyless_fn(item: &Item) -> bool {
 }
 
 fn const_fn_error(span: Span) -> syn::Error {
-    syn::Error::new(span, "#[profiled] cannot be used on a const fn")
+    syn::Error::new(
+        span,
+        "#[profiled] cannot be used on a const fn (a call evaluated at compile time cannot be \
+         timed): remove `const` to profile it, or remove the attribute",
+    )
 }
 
 /// A second `#[profiled]` on the item (`attr`, the one after this): each call would be
