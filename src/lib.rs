@@ -104,8 +104,9 @@
 //!
 //! Builder methods in code ([`Exporter`]), with the `PROFILIS_*` environment variables as
 //! defaults that code overrides (`PROFILIS_LISTEN`, `PROFILIS_SERVICE`, `PROFILIS_INSTANCE`,
-//! `PROFILIS_WORKER`, `PROFILIS_SAMPLE_RATE`, `PROFILIS_BUCKETS`, `PROFILIS_DISABLED`,
-//! `PROFILIS_DASHBOARD`, `PROFILIS_PROCESS_METRICS`, `PROFILIS_ALLOW`, `PROFILIS_BEARER_TOKEN`). A bad value is an [`Error`] naming the setting, the value and what
+//! `PROFILIS_WORKER`, `PROFILIS_SAMPLE_RATE`, `PROFILIS_BUCKETS`, `PROFILIS_METRIC_BUCKETS`,
+//! `PROFILIS_DISABLED`, `PROFILIS_DASHBOARD`, `PROFILIS_PROCESS_METRICS`, `PROFILIS_ALLOW`,
+//! `PROFILIS_BEARER_TOKEN`). A bad value is an [`Error`] naming the setting, the value and what
 //! is allowed; nothing panics.
 //!
 //! # Other entry points
