@@ -31,8 +31,9 @@ use prometheus::Installed;
 /// the Prometheus sink, and the built-in listener. Keep the guard alive; dropping it flushes.
 ///
 /// ```no_run
-/// fn main() -> Result<(), profilis_exporters::Error> {
-///     let _profilis = profilis_exporters::install_exporter()?;
+/// # use profilis_exporters as profilis;
+/// fn main() -> Result<(), profilis::Error> {
+///     let _profilis = profilis::install_exporter()?;
 ///     // ... run the service; Prometheus scrapes http://127.0.0.1:9464/metrics
 ///     Ok(())
 /// }
@@ -140,8 +141,9 @@ impl ExporterGuard {
     /// listener stops.
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), profilis_exporters::Error> {
-    /// let profilis = profilis_exporters::install_exporter()?;
+    /// # use profilis_exporters as profilis;
+    /// # fn main() -> Result<(), profilis::Error> {
+    /// let profilis = profilis::install_exporter()?;
     /// // ... run the service
     /// let report = profilis.shutdown();
     /// if !report.is_clean() {
