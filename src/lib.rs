@@ -113,6 +113,8 @@
 //!
 //! - [`set_enabled`]: switch profiling off and on at run time (off, a call costs one atomic
 //!   load); [`set_global_rate`]: the share of calls that are timed.
+//! - [`emit`]: record a call, request or query whose duration was measured elsewhere (a job
+//!   scheduler, a client with its own timing), as Python profilis's `emit_*` do.
 //! - [`testing`]: capture what your code records, in its tests.
 //! - [`adapter`]: what adapters record calls with, to instrument a framework of your own.
 #![deny(missing_docs)]
