@@ -104,14 +104,17 @@
 //!
 //! Builder methods in code ([`Exporter`]), with the `PROFILIS_*` environment variables as
 //! defaults that code overrides (`PROFILIS_LISTEN`, `PROFILIS_SERVICE`, `PROFILIS_INSTANCE`,
-//! `PROFILIS_WORKER`, `PROFILIS_SAMPLE_RATE`, `PROFILIS_BUCKETS`, `PROFILIS_DISABLED`,
-//! `PROFILIS_DASHBOARD`, `PROFILIS_PROCESS_METRICS`, `PROFILIS_ALLOW`, `PROFILIS_BEARER_TOKEN`). A bad value is an [`Error`] naming the setting, the value and what
+//! `PROFILIS_WORKER`, `PROFILIS_SAMPLE_RATE`, `PROFILIS_BUCKETS`, `PROFILIS_METRIC_BUCKETS`,
+//! `PROFILIS_DISABLED`, `PROFILIS_DASHBOARD`, `PROFILIS_PROCESS_METRICS`, `PROFILIS_ALLOW`,
+//! `PROFILIS_BEARER_TOKEN`). A bad value is an [`Error`] naming the setting, the value and what
 //! is allowed; nothing panics.
 //!
 //! # Other entry points
 //!
 //! - [`set_enabled`]: switch profiling off and on at run time (off, a call costs one atomic
 //!   load); [`set_global_rate`]: the share of calls that are timed.
+//! - [`emit`]: record a call, request or query whose duration was measured elsewhere (a job
+//!   scheduler, a client with its own timing), as Python profilis's `emit_*` do.
 //! - [`testing`]: capture what your code records, in its tests.
 //! - [`adapter`]: what adapters record calls with, to instrument a framework of your own.
 #![deny(missing_docs)]

@@ -55,7 +55,8 @@ fn upper(i: usize) -> u64 {
 /// cycles or sites with [`Latency::add`].
 ///
 /// ```
-/// use profilis_core::Latency;
+/// # use profilis_core as profilis;
+/// use profilis::Latency;
 ///
 /// let mut latency = Latency::default();
 /// for us in 1..=1000 {

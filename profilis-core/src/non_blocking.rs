@@ -50,7 +50,8 @@ const DROP_WAIT: Duration = Duration::from_secs(1);
 /// for the thread: it returns at once, as on the collector's own thread.
 ///
 /// ```
-/// use profilis_core::{sink_fn, NonBlocking};
+/// # use profilis_core as profilis;
+/// use profilis::{sink_fn, NonBlocking};
 ///
 /// let slow = sink_fn(|batch| {
 ///     std::thread::sleep(std::time::Duration::from_millis(1)); // a slow destination

@@ -3,9 +3,10 @@
 //! for metrics.
 //!
 //! ```
-//! use profilis_core::adapter;
-//! use profilis_core::testing::capture;
-//! use profilis_core::Site;
+//! # use profilis_core as profilis;
+//! use profilis::adapter;
+//! use profilis::testing::capture;
+//! use profilis::Site;
 //!
 //! static CHECKOUT: Site = Site::function("shop::checkout", None);
 //!

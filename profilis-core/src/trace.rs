@@ -97,8 +97,9 @@ impl SpanContext {
 /// carries. `None` for a context without a trace or a span, which the header cannot carry.
 ///
 /// ```
-/// use profilis_core::context::{format_traceparent, parse_traceparent, SpanContext};
-/// use profilis_core::context::{SpanId, TraceId};
+/// # use profilis_core as profilis;
+/// use profilis::context::{format_traceparent, parse_traceparent, SpanContext};
+/// use profilis::context::{SpanId, TraceId};
 ///
 /// let ctx = SpanContext { trace_id: TraceId(0x4bf9), span_id: SpanId(0xf067) };
 /// let header = format_traceparent(ctx).unwrap();

@@ -41,8 +41,9 @@
 //! | `exporter_last_success_timestamp_seconds` | when the last successful update ended, Unix time (after the first success) |
 //!
 //! ```no_run
+//! # mod profilis { pub mod kit { pub use profilis_exporter_kit::*; } }
 //! use std::sync::atomic::{AtomicU64, Ordering};
-//! use profilis_exporter_kit::{BoxError, Context, Counter, Gauge, Script, UpdateMode};
+//! use profilis::kit::{BoxError, Context, Counter, Gauge, Script, UpdateMode};
 //! use std::time::Duration;
 //!
 //! #[derive(clap::Args)]
@@ -85,7 +86,7 @@
 //! }
 //!
 //! fn main() -> std::process::ExitCode {
-//!     profilis_exporter_kit::main::<Queue>()
+//!     profilis::kit::main::<Queue>()
 //! }
 //! ```
 //!

@@ -28,7 +28,8 @@ pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "exporter_last_success_timestam
 /// update the kit stopped at its time limit, rather than `reason="error"`.
 ///
 /// ```
-/// use profilis_exporter_kit::{BoxError, TimedOut};
+/// # mod profilis { pub mod kit { pub use profilis_exporter_kit::*; } }
+/// use profilis::kit::{BoxError, TimedOut};
 ///
 /// let error: BoxError = TimedOut::new("GET http://localhost:8000/status: no answer within 2s").into();
 /// assert!(error.is::<TimedOut>());

@@ -22,14 +22,15 @@ pub enum ConsoleFormat {
 /// stdout or any [`io::Write`].
 ///
 /// ```no_run
-/// use profilis_exporters::{ConsoleFormat, ConsoleSink};
-/// use profilis_exporters::Exporter;
+/// # use profilis_exporters as profilis;
+/// use profilis::{ConsoleFormat, ConsoleSink};
+/// use profilis::Exporter;
 ///
-/// # fn main() -> Result<(), profilis_exporters::Error> {
+/// # fn main() -> Result<(), profilis::Error> {
 /// // Compact lines on stdout, beside the Prometheus exporter.
 /// let _profilis = Exporter::new().console(ConsoleFormat::Compact).install()?;
 /// # Ok(()) }
-/// # fn other() -> Result<(), profilis_exporters::Error> {
+/// # fn other() -> Result<(), profilis::Error> {
 /// // Or indented JSON into a file of your own.
 /// let file = std::fs::File::create("events.json").expect("created");
 /// let _profilis = Exporter::new()

@@ -219,8 +219,9 @@ pub(crate) fn check_states(name: &str, states: &[&str]) -> Result<Box<[String]>,
 /// [`install_exporter`](crate::install_exporter).
 ///
 /// ```
-/// # fn main() -> Result<(), profilis_exporters::MetricError> {
-/// profilis_exporters::info("shop", &[("version", "1.2.3"), ("region", "eu-west")])?;
+/// # use profilis_exporters as profilis;
+/// # fn main() -> Result<(), profilis::MetricError> {
+/// profilis::info("shop", &[("version", "1.2.3"), ("region", "eu-west")])?;
 /// // shop_info{version="1.2.3",region="eu-west"} 1
 /// # Ok(()) }
 /// ```
@@ -263,8 +264,9 @@ pub fn info(name: &str, labels: &[(&str, &str)]) -> Result<(), MetricError> {
 /// text is replaced by `metrics::describe_gauge!`.
 ///
 /// ```
-/// # fn main() -> Result<(), profilis_exporters::MetricError> {
-/// use profilis_exporters::StateSet;
+/// # use profilis_exporters as profilis;
+/// # fn main() -> Result<(), profilis::MetricError> {
+/// use profilis::StateSet;
 ///
 /// let health = StateSet::new("app_health", &["healthy", "unhealthy"])?;
 /// assert_eq!(health.state(), "healthy");

@@ -27,7 +27,8 @@ use std::sync::Arc;
 /// `prefix*` or `*suffix`.
 ///
 /// ```
-/// use profilis_exporters::MetricMatch;
+/// # use profilis_exporters as profilis;
+/// use profilis::MetricMatch;
 ///
 /// assert_eq!("http_*".parse(), Ok(MetricMatch::prefix("http_")));
 /// assert_eq!("*_bytes".parse(), Ok(MetricMatch::suffix("_bytes")));
@@ -211,7 +212,8 @@ pub(crate) fn validate_metric_bounds(
 /// same matcher twice, or no entry at all.
 ///
 /// ```
-/// use profilis_exporters::{parse_metric_buckets, MetricMatch};
+/// # use profilis_exporters as profilis;
+/// use profilis::{parse_metric_buckets, MetricMatch};
 ///
 /// let rules = parse_metric_buckets("http_*=0.01,0.1; *_bytes=1e3,1e6").unwrap();
 /// assert_eq!(rules[0], (MetricMatch::prefix("http_"), vec![0.01, 0.1]));

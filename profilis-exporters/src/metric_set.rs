@@ -36,10 +36,11 @@
 //! with one series per state, `app_health{app_health="healthy"} 1`, the other states 0.
 //!
 //! ```
-//! use profilis_exporters::metric_set::MetricSet;
-//! use profilis_exporters::ExpositionFormat;
+//! # use profilis_exporters as profilis;
+//! use profilis::metric_set::MetricSet;
+//! use profilis::ExpositionFormat;
 //!
-//! # fn main() -> Result<(), profilis_exporters::MetricError> {
+//! # fn main() -> Result<(), profilis::MetricError> {
 //! let set = MetricSet::staged();
 //! let current = set.gauge("app_requests_current", "Requests being served.", &[])?;
 //! let health = set.state_set("app_health", "The app's health.", &[], &["healthy", "unhealthy"])?;

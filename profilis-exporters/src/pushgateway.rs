@@ -116,9 +116,10 @@ pub enum PushError {
 /// timeout, and what the exporter's guard does when it drops.
 ///
 /// ```no_run
+/// # use profilis_exporters as profilis;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use profilis_exporters::{Exporter, PushMethod, Pushgateway};
+/// use profilis::{Exporter, PushMethod, Pushgateway};
 ///
 /// let gateway = Pushgateway::new("http://pushgateway:9091", "nightly_import")?
 ///     .grouping("shard", "eu/1")?

@@ -379,7 +379,8 @@ pub(crate) struct Exemplar {
 /// carries exemplars.
 ///
 /// ```
-/// use profilis_exporters::ExpositionFormat;
+/// # use profilis_exporters as profilis;
+/// use profilis::ExpositionFormat;
 ///
 /// // The `Accept` header Prometheus 2 sends when it scrapes.
 /// let prometheus = "application/openmetrics-text;version=1.0.0,\

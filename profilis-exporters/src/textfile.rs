@@ -82,10 +82,11 @@ static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// what node_exporter would refuse (see [`Exporter::textfile`](crate::Exporter::textfile)).
 ///
 /// ```no_run
+/// # use profilis_exporters as profilis;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // A page of your own, made however you like:
 /// let page = "# HELP batch_rows_total Rows imported.\n# TYPE batch_rows_total counter\nbatch_rows_total 42\n";
-/// profilis_exporters::write_textfile("/var/lib/prometheus/node-exporter/batch.prom", page)?;
+/// profilis::write_textfile("/var/lib/prometheus/node-exporter/batch.prom", page)?;
 /// # Ok(()) }
 /// ```
 ///

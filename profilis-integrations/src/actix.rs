@@ -5,8 +5,8 @@
 //!
 //! ```no_run
 //! use actix_web::{web, App, HttpServer};
-//! use profilis_integrations::actix::Profilis;
-//! use profilis_integrations::http::HttpConfig;
+//! use profilis::http::actix::Profilis;
+//! use profilis::http::HttpConfig;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let rules = HttpConfig::new().exclude_routes(&["/health"])?.build();

@@ -8,14 +8,14 @@
     doc = r#"
 ```
 use axum::{extract::Path, http::StatusCode, routing::get, Router};
-use profilis_integrations::http::HttpConfig;
-use profilis_integrations::tower::ProfilisLayer;
+use profilis::http::HttpConfig;
+use profilis::http::tower::ProfilisLayer;
 
 async fn user(Path(id): Path<u64>) -> String {
     format!("user {id}")
 }
 
-# fn main() -> Result<(), profilis_integrations::http::HttpConfigError> {
+# fn main() -> Result<(), profilis::http::HttpConfigError> {
 let rules = HttpConfig::new().exclude_routes(&["/healthz", "re:^/static/"])?.build();
 let app: Router = Router::new()
     .route("/users/{id}", get(user))
@@ -222,7 +222,7 @@ impl<R> ProfilisLayer<R> {
     /// Takes route templates from `route` instead, for services that are not an axum router:
     ///
     /// ```
-    /// use profilis_integrations::tower::ProfilisLayer;
+    /// use profilis::http::tower::ProfilisLayer;
     ///
     /// let layer = ProfilisLayer::default().with_route_fn(|request: &http::Request<String>| {
     ///     let path = request.uri().path();

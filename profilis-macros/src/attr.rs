@@ -420,7 +420,9 @@ pub(crate) fn check_item(item: Item, outer: &Args) -> (TokenStream, syn::Result<
         other => {
             let span = item_span(&other);
             let message = if is_bodyless_fn(&other) {
-                "#[profiled] needs a function body; put it on the method in each impl instead"
+                "#[profiled] needs a function body, and a declaration has none: for a trait \
+                 method, put it on the method in each impl (or on a default body); for a \
+                 function of an `extern` block, on a Rust function that calls it"
             } else {
                 "#[profiled] can only be used on functions and impl blocks"
             };
@@ -432,8 +434,8 @@ pub(crate) fn check_item(item: Item, outer: &Args) -> (TokenStream, syn::Result<
     }
 }
 
-/// A function without a body (`fn price(&self) -> u32;` in a trait), which syn reads as an
-/// opaque item.
+/// A function without a body (`fn price(&self) -> u32;` in a trait, `fn abs(x: i32) -> i32;`
+/// in an `extern` block), which syn reads as an opaque item.
 fn is_bodyless_fn(item: &Item) -> bool {
     let Item::Verbatim(tokens) = item else {
         return false;
@@ -445,7 +447,11 @@ fn is_bodyless_fn(item: &Item) -> bool {
 }
 
 fn const_fn_error(span: Span) -> syn::Error {
-    syn::Error::new(span, "#[profiled] cannot be used on a const fn")
+    syn::Error::new(
+        span,
+        "#[profiled] cannot be used on a const fn (a call evaluated at compile time cannot be \
+         timed): remove `const` to profile it, or remove the attribute",
+    )
 }
 
 /// A second `#[profiled]` on the item (`attr`, the one after this): each call would be

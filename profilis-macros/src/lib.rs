@@ -33,8 +33,9 @@
 //!
 //! Faults are compile errors pointing at the argument at fault, all reported at once: an
 //! unknown argument (`sampel`), one given twice, a `sample` that is not a number literal or
-//! is outside `0..=1`, a `name` that is not a string literal or holds a control character, `#[profiled]` on a `const fn`
-//! or on anything other than a function or an impl block. The item is then emitted
+//! is outside `0..=1`, a `name` that is not a string literal or holds a control character, `#[profiled]` on a `const fn`,
+//! on a function declaration without a body (a trait's method, a function of an `extern`
+//! block) or on anything other than a function or an impl block. The item is then emitted
 //! unchanged, so no errors follow from the attribute. An item that does not parse is passed
 //! through untouched so that rustc reports your own syntax error.
 //!
@@ -182,7 +183,8 @@ mod attr;
 mod expand;
 
 /// Times every call of a function, or of every method of an impl block; see the
-/// [crate documentation](crate) for the arguments and semantics.
+/// [`profilis-macros` crate documentation](https://docs.rs/profilis-macros) for the arguments
+/// and semantics.
 ///
 /// ```
 /// # use profilis::profiled;

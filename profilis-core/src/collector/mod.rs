@@ -131,7 +131,8 @@ impl Collector {
     /// work at hand returns, unwatched.
     ///
     /// ```
-    /// use profilis_core::{Collector, CollectorConfig};
+    /// # use profilis_core as profilis;
+    /// use profilis::{Collector, CollectorConfig};
     ///
     /// let collector = Collector::start(CollectorConfig::default(), Vec::new()).unwrap();
     /// let report = collector.shutdown();

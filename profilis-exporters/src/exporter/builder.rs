@@ -22,8 +22,9 @@ use crate::metric_names;
 /// Builder of the exporter: everything `install_exporter()` does, set in code.
 ///
 /// ```no_run
-/// # fn main() -> Result<(), profilis_exporters::Error> {
-/// let _profilis = profilis_exporters::Exporter::new()
+/// # use profilis_exporters as profilis;
+/// # fn main() -> Result<(), profilis::Error> {
+/// let _profilis = profilis::Exporter::new()
 ///     .service("shop")
 ///     .buckets(&[0.001, 0.01, 0.1, 1.0])?
 ///     .sample_rate(0.5)?
@@ -214,8 +215,9 @@ impl Exporter {
     /// replaces the same matcher there, and a later call for a matcher replaces an earlier one.
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), profilis_exporters::Error> {
-    /// use profilis_exporters::{Exporter, MetricMatch};
+    /// # use profilis_exporters as profilis;
+    /// # fn main() -> Result<(), profilis::Error> {
+    /// use profilis::{Exporter, MetricMatch};
     ///
     /// let _profilis = Exporter::new()
     ///     .metric_buckets(MetricMatch::suffix("_bytes"), &[1e3, 1e4, 1e5, 1e6])?
@@ -331,8 +333,9 @@ impl Exporter {
     /// metrics ([`metric_names`](crate::metric_names): dropped events, queue depth, failures).
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), profilis_exporters::Error> {
-    /// let _profilis = profilis_exporters::Exporter::new()
+    /// # use profilis_exporters as profilis;
+    /// # fn main() -> Result<(), profilis::Error> {
+    /// let _profilis = profilis::Exporter::new()
     ///     .textfile("/var/lib/prometheus/node-exporter/shop.prom", std::time::Duration::from_secs(15))?
     ///     .install()?;
     /// # Ok(()) }

@@ -100,8 +100,49 @@ fn env_label(name: &'static str) -> Result<Option<String>, ConfigError> {
     })
 }
 
+/// A variable that only a part this build leaves out reads (`missing` says which): an error
+/// when set, rather than ignored. `redact` for a secret, whose value is not shown.
+#[cfg(not(all(feature = "listener", feature = "dashboard")))]
+fn refuse_if_set(
+    name: &'static str,
+    missing: &'static str,
+    redact: bool,
+) -> Result<(), ConfigError> {
+    match env_var(name)? {
+        None => Ok(()),
+        Some(value) => Err(ConfigError::Env {
+            name,
+            value: if redact {
+                "<redacted>".to_owned()
+            } else {
+                value
+            },
+            expected: missing,
+        }),
+    }
+}
+
 impl EnvSettings {
     pub(super) fn read() -> Result<EnvSettings, ConfigError> {
+        #[cfg(not(feature = "listener"))]
+        for name in ["PROFILIS_LISTEN", "PROFILIS_ALLOW"] {
+            refuse_if_set(
+                name,
+                "it unset: this build has no built-in listener (profilis's cargo feature `listener`)",
+                false,
+            )?;
+        }
+        #[cfg(not(feature = "dashboard"))]
+        for (name, redact) in [
+            ("PROFILIS_DASHBOARD", false),
+            ("PROFILIS_BEARER_TOKEN", true),
+        ] {
+            refuse_if_set(
+                name,
+                "it unset: this build has no dashboard or listener (profilis's cargo feature `listener`, `axum` or `actix`)",
+                redact,
+            )?;
+        }
         Ok(EnvSettings {
             #[cfg(feature = "listener")]
             listen: parse_env(

@@ -31,8 +31,9 @@ use prometheus::Installed;
 /// the Prometheus sink, and the built-in listener. Keep the guard alive; dropping it flushes.
 ///
 /// ```no_run
-/// fn main() -> Result<(), profilis_exporters::Error> {
-///     let _profilis = profilis_exporters::install_exporter()?;
+/// # use profilis_exporters as profilis;
+/// fn main() -> Result<(), profilis::Error> {
+///     let _profilis = profilis::install_exporter()?;
 ///     // ... run the service; Prometheus scrapes http://127.0.0.1:9464/metrics
 ///     Ok(())
 /// }
@@ -63,7 +64,9 @@ pub struct ExporterGuard {
 }
 
 impl ExporterGuard {
-    /// The Prometheus exposition text now.
+    /// The Prometheus exposition text now: the calls the collector has gathered, up to its last
+    /// flush ([`Exporter::flush_interval`](crate::Exporter::flush_interval) ago at most), not
+    /// those of the interval under way. Dropping the guard flushes them.
     pub fn render(&self) -> String {
         self.installed.render()
     }
@@ -97,7 +100,10 @@ impl ExporterGuard {
     /// Writes the exposition now to `path` for node_exporter's textfile collector, atomically
     /// ([`write_textfile`](crate::write_textfile)): the page of
     /// [`Exporter::textfile`](crate::Exporter::textfile), without the process metrics and
-    /// profilis's unlabelled health metrics.
+    /// profilis's unlabelled health metrics. Like [`ExporterGuard::render`], without the calls
+    /// of the flush interval under way: right after a short batch of work the file may be
+    /// empty; dropping the guard of an [`Exporter::textfile`](crate::Exporter::textfile) writes
+    /// everything.
     ///
     /// # Errors
     /// As [`write_textfile`](crate::write_textfile).
@@ -109,8 +115,10 @@ impl ExporterGuard {
     }
 
     /// Pushes the exposition now to the exporter's Pushgateway
-    /// ([`Exporter::pushgateway`](crate::Exporter::pushgateway)) with `method`. A failure
-    /// changes nothing locally: the metrics stay, and the next push sends them.
+    /// ([`Exporter::pushgateway`](crate::Exporter::pushgateway)) with `method`: the page of
+    /// [`ExporterGuard::render`], up to the collector's last flush (dropping the guard flushes,
+    /// then pushes everything). A failure changes nothing locally: the metrics stay, and the
+    /// next push sends them.
     ///
     /// # Errors
     /// [`PushError::NotConfigured`](crate::PushError) without a gateway; otherwise as
@@ -140,8 +148,9 @@ impl ExporterGuard {
     /// listener stops.
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), profilis_exporters::Error> {
-    /// let profilis = profilis_exporters::install_exporter()?;
+    /// # use profilis_exporters as profilis;
+    /// # fn main() -> Result<(), profilis::Error> {
+    /// let profilis = profilis::install_exporter()?;
     /// // ... run the service
     /// let report = profilis.shutdown();
     /// if !report.is_clean() {

@@ -128,7 +128,8 @@ pub fn render() -> Option<String> {
 /// request's `Accept` header with [`ExpositionFormat::negotiate`].
 ///
 /// ```no_run
-/// use profilis_exporters::{render_as, ExpositionFormat};
+/// # use profilis_exporters as profilis;
+/// use profilis::{render_as, ExpositionFormat};
 ///
 /// let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
 /// let format = ExpositionFormat::negotiate([accept]);

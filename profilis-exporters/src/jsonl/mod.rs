@@ -169,10 +169,11 @@ impl JsonlCounters {
 /// # Example
 ///
 /// ```no_run
+/// # use profilis_exporters as profilis;
 /// use std::time::Duration;
-/// use profilis_exporters::{JsonlConfig, JsonlSink};
+/// use profilis::{JsonlConfig, JsonlSink};
 ///
-/// # fn main() -> Result<(), profilis_exporters::Error> {
+/// # fn main() -> Result<(), profilis::Error> {
 /// let config = JsonlConfig::new("/var/log/shop/profilis")
 ///     .rotate_bytes(16 * 1024 * 1024)
 ///     .rotate_every(Duration::from_secs(3600))
@@ -180,7 +181,7 @@ impl JsonlCounters {
 ///     .keep_bytes(1024 * 1024 * 1024);
 /// // With the exporter: the directory is checked by `install`, and dropping the guard
 /// // writes the last events, rotates the active file and frees the directory.
-/// let profilis = profilis_exporters::Exporter::new().jsonl(config.clone()).install()?;
+/// let profilis = profilis::Exporter::new().jsonl(config.clone()).install()?;
 /// // ... the application runs ...
 /// drop(profilis);
 /// // Or as a sink of your own collector: one sink writes to a directory at a time, so not

@@ -82,8 +82,9 @@
 //! # Example
 //!
 //! ```
+//! # use profilis_exporters as profilis;
 //! use std::sync::Arc;
-//! use profilis_exporters::listener::{self, ListenerConfig};
+//! use profilis::listener::{self, ListenerConfig};
 //!
 //! let config = ListenerConfig {
 //!     addr: "127.0.0.1:0".parse().unwrap(), // any free port
@@ -92,7 +93,7 @@
 //! let listener = listener::start(config, Arc::new(|| "# no metrics yet\n".to_owned()))?;
 //! println!("scrape http://{}/metrics", listener.local_addr());
 //! listener.shutdown(); // dropping it does the same
-//! # Ok::<(), profilis_exporters::listener::ListenerError>(())
+//! # Ok::<(), profilis::listener::ListenerError>(())
 //! ```
 
 use std::io;

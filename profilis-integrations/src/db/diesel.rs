@@ -8,7 +8,7 @@
 //! ```
 //! use diesel::connection::{Connection, SimpleConnection};
 //! use diesel::sqlite::SqliteConnection;
-//! use profilis_integrations::db::diesel::ProfilisInstrumentation;
+//! use profilis::db::diesel::ProfilisInstrumentation;
 //!
 //! let mut conn = SqliteConnection::establish(":memory:")?;
 //! conn.set_instrumentation(ProfilisInstrumentation::new("sqlite"));

@@ -103,7 +103,7 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
 /// An unterminated string, quoted identifier or comment masks everything after its start.
 ///
 /// ```
-/// use profilis_integrations::db::mask;
+/// use profilis::db::mask;
 ///
 /// assert_eq!(
 ///     mask("postgres", "SELECT * FROM users WHERE name = 'ada' AND id IN (1, 2, 3) -- hi"),

@@ -151,7 +151,7 @@ fn scrub(mut failure: Failure, vendor: &str, sql: Option<&str>) -> Failure {
 ///
 /// ```
 /// use std::time::Duration;
-/// use profilis_integrations::db;
+/// use profilis::db;
 ///
 /// db::record_measured("redis", Some("GET session:?"), Duration::from_micros(350), Some(1), None);
 /// ```
@@ -261,8 +261,8 @@ impl<S: Statement> Query<S> {
     /// formats its message only then. `statement` as for [`Query::finish`].
     ///
     /// ```
-    /// use profilis_core::Failure;
-    /// use profilis_integrations::db::Query;
+    /// use profilis::Failure;
+    /// use profilis::db::Query;
     ///
     /// # fn run() -> Result<u64, std::io::Error> { Err(std::io::Error::other("timed out")) }
     /// if let Some(query) = Query::start_with("redis", "GET session") {

@@ -18,7 +18,7 @@ use super::query::Query;
 ///
 /// ```
 /// # fn run() -> Result<u64, String> { Ok(1) }
-/// let n = profilis_integrations::db::query("postgres", "SELECT count(*) FROM users", || run());
+/// let n = profilis::db::query("postgres", "SELECT count(*) FROM users", || run());
 /// assert_eq!(n, Ok(1));
 /// ```
 pub fn query<T, E: fmt::Display>(
@@ -57,7 +57,7 @@ fn finish<S: super::Statement, T, E: fmt::Display>(query: Query<S>, result: &Res
 /// ```
 /// # async fn fetch() -> Result<Vec<u32>, String> { Ok(vec![1]) }
 /// # futures::executor::block_on(async {
-/// let rows = profilis_integrations::db::query_async("postgres", "SELECT id FROM t", fetch()).await;
+/// let rows = profilis::db::query_async("postgres", "SELECT id FROM t", fetch()).await;
 /// assert_eq!(rows, Ok(vec![1]));
 /// # });
 /// ```

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! let conn = rusqlite::Connection::open_in_memory()?;
-//! profilis_integrations::db::rusqlite::instrument(&conn);
+//! profilis::db::rusqlite::instrument(&conn);
 //! conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2);")?;
 //! let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?;
 //! assert_eq!(n, 2);

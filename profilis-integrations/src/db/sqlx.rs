@@ -5,7 +5,7 @@
 //! ```
 //! # #[cfg(feature = "sqlx-sqlite")]
 //! # async fn demo() -> Result<(), sqlx::Error> {
-//! use profilis_integrations::db::sqlx::profiled;
+//! use profilis::db::sqlx::profiled;
 //!
 //! let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
 //! sqlx::query("CREATE TABLE t (x INTEGER)").execute(profiled(&pool)).await?;

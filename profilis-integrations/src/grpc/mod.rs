@@ -3,10 +3,10 @@
 //! layer ([`GrpcClientLayer`]).
 //!
 //! ```
-//! use profilis_integrations::grpc::{GrpcClientLayer, GrpcConfig, GrpcLayer};
-//! use profilis_integrations::http::client::ClientConfig;
+//! use profilis::grpc::{GrpcClientLayer, GrpcConfig, GrpcLayer};
+//! use profilis::http::client::ClientConfig;
 //!
-//! # fn main() -> Result<(), profilis_integrations::http::HttpConfigError> {
+//! # fn main() -> Result<(), profilis::http::HttpConfigError> {
 //! // Server: `tonic::transport::Server::builder().layer(layer).add_service(...)`.
 //! let layer = GrpcLayer::new(GrpcConfig::new().method_sample_rate("/shop.Search/", 0.1)?.build());
 //! // Client: `ServiceBuilder::new().layer(client_layer).service(channel)`, handed to the

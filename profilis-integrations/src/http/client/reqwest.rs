@@ -4,8 +4,8 @@
 //! [the module above](super) for what is recorded).
 //!
 //! ```
-//! use profilis_integrations::http::client::reqwest::ProfilisMiddleware;
-//! use profilis_integrations::http::client::ClientConfig;
+//! use profilis::http::client::reqwest::ProfilisMiddleware;
+//! use profilis::http::client::ClientConfig;
 //!
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(ProfilisMiddleware::new(ClientConfig::new().build()))

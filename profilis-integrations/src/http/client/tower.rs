@@ -4,11 +4,11 @@
 //! names it (see [the module above](super) for what is recorded).
 //!
 //! ```
-//! use profilis_integrations::http::client::tower::ClientLayer;
-//! use profilis_integrations::http::client::ClientConfig;
+//! use profilis::http::client::tower::ClientLayer;
+//! use profilis::http::client::ClientConfig;
 //! use tower_layer::Layer;
 //!
-//! # fn main() -> Result<(), profilis_integrations::http::HttpConfigError> {
+//! # fn main() -> Result<(), profilis::http::HttpConfigError> {
 //! # #[derive(Clone)] struct HyperClient;
 //! # let hyper_client = HyperClient;
 //! let rules = ClientConfig::new().peer("payments")?.build();

@@ -18,6 +18,11 @@ trait Named {
 #[profiled]
 mod inner {}
 
+extern "C" {
+    #[profiled]
+    fn abs(x: i32) -> i32;
+}
+
 fn main() {
     let _ = Order { id: 1 }.id;
 }
