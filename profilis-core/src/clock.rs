@@ -97,9 +97,22 @@ pub(crate) fn ticks_to_unix_ns(ticks: u64) -> u64 {
     }
 }
 
-/// Clock ticks in `duration` (rounded down).
+/// Clock ticks in `duration`, for work measured elsewhere: the fewest ticks that
+/// [`ticks_to_ns`] (which rounds down) turns back into at least `duration`, so an emitted
+/// 3 s is recorded as 3 s, not 2.999999999 s. Exact to the nanosecond when a tick is shorter
+/// than one (the TSC, or a clock counting nanoseconds); otherwise up to a tick more.
 pub(crate) fn duration_to_ticks(duration: std::time::Duration) -> u64 {
-    seconds_to_ticks(duration.as_secs_f64())
+    let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    let clock = &ANCHOR.clock;
+    let mut ticks = seconds_to_ticks(duration.as_secs_f64());
+    // The estimate may be a tick or two short (it is rounded down, through an `f64`).
+    for _ in 0..4 {
+        if ticks == u64::MAX || clock.delta_as_nanos(0, ticks) >= ns {
+            break;
+        }
+        ticks += 1;
+    }
+    ticks
 }
 
 /// Clock ticks in `ns` nanoseconds (rounded down).
@@ -143,6 +156,37 @@ mod tests {
                 "{before} <= {inline} <= {after}"
             );
         }
+    }
+
+    /// Found by a review: `emit::function(.., 3 s, ..)` was recorded as 2.999999999 s.
+    #[test]
+    fn a_duration_in_ticks_converts_back_to_itself() {
+        use std::time::Duration;
+        let ns_per_tick = ticks_to_ns(0, 1 << 40) as f64 / (1u64 << 40) as f64;
+        for duration in [
+            Duration::from_nanos(1),
+            Duration::from_nanos(999),
+            Duration::from_micros(1),
+            Duration::from_nanos(1_234_567),
+            Duration::from_millis(1500),
+            Duration::from_secs(3),
+            Duration::from_secs(3600),
+            Duration::from_nanos(86_400_000_000_017),
+        ] {
+            let ticks = duration_to_ticks(duration);
+            let back = ticks_to_ns(0, ticks);
+            let ns = duration.as_nanos() as u64;
+            if ns_per_tick <= 1.0 {
+                assert_eq!(back, ns, "{duration:?}: {ticks} ticks");
+            } else {
+                // A tick longer than a nanosecond: up to one tick more.
+                assert!(
+                    back >= ns && back - ns <= ns_per_tick.ceil() as u64,
+                    "{duration:?}"
+                );
+            }
+        }
+        assert_eq!(duration_to_ticks(Duration::ZERO), 0);
     }
 
     #[test]
