@@ -9,6 +9,13 @@
 //! help = "Jobs waiting"
 //! labels = { queue = "mail" }       # optional constant labels
 //!
+//! [[metric]]                       # the same name: another series of app_queue_depth
+//! pointer = "/queue/sms_depth"
+//! name = "app_queue_depth"
+//! type = "gauge"
+//! help = "Jobs waiting"
+//! labels = { queue = "sms" }
+//!
 //! [[metric]]
 //! pointer = "/health"
 //! name = "app_health"
@@ -16,6 +23,9 @@
 //! help = "Health"
 //! states = ["healthy", "unhealthy"] # required for state_set only
 //! ```
+//!
+//! Entries of one name are series of one metric: they give the same type, help, label names
+//! (and states), and each its own label values.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -135,8 +145,8 @@ impl MetricSpec {
     }
 }
 
-/// Reads and checks a mapping file. Metric and label names, and names taken (twice in the file,
-/// the exporter's own), are checked by the metric set when they are declared
+/// Reads and checks a mapping file. Metric and label names, names taken (the exporter's own),
+/// and entries of one name that do not make one metric are checked when they are declared
 /// ([`Mapping::declare`](crate::mapping::Mapping::declare)).
 ///
 /// # Errors
