@@ -84,6 +84,14 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("the mapping file {} is larger than {limit} bytes, the most read; is it the right file?", file.display())]
+    TooLarge {
+        /// The file.
+        file: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
     /// Not TOML of the expected shape (an unknown key, a missing one, a wrong type).
     #[error("the mapping file {} is not valid: {message}", file.display())]
     Syntax {
@@ -152,12 +160,30 @@ impl MetricSpec {
 /// # Errors
 /// [`ConfigError`] naming the file and, for an entry, its number and name.
 pub fn read(file: &Path) -> Result<Vec<MetricSpec>, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+    use std::io::Read;
+    let error = |source| ConfigError::Read {
         file: file.to_owned(),
         source,
-    })?;
+    };
+    // At most one byte past the limit: `/dev/zero` or a log file given by mistake is an
+    // error, not all the memory there is.
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .map_err(error)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(error)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            file: file.to_owned(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
     parse(file, &text)
 }
+
+/// The largest mapping file read: 1 MiB (thousands of entries).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Checks the text of a mapping file; `file` names it in errors.
 ///
@@ -316,6 +342,24 @@ mod tests {
             let err = parse_text(&text).unwrap_err();
             assert!(err.contains("map.toml"), "{text}: {err}");
             assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    /// The file was read whole whatever its size: `--config /dev/zero` took all the memory
+    /// there was before failing.
+    #[test]
+    fn a_file_larger_than_the_limit_is_refused_unread() {
+        let big = std::env::temp_dir().join(format!("big-map-{}.toml", std::process::id()));
+        let padding = "# a comment\n".repeat(MAX_FILE_BYTES as usize / 12 + 1);
+        std::fs::write(&big, format!("[[metric]]\n{GOOD}{padding}")).unwrap();
+        let err = read(&big).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&big);
+        assert!(err.contains(&big.display().to_string()), "{err}");
+        assert!(err.contains("is larger than 1048576 bytes"), "{err}");
+        #[cfg(unix)]
+        {
+            let err = read(Path::new("/dev/zero")).unwrap_err().to_string();
+            assert!(err.contains("is larger than"), "{err}");
         }
     }
 
