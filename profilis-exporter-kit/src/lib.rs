@@ -22,7 +22,8 @@
 //!   loop (interval and timeout at most [`MAX_POLL_DURATION`]); or none. An update must not
 //!   block (see [`Script::update`]);
 //! - graceful shutdown on SIGTERM and Ctrl-C, from the moment the listener is up (a signal
-//!   during the first poll ends that poll): updates stop (a running one is aborted and awaited),
+//!   during the startup hook or the first poll ends it; before, during `configure`, a signal
+//!   ends the process as usual): updates stop (a running one is aborted and awaited),
 //!   the shutdown hook runs, the listener stops (a scrape it is still answering is cut off),
 //!   the process exits 0.
 //!
@@ -233,7 +234,9 @@ pub trait Script: Sized + Send + Sync + 'static {
         UpdateMode::Never
     }
 
-    /// Runs once after the listener is up. An error stops the exporter.
+    /// Runs once after the listener is up. An error stops the exporter. Under [`main`], a
+    /// SIGTERM or Ctrl-C while it runs drops it and stops the exporter (the shutdown hook
+    /// runs), so a hook that waits for something that never comes does not keep it up.
     fn startup(&self) -> impl Future<Output = Result<(), BoxError>> + Send {
         async { Ok(()) }
     }
@@ -366,8 +369,9 @@ where
     launch::<S, _, _>(args, false).await
 }
 
-/// [`start`]; with `catch_signals` (for [`main`]), SIGTERM and Ctrl-C are caught from before
-/// the listener starts, and one arriving during the first poll ends it: the [`Running`]
+/// [`start`]; with `catch_signals` (for [`main`]), SIGTERM and Ctrl-C are caught from just
+/// before the listener starts (before, during `configure`, they end the process as usual),
+/// and one arriving during the startup hook or the first poll ends it: the [`Running`]
 /// returned then stops at once in [`until_signal`](Running::until_signal), shutdown hook and
 /// all.
 async fn launch<S: Script, I, T>(args: I, catch_signals: bool) -> Result<Running<S>, Error>
@@ -377,7 +381,6 @@ where
 {
     let (common, options) = cli::parse::<S, _, _>(args)?;
     logging::init(common.log_level);
-    let mut signals = catch_signals.then(Signals::install);
     let port = common.port.unwrap_or(S::DEFAULT_PORT);
     let host = common.host.clone();
     // A name is resolved on a blocking thread: a slow resolver does not hold the runtime.
@@ -415,6 +418,9 @@ where
         tokio::runtime::Handle::current(),
     ));
 
+    // Caught from here: before, nothing needs stopping, and a signal ends the process as
+    // usual (a `configure` that blocks, reading a FIFO say, would otherwise swallow it).
+    let mut signals = catch_signals.then(Signals::install);
     let mut exporter = profilis_exporters::Exporter::new()
         .listen_addr(addr)
         .process_metrics(common.process_stats.unwrap_or(S::PROCESS_STATS));
@@ -457,11 +463,27 @@ where
             _claim: claim,
         }),
     };
-    if let Err(e) = script.startup().await {
-        running.stop_now();
-        return Err(Error::Startup(e));
+    let started = match signals.as_mut() {
+        Some(signals) => {
+            tokio::select! {
+                started = script.startup() => Some(started),
+                () = signals.recv() => None,
+            }
+        }
+        None => Some(script.startup().await),
+    };
+    match started {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            running.stop_now();
+            return Err(Error::Startup(e));
+        }
+        None => {
+            tracing::info!("{}: stopping during the startup hook", S::NAME);
+            running.stop_requested = true;
+        }
     }
-    if let UpdateMode::Poll { interval, .. } = mode {
+    if let (UpdateMode::Poll { interval, .. }, false) = (mode, running.stop_requested) {
         let first = updater.update_once();
         match signals.as_mut() {
             Some(signals) => {

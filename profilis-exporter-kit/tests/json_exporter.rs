@@ -685,6 +685,13 @@ help = "Jobs waiting in the first queue"
 labels = { queue = "mail", region = "eu" }
 
 [[metric]]
+pointer = "/service/queues/1/depth"
+name = "svc_queue_depth"
+type = "gauge"
+help = "Jobs waiting in the first queue"
+labels = { queue = "sms", region = "eu" }
+
+[[metric]]
 pointer = "/maintenance"
 name = "svc_maintenance"
 type = "gauge"
@@ -714,7 +721,7 @@ help = "Idle workers"
 fn a_mapping_file_maps_another_document() {
     let config = write_config("service", SERVICE_MAP);
     let server = StatusServer::started(json!({
-        "service": {"queues": [{"name": "mail", "depth": 7}], "workers": {"busy": 3}},
+        "service": {"queues": [{"name": "mail", "depth": 7}, {"name": "sms", "depth": 2}], "workers": {"busy": 3}},
         "maintenance": false,
         "state": "degraded",
         "served": 1234
@@ -725,6 +732,20 @@ fn a_mapping_file_maps_another_document() {
     let page = exporter.wait_until("the mapped values", |p| {
         value(p, "svc_queue_depth", &[("queue", "mail"), ("region", "eu")]) == Some(7.0)
     });
+    // Two entries of one name: two series of one metric.
+    assert_eq!(
+        value(
+            &page,
+            "svc_queue_depth",
+            &[("queue", "sms"), ("region", "eu")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        page.matches("# TYPE svc_queue_depth gauge").count(),
+        1,
+        "{page}"
+    );
     assert_eq!(value(&page, "svc_maintenance", &[]), Some(0.0));
     assert_eq!(
         value(&page, "svc_state", &[("svc_state", "degraded")]),
@@ -882,8 +903,12 @@ fn bad_mapping_files_are_named_at_start_up() {
          vec!["metric #2 (app_b)", "\"bad label\""]),
         ("no-states", entry("pointer = \"/b\"\nname = \"app_b\"\ntype = \"state_set\"\nhelp = \"B\"\n"),
          vec!["metric #2 (app_b)", "needs `states`"]),
-        ("duplicate", entry("pointer = \"/b\"\nname = \"app_a\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
-         vec!["metric #2 (app_a)", "app_a is already published"]),
+        ("duplicate", entry("pointer = \"/b\"\nname = \"app_a\"\ntype = \"gauge\"\nhelp = \"A\"\n"),
+         vec!["metric #2 (app_a)", "it writes the same series as metric #1"]),
+        ("one-name-two-helps", entry("pointer = \"/b\"\nname = \"app_a\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
+         vec!["metric #2 (app_a)", "its help \"B\" is another than metric #1"]),
+        ("clash", entry("pointer = \"/b\"\nname = \"app_b_total\"\ntype = \"gauge\"\nhelp = \"B\"\n[[metric]]\npointer = \"/c\"\nname = \"app_b\"\ntype = \"counter\"\nhelp = \"C\"\n"),
+         vec!["metric #3 (app_b)", "app_b_total"]),
         ("build-info", entry("pointer = \"/b\"\nname = \"rust_build_info\"\ntype = \"gauge\"\nhelp = \"B\"\n"),
          vec!["metric #2 (rust_build_info)", "rust_build_info is already published as an info metric"]),
         ("process", entry("pointer = \"/b\"\nname = \"process_open_fds\"\ntype = \"gauge\"\nhelp = \"B\"\n"),

@@ -90,7 +90,10 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
 ///   says so: in `mysql` and `mariadb` strings and in PostgreSQL's `E'..'` strings; elsewhere
 ///   (standard SQL, PostgreSQL, SQLite) `'C:\'` is a whole string;
 /// - `"..."` is an identifier and is kept, except for `mysql` and `mariadb`, where it is a
-///   string; `` `...` `` is an identifier. `[...]`, an identifier in SQLite and SQL Server but
+///   string, and for `sqlite`, which takes it for a string when it names no column
+///   (`WHERE email = "ann@example.com"` runs): there only a plain name (`"user"`,
+///   `"created_at"`) is kept, anything else (spaces, `@`, a leading digit) becomes `?`;
+///   `` `...` `` is an identifier. `[...]`, an identifier in SQLite and SQL Server but
 ///   an array in PostgreSQL (`ARRAY['a', 'b']`, `tags[1]`), is read token by token: its words
 ///   stay and the literals in it are masked;
 /// - comments (`-- ...`, `/* ... */`, and `# ...` for `mysql`/`mariadb`) are removed; for
@@ -112,6 +115,7 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
 /// ```
 pub fn mask(vendor: &str, sql: &str) -> String {
     let mysql = matches!(vendor, "mysql" | "mariadb");
+    let sqlite = vendor == "sqlite";
     // Where block comments nest; elsewhere one ends at its first `*/`, and reading on past it
     // could take a string's quote for the comment's text and the string for SQL.
     let nested_comments = matches!(vendor, "postgres" | "postgresql" | "cockroachdb");
@@ -156,6 +160,12 @@ pub fn mask(vendor: &str, sql: &str) -> String {
                 emit(&mut out, &mut space, "?");
             }
             b'"' | b'`' => match quoted_close(bytes, i, b, false) {
+                // SQLite takes a double-quoted text that names no column for a string
+                // (`WHERE email = "ann@example.com"` runs): only a plain name stays.
+                Some(end) if sqlite && b == b'"' && !is_plain_name(&sql[i + 1..end - 1]) => {
+                    emit(&mut out, &mut space, "?");
+                    i = end;
+                }
                 Some(end) => {
                     emit(&mut out, &mut space, &sql[i..end]);
                     i = end;
@@ -238,6 +248,15 @@ fn collapse_in_lists(masked: String) -> String {
         Cow::Borrowed(_) => masked,
         Cow::Owned(collapsed) => collapsed,
     }
+}
+
+/// Whether `text`, double-quoted, is a plain name: a letter or `_` (any alphabet), then
+/// letters, digits, `_` and `$`; at most 128 bytes. What else SQLite may take for a string.
+fn is_plain_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    text.len() <= 128
+        && chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$')
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -504,6 +523,21 @@ mod tests {
             mask("sqlite", "SELECT [order details].[unit price] FROM [t]"),
             "SELECT [order details].[unit price] FROM [t]"
         );
+    }
+
+    /// SQLite takes a double-quoted text that names no column for a string literal, so
+    /// `WHERE email = "ann@example.com"` runs there, and was kept as an identifier.
+    #[test]
+    fn sqlite_double_quoted_strings_are_masked_plain_names_kept() {
+        let sql = "SELECT \"id\", \"user\".\"créé_le\" FROM \"user\" WHERE email = \
+                   \"ann@example.com\" AND note = \"two words\" AND n = \"42\" AND \"a$b\" = 1";
+        assert_eq!(
+            mask("sqlite", sql),
+            "SELECT \"id\", \"user\".\"créé_le\" FROM \"user\" WHERE email = ? AND note = ? \
+             AND n = ? AND \"a$b\" = ?"
+        );
+        // Elsewhere double quotes only ever make identifiers: kept as written.
+        assert!(mask("postgres", sql).contains("\"two words\""));
     }
 
     /// Found by the property tests (`tests/db_mask.rs`): an unterminated quoted identifier

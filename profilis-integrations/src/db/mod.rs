@@ -2,6 +2,8 @@
 //! `profilis_db_query_errors_total`, timed in `profilis_db_query_duration_seconds` (labels
 //! service, instance, worker, `db_vendor`). The statement never becomes a label; events keep
 //! it [`mask`]ed and cut to the [statement limit](set_statement_limit), in a [`DbDetail`].
+//! The vendor's label is bounded: text that is not a vendor's name, and vendors past
+//! [`MAX_VENDORS`], are [`OTHER_VENDOR`] ([`site`]).
 //!
 //! - For any client: [`query`] times a closure and [`query_async`] a future, as one query of a
 //!   vendor; `#[profiled(db = "postgres")]` turns a function's calls into queries; [`Query`] is
@@ -27,7 +29,7 @@ pub use detail::DbDetail;
 pub use mask::{for_event, mask, set_statement_limit, statement_limit, DEFAULT_STATEMENT_LIMIT};
 pub use query::{record_measured, Query, Statement};
 pub use run::{failure_of, query, query_async, QueryFuture};
-pub use site::site;
+pub use site::{site, MAX_VENDORS, MAX_VENDOR_LEN, OTHER_VENDOR};
 
 #[cfg(feature = "diesel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "diesel")))]

@@ -87,7 +87,7 @@ impl<S: Statement> QueryCall<S> {
     /// Records the query as ended now, with the statement `given` if there is one, else its
     /// own; `given` is called only if a sink wants the event. A `failure` makes it a failed
     /// query whatever `error` says; it is called only if an output wants it, and the
-    /// statement quoted whole in its message is masked there too ([`scrub`]).
+    /// statement quoted in its message, whole or in part, is masked there too ([`scrub`]).
     pub(crate) fn record<T: AsRef<str>>(
         self,
         given: impl FnOnce() -> Option<T>,
@@ -130,16 +130,74 @@ impl<S: Statement> QueryCall<S> {
     }
 }
 
-/// `failure` with `sql` masked where its message quotes it whole (rusqlite's syntax errors
-/// do, literals included). A fragment quoted, or a statement longer than the message keeps,
-/// stays as the client wrote it.
+/// `failure` with `sql` masked where its message quotes it: whole, or in part, as rusqlite's
+/// errors do (`no such column: x in INSERT ... at offset 31`): of a batch only the statement
+/// that failed, and of a long statement what fits before the message is cut. A quoted part is
+/// found by a run of at least [`MIN_QUOTED`] bytes the message and the statement share, so a
+/// shorter fragment (`near "x": syntax error`) stays as the client wrote it.
 fn scrub(mut failure: Failure, vendor: &str, sql: Option<&str>) -> Failure {
     if let (Some(message), Some(sql)) = (failure.exception_value.as_mut(), sql) {
-        if !sql.is_empty() && message.contains(sql) {
+        if sql.is_empty() {
+            return failure;
+        }
+        if message.contains(sql) {
             *message = message.replace(sql, &mask(vendor, sql));
+        } else if let Some(scrubbed) = mask_quoted_parts(message, vendor, sql) {
+            *message = scrubbed;
         }
     }
     failure
+}
+
+/// The shortest run of a statement that [`scrub`] takes for a quote of it.
+const MIN_QUOTED: usize = 8;
+
+/// The most bytes of a statement [`scrub`] looks for quoted parts in: the work on the querying
+/// thread stays bounded for a statement of megabytes.
+const QUOTED_SEARCHED: usize = 64 * 1024;
+
+/// `message` with each run of at least [`MIN_QUOTED`] bytes that is also in `sql` masked as
+/// SQL (a run cut inside a string masks the rest of the run); `None` when there is none.
+fn mask_quoted_parts(message: &str, vendor: &str, sql: &str) -> Option<String> {
+    let mut end = sql.len().min(QUOTED_SEARCHED);
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    let sql = &sql[..end];
+    let mut out = String::with_capacity(message.len());
+    let mut found = false;
+    let mut at = 0;
+    while at < message.len() {
+        let rest = &message[at..];
+        let quoted = rest
+            .get(..MIN_QUOTED)
+            .and_then(|probe| sql.find(probe))
+            .map(|start| {
+                let shared = rest
+                    .bytes()
+                    .zip(sql[start..].bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let mut len = shared;
+                while !rest.is_char_boundary(len) {
+                    len -= 1;
+                }
+                len
+            });
+        match quoted {
+            Some(len) => {
+                out.push_str(&mask(vendor, &rest[..len]));
+                at += len;
+                found = true;
+            }
+            None => {
+                let step = rest.chars().next().map_or(1, char::len_utf8);
+                out.push_str(&rest[..step]);
+                at += step;
+            }
+        }
+    }
+    found.then_some(out)
 }
 
 /// Records a query measured elsewhere (the counterpart of Python profilis's `emit_db`): a
@@ -453,6 +511,59 @@ mod tests {
                 "SELEC * FROM users WHERE email = ?: failed",
                 "near \"SELEC\"",
             ]
+        );
+    }
+
+    /// rusqlite's errors quote the statement they could not prepare ("no such column: x in
+    /// INSERT ... at offset 31"): a long one is cut with the message, and of a batch only the
+    /// statement that failed is quoted. Neither was the statement whole, so the literals were
+    /// kept in `exception_value`.
+    #[test]
+    fn a_statement_quoted_in_part_in_the_message_is_masked_there() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE users (email TEXT, note TEXT)")
+            .unwrap();
+        let long = format!(
+            "INSERT INTO users (email, note) VALUES ('ann@example.com', '{}') RETURNING nope",
+            "card 4111 1111 ".repeat(40)
+        );
+        let batch = "INSERT INTO users VALUES ('bob@example.com', 'ok'); \
+                     DELETE FROM users WHERE email = 'bob@example.com' RETURNING nope";
+        let ((), captured) = capture(|| {
+            let cut = crate::db::query("query-test-quoted-part", &long, || conn.execute(&long, []));
+            assert!(cut.is_err());
+            let tail = crate::db::query("query-test-quoted-part", batch, || {
+                conn.execute_batch(batch)
+            });
+            assert!(tail.is_err());
+        });
+        let messages: Vec<_> = captured
+            .named("query-test-quoted-part")
+            .iter()
+            .map(|e| {
+                let failure = e.failure.as_deref().expect("a failure");
+                failure.exception_value.clone().expect("a message")
+            })
+            .collect();
+        assert_eq!(messages.len(), 2);
+        for message in &messages {
+            assert!(
+                !message.contains("example.com") && !message.contains("4111"),
+                "a literal kept: {message}"
+            );
+        }
+        assert!(
+            messages[0].starts_with(
+                "no such column: nope in INSERT INTO users (email, note) VALUES (?, ?"
+            ),
+            "{}",
+            messages[0]
+        );
+        assert!(messages[0].ends_with('…'), "{}", messages[0]);
+        assert!(
+            messages[1].contains("in DELETE FROM users WHERE email = ? RETURNING nope at offset"),
+            "{}",
+            messages[1]
         );
     }
 

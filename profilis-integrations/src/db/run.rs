@@ -11,7 +11,9 @@ use profilis_core::{context, Failure};
 
 use super::query::Query;
 
-/// Runs `f` as one query of `vendor` with SQL `statement`: counted, timed (if sampled) and
+/// Runs `f` as one query of `vendor` (a name such as `postgres`; see [`site`](crate::db::site)
+/// for what else becomes [`OTHER_VENDOR`](crate::db::OTHER_VENDOR)) with SQL `statement`:
+/// counted, timed (if sampled) and
 /// failed when `f` returns `Err` or panics (the panic goes on unchanged). An `Err(e)` is
 /// recorded with why ([`failure_of`]): the event's `exception_type` is `E`'s type name and
 /// `exception_value` its message, written out only if an output wants them.

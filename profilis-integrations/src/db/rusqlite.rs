@@ -122,6 +122,48 @@ mod tests {
     use crate::db::DbDetail;
     use profilis_core::testing::capture;
 
+    /// SQLite runs `WHERE email = "ann@example.com"` (a double-quoted text naming no column
+    /// is a string there); its event kept the address as if it were an identifier.
+    #[test]
+    fn double_quoted_strings_sqlite_runs_are_masked() {
+        let ((), captured) = capture(|| {
+            let conn = Connection::open_in_memory().unwrap();
+            instrument(&conn);
+            conn.execute_batch("CREATE TABLE \"user\" (email TEXT)")
+                .unwrap();
+            conn.execute("INSERT INTO \"user\" VALUES (\"ann@example.com\")", [])
+                .unwrap();
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM \"user\" WHERE \"email\" = \"ann@example.com\"",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "SQLite took it for a string");
+        });
+        let statements: Vec<_> = captured
+            .named(VENDOR)
+            .iter()
+            .map(|e| {
+                e.detail::<DbDetail>()
+                    .unwrap()
+                    .query
+                    .as_deref()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            statements,
+            [
+                "CREATE TABLE \"user\" (email TEXT)",
+                "INSERT INTO \"user\" VALUES (?)",
+                "SELECT count(*) FROM \"user\" WHERE \"email\" = ?",
+            ]
+        );
+    }
+
     #[test]
     fn every_statement_is_a_query_with_the_rows_it_returned() {
         let ((), captured) = capture(|| {

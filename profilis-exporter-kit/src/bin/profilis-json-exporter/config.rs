@@ -9,6 +9,13 @@
 //! help = "Jobs waiting"
 //! labels = { queue = "mail" }       # optional constant labels
 //!
+//! [[metric]]                       # the same name: another series of app_queue_depth
+//! pointer = "/queue/sms_depth"
+//! name = "app_queue_depth"
+//! type = "gauge"
+//! help = "Jobs waiting"
+//! labels = { queue = "sms" }
+//!
 //! [[metric]]
 //! pointer = "/health"
 //! name = "app_health"
@@ -16,6 +23,9 @@
 //! help = "Health"
 //! states = ["healthy", "unhealthy"] # required for state_set only
 //! ```
+//!
+//! Entries of one name are series of one metric: they give the same type, help, label names
+//! (and states), and each its own label values.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,6 +83,14 @@ pub enum ConfigError {
         file: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("the mapping file {} is larger than {limit} bytes, the most read; is it the right file?", file.display())]
+    TooLarge {
+        /// The file.
+        file: PathBuf,
+        /// The limit.
+        limit: u64,
     },
     /// Not TOML of the expected shape (an unknown key, a missing one, a wrong type).
     #[error("the mapping file {} is not valid: {message}", file.display())]
@@ -135,19 +153,37 @@ impl MetricSpec {
     }
 }
 
-/// Reads and checks a mapping file. Metric and label names, and names taken (twice in the file,
-/// the exporter's own), are checked by the metric set when they are declared
+/// Reads and checks a mapping file. Metric and label names, names taken (the exporter's own),
+/// and entries of one name that do not make one metric are checked when they are declared
 /// ([`Mapping::declare`](crate::mapping::Mapping::declare)).
 ///
 /// # Errors
 /// [`ConfigError`] naming the file and, for an entry, its number and name.
 pub fn read(file: &Path) -> Result<Vec<MetricSpec>, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+    use std::io::Read;
+    let error = |source| ConfigError::Read {
         file: file.to_owned(),
         source,
-    })?;
+    };
+    // At most one byte past the limit: `/dev/zero` or a log file given by mistake is an
+    // error, not all the memory there is.
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .map_err(error)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(error)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            file: file.to_owned(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
     parse(file, &text)
 }
+
+/// The largest mapping file read: 1 MiB (thousands of entries).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Checks the text of a mapping file; `file` names it in errors.
 ///
@@ -306,6 +342,24 @@ mod tests {
             let err = parse_text(&text).unwrap_err();
             assert!(err.contains("map.toml"), "{text}: {err}");
             assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    /// The file was read whole whatever its size: `--config /dev/zero` took all the memory
+    /// there was before failing.
+    #[test]
+    fn a_file_larger_than_the_limit_is_refused_unread() {
+        let big = std::env::temp_dir().join(format!("big-map-{}.toml", std::process::id()));
+        let padding = "# a comment\n".repeat(MAX_FILE_BYTES as usize / 12 + 1);
+        std::fs::write(&big, format!("[[metric]]\n{GOOD}{padding}")).unwrap();
+        let err = read(&big).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&big);
+        assert!(err.contains(&big.display().to_string()), "{err}");
+        assert!(err.contains("is larger than 1048576 bytes"), "{err}");
+        #[cfg(unix)]
+        {
+            let err = read(Path::new("/dev/zero")).unwrap_err().to_string();
+            assert!(err.contains("is larger than"), "{err}");
         }
     }
 

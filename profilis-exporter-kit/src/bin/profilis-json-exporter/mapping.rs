@@ -1,5 +1,6 @@
 //! From a status document to values: each mapped field is read by its JSON Pointer and written
-//! to its declared metric. A field that is missing, of the wrong type, a number beyond `f64`,
+//! to its declared metric (entries of one name to the series of their label values of one
+//! metric). A field that is missing, of the wrong type, a number beyond `f64`,
 //! or a string that is not one of its states gives no value in that poll (the others are
 //! served): a gauge or a state set is not served, a counter keeps its last total (still true;
 //! it does not go back to 0). The log says so once when the problem starts or changes kind (a
@@ -163,6 +164,7 @@ fn describe(field: &Field) -> &'static str {
     }
 }
 
+#[derive(Clone)]
 enum Handle {
     Gauge(Gauge),
     Counter(Counter),
@@ -200,25 +202,75 @@ fn declare(spec: &MetricSpec, set: &MetricSet) -> Result<Handle, MetricError> {
     }
 }
 
+/// Whether `later` can be another series of `first`'s metric: what differs, if anything.
+fn same_metric(first: &MetricSpec, later: &MetricSpec) -> Result<(), String> {
+    if first.kind != later.kind {
+        return Err(format!("it is a {}, another type", type_name(later.kind)));
+    }
+    if first.help != later.help {
+        return Err(format!("its help {:?} is another", later.help));
+    }
+    if !first.labels.keys().eq(later.labels.keys()) {
+        let names: Vec<&str> = later.labels.keys().map(String::as_str).collect();
+        return Err(format!("its label names {names:?} are others"));
+    }
+    if first.states != later.states {
+        return Err(format!(
+            "its states {:?} are others",
+            later.states.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// A metric type as the mapping file writes it.
+fn type_name(kind: MetricType) -> &'static str {
+    match kind {
+        MetricType::Gauge => "gauge",
+        MetricType::Counter => "counter",
+        MetricType::StateSet => "state_set",
+    }
+}
+
 impl Mapping {
     /// Declares each spec's metric on `set`; `source` names the mapping in errors (the file,
-    /// or the built-in one).
+    /// or the built-in one). Entries of one name are series of one metric: they must agree on
+    /// its type, help, label names and states, and differ in their label values.
     ///
     /// # Errors
     /// A message naming the source, the entry and the metric set's complaint (a bad metric or
-    /// label name, a name taken).
+    /// label name, a name taken), or what an entry of a name already given does not agree on.
     pub fn declare(
         specs: Vec<MetricSpec>,
         set: &MetricSet,
         source: &str,
     ) -> Result<Mapping, String> {
-        let mut metrics = Vec::with_capacity(specs.len());
+        let mut metrics: Vec<Mapped> = Vec::with_capacity(specs.len());
         for (index, spec) in specs.into_iter().enumerate() {
             let entry = |e: String| format!("{source}, metric #{} ({}): {e}", index + 1, spec.name);
-            // The set checks the name rules and the clashes with the entries before it, the
-            // kit's own metrics and `rust_build_info` (published before `configure`), the
-            // process metrics and `profilis_*`.
-            let handle = declare(&spec, set).map_err(|e| entry(e.to_string()))?;
+            // Entries of one name are series of one metric: the first declares it, the others
+            // write their own label values to it.
+            let first = metrics.iter().position(|m| m.spec.name == spec.name);
+            let handle = match first {
+                Some(first) => {
+                    same_metric(&metrics[first].spec, &spec)
+                        .map_err(|e| entry(format!("{e} than metric #{}, of the same name; entries of one name are series of one metric, with the same type, help, label names and states", first + 1)))?;
+                    if let Some(twin) = metrics
+                        .iter()
+                        .position(|m| m.spec.name == spec.name && m.spec.labels == spec.labels)
+                    {
+                        return Err(entry(format!(
+                            "it writes the same series as metric #{} (the same name and label values); give each entry of one name its own label values",
+                            twin + 1
+                        )));
+                    }
+                    metrics[first].handle.clone()
+                }
+                // The set checks the name rules and the clashes with the entries before it, the
+                // kit's own metrics and `rust_build_info` (published before `configure`), the
+                // process metrics and `profilis_*`.
+                None => declare(&spec, set).map_err(|e| entry(e.to_string()))?,
+            };
             metrics.push(Mapped {
                 labels: spec.labels.values().cloned().collect(),
                 spec,
@@ -278,7 +330,7 @@ impl Mapping {
 impl Mapped {
     /// What happens to the metric while its field gives no value.
     fn meanwhile(&self) -> String {
-        let name = self.spec.name.clone();
+        let name = self.series();
         match self.spec.kind {
             MetricType::Counter => {
                 format!("the counter {name} keeps its last total until it is back")
@@ -289,9 +341,24 @@ impl Mapped {
         }
     }
 
+    /// The metric's name, with its label values when it has some (`app_queue_depth{queue="mail"}`):
+    /// entries of one name are its series.
+    fn series(&self) -> String {
+        if self.spec.labels.is_empty() {
+            return self.spec.name.clone();
+        }
+        let labels: Vec<String> = self
+            .spec
+            .labels
+            .iter()
+            .map(|(key, value)| format!("{key}={value:?}"))
+            .collect();
+        format!("{}{{{}}}", self.spec.name, labels.join(","))
+    }
+
     /// What happens when the field is back.
     fn back(&self) -> String {
-        let name = self.spec.name.clone();
+        let name = self.series();
         match self.spec.kind {
             MetricType::Counter => format!("the counter {name} follows it again"),
             MetricType::Gauge | MetricType::StateSet => format!("{name} is served again"),
@@ -398,6 +465,105 @@ mod tests {
             problem("/big", MetricType::Gauge, None),
             "the field at /big is -1e400, a number beyond the range of f64 (about ±1.8e308)"
         );
+    }
+
+    fn labelled(
+        pointer: &str,
+        name: &str,
+        kind: MetricType,
+        labels: &[(&str, &str)],
+    ) -> MetricSpec {
+        MetricSpec {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..spec(pointer, kind, None)
+        }
+    }
+
+    /// Several fields as the series of one metric (the depths of several queues) were refused
+    /// as a name taken twice, so `labels` could only decorate a metric's one series.
+    #[test]
+    fn entries_of_one_name_are_series_of_one_metric() {
+        let set = MetricSet::staged();
+        let specs = vec![
+            labelled("/q/mail", "depth", MetricType::Gauge, &[("queue", "mail")]),
+            labelled("/q/sms", "depth", MetricType::Gauge, &[("queue", "sms")]),
+            labelled(
+                "/sent/mail",
+                "sent",
+                MetricType::Counter,
+                &[("queue", "mail")],
+            ),
+            labelled(
+                "/sent/sms",
+                "sent",
+                MetricType::Counter,
+                &[("queue", "sms")],
+            ),
+        ];
+        let mapping = Mapping::declare(specs, &set, "the test's mapping").unwrap();
+        let doc = mapping
+            .pointers()
+            .read(br#"{"q": {"mail": 3, "sms": 5}, "sent": {"mail": 10}}"#)
+            .unwrap();
+        set.begin();
+        assert_eq!(mapping.apply(&doc), 3);
+        set.commit();
+        let page = set.render(profilis_exporters::ExpositionFormat::Text);
+        assert_eq!(page.matches("# TYPE depth gauge").count(), 1, "{page}");
+        assert!(page.contains("\ndepth{queue=\"mail\"} 3\n"), "{page}");
+        assert!(page.contains("\ndepth{queue=\"sms\"} 5\n"), "{page}");
+        assert!(page.contains("\nsent_total{queue=\"mail\"} 10\n"), "{page}");
+        assert!(!page.contains("queue=\"sms\"} 10"), "{page}");
+        assert!(!page.contains("sent_total{queue=\"sms\"}"), "{page}");
+    }
+
+    #[test]
+    fn entries_of_one_name_that_do_not_make_one_metric_are_refused() {
+        let gauge = |labels: &[(&str, &str)]| labelled("/x", "depth", MetricType::Gauge, labels);
+        let other_help = MetricSpec {
+            help: "Another".into(),
+            ..gauge(&[("queue", "sms")])
+        };
+        let states = |states: &[&str]| MetricSpec {
+            states: Some(states.iter().map(|&s| s.to_owned()).collect()),
+            ..labelled("/h", "health", MetricType::StateSet, &[("node", "a")])
+        };
+        for (second, says) in [
+            (
+                labelled("/y", "depth", MetricType::Counter, &[("queue", "sms")]),
+                "metric #2 (depth): it is a counter, another type than metric #1",
+            ),
+            (other_help, "its help \"Another\" is another than metric #1"),
+            (
+                gauge(&[("region", "eu")]),
+                "its label names [\"region\"] are others than metric #1",
+            ),
+            (
+                gauge(&[("queue", "mail")]),
+                "metric #2 (depth): it writes the same series as metric #1",
+            ),
+        ] {
+            let specs = vec![gauge(&[("queue", "mail")]), second];
+            let error = Mapping::declare(specs, &MetricSet::staged(), "map.toml")
+                .err()
+                .unwrap();
+            assert!(error.starts_with("map.toml, "), "{error}");
+            assert!(error.contains(says), "{says:?} is not in: {error}");
+        }
+        let mut other_node = states(&["ok", "down"]);
+        other_node.labels.insert("node".into(), "b".into());
+        let specs = vec![states(&["ok", "down"]), other_node.clone()];
+        assert!(Mapping::declare(specs, &MetricSet::staged(), "map.toml").is_ok());
+        other_node.states = Some(vec!["ok".into()]);
+        let specs = vec![states(&["ok", "down"]), other_node];
+        let error = Mapping::declare(specs, &MetricSet::staged(), "map.toml")
+            .err()
+            .unwrap();
+        assert!(error.contains("its states [\"ok\"] are others"), "{error}");
     }
 
     #[test]
