@@ -63,8 +63,8 @@ pub struct ProfilisInstrumentation {
 }
 
 impl ProfilisInstrumentation {
-    /// Records queries as queries of `vendor` (`sqlite`, `postgres`, `mysql`; a name of
-    /// lowercase letters, digits, `_`, `-` and `.`, else [`OTHER_VENDOR`](crate::db::OTHER_VENDOR)).
+    /// Records queries as queries of `vendor` (`sqlite`, `postgres`, `mysql`; a name of ASCII
+    /// letters, digits, `_`, `-` and `.`, else [`OTHER_VENDOR`](crate::db::OTHER_VENDOR)).
     pub fn new(vendor: &'static str) -> ProfilisInstrumentation {
         ProfilisInstrumentation {
             vendor,

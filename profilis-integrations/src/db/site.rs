@@ -9,8 +9,8 @@ use std::sync::{Mutex, OnceLock};
 use profilis_core::{Site, DB};
 
 /// The `db_vendor` of queries whose vendor is not a vendor's name (empty, longer than
-/// [`MAX_VENDOR_LEN`] bytes, or with other characters than lowercase letters, digits, `_`,
-/// `-` and `.`: a statement passed for the vendor, say), or is a new one past
+/// [`MAX_VENDOR_LEN`] bytes, or with other characters than ASCII letters, digits, `_`, `-`
+/// and `.`: a statement passed for the vendor, say), or is a new one past
 /// [`MAX_VENDORS`].
 pub const OTHER_VENDOR: &str = "<other>";
 
@@ -23,14 +23,16 @@ pub const MAX_VENDOR_LEN: usize = 64;
 /// The vendors given a label so far, at most [`MAX_VENDORS`].
 static VENDORS: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
 
-/// Whether `vendor` has a vendor name's shape (`postgres`, `sql-server`, `db2.zos`): as
-/// `#[profiled(db = ..)]` takes it, and `.`.
+/// Whether `vendor` has a vendor name's shape (`postgres`, `sql-server`, `db2.zos`,
+/// `PostgreSQL`): as `#[profiled(db = ..)]` takes it, and `.` and uppercase letters (kept as
+/// given: `PostgreSQL` and `postgresql` are two labels, as they were before the shape was
+/// checked).
 fn is_vendor(vendor: &str) -> bool {
     !vendor.is_empty()
         && vendor.len() <= MAX_VENDOR_LEN
-        && vendor.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
-        })
+        && vendor
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// The site of [`OTHER_VENDOR`].
