@@ -93,9 +93,6 @@ impl profilis_exporter_kit::Script for SlowPoll {
 /// dying of the signal (exit status 143).
 #[test]
 fn sigterm_during_the_first_poll_runs_the_shutdown_hook_and_exits_0() {
-    use std::io::{BufRead, BufReader};
-    use std::sync::mpsc;
-
     if std::env::var_os(CHILD).is_some() {
         let code = profilis_exporter_kit::main_with_args::<SlowPoll, _, _>([
             "slow-poll",
@@ -111,64 +108,11 @@ fn sigterm_during_the_first_poll_runs_the_shutdown_hook_and_exits_0() {
         });
     }
 
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sigterm_during_the_first_poll_runs_the_shutdown_hook_and_exits_0",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the child starts");
-    let (lines, seen) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = lines.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !log
-        .iter()
-        .any(|l: &String| l.contains("first poll started"))
-    {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match seen.recv_timeout(left) {
-            Ok(line) => log.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the child's first poll did not start: {log:#?}");
-            }
-        }
-    }
-    let pid = child.id().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -TERM {pid}: {status}");
-
-    // Bounded wait for the child's exit (it would otherwise poll for a minute).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the child did not stop within 30s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    reader.join().unwrap();
-    log.extend(seen.try_iter());
+    let (exit, log) = sigterm_child_when(
+        "sigterm_during_the_first_poll_runs_the_shutdown_hook_and_exits_0",
+        "1",
+        "first poll started",
+    );
     assert!(exit.success(), "{exit}: {log:#?}");
     assert!(
         log.iter().any(|l| l.contains("shutdown hook ran")),
