@@ -28,6 +28,10 @@ pub struct Stats {
 
 /// Exact call counts of one site since the previous batch, sampled-out calls included, and the
 /// durations of its timed calls filed in buckets on the calling threads.
+///
+/// A call's duration is filed just after its count, so a batch may hold the count and the
+/// next batch its duration: a `CallCount` can have durations (or fine buckets) and no calls.
+/// Summed over batches, every timed call has one duration.
 #[derive(Debug, Clone)]
 pub struct CallCount {
     /// The site.

@@ -187,7 +187,10 @@ impl Worker {
                 site.reset_slow();
             }
             let t = &self.totals[id * stride..(id + 1) * stride];
-            if t[0] == 0 {
+            // A cycle can read a call's count and not yet its bucket or its fine bucket, which
+            // its thread writes just after: those come in the next cycle, with no new call. A
+            // site with nothing new at all is left out.
+            if t[0] == 0 && t[1..].iter().all(|&v| v == 0) && !self.has_new_latency(id as u32) {
                 continue;
             }
             let bounds = self.buckets.of(site.ids().1);
@@ -209,6 +212,11 @@ impl Worker {
                 latency: self.details.then(|| self.latency_of(id as u32)),
             });
         }
+    }
+
+    /// Whether site `id` has fine bucket counts in this cycle.
+    fn has_new_latency(&self, id: u32) -> bool {
+        self.details && self.latency.range((id, 0)..(id + 1, 0)).next().is_some()
     }
 
     /// Site `id`'s fine bucket counts of this cycle.

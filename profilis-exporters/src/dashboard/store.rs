@@ -226,7 +226,13 @@ impl Store {
         self.started_ms = self.started_ms.min(now_ms);
         self.stats = batch.stats;
         for count in batch.counts {
-            if count.calls == 0 && count.errors == 0 {
+            // Nothing new (a count may carry only the durations of calls counted in the
+            // previous batch).
+            if count.calls == 0
+                && count.errors == 0
+                && count.durations.iter().all(|b| b.count == 0)
+                && count.latency.as_ref().is_none_or(|l| l.count() == 0)
+            {
                 continue;
             }
             let site = count.site;
