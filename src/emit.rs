@@ -14,11 +14,12 @@
 //! A function recorded by name is interned once (a lock and a hash lookup on each call): meant
 //! for work measured elsewhere, not for a hot loop, where `#[profiled]` costs far less.
 //!
-//! Every name, route, status and vendor given here is a label value, used as it is: each
-//! distinct one is a series of its own and a site kept for the process, with no check or cap
-//! (unlike the adapters, which label by route template and bound what a client can add). Give
-//! values from a fixed set (a job's kind, a route's template), never an id, a raw path or user
-//! input.
+//! Every name, route and status given here is a label value, used as it is: each distinct one
+//! is a series of its own and a site kept for the process, with no check or cap (unlike the
+//! adapters, which label by route template and bound what a client can add). Give values from
+//! a fixed set (a job's kind, a route's template), never an id, a raw path or user input. A
+//! vendor is checked and capped as every query's is (see `db`: text that is not a vendor's
+//! name, and vendors past the 64th, are `db_vendor="<other>"`).
 //!
 //! A call is kept as its start and end on profilis's clock, which starts about when the
 //! machine did: a duration longer than the machine has been up (a job that outlived a reboot)

@@ -71,4 +71,21 @@ fn text_that_is_not_a_vendor_and_vendors_past_the_cap_share_one_label() {
         "{seen:?}"
     );
     assert_eq!(&seen[seen.len() - 2..], ["postgres", "vendor-0"]);
+
+    // A vendor past the cap keeps its dialect: MySQL's double-quoted strings are masked.
+    let ((), captured) = capture(|| {
+        let _ = db::query(
+            "mysql",
+            "SELECT \"ann@example.com\"",
+            || Ok::<_, String>(()),
+        );
+    });
+    let queries: Vec<_> = captured
+        .events
+        .iter()
+        .filter_map(|e| Some((e.site.label(), e.detail::<DbDetail>()?.query.clone()?)))
+        .collect();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(queries[0].0, OTHER_VENDOR, "{queries:?}");
+    assert_eq!(&*queries[0].1, "SELECT ?", "{queries:?}");
 }

@@ -28,6 +28,24 @@ pub fn statement_limit() -> usize {
     LIMIT.load(Ordering::Relaxed)
 }
 
+/// The dialect [`mask`] knows `vendor` by (`mysql`, `mariadb`, `sqlite`, `postgres`,
+/// `postgresql`, `cockroachdb`), in any case; `""` for any other vendor. Kept with a query
+/// when it starts, so its statement is masked in its vendor's dialect even when the vendor's
+/// label is [`OTHER_VENDOR`](crate::db::OTHER_VENDOR).
+pub(crate) fn dialect(vendor: &str) -> &'static str {
+    [
+        "mysql",
+        "mariadb",
+        "sqlite",
+        "postgres",
+        "postgresql",
+        "cockroachdb",
+    ]
+    .into_iter()
+    .find(|known| known.eq_ignore_ascii_case(vendor))
+    .unwrap_or("")
+}
+
 /// The statement as DB events keep it: [`mask`]ed for `vendor`'s dialect and cut to the
 /// statement limit. `None` when the limit is 0.
 pub fn for_event(vendor: &str, sql: &str) -> Option<String> {

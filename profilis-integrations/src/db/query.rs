@@ -9,7 +9,7 @@ use profilis_core::context::SpanContext;
 use profilis_core::{Failure, Outcome, Site};
 
 use super::detail::DbDetail;
-use super::mask::{for_event, mask};
+use super::mask::{dialect, for_event, mask};
 use super::site::site;
 
 /// Where a query's SQL comes from, for its event (masked there, and only if a sink wants
@@ -42,6 +42,8 @@ impl Statement for String {
 #[derive(Debug)]
 pub(crate) struct QueryCall<S> {
     site: &'static Site,
+    /// The dialect the statement is masked in: the vendor's as given, whatever its label.
+    dialect: &'static str,
     timer: Timer,
     statement: S,
 }
@@ -53,6 +55,7 @@ impl<S: Statement> QueryCall<S> {
         let timer = Timer::start_sampled(site)?;
         Some(QueryCall {
             site,
+            dialect: dialect(vendor),
             timer,
             statement,
         })
@@ -69,6 +72,7 @@ impl<S: Statement> QueryCall<S> {
         let timer = Timer::measured_sampled(site, duration)?;
         Some(QueryCall {
             site,
+            dialect: dialect(vendor),
             timer,
             statement,
         })
@@ -98,6 +102,7 @@ impl<S: Statement> QueryCall<S> {
     ) {
         let QueryCall {
             site,
+            dialect,
             timer,
             statement,
         } = self;
@@ -112,9 +117,7 @@ impl<S: Statement> QueryCall<S> {
                 .or_else(|| statement.sql())
         };
         let detail = || DbDetail {
-            query: sql()
-                .and_then(|sql| for_event(site.label(), sql))
-                .map(Arc::from),
+            query: sql().and_then(|sql| for_event(dialect, sql)).map(Arc::from),
             rows,
         };
         match failure {
@@ -122,7 +125,7 @@ impl<S: Statement> QueryCall<S> {
                 site,
                 true,
                 outcome,
-                || scrub(failure(), site.label(), sql()),
+                || scrub(failure(), dialect, sql()),
                 detail,
             ),
             None => timer.finish(site, true, error, outcome, detail),
@@ -132,18 +135,26 @@ impl<S: Statement> QueryCall<S> {
 
 /// `failure` with `sql` masked where its message quotes it: whole, or in part, as rusqlite's
 /// errors do (`no such column: x in INSERT ... at offset 31`): of a batch only the statement
-/// that failed, and of a long statement what fits before the message is cut. A quoted part is
-/// found by a run of at least [`MIN_QUOTED`] bytes the message and the statement share, so a
-/// shorter fragment (`near "x": syntax error`) stays as the client wrote it.
-fn scrub(mut failure: Failure, vendor: &str, sql: Option<&str>) -> Failure {
+/// that failed, and of a long statement what fits before the message is cut. A quote of the
+/// statement is found by a run of at least [`MIN_QUOTED`] bytes the message and the statement
+/// share; from the first such run on, the message is masked as SQL of `dialect` (so a string
+/// the quote opens is masked whole, even one cut where the message ends). A shorter fragment
+/// (`near "x": syntax error`) stays as the client wrote it.
+fn scrub(mut failure: Failure, dialect: &str, sql: Option<&str>) -> Failure {
     if let (Some(message), Some(sql)) = (failure.exception_value.as_mut(), sql) {
         if sql.is_empty() {
             return failure;
         }
         if message.contains(sql) {
-            *message = message.replace(sql, &mask(vendor, sql));
-        } else if let Some(scrubbed) = mask_quoted_parts(message, vendor, sql) {
-            *message = scrubbed;
+            *message = message.replace(sql, &mask(dialect, sql));
+        } else if let Some(at) = first_quoted(message, sql) {
+            let (before, quoted) = message.split_at(at);
+            let mut masked = format!("{before}{}", mask(dialect, quoted));
+            // A message cut short says so, also when the cut fell in a string now masked.
+            if message.ends_with('…') && !masked.ends_with('…') {
+                masked.push('…');
+            }
+            *message = masked;
         }
     }
     failure
@@ -156,48 +167,39 @@ const MIN_QUOTED: usize = 8;
 /// thread stays bounded for a statement of megabytes.
 const QUOTED_SEARCHED: usize = 64 * 1024;
 
-/// `message` with each run of at least [`MIN_QUOTED`] bytes that is also in `sql` masked as
-/// SQL (a run cut inside a string masks the rest of the run); `None` when there is none.
-fn mask_quoted_parts(message: &str, vendor: &str, sql: &str) -> Option<String> {
-    let mut end = sql.len().min(QUOTED_SEARCHED);
-    while !sql.is_char_boundary(end) {
-        end -= 1;
+/// Where in `message` the first run of at least [`MIN_QUOTED`] bytes that is also in `sql`
+/// (its first [`QUOTED_SEARCHED`] bytes) starts, moved on past whitespace; `None` when there
+/// is none. Linear in the two lengths: the statement's runs are first noted in a bit set
+/// (by a hash of their bytes), so only a run of the message found there is looked for in the
+/// statement.
+fn first_quoted(message: &str, sql: &str) -> Option<usize> {
+    let run = |bytes: &[u8]| u64::from_le_bytes(bytes[..MIN_QUOTED].try_into().unwrap_or([0; 8]));
+    let sql = &sql.as_bytes()[..sql.len().min(QUOTED_SEARCHED)];
+    if message.len() < MIN_QUOTED || sql.len() < MIN_QUOTED {
+        return None;
     }
-    let sql = &sql[..end];
-    let mut out = String::with_capacity(message.len());
-    let mut found = false;
-    let mut at = 0;
-    while at < message.len() {
-        let rest = &message[at..];
-        let quoted = rest
-            .get(..MIN_QUOTED)
-            .and_then(|probe| sql.find(probe))
-            .map(|start| {
-                let shared = rest
-                    .bytes()
-                    .zip(sql[start..].bytes())
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                let mut len = shared;
-                while !rest.is_char_boundary(len) {
-                    len -= 1;
-                }
-                len
-            });
-        match quoted {
-            Some(len) => {
-                out.push_str(&mask(vendor, &rest[..len]));
-                at += len;
-                found = true;
-            }
-            None => {
-                let step = rest.chars().next().map_or(1, char::len_utf8);
-                out.push_str(&rest[..step]);
-                at += step;
-            }
-        }
+    // About 16 bits per run of the statement (at most 128 KiB), so that few runs of the
+    // message are looked for in the statement in vain.
+    let bits = ((sql.len() - MIN_QUOTED + 1) * 16)
+        .next_power_of_two()
+        .clamp(1 << 10, 1 << 20);
+    let shift = 64 - bits.trailing_zeros();
+    let slot = |run: u64| (run.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize;
+    let mut seen = vec![0u64; bits / 64];
+    for window in sql.windows(MIN_QUOTED) {
+        let s = slot(run(window));
+        seen[s / 64] |= 1 << (s % 64);
     }
-    found.then_some(out)
+    let bytes = message.as_bytes();
+    let at = (0..=bytes.len() - MIN_QUOTED).find(|&at| {
+        let window = &bytes[at..at + MIN_QUOTED];
+        let s = slot(run(window));
+        message.is_char_boundary(at)
+            && seen[s / 64] & (1 << (s % 64)) != 0
+            && sql.windows(MIN_QUOTED).any(|w| w == window)
+    })?;
+    let skipped = message[at..].len() - message[at..].trim_start().len();
+    Some(at + skipped)
 }
 
 /// Records a query measured elsewhere (the counterpart of Python profilis's `emit_db`): a
@@ -280,7 +282,8 @@ impl<S: Statement> Query<S> {
         self.call.get().map(QueryCall::context).unwrap_or_default()
     }
 
-    /// The vendor given when the query started.
+    /// The vendor's label (`db_vendor`): the vendor given when the query started, or
+    /// [`OTHER_VENDOR`](crate::db::OTHER_VENDOR) for one that gets no label of its own.
     pub fn vendor(&self) -> &'static str {
         self.call.get().map_or("", |call| call.site.label())
     }
@@ -529,6 +532,10 @@ mod tests {
         );
         let batch = "INSERT INTO users VALUES ('bob@example.com', 'ok'); \
                      DELETE FROM users WHERE email = 'bob@example.com' RETURNING nope";
+        // Statements that begin alike: the quote of the one that failed is masked in context.
+        let alike = "INSERT INTO users VALUES ('a@x.org', '1'); \
+                     INSERT INTO users VALUES ('b@x.org', '2'); \
+                     INSERT INTO users VALUES ('ann@example.com', '3') RETURNING nope";
         let ((), captured) = capture(|| {
             let cut = crate::db::query("query-test-quoted-part", &long, || conn.execute(&long, []));
             assert!(cut.is_err());
@@ -536,6 +543,10 @@ mod tests {
                 conn.execute_batch(batch)
             });
             assert!(tail.is_err());
+            let third = crate::db::query("query-test-quoted-part", alike, || {
+                conn.execute_batch(alike)
+            });
+            assert!(third.is_err());
         });
         let messages: Vec<_> = captured
             .named("query-test-quoted-part")
@@ -545,7 +556,7 @@ mod tests {
                 failure.exception_value.clone().expect("a message")
             })
             .collect();
-        assert_eq!(messages.len(), 2);
+        assert_eq!(messages.len(), 3);
         for message in &messages {
             assert!(
                 !message.contains("example.com") && !message.contains("4111"),
@@ -561,9 +572,15 @@ mod tests {
         );
         assert!(messages[0].ends_with('…'), "{}", messages[0]);
         assert!(
-            messages[1].contains("in DELETE FROM users WHERE email = ? RETURNING nope at offset"),
+            // From the quote on, the message is masked as SQL: the offset too.
+            messages[1].ends_with("DELETE FROM users WHERE email = ? RETURNING nope at offset ?"),
             "{}",
             messages[1]
+        );
+        assert!(
+            messages[2].ends_with("INSERT INTO users VALUES (?, ?) RETURNING nope at offset ?"),
+            "{}",
+            messages[2]
         );
     }
 

@@ -48,6 +48,9 @@ fn other() -> &'static Site {
 pub fn site(vendor: &str) -> &'static Site {
     thread_local! {
         static KNOWN: RefCell<Vec<&'static Site>> = const { RefCell::new(Vec::new()) };
+        /// Vendors this thread found past the cap (at most `MAX_VENDORS` of them), so their
+        /// queries take no lock either.
+        static PAST_CAP: RefCell<Vec<Box<str>>> = const { RefCell::new(Vec::new()) };
     }
     let known = KNOWN.try_with(|known| {
         known
@@ -62,6 +65,10 @@ pub fn site(vendor: &str) -> &'static Site {
     if !is_vendor(vendor) {
         return other();
     }
+    let past_cap = PAST_CAP.try_with(|past| past.borrow().iter().any(|v| &**v == vendor));
+    if past_cap == Ok(true) {
+        return other();
+    }
     let site = {
         let mut vendors = VENDORS.lock().unwrap_or_else(|e| e.into_inner());
         match vendors.iter().copied().find(|site| site.label() == vendor) {
@@ -71,8 +78,17 @@ pub fn site(vendor: &str) -> &'static Site {
                 vendors.push(site);
                 site
             }
-            // Not kept per thread: the thread's list holds the labelled vendors only.
-            None => return other(),
+            // Kept apart: the thread's list of sites holds the labelled vendors only.
+            None => {
+                drop(vendors);
+                let _ = PAST_CAP.try_with(|past| {
+                    let mut past = past.borrow_mut();
+                    if past.len() < MAX_VENDORS {
+                        past.push(vendor.into());
+                    }
+                });
+                return other();
+            }
         }
     };
     // A thread being torn down has no list; the site is still right.
