@@ -11,6 +11,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::hash::BuildHasher;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,21 +129,29 @@ pub fn write_textfile(path: impl AsRef<Path>, text: &str) -> Result<(), Textfile
 /// file or link another process left there) costs one.
 const TEMP_ATTEMPTS: u32 = 64;
 
+/// Names tried as `.<name>.<pid>.<n>.tmp` before the rest add a random part: names taken in
+/// advance (by someone who can write to the directory) cannot stop the writer.
+const PREDICTABLE_ATTEMPTS: u32 = 8;
+
 /// Makes a new temporary file next to `path`, `.<name>.<pid>.<n>.tmp`, and opens it for
 /// writing. The name must not exist yet (`O_CREAT | O_EXCL`): a link planted at that name in a
 /// directory others can write to is not followed (which would write the page, or truncate,
 /// whatever file it points to, with this process's rights), and a file left there is not
-/// taken over; the next name is tried instead.
+/// taken over; the next name is tried instead, after [`PREDICTABLE_ATTEMPTS`] with a random
+/// part (`.<name>.<pid>.<n>.<random>.tmp`), so names taken in advance cannot stop it.
 fn create_temp(dir: &Path, path: &Path) -> io::Result<(PathBuf, fs::File)> {
     let mut last_error = None;
-    for _ in 0..TEMP_ATTEMPTS {
+    for attempt in 0..TEMP_ATTEMPTS {
         let mut temp_name = OsString::from(".");
         temp_name.push(path.file_name().unwrap_or_default());
-        temp_name.push(format!(
-            ".{}.{}.tmp",
-            std::process::id(),
-            TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        temp_name.push(format!(".{}.{seq}", std::process::id()));
+        if attempt >= PREDICTABLE_ATTEMPTS {
+            // A hasher keyed at random for this process: not to be guessed from outside.
+            let random = std::collections::hash_map::RandomState::new().hash_one(seq);
+            temp_name.push(format!(".{random:016x}"));
+        }
+        temp_name.push(".tmp");
         let temp = dir.join(temp_name);
         match fs::OpenOptions::new()
             .write(true)

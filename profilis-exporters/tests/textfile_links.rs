@@ -66,4 +66,14 @@ fn links_and_files_at_the_temporary_names_are_never_written_through() {
     for n in 0..3 {
         assert!(temp(n).is_symlink(), "{:?} was removed", temp(n));
     }
+
+    // Every name the next write would try in turn (the first took the fourth), taken in
+    // advance: it still writes.
+    for n in 4..4 + 64 {
+        symlink(&victim, temp(n)).unwrap();
+    }
+    let again = "# TYPE batch_rows_total counter\nbatch_rows_total 43\n";
+    write_textfile(dir.0.join("batch.prom"), again).unwrap();
+    assert_eq!(fs::read_to_string(&target).unwrap(), again);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
 }
