@@ -166,19 +166,21 @@ pub fn read(file: &Path) -> Result<Vec<MetricSpec>, ConfigError> {
         source,
     };
     // At most one byte past the limit: `/dev/zero` or a log file given by mistake is an
-    // error, not all the memory there is.
-    let mut text = String::new();
+    // error, not all the memory there is. Read as bytes: the cut may fall inside a character.
+    let mut bytes = Vec::new();
     std::fs::File::open(file)
         .map_err(error)?
         .take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(error)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(ConfigError::TooLarge {
             file: file.to_owned(),
             limit: MAX_FILE_BYTES,
         });
     }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     parse(file, &text)
 }
 
@@ -361,6 +363,12 @@ mod tests {
             let err = read(Path::new("/dev/zero")).unwrap_err().to_string();
             assert!(err.contains("is larger than"), "{err}");
         }
+        // Cut inside a character at the limit: still too large, not "invalid UTF-8".
+        let wide = "é".repeat(MAX_FILE_BYTES as usize / 2 + 1);
+        std::fs::write(&big, format!("# {wide}\n")).unwrap();
+        let err = read(&big).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&big);
+        assert!(err.contains("is larger than 1048576 bytes"), "{err}");
     }
 
     #[test]
