@@ -23,7 +23,8 @@
 //!   block (see [`Script::update`]);
 //! - graceful shutdown on SIGTERM and Ctrl-C, from the moment the listener is up (a signal
 //!   during the startup hook or the first poll ends it; before, during `configure`, a signal
-//!   ends the process as usual): updates stop (a running one is aborted and awaited),
+//!   ends the process as usual, except as a container's PID 1, which the kernel does not
+//!   stop on a signal it has no handler for): updates stop (a running one is aborted and awaited),
 //!   the shutdown hook runs, the listener stops (a scrape it is still answering is cut off),
 //!   the process exits 0.
 //!

@@ -16,9 +16,17 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Longest the scraper keeps trying; far above what a healthy run needs.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// 16 MiB: four times the largest send buffer Linux grows a socket to by default, so a client
-/// that reads nothing leaves most of it unsent.
-const PAGE_BYTES: usize = 16 << 20;
+/// The page's size: four times the largest send buffer the kernel grows a socket to (16 MiB
+/// for Linux's default 4 MiB), so a client that reads nothing leaves most of it unsent and the
+/// connection stays "answering"; a page that fit in the buffer would leave it idle, and the
+/// test would pass without the rule it checks.
+fn page_bytes() -> usize {
+    let largest_send_buffer = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    (4 * largest_send_buffer).max(16 << 20)
+}
 
 /// Connects with a small receive buffer, asks for `/metrics`, reads the status line (so the
 /// response is under way) and then nothing more.
@@ -38,7 +46,8 @@ fn stalled_client(addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn clients_that_never_read_their_page_give_way_to_a_scraper() {
-    let page = Arc::new("a 1\n".repeat(PAGE_BYTES / 4));
+    let page_bytes = page_bytes();
+    let page = Arc::new("a 1\n".repeat(page_bytes / 4));
     let render: RenderFn = Arc::new(move || String::clone(&page));
     let config = ListenerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
@@ -61,6 +70,6 @@ fn clients_that_never_read_their_page_give_way_to_a_scraper() {
     });
     let response =
         answered.expect("the scraper was turned away while two clients sat on their pages");
-    assert_eq!(response.body.len(), PAGE_BYTES);
+    assert_eq!(response.body.len(), page_bytes);
     drop(stalled);
 }
