@@ -135,11 +135,12 @@ impl<S: Statement> QueryCall<S> {
 
 /// `failure` with `sql` masked where its message quotes it: whole, or in part, as rusqlite's
 /// errors do (`no such column: x in INSERT ... at offset 31`): of a batch only the statement
-/// that failed, and of a long statement what fits before the message is cut. A quote of the
-/// statement is found by a run of at least [`MIN_QUOTED`] bytes the message and the statement
-/// share; from the first such run on, the message is masked as SQL of `dialect` (so a string
-/// the quote opens is masked whole, even one cut where the message ends). A shorter fragment
-/// (`near "x": syntax error`) stays as the client wrote it.
+/// that failed, and of a long statement what fits before the message is cut. A quoted part is
+/// found by a run of at least [`MIN_QUOTED`] bytes the message and the statement share, taken
+/// as long as the statement allows (where it appears more than once, at the place it goes on
+/// longest: statements of a batch that begin alike), and masked as SQL of `dialect`. A shorter
+/// fragment (`near "x": syntax error`) stays as the client wrote it, and so does a name the
+/// message mentions (`relation "missing_table" does not exist`): it masks to itself.
 fn scrub(mut failure: Failure, dialect: &str, sql: Option<&str>) -> Failure {
     if let (Some(message), Some(sql)) = (failure.exception_value.as_mut(), sql) {
         if sql.is_empty() {
@@ -147,14 +148,8 @@ fn scrub(mut failure: Failure, dialect: &str, sql: Option<&str>) -> Failure {
         }
         if message.contains(sql) {
             *message = message.replace(sql, &mask(dialect, sql));
-        } else if let Some(at) = first_quoted(message, sql) {
-            let (before, quoted) = message.split_at(at);
-            let mut masked = format!("{before}{}", mask(dialect, quoted));
-            // A message cut short says so, also when the cut fell in a string now masked.
-            if message.ends_with('…') && !masked.ends_with('…') {
-                masked.push('…');
-            }
-            *message = masked;
+        } else if let Some(scrubbed) = mask_quoted_parts(message, dialect, sql) {
+            *message = scrubbed;
         }
     }
     failure
@@ -167,39 +162,101 @@ const MIN_QUOTED: usize = 8;
 /// thread stays bounded for a statement of megabytes.
 const QUOTED_SEARCHED: usize = 64 * 1024;
 
-/// Where in `message` the first run of at least [`MIN_QUOTED`] bytes that is also in `sql`
-/// (its first [`QUOTED_SEARCHED`] bytes) starts, moved on past whitespace; `None` when there
-/// is none. Linear in the two lengths: the statement's runs are first noted in a bit set
-/// (by a hash of their bytes), so only a run of the message found there is looked for in the
-/// statement.
-fn first_quoted(message: &str, sql: &str) -> Option<usize> {
-    let run = |bytes: &[u8]| u64::from_le_bytes(bytes[..MIN_QUOTED].try_into().unwrap_or([0; 8]));
-    let sql = &sql.as_bytes()[..sql.len().min(QUOTED_SEARCHED)];
+/// `message` with each run of at least [`MIN_QUOTED`] bytes that is also in `sql` masked as
+/// SQL of `dialect` (the whitespace around it kept); `None` when there is none.
+fn mask_quoted_parts(message: &str, dialect: &str, sql: &str) -> Option<String> {
+    let mut end = sql.len().min(QUOTED_SEARCHED);
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    let sql = &sql[..end];
     if message.len() < MIN_QUOTED || sql.len() < MIN_QUOTED {
         return None;
     }
-    // About 16 bits per run of the statement (at most 128 KiB), so that few runs of the
-    // message are looked for in the statement in vain.
-    let bits = ((sql.len() - MIN_QUOTED + 1) * 16)
-        .next_power_of_two()
-        .clamp(1 << 10, 1 << 20);
-    let shift = 64 - bits.trailing_zeros();
-    let slot = |run: u64| (run.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize;
-    let mut seen = vec![0u64; bits / 64];
-    for window in sql.windows(MIN_QUOTED) {
-        let s = slot(run(window));
-        seen[s / 64] |= 1 << (s % 64);
+    let runs = Runs::of(sql.as_bytes());
+    let mut out = String::with_capacity(message.len());
+    let mut found = false;
+    let mut at = 0;
+    while at < message.len() {
+        let rest = &message[at..];
+        let quoted = rest
+            .get(..MIN_QUOTED)
+            .filter(|probe| runs.may_hold(probe.as_bytes()))
+            .and_then(|probe| longest_shared(rest, sql, probe));
+        match quoted {
+            Some(len) => {
+                let run = &rest[..len];
+                let body = run.trim();
+                let lead = run.len() - run.trim_start().len();
+                out.push_str(&run[..lead]);
+                out.push_str(&mask(dialect, body));
+                out.push_str(&run[lead + body.len()..]);
+                at += len;
+                found = true;
+            }
+            None => {
+                let step = rest.chars().next().map_or(1, char::len_utf8);
+                out.push_str(&rest[..step]);
+                at += step;
+            }
+        }
     }
-    let bytes = message.as_bytes();
-    let at = (0..=bytes.len() - MIN_QUOTED).find(|&at| {
-        let window = &bytes[at..at + MIN_QUOTED];
-        let s = slot(run(window));
-        message.is_char_boundary(at)
-            && seen[s / 64] & (1 << (s % 64)) != 0
-            && sql.windows(MIN_QUOTED).any(|w| w == window)
-    })?;
-    let skipped = message[at..].len() - message[at..].trim_start().len();
-    Some(at + skipped)
+    found.then_some(out)
+}
+
+/// How far `rest` (which starts with `probe`) goes on as `sql` does, at the place in `sql`
+/// where `probe` appears that goes on longest (cut to a character boundary of `rest`).
+fn longest_shared(rest: &str, sql: &str, probe: &str) -> Option<usize> {
+    let shared = sql
+        .match_indices(probe)
+        .map(|(start, _)| {
+            rest.bytes()
+                .zip(sql[start..].bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+        .max()?;
+    let mut len = shared;
+    while !rest.is_char_boundary(len) {
+        len -= 1;
+    }
+    Some(len)
+}
+
+/// The runs of [`MIN_QUOTED`] bytes of a statement, noted in a bit set by a hash of their
+/// bytes (about 16 bits a run, at most 128 KiB): a run of a message not in it is not in the
+/// statement, so most are not looked for there.
+struct Runs {
+    bits: Vec<u64>,
+    shift: u32,
+}
+
+impl Runs {
+    fn of(sql: &[u8]) -> Runs {
+        let bits = ((sql.len().saturating_sub(MIN_QUOTED) + 1) * 16)
+            .next_power_of_two()
+            .clamp(1 << 10, 1 << 20);
+        let mut runs = Runs {
+            bits: vec![0; bits / 64],
+            shift: 64 - bits.trailing_zeros(),
+        };
+        for run in sql.windows(MIN_QUOTED) {
+            let slot = runs.slot(run);
+            runs.bits[slot / 64] |= 1 << (slot % 64);
+        }
+        runs
+    }
+
+    fn slot(&self, run: &[u8]) -> usize {
+        let value = u64::from_le_bytes(run[..MIN_QUOTED].try_into().unwrap_or([0; 8]));
+        (value.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    /// Whether `run` may be one of the statement's (it is not if this says no).
+    fn may_hold(&self, run: &[u8]) -> bool {
+        let slot = self.slot(run);
+        self.bits[slot / 64] & (1 << (slot % 64)) != 0
+    }
 }
 
 /// Records a query measured elsewhere (the counterpart of Python profilis's `emit_db`): a
@@ -361,6 +418,45 @@ mod tests {
     use profilis_core::testing::capture;
     use profilis_core::Event;
     use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// `message` of a failed `sql` as `scrub` leaves it.
+    fn scrubbed(dialect: &str, sql: &str, message: &str) -> String {
+        let failure = Failure::new("db::Error", Some(&message));
+        scrub(failure, dialect, Some(sql)).exception_value.unwrap()
+    }
+
+    /// Found by reviews: names the message mentions were masked with the rest of it, words
+    /// were joined, and runs that began like an earlier statement kept the literal after.
+    #[test]
+    fn quoted_parts_are_masked_in_place_and_the_rest_kept() {
+        // A table's name is no literal (PostgreSQL's message, as sqlx gives it).
+        let missing = "error returned from database: relation \"missing_table\" does not exist";
+        assert_eq!(
+            scrubbed("postgres", "SELECT * FROM missing_table", missing),
+            missing
+        );
+        // The whitespace around a quote stays.
+        assert_eq!(
+            scrubbed(
+                "sqlite",
+                "SELECT a FROM t WHERE x = 'secret' UNION SELECT b FROM u",
+                "no such column: a in SELECT a FROM t WHERE x = 'secret' UNION SELECT b FRO"
+            ),
+            "no such column: a in SELECT a FROM t WHERE x = ? UNION SELECT b FRO"
+        );
+        // Statements that begin alike: the one quoted is the one that goes on longest.
+        let batch = "INSERT INTO u VALUES ('a@x.org'); INSERT INTO u VALUES ('ann@example.com') \
+                     RETURNING nope";
+        assert_eq!(
+            scrubbed(
+                "sqlite",
+                batch,
+                "no such column: nope in INSERT INTO u VALUES ('ann@example.com') RETURNING \
+                 nope at offset 3"
+            ),
+            "no such column: nope in INSERT INTO u VALUES (?) RETURNING nope at offset 3"
+        );
+    }
 
     fn detail(event: &Event) -> &DbDetail {
         event.detail::<DbDetail>().expect("a DB detail")
@@ -572,13 +668,12 @@ mod tests {
         );
         assert!(messages[0].ends_with('…'), "{}", messages[0]);
         assert!(
-            // From the quote on, the message is masked as SQL: the offset too.
-            messages[1].ends_with("DELETE FROM users WHERE email = ? RETURNING nope at offset ?"),
+            messages[1].contains("DELETE FROM users WHERE email = ? RETURNING nope at offset 6"),
             "{}",
             messages[1]
         );
         assert!(
-            messages[2].ends_with("INSERT INTO users VALUES (?, ?) RETURNING nope at offset ?"),
+            messages[2].contains(" INSERT INTO users VALUES (?, ?) RETURNING nope at offset 6"),
             "{}",
             messages[2]
         );
