@@ -464,16 +464,7 @@ where
             _claim: claim,
         }),
     };
-    let started = match signals.as_mut() {
-        Some(signals) => {
-            tokio::select! {
-                started = script.startup() => Some(started),
-                () = signals.recv() => None,
-            }
-        }
-        None => Some(script.startup().await),
-    };
-    match started {
+    match Signals::unless_caught(signals.as_mut(), script.startup()).await {
         Some(Ok(())) => {}
         Some(Err(e)) => {
             running.stop_now();
@@ -486,17 +477,12 @@ where
     }
     if let (UpdateMode::Poll { interval, .. }, false) = (mode, running.stop_requested) {
         let first = updater.update_once();
-        match signals.as_mut() {
-            Some(signals) => {
-                tokio::select! {
-                    () = first => {}
-                    () = signals.recv() => {
-                        tracing::info!("{}: stopping during the first update", S::NAME);
-                        running.stop_requested = true;
-                    }
-                }
-            }
-            None => first.await,
+        if Signals::unless_caught(signals.as_mut(), first)
+            .await
+            .is_none()
+        {
+            tracing::info!("{}: stopping during the first update", S::NAME);
+            running.stop_requested = true;
         }
         if let Some(inner) = running.inner.as_mut() {
             if !running.stop_requested {
@@ -661,6 +647,23 @@ impl Signals {
         #[cfg(not(unix))]
         {
             Signals {}
+        }
+    }
+
+    /// What `work` gives, unless a SIGTERM or Ctrl-C comes first (then `None`, and `work` is
+    /// dropped); without `signals` (none caught), what `work` gives.
+    async fn unless_caught<T>(
+        signals: Option<&mut Signals>,
+        work: impl Future<Output = T>,
+    ) -> Option<T> {
+        match signals {
+            Some(signals) => {
+                tokio::select! {
+                    done = work => Some(done),
+                    () = signals.recv() => None,
+                }
+            }
+            None => Some(work.await),
         }
     }
 
