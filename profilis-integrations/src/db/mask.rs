@@ -29,9 +29,9 @@ pub fn statement_limit() -> usize {
 }
 
 /// The dialect [`mask`] knows `vendor` by (`mysql`, `mariadb`, `sqlite`, `postgres`,
-/// `postgresql`, `cockroachdb`), in any case; `""` for any other vendor. Kept with a query
-/// when it starts, so its statement is masked in its vendor's dialect even when the vendor's
-/// label is [`OTHER_VENDOR`](crate::db::OTHER_VENDOR).
+/// `postgresql`, `cockroachdb`), in any case; `""` for any other vendor. [`mask`] reads its
+/// vendor through it; a query keeps it from its start, so its statement is masked in its
+/// vendor's dialect even when the vendor's label is [`OTHER_VENDOR`](crate::db::OTHER_VENDOR).
 pub(crate) fn dialect(vendor: &str) -> &'static str {
     [
         "mysql",
@@ -100,7 +100,8 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
     }
 }
 
-/// Replaces the literals of `sql` with `?` so that no user data is kept.
+/// Replaces the literals of `sql` with `?` so that no user data is kept, in the dialect of
+/// `vendor` (named in any case: `MySQL` is `mysql`).
 ///
 /// - strings `'...'` (with `''` escapes, and prefixes `E'..'`, `N'..'`, `X'..'`, `B'..'`),
 ///   dollar-quoted strings `$$...$$` / `$tag$...$tag$`, and numbers (`42`, `-1.5e3`
@@ -132,6 +133,7 @@ fn truncate(s: &mut String, limit: usize, cut_already: bool) {
 /// );
 /// ```
 pub fn mask(vendor: &str, sql: &str) -> String {
+    let vendor = dialect(vendor);
     let mysql = matches!(vendor, "mysql" | "mariadb");
     let sqlite = vendor == "sqlite";
     // Where block comments nest; elsewhere one ends at its first `*/`, and reading on past it
@@ -556,6 +558,9 @@ mod tests {
         );
         // Elsewhere double quotes only ever make identifiers: kept as written.
         assert!(mask("postgres", sql).contains("\"two words\""));
+        // A vendor is known in any case.
+        assert_eq!(mask("SQLite", sql), mask("sqlite", sql));
+        assert_eq!(mask("MySQL", "SELECT \"x\""), "SELECT ?");
     }
 
     /// Found by the property tests (`tests/db_mask.rs`): an unterminated quoted identifier
